@@ -1,0 +1,210 @@
+//! The directory listing cache.
+//!
+//! One `MLSD` or `LIST` answers every `stat` in a directory, so listings are the unit of
+//! caching: a `lookup` or `getattr` of a name in a directory listed less than `ttl` ago costs
+//! no FTP command, and neither does a lookup of a name that is *not* in it (negative caching
+//! for free). Listings expire after `ttl` (`-o dir_cache_ttl`), are evicted least recently
+//! used first once the cache holds more than `max_entries` entries in all (memory stays
+//! bounded whatever the tree), and are dropped by [`DirCache::invalidate`] after our own
+//! changes.
+//!
+//! A listing fetched before an invalidation must not be stored after it (it may predate the
+//! change): [`DirCache::token`] is taken before fetching and [`DirCache::insert`] refuses a
+//! listing whose token is older than the last invalidation.
+//!
+//! Concurrent misses on one directory are coalesced: the first fetches, the others wait on
+//! that directory's fetch lock and then find the result in the cache (`ls -l` sends many
+//! lookups in parallel; they cost one listing).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use lru::LruCache;
+use parking_lot::Mutex;
+
+use crate::remote::RemoteEntry;
+
+/// A directory's entries, sorted by name, with an index by name.
+#[derive(Debug)]
+pub struct Listing {
+    pub entries: Vec<RemoteEntry>,
+    index: HashMap<String, usize>,
+    fetched: Instant,
+}
+
+impl Listing {
+    pub fn new(mut entries: Vec<RemoteEntry>) -> Listing {
+        entries.sort_by(|a, b| a.name.cmp(&b.name));
+        let index = entries
+            .iter()
+            .enumerate()
+            .map(|(i, e)| (e.name.clone(), i))
+            .collect();
+        Listing {
+            entries,
+            index,
+            fetched: Instant::now(),
+        }
+    }
+
+    pub fn get(&self, name: &str) -> Option<&RemoteEntry> {
+        self.index.get(name).map(|&i| &self.entries[i])
+    }
+}
+
+pub struct DirCache {
+    ttl: Duration,
+    max_entries: usize,
+    inner: Mutex<Inner>,
+    fetching: Mutex<HashMap<String, Arc<Mutex<()>>>>,
+}
+
+struct Inner {
+    lru: LruCache<String, Arc<Listing>>,
+    total: usize,
+    invalidations: u64,
+}
+
+/// Taken before a fetch; see [`DirCache::insert`].
+#[derive(Clone, Copy, Debug)]
+pub struct Token(u64);
+
+impl DirCache {
+    pub fn new(ttl: Duration, max_entries: usize) -> DirCache {
+        DirCache {
+            ttl,
+            max_entries,
+            inner: Mutex::new(Inner {
+                lru: LruCache::unbounded(),
+                total: 0,
+                invalidations: 0,
+            }),
+            fetching: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// A fresh listing of `dir`, if cached.
+    pub fn get(&self, dir: &str) -> Option<Arc<Listing>> {
+        let mut inner = self.inner.lock();
+        let fresh = match inner.lru.get(dir) {
+            Some(l) if l.fetched.elapsed() < self.ttl => return Some(Arc::clone(l)),
+            Some(_) => false,
+            None => return None,
+        };
+        if !fresh {
+            if let Some(old) = inner.lru.pop(dir) {
+                inner.total -= old.entries.len();
+            }
+        }
+        None
+    }
+
+    pub fn token(&self) -> Token {
+        Token(self.inner.lock().invalidations)
+    }
+
+    /// Stores a listing fetched under `token`, unless an invalidation happened since.
+    /// Returns the listing either way, for the caller to use.
+    pub fn insert(&self, dir: &str, listing: Listing, token: Token) -> Arc<Listing> {
+        let listing = Arc::new(listing);
+        if self.ttl.is_zero() {
+            return listing;
+        }
+        let mut inner = self.inner.lock();
+        if inner.invalidations != token.0 {
+            return listing;
+        }
+        inner.total += listing.entries.len();
+        if let Some(old) = inner.lru.put(dir.to_string(), Arc::clone(&listing)) {
+            inner.total -= old.entries.len();
+        }
+        while inner.total > self.max_entries && inner.lru.len() > 1 {
+            match inner.lru.pop_lru() {
+                Some((_, old)) => inner.total -= old.entries.len(),
+                None => break,
+            }
+        }
+        listing
+    }
+
+    /// Forgets `dir`'s listing (after a change in it).
+    pub fn invalidate(&self, dir: &str) {
+        let mut inner = self.inner.lock();
+        inner.invalidations += 1;
+        if let Some(old) = inner.lru.pop(dir) {
+            inner.total -= old.entries.len();
+        }
+    }
+
+    /// The lock serializing fetches of `dir`. Held across the fetch on purpose: it is per
+    /// directory, and whoever waits on it wants exactly the result of that fetch.
+    pub fn fetch_lock(&self, dir: &str) -> Arc<Mutex<()>> {
+        let mut f = self.fetching.lock();
+        f.retain(|_, m| Arc::strong_count(m) > 1);
+        Arc::clone(f.entry(dir.to_string()).or_default())
+    }
+
+    #[cfg(test)]
+    fn total(&self) -> usize {
+        self.inner.lock().total
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::remote::Kind;
+
+    fn entries(names: &[&str]) -> Vec<RemoteEntry> {
+        names
+            .iter()
+            .map(|n| RemoteEntry {
+                name: n.to_string(),
+                kind: Kind::File,
+                size: 1,
+                mtime: None,
+                mode: None,
+                link_target: None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn cached_listing_answers_until_the_ttl_passes() {
+        let c = DirCache::new(Duration::from_millis(50), 100);
+        c.insert("d", Listing::new(entries(&["b", "a"])), c.token());
+        let l = c.get("d").unwrap();
+        assert_eq!(l.entries[0].name, "a", "sorted by name");
+        assert!(l.get("b").is_some() && l.get("c").is_none());
+        std::thread::sleep(Duration::from_millis(60));
+        assert!(c.get("d").is_none());
+        assert_eq!(c.total(), 0);
+    }
+
+    #[test]
+    fn a_listing_fetched_before_an_invalidation_is_not_stored() {
+        let c = DirCache::new(Duration::from_secs(60), 100);
+        let token = c.token();
+        c.invalidate("d");
+        c.insert("d", Listing::new(entries(&["stale"])), token);
+        assert!(c.get("d").is_none());
+    }
+
+    #[test]
+    fn memory_is_bounded_by_total_entries() {
+        let c = DirCache::new(Duration::from_secs(60), 5);
+        c.insert("a", Listing::new(entries(&["1", "2", "3"])), c.token());
+        c.insert("b", Listing::new(entries(&["1", "2", "3"])), c.token());
+        assert!(c.get("a").is_none(), "least recently used went first");
+        assert!(c.get("b").is_some());
+        assert_eq!(c.total(), 3);
+    }
+
+    #[test]
+    fn zero_ttl_disables_caching() {
+        let c = DirCache::new(Duration::ZERO, 5);
+        c.insert("a", Listing::new(entries(&["1"])), c.token());
+        assert!(c.get("a").is_none());
+    }
+}

@@ -1,0 +1,601 @@
+//! The validated configuration, built from the command line and `-o` option strings.
+//!
+//! The CLI struct ([`crate::cli`]) is what the user typed; [`Config`] is what the program
+//! runs with: the source URL parsed, `-o` options checked (unknown ones are errors, options
+//! meant for mount(8) or systemd are accepted and ignored), and the password found without
+//! ever needing it in argv: `--password-file`, `FTPFS_PASSWORD`, `~/.netrc` (or `$NETRC`),
+//! a prompt on a terminal, in that order. A password written in the URL still works, with a
+//! warning.
+
+use std::fmt;
+use std::io::{BufRead, Write};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use crate::cli::MountArgs;
+use crate::ftp::conn::Endpoint;
+
+/// A password. Its `Debug` and `Display` never show it.
+#[derive(Clone, Default)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(s: impl Into<String>) -> Secret {
+        Secret(s.into())
+    }
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("****")
+    }
+}
+
+/// `[ftp://][USER[:PASSWORD]@]HOST[:PORT][/PATH]`, parsed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Source {
+    pub user: Option<String>,
+    pub password: Option<String>,
+    pub host: String,
+    pub port: u16,
+    pub path: String,
+}
+
+#[derive(Clone, Debug)]
+pub struct Config {
+    pub endpoint: Endpoint,
+    pub path: String,
+    pub mountpoint: PathBuf,
+    pub connections: usize,
+    pub dir_cache_ttl: Duration,
+    pub read_only: bool,
+    pub allow_other: bool,
+    pub allow_root: bool,
+    pub default_permissions: bool,
+    pub uid: u32,
+    pub gid: u32,
+    pub umask: u32,
+    pub foreground: bool,
+    pub debug: bool,
+    pub log_file: Option<PathBuf>,
+    /// Options handed to the kernel as they are (nodev, nosuid, noexec, noatime…).
+    pub kernel_options: Vec<String>,
+    /// The source as shown in `mount` output (no password).
+    pub fsname: String,
+}
+
+impl fmt::Debug for Endpoint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Endpoint")
+            .field("host", &self.host)
+            .field("port", &self.port)
+            .field("user", &self.user)
+            .field("password", &self.password)
+            .field("timeout", &self.timeout)
+            .finish()
+    }
+}
+
+pub const DEFAULT_PORT: u16 = 21;
+pub const DEFAULT_CONNECTIONS: usize = 4;
+pub const DEFAULT_DIR_CACHE_TTL: u64 = 30;
+pub const DEFAULT_TIMEOUT: u64 = 20;
+
+pub fn parse_source(s: &str) -> Result<Source, String> {
+    let rest = match s.split_once("://") {
+        Some((scheme, rest)) if scheme.eq_ignore_ascii_case("ftp") => rest,
+        Some((scheme, _)) => return Err(format!("unsupported URL scheme {scheme:?} (use ftp://)")),
+        None => s,
+    };
+    let (authority, path) = match rest.find('/') {
+        Some(i) => (&rest[..i], &rest[i..]),
+        None => (rest, ""),
+    };
+    let (userinfo, hostport) = match authority.rsplit_once('@') {
+        Some((u, h)) => (Some(u), h),
+        None => (None, authority),
+    };
+    let (user, password) = match userinfo {
+        Some(u) => {
+            let (user, pass) = match u.split_once(':') {
+                Some((a, b)) => (a, Some(percent_decode(b)?)),
+                None => (u, None),
+            };
+            if user.is_empty() {
+                return Err("empty user name in source".into());
+            }
+            (Some(percent_decode(user)?), pass)
+        }
+        None => (None, None),
+    };
+    let (host, port) = if let Some(h) = hostport.strip_prefix('[') {
+        let (h, after) = h.split_once(']').ok_or("unterminated [ in IPv6 address")?;
+        let port = match after.strip_prefix(':') {
+            Some(p) => parse_port(p)?,
+            None if after.is_empty() => DEFAULT_PORT,
+            None => return Err(format!("unexpected {after:?} after IPv6 address")),
+        };
+        (h.to_string(), port)
+    } else {
+        match hostport.rsplit_once(':') {
+            Some((h, p)) => (h.to_string(), parse_port(p)?),
+            None => (hostport.to_string(), DEFAULT_PORT),
+        }
+    };
+    if host.is_empty() {
+        return Err("no host in source".into());
+    }
+    Ok(Source {
+        user,
+        password,
+        host,
+        port,
+        path: percent_decode(path)?,
+    })
+}
+
+fn parse_port(p: &str) -> Result<u16, String> {
+    p.parse::<u16>()
+        .ok()
+        .filter(|&n| n > 0)
+        .ok_or_else(|| format!("invalid port {p:?}"))
+}
+
+fn percent_decode(s: &str) -> Result<String, String> {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'%' {
+            let hex = s
+                .get(i + 1..i + 3)
+                .and_then(|h| u8::from_str_radix(h, 16).ok())
+                .ok_or_else(|| format!("bad percent escape in {s:?}"))?;
+            out.push(hex);
+            i += 3;
+        } else {
+            out.push(b[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).map_err(|_| format!("{s:?} is not UTF-8 once decoded"))
+}
+
+/// What `-o` options set; the rest of [`Config`] comes from flags.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct MountOpts {
+    pub read_only: bool,
+    pub allow_other: bool,
+    pub allow_root: bool,
+    pub default_permissions: bool,
+    pub dir_cache_ttl: Option<u64>,
+    pub connections: Option<usize>,
+    pub timeout: Option<u64>,
+    pub uid: Option<u32>,
+    pub gid: Option<u32>,
+    pub umask: Option<u32>,
+    pub debug: bool,
+    pub kernel: Vec<String>,
+}
+
+/// Parses a comma-separated `-o` string into `opts`.
+pub fn parse_mount_options(s: &str, opts: &mut MountOpts) -> Result<(), String> {
+    for opt in s.split(',').map(str::trim).filter(|o| !o.is_empty()) {
+        let (key, value) = match opt.split_once('=') {
+            Some((k, v)) => (k, Some(v)),
+            None => (opt, None),
+        };
+        let need = || value.ok_or_else(|| format!("option {key} needs a value"));
+        let num = |_: Option<&str>| -> Result<u64, String> {
+            need()?
+                .parse::<u64>()
+                .map_err(|_| format!("option {key}: {:?} is not a number", value.unwrap_or("")))
+        };
+        match key {
+            "ro" => opts.read_only = true,
+            "rw" => opts.read_only = false,
+            "allow_other" => opts.allow_other = true,
+            "allow_root" => opts.allow_root = true,
+            "default_permissions" => opts.default_permissions = true,
+            "dir_cache_ttl" => opts.dir_cache_ttl = Some(num(value)?),
+            "connections" => {
+                let n = num(value)?;
+                if !(1..=64).contains(&n) {
+                    return Err("connections must be between 1 and 64".into());
+                }
+                opts.connections = Some(n as usize);
+            }
+            "timeout" => {
+                let n = num(value)?;
+                if !(1..=3600).contains(&n) {
+                    return Err("timeout must be between 1 and 3600 seconds".into());
+                }
+                opts.timeout = Some(n);
+            }
+            "uid" => opts.uid = Some(num(value)? as u32),
+            "gid" => opts.gid = Some(num(value)? as u32),
+            "umask" => {
+                opts.umask = Some(
+                    u32::from_str_radix(need()?, 8)
+                        .ok()
+                        .filter(|m| *m <= 0o777)
+                        .ok_or("umask must be octal, at most 777")?,
+                )
+            }
+            "debug" => opts.debug = true,
+            "nodev" | "nosuid" | "noexec" | "noatime" | "dev" | "suid" | "exec" | "atime"
+            | "sync" | "async" | "dirsync" => opts.kernel.push(key.to_string()),
+            // For mount(8), fstab and systemd, not for us.
+            "_netdev" | "noauto" | "auto" | "nofail" | "user" | "users" | "nouser" | "defaults"
+            | "owner" | "group" | "comment" => {}
+            k if k.starts_with("x-") || k.starts_with("comment=") => {}
+            _ => return Err(format!("unknown mount option {opt:?}")),
+        }
+    }
+    Ok(())
+}
+
+/// Where a password may come from, in order, besides the command line's own sources.
+pub struct PasswordSources<'a> {
+    pub password_file: Option<&'a Path>,
+    pub env: Option<String>,
+    pub netrc: Option<PathBuf>,
+    pub interactive: bool,
+}
+
+impl Config {
+    pub fn from_args(args: &MountArgs) -> Result<Config, String> {
+        let source = parse_source(&args.source)?;
+        let mut o = MountOpts::default();
+        for s in &args.options {
+            parse_mount_options(s, &mut o)?;
+        }
+        let sources = PasswordSources {
+            password_file: args.password_file.as_deref(),
+            env: std::env::var("FTPFS_PASSWORD").ok(),
+            netrc: netrc_path(),
+            interactive: is_tty(0),
+        };
+        let (user, password) = credentials(&source, &sources)?;
+        let timeout = Duration::from_secs(o.timeout.or(args.timeout).unwrap_or(DEFAULT_TIMEOUT));
+        let endpoint = Endpoint {
+            host: source.host.clone(),
+            port: source.port,
+            user: user.clone(),
+            password,
+            timeout,
+        };
+        let fsname = format!(
+            "ftp://{}@{}{}",
+            user,
+            endpoint.display(),
+            if source.path.is_empty() {
+                "/"
+            } else {
+                &source.path
+            }
+        );
+        // SAFETY: getuid/getgid have no preconditions and cannot fail.
+        let (uid, gid) = unsafe { (libc::getuid(), libc::getgid()) };
+        Ok(Config {
+            endpoint,
+            path: source.path,
+            mountpoint: args.mountpoint.clone(),
+            connections: o
+                .connections
+                .or(args.connections)
+                .unwrap_or(DEFAULT_CONNECTIONS),
+            dir_cache_ttl: Duration::from_secs(
+                o.dir_cache_ttl
+                    .or(args.dir_cache_ttl)
+                    .unwrap_or(DEFAULT_DIR_CACHE_TTL),
+            ),
+            // Writes arrive with the write path; until then every mount is read-only.
+            read_only: true,
+            allow_other: o.allow_other,
+            allow_root: o.allow_root,
+            default_permissions: o.default_permissions,
+            uid: o.uid.unwrap_or(uid),
+            gid: o.gid.unwrap_or(gid),
+            umask: o.umask.unwrap_or(0o022),
+            foreground: args.foreground,
+            debug: o.debug,
+            log_file: args.log_file.clone(),
+            kernel_options: o.kernel,
+            fsname,
+        })
+    }
+}
+
+/// Finds user and password. No user means anonymous, unless `.netrc` has a login for the host.
+pub fn credentials(source: &Source, from: &PasswordSources) -> Result<(String, Secret), String> {
+    let netrc = from
+        .netrc
+        .as_deref()
+        .and_then(|p| std::fs::read_to_string(p).ok())
+        .map(|text| parse_netrc(&text))
+        .unwrap_or_default();
+    let for_host = |login: Option<&str>| {
+        netrc
+            .iter()
+            .find(|e| {
+                e.machine.as_deref().is_none_or(|m| m == source.host)
+                    && login.is_none_or(|l| e.login.as_deref() == Some(l))
+            })
+            .cloned()
+    };
+    let user = match &source.user {
+        Some(u) => u.clone(),
+        None => match for_host(None).and_then(|e| e.login) {
+            Some(l) => l,
+            None => return Ok(("anonymous".into(), Secret::new("ftpfs@"))),
+        },
+    };
+    if let Some(path) = from.password_file {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| format!("cannot read password file {}: {e}", path.display()))?;
+        return Ok((user, Secret::new(text.trim_end_matches(['\r', '\n']))));
+    }
+    if let Some(p) = &from.env {
+        return Ok((user, Secret::new(p.clone())));
+    }
+    if let Some(p) = &source.password {
+        log::warn!("the password is in the URL, where ps and shell history can see it; use FTPFS_PASSWORD, --password-file or ~/.netrc");
+        return Ok((user, Secret::new(p.clone())));
+    }
+    if let Some(p) = for_host(Some(&user)).and_then(|e| e.password) {
+        return Ok((user, Secret::new(p)));
+    }
+    if user == "anonymous" || user == "ftp" {
+        return Ok((user, Secret::new("ftpfs@")));
+    }
+    if from.interactive {
+        return prompt_password(&user, &source.host).map(|p| (user, p));
+    }
+    Err(format!(
+        "no password for {user}@{}: set FTPFS_PASSWORD, use --password-file or ~/.netrc, or run on a terminal",
+        source.host
+    ))
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct NetrcEntry {
+    /// `None` for the `default` entry.
+    pub machine: Option<String>,
+    pub login: Option<String>,
+    pub password: Option<String>,
+}
+
+/// Parses `.netrc`: `machine`/`default` entries with `login` and `password`; `macdef`
+/// bodies (up to an empty line) are skipped. `default` is only used after all machines.
+pub fn parse_netrc(text: &str) -> Vec<NetrcEntry> {
+    let mut entries = Vec::new();
+    let mut default = None;
+    let mut cur: Option<NetrcEntry> = None;
+    let mut lines = text.lines();
+    let mut pending: Vec<String> = Vec::new();
+    loop {
+        if pending.is_empty() {
+            match lines.next() {
+                Some(l) => {
+                    if l.trim_start().starts_with('#') {
+                        continue;
+                    }
+                    pending = l.split_whitespace().rev().map(String::from).collect()
+                }
+                None => break,
+            }
+            continue;
+        }
+        let tok = pending.pop().unwrap_or_default();
+        let mut value = || pending.pop();
+        match tok.as_str() {
+            "machine" => {
+                if let Some(e) = cur.take() {
+                    entries.push(e);
+                }
+                cur = Some(NetrcEntry {
+                    machine: value(),
+                    ..Default::default()
+                });
+            }
+            "default" => {
+                if let Some(e) = cur.take() {
+                    entries.push(e);
+                }
+                cur = Some(NetrcEntry::default());
+            }
+            "login" => {
+                let v = value();
+                if let Some(e) = cur.as_mut() {
+                    e.login = v;
+                }
+            }
+            "password" => {
+                let v = value();
+                if let Some(e) = cur.as_mut() {
+                    e.password = v;
+                }
+            }
+            "account" => {
+                value();
+            }
+            "macdef" => {
+                pending.clear();
+                for l in lines.by_ref() {
+                    if l.trim().is_empty() {
+                        break;
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    if let Some(e) = cur.take() {
+        entries.push(e);
+    }
+    entries.retain(|e| {
+        if e.machine.is_none() {
+            default = Some(e.clone());
+            false
+        } else {
+            true
+        }
+    });
+    entries.extend(default);
+    entries
+}
+
+fn netrc_path() -> Option<PathBuf> {
+    std::env::var_os("NETRC")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| Path::new(&h).join(".netrc")))
+}
+
+pub fn is_tty(fd: i32) -> bool {
+    // SAFETY: isatty only inspects the descriptor.
+    unsafe { libc::isatty(fd) == 1 }
+}
+
+/// Reads a password from the terminal with echo off.
+fn prompt_password(user: &str, host: &str) -> Result<Secret, String> {
+    let mut tty = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/tty")
+        .map_err(|e| format!("cannot open terminal for password prompt: {e}"))?;
+    use std::os::fd::AsRawFd;
+    let fd = tty.as_raw_fd();
+    // SAFETY: termios is plain data; tcgetattr fills it, and we only pass our own fd.
+    let mut term: libc::termios = unsafe { std::mem::zeroed() };
+    let have_term = unsafe { libc::tcgetattr(fd, &mut term) } == 0;
+    if have_term {
+        let mut quiet = term;
+        quiet.c_lflag &= !libc::ECHO;
+        // SAFETY: as above.
+        unsafe { libc::tcsetattr(fd, libc::TCSANOW, &quiet) };
+    }
+    let _ = write!(tty, "Password for {user}@{host}: ");
+    let _ = tty.flush();
+    let mut line = String::new();
+    let read = std::io::BufReader::new(&tty).read_line(&mut line);
+    if have_term {
+        // SAFETY: restores the settings read above.
+        unsafe { libc::tcsetattr(fd, libc::TCSANOW, &term) };
+    }
+    let _ = writeln!(tty);
+    read.map_err(|e| format!("cannot read password: {e}"))?;
+    Ok(Secret::new(line.trim_end_matches(['\r', '\n'])))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sources_parse_in_all_their_forms() {
+        let s = parse_source("ftp://alice@ftp.example.org/pub").unwrap();
+        assert_eq!(s.user.as_deref(), Some("alice"));
+        assert_eq!(
+            (s.host.as_str(), s.port, s.path.as_str()),
+            ("ftp.example.org", 21, "/pub")
+        );
+        let s = parse_source("ftp.example.org").unwrap();
+        assert_eq!((s.user, s.port, s.path.as_str()), (None, 21, ""));
+        let s = parse_source("bob%40corp:p%3Ass@127.0.0.1:2121//srv/a%20b").unwrap();
+        assert_eq!(s.user.as_deref(), Some("bob@corp"));
+        assert_eq!(s.password.as_deref(), Some("p:ss"));
+        assert_eq!((s.port, s.path.as_str()), (2121, "//srv/a b"));
+        let s = parse_source("ftp://[::1]:2121/x").unwrap();
+        assert_eq!((s.host.as_str(), s.port), ("::1", 2121));
+    }
+
+    #[test]
+    fn bad_sources_are_refused_with_a_reason() {
+        for bad in [
+            "sftp://h", "ftp://", "h:0", "h:99999", "@h", "[::1", "h/%zz",
+        ] {
+            assert!(parse_source(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn mount_options_parse_and_system_ones_are_ignored() {
+        let mut o = MountOpts::default();
+        parse_mount_options(
+            "ro,allow_other,dir_cache_ttl=5,connections=2,umask=027,_netdev,noauto,x-systemd.automount,nodev",
+            &mut o,
+        )
+        .unwrap();
+        assert!(o.read_only && o.allow_other);
+        assert_eq!(
+            (o.dir_cache_ttl, o.connections, o.umask),
+            (Some(5), Some(2), Some(0o27))
+        );
+        assert_eq!(o.kernel, vec!["nodev".to_string()]);
+        for bad in [
+            "bogus",
+            "connections=0",
+            "dir_cache_ttl=x",
+            "umask=999",
+            "timeout",
+        ] {
+            assert!(
+                parse_mount_options(bad, &mut MountOpts::default()).is_err(),
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn netrc_entries_and_default_come_in_order() {
+        let text = "# comment\nmachine a.org login alice password s3cret\n\
+                    default login anonymous password guest\n\
+                    machine b.org\n  login bob\n  password 'x'\nmacdef init\ncd /pub\n\nmachine c.org login carol password c";
+        let e = parse_netrc(text);
+        assert_eq!(e.len(), 4);
+        assert_eq!(e[0].password.as_deref(), Some("s3cret"));
+        assert_eq!(e[1].login.as_deref(), Some("bob"));
+        assert_eq!(e[2].machine.as_deref(), Some("c.org"));
+        assert_eq!(e[3].machine, None, "default comes last");
+    }
+
+    #[test]
+    fn credentials_come_from_file_env_netrc_in_that_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let netrc = dir.path().join("netrc");
+        std::fs::write(&netrc, "machine h login alice password fromnetrc\n").unwrap();
+        let pwfile = dir.path().join("pw");
+        std::fs::write(&pwfile, "fromfile\n").unwrap();
+        let src = parse_source("alice@h").unwrap();
+        let mut from = PasswordSources {
+            password_file: Some(&pwfile),
+            env: Some("fromenv".into()),
+            netrc: Some(netrc.clone()),
+            interactive: false,
+        };
+        assert_eq!(credentials(&src, &from).unwrap().1.expose(), "fromfile");
+        from.password_file = None;
+        assert_eq!(credentials(&src, &from).unwrap().1.expose(), "fromenv");
+        from.env = None;
+        assert_eq!(credentials(&src, &from).unwrap().1.expose(), "fromnetrc");
+        // No user: the netrc login for the host is used; unknown host: anonymous.
+        let (u, _) = credentials(&parse_source("h").unwrap(), &from).unwrap();
+        assert_eq!(u, "alice");
+        let (u, _) = credentials(&parse_source("other").unwrap(), &from).unwrap();
+        assert_eq!(u, "anonymous");
+        from.netrc = None;
+        assert!(
+            credentials(&src, &from).is_err(),
+            "no password and no terminal"
+        );
+    }
+
+    #[test]
+    fn secrets_do_not_print() {
+        assert_eq!(format!("{:?}", Secret::new("hunter2")), "****");
+    }
+}

@@ -1,0 +1,332 @@
+//! Errors, and the one place where they become errno values.
+//!
+//! FTP reports failure as a three-digit reply code whose meaning depends on the command that
+//! got it: `550` after `RETR` means "no such file", after `MKD` of an existing name "exists",
+//! after `RMD` of a full directory "not empty". So an error from the server is kept as
+//! [`Error::Reply`] together with the [`Op`] that received it, and only [`Error::errno`]
+//! decides what the kernel is told. That function is an exhaustive `match` without a catch-all
+//! arm for our own variants, so a new variant or operation forces a decision here; the README's
+//! *Semantics* section documents the same table.
+//!
+//! Each error also knows how loudly it should be logged ([`Error::log_level`]): an expected
+//! `ENOENT` on lookup is debug noise, a server that vanished is worth a warning.
+
+use std::fmt;
+use std::io;
+
+/// What the filesystem was doing when the server answered; it decides what a reply code means.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Op {
+    Connect,
+    Login,
+    List,
+    Retr,
+    Stat,
+}
+
+impl fmt::Display for Op {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Op::Connect => "connect",
+            Op::Login => "login",
+            Op::List => "list",
+            Op::Retr => "retrieve",
+            Op::Stat => "stat",
+        })
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The server answered `op` with a reply outside the expected set.
+    #[error("{op}: server replied {code} {text}")]
+    Reply { op: Op, code: u32, text: String },
+    /// The server could not be reached, or the connection broke.
+    #[error("{op}: {source}")]
+    Network {
+        op: Op,
+        #[source]
+        source: io::Error,
+    },
+    /// A deadline passed: the server accepted the connection but stopped answering.
+    #[error("{op}: timed out")]
+    Timeout { op: Op },
+    /// The server said something that is not FTP (garbage, truncated or oversized replies).
+    #[error("{op}: protocol error: {detail}")]
+    Protocol { op: Op, detail: String },
+    /// The name does not exist (decided locally, e.g. from a cached listing).
+    #[error("no such file or directory")]
+    NotFound,
+    /// The path names a directory where a file is needed.
+    #[error("is a directory")]
+    IsDir,
+    /// The path names a file where a directory is needed.
+    #[error("not a directory")]
+    NotDir,
+    /// A name that cannot be sent to an FTP server (`/`, NUL, CR or LF in it, or too long).
+    #[error("invalid name")]
+    InvalidName,
+    /// A name longer than the kernel allows.
+    #[error("name too long")]
+    NameTooLong,
+    /// A read at an offset the server cannot serve: it refuses `REST`.
+    #[error("server does not support REST; random access is not possible")]
+    NoRandomAccess,
+    /// The mount is read-only.
+    #[error("read-only filesystem")]
+    ReadOnly,
+    /// The caller lacks the permission bits we report.
+    #[error("permission denied")]
+    Access,
+    /// An inode or file handle the kernel sent that we do not know (after forget, or a bug).
+    #[error("stale handle")]
+    Stale,
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    /// Classifies a suppaftp error for operation `op`.
+    pub fn from_ftp(op: Op, err: suppaftp::FtpError) -> Error {
+        use suppaftp::FtpError;
+        match err {
+            FtpError::UnexpectedResponse(resp) => Error::Reply {
+                op,
+                code: resp.status.code(),
+                text: reply_text(&resp.body),
+            },
+            FtpError::ConnectionError(source) => Error::from_io(op, source),
+            FtpError::BadResponse => Error::Protocol {
+                op,
+                detail: "malformed reply".into(),
+            },
+            FtpError::InvalidAddress(e) => Error::Protocol {
+                op,
+                detail: format!("bad passive address: {e}"),
+            },
+            FtpError::DataConnectionAlreadyOpen => Error::Protocol {
+                op,
+                detail: "data connection already open".into(),
+            },
+        }
+    }
+
+    /// Classifies an I/O error on a control or data socket.
+    pub fn from_io(op: Op, source: io::Error) -> Error {
+        match source.kind() {
+            io::ErrorKind::TimedOut | io::ErrorKind::WouldBlock => Error::Timeout { op },
+            _ => Error::Network { op, source },
+        }
+    }
+
+    /// The reply code, when the server gave one.
+    pub fn code(&self) -> Option<u32> {
+        match self {
+            Error::Reply { code, .. } => Some(*code),
+            _ => None,
+        }
+    }
+
+    /// Whether the control connection that produced this error can no longer be trusted: the
+    /// pool drops such connections instead of handing them out again.
+    pub fn breaks_connection(&self) -> bool {
+        match self {
+            Error::Network { .. } | Error::Timeout { .. } | Error::Protocol { .. } => true,
+            // 421 is the server closing the control connection.
+            Error::Reply { code, .. } => *code == 421,
+            Error::NotFound
+            | Error::IsDir
+            | Error::NotDir
+            | Error::InvalidName
+            | Error::NameTooLong
+            | Error::NoRandomAccess
+            | Error::ReadOnly
+            | Error::Access
+            | Error::Stale => false,
+        }
+    }
+
+    /// The errno the kernel is given. The table is documented in the README (Semantics).
+    pub fn errno(&self) -> i32 {
+        match self {
+            Error::Reply { op, code, .. } => reply_errno(*op, *code),
+            Error::Network { .. } => libc::EIO,
+            Error::Timeout { .. } => libc::ETIMEDOUT,
+            Error::Protocol { .. } => libc::EPROTO,
+            Error::NotFound => libc::ENOENT,
+            Error::IsDir => libc::EISDIR,
+            Error::NotDir => libc::ENOTDIR,
+            Error::InvalidName => libc::EINVAL,
+            Error::NameTooLong => libc::ENAMETOOLONG,
+            Error::NoRandomAccess => libc::ESPIPE,
+            Error::ReadOnly => libc::EROFS,
+            Error::Access => libc::EACCES,
+            Error::Stale => libc::ESTALE,
+        }
+    }
+
+    /// How loudly to log this error when it reaches the kernel.
+    pub fn log_level(&self) -> log::Level {
+        match self {
+            Error::NotFound | Error::IsDir | Error::NotDir | Error::Access | Error::ReadOnly => {
+                log::Level::Debug
+            }
+            Error::Reply { code, .. } if *code == 550 => log::Level::Debug,
+            Error::InvalidName | Error::NameTooLong | Error::Stale => log::Level::Info,
+            Error::Reply { .. }
+            | Error::Network { .. }
+            | Error::Timeout { .. }
+            | Error::Protocol { .. }
+            | Error::NoRandomAccess => log::Level::Warn,
+        }
+    }
+}
+
+/// Reply code → errno for one operation. Codes follow RFC 959 and RFC 640: the first digit
+/// says whether the failure is transient (4) or permanent (5); the second whether it concerns
+/// syntax (0), the connection (2), authentication (3) or the file system (5).
+fn reply_errno(op: Op, code: u32) -> i32 {
+    match (op, code) {
+        // 530 Not logged in / 532 need account: the server will not let us.
+        (_, 530 | 532) => libc::EACCES,
+        // 421 Service not available, closing control connection; 425/426 data connection
+        // trouble: the request did not happen, and the caller may try again.
+        (_, 421 | 425 | 426) => libc::EIO,
+        // 450 file unavailable (busy), 451 local error: transient server-side trouble.
+        (_, 450 | 451) => libc::EIO,
+        // 452/552: out of storage, 552 specifically "exceeded storage allocation".
+        (_, 452) => libc::ENOSPC,
+        (_, 552) => libc::EDQUOT,
+        // 500/501: the server did not understand a command we think is valid. 502/504: not
+        // implemented. Reported as "operation not supported" rather than a generic EIO.
+        (_, 500 | 501) => libc::EINVAL,
+        (_, 502 | 504) => libc::ENOTSUP,
+        // 550 "file unavailable": on lookup-type operations the name is missing. Servers use
+        // the same code for "permission denied"; lookups cannot tell, ENOENT is what ls, find
+        // and cp expect for an entry they cannot see.
+        (Op::List | Op::Retr | Op::Stat, 550) => libc::ENOENT,
+        (Op::Connect | Op::Login, 550) => libc::EACCES,
+        // 553 file name not allowed.
+        (_, 553) => libc::EINVAL,
+        // 551 page type unknown, any other 5xx: permanent failure without finer meaning.
+        (_, 500..=599) => libc::EIO,
+        // 4xx not listed above: transient, but the operation did not happen.
+        (_, 400..=499) => libc::EIO,
+        // A 1xx/2xx/3xx arriving where a failure is reported means the dialogue went astray.
+        (_, _) => libc::EPROTO,
+    }
+}
+
+/// The human part of a reply: the text after the code on the last line, trimmed.
+pub fn reply_text(body: &[u8]) -> String {
+    let text = String::from_utf8_lossy(body);
+    let last = text.trim_end().lines().last().unwrap_or("").to_string();
+    let last = last.get(4..).unwrap_or("").trim();
+    // A reply is bounded by suppaftp, but keep log lines readable.
+    last.chars().take(200).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn reply(op: Op, code: u32) -> Error {
+        Error::Reply {
+            op,
+            code,
+            text: String::new(),
+        }
+    }
+
+    #[test]
+    fn missing_file_on_lookup_and_retrieve_is_enoent() {
+        assert_eq!(reply(Op::List, 550).errno(), libc::ENOENT);
+        assert_eq!(reply(Op::Retr, 550).errno(), libc::ENOENT);
+    }
+
+    #[test]
+    fn not_logged_in_is_eacces_whatever_the_operation() {
+        for op in [Op::Login, Op::List, Op::Retr, Op::Stat, Op::Connect] {
+            assert_eq!(reply(op, 530).errno(), libc::EACCES, "{op}");
+        }
+    }
+
+    #[test]
+    fn storage_replies_are_space_errors() {
+        assert_eq!(reply(Op::Retr, 452).errno(), libc::ENOSPC);
+        assert_eq!(reply(Op::Retr, 552).errno(), libc::EDQUOT);
+    }
+
+    #[test]
+    fn transient_replies_are_eio_and_421_breaks_the_connection() {
+        assert_eq!(reply(Op::Retr, 451).errno(), libc::EIO);
+        assert!(reply(Op::List, 421).breaks_connection());
+        assert!(!reply(Op::List, 550).breaks_connection());
+    }
+
+    #[test]
+    fn a_success_code_reported_as_failure_is_a_protocol_error() {
+        assert_eq!(reply(Op::List, 226).errno(), libc::EPROTO);
+    }
+
+    #[test]
+    fn timeouts_are_etimedout_and_break_the_connection() {
+        let e = Error::from_io(Op::Retr, io::Error::from(io::ErrorKind::WouldBlock));
+        assert_eq!(e.errno(), libc::ETIMEDOUT);
+        assert!(e.breaks_connection());
+    }
+
+    #[test]
+    fn reply_text_takes_the_last_line_without_its_code() {
+        assert_eq!(
+            reply_text(b"530-Sorry\r\n530 Login incorrect.\r\n"),
+            "Login incorrect."
+        );
+        assert_eq!(reply_text(b"5"), "");
+    }
+}
+
+/// Masks passwords in a log line: the argument of any `PASS` command, and the password
+/// itself wherever it appears (when it is long enough not to mask ordinary words).
+pub fn mask_secrets(line: &str, secret: Option<&String>) -> String {
+    let mut out = String::with_capacity(line.len());
+    let mut rest = line;
+    while let Some(i) = rest
+        .as_bytes()
+        .windows(5)
+        .position(|w| w.eq_ignore_ascii_case(b"PASS "))
+    {
+        out.push_str(&rest[..i + 5]);
+        let after = &rest[i + 5..];
+        let end = after
+            .find(|c: char| c.is_whitespace() || c == '"' || c == '\\')
+            .unwrap_or(after.len());
+        out.push_str("****");
+        rest = &after[end..];
+    }
+    out.push_str(rest);
+    match secret {
+        Some(s) if s.len() >= 4 => out.replace(s.as_str(), "****"),
+        _ => out,
+    }
+}
+
+#[cfg(test)]
+mod mask_tests {
+    use super::mask_secrets;
+
+    #[test]
+    fn pass_arguments_and_the_password_itself_are_masked() {
+        let s = "hunter22".to_string();
+        assert_eq!(
+            mask_secrets("CC OUT: PASS hunter22", Some(&s)),
+            "CC OUT: PASS ****"
+        );
+        assert_eq!(
+            mask_secrets("CC OUT: \"pass hunter22\\r\\n\"", None),
+            "CC OUT: \"pass ****\\r\\n\""
+        );
+        assert_eq!(mask_secrets("login hunter22 x", Some(&s)), "login **** x");
+        assert_eq!(mask_secrets("nothing here", Some(&s)), "nothing here");
+    }
+}

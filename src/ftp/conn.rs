@@ -1,0 +1,245 @@
+//! One logged-in control connection, and what we learn about a server once.
+//!
+//! Servers differ in what they support, and asking costs round trips. The first connection
+//! asks: `FEAT` (for `MLST`, `UTF8`, `REST STREAM`), then probes `EPSV` and `REST` directly,
+//! because many servers implement both without listing them. The answers are kept in
+//! [`Caps`] and every later connection only repeats what is per-connection state:
+//! login, `OPTS UTF8 ON`, `TYPE I`.
+//!
+//! Every socket has a deadline: connecting, each reply on the control connection, and each
+//! read or write on a data connection. A server that accepts a connection and then says
+//! nothing costs at most one timeout, never a hung process.
+//!
+//! Passive mode: `EPSV` when the server has it (required for IPv6), else `PASV`. A server
+//! behind NAT often answers `PASV` with its private address; as lftp does, when the address
+//! given is private (or unspecified) and the control connection's peer is not, we connect to
+//! the peer's address instead.
+
+use std::net::{IpAddr, SocketAddr, TcpStream, ToSocketAddrs};
+use std::sync::Arc;
+use std::time::Duration;
+
+use parking_lot::Mutex;
+use suppaftp::types::FileType;
+use suppaftp::{FtpError, FtpStream, Mode, Status};
+
+use crate::error::{Error, Op, Result};
+
+/// Where and how to connect. Built from the validated [`crate::config::Config`].
+#[derive(Clone)]
+pub struct Endpoint {
+    pub host: String,
+    pub port: u16,
+    pub user: String,
+    pub password: crate::config::Secret,
+    /// Timeout for connecting and for each reply or data read.
+    pub timeout: Duration,
+}
+
+impl Endpoint {
+    pub fn display(&self) -> String {
+        if self.host.contains(':') {
+            format!("[{}]:{}", self.host, self.port)
+        } else {
+            format!("{}:{}", self.host, self.port)
+        }
+    }
+}
+
+/// What a server supports, learned on the first connection.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Caps {
+    pub mlsd: bool,
+    pub utf8: bool,
+    pub epsv: bool,
+    pub rest: bool,
+}
+
+/// Capabilities shared by all connections to one server.
+#[derive(Default)]
+pub struct ServerInfo {
+    caps: Mutex<Option<Caps>>,
+}
+
+impl ServerInfo {
+    pub fn caps(&self) -> Option<Caps> {
+        *self.caps.lock()
+    }
+}
+
+/// A logged-in control connection in binary mode.
+pub struct Conn {
+    pub ftp: FtpStream,
+    pub caps: Caps,
+}
+
+impl Conn {
+    pub fn connect(ep: &Endpoint, info: &ServerInfo) -> Result<Conn> {
+        let stream = tcp_connect(ep)?;
+        let peer = stream
+            .peer_addr()
+            .map_err(|e| Error::from_io(Op::Connect, e))?;
+        for r in [
+            stream.set_read_timeout(Some(ep.timeout)),
+            stream.set_write_timeout(Some(ep.timeout)),
+            stream.set_nodelay(true),
+        ] {
+            r.map_err(|e| Error::from_io(Op::Connect, e))?;
+        }
+        let mut ftp =
+            FtpStream::connect_with_stream(stream).map_err(|e| Error::from_ftp(Op::Connect, e))?;
+        log::debug!("connected to {} (peer {peer})", ep.display());
+        ftp.login(ep.user.as_str(), ep.password.expose())
+            .map_err(|e| Error::from_ftp(Op::Login, e))?;
+
+        let known = info.caps();
+        let caps = match known {
+            Some(c) => c,
+            None => probe_features(&mut ftp)?,
+        };
+        if caps.utf8 {
+            // Servers that advertise UTF8 but refuse OPTS still speak it; ignore the answer.
+            let _ = ftp.custom_command("OPTS UTF8 ON", &[Status::CommandOk, Status::Unknown]);
+        }
+        ftp.transfer_type(FileType::Binary)
+            .map_err(|e| Error::from_ftp(Op::Connect, e))?;
+        let caps = match known {
+            Some(c) => c,
+            None => {
+                let c = probe_transfers(&mut ftp, caps);
+                log::info!("server {} capabilities: {c:?}", ep.display());
+                *info.caps.lock() = Some(c);
+                c
+            }
+        };
+        ftp.set_mode(if caps.epsv {
+            Mode::ExtendedPassive
+        } else {
+            Mode::Passive
+        });
+        let timeout = ep.timeout;
+        let ftp = ftp.passive_stream_builder(move |addr: SocketAddr| {
+            let addr = fix_passive_address(addr, peer.ip());
+            let s =
+                TcpStream::connect_timeout(&addr, timeout).map_err(FtpError::ConnectionError)?;
+            s.set_read_timeout(Some(timeout))
+                .and_then(|_| s.set_write_timeout(Some(timeout)))
+                .map_err(FtpError::ConnectionError)?;
+            Ok(s)
+        });
+        Ok(Conn { ftp, caps })
+    }
+
+    /// Polite goodbye; errors do not matter any more.
+    pub fn quit(mut self) {
+        let _ = self.ftp.quit();
+    }
+}
+
+fn tcp_connect(ep: &Endpoint) -> Result<TcpStream> {
+    let addrs: Vec<SocketAddr> = (ep.host.as_str(), ep.port)
+        .to_socket_addrs()
+        .map_err(|e| Error::from_io(Op::Connect, e))?
+        .collect();
+    let mut last = None;
+    for addr in addrs {
+        match TcpStream::connect_timeout(&addr, ep.timeout) {
+            Ok(s) => return Ok(s),
+            Err(e) => last = Some(e),
+        }
+    }
+    Err(Error::from_io(
+        Op::Connect,
+        last.unwrap_or_else(|| std::io::Error::other("host name resolved to no address")),
+    ))
+}
+
+/// FEAT: which optional commands the server advertises. A server without FEAT (500/502)
+/// advertises nothing; that is not an error.
+fn probe_features(ftp: &mut FtpStream) -> Result<Caps> {
+    let feats = match ftp.feat() {
+        Ok(f) => f,
+        Err(FtpError::UnexpectedResponse(_)) => Default::default(),
+        Err(e) => return Err(Error::from_ftp(Op::Connect, e)),
+    };
+    let has = |k: &str| feats.keys().any(|f| f.eq_ignore_ascii_case(k));
+    Ok(Caps {
+        mlsd: has("MLST"),
+        utf8: has("UTF8"),
+        epsv: false,
+        rest: false,
+    })
+}
+
+/// EPSV and REST are often implemented but not advertised, so ask directly. An unused EPSV
+/// listener is closed by the server at the next EPSV/PASV; `REST 0` changes nothing.
+fn probe_transfers(ftp: &mut FtpStream, mut caps: Caps) -> Caps {
+    caps.epsv = ftp
+        .custom_command("EPSV", &[Status::ExtendedPassiveMode])
+        .is_ok();
+    caps.rest = ftp
+        .custom_command("REST 0", &[Status::RequestFilePending])
+        .is_ok();
+    caps
+}
+
+/// Replaces a private or unspecified passive address by the control peer's when the peer is
+/// public: the server is behind NAT and told us the address it sees, not the one we can reach.
+pub fn fix_passive_address(addr: SocketAddr, peer: IpAddr) -> SocketAddr {
+    let local_kind = |ip: IpAddr| match ip {
+        IpAddr::V4(v4) => {
+            v4.is_private() || v4.is_loopback() || v4.is_link_local() || v4.is_unspecified()
+        }
+        IpAddr::V6(v6) => v6.is_loopback() || v6.is_unspecified(),
+    };
+    let reported = addr.ip();
+    if reported.is_unspecified() || (local_kind(reported) && !local_kind(peer)) {
+        SocketAddr::new(peer, addr.port())
+    } else {
+        addr
+    }
+}
+
+/// A shareable handle to [`ServerInfo`].
+pub type SharedInfo = Arc<ServerInfo>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sa(s: &str) -> SocketAddr {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn private_passive_address_from_a_public_server_is_replaced() {
+        let peer: IpAddr = "203.0.113.7".parse().unwrap();
+        assert_eq!(
+            fix_passive_address(sa("192.168.1.10:40000"), peer),
+            sa("203.0.113.7:40000")
+        );
+        assert_eq!(
+            fix_passive_address(sa("0.0.0.0:40000"), peer),
+            sa("203.0.113.7:40000")
+        );
+    }
+
+    #[test]
+    fn passive_address_is_kept_when_it_is_as_reachable_as_the_peer() {
+        let lan: IpAddr = "10.0.0.2".parse().unwrap();
+        assert_eq!(
+            fix_passive_address(sa("10.0.0.3:40000"), lan),
+            sa("10.0.0.3:40000")
+        );
+        let public: IpAddr = "203.0.113.7".parse().unwrap();
+        assert_eq!(
+            fix_passive_address(sa("198.51.100.1:40000"), public),
+            sa("198.51.100.1:40000")
+        );
+        let lo: IpAddr = "127.0.0.1".parse().unwrap();
+        assert_eq!(
+            fix_passive_address(sa("127.0.0.1:40000"), lo),
+            sa("127.0.0.1:40000")
+        );
+    }
+}

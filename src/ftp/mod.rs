@@ -1,0 +1,278 @@
+//! The [`Remote`] over FTP: a connection pool, listings and streaming reads.
+//!
+//! Listings: `MLSD <path>` when the server advertises `MLST`, since its lines are
+//! machine-readable and its times are UTC. Otherwise `CWD <path>` then `LIST -a` (falling back
+//! to plain `LIST` if the server refuses the flag): many servers glob or parse options in a
+//! `LIST` argument, so a directory named `-l` or `[abc]` would list the wrong thing, while
+//! `CWD` takes its argument literally. Listing data is read with bounds: a line longer than
+//! [`MAX_LINE`] is skipped, a listing larger than [`MAX_LISTING`] fails with `EPROTO`.
+
+pub mod conn;
+pub mod listing;
+pub mod pool;
+pub mod reader;
+
+use std::io::{BufRead, BufReader};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use suppaftp::Status;
+
+use self::conn::{Endpoint, ServerInfo};
+use self::pool::{Pool, Purpose};
+use self::reader::FtpReader;
+use crate::error::{Error, Op, Result};
+use crate::remote::{Remote, RemoteEntry};
+
+/// The longest listing line we keep (a name is at most 255 bytes; facts add little).
+pub const MAX_LINE: usize = 16 * 1024;
+/// The most listing bytes we read for one directory.
+pub const MAX_LISTING: u64 = 256 * 1024 * 1024;
+
+pub struct FtpRemote {
+    pool: Arc<Pool>,
+    /// Absolute server path of the mount's root, without trailing slash ("" for "/").
+    root: String,
+    /// Set once the server refused `LIST -a`.
+    plain_list: AtomicBool,
+}
+
+impl FtpRemote {
+    /// Connects and logs in once (so a wrong password or an unreachable server is reported
+    /// before anything is mounted), resolves the root path and checks it is a directory.
+    ///
+    /// `path` follows curl's reading of FTP URLs: relative to the login directory, absolute
+    /// when it starts with `//` (`ftp://host//srv/data`).
+    pub fn connect(endpoint: Endpoint, connections: usize, path: &str) -> Result<FtpRemote> {
+        let pool = Pool::new(endpoint, Arc::new(ServerInfo::default()), connections);
+        let mut lease = pool.checkout(Purpose::Meta)?;
+        let root = lease.run(|c| {
+            let home = if path.starts_with("//") {
+                String::new()
+            } else {
+                c.ftp.pwd().map_err(|e| Error::from_ftp(Op::Stat, e))?
+            };
+            let joined = format!("{}/{}", home.trim_end_matches('/'), path.trim_matches('/'));
+            let root = normalize(&joined);
+            c.ftp
+                .cwd(if root.is_empty() { "/" } else { &root })
+                .map_err(|e| Error::from_ftp(Op::Stat, e))?;
+            Ok(root)
+        })?;
+        drop(lease);
+        log::info!(
+            "mounted root is {:?} on {}",
+            if root.is_empty() { "/" } else { &root },
+            pool.endpoint().display()
+        );
+        Ok(FtpRemote {
+            pool,
+            root,
+            plain_list: AtomicBool::new(false),
+        })
+    }
+
+    /// The absolute server path of a mount-relative path.
+    fn abs(&self, rel: &str) -> String {
+        match (self.root.is_empty(), rel.is_empty()) {
+            (true, true) => "/".to_string(),
+            (true, false) => format!("/{rel}"),
+            (false, true) => self.root.clone(),
+            (false, false) => format!("{}/{rel}", self.root),
+        }
+    }
+
+    pub fn shutdown(&self) {
+        self.pool.shutdown();
+    }
+
+    #[cfg(test)]
+    pub fn pool(&self) -> &Arc<Pool> {
+        &self.pool
+    }
+}
+
+impl Remote for FtpRemote {
+    type Reader = FtpReader;
+
+    fn list(&self, dir: &str) -> Result<Vec<RemoteEntry>> {
+        let path = self.abs(dir);
+        let mut lease = self.pool.checkout(Purpose::Meta)?;
+        let mlsd = lease.conn().caps.mlsd;
+        let lines = if mlsd {
+            lease.run(|c| data_lines(&mut c.ftp, &format!("MLSD {path}")))?
+        } else {
+            lease.run(|c| {
+                c.ftp.cwd(&path).map_err(|e| Error::from_ftp(Op::List, e))?;
+                if !self.plain_list.load(Ordering::Relaxed) {
+                    match data_lines(&mut c.ftp, "LIST -a") {
+                        Err(Error::Reply { code, .. }) if (500..=504).contains(&code) => {
+                            log::info!("server refuses `LIST -a`; using `LIST`");
+                            self.plain_list.store(true, Ordering::Relaxed);
+                        }
+                        other => return other,
+                    }
+                }
+                data_lines(&mut c.ftp, "LIST")
+            })?
+        };
+        drop(lease);
+        let now = SystemTime::now();
+        let mut entries = Vec::with_capacity(lines.len());
+        let mut seen = std::collections::HashSet::new();
+        for line in &lines {
+            let parsed = if mlsd {
+                listing::parse_mlsd_line(line)
+            } else {
+                listing::parse_list_line(line, now)
+            };
+            match parsed {
+                Some(e) if seen.insert(e.name.clone()) => entries.push(e),
+                Some(e) => log::debug!("{path}: duplicate entry {:?} ignored", e.name),
+                None => log::debug!("{path}: skipped listing line {line:?}"),
+            }
+        }
+        log::debug!("listed {path}: {} entries", entries.len());
+        Ok(entries)
+    }
+
+    fn open_reader(&self, path: &str, _size_hint: u64) -> Result<FtpReader> {
+        Ok(FtpReader::new(Arc::clone(&self.pool), self.abs(path)))
+    }
+}
+
+/// Runs a listing command and reads its data connection as lines, with bounds.
+fn data_lines(ftp: &mut suppaftp::FtpStream, command: &str) -> Result<Vec<String>> {
+    let (_, stream) = ftp
+        .custom_data_command(command, &[Status::AboutToSend, Status::AlreadyOpen])
+        .map_err(|e| Error::from_ftp(Op::List, e))?;
+    let mut reader = BufReader::with_capacity(64 * 1024, stream);
+    let mut lines = Vec::new();
+    let mut line = Vec::with_capacity(256);
+    let mut total: u64 = 0;
+    loop {
+        line.clear();
+        let (n, complete) = read_line_bounded(&mut reader, &mut line, MAX_LINE)
+            .map_err(|e| Error::from_io(Op::List, e))?;
+        if n == 0 {
+            break;
+        }
+        total += n as u64;
+        if total > MAX_LISTING {
+            log::warn!("{command}: listing exceeds {MAX_LISTING} bytes; giving up");
+            // Dropping the stream closes the data connection; the reply is read by finish.
+            let _ = reader.into_inner().finish();
+            return Err(Error::Protocol {
+                op: Op::List,
+                detail: "listing too large".into(),
+            });
+        }
+        if !complete {
+            log::debug!("{command}: skipped a listing line longer than {MAX_LINE} bytes");
+            continue;
+        }
+        while matches!(line.last(), Some(b'\n' | b'\r')) {
+            line.pop();
+        }
+        if line.is_empty() {
+            continue;
+        }
+        match std::str::from_utf8(&line) {
+            Ok(s) => lines.push(s.to_string()),
+            Err(_) => log::debug!(
+                "{command}: skipped a line that is not UTF-8: {:?}",
+                String::from_utf8_lossy(&line)
+            ),
+        }
+    }
+    reader
+        .into_inner()
+        .finish()
+        .map_err(|e| Error::from_ftp(Op::List, e))?;
+    Ok(lines)
+}
+
+/// Reads up to and including `\n`, keeping at most `max` bytes. Returns the number of bytes
+/// consumed and whether the whole line fit.
+fn read_line_bounded(
+    r: &mut impl BufRead,
+    line: &mut Vec<u8>,
+    max: usize,
+) -> std::io::Result<(usize, bool)> {
+    let mut consumed = 0;
+    let mut fits = true;
+    loop {
+        let buf = match r.fill_buf() {
+            Ok(b) => b,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        if buf.is_empty() {
+            return Ok((consumed, fits));
+        }
+        let (take, done) = match buf.iter().position(|&b| b == b'\n') {
+            Some(i) => (i + 1, true),
+            None => (buf.len(), false),
+        };
+        if fits && line.len() + take <= max {
+            line.extend_from_slice(&buf[..take]);
+        } else {
+            fits = false;
+            line.clear();
+        }
+        r.consume(take);
+        consumed += take;
+        if done {
+            return Ok((consumed, fits));
+        }
+    }
+}
+
+/// Resolves `.` and `..` in an absolute server path; returns "" for the root.
+fn normalize(path: &str) -> String {
+    let mut parts: Vec<&str> = Vec::new();
+    for p in path.split('/') {
+        match p {
+            "" | "." => {}
+            ".." => {
+                parts.pop();
+            }
+            p => parts.push(p),
+        }
+    }
+    if parts.is_empty() {
+        String::new()
+    } else {
+        format!("/{}", parts.join("/"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn root_paths_normalize() {
+        assert_eq!(normalize("/"), "");
+        assert_eq!(normalize("//pub/./a/../b/"), "/pub/b");
+        assert_eq!(normalize("/home/alice/pub"), "/home/alice/pub");
+        assert_eq!(normalize("/../.."), "");
+    }
+
+    #[test]
+    fn long_lines_are_skipped_whole_and_reading_goes_on() {
+        let mut data = vec![b'x'; 100_000];
+        data.extend_from_slice(b"\nshort\r\n");
+        let mut r = BufReader::with_capacity(1000, &data[..]);
+        let mut line = Vec::new();
+        let (n, fits) = read_line_bounded(&mut r, &mut line, 1024).unwrap();
+        assert_eq!((n, fits), (100_001, false));
+        line.clear();
+        let (_, fits) = read_line_bounded(&mut r, &mut line, 1024).unwrap();
+        assert!(fits);
+        assert_eq!(line, b"short\r\n");
+        line.clear();
+        assert_eq!(read_line_bounded(&mut r, &mut line, 1024).unwrap().0, 0);
+    }
+}

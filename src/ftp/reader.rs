@@ -1,0 +1,345 @@
+//! Reading a remote file through `REST` + `RETR` streams.
+//!
+//! The kernel reads a file in chunks (128 KiB and up), in order for `cat` and `cp`, at random
+//! for `tail -c`, `less` or a database file, and, with several FUSE threads, sometimes a
+//! little out of order (two readahead requests overtaking each other). An FTP download is a
+//! stream: starting one costs several round trips (`EPSV`, connect, `REST`, `RETR`), reading
+//! on from where it is costs nothing. So:
+//!
+//! - each open file keeps one stream and serves a read at the stream's position from it;
+//! - a read a little ahead (≤ [`SKIP_MAX`]) reads through the gap instead of restarting;
+//! - the last [`WINDOW`] bytes delivered are kept, so a read slightly behind (overtaken
+//!   readahead, `less` scrolling back a page) costs nothing either;
+//! - any other seek closes the stream and opens a new one with `REST` at the new offset. The
+//!   stream is ended by closing the data connection and reading the server's reply (`426` or
+//!   `226`); `ABOR` is not used, because pure-ftpd and pyftpdlib answer it in ways that leave
+//!   the control connection out of step;
+//! - a server without `REST` serves sequential reads; a read far from the stream's position
+//!   fails with `ESPIPE` instead of returning wrong bytes (within [`NO_REST_SKIP`] of the start
+//!   we restart at 0 and read through);
+//! - a transfer ends only with the server's `226`: a data connection that closes early without
+//!   it is an error (`EIO`), never a silently short file.
+//!
+//! The per-file mutex is held while the stream is read: a stream has one position, so reads of
+//! one file are sequential by nature. It is a per-file lock, never a shared one, and the pool
+//! only ever `try_lock`s it (see [`super::pool`]).
+
+use std::collections::VecDeque;
+use std::io::Read;
+use std::sync::{Arc, Weak};
+
+use parking_lot::Mutex;
+use suppaftp::{FtpError, FtpResult, TlsStream, TransferStream};
+
+use super::pool::{Lease, Pool, Purpose, Reclaim, Reclaimed};
+use crate::error::{Error, Op, Result};
+use crate::remote::RemoteReader;
+
+/// Forward gaps up to this size are read through rather than reopened.
+pub const SKIP_MAX: u64 = 512 * 1024;
+/// Bytes kept behind the stream position for reads that come slightly late.
+pub const WINDOW: usize = 2 * 1024 * 1024;
+/// Without `REST`, a read this close to the start restarts at 0 and reads through.
+pub const NO_REST_SKIP: u64 = 16 * 1024 * 1024;
+
+pub struct FtpReader {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    pool: Arc<Pool>,
+    path: String,
+    state: Mutex<State>,
+}
+
+#[derive(Default)]
+struct State {
+    stream: Option<Stream>,
+    window: Window,
+    registered: bool,
+}
+
+/// An open `RETR` on a leased connection.
+struct Stream {
+    lease: Lease,
+    transfer: Option<Box<dyn Transfer>>,
+    pos: u64,
+    /// Whether the server takes `REST`, so a restart anywhere is cheap.
+    rest: bool,
+}
+
+impl FtpReader {
+    pub fn new(pool: Arc<Pool>, path: String) -> FtpReader {
+        FtpReader {
+            inner: Arc::new(Inner {
+                pool,
+                path,
+                state: Mutex::new(State::default()),
+            }),
+        }
+    }
+}
+
+impl RemoteReader for FtpReader {
+    fn read_at(&self, offset: u64, buf: &mut [u8]) -> Result<usize> {
+        let mut st = self.inner.state.lock();
+        let mut filled = st.window.copy_out(offset, buf);
+        while filled < buf.len() {
+            let n = self
+                .inner
+                .read_stream(&mut st, offset + filled as u64, &mut buf[filled..])?;
+            if n == 0 {
+                break;
+            }
+            filled += n;
+        }
+        Ok(filled)
+    }
+}
+
+impl Drop for FtpReader {
+    fn drop(&mut self) {
+        let stream = self.inner.state.lock().stream.take();
+        if let Some(s) = stream {
+            drop(s.close());
+        }
+    }
+}
+
+impl Inner {
+    /// Reads from the stream positioned at `pos` (opening or moving it as needed). Returns 0
+    /// at end of file.
+    fn read_stream(self: &Arc<Self>, st: &mut State, pos: u64, out: &mut [u8]) -> Result<usize> {
+        loop {
+            let current = st.stream.as_ref().map(|s| (s.pos, s.rest));
+            match current {
+                Some((p, _)) if p == pos => break,
+                Some((p, rest))
+                    if p < pos && pos - p <= if rest { SKIP_MAX } else { NO_REST_SKIP } =>
+                {
+                    let mut scratch = vec![0u8; (pos - p).min(256 * 1024) as usize];
+                    if self.pull(st, p, &mut scratch)? == 0 {
+                        return Ok(0);
+                    }
+                }
+                Some(_) => {
+                    if let Some(s) = st.stream.take() {
+                        drop(s.close());
+                    }
+                }
+                None => {
+                    let s = self.open_at(pos)?;
+                    if !st.registered {
+                        let me: Weak<dyn Reclaim> = Arc::downgrade(self) as Weak<dyn Reclaim>;
+                        self.pool.register(me);
+                        st.registered = true;
+                    }
+                    st.window.reset(s.pos);
+                    st.stream = Some(s);
+                }
+            }
+        }
+        self.pull(st, pos, out)
+    }
+
+    /// One read from the stream, which is at `pos`; the bytes also go into the window.
+    fn pull(&self, st: &mut State, pos: u64, out: &mut [u8]) -> Result<usize> {
+        let s = st.stream.as_mut().expect("caller positioned a stream");
+        let transfer = s.transfer.as_mut().expect("an open stream has a transfer");
+        match transfer.read(out) {
+            Ok(0) => {
+                let s = st.stream.take().expect("checked above");
+                s.finish()?;
+                Ok(0)
+            }
+            Ok(n) => {
+                s.pos += n as u64;
+                st.window.push(pos, &out[..n]);
+                Ok(n)
+            }
+            Err(e) => {
+                let mut s = st.stream.take().expect("checked above");
+                s.lease.mark_broken();
+                log::warn!("download of {} broke at byte {pos}: {e}", self.path);
+                Err(Error::from_io(Op::Retr, e))
+            }
+        }
+    }
+
+    fn open_at(&self, pos: u64) -> Result<Stream> {
+        let mut lease = self.pool.checkout(Purpose::Transfer)?;
+        let rest = lease.conn().caps.rest;
+        let start = if rest || pos == 0 {
+            pos
+        } else if pos <= NO_REST_SKIP {
+            0
+        } else {
+            log::warn!(
+                "{}: read at {pos} needs REST, which the server does not support",
+                self.path
+            );
+            return Err(Error::NoRandomAccess);
+        };
+        let path = &self.path;
+        let transfer = lease.run(|c| {
+            if start > 0 {
+                let _ = c.ftp.resume_transfer(start as usize);
+            }
+            c.ftp
+                .retr_as_stream(path)
+                .map_err(|e| Error::from_ftp(Op::Retr, e))
+        })?;
+        log::debug!("RETR {path} from {start}");
+        Ok(Stream {
+            lease,
+            transfer: Some(Box::new(transfer)),
+            pos: start,
+            rest,
+        })
+    }
+}
+
+impl Reclaim for Inner {
+    fn try_take(&self) -> Option<Box<dyn Reclaimed>> {
+        let mut st = self.state.try_lock()?;
+        let s = st.stream.take()?;
+        Some(Box::new(s))
+    }
+}
+
+impl Reclaimed for Stream {
+    fn into_lease(self: Box<Self>) -> Option<Lease> {
+        (*self).close()
+    }
+}
+
+impl Stream {
+    /// Ends the transfer early: close the data connection, then read the reply. `426` (or
+    /// `451`) means the server noticed; `226` that it had already sent everything. Both leave
+    /// the control connection in step. Anything else, and it is dropped.
+    fn close(mut self) -> Option<Lease> {
+        let transfer = self.transfer.take()?;
+        match transfer.finish() {
+            Ok(()) => Some(self.lease),
+            Err(FtpError::UnexpectedResponse(r)) if (400..600).contains(&r.status.code()) => {
+                Some(self.lease)
+            }
+            Err(e) => {
+                log::debug!("closing a transfer early broke its connection: {e}");
+                self.lease.mark_broken();
+                None
+            }
+        }
+    }
+
+    /// Ends a transfer that reached end of file: only `226` proves the file is complete.
+    fn finish(mut self) -> Result<()> {
+        let transfer = self.transfer.take().expect("finish is called once");
+        match transfer.finish() {
+            Ok(()) => Ok(()),
+            Err(e) => {
+                let err = Error::from_ftp(Op::Retr, e);
+                if err.breaks_connection() {
+                    self.lease.mark_broken();
+                }
+                log::warn!("download ended without success reply: {err}");
+                Err(err)
+            }
+        }
+    }
+}
+
+/// An open download, plain or (later) TLS: bytes to read, then the server's final reply.
+trait Transfer: Read + Send {
+    fn finish(self: Box<Self>) -> FtpResult<()>;
+}
+
+impl<T: TlsStream + Send> Transfer for TransferStream<T> {
+    fn finish(self: Box<Self>) -> FtpResult<()> {
+        TransferStream::finish(*self)
+    }
+}
+
+/// The bytes most recently delivered from a stream: `[end - buf.len(), end)`.
+#[derive(Default)]
+struct Window {
+    buf: VecDeque<u8>,
+    end: u64,
+}
+
+impl Window {
+    fn reset(&mut self, pos: u64) {
+        self.buf.clear();
+        self.end = pos;
+    }
+
+    fn start(&self) -> u64 {
+        self.end - self.buf.len() as u64
+    }
+
+    /// Appends bytes that were read at `pos`; a gap resets the window.
+    fn push(&mut self, pos: u64, data: &[u8]) {
+        if pos != self.end {
+            self.reset(pos);
+        }
+        self.buf.extend(data);
+        self.end += data.len() as u64;
+        let excess = self.buf.len().saturating_sub(WINDOW);
+        self.buf.drain(..excess);
+    }
+
+    /// Copies what the window holds from `offset` on into `out`; returns how many bytes.
+    fn copy_out(&self, offset: u64, out: &mut [u8]) -> usize {
+        if offset < self.start() || offset >= self.end {
+            return 0;
+        }
+        let from = (offset - self.start()) as usize;
+        let n = out.len().min(self.buf.len() - from);
+        let (a, b) = self.buf.as_slices();
+        let mut copied = 0;
+        if from < a.len() {
+            let m = n.min(a.len() - from);
+            out[..m].copy_from_slice(&a[from..from + m]);
+            copied = m;
+        }
+        if copied < n {
+            let bfrom = from + copied - a.len();
+            out[copied..n].copy_from_slice(&b[bfrom..bfrom + n - copied]);
+        }
+        n
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn window_serves_recent_bytes_and_forgets_old_ones() {
+        let mut w = Window::default();
+        w.reset(100);
+        let data: Vec<u8> = (0..=255u8).cycle().take(WINDOW + 1000).collect();
+        w.push(100, &data);
+        assert_eq!(w.end, 100 + data.len() as u64);
+        let mut out = [0u8; 10];
+        assert_eq!(w.copy_out(100, &mut out), 0, "oldest bytes fell out");
+        let off = w.end - 5;
+        assert_eq!(w.copy_out(off, &mut out), 5);
+        assert_eq!(&out[..5], &data[data.len() - 5..]);
+        // Wrap-around inside the deque still copies the right bytes.
+        let off = w.start() + 7;
+        assert_eq!(w.copy_out(off, &mut out), 10);
+        assert_eq!(&out[..], &data[1007..1017]);
+    }
+
+    #[test]
+    fn window_resets_on_a_gap() {
+        let mut w = Window::default();
+        w.push(0, b"abc");
+        w.push(10, b"xyz");
+        let mut out = [0u8; 3];
+        assert_eq!(w.copy_out(0, &mut out), 0);
+        assert_eq!(w.copy_out(10, &mut out), 3);
+        assert_eq!(&out, b"xyz");
+    }
+}

@@ -1,0 +1,275 @@
+//! The `fuser` adapter: converts kernel requests to [`FtpFs`] calls and replies exactly once.
+//!
+//! No filesystem logic lives here. Errors become errno through [`Error::errno`] and are logged
+//! at the level the error itself chooses.
+
+use std::ffi::OsStr;
+use std::sync::Arc;
+
+use fuser::{
+    AccessFlags, Errno, FileAttr, FileHandle, FileType, Filesystem, FopenFlags, Generation,
+    INodeNo, InitFlags, KernelConfig, LockOwner, OpenAccMode, OpenFlags, ReplyAttr, ReplyData,
+    ReplyDirectory, ReplyDirectoryPlus, ReplyEmpty, ReplyEntry, ReplyOpen, ReplyStatfs, ReplyXattr,
+    Request,
+};
+
+use crate::error::Error;
+use crate::fs::{Attr, FtpFs};
+use crate::remote::{Kind, Remote};
+
+/// Largest read the kernel may send in one request and read-ahead it may do; big reads mean
+/// fewer round trips through FUSE for a stream that is sequential anyway.
+const MAX_READAHEAD: u32 = 1024 * 1024;
+
+pub struct Fuse<R: Remote> {
+    fs: Arc<FtpFs<R>>,
+}
+
+impl<R: Remote> Fuse<R> {
+    pub fn new(fs: Arc<FtpFs<R>>) -> Self {
+        Fuse { fs }
+    }
+}
+
+fn errno(op: &str, e: &Error) -> Errno {
+    log::log!(e.log_level(), "{op}: {e}");
+    Errno::from_i32(e.errno())
+}
+
+fn file_attr(a: &Attr) -> FileAttr {
+    FileAttr {
+        ino: INodeNo(a.ino),
+        size: a.size,
+        blocks: a.size.div_ceil(512),
+        atime: a.mtime,
+        mtime: a.mtime,
+        ctime: a.mtime,
+        crtime: a.mtime,
+        kind: file_type(a.kind),
+        perm: a.perm,
+        nlink: 1,
+        uid: a.uid,
+        gid: a.gid,
+        rdev: 0,
+        // cp and friends size their buffers by st_blksize.
+        blksize: 128 * 1024,
+        flags: 0,
+    }
+}
+
+fn file_type(k: Kind) -> FileType {
+    match k {
+        Kind::File => FileType::RegularFile,
+        Kind::Dir => FileType::Directory,
+        Kind::Symlink => FileType::Symlink,
+    }
+}
+
+impl<R: Remote> Filesystem for Fuse<R> {
+    fn init(&mut self, _req: &Request, config: &mut KernelConfig) -> std::io::Result<()> {
+        // readdirplus: `ls -l` gets every attribute with the names, no lookup per entry.
+        // parallel dirops: lookups in one directory need not queue behind each other.
+        for flag in [
+            InitFlags::FUSE_DO_READDIRPLUS,
+            InitFlags::FUSE_PARALLEL_DIROPS,
+        ] {
+            if let Err(unsupported) = config.add_capabilities(flag) {
+                log::debug!("kernel lacks {unsupported:?}");
+            }
+        }
+        let _ = config.set_max_readahead(MAX_READAHEAD);
+        Ok(())
+    }
+
+    fn lookup(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {
+        match self.fs.lookup(parent.0, name) {
+            Ok(a) => reply.entry(&self.fs.ttl(), &file_attr(&a), Generation(0)),
+            Err(e) => reply.error(errno("lookup", &e)),
+        }
+    }
+
+    fn forget(&self, _req: &Request, ino: INodeNo, nlookup: u64) {
+        self.fs.forget(ino.0, nlookup);
+    }
+
+    fn getattr(&self, _req: &Request, ino: INodeNo, _fh: Option<FileHandle>, reply: ReplyAttr) {
+        match self.fs.getattr(ino.0) {
+            Ok(a) => reply.attr(&self.fs.ttl(), &file_attr(&a)),
+            Err(e) => reply.error(errno("getattr", &e)),
+        }
+    }
+
+    fn readlink(&self, _req: &Request, ino: INodeNo, reply: ReplyData) {
+        match self.fs.readlink(ino.0) {
+            Ok(t) => reply.data(t.as_bytes()),
+            Err(e) => reply.error(errno("readlink", &e)),
+        }
+    }
+
+    fn open(&self, _req: &Request, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
+        let write = flags.acc_mode() != OpenAccMode::O_RDONLY || flags.0 & libc::O_TRUNC != 0;
+        match self.fs.open(ino.0, write) {
+            Ok((fh, keep)) => {
+                let f = if keep {
+                    FopenFlags::FOPEN_KEEP_CACHE
+                } else {
+                    FopenFlags::empty()
+                };
+                reply.opened(FileHandle(fh), f)
+            }
+            Err(e) => reply.error(errno("open", &e)),
+        }
+    }
+
+    fn read(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        fh: FileHandle,
+        offset: u64,
+        size: u32,
+        _flags: OpenFlags,
+        _lock_owner: Option<LockOwner>,
+        reply: ReplyData,
+    ) {
+        match self.fs.read(fh.0, offset, size) {
+            Ok(data) => reply.data(&data),
+            Err(e) => reply.error(errno("read", &e)),
+        }
+    }
+
+    fn flush(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        _fh: FileHandle,
+        _lock_owner: LockOwner,
+        reply: ReplyEmpty,
+    ) {
+        // Nothing is buffered for writing on a read-only handle. (fuser's default logs a
+        // warning on every close.)
+        reply.ok();
+    }
+
+    fn release(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        fh: FileHandle,
+        _flags: OpenFlags,
+        _lock_owner: Option<LockOwner>,
+        _flush: bool,
+        reply: ReplyEmpty,
+    ) {
+        self.fs.release(fh.0);
+        reply.ok();
+    }
+
+    fn opendir(&self, _req: &Request, ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {
+        match self.fs.opendir(ino.0) {
+            Ok(fh) => reply.opened(FileHandle(fh), FopenFlags::empty()),
+            Err(e) => reply.error(errno("opendir", &e)),
+        }
+    }
+
+    fn readdir(
+        &self,
+        _req: &Request,
+        ino: INodeNo,
+        fh: FileHandle,
+        offset: u64,
+        mut reply: ReplyDirectory,
+    ) {
+        match self.fs.readdir(ino.0, fh.0, offset, 4096, false) {
+            Ok(entries) => {
+                for e in &entries {
+                    let kind = file_type(e.attr.kind);
+                    if reply.add(INodeNo(e.attr.ino), e.next_offset, kind, &e.name) {
+                        break;
+                    }
+                }
+                reply.ok()
+            }
+            Err(e) => reply.error(errno("readdir", &e)),
+        }
+    }
+
+    fn readdirplus(
+        &self,
+        _req: &Request,
+        ino: INodeNo,
+        fh: FileHandle,
+        offset: u64,
+        mut reply: ReplyDirectoryPlus,
+    ) {
+        // The kernel's buffer holds some dozens of entries; ask for a few more than fit and
+        // give back the references of those that did not.
+        match self.fs.readdir(ino.0, fh.0, offset, 256, true) {
+            Ok(entries) => {
+                let ttl = self.fs.ttl();
+                let mut used = entries.len();
+                for (i, e) in entries.iter().enumerate() {
+                    let attr = file_attr(&e.attr);
+                    let full = reply.add(
+                        INodeNo(e.attr.ino),
+                        e.next_offset,
+                        &e.name,
+                        &ttl,
+                        &attr,
+                        Generation(0),
+                    );
+                    if full {
+                        used = i;
+                        break;
+                    }
+                }
+                self.fs.readdir_unused(&entries[used..]);
+                reply.ok()
+            }
+            Err(e) => reply.error(errno("readdirplus", &e)),
+        }
+    }
+
+    fn releasedir(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        fh: FileHandle,
+        _flags: OpenFlags,
+        reply: ReplyEmpty,
+    ) {
+        self.fs.releasedir(fh.0);
+        reply.ok();
+    }
+
+    fn statfs(&self, _req: &Request, _ino: INodeNo, reply: ReplyStatfs) {
+        let s = self.fs.statfs();
+        reply.statfs(
+            s.blocks, s.bfree, s.bavail, s.files, s.ffree, s.bsize, s.namelen, s.bsize,
+        );
+    }
+
+    fn getxattr(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        _name: &OsStr,
+        _size: u32,
+        reply: ReplyXattr,
+    ) {
+        // FTP has no extended attributes. ENOSYS makes the kernel stop asking for the rest of
+        // the mount (fuser's default answers the same but logs a warning each time).
+        reply.error(Errno::ENOSYS);
+    }
+
+    fn listxattr(&self, _req: &Request, _ino: INodeNo, _size: u32, reply: ReplyXattr) {
+        reply.error(Errno::ENOSYS);
+    }
+
+    fn access(&self, req: &Request, ino: INodeNo, mask: AccessFlags, reply: ReplyEmpty) {
+        match self.fs.access(ino.0, mask.bits(), req.uid(), req.gid()) {
+            Ok(()) => reply.ok(),
+            Err(e) => reply.error(errno("access", &e)),
+        }
+    }
+}

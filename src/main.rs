@@ -1,0 +1,357 @@
+//! `ftpfs` entry point: parse, set up logging, mount or unmount; exit codes.
+//!
+//! Mounting in the background has one hard requirement: errors that happen before the mount
+//! is live (server unreachable, wrong password, bad mountpoint) must reach the user's
+//! terminal and exit status, not a log nobody reads. So the process forks *before* starting
+//! any thread; the child connects, logs in, mounts, and then tells the waiting parent through
+//! a pipe either `OK` or the one-line error, and the parent exits 0 or 1 accordingly. Only
+//! then does the child let go of the terminal.
+//!
+//! Exit codes: 0 success, 1 runtime failure, 2 usage error.
+
+use std::io::{Read, Write};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::path::Path;
+use std::process::ExitCode;
+use std::sync::{Arc, OnceLock};
+
+use clap::Parser;
+use fuser::{MountOption, SessionACL};
+
+use ftpfs::cli::{Cli, Command, MountArgs};
+use ftpfs::config::Config;
+use ftpfs::error::{Error, Op};
+use ftpfs::fs::{FsOptions, FtpFs};
+use ftpfs::ftp::FtpRemote;
+use ftpfs::fuse::Fuse;
+
+/// The password, so that the log formatter can mask it wherever it appears.
+static SECRET: OnceLock<String> = OnceLock::new();
+
+/// FUSE worker threads: requests mostly wait on the network, so more threads than cores.
+const FUSE_THREADS: usize = 8;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Mount(args) => mount(args),
+        Command::Umount { mountpoint } => umount(&mountpoint),
+    }
+}
+
+fn mount(args: MountArgs) -> ExitCode {
+    let debug = args
+        .options
+        .iter()
+        .any(|o| o.split(',').any(|x| x == "debug"));
+    if let Err(e) = init_logging(args.log_file.as_deref(), debug) {
+        eprintln!("ftpfs: {e}");
+        return ExitCode::from(2);
+    }
+    let cfg = match Config::from_args(&args) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("ftpfs: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let _ = SECRET.set(cfg.endpoint.password.expose().to_string());
+    match std::fs::metadata(&cfg.mountpoint) {
+        Ok(m) if m.is_dir() => {}
+        Ok(_) => return fail(&format!("{}: not a directory", cfg.mountpoint.display())),
+        Err(e) => return fail(&format!("{}: {e}", cfg.mountpoint.display())),
+    }
+    if cfg.foreground {
+        return serve(cfg, None);
+    }
+    let mut fds = [0; 2];
+    // SAFETY: pipe2 fills the two-element array on success.
+    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
+        return fail(&format!("pipe: {}", std::io::Error::last_os_error()));
+    }
+    // SAFETY: the descriptors were just created and are owned by nobody else.
+    let (rd, wr) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
+    // SAFETY: no thread has been started yet, so the child is a faithful copy.
+    match unsafe { libc::fork() } {
+        -1 => fail(&format!("fork: {}", std::io::Error::last_os_error())),
+        0 => {
+            drop(rd);
+            // SAFETY: setsid has no preconditions; it detaches from the terminal's session.
+            unsafe { libc::setsid() };
+            serve(cfg, Some(wr))
+        }
+        _child => {
+            drop(wr);
+            let mut msg = String::new();
+            let _ = std::fs::File::from(rd).read_to_string(&mut msg);
+            match msg.strip_prefix("OK") {
+                Some(_) => ExitCode::SUCCESS,
+                None if msg.is_empty() => {
+                    fail("the mount process ended before the mount was ready")
+                }
+                None => fail(msg.trim_end()),
+            }
+        }
+    }
+}
+
+fn fail(msg: &str) -> ExitCode {
+    eprintln!("ftpfs: {msg}");
+    ExitCode::FAILURE
+}
+
+/// Connects, mounts and serves until unmounted or signalled. `notify` is the pipe to the
+/// waiting parent in background mode.
+fn serve(cfg: Config, notify: Option<OwnedFd>) -> ExitCode {
+    let logged = cfg.log_file.is_some();
+    let report = |notify: Option<OwnedFd>, msg: &str| -> ExitCode {
+        // Without a log file the log is this terminal, where the message goes anyway.
+        if logged {
+            log::error!("{msg}");
+        }
+        match notify {
+            Some(fd) => {
+                let _ = std::fs::File::from(fd).write_all(msg.as_bytes());
+            }
+            None => eprintln!("ftpfs: {msg}"),
+        }
+        ExitCode::FAILURE
+    };
+    let remote = match FtpRemote::connect(cfg.endpoint.clone(), cfg.connections, &cfg.path) {
+        Ok(r) => r,
+        Err(e) => return report(notify, &describe_connect_error(&cfg, &e)),
+    };
+    let fs = Arc::new(FtpFs::new(
+        remote,
+        FsOptions {
+            uid: cfg.uid,
+            gid: cfg.gid,
+            umask: cfg.umask,
+            ttl: cfg.dir_cache_ttl,
+            max_cached_entries: 200_000,
+            read_only: cfg.read_only,
+        },
+    ));
+
+    // Block the stop signals before fuser starts its threads, so they inherit the mask and
+    // only this thread receives them (with sigtimedwait below).
+    let signals = stop_signals();
+    // SAFETY: the set was initialised by stop_signals; a null old-set pointer is allowed.
+    unsafe { libc::pthread_sigmask(libc::SIG_BLOCK, &signals, std::ptr::null_mut()) };
+
+    let session = match fuser::spawn_mount(
+        Fuse::new(Arc::clone(&fs)),
+        &cfg.mountpoint,
+        &fuse_config(&cfg),
+    ) {
+        Ok(s) => s,
+        Err(e) => {
+            fs.remote().shutdown();
+            return report(
+                notify,
+                &format!("cannot mount on {}: {e}", cfg.mountpoint.display()),
+            );
+        }
+    };
+    log::info!("mounted {} on {}", cfg.fsname, cfg.mountpoint.display());
+    if let Some(fd) = notify {
+        let _ = std::fs::File::from(fd).write_all(b"OK");
+        detach_stdio(cfg.log_file.is_some());
+    }
+
+    let mut signalled = None;
+    while !session.guard.is_finished() {
+        let wait = libc::timespec {
+            tv_sec: 0,
+            tv_nsec: 200_000_000,
+        };
+        // SAFETY: valid set and timespec; a null siginfo pointer is allowed.
+        let sig = unsafe { libc::sigtimedwait(&signals, std::ptr::null_mut(), &wait) };
+        if sig > 0 {
+            signalled = Some(sig);
+            break;
+        }
+    }
+    let result = match signalled {
+        Some(sig) => {
+            log::info!("signal {sig}: unmounting {}", cfg.mountpoint.display());
+            session.umount_and_join()
+        }
+        None => session.join(),
+    };
+    fs.remote().shutdown();
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            log::error!("session ended with error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn fuse_config(cfg: &Config) -> fuser::Config {
+    let mut opts = vec![
+        MountOption::FSName(cfg.fsname.clone()),
+        MountOption::Subtype("ftpfs".into()),
+        if cfg.read_only {
+            MountOption::RO
+        } else {
+            MountOption::RW
+        },
+    ];
+    if cfg.default_permissions {
+        opts.push(MountOption::DefaultPermissions);
+    }
+    for k in &cfg.kernel_options {
+        opts.push(match k.as_str() {
+            "nodev" => MountOption::NoDev,
+            "dev" => MountOption::Dev,
+            "nosuid" => MountOption::NoSuid,
+            "suid" => MountOption::Suid,
+            "noexec" => MountOption::NoExec,
+            "exec" => MountOption::Exec,
+            "noatime" => MountOption::NoAtime,
+            "atime" => MountOption::Atime,
+            "sync" => MountOption::Sync,
+            "async" => MountOption::Async,
+            "dirsync" => MountOption::DirSync,
+            other => MountOption::CUSTOM(other.to_string()),
+        });
+    }
+    let mut config = fuser::Config::default();
+    config.mount_options = opts;
+    config.acl = if cfg.allow_other {
+        SessionACL::All
+    } else if cfg.allow_root {
+        SessionACL::RootAndOwner
+    } else {
+        SessionACL::Owner
+    };
+    config.n_threads = Some(FUSE_THREADS);
+    config.clone_fd = true;
+    config
+}
+
+/// The one line a user sees when the mount cannot start.
+fn describe_connect_error(cfg: &Config, e: &Error) -> String {
+    let ep = &cfg.endpoint;
+    match e {
+        Error::Reply {
+            op: Op::Login,
+            code,
+            text,
+        } => format!(
+            "login to {} as {} failed: {code} {text}",
+            ep.display(),
+            ep.user
+        ),
+        Error::Reply {
+            op: Op::Stat,
+            code,
+            text,
+        } => format!(
+            "cannot use directory {:?} on {}: {code} {text}",
+            if cfg.path.is_empty() { "/" } else { &cfg.path },
+            ep.display()
+        ),
+        Error::Timeout { .. } => format!(
+            "no answer from {} within {} s",
+            ep.display(),
+            ep.timeout.as_secs()
+        ),
+        Error::Network { source, .. } => format!("cannot connect to {}: {source}", ep.display()),
+        other => format!("{}: {other}", ep.display()),
+    }
+}
+
+fn stop_signals() -> libc::sigset_t {
+    // SAFETY: sigset_t is plain data initialised by sigemptyset before use.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        for s in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP] {
+            libc::sigaddset(&mut set, s);
+        }
+        set
+    }
+}
+
+/// Lets go of the terminal: stdin and stdout to /dev/null, stderr too unless it is the log.
+fn detach_stdio(keep_stderr: bool) {
+    if let Ok(null) = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/null")
+    {
+        let fd = null.as_raw_fd();
+        // SAFETY: dup2 onto the standard descriptors; `null` stays open until after.
+        unsafe {
+            libc::dup2(fd, 0);
+            libc::dup2(fd, 1);
+            if !keep_stderr {
+                libc::dup2(fd, 2);
+            }
+        }
+    }
+    let _ = std::env::set_current_dir("/");
+}
+
+/// `ftpfs umount`: fusermount3 -u, and a lazy unmount for a mount whose process died.
+fn umount(mountpoint: &Path) -> ExitCode {
+    let run = |lazy: bool| {
+        let mut cmd = std::process::Command::new("fusermount3");
+        cmd.arg("-u");
+        if lazy {
+            cmd.arg("-z");
+        }
+        cmd.arg(mountpoint)
+            .stderr(std::process::Stdio::piped())
+            .output()
+    };
+    match run(false) {
+        Ok(o) if o.status.success() => return ExitCode::SUCCESS,
+        Ok(o) => {
+            let err = String::from_utf8_lossy(&o.stderr);
+            if !err.contains("not connected") && !err.contains("busy") {
+                return fail(err.trim());
+            }
+        }
+        Err(e) => return fail(&format!("cannot run fusermount3: {e}")),
+    }
+    match run(true) {
+        Ok(o) if o.status.success() => ExitCode::SUCCESS,
+        Ok(o) => fail(String::from_utf8_lossy(&o.stderr).trim()),
+        Err(e) => fail(&format!("cannot run fusermount3: {e}")),
+    }
+}
+
+fn init_logging(log_file: Option<&Path>, debug: bool) -> Result<(), String> {
+    let mut b = env_logger::Builder::new();
+    b.filter_level(log::LevelFilter::Warn);
+    if debug {
+        b.filter_module("ftpfs", log::LevelFilter::Debug);
+    }
+    if let Ok(spec) = std::env::var("RUST_LOG") {
+        b.parse_filters(&spec);
+    }
+    if let Some(path) = log_file {
+        let f = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+            .map_err(|e| format!("cannot open log file {}: {e}", path.display()))?;
+        b.target(env_logger::Target::Pipe(Box::new(f)));
+    }
+    b.format(|buf, record| {
+        let msg = ftpfs::error::mask_secrets(&record.args().to_string(), SECRET.get());
+        writeln!(
+            buf,
+            "[{} {} {}] {}",
+            buf.timestamp_millis(),
+            record.level(),
+            record.target(),
+            msg
+        )
+    });
+    b.try_init().map_err(|e| e.to_string())
+}
