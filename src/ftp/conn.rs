@@ -71,6 +71,10 @@ impl ServerInfo {
 pub struct Conn {
     pub ftp: FtpStream,
     pub caps: Caps,
+    /// A `REST n` was sent on this connection. Some servers (libunftp) keep that offset for
+    /// every later transfer of the session instead of the next one only, so a transfer from
+    /// byte 0 on such a connection must send `REST 0` first or it gets the wrong bytes.
+    pub rest_used: bool,
 }
 
 impl Conn {
@@ -127,7 +131,11 @@ impl Conn {
                 .map_err(FtpError::ConnectionError)?;
             Ok(s)
         });
-        Ok(Conn { ftp, caps })
+        Ok(Conn {
+            ftp,
+            caps,
+            rest_used: false,
+        })
     }
 
     /// Polite goodbye; errors do not matter any more.

@@ -1,0 +1,411 @@
+//! Test harness: real FTP servers on loopback and real FUSE mounts of them.
+//!
+//! Servers: libunftp in-process (always available to `cargo test`), and pure-ftpd and
+//! pyftpdlib from Debian as child processes. A test asking for a server that is not installed
+//! is skipped with a message, unless `FTPFS_REQUIRE_SERVERS=1` (set by CI), where it fails.
+//!
+//! Everything a test starts is stopped by `Drop`, by PID, even when the test fails. Waits
+//! poll a condition with a deadline; nothing sleeps for a fixed time hoping it is enough.
+
+#![allow(dead_code)]
+
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+pub const USER: &str = "alice";
+pub const PASSWORD: &str = "secret";
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ServerKind {
+    Unftp,
+    PureFtpd,
+    Pyftpdlib,
+}
+
+pub struct Server {
+    pub kind: ServerKind,
+    pub port: u16,
+    pub root: PathBuf,
+    child: Option<Child>,
+    _work: tempfile::TempDir,
+}
+
+/// Polls `cond` every 20 ms until it holds or `limit` passes.
+pub fn wait_for(limit: Duration, mut cond: impl FnMut() -> bool) -> bool {
+    let end = Instant::now() + limit;
+    loop {
+        if cond() {
+            return true;
+        }
+        if Instant::now() > end {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free loopback port")
+}
+
+fn port_open(port: u16) -> bool {
+    TcpStream::connect_timeout(
+        &format!("127.0.0.1:{port}").parse().unwrap(),
+        Duration::from_millis(200),
+    )
+    .is_ok()
+}
+
+fn require_servers() -> bool {
+    std::env::var("FTPFS_REQUIRE_SERVERS").is_ok_and(|v| v == "1")
+}
+
+fn installed(path: &str) -> bool {
+    Path::new(path).exists()
+}
+
+#[derive(Debug)]
+struct PasswordAuth;
+
+#[async_trait::async_trait]
+impl unftp_core::auth::Authenticator for PasswordAuth {
+    async fn authenticate(
+        &self,
+        username: &str,
+        creds: &unftp_core::auth::Credentials,
+    ) -> Result<unftp_core::auth::Principal, unftp_core::auth::AuthenticationError> {
+        if username != USER {
+            return Err(unftp_core::auth::AuthenticationError::BadUser);
+        }
+        if creds.password.as_deref() != Some(PASSWORD) {
+            return Err(unftp_core::auth::AuthenticationError::BadPassword);
+        }
+        Ok(unftp_core::auth::Principal {
+            username: username.to_string(),
+        })
+    }
+}
+
+impl Server {
+    /// Starts a server of `kind` serving `root`. `None` when it is not installed here.
+    pub fn start(kind: ServerKind, root: &Path) -> Option<Server> {
+        let work = tempfile::tempdir().unwrap();
+        let port = free_port();
+        let child = match kind {
+            ServerKind::Unftp => {
+                start_unftp(root, port);
+                None
+            }
+            ServerKind::PureFtpd => {
+                if !installed("/usr/sbin/pure-ftpd") {
+                    return skip(kind);
+                }
+                // A cheap MD5-crypt hash ("secret"): pure-pw's default argon2 costs seconds
+                // of CPU per login on a 2-core machine.
+                let passwd = work.path().join("passwd");
+                std::fs::write(
+                    &passwd,
+                    format!(
+                        "{USER}:$1$ftpfs0$TRVeXEx8mDlte8C9nnX4I1:65534:65534::{}/./::::::::::::\n",
+                        root.display()
+                    ),
+                )
+                .unwrap();
+                let pdb = work.path().join("pdb");
+                let st = Command::new("pure-pw")
+                    .args(["mkdb"])
+                    .arg(&pdb)
+                    .arg("-f")
+                    .arg(&passwd)
+                    .status()
+                    .expect("pure-pw runs");
+                assert!(st.success(), "pure-pw mkdb failed");
+                make_world_readable(root);
+                Some(
+                    Command::new("/usr/sbin/pure-ftpd")
+                        .arg(format!("-S127.0.0.1,{port}"))
+                        .arg(format!("-lpuredb:{}", pdb.display()))
+                        .args(["-E", "-H", "-A", "-D", "-4", "-c", "64", "-C", "64"])
+                        .stdout(Stdio::null())
+                        .stderr(Stdio::null())
+                        .spawn()
+                        .expect("pure-ftpd starts"),
+                )
+            }
+            ServerKind::Pyftpdlib => {
+                let ok = Command::new("/usr/bin/python3")
+                    .args(["-c", "import pyftpdlib"])
+                    .stderr(Stdio::null())
+                    .status()
+                    .is_ok_and(|s| s.success());
+                if !ok {
+                    return skip(kind);
+                }
+                Some(
+                    Command::new("/usr/bin/python3")
+                        .args(["-m", "pyftpdlib", "-i", "127.0.0.1", "-p"])
+                        .arg(port.to_string())
+                        .arg("-d")
+                        .arg(root)
+                        .args(["-u", USER, "-P", PASSWORD])
+                        .stdout(Stdio::null())
+                        .stderr(Stdio::null())
+                        .spawn()
+                        .expect("pyftpdlib starts"),
+                )
+            }
+        };
+        let mut server = Server {
+            kind,
+            port,
+            root: root.to_path_buf(),
+            child,
+            _work: work,
+        };
+        if !wait_for(Duration::from_secs(10), || port_open(port)) {
+            server.stop();
+            panic!("{kind:?} did not start listening on {port}");
+        }
+        Some(server)
+    }
+
+    pub fn url(&self) -> String {
+        format!("ftp://{USER}@127.0.0.1:{}", self.port)
+    }
+
+    fn stop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+fn skip(kind: ServerKind) -> Option<Server> {
+    if require_servers() {
+        panic!("{kind:?} is required (FTPFS_REQUIRE_SERVERS=1) but not installed");
+    }
+    eprintln!("SKIP: {kind:?} is not installed");
+    None
+}
+
+/// pure-ftpd serves as an unprivileged virtual user, which must be able to read the tree.
+fn make_world_readable(root: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    let _ = std::fs::set_permissions(root, std::fs::Permissions::from_mode(0o755));
+}
+
+fn start_unftp(root: &Path, port: u16) {
+    let root = root.to_path_buf();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async move {
+            let r = root.clone();
+            let server = libunftp::ServerBuilder::with_authenticator(
+                Box::new(move || unftp_sbe_fs::Filesystem::new(r.clone()).unwrap()),
+                Arc::new(PasswordAuth),
+            )
+            .greeting("ftpfs test server")
+            .build()
+            .unwrap();
+            let _ = tx.send(());
+            let _ = server.listen(format!("127.0.0.1:{port}")).await;
+        });
+    });
+    rx.recv_timeout(Duration::from_secs(10))
+        .expect("libunftp builds");
+}
+
+/// A live mount of a server through the ftpfs binary, in the foreground so the test owns
+/// the process. Unmounted and reaped on drop.
+pub struct Mount {
+    pub dir: tempfile::TempDir,
+    pub log: PathBuf,
+    child: Option<Child>,
+}
+
+pub fn ftpfs() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_ftpfs"))
+}
+
+pub fn is_mounted(path: &Path) -> bool {
+    let target = path.to_string_lossy().to_string();
+    std::fs::read_to_string("/proc/self/mountinfo")
+        .unwrap_or_default()
+        .lines()
+        .any(|l| l.split(' ').nth(4) == Some(target.as_str()))
+}
+
+impl Mount {
+    pub fn new(server: &Server, opts: &[&str]) -> Mount {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().with_extension("log");
+        let mut cmd = ftpfs();
+        cmd.args(["mount", "-f"])
+            .arg(server.url())
+            .arg(dir.path())
+            .arg("--log-file")
+            .arg(&log)
+            .env("FTPFS_PASSWORD", PASSWORD)
+            .env("RUST_LOG", "ftpfs=debug")
+            .stdin(Stdio::null());
+        for o in opts {
+            cmd.arg("-o").arg(o);
+        }
+        let child = cmd.spawn().expect("ftpfs starts");
+        let mut m = Mount {
+            dir,
+            log,
+            child: Some(child),
+        };
+        let path = m.path().to_path_buf();
+        let up = wait_for(Duration::from_secs(20), || {
+            is_mounted(&path)
+                || m.child
+                    .as_mut()
+                    .is_some_and(|c| c.try_wait().ok().flatten().is_some())
+        });
+        assert!(
+            up && is_mounted(&path),
+            "mount did not come up; log:\n{}",
+            m.log_text()
+        );
+        m
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().unwrap().id()
+    }
+
+    /// Takes the process, for tests that end it themselves.
+    pub fn take_child(&mut self) -> Child {
+        self.child.take().unwrap()
+    }
+}
+
+impl Drop for Mount {
+    fn drop(&mut self) {
+        let path = self.path().to_path_buf();
+        if is_mounted(&path) {
+            let _ = Command::new("fusermount3").arg("-u").arg(&path).status();
+            if !wait_for(Duration::from_secs(5), || !is_mounted(&path)) {
+                let _ = Command::new("fusermount3").arg("-uz").arg(&path).status();
+            }
+        }
+        if let Some(mut c) = self.child.take() {
+            let exited = wait_for(Duration::from_secs(10), || {
+                c.try_wait().ok().flatten().is_some()
+            });
+            if !exited {
+                let _ = c.kill();
+                let _ = c.wait();
+            }
+        }
+        let _ = std::fs::remove_file(&self.log);
+    }
+}
+
+/// A deterministic byte generator (xorshift), so failures reproduce.
+pub struct Rng(pub u64);
+
+impl Rng {
+    pub fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+    pub fn bytes(&mut self, n: usize) -> Vec<u8> {
+        let mut v = Vec::with_capacity(n + 8);
+        while v.len() < n {
+            v.extend_from_slice(&self.next().to_le_bytes());
+        }
+        v.truncate(n);
+        v
+    }
+}
+
+/// The sample tree every server serves: awkward names, nesting, empty things, a big file.
+pub fn sample_tree(root: &Path) {
+    let mut rng = Rng(0x5eed);
+    let dirs = [
+        "docs",
+        "docs/nested deeper",
+        "ünïcødé dir",
+        "-dashdir",
+        "empty dir",
+    ];
+    for d in dirs {
+        std::fs::create_dir_all(root.join(d)).unwrap();
+    }
+    let files: &[(&str, usize)] = &[
+        ("hello.txt", 6),
+        ("with space.txt", 100),
+        ("-leading-dash", 10),
+        ("ünïcødé.txt", 1000),
+        (".hidden", 3),
+        ("empty", 0),
+        ("docs/readme.md", 5000),
+        ("docs/nested deeper/deep.bin", 70_000),
+        ("ünïcødé dir/ファイル.txt", 42),
+        ("-dashdir/--x", 7),
+        ("big.bin", 5 * 1024 * 1024 + 123),
+    ];
+    for (name, size) in files {
+        std::fs::write(root.join(name), rng.bytes(*size)).unwrap();
+    }
+}
+
+/// Every entry below `root`: relative path → (kind, size, sha256 of content).
+pub fn snapshot(root: &Path) -> std::collections::BTreeMap<String, (char, u64, String)> {
+    use sha2::{Digest, Sha256};
+    let mut out = std::collections::BTreeMap::new();
+    let mut stack = vec![PathBuf::new()];
+    while let Some(rel) = stack.pop() {
+        for e in std::fs::read_dir(root.join(&rel)).unwrap() {
+            let e = e.unwrap();
+            let r = rel.join(e.file_name());
+            let md = std::fs::symlink_metadata(root.join(&r)).unwrap();
+            let key = r.to_string_lossy().to_string();
+            if md.is_dir() {
+                out.insert(key, ('d', 0, String::new()));
+                stack.push(r);
+            } else if md.is_file() {
+                let data = std::fs::read(root.join(&r)).unwrap();
+                let hash = format!("{:x}", Sha256::digest(&data));
+                out.insert(key, ('f', md.len(), hash));
+            } else {
+                out.insert(key, ('l', 0, String::new()));
+            }
+        }
+    }
+    out
+}
