@@ -58,7 +58,8 @@ pub struct MountArgs {
     pub dir_cache_ttl: Option<u64>,
 
     /// Mount options, comma separated: ro, allow_other, allow_root, default_permissions,
-    /// uid=N, gid=N, umask=OOO, dir_cache_ttl=SECS, connections=N, timeout=SECS, debug,
+    /// uid=N, gid=N, umask=OOO, dir_cache_ttl=SECS, connections=N, timeout=SECS,
+    /// listing=auto|list (list: use LIST even when MLSD is offered), debug,
     /// nodev, nosuid, noexec, noatime. Options for mount(8) and systemd (_netdev, noauto,
     /// nofail, x-systemd.*, ...) are accepted and ignored
     #[arg(short = 'o', value_name = "OPTIONS", help_heading = "Mount")]

@@ -60,6 +60,7 @@ pub struct Config {
     pub umask: u32,
     pub foreground: bool,
     pub debug: bool,
+    pub listing: crate::ftp::ListingMode,
     pub log_file: Option<PathBuf>,
     /// Options handed to the kernel as they are (nodev, nosuid, noexec, noatime…).
     pub kernel_options: Vec<String>,
@@ -178,6 +179,7 @@ pub struct MountOpts {
     pub gid: Option<u32>,
     pub umask: Option<u32>,
     pub debug: bool,
+    pub listing: Option<crate::ftp::ListingMode>,
     pub kernel: Vec<String>,
 }
 
@@ -226,6 +228,13 @@ pub fn parse_mount_options(s: &str, opts: &mut MountOpts) -> Result<(), String> 
                 )
             }
             "debug" => opts.debug = true,
+            "listing" => {
+                opts.listing = Some(match need()? {
+                    "auto" => crate::ftp::ListingMode::Auto,
+                    "list" => crate::ftp::ListingMode::List,
+                    v => return Err(format!("listing must be auto or list, not {v:?}")),
+                })
+            }
             "nodev" | "nosuid" | "noexec" | "noatime" | "dev" | "suid" | "exec" | "atime"
             | "sync" | "async" | "dirsync" => opts.kernel.push(key.to_string()),
             // For mount(8), fstab and systemd, not for us.
@@ -303,6 +312,7 @@ impl Config {
             umask: o.umask.unwrap_or(0o022),
             foreground: args.foreground,
             debug: o.debug,
+            listing: o.listing.unwrap_or_default(),
             log_file: args.log_file.clone(),
             kernel_options: o.kernel,
             fsname,

@@ -117,7 +117,12 @@ fn serve(cfg: Config, notify: Option<OwnedFd>) -> ExitCode {
         }
         ExitCode::FAILURE
     };
-    let remote = match FtpRemote::connect(cfg.endpoint.clone(), cfg.connections, &cfg.path) {
+    let remote = match FtpRemote::connect(
+        cfg.endpoint.clone(),
+        cfg.connections,
+        &cfg.path,
+        cfg.listing,
+    ) {
         Ok(r) => r,
         Err(e) => return report(notify, &describe_connect_error(&cfg, &e)),
     };

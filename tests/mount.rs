@@ -22,11 +22,11 @@ fn setup(kind: ServerKind) -> Option<(tempfile::TempDir, Server)> {
     Some((data, server))
 }
 
-fn mounted_tree_equals_server_tree(kind: ServerKind) {
+fn mounted_tree_equals_server_tree(kind: ServerKind, opts: &[&str]) {
     let Some((data, server)) = setup(kind) else {
         return;
     };
-    let m = Mount::new(&server, &[]);
+    let m = Mount::new(&server, opts);
     let local = snapshot(data.path());
     let remote = snapshot(m.path());
     assert_eq!(local.len(), remote.len(), "entry count");
@@ -130,7 +130,11 @@ macro_rules! per_server {
             use super::*;
             #[test]
             fn mounted_tree_equals_server_tree() {
-                super::mounted_tree_equals_server_tree(ServerKind::$kind);
+                super::mounted_tree_equals_server_tree(ServerKind::$kind, &[]);
+            }
+            #[test]
+            fn mounted_tree_equals_server_tree_over_list() {
+                super::mounted_tree_equals_server_tree(ServerKind::$kind, &["listing=list"]);
             }
             #[test]
             fn random_offset_reads_return_source_bytes() {

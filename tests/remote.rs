@@ -8,7 +8,7 @@ use std::time::Duration;
 use common::*;
 use ftpfs::config::Secret;
 use ftpfs::ftp::conn::Endpoint;
-use ftpfs::ftp::FtpRemote;
+use ftpfs::ftp::{FtpRemote, ListingMode};
 use ftpfs::remote::{Kind, Remote, RemoteReader};
 
 fn endpoint(server: &Server) -> Endpoint {
@@ -25,7 +25,7 @@ fn remote(kind: ServerKind, connections: usize) -> Option<(tempfile::TempDir, Se
     let data = tempfile::tempdir().unwrap();
     sample_tree(data.path());
     let server = Server::start(kind, data.path())?;
-    let r = FtpRemote::connect(endpoint(&server), connections, "").unwrap();
+    let r = FtpRemote::connect(endpoint(&server), connections, "", ListingMode::Auto).unwrap();
     Some((data, server, r))
 }
 
@@ -94,4 +94,85 @@ fn reading_from_zero_after_a_rest_gets_the_start_of_the_file(kind: ServerKind) {
 #[test]
 fn reading_from_zero_after_a_rest_gets_the_start_of_the_file_unftp() {
     reading_from_zero_after_a_rest_gets_the_start_of_the_file(ServerKind::Unftp);
+}
+
+#[test]
+fn listing_reports_names_types_and_sizes() {
+    let Some((_data, _s, r)) = remote(ServerKind::Unftp, 2) else {
+        return;
+    };
+    let mut entries = r.list("").unwrap();
+    entries.sort_by(|a, b| a.name.cmp(&b.name));
+    let get = |n: &str| entries.iter().find(|e| e.name == n).unwrap();
+    assert_eq!(get("big.bin").size, 5 * 1024 * 1024 + 123);
+    assert_eq!(get("docs").kind, Kind::Dir);
+    assert_eq!(get("with space.txt").kind, Kind::File);
+    assert!(get("empty").mtime.is_some());
+    let nested = r.list("docs/nested deeper").unwrap();
+    assert_eq!(nested.len(), 1);
+    assert_eq!(nested[0].name, "deep.bin");
+}
+
+#[test]
+fn missing_paths_are_enoent_for_listing_and_reading() {
+    let Some((_data, _s, r)) = remote(ServerKind::PureFtpd, 2) else {
+        return;
+    };
+    let e = r.list("no such dir").unwrap_err();
+    assert_eq!(e.errno(), libc::ENOENT, "{e}");
+    let rd = r.open_reader("no such file", 0).unwrap();
+    let e = rd.read_at(0, &mut [0u8; 10]).unwrap_err();
+    assert_eq!(e.errno(), libc::ENOENT, "{e}");
+    // The connection that got the 550 is still usable.
+    assert!(!r.list("").unwrap().is_empty());
+}
+
+#[test]
+fn reads_at_and_past_end_of_file_return_nothing() {
+    let Some((data, _s, r)) = remote(ServerKind::Unftp, 2) else {
+        return;
+    };
+    let src = std::fs::read(data.path().join("docs/readme.md")).unwrap();
+    let rd = r.open_reader("docs/readme.md", src.len() as u64).unwrap();
+    assert_eq!(read_all_at(&rd, 4990, 100), src[4990..]);
+    assert!(read_all_at(&rd, 5000, 100).is_empty());
+    assert!(read_all_at(&rd, 1 << 40, 100).is_empty());
+}
+
+/// With a single connection, two files read alternately (`diff a b`) and listings in
+/// between must all be served: each reclaims the connection from the idle other.
+#[test]
+fn one_connection_serves_alternating_readers_and_listings() {
+    let Some((data, _s, r)) = remote(ServerKind::PureFtpd, 1) else {
+        return;
+    };
+    let r = Arc::new(r);
+    let a_src = std::fs::read(data.path().join("big.bin")).unwrap();
+    let b_src = std::fs::read(data.path().join("docs/nested deeper/deep.bin")).unwrap();
+    let a = r.open_reader("big.bin", 0).unwrap();
+    let b = r.open_reader("docs/nested deeper/deep.bin", 0).unwrap();
+    let chunk = 16 * 1024;
+    for i in 0..4 {
+        let off = i * chunk;
+        assert!(read_all_at(&a, off as u64, chunk) == a_src[off..off + chunk]);
+        assert!(read_all_at(&b, off as u64, chunk) == b_src[off..off + chunk]);
+        assert!(!r.list("docs").unwrap().is_empty());
+    }
+}
+
+/// A listing must not wait for a reader that holds a transfer connection, even when the
+/// reader is in the middle of its stream.
+#[test]
+fn listing_uses_the_reserved_connection_while_readers_stream() {
+    let Some((data, _s, r)) = remote(ServerKind::PureFtpd, 2) else {
+        return;
+    };
+    let src = std::fs::read(data.path().join("big.bin")).unwrap();
+    let rd = r.open_reader("big.bin", 0).unwrap();
+    assert!(read_all_at(&rd, 0, 1000) == src[..1000]);
+    // The reader keeps its stream open (and its connection) between reads.
+    for _ in 0..5 {
+        assert!(!r.list("").unwrap().is_empty());
+    }
+    assert!(read_all_at(&rd, 1000, 1000) == src[1000..2000]);
 }

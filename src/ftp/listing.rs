@@ -120,7 +120,7 @@ fn parse_unix_line(line: &str, now: SystemTime) -> Option<RemoteEntry> {
         b'-' | b'c' | b'b' | b'p' | b's' | b'D' => Kind::File,
         _ => return None,
     };
-    let mode = parse_perm_string(&perms[1..10])?;
+    let mode = parse_perm_string(perms.get(1..10)?)?;
     // Find "SIZE MONTH DAY TIME|YEAR" after the permissions: owner and group columns vary
     // (missing group, numeric ids, spaces in names on some servers), the date pattern does not.
     let n = toks.len();
@@ -525,6 +525,13 @@ mod tests {
     }
 
     #[test]
+    fn non_ascii_permission_columns_are_skipped_not_a_panic() {
+        // Found by the property test: slicing the column at byte 10 split a character.
+        let now = SystemTime::now();
+        assert_eq!(parse_list_line("b 調Ѩ\u{855d7}`< 1 a b 1 Jan 1 2020 x", now), None);
+    }
+
+    #[test]
     fn dos_list_lines() {
         let now = at(2024, 6, 15, 12, 0, 0);
         let e =
@@ -538,5 +545,32 @@ mod tests {
         let e = parse_list_line("07-04-99  12:05AM  12 old.txt", now).unwrap();
         assert_eq!(e.mtime, Some(at(1999, 7, 4, 0, 5, 0)));
         assert_eq!(parse_list_line("13-45-2020  11:59PM 1 bad", now), None);
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn arbitrary_lines_never_panic_and_never_yield_unsafe_names(line in ".{0,300}") {
+            let now = SystemTime::now();
+            for e in [parse_mlsd_line(&line), parse_list_line(&line, now)].into_iter().flatten() {
+                proptest::prop_assert!(crate::remote::valid_name(&e.name));
+                proptest::prop_assert!(e.size <= MAX_SIZE);
+            }
+        }
+
+        #[test]
+        fn listing_shaped_lines_never_panic(
+            perms in "[-dlcbps][-rwxsStT]{9}",
+            size in "[0-9-]{0,25}",
+            month in "[A-Za-z]{3}",
+            day in "[0-9]{1,2}",
+            when in "[0-9:]{1,5}",
+            name in ".{0,40}",
+            facts in "([a-zA-Z.]{1,10}=[^; ]{0,20};){0,6}",
+        ) {
+            let now = SystemTime::now();
+            let _ = parse_list_line(&format!("{perms} 1 u g {size} {month} {day} {when} {name}"), now);
+            let _ = parse_list_line(&format!("{day}-{day}-{when} {when}PM {size} {name}"), now);
+            let _ = parse_mlsd_line(&format!("{facts} {name}"));
+        }
     }
 }

@@ -36,6 +36,17 @@ pub struct FtpRemote {
     root: String,
     /// Set once the server refused `LIST -a`.
     plain_list: AtomicBool,
+    listing: ListingMode,
+}
+
+/// Which listing command to use (`-o listing=`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum ListingMode {
+    /// MLSD when advertised, else LIST.
+    #[default]
+    Auto,
+    /// Always LIST, for servers whose MLSD is broken.
+    List,
 }
 
 impl FtpRemote {
@@ -44,7 +55,12 @@ impl FtpRemote {
     ///
     /// `path` follows curl's reading of FTP URLs: relative to the login directory, absolute
     /// when it starts with `//` (`ftp://host//srv/data`).
-    pub fn connect(endpoint: Endpoint, connections: usize, path: &str) -> Result<FtpRemote> {
+    pub fn connect(
+        endpoint: Endpoint,
+        connections: usize,
+        path: &str,
+        listing: ListingMode,
+    ) -> Result<FtpRemote> {
         let pool = Pool::new(endpoint, Arc::new(ServerInfo::default()), connections);
         let mut lease = pool.checkout(Purpose::Meta)?;
         let root = lease.run(|c| {
@@ -70,6 +86,7 @@ impl FtpRemote {
             pool,
             root,
             plain_list: AtomicBool::new(false),
+            listing,
         })
     }
 
@@ -99,7 +116,7 @@ impl Remote for FtpRemote {
     fn list(&self, dir: &str) -> Result<Vec<RemoteEntry>> {
         let path = self.abs(dir);
         let mut lease = self.pool.checkout(Purpose::Meta)?;
-        let mlsd = lease.conn().caps.mlsd;
+        let mlsd = lease.conn().caps.mlsd && self.listing == ListingMode::Auto;
         let lines = if mlsd {
             lease.run(|c| data_lines(&mut c.ftp, &format!("MLSD {path}")))?
         } else {

@@ -1,0 +1,262 @@
+//! `FtpFs` semantics against the in-memory `MemRemote`: caching, name safety, errno mapping
+//! and injected faults, without FUSE or a server.
+
+use std::ffi::OsStr;
+use std::time::Duration;
+
+use ftpfs::error::{Error, Op};
+use ftpfs::fs::{FsOptions, FtpFs};
+use ftpfs::inode::ROOT;
+use ftpfs::remote::{Kind, RemoteEntry};
+use ftpfs::testing::{Fault, MemRemote};
+
+fn fs_with(remote: MemRemote, ttl: Duration) -> FtpFs<MemRemote> {
+    FtpFs::new(
+        remote,
+        FsOptions {
+            uid: 1000,
+            gid: 1000,
+            umask: 0o022,
+            ttl,
+            max_cached_entries: 10_000,
+            read_only: true,
+        },
+    )
+}
+
+fn sample() -> FtpFs<MemRemote> {
+    let r = MemRemote::new();
+    r.add_dir("d");
+    r.add_file("d/a.txt", b"hello world");
+    r.add_file("d/b.txt", b"bee");
+    r.add_file("top", b"top");
+    r.add_symlink("link", "d/a.txt");
+    fs_with(r, Duration::from_secs(60))
+}
+
+fn lookup(fs: &FtpFs<MemRemote>, parent: u64, name: &str) -> Result<u64, Error> {
+    fs.lookup(parent, OsStr::new(name)).map(|a| a.ino)
+}
+
+#[test]
+fn stat_of_every_name_in_a_listed_directory_costs_one_listing() {
+    let fs = sample();
+    let d = lookup(&fs, ROOT, "d").unwrap();
+    let before = fs.remote().list_calls();
+    for name in ["a.txt", "b.txt", "a.txt"] {
+        let ino = lookup(&fs, d, name).unwrap();
+        fs.getattr(ino).unwrap();
+    }
+    assert_eq!(fs.remote().list_calls() - before, 1);
+}
+
+#[test]
+fn missing_names_are_answered_from_the_cached_listing() {
+    let fs = sample();
+    let d = lookup(&fs, ROOT, "d").unwrap();
+    lookup(&fs, d, "a.txt").unwrap();
+    let before = fs.remote().list_calls();
+    for _ in 0..5 {
+        let e = lookup(&fs, d, "missing").unwrap_err();
+        assert_eq!(e.errno(), libc::ENOENT);
+    }
+    assert_eq!(
+        fs.remote().list_calls(),
+        before,
+        "negative lookups cost nothing"
+    );
+}
+
+#[test]
+fn listings_are_fetched_again_after_the_ttl() {
+    let r = MemRemote::new();
+    r.add_file("f", b"1");
+    let fs = fs_with(r, Duration::from_millis(30));
+    lookup(&fs, ROOT, "f").unwrap();
+    fs.remote().add_file("g", b"2");
+    assert_eq!(lookup(&fs, ROOT, "g").unwrap_err().errno(), libc::ENOENT);
+    std::thread::sleep(Duration::from_millis(40));
+    lookup(&fs, ROOT, "g").unwrap();
+}
+
+#[test]
+fn hostile_names_in_a_listing_never_become_entries() {
+    let r = MemRemote::new();
+    r.add_file("ok", b"fine");
+    for bad in ["..", ".", "", "a/b", "/etc", "x\0y", "../escape"] {
+        r.add_raw(
+            "",
+            RemoteEntry {
+                name: bad.into(),
+                kind: Kind::File,
+                size: 1,
+                mtime: None,
+                mode: None,
+                link_target: None,
+            },
+        );
+    }
+    let fs = fs_with(r, Duration::from_secs(60));
+    let fh = fs.opendir(ROOT).unwrap();
+    let names: Vec<String> = fs
+        .readdir(ROOT, fh, 0, 100, false)
+        .unwrap()
+        .into_iter()
+        .map(|e| e.name)
+        .collect();
+    assert_eq!(names, [".", "..", "ok"]);
+}
+
+#[test]
+fn names_no_server_can_have_are_enoent_and_long_ones_enametoolong() {
+    let fs = sample();
+    for bad in ["a/b", "a\nb", "a\rb"] {
+        assert_eq!(
+            lookup(&fs, ROOT, bad).unwrap_err().errno(),
+            libc::ENOENT,
+            "{bad:?}"
+        );
+    }
+    let long = "x".repeat(256);
+    assert_eq!(
+        lookup(&fs, ROOT, &long).unwrap_err().errno(),
+        libc::ENAMETOOLONG
+    );
+}
+
+#[test]
+fn listing_failures_become_the_errno_the_reply_means() {
+    let cases: [(fn() -> Error, i32); 4] = [
+        (
+            || Error::Reply {
+                op: Op::List,
+                code: 421,
+                text: "bye".into(),
+            },
+            libc::EIO,
+        ),
+        (
+            || Error::Reply {
+                op: Op::List,
+                code: 530,
+                text: "no".into(),
+            },
+            libc::EACCES,
+        ),
+        (
+            || Error::Reply {
+                op: Op::List,
+                code: 550,
+                text: "gone".into(),
+            },
+            libc::ENOENT,
+        ),
+        (|| Error::Timeout { op: Op::List }, libc::ETIMEDOUT),
+    ];
+    for (make, errno) in cases {
+        let fs = sample();
+        fs.remote().inject(Fault::List(String::new()), make);
+        assert_eq!(lookup(&fs, ROOT, "top").unwrap_err().errno(), errno);
+        // The fault was one-shot: the mount works again at once.
+        lookup(&fs, ROOT, "top").unwrap();
+    }
+}
+
+#[test]
+fn a_read_that_fails_midway_reports_the_error_not_short_data() {
+    let r = MemRemote::new();
+    r.add_file("f", &[7u8; 100_000]);
+    r.inject(Fault::ReadAt("f".into(), 50_000), || Error::Network {
+        op: Op::Retr,
+        source: std::io::Error::from(std::io::ErrorKind::ConnectionReset),
+    });
+    let fs = fs_with(r, Duration::from_secs(60));
+    let ino = lookup(&fs, ROOT, "f").unwrap();
+    let (fh, _) = fs.open(ino, false).unwrap();
+    assert_eq!(fs.read(fh, 0, 40_000).unwrap().len(), 40_000);
+    assert_eq!(fs.read(fh, 40_000, 40_000).unwrap_err().errno(), libc::EIO);
+    fs.release(fh);
+}
+
+#[test]
+fn open_checks_type_and_the_read_only_mount() {
+    let fs = sample();
+    let d = lookup(&fs, ROOT, "d").unwrap();
+    let f = lookup(&fs, ROOT, "top").unwrap();
+    assert_eq!(fs.open(d, false).unwrap_err().errno(), libc::EISDIR);
+    assert_eq!(fs.open(f, true).unwrap_err().errno(), libc::EROFS);
+    assert_eq!(fs.opendir(f).unwrap_err().errno(), libc::ENOTDIR);
+    assert_eq!(
+        fs.access(f, libc::W_OK, 1000, 1000).unwrap_err().errno(),
+        libc::EROFS
+    );
+    fs.access(f, libc::R_OK, 1000, 1000).unwrap();
+    assert_eq!(
+        fs.access(f, libc::X_OK, 1000, 1000).unwrap_err().errno(),
+        libc::EACCES
+    );
+}
+
+#[test]
+fn symlinks_read_their_target() {
+    let fs = sample();
+    let l = lookup(&fs, ROOT, "link").unwrap();
+    assert_eq!(fs.getattr(l).unwrap().kind, Kind::Symlink);
+    assert_eq!(fs.readlink(l).unwrap(), "d/a.txt");
+    let f = lookup(&fs, ROOT, "top").unwrap();
+    assert_eq!(fs.readlink(f).unwrap_err().errno(), libc::EINVAL);
+}
+
+#[test]
+fn page_cache_is_kept_only_while_size_and_mtime_are_unchanged() {
+    let r = MemRemote::new();
+    r.add_file("f", b"one");
+    let fs = fs_with(r, Duration::from_millis(20));
+    let ino = lookup(&fs, ROOT, "f").unwrap();
+    let (fh, keep) = fs.open(ino, false).unwrap();
+    assert!(!keep, "first open has nothing to keep");
+    fs.release(fh);
+    let (fh, keep) = fs.open(ino, false).unwrap();
+    assert!(keep, "unchanged file keeps its cache");
+    fs.release(fh);
+    fs.remote().add_file("f", b"changed!");
+    std::thread::sleep(Duration::from_millis(30));
+    let (fh, keep) = fs.open(ino, false).unwrap();
+    assert!(!keep, "a changed size drops the cache");
+    assert_eq!(fs.read(fh, 0, 100).unwrap(), b"changed!");
+}
+
+#[test]
+fn readdir_offsets_resume_where_the_kernel_left_off() {
+    let fs = sample();
+    let d = lookup(&fs, ROOT, "d").unwrap();
+    let fh = fs.opendir(d).unwrap();
+    let first = fs.readdir(d, fh, 0, 2, true).unwrap();
+    assert_eq!(
+        first.iter().map(|e| e.name.as_str()).collect::<Vec<_>>(),
+        [".", ".."]
+    );
+    let rest = fs.readdir(d, fh, first[1].next_offset, 10, true).unwrap();
+    assert_eq!(
+        rest.iter().map(|e| e.name.as_str()).collect::<Vec<_>>(),
+        ["a.txt", "b.txt"]
+    );
+    assert!(fs
+        .readdir(d, fh, rest[1].next_offset, 10, true)
+        .unwrap()
+        .is_empty());
+    // readdirplus took references; unused ones are given back without harm.
+    fs.readdir_unused(&rest[1..]);
+    fs.releasedir(fh);
+}
+
+#[test]
+fn a_vanished_file_is_enoent_on_getattr_after_refresh() {
+    let r = MemRemote::new();
+    r.add_file("f", b"x");
+    let fs = fs_with(r, Duration::from_millis(20));
+    let ino = lookup(&fs, ROOT, "f").unwrap();
+    fs.remote().remove("f");
+    std::thread::sleep(Duration::from_millis(30));
+    assert_eq!(fs.getattr(ino).unwrap_err().errno(), libc::ENOENT);
+}
