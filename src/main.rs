@@ -161,7 +161,7 @@ fn serve(cfg: Config, notify: Option<OwnedFd>) -> ExitCode {
     log::info!("mounted {} on {}", cfg.fsname, cfg.mountpoint.display());
     if let Some(fd) = notify {
         let _ = std::fs::File::from(fd).write_all(b"OK");
-        detach_stdio(cfg.log_file.is_some());
+        detach_stdio(cfg.log_file.as_deref());
     }
 
     let mut signalled = None;
@@ -281,21 +281,22 @@ fn stop_signals() -> libc::sigset_t {
     }
 }
 
-/// Lets go of the terminal: stdin and stdout to /dev/null, stderr too unless it is the log.
-fn detach_stdio(keep_stderr: bool) {
-    if let Ok(null) = std::fs::OpenOptions::new()
+/// Lets go of the terminal: stdin and stdout to /dev/null, stderr to the log file (so a
+/// panic message lands there) or /dev/null. Keeping the caller's stderr would hold open a
+/// pipe that `ftpfs mount ... | tail` or a test harness waits on until unmount.
+fn detach_stdio(log_file: Option<&Path>) {
+    let null = std::fs::OpenOptions::new()
         .read(true)
         .write(true)
-        .open("/dev/null")
-    {
-        let fd = null.as_raw_fd();
-        // SAFETY: dup2 onto the standard descriptors; `null` stays open until after.
+        .open("/dev/null");
+    let log = log_file.and_then(|p| std::fs::OpenOptions::new().append(true).open(p).ok());
+    if let Ok(null) = &null {
+        let err = log.as_ref().map_or(null.as_raw_fd(), |f| f.as_raw_fd());
+        // SAFETY: dup2 onto the standard descriptors; both sources stay open until after.
         unsafe {
-            libc::dup2(fd, 0);
-            libc::dup2(fd, 1);
-            if !keep_stderr {
-                libc::dup2(fd, 2);
-            }
+            libc::dup2(null.as_raw_fd(), 0);
+            libc::dup2(null.as_raw_fd(), 1);
+            libc::dup2(err, 2);
         }
     }
     let _ = std::env::set_current_dir("/");

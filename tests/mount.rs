@@ -317,3 +317,39 @@ fn missing_names_are_enoent_and_protocol_logs_mask_the_password() {
     assert!(log.contains("listed /"), "debug logging is on: {log}");
     assert!(!log.contains(PASSWORD), "password in log");
 }
+
+/// Regression: with --log-file the detached daemon kept the caller's stderr, so
+/// `ftpfs mount ... 2>&1 | tail` (or any reader of that pipe) hung until unmount.
+#[test]
+fn background_mount_does_not_hold_the_callers_output_open() {
+    let Some((_data, server)) = setup(ServerKind::Unftp) else {
+        return;
+    };
+    let mnt = tempfile::tempdir().unwrap();
+    let log = mnt.path().with_extension("log");
+    let mut child = ftpfs()
+        .args(["mount", &server.url()])
+        .arg(mnt.path())
+        .arg("--log-file")
+        .arg(&log)
+        .env("FTPFS_PASSWORD", PASSWORD)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut out = child.stdout.take().unwrap();
+    let mut err = child.stderr.take().unwrap();
+    // read_to_end returns only when every holder of the pipes has closed them.
+    let reader = std::thread::spawn(move || {
+        use std::io::Read;
+        let mut buf = Vec::new();
+        let _ = out.read_to_end(&mut buf);
+        let _ = err.read_to_end(&mut buf);
+    });
+    assert!(child.wait().unwrap().success());
+    let closed = wait_for(Duration::from_secs(10), || reader.is_finished());
+    let _ = ftpfs().arg("umount").arg(mnt.path()).status();
+    let _ = std::fs::remove_file(&log);
+    assert!(closed, "the daemon still holds the caller's stdout/stderr");
+}

@@ -528,7 +528,10 @@ mod tests {
     fn non_ascii_permission_columns_are_skipped_not_a_panic() {
         // Found by the property test: slicing the column at byte 10 split a character.
         let now = SystemTime::now();
-        assert_eq!(parse_list_line("b 調Ѩ\u{855d7}`< 1 a b 1 Jan 1 2020 x", now), None);
+        assert_eq!(
+            parse_list_line("b 調Ѩ\u{855d7}`< 1 a b 1 Jan 1 2020 x", now),
+            None
+        );
     }
 
     #[test]

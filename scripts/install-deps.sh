@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Installs what ftpfs needs to build, mount and be tested on Debian 12 (run as root):
+# fuse3 (fusermount3), the FTP servers the tests and demo run on loopback, and the plain FTP
+# clients the benchmark compares against. Safe to run again.
+set -euo pipefail
+need=()
+for pkg in fuse3 pure-ftpd python3-pyftpdlib curl lftp openssl; do
+  dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "ok installed" || need+=("$pkg")
+done
+if [ "${FTPFS_BENCH_DEPS:-0}" = 1 ]; then
+  for pkg in rclone; do
+    dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "ok installed" || need+=("$pkg")
+  done
+fi
+if [ ${#need[@]} -gt 0 ]; then
+  echo "installing: ${need[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  # pure-ftpd's package would start a system server on port 21; we start our own.
+  printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d && chmod +x /usr/sbin/policy-rc.d
+  apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+  rm -f /usr/sbin/policy-rc.d
+fi
+command -v cargo >/dev/null || { echo "cargo is missing: install Rust (rustup) first" >&2; exit 1; }
+[ -e /dev/fuse ] || { echo "/dev/fuse is missing: load the fuse module (modprobe fuse)" >&2; exit 1; }
