@@ -353,3 +353,37 @@ fn background_mount_does_not_hold_the_callers_output_open() {
     let _ = std::fs::remove_file(&log);
     assert!(closed, "the daemon still holds the caller's stdout/stderr");
 }
+
+fn files_larger_than_4_gib_read_at_high_offsets(kind: ServerKind) {
+    let data = tempfile::tempdir().unwrap();
+    let size: u64 = 5 * 1024 * 1024 * 1024 + 17;
+    let marker_at: u64 = 4 * 1024 * 1024 * 1024 + 123_456_789;
+    {
+        // Sparse on the server's disk: only the marker takes space.
+        let f = std::fs::File::create(data.path().join("huge.img")).unwrap();
+        f.set_len(size).unwrap();
+        f.write_all_at(b"MARKER past 4 GiB", marker_at).unwrap();
+    }
+    let Some(server) = Server::start(kind, data.path()) else {
+        return;
+    };
+    let m = Mount::new(&server, &[]);
+    let f = std::fs::File::open(m.path().join("huge.img")).unwrap();
+    assert_eq!(f.metadata().unwrap().len(), size);
+    let mut buf = [0u8; 17];
+    f.read_exact_at(&mut buf, marker_at).unwrap();
+    assert_eq!(&buf, b"MARKER past 4 GiB");
+    let mut tail = [1u8; 17];
+    f.read_exact_at(&mut tail, size - 17).unwrap();
+    assert_eq!(tail, [0u8; 17]);
+}
+
+#[test]
+fn files_larger_than_4_gib_read_at_high_offsets_unftp() {
+    files_larger_than_4_gib_read_at_high_offsets(ServerKind::Unftp);
+}
+
+#[test]
+fn files_larger_than_4_gib_read_at_high_offsets_pure_ftpd() {
+    files_larger_than_4_gib_read_at_high_offsets(ServerKind::PureFtpd);
+}

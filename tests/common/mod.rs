@@ -9,6 +9,8 @@
 
 #![allow(dead_code)]
 
+pub mod fake;
+
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};

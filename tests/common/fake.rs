@@ -1,0 +1,181 @@
+//! A scripted FTP server for faults a real server cannot be made to produce: no `EPSV`, no
+//! `REST`, no `FEAT`, multi-line greetings, hostile listing lines. It speaks just enough FTP
+//! for ftpfs and records every command it receives. Loopback only; every wait is bounded.
+
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader, Write};
+use std::net::{TcpListener, TcpStream};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+#[derive(Clone, Default)]
+pub struct FakeOpts {
+    pub no_epsv: bool,
+    pub no_rest: bool,
+    pub no_feat: bool,
+    pub mlsd: bool,
+    pub greeting_lines: usize,
+    /// Lines of every `LIST`/`MLSD` answer, sent verbatim (CRLF added).
+    pub listing: Vec<String>,
+    pub files: HashMap<String, Vec<u8>>,
+}
+
+pub struct FakeServer {
+    pub port: u16,
+    pub commands: Arc<Mutex<Vec<String>>>,
+    stop: Arc<AtomicBool>,
+}
+
+impl Drop for FakeServer {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+    }
+}
+
+impl FakeServer {
+    pub fn start(opts: FakeOpts) -> FakeServer {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.set_nonblocking(true).unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let commands = Arc::new(Mutex::new(Vec::new()));
+        let stop = Arc::new(AtomicBool::new(false));
+        let (c, s, o) = (commands.clone(), stop.clone(), Arc::new(opts));
+        std::thread::spawn(move || {
+            // Bounded: the server lives at most 5 minutes, or until dropped.
+            let end = Instant::now() + Duration::from_secs(300);
+            while !s.load(Ordering::SeqCst) && Instant::now() < end {
+                match listener.accept() {
+                    Ok((sock, _)) => {
+                        let (c, o) = (c.clone(), o.clone());
+                        std::thread::spawn(move || {
+                            let _ = session(sock, &o, &c);
+                        });
+                    }
+                    Err(_) => std::thread::sleep(Duration::from_millis(10)),
+                }
+            }
+        });
+        FakeServer {
+            port,
+            commands,
+            stop,
+        }
+    }
+
+    pub fn received(&self, verb: &str) -> usize {
+        self.commands
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|c| c.split(' ').next() == Some(verb))
+            .count()
+    }
+}
+
+fn session(sock: TcpStream, o: &FakeOpts, log: &Mutex<Vec<String>>) -> std::io::Result<()> {
+    sock.set_read_timeout(Some(Duration::from_secs(30)))?;
+    let mut out = sock.try_clone()?;
+    let mut rd = BufReader::new(sock);
+    for i in 1..o.greeting_lines.max(1) {
+        write!(out, "220-greeting line {i}\r\n")?;
+    }
+    write!(out, "220 fake ready\r\n")?;
+    let mut pasv: Option<TcpListener> = None;
+    let mut rest = 0usize;
+    let mut line = String::new();
+    loop {
+        line.clear();
+        if rd.read_line(&mut line)? == 0 {
+            return Ok(());
+        }
+        let cmd = line.trim_end().to_string();
+        log.lock().unwrap().push(cmd.clone());
+        let (verb, arg) = cmd.split_once(' ').unwrap_or((&cmd, ""));
+        match verb.to_ascii_uppercase().as_str() {
+            "USER" => write!(out, "331 password please\r\n")?,
+            "PASS" if arg == "bad" => write!(out, "530 Login incorrect.\r\n")?,
+            "PASS" => write!(out, "230 logged in\r\n")?,
+            "FEAT" if o.no_feat => write!(out, "500 FEAT not understood\r\n")?,
+            "FEAT" => {
+                write!(out, "211-Features:\r\n UTF8\r\n")?;
+                if o.mlsd {
+                    write!(out, " MLST type*;size*;modify*;\r\n")?;
+                }
+                write!(out, "211 End\r\n")?;
+            }
+            "OPTS" | "TYPE" | "NOOP" => write!(out, "200 ok\r\n")?,
+            "PWD" => write!(out, "257 \"/\" is the current directory\r\n")?,
+            "CWD" => write!(out, "250 ok\r\n")?,
+            "QUIT" => {
+                write!(out, "221 bye\r\n")?;
+                return Ok(());
+            }
+            "EPSV" if o.no_epsv => write!(out, "500 EPSV not understood\r\n")?,
+            "EPSV" => {
+                let l = TcpListener::bind("127.0.0.1:0")?;
+                write!(
+                    out,
+                    "229 Entering Extended Passive Mode (|||{}|)\r\n",
+                    l.local_addr()?.port()
+                )?;
+                pasv = Some(l);
+            }
+            "PASV" => {
+                let l = TcpListener::bind("127.0.0.1:0")?;
+                let p = l.local_addr()?.port();
+                write!(
+                    out,
+                    "227 Entering Passive Mode (127,0,0,1,{},{})\r\n",
+                    p >> 8,
+                    p & 255
+                )?;
+                pasv = Some(l);
+            }
+            "REST" if o.no_rest => write!(out, "502 REST not implemented\r\n")?,
+            "REST" => {
+                rest = arg.parse().unwrap_or(0);
+                write!(out, "350 Restarting at {rest}\r\n")?;
+            }
+            "RETR" => {
+                let name = arg.trim_start_matches('/');
+                let Some(data) = o.files.get(name) else {
+                    write!(out, "550 No such file\r\n")?;
+                    continue;
+                };
+                let from = std::mem::take(&mut rest).min(data.len());
+                send(&mut out, pasv.take(), &data[from..])?;
+            }
+            "LIST" | "MLSD" => {
+                let mut body = o.listing.join("\r\n");
+                body.push_str("\r\n");
+                send(&mut out, pasv.take(), body.as_bytes())?;
+            }
+            _ => write!(out, "502 not implemented\r\n")?,
+        }
+    }
+}
+
+fn send(out: &mut TcpStream, pasv: Option<TcpListener>, data: &[u8]) -> std::io::Result<()> {
+    let Some(l) = pasv else {
+        return write!(out, "425 Use PASV or EPSV first\r\n");
+    };
+    write!(out, "150 Opening data connection\r\n")?;
+    l.set_nonblocking(true)?;
+    let end = Instant::now() + Duration::from_secs(10);
+    let mut conn = loop {
+        match l.accept() {
+            Ok((c, _)) => break c,
+            Err(_) if Instant::now() < end => std::thread::sleep(Duration::from_millis(5)),
+            Err(e) => return Err(e),
+        }
+    };
+    conn.set_nonblocking(false)?;
+    match conn.write_all(data) {
+        Ok(()) => {
+            drop(conn);
+            write!(out, "226 Transfer complete\r\n")
+        }
+        Err(_) => write!(out, "426 Connection closed; transfer aborted\r\n"),
+    }
+}
