@@ -7,7 +7,7 @@
 //! on from where it is costs nothing. So:
 //!
 //! - each open file keeps one stream and serves a read at the stream's position from it;
-//! - a read a little ahead (≤ [`SKIP_MAX`]) reads through the gap instead of restarting;
+//! - a read ahead by at most [`SKIP_MAX`] reads through the gap instead of restarting;
 //! - the last [`WINDOW`] bytes delivered are kept, so a read slightly behind (overtaken
 //!   readahead, `less` scrolling back a page) costs nothing either;
 //! - any other seek closes the stream and opens a new one with `REST` at the new offset. The
@@ -35,10 +35,13 @@ use super::pool::{Lease, Pool, Purpose, Reclaim, Reclaimed};
 use crate::error::{Error, Op, Result};
 use crate::remote::RemoteReader;
 
-/// Forward gaps up to this size are read through rather than reopened.
-pub const SKIP_MAX: u64 = 512 * 1024;
-/// Bytes kept behind the stream position for reads that come slightly late.
-pub const WINDOW: usize = 2 * 1024 * 1024;
+/// Forward gaps up to this size are read through rather than reopened. With 1 MiB kernel
+/// readahead, concurrent requests arrive up to a few MiB out of order; below this, the
+/// stream is read through and the overtaken request is served from the window.
+pub const SKIP_MAX: u64 = 4 * 1024 * 1024;
+/// Bytes kept behind the stream position for reads that come late (at most this much memory
+/// per open file).
+pub const WINDOW: usize = 4 * 1024 * 1024;
 /// Without `REST`, a read this close to the start restarts at 0 and reads through.
 pub const NO_REST_SKIP: u64 = 16 * 1024 * 1024;
 
@@ -57,6 +60,17 @@ struct State {
     stream: Option<Stream>,
     window: Window,
     registered: bool,
+    stats: Stats,
+}
+
+/// What one open file cost, logged at debug when it is closed.
+#[derive(Default, Debug)]
+struct Stats {
+    requests: u64,
+    bytes: u64,
+    socket_reads: u64,
+    from_window: u64,
+    retrs: u64,
 }
 
 /// An open `RETR` on a leased connection.
@@ -84,6 +98,8 @@ impl RemoteReader for FtpReader {
     fn read_at(&self, offset: u64, buf: &mut [u8]) -> Result<usize> {
         let mut st = self.inner.state.lock();
         let mut filled = st.window.copy_out(offset, buf);
+        st.stats.requests += 1;
+        st.stats.from_window += filled as u64;
         while filled < buf.len() {
             let n = self
                 .inner
@@ -93,13 +109,19 @@ impl RemoteReader for FtpReader {
             }
             filled += n;
         }
+        st.stats.bytes += filled as u64;
         Ok(filled)
     }
 }
 
 impl Drop for FtpReader {
     fn drop(&mut self) {
-        let stream = self.inner.state.lock().stream.take();
+        let mut st = self.inner.state.lock();
+        if st.stats.requests > 0 {
+            log::debug!("closed {}: {:?}", self.inner.path, st.stats);
+        }
+        let stream = st.stream.take();
+        drop(st);
         if let Some(s) = stream {
             drop(s.close());
         }
@@ -135,6 +157,7 @@ impl Inner {
                         st.registered = true;
                     }
                     st.window.reset(s.pos);
+                    st.stats.retrs += 1;
                     st.stream = Some(s);
                 }
             }
@@ -153,6 +176,7 @@ impl Inner {
                 Ok(0)
             }
             Ok(n) => {
+                st.stats.socket_reads += 1;
                 s.pos += n as u64;
                 st.window.push(pos, &out[..n]);
                 Ok(n)
