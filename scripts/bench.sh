@@ -9,7 +9,7 @@
 # $RUNS runs. Writes BENCHMARKS.md (or $BENCH_OUT). Loopback only; every loop is bounded.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-RUNS=${RUNS:-3}
+RUNS=${RUNS:-5}
 OUT=${BENCH_OUT:-BENCHMARKS.md}
 FTPFS_BENCH_DEPS=1 scripts/install-deps.sh
 cargo build --release --locked 2>/dev/null
@@ -127,6 +127,8 @@ umount_ftpfs
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
 r_cold=$(ratio "$m_curl" "$m_cold")
 r_lftp=$(ratio "$m_lftp" "$m_cold")
+# Judge against the faster of the two plain clients.
+r_best=$(awk -v a="$r_cold" -v b="$r_lftp" 'BEGIN { print (a < b) ? a : b }')
 r_ls=$(ratio "$ml_warm" "$ml_local")
 verdict() { awk -v v="$1" -v t="$2" -v dir="$3" 'BEGIN { ok = (dir == "ge") ? v >= t : v <= t; print ok ? "met" : "**missed**" }'; }
 cpu=$(awk -F': ' '/model name/ { print $2; exit }' /proc/cpuinfo)
@@ -154,7 +156,10 @@ the mounts); what each tool delivered is checked by sha256 in an untimed pass, e
 | ftpfs, warm (read again, page cache) | $m_warm | $(mibps "$m_warm") | $(ratio "$m_curl" "$m_warm") |
 | rclone mount (defaults), cold | $m_rclone | $(mibps "$m_rclone") | $(ratio "$m_curl" "$m_rclone") |
 
-Target: cold ≥ 0.9× the plain download: $r_cold× curl, $r_lftp× lftp — $(verdict "$r_cold" 0.9 ge).
+Target: cold ≥ 0.9× the plain download, judged against the faster plain client:
+$r_cold× curl, $r_lftp× lftp — $(verdict "$r_best" 0.9 ge). Loopback runs on this 2-core
+machine vary by ±20% from run to run (server, client and kernel share the cores); the
+runs are interleaved so every tool sees the same conditions.
 
 ## ls -lR of $local_entries entries in 100 directories
 
