@@ -343,10 +343,7 @@ impl<R: Remote> FtpFs<R> {
         let Handle::File { reader } = &*handle else {
             return Err(Error::IsDir);
         };
-        let mut buf = vec![0u8; size as usize];
-        let n = reader.read_at(offset, &mut buf)?;
-        buf.truncate(n);
-        Ok(buf)
+        reader.read_at(offset, size as usize)
     }
 
     pub fn release(&self, fh: u64) {

@@ -35,10 +35,12 @@ pub struct RemoteEntry {
     pub link_target: Option<String>,
 }
 
-/// Reads one remote file. `read_at` fills `buf` from `offset` and returns fewer bytes than
-/// `buf.len()` only at end of file: the kernel takes a short read as EOF.
+/// Reads one remote file. `read_at` returns `len` bytes from `offset`, fewer only at end of
+/// file: the kernel takes a short read as EOF. The reader allocates the buffer itself, once
+/// it is its turn: the kernel sends several readahead requests for one file at once, and
+/// buffers allocated by requests still queueing would add up to megabytes for nothing.
 pub trait RemoteReader: Send + Sync + 'static {
-    fn read_at(&self, offset: u64, buf: &mut [u8]) -> Result<usize>;
+    fn read_at(&self, offset: u64, len: usize) -> Result<Vec<u8>>;
 }
 
 pub trait Remote: Send + Sync + 'static {

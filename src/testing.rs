@@ -156,7 +156,7 @@ pub struct MemReader {
 }
 
 impl RemoteReader for MemReader {
-    fn read_at(&self, offset: u64, buf: &mut [u8]) -> Result<usize> {
+    fn read_at(&self, offset: u64, len: usize) -> Result<Vec<u8>> {
         self.remote.inner.reads.fetch_add(1, Ordering::SeqCst);
         let faults = self.remote.inner.faults.lock();
         let limit = faults.iter().find_map(|(f, make)| match f {
@@ -165,7 +165,7 @@ impl RemoteReader for MemReader {
         });
         drop(faults);
         if let Some((at, make)) = limit {
-            if offset + buf.len() as u64 > at {
+            if offset + len as u64 > at {
                 return Err(make());
             }
         }
@@ -182,8 +182,7 @@ impl RemoteReader for MemReader {
                 text: "No such file".into(),
             })?;
         let start = (offset as usize).min(data.len());
-        let n = buf.len().min(data.len() - start);
-        buf[..n].copy_from_slice(&data[start..start + n]);
-        Ok(n)
+        let n = len.min(data.len() - start);
+        Ok(data[start..start + n].to_vec())
     }
 }

@@ -95,9 +95,10 @@ impl FtpReader {
 }
 
 impl RemoteReader for FtpReader {
-    fn read_at(&self, offset: u64, buf: &mut [u8]) -> Result<usize> {
+    fn read_at(&self, offset: u64, len: usize) -> Result<Vec<u8>> {
         let mut st = self.inner.state.lock();
-        let mut filled = st.window.copy_out(offset, buf);
+        let mut buf = vec![0u8; len];
+        let mut filled = st.window.copy_out(offset, &mut buf);
         st.stats.requests += 1;
         st.stats.from_window += filled as u64;
         while filled < buf.len() {
@@ -110,7 +111,8 @@ impl RemoteReader for FtpReader {
             filled += n;
         }
         st.stats.bytes += filled as u64;
-        Ok(filled)
+        buf.truncate(filled);
+        Ok(buf)
     }
 }
 
@@ -307,15 +309,21 @@ impl Window {
         self.end - self.buf.len() as u64
     }
 
-    /// Appends bytes that were read at `pos`; a gap resets the window.
+    /// Appends bytes that were read at `pos`; a gap resets the window. Old bytes are dropped
+    /// *before* appending and the capacity is reserved exactly once: a growing `VecDeque`
+    /// doubles, and its ring would touch (and keep resident) twice [`WINDOW`].
     fn push(&mut self, pos: u64, data: &[u8]) {
         if pos != self.end {
             self.reset(pos);
         }
-        self.buf.extend(data);
-        self.end += data.len() as u64;
-        let excess = self.buf.len().saturating_sub(WINDOW);
+        if self.buf.capacity() < WINDOW {
+            self.buf.reserve_exact(WINDOW - self.buf.len());
+        }
+        let keep = &data[data.len().saturating_sub(WINDOW)..];
+        let excess = (self.buf.len() + keep.len()).saturating_sub(WINDOW);
         self.buf.drain(..excess);
+        self.buf.extend(keep);
+        self.end += data.len() as u64;
     }
 
     /// Copies what the window holds from `offset` on into `out`; returns how many bytes.
@@ -351,6 +359,7 @@ mod tests {
         let data: Vec<u8> = (0..=255u8).cycle().take(WINDOW + 1000).collect();
         w.push(100, &data);
         assert_eq!(w.end, 100 + data.len() as u64);
+        assert!(w.buf.capacity() < WINDOW + 4096, "capacity stays at the window size");
         let mut out = [0u8; 10];
         assert_eq!(w.copy_out(100, &mut out), 0, "oldest bytes fell out");
         let off = w.end - 5;
