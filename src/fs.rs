@@ -149,7 +149,8 @@ impl<R: Remote> FtpFs<R> {
             .ok_or(Error::NotFound)
     }
 
-    fn attr_of(&self, ino: u64, e: &RemoteEntry) -> Attr {
+    /// Attributes of the entry at `path` (needed to size a rewritten symlink target).
+    fn attr_of(&self, ino: u64, path: &str, e: &RemoteEntry) -> Attr {
         // A symlink whose target the listing does not show cannot be read as a link;
         // presenting it as a file lets RETR (which follows links server-side) serve it.
         let kind = match (e.kind, &e.link_target) {
@@ -166,7 +167,10 @@ impl<R: Remote> FtpFs<R> {
             ino,
             kind,
             size: match kind {
-                Kind::Symlink => e.link_target.as_ref().map_or(0, |t| t.len() as u64),
+                // What readlink will return (absolute targets are rewritten).
+                Kind::Symlink => e.link_target.as_ref().map_or(0, |t| {
+                    remote::mount_relative_target(t, path, self.remote.root()).len() as u64
+                }),
                 _ => e.size,
             },
             mtime: e.mtime.unwrap_or(UNIX_EPOCH),
@@ -207,7 +211,7 @@ impl<R: Remote> FtpFs<R> {
         let entry = listing.get(name).ok_or(Error::NotFound)?;
         let path = remote::join(&dir, name);
         let ino = self.inodes.lookup(&path);
-        Ok(self.attr_of(ino, entry))
+        Ok(self.attr_of(ino, &path, entry))
     }
 
     pub fn forget(&self, ino: u64, n: u64) {
@@ -220,14 +224,16 @@ impl<R: Remote> FtpFs<R> {
         }
         let path = self.path_of(ino)?;
         let entry = self.entry(&path)?;
-        Ok(self.attr_of(ino, &entry))
+        Ok(self.attr_of(ino, &path, &entry))
     }
 
     pub fn readlink(&self, ino: u64) -> Result<String> {
         let path = self.path_of(ino)?;
         let entry = self.entry(&path)?;
         match (entry.kind, entry.link_target) {
-            (Kind::Symlink, Some(t)) => Ok(t),
+            (Kind::Symlink, Some(t)) => {
+                Ok(remote::mount_relative_target(&t, &path, self.remote.root()))
+            }
             _ => Err(Error::InvalidName),
         }
     }
@@ -280,7 +286,7 @@ impl<R: Remote> FtpFs<R> {
                         } else {
                             self.inodes.peek(&child)
                         };
-                        (e.name.clone(), self.attr_of(cino, e))
+                        (e.name.clone(), self.attr_of(cino, &child, e))
                     }
                     None => break,
                 },
@@ -328,7 +334,7 @@ impl<R: Remote> FtpFs<R> {
         if write {
             return Err(Error::ReadOnly);
         }
-        let attr = self.attr_of(ino, &entry);
+        let attr = self.attr_of(ino, &path, &entry);
         let keep = {
             let mut opened = self.opened.lock();
             opened.insert(ino, (attr.size, attr.mtime)) == Some((attr.size, attr.mtime))

@@ -52,6 +52,42 @@ pub trait Remote: Send + Sync + 'static {
     /// Prepares to read `path`. Network work is deferred to the first `read_at`, so opening a
     /// file that is never read costs nothing.
     fn open_reader(&self, path: &str, size_hint: u64) -> Result<Self::Reader>;
+
+    /// The absolute server path of the mount's root (`""` for the server's `/`), used to
+    /// rewrite absolute symlink targets.
+    fn root(&self) -> &str;
+}
+
+/// Rewrites a symlink target so that the kernel resolves it inside the mount. An absolute
+/// target means a path on the *server*; taken literally the kernel would follow it on the
+/// local machine (`link -> /etc/passwd` would open the local file). Like sshfs's
+/// `transform_symlinks`, it becomes relative to the link's directory: a target under the
+/// mounted root points at the same file through the mount, one outside it dangles inside
+/// the mount rather than leading out of it. Relative targets are the kernel's to resolve
+/// and stay as they are.
+pub fn mount_relative_target(target: &str, link_path: &str, root: &str) -> String {
+    let Some(abs) = target.strip_prefix('/') else {
+        return target.to_string();
+    };
+    let root = root.trim_matches('/');
+    let inside = if root.is_empty() {
+        abs
+    } else {
+        abs.strip_prefix(root)
+            .and_then(|r| r.strip_prefix('/').or(r.is_empty().then_some("")))
+            .unwrap_or(abs)
+    };
+    let depth = parent(link_path)
+        .split('/')
+        .filter(|c| !c.is_empty())
+        .count();
+    let mut out = "../".repeat(depth);
+    out.push_str(inside.trim_start_matches('/'));
+    if out.is_empty() {
+        ".".to_string()
+    } else {
+        out.trim_end_matches('/').to_string()
+    }
 }
 
 /// The kernel's limit on one path component.
@@ -110,6 +146,26 @@ mod tests {
         for good in ["a", "...", "-rf", " lead", "ünï", "a b", &"x".repeat(255)] {
             assert!(valid_name(good), "{good:?}");
         }
+    }
+
+    #[test]
+    fn absolute_symlink_targets_stay_inside_the_mount() {
+        assert_eq!(
+            mount_relative_target("/etc/passwd", "link", ""),
+            "etc/passwd"
+        );
+        assert_eq!(
+            mount_relative_target("/etc/passwd", "a/b/link", ""),
+            "../../etc/passwd"
+        );
+        assert_eq!(
+            mount_relative_target("/pub/x/y", "d/link", "/pub"),
+            "../x/y"
+        );
+        assert_eq!(mount_relative_target("/pub", "link", "/pub"), ".");
+        assert_eq!(mount_relative_target("/other/z", "link", "/pub"), "other/z");
+        assert_eq!(mount_relative_target("rel/t", "a/link", "/pub"), "rel/t");
+        assert_eq!(mount_relative_target("../t", "a/link", ""), "../t");
     }
 
     #[test]

@@ -140,6 +140,10 @@ impl Remote for MemRemote {
         Ok(out)
     }
 
+    fn root(&self) -> &str {
+        ""
+    }
+
     fn open_reader(&self, path: &str, _size_hint: u64) -> Result<MemReader> {
         Ok(MemReader {
             remote: MemRemote {

@@ -387,3 +387,74 @@ fn files_larger_than_4_gib_read_at_high_offsets_unftp() {
 fn files_larger_than_4_gib_read_at_high_offsets_pure_ftpd() {
     files_larger_than_4_gib_read_at_high_offsets(ServerKind::PureFtpd);
 }
+
+fn symlinks_read_as_links_that_stay_inside_the_mount(opts: &[&str]) {
+    let data = tempfile::tempdir().unwrap();
+    std::fs::write(data.path().join("target.txt"), "hi\n").unwrap();
+    std::fs::create_dir(data.path().join("sub")).unwrap();
+    std::os::unix::fs::symlink("target.txt", data.path().join("link")).unwrap();
+    std::os::unix::fs::symlink("../target.txt", data.path().join("sub/up")).unwrap();
+    std::os::unix::fs::symlink("/etc/passwd", data.path().join("abs")).unwrap();
+    let Some(server) = Server::start(ServerKind::PureFtpd, data.path()) else {
+        return;
+    };
+    let m = Mount::new(&server, opts);
+    let p = m.path();
+    assert_eq!(
+        std::fs::read_link(p.join("link")).unwrap(),
+        Path::new("target.txt")
+    );
+    assert_eq!(std::fs::read_to_string(p.join("link")).unwrap(), "hi\n");
+    assert_eq!(std::fs::read_to_string(p.join("sub/up")).unwrap(), "hi\n");
+    assert!(std::fs::symlink_metadata(p.join("link"))
+        .unwrap()
+        .file_type()
+        .is_symlink());
+    // An absolute target is the server's path: rewritten relative to the mount, where it
+    // dangles, instead of opening this machine's /etc/passwd.
+    assert_eq!(
+        std::fs::read_link(p.join("abs")).unwrap(),
+        Path::new("etc/passwd")
+    );
+    let err = std::fs::read(p.join("abs")).unwrap_err();
+    assert_eq!(err.raw_os_error(), Some(libc::ENOENT));
+    // lstat size is the length of what readlink returns, as on a local filesystem.
+    assert_eq!(std::fs::symlink_metadata(p.join("abs")).unwrap().len(), 10);
+}
+
+#[test]
+fn symlinks_read_as_links_that_stay_inside_the_mount_mlsd() {
+    symlinks_read_as_links_that_stay_inside_the_mount(&[]);
+}
+
+#[test]
+fn symlinks_read_as_links_that_stay_inside_the_mount_list() {
+    symlinks_read_as_links_that_stay_inside_the_mount(&["listing=list"]);
+}
+
+#[test]
+fn anonymous_login_when_the_source_names_no_user() {
+    let data = tempfile::tempdir().unwrap();
+    std::fs::write(data.path().join("pub.txt"), "public").unwrap();
+    let Some(server) = Server::start_anonymous(data.path()) else {
+        return;
+    };
+    let mnt = tempfile::tempdir().unwrap();
+    let out = ftpfs()
+        .args(["mount", &format!("127.0.0.1:{}", server.port)])
+        .arg(mnt.path())
+        .env_remove("FTPFS_PASSWORD")
+        .env("NETRC", "/nonexistent")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = std::fs::read_to_string(mnt.path().join("pub.txt"));
+    let _ = ftpfs().arg("umount").arg(mnt.path()).status();
+    assert_eq!(text.unwrap(), "public");
+    assert!(!is_mounted(mnt.path()));
+}

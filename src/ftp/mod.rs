@@ -23,7 +23,7 @@ use self::conn::{Endpoint, ServerInfo};
 use self::pool::{Pool, Purpose};
 use self::reader::FtpReader;
 use crate::error::{Error, Op, Result};
-use crate::remote::{Remote, RemoteEntry};
+use crate::remote::{Kind, Remote, RemoteEntry};
 
 /// The longest listing line we keep (a name is at most 255 bytes; facts add little).
 pub const MAX_LINE: usize = 16 * 1024;
@@ -134,11 +134,52 @@ impl Remote for FtpRemote {
                 data_lines(&mut c.ftp, "LIST")
             })?
         };
-        drop(lease);
         let now = SystemTime::now();
+        let mut entries = self.parse(&path, &lines, mlsd, now);
+        // MLSD from pure-ftpd says "OS.unix=slink:" without the target; one LIST of the
+        // directory shows it ("a -> b"). Only directories with such links pay for it.
+        if mlsd
+            && entries
+                .iter()
+                .any(|e| e.kind == Kind::Symlink && e.link_target.is_none())
+        {
+            let listed = lease.run(|c| {
+                c.ftp.cwd(&path).map_err(|e| Error::from_ftp(Op::List, e))?;
+                data_lines(&mut c.ftp, "LIST -a")
+            });
+            match listed {
+                Ok(lines) => {
+                    let targets: std::collections::HashMap<String, String> = self
+                        .parse(&path, &lines, false, now)
+                        .into_iter()
+                        .filter_map(|e| Some((e.name, e.link_target?)))
+                        .collect();
+                    for e in entries.iter_mut().filter(|e| e.kind == Kind::Symlink) {
+                        e.link_target = targets.get(&e.name).cloned();
+                    }
+                }
+                Err(e) => log::debug!("{path}: no symlink targets from LIST: {e}"),
+            }
+        }
+        drop(lease);
+        log::debug!("listed {path}: {} entries", entries.len());
+        Ok(entries)
+    }
+
+    fn open_reader(&self, path: &str, _size_hint: u64) -> Result<FtpReader> {
+        Ok(FtpReader::new(Arc::clone(&self.pool), self.abs(path)))
+    }
+
+    fn root(&self) -> &str {
+        &self.root
+    }
+}
+
+impl FtpRemote {
+    fn parse(&self, path: &str, lines: &[String], mlsd: bool, now: SystemTime) -> Vec<RemoteEntry> {
         let mut entries = Vec::with_capacity(lines.len());
         let mut seen = std::collections::HashSet::new();
-        for line in &lines {
+        for line in lines {
             let parsed = if mlsd {
                 listing::parse_mlsd_line(line)
             } else {
@@ -150,12 +191,7 @@ impl Remote for FtpRemote {
                 None => log::debug!("{path}: skipped listing line {line:?}"),
             }
         }
-        log::debug!("listed {path}: {} entries", entries.len());
-        Ok(entries)
-    }
-
-    fn open_reader(&self, path: &str, _size_hint: u64) -> Result<FtpReader> {
-        Ok(FtpReader::new(Arc::clone(&self.pool), self.abs(path)))
+        entries
     }
 }
 

@@ -359,7 +359,10 @@ mod tests {
         let data: Vec<u8> = (0..=255u8).cycle().take(WINDOW + 1000).collect();
         w.push(100, &data);
         assert_eq!(w.end, 100 + data.len() as u64);
-        assert!(w.buf.capacity() < WINDOW + 4096, "capacity stays at the window size");
+        assert!(
+            w.buf.capacity() < WINDOW + 4096,
+            "capacity stays at the window size"
+        );
         let mut out = [0u8; 10];
         assert_eq!(w.copy_out(100, &mut out), 0, "oldest bytes fell out");
         let off = w.end - 5;

@@ -97,6 +97,28 @@ impl unftp_core::auth::Authenticator for PasswordAuth {
 impl Server {
     /// Starts a server of `kind` serving `root`. `None` when it is not installed here.
     pub fn start(kind: ServerKind, root: &Path) -> Option<Server> {
+        Self::start_with(kind, root, false)
+    }
+
+    /// pyftpdlib allowing anonymous (read-only) logins and no named user.
+    pub fn start_anonymous(root: &Path) -> Option<Server> {
+        Self::start_with(ServerKind::Pyftpdlib, root, true)
+    }
+
+    /// A free port can be taken between our asking and the server binding it (another
+    /// test's passive listener), so a server that does not come up gets two more ports.
+    fn start_with(kind: ServerKind, root: &Path, anonymous: bool) -> Option<Server> {
+        for attempt in 1..=3 {
+            match Self::try_start(kind, root, anonymous) {
+                Ok(s) => return s,
+                Err(e) if attempt < 3 => eprintln!("{kind:?}: {e}; retrying on another port"),
+                Err(e) => panic!("{kind:?}: {e}"),
+            }
+        }
+        unreachable!()
+    }
+
+    fn try_start(kind: ServerKind, root: &Path, anonymous: bool) -> Result<Option<Server>, String> {
         let work = tempfile::tempdir().unwrap();
         let port = free_port();
         let child = match kind {
@@ -106,7 +128,7 @@ impl Server {
             }
             ServerKind::PureFtpd => {
                 if !installed("/usr/sbin/pure-ftpd") {
-                    return skip(kind);
+                    return Ok(skip(kind));
                 }
                 // A cheap MD5-crypt hash ("secret"): pure-pw's default argon2 costs seconds
                 // of CPU per login on a 2-core machine.
@@ -147,16 +169,18 @@ impl Server {
                     .status()
                     .is_ok_and(|s| s.success());
                 if !ok {
-                    return skip(kind);
+                    return Ok(skip(kind));
+                }
+                let mut cmd = Command::new("/usr/bin/python3");
+                cmd.args(["-m", "pyftpdlib", "-i", "127.0.0.1", "-p"])
+                    .arg(port.to_string())
+                    .arg("-d")
+                    .arg(root);
+                if !anonymous {
+                    cmd.args(["-u", USER, "-P", PASSWORD]);
                 }
                 Some(
-                    Command::new("/usr/bin/python3")
-                        .args(["-m", "pyftpdlib", "-i", "127.0.0.1", "-p"])
-                        .arg(port.to_string())
-                        .arg("-d")
-                        .arg(root)
-                        .args(["-u", USER, "-P", PASSWORD])
-                        .stdout(Stdio::null())
+                    cmd.stdout(Stdio::null())
                         .stderr(Stdio::null())
                         .spawn()
                         .expect("pyftpdlib starts"),
@@ -170,11 +194,18 @@ impl Server {
             child,
             _work: work,
         };
-        if !wait_for(Duration::from_secs(10), || port_open(port)) {
+        let up = wait_for(Duration::from_secs(10), || {
+            port_open(port)
+                || server
+                    .child
+                    .as_mut()
+                    .is_some_and(|c| c.try_wait().ok().flatten().is_some())
+        });
+        if !up || !port_open(port) {
             server.stop();
-            panic!("{kind:?} did not start listening on {port}");
+            return Err(format!("did not start listening on {port}"));
         }
-        Some(server)
+        Ok(Some(server))
     }
 
     pub fn url(&self) -> String {
