@@ -128,6 +128,47 @@ impl DirCache {
         listing
     }
 
+    /// Applies one of our own changes to `dir`'s cached listing (if it is cached): `entry`
+    /// replaces the entry of its name, or, with `None`, `name` is removed. Cheaper than
+    /// invalidating: creating 500 files in a directory must not cost 500 listings. Fetches
+    /// that began before the change are refused as after an invalidation.
+    pub fn update(&self, dir: &str, name: &str, entry: Option<RemoteEntry>) {
+        let mut inner = self.inner.lock();
+        inner.invalidations += 1;
+        let Some(old) = inner.lru.peek(dir).cloned() else {
+            return;
+        };
+        let mut entries: Vec<RemoteEntry> = old
+            .entries
+            .iter()
+            .filter(|e| e.name != name)
+            .cloned()
+            .collect();
+        entries.extend(entry);
+        let mut listing = Listing::new(entries);
+        listing.fetched = old.fetched;
+        inner.total = inner.total + listing.entries.len() - old.entries.len();
+        inner.lru.put(dir.to_string(), Arc::new(listing));
+    }
+
+    /// Forgets the listings of `dir` and everything below it (after a directory rename).
+    pub fn invalidate_tree(&self, dir: &str) {
+        let mut inner = self.inner.lock();
+        inner.invalidations += 1;
+        let prefix = format!("{dir}/");
+        let doomed: Vec<String> = inner
+            .lru
+            .iter()
+            .map(|(k, _)| k.clone())
+            .filter(|k| k == dir || k.starts_with(&prefix))
+            .collect();
+        for k in doomed {
+            if let Some(old) = inner.lru.pop(&k) {
+                inner.total -= old.entries.len();
+            }
+        }
+    }
+
     /// Forgets `dir`'s listing (after a change in it).
     pub fn invalidate(&self, dir: &str) {
         let mut inner = self.inner.lock();
@@ -199,6 +240,33 @@ mod tests {
         assert!(c.get("a").is_none(), "least recently used went first");
         assert!(c.get("b").is_some());
         assert_eq!(c.total(), 3);
+    }
+
+    #[test]
+    fn own_changes_update_the_cached_listing_in_place() {
+        let c = DirCache::new(Duration::from_secs(60), 100);
+        c.insert("d", Listing::new(entries(&["a", "b"])), c.token());
+        let stale = c.token();
+        c.update("d", "c", Some(entries(&["c"]).remove(0)));
+        c.update("d", "a", None);
+        let l = c.get("d").unwrap();
+        let names: Vec<&str> = l.entries.iter().map(|e| e.name.as_str()).collect();
+        assert_eq!(names, ["b", "c"]);
+        assert_eq!(c.total(), 2);
+        // A fetch that started before the change must not overwrite it.
+        c.insert("d", Listing::new(entries(&["a", "b"])), stale);
+        assert!(c.get("d").unwrap().get("c").is_some());
+    }
+
+    #[test]
+    fn a_tree_is_invalidated_with_its_subdirectories_only() {
+        let c = DirCache::new(Duration::from_secs(60), 100);
+        for d in ["a", "a/b", "a/b/c", "ab"] {
+            c.insert(d, Listing::new(entries(&["x"])), c.token());
+        }
+        c.invalidate_tree("a");
+        assert!(c.get("a").is_none() && c.get("a/b").is_none() && c.get("a/b/c").is_none());
+        assert!(c.get("ab").is_some());
     }
 
     #[test]

@@ -59,7 +59,8 @@ pub struct MountArgs {
 
     /// Mount options, comma separated: ro, allow_other, allow_root, default_permissions,
     /// uid=N, gid=N, umask=OOO, dir_cache_ttl=SECS, connections=N, timeout=SECS,
-    /// listing=auto|list (list: use LIST even when MLSD is offered), debug,
+    /// listing=auto|list (list: use LIST even when MLSD is offered), spool_dir=DIR,
+    /// recovery_dir=DIR, upload=atomic|inplace, debug,
     /// nodev, nosuid, noexec, noatime. Options for mount(8) and systemd (_netdev, noauto,
     /// nofail, x-systemd.*, ...) are accepted and ignored
     #[arg(short = 'o', value_name = "OPTIONS", help_heading = "Mount")]

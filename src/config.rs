@@ -61,6 +61,9 @@ pub struct Config {
     pub foreground: bool,
     pub debug: bool,
     pub listing: crate::ftp::ListingMode,
+    pub spool_dir: PathBuf,
+    pub recovery_dir: PathBuf,
+    pub upload: crate::fs::UploadMode,
     pub log_file: Option<PathBuf>,
     /// Options handed to the kernel as they are (nodev, nosuid, noexec, noatime…).
     pub kernel_options: Vec<String>,
@@ -180,6 +183,9 @@ pub struct MountOpts {
     pub umask: Option<u32>,
     pub debug: bool,
     pub listing: Option<crate::ftp::ListingMode>,
+    pub spool_dir: Option<PathBuf>,
+    pub recovery_dir: Option<PathBuf>,
+    pub upload: Option<crate::fs::UploadMode>,
     pub kernel: Vec<String>,
 }
 
@@ -228,6 +234,15 @@ pub fn parse_mount_options(s: &str, opts: &mut MountOpts) -> Result<(), String> 
                 )
             }
             "debug" => opts.debug = true,
+            "spool_dir" => opts.spool_dir = Some(PathBuf::from(need()?)),
+            "recovery_dir" => opts.recovery_dir = Some(PathBuf::from(need()?)),
+            "upload" => {
+                opts.upload = Some(match need()? {
+                    "atomic" => crate::fs::UploadMode::Atomic,
+                    "inplace" => crate::fs::UploadMode::InPlace,
+                    v => return Err(format!("upload must be atomic or inplace, not {v:?}")),
+                })
+            }
             "listing" => {
                 opts.listing = Some(match need()? {
                     "auto" => crate::ftp::ListingMode::Auto,
@@ -302,8 +317,7 @@ impl Config {
                     .or(args.dir_cache_ttl)
                     .unwrap_or(DEFAULT_DIR_CACHE_TTL),
             ),
-            // Writes arrive with the write path; until then every mount is read-only.
-            read_only: true,
+            read_only: o.read_only,
             allow_other: o.allow_other,
             allow_root: o.allow_root,
             default_permissions: o.default_permissions,
@@ -313,6 +327,13 @@ impl Config {
             foreground: args.foreground,
             debug: o.debug,
             listing: o.listing.unwrap_or_default(),
+            spool_dir: o
+                .spool_dir
+                .unwrap_or_else(|| crate::spool::default_dir("spool")),
+            recovery_dir: o
+                .recovery_dir
+                .unwrap_or_else(|| crate::spool::default_dir("recovered")),
+            upload: o.upload.unwrap_or_default(),
             log_file: args.log_file.clone(),
             kernel_options: o.kernel,
             fsname,

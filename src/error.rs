@@ -22,6 +22,14 @@ pub enum Op {
     List,
     Retr,
     Stat,
+    Store,
+    Append,
+    Rename,
+    Delete,
+    Mkdir,
+    Rmdir,
+    Chmod,
+    SetTime,
 }
 
 impl fmt::Display for Op {
@@ -32,6 +40,14 @@ impl fmt::Display for Op {
             Op::List => "list",
             Op::Retr => "retrieve",
             Op::Stat => "stat",
+            Op::Store => "upload",
+            Op::Append => "append",
+            Op::Rename => "rename",
+            Op::Delete => "delete",
+            Op::Mkdir => "mkdir",
+            Op::Rmdir => "rmdir",
+            Op::Chmod => "chmod",
+            Op::SetTime => "set mtime",
         })
     }
 }
@@ -75,6 +91,21 @@ pub enum Error {
     /// The mount is read-only.
     #[error("read-only filesystem")]
     ReadOnly,
+    /// The name exists already (mkdir, O_EXCL create, rename with RENAME_NOREPLACE).
+    #[error("file exists")]
+    Exists,
+    /// rmdir of a directory that still has entries.
+    #[error("directory not empty")]
+    NotEmpty,
+    /// The server cannot do this at all (no SITE CHMOD, no MFMT, a rename flag FTP lacks).
+    #[error("not supported by the server")]
+    Unsupported,
+    /// Changing what FTP cannot change (owner, group).
+    #[error("operation not permitted")]
+    NotPermitted,
+    /// The local spool file failed (disk full, I/O error on the spool directory).
+    #[error("spool: {0}")]
+    Spool(#[source] io::Error),
     /// The caller lacks the permission bits we report.
     #[error("permission denied")]
     Access,
@@ -141,6 +172,11 @@ impl Error {
             | Error::NameTooLong
             | Error::NoRandomAccess
             | Error::ReadOnly
+            | Error::Exists
+            | Error::NotEmpty
+            | Error::Unsupported
+            | Error::NotPermitted
+            | Error::Spool(_)
             | Error::Access
             | Error::Stale => false,
         }
@@ -160,6 +196,11 @@ impl Error {
             Error::NameTooLong => libc::ENAMETOOLONG,
             Error::NoRandomAccess => libc::ESPIPE,
             Error::ReadOnly => libc::EROFS,
+            Error::Exists => libc::EEXIST,
+            Error::NotEmpty => libc::ENOTEMPTY,
+            Error::Unsupported => libc::ENOTSUP,
+            Error::NotPermitted => libc::EPERM,
+            Error::Spool(e) => e.raw_os_error().unwrap_or(libc::EIO),
             Error::Access => libc::EACCES,
             Error::Stale => libc::ESTALE,
         }
@@ -168,15 +209,22 @@ impl Error {
     /// How loudly to log this error when it reaches the kernel.
     pub fn log_level(&self) -> log::Level {
         match self {
-            Error::NotFound | Error::IsDir | Error::NotDir | Error::Access | Error::ReadOnly => {
-                log::Level::Debug
-            }
+            Error::NotFound
+            | Error::IsDir
+            | Error::NotDir
+            | Error::Access
+            | Error::ReadOnly
+            | Error::Exists
+            | Error::NotEmpty
+            | Error::Unsupported
+            | Error::NotPermitted => log::Level::Debug,
             Error::Reply { code, .. } if *code == 550 => log::Level::Debug,
             Error::InvalidName | Error::NameTooLong | Error::Stale => log::Level::Info,
             Error::Reply { .. }
             | Error::Network { .. }
             | Error::Timeout { .. }
             | Error::Protocol { .. }
+            | Error::Spool(_)
             | Error::NoRandomAccess => log::Level::Warn,
         }
     }
@@ -206,7 +254,16 @@ fn reply_errno(op: Op, code: u32) -> i32 {
         // and cp expect for an entry they cannot see.
         (Op::List | Op::Retr | Op::Stat, 550) => libc::ENOENT,
         (Op::Connect | Op::Login, 550) => libc::EACCES,
-        // 553 file name not allowed.
+        // On changes, the filesystem checks existence first (missing → ENOENT, present →
+        // EEXIST, full directory → ENOTEMPTY) from the listing, so a 550 that still comes is
+        // the server refusing: permission.
+        (Op::Store | Op::Append | Op::Rename | Op::Delete | Op::Mkdir | Op::Rmdir, 550) => {
+            libc::EACCES
+        }
+        (Op::Chmod | Op::SetTime, 550) => libc::EPERM,
+        // 553 "file name not allowed": pure-ftpd and others send it for a write refused by
+        // permissions, so on changes it is EACCES; elsewhere the name itself was refused.
+        (Op::Store | Op::Append | Op::Rename | Op::Mkdir, 553) => libc::EACCES,
         (_, 553) => libc::EINVAL,
         // 551 page type unknown, any other 5xx: permanent failure without finer meaning.
         (_, 500..=599) => libc::EIO,

@@ -19,6 +19,8 @@ pub mod handles;
 
 use std::collections::HashMap;
 use std::ffi::OsStr;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -29,6 +31,46 @@ use crate::cache::{DirCache, Listing};
 use crate::error::{Error, Result};
 use crate::inode::{InodeTable, ROOT};
 use crate::remote::{self, Kind, Remote, RemoteEntry, RemoteReader, NAME_MAX};
+use crate::spool::{RemoteReaderDyn, Spool};
+
+/// The spool of one inode and how many write handles share it.
+struct SpoolEntry {
+    /// Held across the upload on purpose: it is this file's own lock, and a write to the
+    /// file must wait until the upload of its previous content is decided.
+    spool: Mutex<Spool>,
+    writers: AtomicUsize,
+    /// The server's file had content when the spool was made: replace it atomically.
+    replaces: bool,
+}
+
+/// How a changed file reaches the server.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum UploadMode {
+    /// Upload to a temporary name in the same directory, then rename over the target: the
+    /// old content stays whole until the new one is complete.
+    #[default]
+    Atomic,
+    /// STOR straight onto the target (for servers that refuse renames onto existing names
+    /// and forbid deleting; a failed upload leaves a partial file).
+    InPlace,
+}
+
+/// How a file is opened, in plain terms.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct OpenMode {
+    pub write: bool,
+    pub truncate: bool,
+}
+
+/// What `setattr` changes.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct SetAttr {
+    pub mode: Option<u32>,
+    pub uid: Option<u32>,
+    pub gid: Option<u32>,
+    pub size: Option<u64>,
+    pub mtime: Option<SystemTime>,
+}
 
 /// Options of the core, from the validated configuration.
 #[derive(Clone, Debug)]
@@ -41,6 +83,11 @@ pub struct FsOptions {
     /// Bound on cached listing entries.
     pub max_cached_entries: usize,
     pub read_only: bool,
+    /// Where spool files live.
+    pub spool_dir: PathBuf,
+    /// Where data that could not be uploaded is kept when nobody is left to tell.
+    pub recovery_dir: PathBuf,
+    pub upload: UploadMode,
 }
 
 /// Attributes of one inode, in plain terms.
@@ -85,6 +132,8 @@ pub struct FtpFs<R: Remote> {
     mounted_at: SystemTime,
     /// (size, mtime) of each inode at its last open, to decide on keeping the page cache.
     opened: Mutex<HashMap<u64, (u64, SystemTime)>>,
+    spools: Mutex<HashMap<u64, Arc<SpoolEntry>>>,
+    uploads: AtomicU64,
 }
 
 impl<R: Remote> FtpFs<R> {
@@ -97,6 +146,8 @@ impl<R: Remote> FtpFs<R> {
             handles: Handles::default(),
             mounted_at: SystemTime::now(),
             opened: Mutex::new(HashMap::new()),
+            spools: Mutex::new(HashMap::new()),
+            uploads: AtomicU64::new(0),
         }
     }
 
@@ -223,6 +274,25 @@ impl<R: Remote> FtpFs<R> {
             return Ok(self.root_attr());
         }
         let path = self.path_of(ino)?;
+        if let Some(e) = self.spool_of(ino) {
+            // While written, the spool is the truth (even for an unlinked file).
+            let s = e.spool.lock();
+            return Ok(Attr {
+                ino,
+                kind: Kind::File,
+                size: s.len,
+                mtime: s.mtime,
+                perm: (0o644 & !self.opts.umask) as u16,
+                uid: self.opts.uid,
+                gid: self.opts.gid,
+            })
+            .map(|mut a| {
+                if let Ok(entry) = self.entry(&path) {
+                    a.perm = self.attr_of(ino, &path, &entry).perm;
+                }
+                a
+            });
+        }
         let entry = self.entry(&path)?;
         Ok(self.attr_of(ino, &path, &entry))
     }
@@ -322,38 +392,530 @@ impl<R: Remote> FtpFs<R> {
 
     /// Opens a file for reading. Returns the handle and whether the kernel may keep the
     /// pages it cached at the previous open.
-    pub fn open(&self, ino: u64, write: bool) -> Result<(u64, bool)> {
+    pub fn open(&self, ino: u64, mode: OpenMode) -> Result<(u64, bool)> {
         let path = self.path_of(ino)?;
         if ino == ROOT {
             return Err(Error::IsDir);
         }
-        let entry = self.entry(&path)?;
+        let write = mode.write || mode.truncate;
+        if write && self.opts.read_only {
+            return Err(Error::ReadOnly);
+        }
+        let spooled = self.spool_of(ino);
+        let entry = match (self.entry(&path), &spooled) {
+            (Ok(e), _) => e,
+            // Created by us and not yet listed, or unlinked while open: the spool knows.
+            (Err(Error::NotFound), Some(_)) => RemoteEntry {
+                name: remote::basename(&path).to_string(),
+                kind: Kind::File,
+                size: 0,
+                mtime: None,
+                mode: None,
+                link_target: None,
+            },
+            (Err(e), _) => return Err(e),
+        };
         if entry.kind == Kind::Dir {
             return Err(Error::IsDir);
-        }
-        if write {
-            return Err(Error::ReadOnly);
         }
         let attr = self.attr_of(ino, &path, &entry);
         let keep = {
             let mut opened = self.opened.lock();
-            opened.insert(ino, (attr.size, attr.mtime)) == Some((attr.size, attr.mtime))
+            let same = opened.insert(ino, (attr.size, attr.mtime)) == Some((attr.size, attr.mtime));
+            same && spooled.is_none() && !write
         };
+        if write {
+            let e = self.writer_spool(ino, entry.size)?;
+            if mode.truncate {
+                e.spool.lock().truncate(0)?;
+            }
+        }
         let reader = self.remote.open_reader(&path, entry.size)?;
-        let fh = self.handles.insert(Handle::File { reader });
+        let fh = self.handles.insert(Handle::File { reader, ino, write });
         Ok((fh, keep))
+    }
+
+    fn spool_of(&self, ino: u64) -> Option<Arc<SpoolEntry>> {
+        self.spools.lock().get(&ino).cloned()
+    }
+
+    /// The inode's spool, made if needed, with one more writer counted.
+    fn writer_spool(&self, ino: u64, base: u64) -> Result<Arc<SpoolEntry>> {
+        let mut map = self.spools.lock();
+        if let Some(e) = map.get(&ino) {
+            e.writers.fetch_add(1, Ordering::SeqCst);
+            return Ok(Arc::clone(e));
+        }
+        let e = Arc::new(SpoolEntry {
+            spool: Mutex::new(Spool::new(&self.opts.spool_dir, base)?),
+            writers: AtomicUsize::new(1),
+            replaces: base > 0,
+        });
+        map.insert(ino, Arc::clone(&e));
+        Ok(e)
+    }
+
+    /// Downloads the server's content into the spool if an operation needs it.
+    fn fill(&self, ino: u64, s: &mut Spool) -> Result<()> {
+        if s.filled {
+            return Ok(());
+        }
+        let path = self.path_of(ino)?;
+        let base = s.base;
+        s.fill(|| {
+            let r = self.remote.open_reader(&path, base)?;
+            Ok(Box::new(r) as Box<dyn RemoteReaderDyn>)
+        })
     }
 
     pub fn read(&self, fh: u64, offset: u64, size: u32) -> Result<Vec<u8>> {
         let handle = self.handles.get(fh).ok_or(Error::Stale)?;
-        let Handle::File { reader } = &*handle else {
+        let Handle::File { reader, ino, .. } = &*handle else {
             return Err(Error::IsDir);
         };
+        // Any handle of a file being written reads the written data.
+        if let Some(e) = self.spool_of(*ino) {
+            let mut s = e.spool.lock();
+            if offset < s.base {
+                self.fill(*ino, &mut s)?;
+            }
+            return s.read_at(offset, size as usize);
+        }
         reader.read_at(offset, size as usize)
     }
 
+    pub fn write(&self, fh: u64, offset: u64, data: &[u8]) -> Result<u32> {
+        let handle = self.handles.get(fh).ok_or(Error::Stale)?;
+        let Handle::File { ino, write, .. } = &*handle else {
+            return Err(Error::IsDir);
+        };
+        if !*write {
+            return Err(Error::Access);
+        }
+        let e = self.spool_of(*ino).ok_or(Error::Stale)?;
+        let mut s = e.spool.lock();
+        if offset < s.base {
+            self.fill(*ino, &mut s)?;
+        }
+        s.write_at(offset, data)?;
+        Ok(data.len() as u32)
+    }
+
+    /// `flush` (every `close`) and `fsync`: upload if the file has unsent changes. This is
+    /// where a failed upload reaches the program, as the return value of `close`/`fsync`.
+    pub fn flush(&self, fh: u64) -> Result<()> {
+        let handle = self.handles.get(fh).ok_or(Error::Stale)?;
+        match &*handle {
+            Handle::File {
+                ino, write: true, ..
+            } => self.upload(*ino),
+            _ => Ok(()),
+        }
+    }
+
+    fn upload(&self, ino: u64) -> Result<()> {
+        let Some(e) = self.spool_of(ino) else {
+            return Ok(());
+        };
+        let mut s = e.spool.lock();
+        if !s.dirty() || s.orphaned {
+            return Ok(());
+        }
+        let path = self.path_of(ino)?;
+        self.upload_spool(ino, &path, &mut s, e.replaces)
+    }
+
+    /// Sends the spool to the server: APPE of the new tail when that is all that changed,
+    /// else the whole file, atomically when it replaces content (see [`UploadMode`]).
+    fn upload_spool(&self, ino: u64, path: &str, s: &mut Spool, replaces: bool) -> Result<()> {
+        let result = if s.append_only() {
+            let from = s.base;
+            self.remote.append(path, &mut s.reader_from(from)?)
+        } else {
+            self.fill(ino, s)?;
+            if replaces && self.opts.upload == UploadMode::Atomic {
+                self.replace_atomically(path, s)
+            } else {
+                self.remote.store(path, &mut s.reader_from(0)?)
+            }
+        };
+        match result {
+            Ok(()) => {
+                s.uploaded();
+                let mut entry = self.cached_entry(path).unwrap_or(RemoteEntry {
+                    name: remote::basename(path).to_string(),
+                    kind: Kind::File,
+                    size: 0,
+                    mtime: None,
+                    mode: None,
+                    link_target: None,
+                });
+                entry.size = s.len;
+                entry.mtime = Some(s.mtime);
+                self.cache
+                    .update(remote::parent(path), &entry.name.clone(), Some(entry));
+                Ok(())
+            }
+            Err(e) => {
+                log::warn!("upload of {path} ({} bytes) failed: {e}", s.len);
+                Err(e)
+            }
+        }
+    }
+
+    /// STOR to a temporary name beside the target, then rename over it. A server that
+    /// refuses to rename onto an existing name gets delete + rename (a moment without the
+    /// file, never a truncated one). The temporary file is removed on any failure.
+    fn replace_atomically(&self, path: &str, s: &Spool) -> Result<()> {
+        let n = self.uploads.fetch_add(1, Ordering::Relaxed);
+        let name = remote::basename(path);
+        let short: String = name.chars().take(100).collect();
+        let tmp = remote::join(
+            remote::parent(path),
+            &format!(".ftpfs-{short}.{}-{n}.part", std::process::id()),
+        );
+        if let Err(e) = self.remote.store(&tmp, &mut s.reader_from(0)?) {
+            let _ = self.remote.delete(&tmp);
+            return Err(e);
+        }
+        match self.remote.rename(&tmp, path) {
+            Ok(()) => Ok(()),
+            Err(first) => {
+                let retried = matches!(first.code(), Some(550 | 553))
+                    && self.remote.delete(path).is_ok()
+                    && self.remote.rename(&tmp, path).is_ok();
+                if retried {
+                    log::info!(
+                        "{path}: server refuses renaming onto it; replaced by delete + rename"
+                    );
+                    Ok(())
+                } else {
+                    let _ = self.remote.delete(&tmp);
+                    Err(first)
+                }
+            }
+        }
+    }
+
+    fn cached_entry(&self, path: &str) -> Option<RemoteEntry> {
+        self.cache
+            .get(remote::parent(path))
+            .and_then(|l| l.get(remote::basename(path)).cloned())
+    }
+
+    /// The last handle of a written file is gone. Unsent data gets one more upload try;
+    /// if that fails nobody can be told any more, so the spool is kept in the recovery
+    /// directory and its path logged at error level.
     pub fn release(&self, fh: u64) {
+        let Some(handle) = self.handles.get(fh) else {
+            return;
+        };
         self.handles.remove(fh);
+        let Handle::File {
+            ino, write: true, ..
+        } = &*handle
+        else {
+            return;
+        };
+        let last = {
+            let mut map = self.spools.lock();
+            match map.get(ino) {
+                Some(e) if e.writers.fetch_sub(1, Ordering::SeqCst) == 1 => map.remove(ino),
+                _ => None,
+            }
+        };
+        let Some(e) = last else {
+            return;
+        };
+        if self.upload(*ino).is_ok() {
+            return;
+        }
+        let Ok(entry) = Arc::try_unwrap(e) else {
+            return;
+        };
+        let spool = entry.spool.into_inner();
+        let path = self.inodes.path(*ino).unwrap_or_default();
+        match spool.recover(&self.opts.recovery_dir, &path) {
+            Ok(p) => log::error!(
+                "{path}: data that could not be uploaded was saved to {}",
+                p.display()
+            ),
+            Err(err) => log::error!("{path}: data could not be uploaded nor saved: {err}"),
+        }
+    }
+
+    /// Creates and opens a new file. It is created on the server at once (an empty STOR),
+    /// so other clients and listings see it; its data follows at flush.
+    pub fn create(&self, parent: u64, name: &OsStr, exclusive: bool) -> Result<(Attr, u64)> {
+        let name = self.new_name(name)?;
+        let dir = self.path_of(parent)?;
+        let listing = self.listing(&dir)?;
+        let path = remote::join(&dir, name);
+        if let Some(existing) = listing.get(name) {
+            if exclusive {
+                return Err(Error::Exists);
+            }
+            if existing.kind == Kind::Dir {
+                return Err(Error::IsDir);
+            }
+            let ino = self.inodes.lookup(&path);
+            let (fh, _) = self.open(
+                ino,
+                OpenMode {
+                    write: true,
+                    truncate: true,
+                },
+            )?;
+            return Ok((self.getattr(ino)?, fh));
+        }
+        self.remote.store(&path, &mut std::io::empty())?;
+        let now = SystemTime::now();
+        let entry = RemoteEntry {
+            name: name.to_string(),
+            kind: Kind::File,
+            size: 0,
+            mtime: Some(now),
+            mode: None,
+            link_target: None,
+        };
+        self.cache.update(&dir, name, Some(entry.clone()));
+        let ino = self.inodes.lookup(&path);
+        self.writer_spool(ino, 0)?;
+        let reader = self.remote.open_reader(&path, 0)?;
+        let fh = self.handles.insert(Handle::File {
+            reader,
+            ino,
+            write: true,
+        });
+        Ok((self.attr_of(ino, &path, &entry), fh))
+    }
+
+    /// A name for something new: like [`Self::name`], but names no server can have are
+    /// refused (EINVAL) instead of being absent.
+    fn new_name<'a>(&self, name: &'a OsStr) -> Result<&'a str> {
+        if self.opts.read_only {
+            return Err(Error::ReadOnly);
+        }
+        if name.len() > NAME_MAX {
+            return Err(Error::NameTooLong);
+        }
+        match name.to_str() {
+            Some(s) if remote::valid_name(s) => Ok(s),
+            _ => Err(Error::InvalidName),
+        }
+    }
+
+    pub fn mkdir(&self, parent: u64, name: &OsStr) -> Result<Attr> {
+        let name = self.new_name(name)?;
+        let dir = self.path_of(parent)?;
+        if self.listing(&dir)?.get(name).is_some() {
+            return Err(Error::Exists);
+        }
+        let path = remote::join(&dir, name);
+        if let Err(e) = self.remote.mkdir(&path) {
+            return Err(self.explain(&dir, name, e, true));
+        }
+        let entry = RemoteEntry {
+            name: name.to_string(),
+            kind: Kind::Dir,
+            size: 0,
+            mtime: Some(SystemTime::now()),
+            mode: None,
+            link_target: None,
+        };
+        self.cache.update(&dir, name, Some(entry.clone()));
+        let ino = self.inodes.lookup(&path);
+        Ok(self.attr_of(ino, &path, &entry))
+    }
+
+    /// After the server refused a change, looks again: the name appeared (someone else made
+    /// it: EEXIST) or vanished (ENOENT); else the server's own answer stands.
+    fn explain(&self, dir: &str, name: &str, err: Error, creating: bool) -> Error {
+        self.cache.invalidate(dir);
+        match self.listing(dir).map(|l| l.get(name).is_some()) {
+            Ok(true) if creating => Error::Exists,
+            Ok(false) if !creating => Error::NotFound,
+            _ => err,
+        }
+    }
+
+    pub fn unlink(&self, parent: u64, name: &OsStr) -> Result<()> {
+        let name = self.new_name(name)?;
+        let dir = self.path_of(parent)?;
+        let kind = self.listing(&dir)?.get(name).map(|e| e.kind);
+        match kind {
+            None => return Err(Error::NotFound),
+            Some(Kind::Dir) => return Err(Error::IsDir),
+            Some(_) => {}
+        }
+        let path = remote::join(&dir, name);
+        if let Err(e) = self.remote.delete(&path) {
+            return Err(self.explain(&dir, name, e, false));
+        }
+        self.cache.update(&dir, name, None);
+        self.detach(&path);
+        Ok(())
+    }
+
+    /// `path` is gone from the server: an open spool of it must not bring it back.
+    fn detach(&self, path: &str) {
+        let ino = self.inodes.peek(path);
+        if let Some(e) = self.spool_of(ino) {
+            e.spool.lock().orphaned = true;
+        }
+        self.inodes.unlink(path);
+    }
+
+    pub fn rmdir(&self, parent: u64, name: &OsStr) -> Result<()> {
+        let name = self.new_name(name)?;
+        let dir = self.path_of(parent)?;
+        let kind = self.listing(&dir)?.get(name).map(|e| e.kind);
+        match kind {
+            None => return Err(Error::NotFound),
+            Some(Kind::Dir) => {}
+            Some(_) => return Err(Error::NotDir),
+        }
+        let path = remote::join(&dir, name);
+        if !self.listing(&path)?.entries.is_empty() {
+            return Err(Error::NotEmpty);
+        }
+        if let Err(e) = self.remote.rmdir(&path) {
+            self.cache.invalidate(&path);
+            if self.listing(&path).is_ok_and(|l| !l.entries.is_empty()) {
+                return Err(Error::NotEmpty);
+            }
+            return Err(self.explain(&dir, name, e, false));
+        }
+        self.cache.update(&dir, name, None);
+        self.cache.invalidate_tree(&path);
+        self.inodes.unlink(&path);
+        Ok(())
+    }
+
+    /// rename(2) over RNFR/RNTO. POSIX replaces an existing target; FTP servers differ, so
+    /// an existing target is handled here: an empty directory is removed first, a file is
+    /// replaced by the rename itself or, if the server refuses, deleted first.
+    pub fn rename(
+        &self,
+        parent: u64,
+        name: &OsStr,
+        newparent: u64,
+        newname: &OsStr,
+        noreplace: bool,
+    ) -> Result<()> {
+        let name = self.new_name(name)?;
+        let newname = self.new_name(newname)?;
+        let (dir, newdir) = (self.path_of(parent)?, self.path_of(newparent)?);
+        let (from, to) = (remote::join(&dir, name), remote::join(&newdir, newname));
+        let src = self
+            .listing(&dir)?
+            .get(name)
+            .cloned()
+            .ok_or(Error::NotFound)?;
+        if from == to {
+            return Ok(());
+        }
+        if src.kind == Kind::Dir && to.starts_with(&format!("{from}/")) {
+            return Err(Error::InvalidName);
+        }
+        let dst = self.listing(&newdir)?.get(newname).cloned();
+        if let Some(d) = &dst {
+            if noreplace {
+                return Err(Error::Exists);
+            }
+            match (src.kind == Kind::Dir, d.kind == Kind::Dir) {
+                (true, false) => return Err(Error::NotDir),
+                (false, true) => return Err(Error::IsDir),
+                (true, true) => {
+                    if !self.listing(&to)?.entries.is_empty() {
+                        return Err(Error::NotEmpty);
+                    }
+                    self.remote.rmdir(&to)?;
+                }
+                (false, false) => {}
+            }
+        }
+        if let Err(e) = self.remote.rename(&from, &to) {
+            let file_target = dst.as_ref().is_some_and(|d| d.kind != Kind::Dir);
+            let retried = file_target
+                && self.remote.delete(&to).is_ok()
+                && self.remote.rename(&from, &to).is_ok();
+            if !retried {
+                return Err(self.explain(&dir, name, e, false));
+            }
+        }
+        self.cache.update(&dir, name, None);
+        let mut moved = src;
+        moved.name = newname.to_string();
+        self.cache.update(&newdir, newname, Some(moved));
+        self.cache.invalidate_tree(&from);
+        self.cache.invalidate_tree(&to);
+        if dst.is_some() {
+            self.detach(&to);
+        }
+        self.inodes.rename(&from, &to);
+        Ok(())
+    }
+
+    /// chmod, chown (only to what is shown), truncate, utimens.
+    pub fn setattr(&self, ino: u64, set: SetAttr) -> Result<Attr> {
+        let any = set.mode.is_some() || set.size.is_some() || set.mtime.is_some();
+        if any && self.opts.read_only {
+            return Err(Error::ReadOnly);
+        }
+        if set.uid.is_some_and(|u| u != self.opts.uid)
+            || set.gid.is_some_and(|g| g != self.opts.gid)
+        {
+            return Err(Error::NotPermitted);
+        }
+        let path = self.path_of(ino)?;
+        if let Some(size) = set.size {
+            self.truncate(ino, &path, size)?;
+        }
+        if let Some(mode) = set.mode {
+            self.remote.chmod(&path, mode)?;
+            if let Some(mut e) = self.cached_entry(&path) {
+                e.mode = Some(mode & 0o7777);
+                self.cache
+                    .update(remote::parent(&path), &e.name.clone(), Some(e));
+            }
+        }
+        if let Some(mtime) = set.mtime {
+            // Pending data first: uploading it afterwards would reset the time.
+            self.upload(ino)?;
+            self.remote.set_mtime(&path, mtime)?;
+            if let Some(mut e) = self.cached_entry(&path) {
+                e.mtime = Some(mtime);
+                self.cache
+                    .update(remote::parent(&path), &e.name.clone(), Some(e));
+            }
+        }
+        self.getattr(ino)
+    }
+
+    /// With a writer open the spool is cut and uploaded at its flush; `truncate(2)` of a
+    /// file nobody has open is uploaded at once, since no flush will follow.
+    fn truncate(&self, ino: u64, path: &str, size: u64) -> Result<()> {
+        if let Some(e) = self.spool_of(ino) {
+            let mut s = e.spool.lock();
+            if size > 0 {
+                self.fill(ino, &mut s)?;
+            }
+            return s.truncate(size);
+        }
+        let entry = self.entry(path)?;
+        if entry.kind == Kind::Dir {
+            return Err(Error::IsDir);
+        }
+        if entry.size == size {
+            return Ok(());
+        }
+        let mut s = Spool::new(&self.opts.spool_dir, entry.size)?;
+        if size > 0 {
+            self.fill(ino, &mut s)?;
+        }
+        s.truncate(size)?;
+        self.upload_spool(ino, path, &mut s, entry.size > 0)
     }
 
     pub fn statfs(&self) -> StatFs {
@@ -370,6 +932,7 @@ impl<R: Remote> FtpFs<R> {
     }
 
     /// `access(2)`: checks `mask` (R_OK=4, W_OK=2, X_OK=1) against the mode we report.
+    /// Whether the server will allow a change is only known when it is tried.
     pub fn access(&self, ino: u64, mask: i32, uid: u32, gid: u32) -> Result<()> {
         let attr = self.getattr(ino)?;
         if mask & libc::W_OK != 0 && self.opts.read_only {

@@ -88,6 +88,38 @@ impl InodeTable {
         ino
     }
 
+    /// `path` no longer names anything (unlink, rmdir): lookups of it get a new inode, while
+    /// the kernel's references to the old one stay valid until forgotten.
+    pub fn unlink(&self, path: &str) {
+        let mut inner = self.inner.lock();
+        if let Some(ino) = inner.by_path.remove(path) {
+            if let Some(node) = inner.by_ino.get_mut(&ino) {
+                node.path = format!("\0unlinked/{ino}");
+            }
+        }
+    }
+
+    /// `from` and everything below it now live at `to`; whatever was at `to` is unlinked.
+    pub fn rename(&self, from: &str, to: &str) {
+        self.unlink(to);
+        let mut inner = self.inner.lock();
+        let prefix = format!("{from}/");
+        let moved: Vec<(String, u64)> = inner
+            .by_path
+            .iter()
+            .filter(|(p, _)| p.as_str() == from || p.starts_with(&prefix))
+            .map(|(p, &i)| (p.clone(), i))
+            .collect();
+        for (old, ino) in moved {
+            let new = format!("{to}{}", &old[from.len()..]);
+            inner.by_path.remove(&old);
+            inner.by_path.insert(new.clone(), ino);
+            if let Some(node) = inner.by_ino.get_mut(&ino) {
+                node.path = new;
+            }
+        }
+    }
+
     /// The kernel dropped `n` references; the node goes when none are left.
     pub fn forget(&self, ino: u64, n: u64) {
         if ino == ROOT {
@@ -103,7 +135,9 @@ impl InodeTable {
         };
         if gone {
             if let Some(node) = inner.by_ino.remove(&ino) {
-                inner.by_path.remove(&node.path);
+                if inner.by_path.get(&node.path) == Some(&ino) {
+                    inner.by_path.remove(&node.path);
+                }
             }
         }
     }
@@ -130,6 +164,25 @@ mod tests {
         assert_eq!(t.path(a), None);
         let again = t.lookup("a");
         assert_ne!(again, a, "inode numbers are not reused");
+    }
+
+    #[test]
+    fn renames_move_whole_subtrees_and_unlinked_names_get_new_inodes() {
+        let t = InodeTable::default();
+        let d = t.lookup("d");
+        let f = t.lookup("d/f");
+        let other = t.lookup("e");
+        t.rename("d", "e");
+        assert_eq!(t.path(d).as_deref(), Some("e"));
+        assert_eq!(t.path(f).as_deref(), Some("e/f"));
+        assert_ne!(t.lookup("e"), other, "the replaced target is detached");
+        assert_eq!(t.lookup("e/f"), f);
+        t.unlink("e/f");
+        assert_ne!(t.lookup("e/f"), f);
+        // forgetting the detached node does not disturb the new one
+        let newf = t.lookup("e/f");
+        t.forget(f, 10);
+        assert_eq!(t.lookup("e/f"), newf);
     }
 
     #[test]

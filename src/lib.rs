@@ -21,4 +21,5 @@ pub mod ftp;
 pub mod fuse;
 pub mod inode;
 pub mod remote;
+pub mod spool;
 pub mod testing;

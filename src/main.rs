@@ -117,6 +117,22 @@ fn serve(cfg: Config, notify: Option<OwnedFd>) -> ExitCode {
         }
         ExitCode::FAILURE
     };
+    if !cfg.read_only {
+        use std::os::unix::fs::DirBuilderExt;
+        let made = std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&cfg.spool_dir);
+        if let Err(e) = made {
+            return report(
+                notify,
+                &format!(
+                    "cannot create spool directory {}: {e}",
+                    cfg.spool_dir.display()
+                ),
+            );
+        }
+    }
     let remote = match FtpRemote::connect(
         cfg.endpoint.clone(),
         cfg.connections,
@@ -135,6 +151,9 @@ fn serve(cfg: Config, notify: Option<OwnedFd>) -> ExitCode {
             ttl: cfg.dir_cache_ttl,
             max_cached_entries: 200_000,
             read_only: cfg.read_only,
+            spool_dir: cfg.spool_dir.clone(),
+            recovery_dir: cfg.recovery_dir.clone(),
+            upload: cfg.upload,
         },
     ));
 

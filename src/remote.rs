@@ -53,6 +53,30 @@ pub trait Remote: Send + Sync + 'static {
     /// file that is never read costs nothing.
     fn open_reader(&self, path: &str, size_hint: u64) -> Result<Self::Reader>;
 
+    /// Uploads `data` as the whole content of `path` (STOR).
+    fn store(&self, path: &str, data: &mut dyn std::io::Read) -> Result<()>;
+
+    /// Appends `data` to `path` (APPE).
+    fn append(&self, path: &str, data: &mut dyn std::io::Read) -> Result<()>;
+
+    /// Renames `from` to `to` (RNFR immediately followed by RNTO).
+    fn rename(&self, from: &str, to: &str) -> Result<()>;
+
+    /// Deletes the file `path` (DELE).
+    fn delete(&self, path: &str) -> Result<()>;
+
+    fn mkdir(&self, path: &str) -> Result<()>;
+
+    fn rmdir(&self, path: &str) -> Result<()>;
+
+    /// Sets permission bits (SITE CHMOD); [`crate::error::Error::Unsupported`] if the
+    /// server has no way to.
+    fn chmod(&self, path: &str, mode: u32) -> Result<()>;
+
+    /// Sets the modification time (MFMT, or vsftpd's `MDTM time path`);
+    /// [`crate::error::Error::Unsupported`] if the server has no way to.
+    fn set_mtime(&self, path: &str, mtime: SystemTime) -> Result<()>;
+
     /// The absolute server path of the mount's root (`""` for the server's `/`), used to
     /// rewrite absolute symlink targets.
     fn root(&self) -> &str;

@@ -20,6 +20,9 @@ pub enum Fault {
     List(String),
     /// Reads of this file fail once they reach this offset.
     ReadAt(String, u64),
+    /// The next change of this kind ("store", "append", "rename", "delete", "mkdir",
+    /// "rmdir", "chmod", "mtime") to this path fails.
+    Call(&'static str, String),
 }
 
 type MakeError = fn() -> Error;
@@ -39,6 +42,7 @@ struct Shared {
     faults: Mutex<Vec<(Fault, MakeError)>>,
     pub lists: AtomicUsize,
     pub reads: AtomicUsize,
+    pub stores: AtomicUsize,
 }
 
 fn entry(name: &str, kind: Kind, size: u64) -> RemoteEntry {
@@ -65,10 +69,13 @@ impl MemRemote {
     }
 
     pub fn add_file(&self, path: &str, content: &[u8]) {
-        self.inner.entries.lock().insert(
-            path.to_string(),
-            entry(remote::basename(path), Kind::File, content.len() as u64),
-        );
+        let mut e = entry(remote::basename(path), Kind::File, content.len() as u64);
+        // Keep the mode a file had, as a server does when a file is overwritten.
+        if let Some(old) = self.inner.entries.lock().get(path) {
+            e.mode = old.mode;
+            e.mtime = Some(old.mtime.unwrap_or(UNIX_EPOCH) + Duration::from_secs(1));
+        }
+        self.inner.entries.lock().insert(path.to_string(), e);
         self.inner
             .data
             .lock()
@@ -115,8 +122,148 @@ impl MemRemote {
     }
 }
 
+impl MemRemote {
+    fn fault(&self, verb: &'static str, path: &str) -> Result<()> {
+        match self.take_fault(&Fault::Call(verb, path.to_string())) {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    }
+
+    fn missing(op: Op) -> Error {
+        Error::Reply {
+            op,
+            code: 550,
+            text: "No such file or directory".into(),
+        }
+    }
+
+    fn need_parent(&self, path: &str, op: Op) -> Result<()> {
+        let parent = remote::parent(path);
+        let entries = self.inner.entries.lock();
+        if parent.is_empty() || entries.get(parent).map(|e| e.kind) == Some(Kind::Dir) {
+            Ok(())
+        } else {
+            Err(Self::missing(op))
+        }
+    }
+
+    /// The content of a file, for assertions.
+    pub fn content(&self, path: &str) -> Option<Vec<u8>> {
+        self.inner.data.lock().get(path).map(|d| d.to_vec())
+    }
+
+    pub fn exists(&self, path: &str) -> bool {
+        self.inner.entries.lock().contains_key(path)
+    }
+
+    pub fn store_calls(&self) -> usize {
+        self.inner.stores.load(Ordering::SeqCst)
+    }
+}
+
 impl Remote for MemRemote {
     type Reader = MemReader;
+
+    fn store(&self, path: &str, data: &mut dyn std::io::Read) -> Result<()> {
+        self.inner.stores.fetch_add(1, Ordering::SeqCst);
+        self.need_parent(path, Op::Store)?;
+        let mut buf = Vec::new();
+        data.read_to_end(&mut buf).map_err(Error::Spool)?;
+        self.fault("store", path)?;
+        self.add_file(path, &buf);
+        Ok(())
+    }
+
+    fn append(&self, path: &str, data: &mut dyn std::io::Read) -> Result<()> {
+        self.need_parent(path, Op::Append)?;
+        let mut buf = self.content(path).unwrap_or_default();
+        data.read_to_end(&mut buf).map_err(Error::Spool)?;
+        self.fault("append", path)?;
+        self.add_file(path, &buf);
+        Ok(())
+    }
+
+    fn rename(&self, from: &str, to: &str) -> Result<()> {
+        self.fault("rename", from)?;
+        self.need_parent(to, Op::Rename)?;
+        let mut entries = self.inner.entries.lock();
+        let mut data = self.inner.data.lock();
+        if !entries.contains_key(from) {
+            return Err(Self::missing(Op::Rename));
+        }
+        let moved: Vec<String> = entries
+            .keys()
+            .filter(|p| *p == from || p.starts_with(&format!("{from}/")))
+            .cloned()
+            .collect();
+        for old in moved {
+            let new = format!("{to}{}", &old[from.len()..]);
+            let mut e = entries.remove(&old).expect("listed above");
+            e.name = remote::basename(&new).to_string();
+            entries.insert(new.clone(), e);
+            if let Some(d) = data.remove(&old) {
+                data.insert(new, d);
+            }
+        }
+        Ok(())
+    }
+
+    fn delete(&self, path: &str) -> Result<()> {
+        self.fault("delete", path)?;
+        match self.inner.entries.lock().get(path).map(|e| e.kind) {
+            Some(Kind::File | Kind::Symlink) => {}
+            _ => return Err(Self::missing(Op::Delete)),
+        }
+        self.remove(path);
+        Ok(())
+    }
+
+    fn mkdir(&self, path: &str) -> Result<()> {
+        self.fault("mkdir", path)?;
+        self.need_parent(path, Op::Mkdir)?;
+        if self.exists(path) {
+            return Err(Self::missing(Op::Mkdir));
+        }
+        self.add_dir(path);
+        Ok(())
+    }
+
+    fn rmdir(&self, path: &str) -> Result<()> {
+        self.fault("rmdir", path)?;
+        let entries = self.inner.entries.lock();
+        let has_children = entries
+            .keys()
+            .any(|p| remote::parent(p) == path && !p.is_empty());
+        if entries.get(path).map(|e| e.kind) != Some(Kind::Dir) || has_children {
+            return Err(Self::missing(Op::Rmdir));
+        }
+        drop(entries);
+        self.remove(path);
+        Ok(())
+    }
+
+    fn chmod(&self, path: &str, mode: u32) -> Result<()> {
+        self.fault("chmod", path)?;
+        match self.inner.entries.lock().get_mut(path) {
+            Some(e) => {
+                e.mode = Some(mode & 0o7777);
+                Ok(())
+            }
+            None => Err(Self::missing(Op::Chmod)),
+        }
+    }
+
+    fn set_mtime(&self, path: &str, mtime: std::time::SystemTime) -> Result<()> {
+        self.fault("mtime", path)?;
+        match self.inner.entries.lock().get_mut(path) {
+            Some(e) => {
+                e.mtime = Some(mtime);
+                Ok(())
+            }
+            None => Err(Self::missing(Op::SetTime)),
+        }
+    }
 
     fn list(&self, dir: &str) -> Result<Vec<RemoteEntry>> {
         self.inner.lists.fetch_add(1, Ordering::SeqCst);

@@ -5,12 +5,22 @@ use std::ffi::OsStr;
 use std::time::Duration;
 
 use ftpfs::error::{Error, Op};
-use ftpfs::fs::{FsOptions, FtpFs};
+use ftpfs::fs::{FsOptions, FtpFs, OpenMode, UploadMode};
 use ftpfs::inode::ROOT;
 use ftpfs::remote::{Kind, RemoteEntry};
 use ftpfs::testing::{Fault, MemRemote};
 
 fn fs_with(remote: MemRemote, ttl: Duration) -> FtpFs<MemRemote> {
+    fs_opts(remote, ttl, true)
+}
+
+fn spool_dir() -> std::path::PathBuf {
+    let d = std::env::temp_dir().join(format!("ftpfs-core-tests-{}", std::process::id()));
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+fn fs_opts(remote: MemRemote, ttl: Duration, read_only: bool) -> FtpFs<MemRemote> {
     FtpFs::new(
         remote,
         FsOptions {
@@ -19,7 +29,10 @@ fn fs_with(remote: MemRemote, ttl: Duration) -> FtpFs<MemRemote> {
             umask: 0o022,
             ttl,
             max_cached_entries: 10_000,
-            read_only: true,
+            read_only,
+            spool_dir: spool_dir(),
+            recovery_dir: spool_dir().join("recovered"),
+            upload: UploadMode::Atomic,
         },
     )
 }
@@ -172,7 +185,7 @@ fn a_read_that_fails_midway_reports_the_error_not_short_data() {
     });
     let fs = fs_with(r, Duration::from_secs(60));
     let ino = lookup(&fs, ROOT, "f").unwrap();
-    let (fh, _) = fs.open(ino, false).unwrap();
+    let (fh, _) = fs.open(ino, OpenMode::default()).unwrap();
     assert_eq!(fs.read(fh, 0, 40_000).unwrap().len(), 40_000);
     assert_eq!(fs.read(fh, 40_000, 40_000).unwrap_err().errno(), libc::EIO);
     fs.release(fh);
@@ -183,8 +196,22 @@ fn open_checks_type_and_the_read_only_mount() {
     let fs = sample();
     let d = lookup(&fs, ROOT, "d").unwrap();
     let f = lookup(&fs, ROOT, "top").unwrap();
-    assert_eq!(fs.open(d, false).unwrap_err().errno(), libc::EISDIR);
-    assert_eq!(fs.open(f, true).unwrap_err().errno(), libc::EROFS);
+    assert_eq!(
+        fs.open(d, OpenMode::default()).unwrap_err().errno(),
+        libc::EISDIR
+    );
+    assert_eq!(
+        fs.open(
+            f,
+            OpenMode {
+                write: true,
+                truncate: false
+            }
+        )
+        .unwrap_err()
+        .errno(),
+        libc::EROFS
+    );
     assert_eq!(fs.opendir(f).unwrap_err().errno(), libc::ENOTDIR);
     assert_eq!(
         fs.access(f, libc::W_OK, 1000, 1000).unwrap_err().errno(),
@@ -213,15 +240,15 @@ fn page_cache_is_kept_only_while_size_and_mtime_are_unchanged() {
     r.add_file("f", b"one");
     let fs = fs_with(r, Duration::from_millis(20));
     let ino = lookup(&fs, ROOT, "f").unwrap();
-    let (fh, keep) = fs.open(ino, false).unwrap();
+    let (fh, keep) = fs.open(ino, OpenMode::default()).unwrap();
     assert!(!keep, "first open has nothing to keep");
     fs.release(fh);
-    let (fh, keep) = fs.open(ino, false).unwrap();
+    let (fh, keep) = fs.open(ino, OpenMode::default()).unwrap();
     assert!(keep, "unchanged file keeps its cache");
     fs.release(fh);
     fs.remote().add_file("f", b"changed!");
     std::thread::sleep(Duration::from_millis(30));
-    let (fh, keep) = fs.open(ino, false).unwrap();
+    let (fh, keep) = fs.open(ino, OpenMode::default()).unwrap();
     assert!(!keep, "a changed size drops the cache");
     assert_eq!(fs.read(fh, 0, 100).unwrap(), b"changed!");
 }

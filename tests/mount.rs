@@ -287,11 +287,11 @@ fn unreachable_server_exits_nonzero_and_no_mount() {
 }
 
 #[test]
-fn mount_is_read_only_until_writes_exist() {
+fn ro_mount_refuses_writes_with_erofs() {
     let Some((data, server)) = setup(ServerKind::Unftp) else {
         return;
     };
-    let m = Mount::new(&server, &[]);
+    let m = Mount::new(&server, &["ro"]);
     let err = std::fs::OpenOptions::new()
         .write(true)
         .open(m.path().join("hello.txt"))

@@ -12,8 +12,16 @@ use parking_lot::Mutex;
 use crate::cache::Listing;
 
 pub enum Handle<Rd> {
-    File { reader: Rd },
-    Dir { path: String, listing: Arc<Listing> },
+    /// An open file. `write` handles share the inode's spool (see [`crate::spool`]).
+    File {
+        reader: Rd,
+        ino: u64,
+        write: bool,
+    },
+    Dir {
+        path: String,
+        listing: Arc<Listing>,
+    },
 }
 
 pub struct Handles<Rd> {

@@ -138,6 +138,18 @@ impl Conn {
         })
     }
 
+    /// Makes sure no `REST` offset from an earlier transfer applies to the next one (see
+    /// [`Conn::rest_used`]).
+    pub fn clear_rest(&mut self, op: Op) -> Result<()> {
+        if self.rest_used {
+            self.ftp
+                .custom_command("REST 0", &[Status::RequestFilePending])
+                .map_err(|e| Error::from_ftp(op, e))?;
+            self.rest_used = false;
+        }
+        Ok(())
+    }
+
     /// Polite goodbye; errors do not matter any more.
     pub fn quit(mut self) {
         let _ = self.ftp.quit();

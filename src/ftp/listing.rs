@@ -295,6 +295,22 @@ fn parse_mlsd_time(s: &str) -> Option<SystemTime> {
     Some(t + Duration::from_millis(millis))
 }
 
+/// `YYYYMMDDHHMMSS` in UTC, as MFMT and MDTM take it.
+pub fn format_ftp_time(t: SystemTime) -> String {
+    let secs = match t.duration_since(UNIX_EPOCH) {
+        Ok(d) => d.as_secs() as i64,
+        Err(e) => -(e.duration().as_secs() as i64),
+    };
+    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    let (y, m, d) = civil_from_days(days);
+    format!(
+        "{y:04}{m:02}{d:02}{:02}{:02}{:02}",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
 fn month_number(s: &str) -> Option<u32> {
     const MONTHS: [&str; 12] = [
         "jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec",
@@ -390,6 +406,15 @@ mod tests {
 
     fn at(y: i64, mo: u32, d: u32, h: u32, mi: u32, s: u32) -> SystemTime {
         civil_to_time(y, mo, d, h, mi, s).unwrap()
+    }
+
+    #[test]
+    fn ftp_times_format_as_mfmt_wants_them() {
+        assert_eq!(format_ftp_time(at(2024, 1, 2, 3, 4, 5)), "20240102030405");
+        assert_eq!(
+            parse_mlsd_time(&format_ftp_time(at(1999, 12, 31, 23, 59, 59))),
+            Some(at(1999, 12, 31, 23, 59, 59))
+        );
     }
 
     #[test]

@@ -13,7 +13,7 @@ pub mod pool;
 pub mod reader;
 
 use std::io::{BufRead, BufReader};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use std::sync::Arc;
 use std::time::SystemTime;
 
@@ -37,6 +37,18 @@ pub struct FtpRemote {
     /// Set once the server refused `LIST -a`.
     plain_list: AtomicBool,
     listing: ListingMode,
+    /// How this server sets mtimes: unknown, MFMT, MDTM with a time, or not at all.
+    mtime_cmd: AtomicU8,
+}
+
+const MTIME_UNKNOWN: u8 = 0;
+const MTIME_MFMT: u8 = 1;
+const MTIME_MDTM: u8 = 2;
+const MTIME_NONE: u8 = 3;
+
+/// Whether a reply says "this command does not exist here" rather than "not for this file".
+fn not_implemented(e: &Error) -> bool {
+    matches!(e.code(), Some(500 | 501 | 502 | 504))
 }
 
 /// Which listing command to use (`-o listing=`).
@@ -87,6 +99,7 @@ impl FtpRemote {
             root,
             plain_list: AtomicBool::new(false),
             listing,
+            mtime_cmd: AtomicU8::new(MTIME_UNKNOWN),
         })
     }
 
@@ -172,6 +185,128 @@ impl Remote for FtpRemote {
 
     fn root(&self) -> &str {
         &self.root
+    }
+
+    fn store(&self, path: &str, data: &mut dyn std::io::Read) -> Result<()> {
+        let path = self.abs(path);
+        let mut lease = self.pool.checkout(Purpose::Transfer)?;
+        lease.run(|c| {
+            c.clear_rest(Op::Store)?;
+            let mut data = &mut *data;
+            c.ftp
+                .put_file(&path, &mut data)
+                .map(drop)
+                .map_err(|e| Error::from_ftp(Op::Store, e))
+        })
+    }
+
+    fn append(&self, path: &str, data: &mut dyn std::io::Read) -> Result<()> {
+        let path = self.abs(path);
+        let mut lease = self.pool.checkout(Purpose::Transfer)?;
+        lease.run(|c| {
+            c.clear_rest(Op::Append)?;
+            let mut data = &mut *data;
+            c.ftp
+                .append_file(&path, &mut data)
+                .map(drop)
+                .map_err(|e| Error::from_ftp(Op::Append, e))
+        })
+    }
+
+    fn rename(&self, from: &str, to: &str) -> Result<()> {
+        let (from, to) = (self.abs(from), self.abs(to));
+        self.meta(|c| {
+            c.ftp
+                .rename(&from, &to)
+                .map_err(|e| Error::from_ftp(Op::Rename, e))
+        })
+    }
+
+    fn delete(&self, path: &str) -> Result<()> {
+        let path = self.abs(path);
+        self.meta(|c| c.ftp.rm(&path).map_err(|e| Error::from_ftp(Op::Delete, e)))
+    }
+
+    fn mkdir(&self, path: &str) -> Result<()> {
+        let path = self.abs(path);
+        self.meta(|c| {
+            c.ftp
+                .mkdir(&path)
+                .map_err(|e| Error::from_ftp(Op::Mkdir, e))
+        })
+    }
+
+    fn rmdir(&self, path: &str) -> Result<()> {
+        let path = self.abs(path);
+        self.meta(|c| {
+            c.ftp
+                .rmdir(&path)
+                .map_err(|e| Error::from_ftp(Op::Rmdir, e))
+        })
+    }
+
+    fn chmod(&self, path: &str, mode: u32) -> Result<()> {
+        let path = self.abs(path);
+        let r = self.meta(|c| {
+            c.ftp
+                .site(format!("CHMOD {:o} {path}", mode & 0o7777))
+                .map(drop)
+                .map_err(|e| Error::from_ftp(Op::Chmod, e))
+        });
+        match r {
+            Err(e) if not_implemented(&e) => Err(Error::Unsupported),
+            other => other,
+        }
+    }
+
+    fn set_mtime(&self, path: &str, mtime: SystemTime) -> Result<()> {
+        let path = self.abs(path);
+        let stamp = listing::format_ftp_time(mtime);
+        // MFMT (RFC draft, most servers); vsftpd instead takes "MDTM time path". Which one
+        // works is learned on first use.
+        loop {
+            let how = self.mtime_cmd.load(Ordering::Relaxed);
+            let cmd = match how {
+                MTIME_UNKNOWN | MTIME_MFMT => format!("MFMT {stamp} {path}"),
+                MTIME_MDTM => format!("MDTM {stamp} {path}"),
+                _ => return Err(Error::Unsupported),
+            };
+            let r = self.meta(|c| {
+                c.ftp
+                    .custom_command(cmd, &[Status::File])
+                    .map(drop)
+                    .map_err(|e| Error::from_ftp(Op::SetTime, e))
+            });
+            match r {
+                Err(e) if not_implemented(&e) && how != MTIME_MDTM && how != MTIME_NONE => {
+                    let next = if how == MTIME_MFMT || how == MTIME_UNKNOWN {
+                        MTIME_MDTM
+                    } else {
+                        MTIME_NONE
+                    };
+                    self.mtime_cmd.store(next, Ordering::Relaxed);
+                }
+                Err(e) if not_implemented(&e) => {
+                    self.mtime_cmd.store(MTIME_NONE, Ordering::Relaxed);
+                    return Err(Error::Unsupported);
+                }
+                Ok(()) => {
+                    if how == MTIME_UNKNOWN {
+                        self.mtime_cmd.store(MTIME_MFMT, Ordering::Relaxed);
+                    }
+                    return Ok(());
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+}
+
+impl FtpRemote {
+    /// Runs a short command on a metadata connection.
+    fn meta<T>(&self, f: impl FnOnce(&mut conn::Conn) -> Result<T>) -> Result<T> {
+        let mut lease = self.pool.checkout(Purpose::Meta)?;
+        lease.run(f)
     }
 }
 

@@ -29,7 +29,7 @@ use std::io::Read;
 use std::sync::{Arc, Weak};
 
 use parking_lot::Mutex;
-use suppaftp::{FtpError, FtpResult, Status, TlsStream, TransferStream};
+use suppaftp::{FtpError, FtpResult, TlsStream, TransferStream};
 
 use super::pool::{Lease, Pool, Purpose, Reclaim, Reclaimed};
 use crate::error::{Error, Op, Result};
@@ -211,11 +211,8 @@ impl Inner {
             if start > 0 {
                 let _ = c.ftp.resume_transfer(start as usize);
                 c.rest_used = true;
-            } else if c.rest_used {
-                c.ftp
-                    .custom_command("REST 0", &[Status::RequestFilePending])
-                    .map_err(|e| Error::from_ftp(Op::Retr, e))?;
-                c.rest_used = false;
+            } else {
+                c.clear_rest(Op::Retr)?;
             }
             c.ftp
                 .retr_as_stream(path)

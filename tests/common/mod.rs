@@ -177,7 +177,7 @@ impl Server {
                     .arg("-d")
                     .arg(root);
                 if !anonymous {
-                    cmd.args(["-u", USER, "-P", PASSWORD]);
+                    cmd.args(["-u", USER, "-P", PASSWORD, "-w"]);
                 }
                 Some(
                     cmd.stdout(Stdio::null())
@@ -234,10 +234,15 @@ fn skip(kind: ServerKind) -> Option<Server> {
     None
 }
 
-/// pure-ftpd serves as an unprivileged virtual user, which must be able to read the tree.
+/// pure-ftpd serves as an unprivileged virtual user (65534), which must be able to read
+/// and write the tree.
 fn make_world_readable(root: &Path) {
     use std::os::unix::fs::PermissionsExt;
     let _ = std::fs::set_permissions(root, std::fs::Permissions::from_mode(0o755));
+    let _ = Command::new("chown")
+        .args(["-R", "65534:65534"])
+        .arg(root)
+        .status();
 }
 
 fn start_unftp(root: &Path, port: u16) {

@@ -1,0 +1,289 @@
+//! Local spool files: where writes go before they reach the server.
+//!
+//! FTP can only upload a whole file (`STOR`) or add to its end (`APPE`); it cannot write at an
+//! offset. Programs write at any offset, read back what they wrote, truncate, and expect
+//! `close` to say whether it all worked. So every file opened for writing gets one spool
+//! file on local disk, shared by all its handles: writes and reads go to the spool, and
+//! `flush`/`fsync` upload it. Memory stays flat whatever the file size.
+//!
+//! The spool is filled from the server *lazily*: opening `log.txt` for `>>` downloads
+//! nothing, and if every write lands at or after the server's size, the upload is an `APPE`
+//! of the new bytes only. The first read or write below the server's size (or a truncate)
+//! downloads the server's content first.
+
+use std::io::{Read, Seek, SeekFrom};
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::time::SystemTime;
+
+use crate::error::{Error, Result};
+use crate::remote::RemoteReader;
+
+pub struct Spool {
+    file: tempfile::NamedTempFile,
+    /// Current length of the file as written.
+    pub len: u64,
+    /// Size of the server's file this spool stands for (at open, or at the last upload).
+    pub base: u64,
+    /// Whether `[0, base)` has been downloaded into the spool.
+    pub filled: bool,
+    /// Lowest offset changed (written or truncated to) since the last upload; `None` if clean.
+    pub dirty_from: Option<u64>,
+    /// Local time of the last change, shown as mtime until the upload.
+    pub mtime: SystemTime,
+    /// An mtime set by `utimens` while dirty, applied right after the upload.
+    pub pending_mtime: Option<SystemTime>,
+    /// The file was unlinked while open: its data is not uploaded any more.
+    pub orphaned: bool,
+}
+
+/// How much is downloaded per step when filling a spool.
+const FILL_CHUNK: usize = 1024 * 1024;
+
+impl Spool {
+    /// A spool for a server file of `base` bytes, nothing downloaded yet.
+    pub fn new(dir: &Path, base: u64) -> Result<Spool> {
+        let file = tempfile::Builder::new()
+            .prefix("spool-")
+            .tempfile_in(dir)
+            .map_err(Error::Spool)?;
+        Ok(Spool {
+            file,
+            len: base,
+            base,
+            filled: base == 0,
+            dirty_from: None,
+            mtime: SystemTime::now(),
+            pending_mtime: None,
+            orphaned: false,
+        })
+    }
+
+    pub fn dirty(&self) -> bool {
+        self.dirty_from.is_some()
+    }
+
+    fn changed(&mut self, from: u64) {
+        self.dirty_from = Some(self.dirty_from.map_or(from, |d| d.min(from)));
+        self.mtime = SystemTime::now();
+    }
+
+    /// Downloads `[0, base)` if it is not here yet.
+    pub fn fill(
+        &mut self,
+        reader: impl FnOnce() -> Result<Box<dyn RemoteReaderDyn>>,
+    ) -> Result<()> {
+        if self.filled {
+            return Ok(());
+        }
+        let r = reader()?;
+        let mut off = 0u64;
+        while off < self.base {
+            let want = FILL_CHUNK.min((self.base - off) as usize);
+            let data = r.read_at_dyn(off, want)?;
+            if data.is_empty() {
+                // The server's file is shorter than it was listed: what is missing reads as
+                // zeros, as after a truncate that extends.
+                log::warn!("server file shorter than listed ({off} < {})", self.base);
+                break;
+            }
+            self.file
+                .as_file()
+                .write_all_at(&data, off)
+                .map_err(Error::Spool)?;
+            off += data.len() as u64;
+        }
+        self.filled = true;
+        Ok(())
+    }
+
+    pub fn write_at(&mut self, offset: u64, data: &[u8]) -> Result<()> {
+        self.file
+            .as_file()
+            .write_all_at(data, offset)
+            .map_err(Error::Spool)?;
+        self.len = self.len.max(offset + data.len() as u64);
+        self.changed(offset);
+        Ok(())
+    }
+
+    pub fn read_at(&self, offset: u64, len: usize) -> Result<Vec<u8>> {
+        if offset >= self.len {
+            return Ok(Vec::new());
+        }
+        let n = len.min((self.len - offset) as usize);
+        let mut buf = vec![0u8; n];
+        let mut done = 0;
+        while done < n {
+            match self
+                .file
+                .as_file()
+                .read_at(&mut buf[done..], offset + done as u64)
+            {
+                Ok(0) => break, // a hole at the end (extended by truncate): zeros
+                Ok(k) => done += k,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(Error::Spool(e)),
+            }
+        }
+        Ok(buf)
+    }
+
+    pub fn truncate(&mut self, size: u64) -> Result<()> {
+        self.file.as_file().set_len(size).map_err(Error::Spool)?;
+        self.len = size;
+        if size < self.base {
+            self.base = size;
+        }
+        self.changed(size.min(self.dirty_from.unwrap_or(u64::MAX)));
+        // Everything after `size` is gone; if the spool was not filled, what is below
+        // `size` still has to come from the server, so truncation marks it dirty from `size`
+        // only when the prefix is already here.
+        if !self.filled {
+            self.dirty_from = Some(0);
+        }
+        Ok(())
+    }
+
+    /// Whether the upload can be an `APPE` of `[base, len)`: nothing below the server's size
+    /// was touched and the server's content was never needed.
+    pub fn append_only(&self) -> bool {
+        !self.filled && self.dirty_from.is_some_and(|d| d >= self.base) && self.len > self.base
+    }
+
+    /// A reader over `[from, len)` of the spool, for STOR or APPE.
+    pub fn reader_from(&self, from: u64) -> Result<impl Read + '_> {
+        let mut f = self.file.as_file();
+        f.seek(SeekFrom::Start(from)).map_err(Error::Spool)?;
+        // The spool file may be shorter than `len` after an extending truncate: pad with
+        // zeros so the server gets exactly `len` bytes.
+        let on_disk = f.metadata().map_err(Error::Spool)?.len();
+        let pad = self.len.saturating_sub(on_disk.max(from));
+        Ok(f.take(self.len.saturating_sub(from).saturating_sub(pad))
+            .chain(std::io::repeat(0).take(pad)))
+    }
+
+    /// Marks the spool as matching the server after a successful upload.
+    pub fn uploaded(&mut self) {
+        self.base = self.len;
+        self.filled = true;
+        self.dirty_from = None;
+    }
+
+    /// Moves the spool file out of the way, into `dir`, so its data survives: for data that
+    /// could not be uploaded and that nobody is left to report to. Returns the new path.
+    pub fn recover(self, dir: &Path, name: &str) -> std::io::Result<PathBuf> {
+        std::fs::create_dir_all(dir)?;
+        let stamp = SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0);
+        let safe: String = name
+            .chars()
+            .map(|c| if c == '/' { '_' } else { c })
+            .take(150)
+            .collect();
+        let target = dir.join(format!("{stamp}-{}-{safe}", std::process::id()));
+        // The spool may hold less than `len` (extending truncate): make it exact first.
+        self.file.as_file().set_len(self.len)?;
+        match self.file.persist(&target) {
+            Ok(_) => Ok(target),
+            Err(e) => {
+                // Across filesystems persist cannot rename; copy instead.
+                std::fs::copy(e.file.path(), &target)?;
+                Ok(target)
+            }
+        }
+    }
+
+    pub fn path(&self) -> &Path {
+        self.file.path()
+    }
+}
+
+/// Object-safe view of a [`RemoteReader`], so a spool can be filled from any remote.
+pub trait RemoteReaderDyn {
+    fn read_at_dyn(&self, offset: u64, len: usize) -> Result<Vec<u8>>;
+}
+
+impl<T: RemoteReader> RemoteReaderDyn for T {
+    fn read_at_dyn(&self, offset: u64, len: usize) -> Result<Vec<u8>> {
+        self.read_at(offset, len)
+    }
+}
+
+/// The default spool directory: `$XDG_CACHE_HOME/ftpfs/spool`, `~/.cache/ftpfs/spool`, or
+/// under the temporary directory.
+pub fn default_dir(leaf: &str) -> PathBuf {
+    let base = std::env::var_os("XDG_CACHE_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
+        .unwrap_or_else(std::env::temp_dir);
+    base.join("ftpfs").join(leaf)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct Fixed(Vec<u8>);
+    impl RemoteReaderDyn for Fixed {
+        fn read_at_dyn(&self, offset: u64, len: usize) -> Result<Vec<u8>> {
+            let s = (offset as usize).min(self.0.len());
+            Ok(self.0[s..(s + len).min(self.0.len())].to_vec())
+        }
+    }
+
+    fn read_all(s: &Spool) -> Vec<u8> {
+        let mut out = Vec::new();
+        s.reader_from(0).unwrap().read_to_end(&mut out).unwrap();
+        out
+    }
+
+    #[test]
+    fn appends_beyond_the_server_size_need_no_download() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = Spool::new(dir.path(), 5).unwrap();
+        s.write_at(5, b"more").unwrap();
+        assert!(s.append_only());
+        let mut tail = Vec::new();
+        s.reader_from(5).unwrap().read_to_end(&mut tail).unwrap();
+        assert_eq!(tail, b"more");
+    }
+
+    #[test]
+    fn a_write_inside_the_old_content_needs_it_first() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = Spool::new(dir.path(), 5).unwrap();
+        s.fill(|| Ok(Box::new(Fixed(b"hello".to_vec())))).unwrap();
+        s.write_at(1, b"EL").unwrap();
+        assert!(!s.append_only());
+        assert_eq!(read_all(&s), b"hELlo");
+    }
+
+    #[test]
+    fn extending_truncate_reads_and_uploads_zeros() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = Spool::new(dir.path(), 0).unwrap();
+        s.write_at(0, b"ab").unwrap();
+        s.truncate(6).unwrap();
+        assert_eq!(s.read_at(0, 10).unwrap(), b"ab\0\0\0\0");
+        assert_eq!(read_all(&s), b"ab\0\0\0\0");
+        s.truncate(1).unwrap();
+        assert_eq!(read_all(&s), b"a");
+    }
+
+    #[test]
+    fn recovered_spools_keep_their_data() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = Spool::new(dir.path(), 0).unwrap();
+        s.write_at(0, b"precious").unwrap();
+        let p = s.recover(&dir.path().join("recovered"), "a/b.txt").unwrap();
+        assert_eq!(std::fs::read(&p).unwrap(), b"precious");
+        assert!(p
+            .file_name()
+            .unwrap()
+            .to_string_lossy()
+            .ends_with("a_b.txt"));
+    }
+}
