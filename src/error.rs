@@ -185,7 +185,9 @@ impl Error {
     /// The errno the kernel is given. The table is documented in the README (Semantics).
     pub fn errno(&self) -> i32 {
         match self {
-            Error::Reply { op, code, .. } => reply_errno(*op, *code),
+            Error::Reply { op, code, text } => {
+                text_errno(*code, text).unwrap_or_else(|| reply_errno(*op, *code))
+            }
             Error::Network { .. } => libc::EIO,
             Error::Timeout { .. } => libc::ETIMEDOUT,
             Error::Protocol { .. } => libc::EPROTO,
@@ -228,6 +230,34 @@ impl Error {
             | Error::NoRandomAccess => log::Level::Warn,
         }
     }
+}
+
+/// Many servers (pure-ftpd, vsftpd, proftpd) put the operating system's error text in
+/// their failure replies, and it is more precise than the code: pure-ftpd answers a
+/// forbidden rename with `451 Rename/move failure: Permission denied`, where 451 alone
+/// would mean a transient local error. A failure reply whose text names one of these
+/// errors gets that errno.
+fn text_errno(code: u32, text: &str) -> Option<i32> {
+    if !(400..600).contains(&code) {
+        return None;
+    }
+    let t = text.to_ascii_lowercase();
+    [
+        ("permission denied", libc::EACCES),
+        ("no such file or directory", libc::ENOENT),
+        ("file exists", libc::EEXIST),
+        ("directory not empty", libc::ENOTEMPTY),
+        ("not a directory", libc::ENOTDIR),
+        ("is a directory", libc::EISDIR),
+        ("disk quota exceeded", libc::EDQUOT),
+        ("quota exceeded", libc::EDQUOT),
+        ("no space left on device", libc::ENOSPC),
+        ("file name too long", libc::ENAMETOOLONG),
+        ("read-only file system", libc::EROFS),
+    ]
+    .into_iter()
+    .find(|(needle, _)| t.contains(needle))
+    .map(|(_, errno)| errno)
 }
 
 /// Reply code → errno for one operation. Codes follow RFC 959 and RFC 640: the first digit
@@ -319,6 +349,33 @@ mod tests {
         assert_eq!(reply(Op::Retr, 451).errno(), libc::EIO);
         assert!(reply(Op::List, 421).breaks_connection());
         assert!(!reply(Op::List, 550).breaks_connection());
+    }
+
+    #[test]
+    fn the_servers_os_error_text_is_more_precise_than_its_code() {
+        let e = |code, text: &str| Error::Reply {
+            op: Op::Rename,
+            code,
+            text: text.into(),
+        };
+        assert_eq!(
+            e(451, "Rename/move failure: Permission denied").errno(),
+            libc::EACCES
+        );
+        assert_eq!(
+            e(550, "Can't create directory: File exists").errno(),
+            libc::EEXIST
+        );
+        assert_eq!(
+            e(552, "Quota exceeded: [/x] won't be saved").errno(),
+            libc::EDQUOT
+        );
+        assert_eq!(e(451, "Local error").errno(), libc::EIO);
+        assert_eq!(
+            e(226, "Permission denied").errno(),
+            libc::EPROTO,
+            "not a failure"
+        );
     }
 
     #[test]

@@ -275,25 +275,30 @@ impl<R: Remote> FtpFs<R> {
         }
         let path = self.path_of(ino)?;
         if let Some(e) = self.spool_of(ino) {
-            // While written, the spool is the truth (even for an unlinked file).
-            let s = e.spool.lock();
+            // While a file is open for writing its spool is the truth for size and mtime,
+            // clean or not: after an upload it equals the server. Reading the listing first
+            // and the spool second raced with a concurrent fsync's upload and reported the
+            // size before it (found by the random-operation exerciser).
+            let (size, mtime) = {
+                let s = e.spool.lock();
+                (s.len, s.mtime)
+            };
+            let perm = match self.entry(&path) {
+                Ok(entry) => self.attr_of(ino, &path, &entry).perm,
+                Err(_) => (0o644 & !self.opts.umask) as u16,
+            };
             return Ok(Attr {
                 ino,
                 kind: Kind::File,
-                size: s.len,
-                mtime: s.mtime,
-                perm: (0o644 & !self.opts.umask) as u16,
+                size,
+                mtime,
+                perm,
                 uid: self.opts.uid,
                 gid: self.opts.gid,
-            })
-            .map(|mut a| {
-                if let Ok(entry) = self.entry(&path) {
-                    a.perm = self.attr_of(ino, &path, &entry).perm;
-                }
-                a
             });
         }
-        let entry = self.entry(&path)?;
+        let listed = self.entry(&path);
+        let entry = listed?;
         Ok(self.attr_of(ino, &path, &entry))
     }
 
@@ -498,6 +503,7 @@ impl<R: Remote> FtpFs<R> {
             self.fill(*ino, &mut s)?;
         }
         s.write_at(offset, data)?;
+        log::trace!("ino {ino}: spool len {} after write", s.len);
         Ok(data.len() as u32)
     }
 
@@ -514,9 +520,13 @@ impl<R: Remote> FtpFs<R> {
     }
 
     fn upload(&self, ino: u64) -> Result<()> {
-        let Some(e) = self.spool_of(ino) else {
-            return Ok(());
-        };
+        match self.spool_of(ino) {
+            Some(e) => self.upload_entry(ino, &e),
+            None => Ok(()),
+        }
+    }
+
+    fn upload_entry(&self, ino: u64, e: &SpoolEntry) -> Result<()> {
         let mut s = e.spool.lock();
         if !s.dirty() || s.orphaned {
             return Ok(());
@@ -563,38 +573,73 @@ impl<R: Remote> FtpFs<R> {
         }
     }
 
-    /// STOR to a temporary name beside the target, then rename over it. A server that
-    /// refuses to rename onto an existing name gets delete + rename (a moment without the
-    /// file, never a truncated one). The temporary file is removed on any failure.
+    /// STOR to a temporary name beside the target, then rename over it. The temporary file
+    /// is removed on any failure, and the old content is never removed before the new one
+    /// is in place: a server that refuses to rename onto an existing name gets the old file
+    /// moved aside first and moved back if the second rename fails too.
     fn replace_atomically(&self, path: &str, s: &Spool) -> Result<()> {
-        let n = self.uploads.fetch_add(1, Ordering::Relaxed);
-        let name = remote::basename(path);
-        let short: String = name.chars().take(100).collect();
-        let tmp = remote::join(
-            remote::parent(path),
-            &format!(".ftpfs-{short}.{}-{n}.part", std::process::id()),
-        );
+        let tmp = self.temp_name(path, "part");
         if let Err(e) = self.remote.store(&tmp, &mut s.reader_from(0)?) {
             let _ = self.remote.delete(&tmp);
             return Err(e);
         }
+        let Err(first) = self.remote.rename(&tmp, path) else {
+            return Ok(());
+        };
+        if self.renamed_after_all(&tmp, path, s.len) {
+            log::warn!("{path}: the server answered the rename with \"{first}\" but did it");
+            return Ok(());
+        }
+        let old = self.temp_name(path, "old");
+        if self.remote.rename(path, &old).is_err() {
+            let _ = self.remote.delete(&tmp);
+            return Err(first);
+        }
         match self.remote.rename(&tmp, path) {
-            Ok(()) => Ok(()),
-            Err(first) => {
-                let retried = matches!(first.code(), Some(550 | 553))
-                    && self.remote.delete(path).is_ok()
-                    && self.remote.rename(&tmp, path).is_ok();
-                if retried {
-                    log::info!(
-                        "{path}: server refuses renaming onto it; replaced by delete + rename"
-                    );
-                    Ok(())
-                } else {
-                    let _ = self.remote.delete(&tmp);
-                    Err(first)
+            Ok(()) => {
+                log::info!(
+                    "{path}: the server refuses renaming onto a name; moved the old file aside"
+                );
+                if let Err(e) = self.remote.delete(&old) {
+                    log::warn!("{path}: the replaced old version stays as {old}: {e}");
                 }
+                Ok(())
+            }
+            Err(_) => {
+                if let Err(e) = self.remote.rename(&old, path) {
+                    log::error!(
+                        "{path}: the old version is kept as {old}; restoring it failed: {e}"
+                    );
+                }
+                let _ = self.remote.delete(&tmp);
+                Err(first)
             }
         }
+    }
+
+    /// Whether a rename the server reported as failed happened anyway: the temporary name is
+    /// gone and the target has exactly the uploaded size (pure-ftpd answers 552 to an RNTO
+    /// that takes a user over quota, after doing it).
+    fn renamed_after_all(&self, tmp: &str, path: &str, len: u64) -> bool {
+        let dir = remote::parent(path);
+        self.cache.invalidate(dir);
+        match self.listing(dir) {
+            Ok(l) => {
+                l.get(remote::basename(tmp)).is_none()
+                    && l.get(remote::basename(path)).is_some_and(|e| e.size == len)
+            }
+            Err(_) => false,
+        }
+    }
+
+    /// A hidden name beside `path` for an upload in progress or an old version.
+    fn temp_name(&self, path: &str, what: &str) -> String {
+        let n = self.uploads.fetch_add(1, Ordering::Relaxed);
+        let short: String = remote::basename(path).chars().take(100).collect();
+        remote::join(
+            remote::parent(path),
+            &format!(".ftpfs-{short}.{}-{n}.{what}", std::process::id()),
+        )
     }
 
     fn cached_entry(&self, path: &str) -> Option<RemoteEntry> {
@@ -627,13 +672,11 @@ impl<R: Remote> FtpFs<R> {
         let Some(e) = last else {
             return;
         };
-        if self.upload(*ino).is_ok() {
+        // The entry is out of the map now: upload it directly, not by inode.
+        if self.upload_entry(*ino, &e).is_ok() {
             return;
         }
-        let Ok(entry) = Arc::try_unwrap(e) else {
-            return;
-        };
-        let spool = entry.spool.into_inner();
+        let spool = e.spool.lock();
         let path = self.inodes.path(*ino).unwrap_or_default();
         match spool.recover(&self.opts.recovery_dir, &path) {
             Ok(p) => log::error!(
@@ -884,6 +927,9 @@ impl<R: Remote> FtpFs<R> {
             // Pending data first: uploading it afterwards would reset the time.
             self.upload(ino)?;
             self.remote.set_mtime(&path, mtime)?;
+            if let Some(e) = self.spool_of(ino) {
+                e.spool.lock().mtime = mtime;
+            }
             if let Some(mut e) = self.cached_entry(&path) {
                 e.mtime = Some(mtime);
                 self.cache

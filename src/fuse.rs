@@ -99,7 +99,10 @@ impl<R: Remote> Filesystem for Fuse<R> {
 
     fn getattr(&self, _req: &Request, ino: INodeNo, _fh: Option<FileHandle>, reply: ReplyAttr) {
         match self.fs.getattr(ino.0) {
-            Ok(a) => reply.attr(&self.fs.ttl(), &file_attr(&a)),
+            Ok(a) => {
+                log::trace!("getattr {} -> size {}", ino.0, a.size);
+                reply.attr(&self.fs.ttl(), &file_attr(&a))
+            }
             Err(e) => reply.error(errno("getattr", &e)),
         }
     }
@@ -140,6 +143,7 @@ impl<R: Remote> Filesystem for Fuse<R> {
         _lock_owner: Option<LockOwner>,
         reply: ReplyData,
     ) {
+        log::trace!("read {} at {offset} len {size}", fh.0);
         match self.fs.read(fh.0, offset, size) {
             Ok(data) => reply.data(&data),
             Err(e) => reply.error(errno("read", &e)),
@@ -199,6 +203,7 @@ impl<R: Remote> Filesystem for Fuse<R> {
         _lock_owner: Option<LockOwner>,
         reply: ReplyWrite,
     ) {
+        log::trace!("write {} at {offset} len {}", fh.0, data.len());
         match self.fs.write(fh.0, offset, data) {
             Ok(n) => reply.written(n),
             Err(e) => reply.error(errno("write", &e)),
@@ -313,7 +318,10 @@ impl<R: Remote> Filesystem for Fuse<R> {
             }),
         };
         match self.fs.setattr(ino.0, set) {
-            Ok(a) => reply.attr(&self.fs.ttl(), &file_attr(&a)),
+            Ok(a) => {
+                log::trace!("setattr {} {set:?} -> size {}", ino.0, a.size);
+                reply.attr(&self.fs.ttl(), &file_attr(&a))
+            }
             Err(e) => reply.error(errno("setattr", &e)),
         }
     }

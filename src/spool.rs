@@ -31,10 +31,10 @@ pub struct Spool {
     pub dirty_from: Option<u64>,
     /// Local time of the last change, shown as mtime until the upload.
     pub mtime: SystemTime,
-    /// An mtime set by `utimens` while dirty, applied right after the upload.
-    pub pending_mtime: Option<SystemTime>,
     /// The file was unlinked while open: its data is not uploaded any more.
     pub orphaned: bool,
+    /// Cut below the server's size since the last upload: only a whole upload can say so.
+    truncated: bool,
 }
 
 /// How much is downloaded per step when filling a spool.
@@ -54,8 +54,8 @@ impl Spool {
             filled: base == 0,
             dirty_from: None,
             mtime: SystemTime::now(),
-            pending_mtime: None,
             orphaned: false,
+            truncated: false,
         })
     }
 
@@ -129,26 +129,29 @@ impl Spool {
         Ok(buf)
     }
 
+    /// Cuts or extends the file. Whoever cuts to a size above 0 fills the spool first (the
+    /// kept prefix must be here); a cut to 0 needs nothing from the server.
     pub fn truncate(&mut self, size: u64) -> Result<()> {
         self.file.as_file().set_len(size).map_err(Error::Spool)?;
         self.len = size;
         if size < self.base {
             self.base = size;
+            self.truncated = true;
         }
-        self.changed(size.min(self.dirty_from.unwrap_or(u64::MAX)));
-        // Everything after `size` is gone; if the spool was not filled, what is below
-        // `size` still has to come from the server, so truncation marks it dirty from `size`
-        // only when the prefix is already here.
-        if !self.filled {
-            self.dirty_from = Some(0);
+        if size == 0 {
+            self.filled = true;
         }
+        self.changed(size);
         Ok(())
     }
 
-    /// Whether the upload can be an `APPE` of `[base, len)`: nothing below the server's size
-    /// was touched and the server's content was never needed.
+    /// Whether the upload can be an `APPE` of `[base, len)`: the server's content was never
+    /// needed, nothing below the server's size was written, and nothing was cut.
     pub fn append_only(&self) -> bool {
-        !self.filled && self.dirty_from.is_some_and(|d| d >= self.base) && self.len > self.base
+        !self.filled
+            && !self.truncated
+            && self.dirty_from.is_some_and(|d| d >= self.base)
+            && self.len > self.base
     }
 
     /// A reader over `[from, len)` of the spool, for STOR or APPE.
@@ -163,16 +166,18 @@ impl Spool {
             .chain(std::io::repeat(0).take(pad)))
     }
 
-    /// Marks the spool as matching the server after a successful upload.
+    /// Marks the spool as matching the server after a successful upload. `filled` stays as
+    /// it was: after an APPE the spool holds only the tail, and a later read or write below
+    /// it must still download the prefix.
     pub fn uploaded(&mut self) {
         self.base = self.len;
-        self.filled = true;
         self.dirty_from = None;
+        self.truncated = false;
     }
 
     /// Moves the spool file out of the way, into `dir`, so its data survives: for data that
     /// could not be uploaded and that nobody is left to report to. Returns the new path.
-    pub fn recover(self, dir: &Path, name: &str) -> std::io::Result<PathBuf> {
+    pub fn recover(&self, dir: &Path, name: &str) -> std::io::Result<PathBuf> {
         std::fs::create_dir_all(dir)?;
         let stamp = SystemTime::now()
             .duration_since(SystemTime::UNIX_EPOCH)
@@ -184,16 +189,18 @@ impl Spool {
             .take(150)
             .collect();
         let target = dir.join(format!("{stamp}-{}-{safe}", std::process::id()));
-        // The spool may hold less than `len` (extending truncate): make it exact first.
-        self.file.as_file().set_len(self.len)?;
-        match self.file.persist(&target) {
-            Ok(_) => Ok(target),
-            Err(e) => {
-                // Across filesystems persist cannot rename; copy instead.
-                std::fs::copy(e.file.path(), &target)?;
-                Ok(target)
-            }
-        }
+        // A copy, not a rename: the spool may be on another filesystem, and whoever still
+        // holds it may keep using it.
+        let mut out = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&target)?;
+        std::io::copy(
+            &mut self.reader_from(0).map_err(std::io::Error::other)?,
+            &mut out,
+        )?;
+        out.sync_all()?;
+        Ok(target)
     }
 
     pub fn path(&self) -> &Path {
@@ -259,6 +266,32 @@ mod tests {
         s.write_at(1, b"EL").unwrap();
         assert!(!s.append_only());
         assert_eq!(read_all(&s), b"hELlo");
+    }
+
+    /// Regression: after an APPE the spool was marked filled although it held only the
+    /// tail, so the next writer of the same spool uploaded zeros in front of it.
+    #[test]
+    fn after_an_append_the_prefix_is_still_not_here() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = Spool::new(dir.path(), 5).unwrap();
+        s.write_at(5, b"12").unwrap();
+        assert!(s.append_only());
+        s.uploaded();
+        assert!(!s.filled && s.base == 7);
+        s.write_at(7, b"34").unwrap();
+        assert!(s.append_only(), "a second append is an append too");
+    }
+
+    /// Regression: O_TRUNC then write looked like an append and was APPE'd onto the old
+    /// content.
+    #[test]
+    fn truncation_forces_a_whole_upload() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = Spool::new(dir.path(), 5).unwrap();
+        s.truncate(0).unwrap();
+        s.write_at(0, b"new").unwrap();
+        assert!(!s.append_only());
+        assert!(s.filled, "nothing of the old content is needed");
     }
 
     #[test]

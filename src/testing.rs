@@ -43,6 +43,8 @@ struct Shared {
     pub lists: AtomicUsize,
     pub reads: AtomicUsize,
     pub stores: AtomicUsize,
+    /// Every STOR fails with 452 (a full disk) while set.
+    fail_stores: std::sync::atomic::AtomicBool,
 }
 
 fn entry(name: &str, kind: Kind, size: u64) -> RemoteEntry {
@@ -157,6 +159,17 @@ impl MemRemote {
         self.inner.entries.lock().contains_key(path)
     }
 
+    /// Makes every STOR fail with `452` (a full disk), after the data was sent, and leave
+    /// nothing behind, until called with `false`.
+    pub fn fail_all_stores(&self, on: bool) {
+        self.inner.fail_stores.store(on, Ordering::SeqCst);
+    }
+
+    /// Every path that exists.
+    pub fn paths(&self) -> Vec<String> {
+        self.inner.entries.lock().keys().cloned().collect()
+    }
+
     pub fn store_calls(&self) -> usize {
         self.inner.stores.load(Ordering::SeqCst)
     }
@@ -171,6 +184,13 @@ impl Remote for MemRemote {
         let mut buf = Vec::new();
         data.read_to_end(&mut buf).map_err(Error::Spool)?;
         self.fault("store", path)?;
+        if self.inner.fail_stores.load(Ordering::SeqCst) {
+            return Err(Error::Reply {
+                op: Op::Store,
+                code: 452,
+                text: "Insufficient storage space".into(),
+            });
+        }
         self.add_file(path, &buf);
         Ok(())
     }

@@ -287,3 +287,147 @@ fn a_vanished_file_is_enoent_on_getattr_after_refresh() {
     std::thread::sleep(Duration::from_millis(30));
     assert_eq!(fs.getattr(ino).unwrap_err().errno(), libc::ENOENT);
 }
+
+fn writable(remote: MemRemote) -> FtpFs<MemRemote> {
+    fs_opts(remote, Duration::from_secs(60), false)
+}
+
+fn rw() -> OpenMode {
+    OpenMode {
+        write: true,
+        truncate: false,
+    }
+}
+
+#[test]
+fn a_failed_upload_reaches_flush_keeps_the_old_content_and_is_retried() {
+    let r = MemRemote::new();
+    r.add_file("f", b"old");
+    let fs = writable(r);
+    let ino = lookup(&fs, ROOT, "f").unwrap();
+    let (fh, _) = fs
+        .open(
+            ino,
+            OpenMode {
+                write: true,
+                truncate: true,
+            },
+        )
+        .unwrap();
+    fs.write(fh, 0, b"new content").unwrap();
+    // The atomic upload goes to a temporary name first; fail every STOR as a full disk.
+    let failing = FailStores::new(fs.remote());
+    let err = fs.flush(fh).unwrap_err();
+    assert_eq!(err.errno(), libc::ENOSPC);
+    assert_eq!(
+        fs.remote().content("f").unwrap(),
+        b"old",
+        "old content intact"
+    );
+    assert!(failing.no_temp_left(), "the temporary upload was removed");
+    failing.stop();
+    fs.flush(fh).unwrap();
+    assert_eq!(fs.remote().content("f").unwrap(), b"new content");
+    fs.release(fh);
+}
+
+/// Makes every STOR fail (as a full disk) until stopped, whatever the name.
+struct FailStores<'a> {
+    remote: &'a MemRemote,
+}
+
+impl<'a> FailStores<'a> {
+    fn new(remote: &'a MemRemote) -> Self {
+        remote.fail_all_stores(true);
+        FailStores { remote }
+    }
+    fn no_temp_left(&self) -> bool {
+        self.remote.paths().iter().all(|p| !p.contains(".ftpfs-"))
+    }
+    fn stop(self) {
+        self.remote.fail_all_stores(false);
+    }
+}
+
+#[test]
+fn unsent_data_at_the_last_release_is_saved_for_recovery() {
+    let r = MemRemote::new();
+    r.add_file("f", b"old");
+    let fs = writable(r);
+    let ino = lookup(&fs, ROOT, "f").unwrap();
+    let (fh, _) = fs.open(ino, rw()).unwrap();
+    fs.write(fh, 0, b"precious data").unwrap();
+    fs.remote().fail_all_stores(true);
+    assert!(fs.flush(fh).is_err());
+    fs.release(fh);
+    let dir = spool_dir().join("recovered");
+    let saved: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| std::fs::read(p).is_ok_and(|d| d == b"precious data"))
+        .collect();
+    assert_eq!(saved.len(), 1, "recovered in {}", dir.display());
+    assert_eq!(fs.remote().content("f").unwrap(), b"old");
+}
+
+#[test]
+fn appending_uploads_only_the_new_bytes() {
+    let r = MemRemote::new();
+    r.add_file("log", b"line 1\n");
+    let fs = writable(r);
+    let ino = lookup(&fs, ROOT, "log").unwrap();
+    for i in 2..=4 {
+        let (fh, _) = fs.open(ino, rw()).unwrap();
+        let size = fs.getattr(ino).unwrap().size;
+        fs.write(fh, size, format!("line {i}\n").as_bytes())
+            .unwrap();
+        fs.flush(fh).unwrap();
+        fs.release(fh);
+    }
+    assert_eq!(
+        fs.remote().content("log").unwrap(),
+        b"line 1\nline 2\nline 3\nline 4\n"
+    );
+    assert_eq!(
+        fs.remote().store_calls(),
+        0,
+        "APPE only, never a whole upload"
+    );
+    assert_eq!(fs.remote().read_calls(), 0, "nothing downloaded");
+}
+
+#[test]
+fn creating_many_files_costs_one_listing() {
+    let fs = writable(MemRemote::new());
+    let before = fs.remote().list_calls();
+    for i in 0..200 {
+        let name = format!("f{i}");
+        assert_eq!(lookup(&fs, ROOT, &name).unwrap_err().errno(), libc::ENOENT);
+        let (_, fh) = fs.create(ROOT, OsStr::new(&name), false).unwrap();
+        fs.write(fh, 0, b"x").unwrap();
+        fs.flush(fh).unwrap();
+        fs.release(fh);
+        lookup(&fs, ROOT, &name).unwrap();
+    }
+    assert_eq!(fs.remote().list_calls() - before, 1);
+    assert_eq!(fs.remote().content("f199").unwrap(), b"x");
+}
+
+#[test]
+fn an_unlinked_open_file_is_not_brought_back_by_its_flush() {
+    let r = MemRemote::new();
+    r.add_file("f", b"x");
+    let fs = writable(r);
+    let ino = lookup(&fs, ROOT, "f").unwrap();
+    let (fh, _) = fs.open(ino, rw()).unwrap();
+    fs.write(fh, 0, b"more").unwrap();
+    fs.unlink(ROOT, OsStr::new("f")).unwrap();
+    fs.flush(fh).unwrap();
+    assert_eq!(
+        fs.getattr(ino).unwrap().size,
+        4,
+        "fstat of the open file still works"
+    );
+    fs.release(fh);
+    assert!(!fs.remote().exists("f"));
+}

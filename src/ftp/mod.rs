@@ -188,29 +188,11 @@ impl Remote for FtpRemote {
     }
 
     fn store(&self, path: &str, data: &mut dyn std::io::Read) -> Result<()> {
-        let path = self.abs(path);
-        let mut lease = self.pool.checkout(Purpose::Transfer)?;
-        lease.run(|c| {
-            c.clear_rest(Op::Store)?;
-            let mut data = &mut *data;
-            c.ftp
-                .put_file(&path, &mut data)
-                .map(drop)
-                .map_err(|e| Error::from_ftp(Op::Store, e))
-        })
+        self.upload(Op::Store, path, data)
     }
 
     fn append(&self, path: &str, data: &mut dyn std::io::Read) -> Result<()> {
-        let path = self.abs(path);
-        let mut lease = self.pool.checkout(Purpose::Transfer)?;
-        lease.run(|c| {
-            c.clear_rest(Op::Append)?;
-            let mut data = &mut *data;
-            c.ftp
-                .append_file(&path, &mut data)
-                .map(drop)
-                .map_err(|e| Error::from_ftp(Op::Append, e))
-        })
+        self.upload(Op::Append, path, data)
     }
 
     fn rename(&self, from: &str, to: &str) -> Result<()> {
@@ -303,6 +285,36 @@ impl Remote for FtpRemote {
 }
 
 impl FtpRemote {
+    /// STOR or APPE. When the server stops the transfer (disk full, quota) it resets the
+    /// data connection and says why on the control connection (`552`, `452`): that reply,
+    /// not the reset, decides the errno, so it is read even after a failed write.
+    fn upload(&self, op: Op, path: &str, data: &mut dyn std::io::Read) -> Result<()> {
+        let path = self.abs(path);
+        let mut lease = self.pool.checkout(Purpose::Transfer)?;
+        lease.run(|c| {
+            c.clear_rest(op)?;
+            let stream = match op {
+                Op::Append => c.ftp.append_with_stream(&path),
+                _ => c.ftp.put_with_stream(&path),
+            }
+            .map_err(|e| Error::from_ftp(op, e))?;
+            let mut stream = std::io::BufWriter::with_capacity(256 * 1024, stream);
+            let copied = std::io::copy(data, &mut stream).and_then(|_| {
+                use std::io::Write;
+                stream.flush()
+            });
+            // Flushed above, or failed: any bytes still buffered are not going anywhere.
+            let (stream, _) = stream.into_parts();
+            let finished = stream.finish().map_err(|e| Error::from_ftp(op, e));
+            match (copied, finished) {
+                (Ok(_), r) => r,
+                // The server's reply explains a broken data connection best.
+                (Err(_), Err(reply @ Error::Reply { .. })) => Err(reply),
+                (Err(io), _) => Err(Error::from_io(op, io)),
+            }
+        })
+    }
+
     /// Runs a short command on a metadata connection.
     fn meta<T>(&self, f: impl FnOnce(&mut conn::Conn) -> Result<T>) -> Result<T> {
         let mut lease = self.pool.checkout(Purpose::Meta)?;

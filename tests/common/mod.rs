@@ -97,19 +97,29 @@ impl unftp_core::auth::Authenticator for PasswordAuth {
 impl Server {
     /// Starts a server of `kind` serving `root`. `None` when it is not installed here.
     pub fn start(kind: ServerKind, root: &Path) -> Option<Server> {
-        Self::start_with(kind, root, false)
+        Self::start_with(kind, root, false, &[])
+    }
+
+    /// pure-ftpd with extra flags, e.g. `-n 1000:1` for a 1 MB quota (a full disk).
+    pub fn pure_ftpd_with(root: &Path, extra: &[&str]) -> Option<Server> {
+        Self::start_with(ServerKind::PureFtpd, root, false, extra)
     }
 
     /// pyftpdlib allowing anonymous (read-only) logins and no named user.
     pub fn start_anonymous(root: &Path) -> Option<Server> {
-        Self::start_with(ServerKind::Pyftpdlib, root, true)
+        Self::start_with(ServerKind::Pyftpdlib, root, true, &[])
     }
 
     /// A free port can be taken between our asking and the server binding it (another
     /// test's passive listener), so a server that does not come up gets two more ports.
-    fn start_with(kind: ServerKind, root: &Path, anonymous: bool) -> Option<Server> {
+    fn start_with(
+        kind: ServerKind,
+        root: &Path,
+        anonymous: bool,
+        extra: &[&str],
+    ) -> Option<Server> {
         for attempt in 1..=3 {
-            match Self::try_start(kind, root, anonymous) {
+            match Self::try_start(kind, root, anonymous, extra) {
                 Ok(s) => return s,
                 Err(e) if attempt < 3 => eprintln!("{kind:?}: {e}; retrying on another port"),
                 Err(e) => panic!("{kind:?}: {e}"),
@@ -118,7 +128,12 @@ impl Server {
         unreachable!()
     }
 
-    fn try_start(kind: ServerKind, root: &Path, anonymous: bool) -> Result<Option<Server>, String> {
+    fn try_start(
+        kind: ServerKind,
+        root: &Path,
+        anonymous: bool,
+        extra: &[&str],
+    ) -> Result<Option<Server>, String> {
         let work = tempfile::tempdir().unwrap();
         let port = free_port();
         let child = match kind {
@@ -156,6 +171,7 @@ impl Server {
                         .arg(format!("-S127.0.0.1,{port}"))
                         .arg(format!("-lpuredb:{}", pdb.display()))
                         .args(["-E", "-H", "-A", "-D", "-4", "-c", "64", "-C", "64"])
+                        .args(extra)
                         .stdout(Stdio::null())
                         .stderr(Stdio::null())
                         .spawn()
@@ -302,7 +318,11 @@ impl Mount {
             .arg("--log-file")
             .arg(&log)
             .env("FTPFS_PASSWORD", PASSWORD)
-            .env("RUST_LOG", "ftpfs=debug")
+            .env(
+                "RUST_LOG",
+                std::env::var("FTPFS_TEST_LOG")
+                    .unwrap_or_else(|_| "ftpfs=debug,suppaftp=trace".into()),
+            )
             .stdin(Stdio::null());
         for o in opts {
             cmd.arg("-o").arg(o);
@@ -348,6 +368,14 @@ impl Mount {
 
 impl Drop for Mount {
     fn drop(&mut self) {
+        if std::thread::panicking() {
+            let log = self.log_text();
+            let tail: Vec<&str> = log.lines().rev().take(60).collect();
+            eprintln!(
+                "--- ftpfs log tail ---\n{}",
+                tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+            );
+        }
         let path = self.path().to_path_buf();
         if is_mounted(&path) {
             let _ = Command::new("fusermount3").arg("-u").arg(&path).status();

@@ -1,0 +1,531 @@
+//! The write path through real mounts of real servers: every change is checked on both
+//! sides, through the mount and in the server's data directory, with the tools people use.
+
+mod common;
+
+use std::io::{Read, Seek, SeekFrom, Write};
+use std::os::unix::fs::{FileExt, MetadataExt, PermissionsExt};
+use std::path::Path;
+use std::process::Command;
+
+use common::*;
+
+fn setup(kind: ServerKind) -> Option<(tempfile::TempDir, Server, Mount)> {
+    let data = tempfile::tempdir().unwrap();
+    std::fs::write(data.path().join("existing.txt"), "old content\n").unwrap();
+    std::fs::create_dir(data.path().join("full")).unwrap();
+    std::fs::write(data.path().join("full/x"), "x").unwrap();
+    let server = Server::start(kind, data.path())?;
+    let m = Mount::new(&server, &[]);
+    Some((data, server, m))
+}
+
+fn sh(dir: &Path, script: &str) {
+    let out = Command::new("sh")
+        .arg("-c")
+        .arg(script)
+        .current_dir(dir)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{script}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+fn create_write_and_read_back_on_both_sides(kind: ServerKind) {
+    let Some((data, _s, m)) = setup(kind) else {
+        return;
+    };
+    let (p, d) = (m.path(), data.path());
+    std::fs::write(p.join("new.txt"), "hello\n").unwrap();
+    assert_eq!(
+        std::fs::read_to_string(d.join("new.txt")).unwrap(),
+        "hello\n"
+    );
+    assert_eq!(
+        std::fs::read_to_string(p.join("new.txt")).unwrap(),
+        "hello\n"
+    );
+    assert_eq!(std::fs::metadata(p.join("new.txt")).unwrap().len(), 6);
+
+    // O_RDWR with a hole, read back on the same and on another handle before close.
+    let f = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(p.join("holes.bin"))
+        .unwrap();
+    f.write_all_at(b"abc", 0).unwrap();
+    f.write_all_at(b"xyz", 10).unwrap();
+    let mut buf = [1u8; 13];
+    f.read_exact_at(&mut buf, 0).unwrap();
+    assert_eq!(&buf, b"abc\0\0\0\0\0\0\0xyz");
+    let mut other = std::fs::File::open(p.join("holes.bin")).unwrap();
+    let mut seen = Vec::new();
+    other.read_to_end(&mut seen).unwrap();
+    assert_eq!(
+        seen, b"abc\0\0\0\0\0\0\0xyz",
+        "read-your-writes on another handle"
+    );
+    drop(other);
+    f.sync_all().unwrap();
+    assert_eq!(
+        std::fs::read(d.join("holes.bin")).unwrap(),
+        b"abc\0\0\0\0\0\0\0xyz"
+    );
+    drop(f);
+
+    // Overwrite an existing file in the middle, keep the rest.
+    let f = std::fs::OpenOptions::new()
+        .write(true)
+        .open(p.join("existing.txt"))
+        .unwrap();
+    f.write_all_at(b"NEW", 0).unwrap();
+    drop(f);
+    assert_eq!(
+        std::fs::read_to_string(d.join("existing.txt")).unwrap(),
+        "NEW content\n"
+    );
+    assert!(no_temp_files(d), "no temporary upload files left");
+}
+
+fn no_temp_files(dir: &Path) -> bool {
+    std::fs::read_dir(dir).unwrap().all(|e| {
+        !e.unwrap()
+            .file_name()
+            .to_string_lossy()
+            .starts_with(".ftpfs-")
+    })
+}
+
+fn appends_and_shell_redirection(kind: ServerKind) {
+    let Some((data, _s, m)) = setup(kind) else {
+        return;
+    };
+    sh(
+        m.path(),
+        "for i in $(seq 100); do echo \"line $i\" >> log.txt; done; echo first > red.txt; echo second > red.txt; : > empty.txt",
+    );
+    let want: String = (1..=100).map(|i| format!("line {i}\n")).collect();
+    assert_eq!(
+        std::fs::read_to_string(data.path().join("log.txt")).unwrap(),
+        want
+    );
+    assert_eq!(
+        std::fs::read_to_string(m.path().join("log.txt")).unwrap(),
+        want
+    );
+    assert_eq!(
+        std::fs::read_to_string(data.path().join("red.txt")).unwrap(),
+        "second\n"
+    );
+    assert_eq!(
+        std::fs::metadata(data.path().join("empty.txt"))
+            .unwrap()
+            .len(),
+        0
+    );
+}
+
+/// Random writes, truncates and reads on one handle, checked against an in-memory model
+/// after every step and against the server after each fsync and after close.
+fn random_operations_match_a_model(kind: ServerKind) {
+    let Some((data, _s, m)) = setup(kind) else {
+        return;
+    };
+    let mut rng = Rng(0xfeed ^ kind as u64);
+    let mut model: Vec<u8> = Vec::new();
+    let path = m.path().join("model.bin");
+    let server = data.path().join("model.bin");
+    let mut f = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .open(&path)
+        .unwrap();
+    for step in 0..150 {
+        match rng.below(10) {
+            0..=5 => {
+                let off = rng.below(model.len() as u64 + 70_000) as usize;
+                let n = 1 + rng.below(70_000) as usize;
+                let bytes = rng.bytes(n);
+                f.write_all_at(&bytes, off as u64).unwrap();
+                if model.len() < off + bytes.len() {
+                    model.resize(off + bytes.len(), 0);
+                }
+                model[off..off + bytes.len()].copy_from_slice(&bytes);
+            }
+            6 => {
+                let len = rng.below(model.len() as u64 + 50_000) as usize;
+                f.set_len(len as u64).unwrap();
+                model.resize(len, 0);
+            }
+            7 => {
+                f.sync_all().unwrap();
+                assert!(
+                    std::fs::read(&server).unwrap() == model,
+                    "server after fsync, step {step}"
+                );
+            }
+            _ => {
+                let off = rng.below(model.len() as u64 + 10) as usize;
+                let len = rng.below(100_000) as usize;
+                let mut buf = vec![0u8; len];
+                f.seek(SeekFrom::Start(off as u64)).unwrap();
+                let mut n = 0;
+                while n < len {
+                    match f.read(&mut buf[n..]).unwrap() {
+                        0 => break,
+                        k => n += k,
+                    }
+                }
+                let want = &model[off.min(model.len())..(off + len).min(model.len())];
+                assert!(buf[..n] == *want, "read {len} at {off}, step {step}");
+            }
+        }
+        assert_eq!(
+            f.metadata().unwrap().len(),
+            model.len() as u64,
+            "size, step {step}"
+        );
+    }
+    drop(f);
+    assert!(
+        std::fs::read(&server).unwrap() == model,
+        "server after close"
+    );
+    assert!(std::fs::read(&path).unwrap() == model, "mount after close");
+}
+
+fn names_and_directories_follow_posix(kind: ServerKind) {
+    let Some((data, _s, m)) = setup(kind) else {
+        return;
+    };
+    let (p, d) = (m.path(), data.path());
+    let errno = |r: std::io::Result<()>| r.unwrap_err().raw_os_error();
+    std::fs::create_dir(p.join("dir")).unwrap();
+    assert!(d.join("dir").is_dir());
+    assert_eq!(
+        errno(std::fs::create_dir(p.join("dir"))),
+        Some(libc::EEXIST)
+    );
+    assert_eq!(
+        errno(std::fs::remove_dir(p.join("full"))),
+        Some(libc::ENOTEMPTY)
+    );
+    assert_eq!(
+        errno(std::fs::remove_file(p.join("dir"))),
+        Some(libc::EISDIR)
+    );
+    assert_eq!(
+        errno(std::fs::remove_dir(p.join("existing.txt"))),
+        Some(libc::ENOTDIR)
+    );
+    assert_eq!(
+        errno(std::fs::remove_file(p.join("nope"))),
+        Some(libc::ENOENT)
+    );
+    let excl = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(p.join("existing.txt"));
+    assert_eq!(excl.unwrap_err().raw_os_error(), Some(libc::EEXIST));
+    let long = "n".repeat(256);
+    assert_eq!(
+        errno(std::fs::write(p.join(&long), "x")),
+        Some(libc::ENAMETOOLONG)
+    );
+
+    // rename: onto an existing file replaces it; directories move with their content.
+    std::fs::write(p.join("a"), "A").unwrap();
+    std::fs::write(p.join("b"), "B").unwrap();
+    std::fs::rename(p.join("a"), p.join("b")).unwrap();
+    assert_eq!(std::fs::read_to_string(d.join("b")).unwrap(), "A");
+    assert!(!d.join("a").exists());
+    std::fs::write(p.join("dir/inner"), "in").unwrap();
+    std::fs::rename(p.join("dir"), p.join("moved")).unwrap();
+    assert_eq!(
+        std::fs::read_to_string(d.join("moved/inner")).unwrap(),
+        "in"
+    );
+    assert_eq!(
+        std::fs::read_to_string(p.join("moved/inner")).unwrap(),
+        "in"
+    );
+    std::fs::remove_file(p.join("moved/inner")).unwrap();
+    std::fs::remove_dir(p.join("moved")).unwrap();
+    assert!(!d.join("moved").exists());
+    assert!(!p.join("moved").exists());
+}
+
+/// What editors do: write a temporary file, fsync, rename it over the original.
+fn editor_save_sed_and_dd(kind: ServerKind) {
+    let Some((data, _s, m)) = setup(kind) else {
+        return;
+    };
+    let (p, d) = (m.path(), data.path());
+    let mut tmp = std::fs::File::create(p.join(".existing.txt.swp")).unwrap();
+    tmp.write_all(b"saved by editor\n").unwrap();
+    tmp.sync_all().unwrap();
+    drop(tmp);
+    std::fs::rename(p.join(".existing.txt.swp"), p.join("existing.txt")).unwrap();
+    assert_eq!(
+        std::fs::read_to_string(d.join("existing.txt")).unwrap(),
+        "saved by editor\n"
+    );
+    sh(p, "sed -i 's/editor/sed/' existing.txt");
+    assert_eq!(
+        std::fs::read_to_string(d.join("existing.txt")).unwrap(),
+        "saved by sed\n"
+    );
+    sh(
+        p,
+        "head -c 100000 /dev/zero > z.bin && printf XY | dd of=z.bin bs=1 seek=5000 conv=notrunc status=none && printf Q | dd of=z.bin bs=1 seek=99999 conv=notrunc status=none",
+    );
+    let z = std::fs::read(d.join("z.bin")).unwrap();
+    assert_eq!(z.len(), 100_000);
+    assert_eq!(&z[5000..5002], b"XY");
+    assert_eq!(z[99_999], b'Q');
+    assert_eq!(z.iter().filter(|&&b| b != 0).count(), 3);
+}
+
+macro_rules! per_server {
+    ($($kind:ident => $suffix:ident),*) => {$(
+        mod $suffix {
+            use super::*;
+            #[test]
+            fn create_write_and_read_back_on_both_sides() {
+                super::create_write_and_read_back_on_both_sides(ServerKind::$kind);
+            }
+            #[test]
+            fn appends_and_shell_redirection() {
+                super::appends_and_shell_redirection(ServerKind::$kind);
+            }
+            #[test]
+            fn random_operations_match_a_model() {
+                super::random_operations_match_a_model(ServerKind::$kind);
+            }
+            #[test]
+            fn names_and_directories_follow_posix() {
+                super::names_and_directories_follow_posix(ServerKind::$kind);
+            }
+            #[test]
+            fn editor_save_sed_and_dd() {
+                super::editor_save_sed_and_dd(ServerKind::$kind);
+            }
+        }
+    )*};
+}
+
+per_server!(Unftp => unftp, PureFtpd => pure_ftpd, Pyftpdlib => pyftpdlib);
+
+/// A source tree of 30 files in each of `dirs` directories, as a tarball.
+fn make_tarball(work: &Path, dirs: usize) -> std::path::PathBuf {
+    let src = work.join("src");
+    let mut rng = Rng(99);
+    for d in 0..dirs {
+        let dir = src.join(format!("pkg{d:02}/sub dir"));
+        std::fs::create_dir_all(&dir).unwrap();
+        for f in 0..30 {
+            let size = rng.below(6000) as usize;
+            std::fs::write(dir.join(format!("file{f:02}.rs")), rng.bytes(size)).unwrap();
+        }
+    }
+    let tar = work.join("src.tar");
+    let st = Command::new("tar")
+        .arg("-C")
+        .arg(work)
+        .arg("-cf")
+        .arg(&tar)
+        .arg("src")
+        .status()
+        .unwrap();
+    assert!(st.success());
+    tar
+}
+
+/// `full`: the server can set modes and times (SITE CHMOD, MFMT), so `tar` and `rsync -a`
+/// restore them; otherwise they are asked not to, and would rightly report failures.
+fn untar_rsync_and_diff(kind: ServerKind, dirs: usize, full: bool) {
+    let Some((data, _s, m)) = setup(kind) else {
+        return;
+    };
+    let work = tempfile::tempdir().unwrap();
+    let tar = make_tarball(work.path(), dirs);
+    let mut cmd = Command::new("tar");
+    cmd.arg("-C").arg(m.path()).arg("-xf").arg(&tar);
+    if !full {
+        cmd.args(["-m", "--no-same-permissions"]);
+    }
+    let st = cmd.status().unwrap();
+    assert!(st.success(), "tar x into the mount");
+    if full {
+        // Modes and modification times came along, on the server's side too.
+        let rel = "src/pkg07/sub dir/file03.rs";
+        let want = std::fs::metadata(work.path().join(rel)).unwrap();
+        let got = std::fs::metadata(data.path().join(rel)).unwrap();
+        assert_eq!(got.mtime(), want.mtime(), "mtime of {rel}");
+        assert_eq!(got.mode() & 0o777, want.mode() & 0o777, "mode of {rel}");
+    }
+    for against in [m.path(), data.path()] {
+        let out = Command::new("diff")
+            .arg("-r")
+            .arg(work.path().join("src"))
+            .arg(against.join("src"))
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "diff -r: {}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+    }
+    let out = Command::new("rsync")
+        .arg(if full { "-a" } else { "-r" })
+        .arg(format!("{}/", work.path().join("src").display()))
+        .arg(m.path().join("copy"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "rsync -a: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = Command::new("diff")
+        .arg("-r")
+        .arg(work.path().join("src"))
+        .arg(data.path().join("copy"))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "diff -r after rsync");
+}
+
+#[test]
+fn untar_1200_files_and_rsync_a_then_diff_pure_ftpd() {
+    untar_rsync_and_diff(ServerKind::PureFtpd, 40, true);
+}
+
+/// libunftp has neither SITE CHMOD nor MFMT, and takes ~40 ms per transfer: a smaller
+/// archive, extracted without restoring modes and times.
+#[test]
+fn untar_and_rsync_r_then_diff_unftp() {
+    untar_rsync_and_diff(ServerKind::Unftp, 3, false);
+}
+
+#[test]
+fn chmod_and_mtime_reach_the_server() {
+    let Some((data, _s, m)) = setup(ServerKind::PureFtpd) else {
+        return;
+    };
+    let p = m.path().join("existing.txt");
+    std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let md = std::fs::metadata(data.path().join("existing.txt")).unwrap();
+    assert_eq!(md.mode() & 0o777, 0o600);
+    let when = std::time::UNIX_EPOCH + std::time::Duration::from_secs(1_500_000_000);
+    std::fs::File::options()
+        .write(true)
+        .open(&p)
+        .unwrap()
+        .set_modified(when)
+        .unwrap();
+    let md = std::fs::metadata(data.path().join("existing.txt")).unwrap();
+    assert_eq!(md.mtime(), 1_500_000_000);
+    assert_eq!(std::fs::metadata(&p).unwrap().mtime(), 1_500_000_000);
+    // Owners cannot be given away over FTP.
+    let err = std::os::unix::fs::chown(&p, Some(12345), None).unwrap_err();
+    assert_eq!(err.raw_os_error(), Some(libc::EPERM));
+}
+
+/// A server whose disk (quota) is full: fsync reports it, close reports the result of its
+/// own retry, and the server's file is at every point either the old content or the whole
+/// new one: never truncated, never a mix. No temporary file is left behind.
+#[test]
+fn disk_full_fails_fsync_and_never_leaves_a_partial_file() {
+    use std::os::fd::IntoRawFd;
+    let data = tempfile::tempdir().unwrap();
+    std::fs::write(data.path().join("existing.txt"), "old content\n").unwrap();
+    let Some(server) = Server::pure_ftpd_with(data.path(), &["-n", "1000:1"]) else {
+        return;
+    };
+    let m = Mount::new(&server, &[]);
+    let new = vec![7u8; 3 * 1024 * 1024];
+    let mut f = std::fs::File::create(m.path().join("existing.txt")).unwrap();
+    f.write_all(&new).unwrap();
+    let quota = |code: Option<i32>| code == Some(libc::EDQUOT) || code == Some(libc::ENOSPC);
+    let synced = f.sync_all();
+    let on_server = std::fs::read(data.path().join("existing.txt")).unwrap();
+    match synced {
+        Err(err) => {
+            assert!(quota(err.raw_os_error()), "fsync: {err}");
+            assert!(
+                on_server == b"old content\n",
+                "a failed upload leaves the old content"
+            );
+        }
+        // pure-ftpd's quota accounting does not always stop the first upload.
+        Ok(()) => assert!(on_server == new, "fsync succeeded: the whole new content"),
+    }
+    // close(2) retries the upload; pure-ftpd's quota accounting sometimes lets a later
+    // attempt through. Either way close tells the truth and nothing partial is left.
+    let fd = f.into_raw_fd();
+    // SAFETY: closing the descriptor we own, once.
+    let rc = unsafe { libc::close(fd) };
+    let close_err = std::io::Error::last_os_error().raw_os_error();
+    let on_server = std::fs::read(data.path().join("existing.txt")).unwrap();
+    if rc == 0 {
+        assert!(
+            on_server == new,
+            "close succeeded: the whole new content is there"
+        );
+    } else {
+        assert!(quota(close_err), "close: {close_err:?}");
+        assert_eq!(on_server, b"old content\n");
+    }
+    assert!(no_temp_files(data.path()));
+}
+
+/// A directory the server will not let us write: EACCES, and nothing appears.
+#[test]
+fn read_only_server_directory_gives_eacces_and_no_phantom() {
+    let data = tempfile::tempdir().unwrap();
+    let Some(server) = Server::start(ServerKind::PureFtpd, data.path()) else {
+        return;
+    };
+    // After the harness chowned the tree to the FTP user: a root-owned directory.
+    let ro = data.path().join("locked");
+    std::fs::create_dir(&ro).unwrap();
+    std::fs::write(ro.join("keep.txt"), "keep").unwrap();
+    std::fs::set_permissions(&ro, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let m = Mount::new(&server, &[]);
+    let p = m.path().join("locked");
+    let errno = |r: std::io::Result<()>| r.unwrap_err().raw_os_error();
+    assert_eq!(
+        errno(std::fs::write(p.join("new.txt"), "x")),
+        Some(libc::EACCES)
+    );
+    assert_eq!(
+        errno(std::fs::create_dir(p.join("sub"))),
+        Some(libc::EACCES)
+    );
+    assert_eq!(
+        errno(std::fs::remove_file(p.join("keep.txt"))),
+        Some(libc::EACCES)
+    );
+    assert_eq!(
+        errno(std::fs::rename(p.join("keep.txt"), p.join("moved.txt"))),
+        Some(libc::EACCES)
+    );
+    let names: Vec<String> = std::fs::read_dir(&p)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().to_string())
+        .collect();
+    assert_eq!(names, ["keep.txt"], "no phantom entries");
+    assert_eq!(
+        std::fs::read_to_string(ro.join("keep.txt")).unwrap(),
+        "keep"
+    );
+}
