@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
-# Read-path benchmark, all in one run against one loopback pure-ftpd:
+# Benchmark, all in one run against one loopback pure-ftpd:
 #   1. 256 MiB sequential read: ftpfs (cold: fresh mount; warm: second read) vs curl and
 #      lftp downloading the same file vs rclone mount (cold);
 #   2. ls -lR of ~5,000 entries in 100 directories, cold and warm, vs the local directory,
 #      with the number of listings ftpfs sent;
-#   3. peak RSS of ftpfs while reading a 1 GiB file.
+#   3. peak RSS of ftpfs while reading a 1 GiB file;
+#   4. writes: 256 MiB incl. close vs curl/lftp uploads, 500 x 4 KiB files and an untar vs
+#      rclone mount --vfs-cache-mode writes, peak RSS writing 1 GiB.
 # Every result is checked (sha256 of what was delivered, entry count of ls -lR). Medians of
 # $RUNS runs. Writes BENCHMARKS.md (or $BENCH_OUT). Loopback only; every loop is bounded.
 set -euo pipefail
@@ -124,6 +126,66 @@ cat "$B/mnt/big1g.bin" > /dev/null
 rss_read=$(rss_kib "$ftpfs_pid")
 umount_ftpfs
 
+echo "4. writes"
+# Uploads land in $data/up; the server dir is emptied between runs.
+mkdir -p "$data/up" "$B/src"
+chown -R 65534:65534 "$data/up"
+head -c 256M /dev/urandom > "$B/w256.bin"
+want_w=$(sha256sum < "$B/w256.bin" | cut -d' ' -f1)
+for i in $(seq 500); do head -c 4096 /dev/urandom > "$B/src/f$i"; done
+# A source-tree-like archive of ~1,400 entries.
+mkdir -p "$B/tree"
+for d in $(seq 1 40); do
+  mkdir -p "$B/tree/src/mod$d"
+  for f in $(seq 1 34); do head -c $((RANDOM % 8000)) /dev/urandom > "$B/tree/src/mod$d/f$f.c"; done
+done
+tar -C "$B/tree" -cf "$B/src.tar" src
+tar_entries=$(tar -tf "$B/src.tar" | wc -l)
+clean_up() { rm -rf "${data:?}/up"; mkdir -p "$data/up"; chown 65534:65534 "$data/up"; }
+check_up() { [ "$(sha256sum < "$data/up/$1" | cut -d' ' -f1)" = "$want_w" ] || { echo "WRONG UPLOAD by $2" >&2; exit 1; }; }
+rclone_writes() {
+  RCLONE_FTP_HOST=127.0.0.1 RCLONE_FTP_PORT=$port RCLONE_FTP_USER=alice \
+    RCLONE_FTP_PASS=$(rclone obscure secret) rclone mount :ftp: "$B/rmnt" --daemon \
+    --vfs-cache-mode writes --cache-dir "$B/rcache" 2>/dev/null
+}
+declare -a u_curl u_lftp u_ftpfs c_ftpfs c_rclone t_ftpfs t_rclone
+for i in $(seq "$RUNS"); do
+  clean_up
+  s=$(now); curl -s --netrc-file "$B/.netrc" -T "$B/w256.bin" "$url/up/c.bin"; e=$(now)
+  check_up c.bin curl; u_curl+=("$(secs "$s" "$e")")
+  s=$(now); HOME=$B lftp -c "open -p $port 127.0.0.1; put $B/w256.bin -o up/l.bin" >/dev/null; e=$(now)
+  check_up l.bin lftp; u_lftp+=("$(secs "$s" "$e")")
+  mount_ftpfs
+  s=$(now); dd if="$B/w256.bin" of="$B/mnt/up/f.bin" bs=1M status=none; e=$(now)
+  check_up f.bin ftpfs; u_ftpfs+=("$(secs "$s" "$e")")
+  mkdir "$B/mnt/up/many"
+  s=$(now); cp "$B"/src/f* "$B/mnt/up/many/"; e=$(now)
+  [ "$(ls "$data/up/many" | wc -l)" = 500 ] || { echo "ftpfs lost small files" >&2; exit 1; }
+  c_ftpfs+=("$(secs "$s" "$e")")
+  s=$(now); tar -C "$B/mnt/up" -xf "$B/src.tar"; e=$(now)
+  diff -r "$B/tree/src" "$data/up/src" >/dev/null || { echo "ftpfs untar differs" >&2; exit 1; }
+  t_ftpfs+=("$(secs "$s" "$e")")
+  umount_ftpfs
+  clean_up
+  rclone_writes
+  mkdir "$B/rmnt/up/many"
+  s=$(now); cp "$B"/src/f* "$B/rmnt/up/many/"; e=$(now)
+  c_rclone+=("$(secs "$s" "$e")")
+  s=$(now); tar -C "$B/rmnt/up" -xf "$B/src.tar"; e=$(now)
+  t_rclone+=("$(secs "$s" "$e")")
+  fusermount3 -u "$B/rmnt"
+  [ "$(ls "$data/up/many" | wc -l)" = 500 ] || echo "note: rclone had not uploaded all 500 files at unmount" >&2
+done
+mu_curl=$(median "${u_curl[@]}"); mu_lftp=$(median "${u_lftp[@]}"); mu_ftpfs=$(median "${u_ftpfs[@]}")
+mc_ftpfs=$(median "${c_ftpfs[@]}"); mc_rclone=$(median "${c_rclone[@]}")
+mt_ftpfs=$(median "${t_ftpfs[@]}"); mt_rclone=$(median "${t_rclone[@]}")
+clean_up
+mount_ftpfs
+dd if=/dev/zero of="$B/mnt/up/g.bin" bs=1M count=1024 status=none
+rss_write=$(rss_kib "$ftpfs_pid")
+umount_ftpfs
+clean_up
+
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
 r_cold=$(ratio "$m_curl" "$m_cold")
 r_lftp=$(ratio "$m_lftp" "$m_cold")
@@ -174,10 +236,29 @@ runs are interleaved so every tool sees the same conditions.
 Target: warm ≤ 2× local — $(verdict "$r_ls" 2 le). Cold sends one listing per directory
 (the 100 directories, \`tree\` and the mount root) and no command per file.
 
+## Writes
+
+| workload | ftpfs | curl | lftp | rclone mount, \`--vfs-cache-mode writes\` |
+|---|---|---|---|---|
+| 256 MiB sequential write incl. close, seconds | $mu_ftpfs | $mu_curl | $mu_lftp | |
+| 500 × 4 KiB files into one directory (\`cp\`), files/s | $(awk -v t="$mc_ftpfs" 'BEGIN { printf "%.0f", 500 / t }') | | | $(awk -v t="$mc_rclone" 'BEGIN { printf "%.0f", 500 / t }') |
+| untar of $tar_entries entries, entries/s | $(awk -v t="$mt_ftpfs" -v n="$tar_entries" 'BEGIN { printf "%.0f", n / t }') | | | $(awk -v t="$mt_rclone" -v n="$tar_entries" 'BEGIN { printf "%.0f", n / t }') |
+
+Targets: 256 MiB write ≥ 0.9× the faster plain upload: $(ratio "$(awk -v a="$mu_curl" -v b="$mu_lftp" 'BEGIN { print (a < b) ? a : b }')" "$mu_ftpfs")× —
+$(verdict "$(ratio "$(awk -v a="$mu_curl" -v b="$mu_lftp" 'BEGIN { print (a < b) ? a : b }')" "$mu_ftpfs")" 0.9 ge);
+500 files ≥ 1000 files/s and faster than rclone —
+$(verdict "$(awk -v t="$mc_ftpfs" 'BEGIN { printf "%.0f", 500 / t }')" 1000 ge) /
+$(verdict "$(ratio "$mc_rclone" "$mc_ftpfs")" 1 ge); untar faster than rclone —
+$(verdict "$(ratio "$mt_rclone" "$mt_ftpfs")" 1 ge). ftpfs's figures include the upload:
+\`close\` returns when the server has the data. rclone's \`writes\` mode returns from
+\`close\` before uploading (it uploads in the background), so its figures do not include
+the transfer.
+
 ## Memory
 
-Peak RSS (VmHWM) of ftpfs after reading a 1 GiB file: $((rss_read / 1024)) MiB —
-target ≤ 32 MiB: $(verdict "$((rss_read / 1024))" 32 le).
+Peak RSS (VmHWM) of ftpfs: $((rss_read / 1024)) MiB after reading a 1 GiB file,
+$((rss_write / 1024)) MiB after writing one — target ≤ 32 MiB:
+$(verdict "$(( (rss_read > rss_write ? rss_read : rss_write) / 1024 ))" 32 le).
 MD
 echo "wrote $OUT"
 cat "$OUT"
