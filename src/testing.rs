@@ -45,6 +45,8 @@ struct Shared {
     pub stores: AtomicUsize,
     /// Every STOR fails with 452 (a full disk) while set.
     fail_stores: std::sync::atomic::AtomicBool,
+    /// Every STOR fails with this error while set (e.g. the connection dropped mid-transfer).
+    store_error: Mutex<Option<MakeError>>,
 }
 
 fn entry(name: &str, kind: Kind, size: u64) -> RemoteEntry {
@@ -165,6 +167,11 @@ impl MemRemote {
         self.inner.fail_stores.store(on, Ordering::SeqCst);
     }
 
+    /// Makes every STOR fail with `make()` after its data was sent, until `None`.
+    pub fn fail_stores_with(&self, make: Option<MakeError>) {
+        *self.inner.store_error.lock() = make;
+    }
+
     /// Every path that exists.
     pub fn paths(&self) -> Vec<String> {
         self.inner.entries.lock().keys().cloned().collect()
@@ -184,6 +191,9 @@ impl Remote for MemRemote {
         let mut buf = Vec::new();
         data.read_to_end(&mut buf).map_err(Error::Spool)?;
         self.fault("store", path)?;
+        if let Some(make) = *self.inner.store_error.lock() {
+            return Err(make());
+        }
         if self.inner.fail_stores.load(Ordering::SeqCst) {
             return Err(Error::Reply {
                 op: Op::Store,

@@ -431,3 +431,32 @@ fn an_unlinked_open_file_is_not_brought_back_by_its_flush() {
     fs.release(fh);
     assert!(!fs.remote().exists("f"));
 }
+
+#[test]
+fn a_connection_dropped_mid_upload_is_eio_at_close_and_the_old_content_survives() {
+    let r = MemRemote::new();
+    r.add_file("f", b"old");
+    let fs = writable(r);
+    let ino = lookup(&fs, ROOT, "f").unwrap();
+    let (fh, _) = fs
+        .open(
+            ino,
+            OpenMode {
+                write: true,
+                truncate: true,
+            },
+        )
+        .unwrap();
+    fs.write(fh, 0, &[9u8; 100_000]).unwrap();
+    fs.remote().fail_stores_with(Some(|| Error::Network {
+        op: Op::Store,
+        source: std::io::Error::from(std::io::ErrorKind::ConnectionReset),
+    }));
+    assert_eq!(fs.flush(fh).unwrap_err().errno(), libc::EIO);
+    assert_eq!(fs.remote().content("f").unwrap(), b"old");
+    assert!(fs.remote().paths().iter().all(|p| !p.contains(".ftpfs-")));
+    fs.remote().fail_stores_with(None);
+    fs.flush(fh).unwrap();
+    assert_eq!(fs.remote().content("f").unwrap(), vec![9u8; 100_000]);
+    fs.release(fh);
+}
