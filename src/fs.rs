@@ -133,6 +133,10 @@ pub struct FtpFs<R: Remote> {
     /// (size, mtime) of each inode at its last open, to decide on keeping the page cache.
     opened: Mutex<HashMap<u64, (u64, SystemTime)>>,
     spools: Mutex<HashMap<u64, Arc<SpoolEntry>>>,
+    /// Files created here and not yet uploaded: path → inode. Listings keep showing them.
+    pending: Mutex<HashMap<String, u64>>,
+    /// Directories where a create worked recently (see [`FtpFs::create`]).
+    writable_dirs: Mutex<HashMap<String, std::time::Instant>>,
     uploads: AtomicU64,
 }
 
@@ -147,6 +151,8 @@ impl<R: Remote> FtpFs<R> {
             mounted_at: SystemTime::now(),
             opened: Mutex::new(HashMap::new()),
             spools: Mutex::new(HashMap::new()),
+            pending: Mutex::new(HashMap::new()),
+            writable_dirs: Mutex::new(HashMap::new()),
             uploads: AtomicU64::new(0),
         }
     }
@@ -188,7 +194,57 @@ impl<R: Remote> FtpFs<R> {
             }
             ok
         });
+        self.add_pending(dir, &mut entries);
         Ok(self.cache.insert(dir, Listing::new(entries), token))
+    }
+
+    /// Files created here but not uploaded yet exist for us even if the server's listing
+    /// does not show them.
+    fn add_pending(&self, dir: &str, entries: &mut Vec<RemoteEntry>) {
+        let pending: Vec<(String, u64)> = self
+            .pending
+            .lock()
+            .iter()
+            .filter(|(p, _)| remote::parent(p) == dir)
+            .map(|(p, &i)| (p.clone(), i))
+            .collect();
+        for (path, ino) in pending {
+            let name = remote::basename(&path);
+            if entries.iter().any(|e| e.name == name) {
+                continue;
+            }
+            // The spool may be busy uploading; its size is only a detail here (getattr
+            // asks the spool itself).
+            let (size, mtime) = self
+                .spool_of(ino)
+                .and_then(|e| e.spool.try_lock().map(|s| (s.len, s.mtime)))
+                .unwrap_or((0, SystemTime::now()));
+            entries.push(RemoteEntry {
+                name: name.to_string(),
+                kind: Kind::File,
+                size,
+                mtime: Some(mtime),
+                mode: None,
+                link_target: None,
+            });
+        }
+    }
+
+    /// A file created here exists on the server only after its first upload; operations
+    /// that act on the server's file (rename, chmod) upload it first.
+    fn ensure_on_server(&self, path: &str) -> Result<()> {
+        let prefix = format!("{path}/");
+        let inos: Vec<u64> = self
+            .pending
+            .lock()
+            .iter()
+            .filter(|(p, _)| *p == path || p.starts_with(&prefix))
+            .map(|(_, &i)| i)
+            .collect();
+        for ino in inos {
+            self.upload(ino)?;
+        }
+        Ok(())
     }
 
     /// The listing entry for a (non-root) path.
@@ -552,6 +608,16 @@ impl<R: Remote> FtpFs<R> {
         match result {
             Ok(()) => {
                 s.uploaded();
+                self.pending.lock().remove(path);
+                if let Some(t) = s.pending_mtime.take() {
+                    // The data is on the server; a time the server cannot set is not worth
+                    // failing close(2) over (kernels set times as a side effect of writes).
+                    match self.remote.set_mtime(path, t) {
+                        Ok(()) => s.mtime = t,
+                        Err(Error::Unsupported) => {}
+                        Err(e) => log::warn!("{path}: uploaded, but setting its time failed: {e}"),
+                    }
+                }
                 let mut entry = self.cached_entry(path).unwrap_or(RemoteEntry {
                     name: remote::basename(path).to_string(),
                     kind: Kind::File,
@@ -678,6 +744,11 @@ impl<R: Remote> FtpFs<R> {
         }
         let spool = e.spool.lock();
         let path = self.inodes.path(*ino).unwrap_or_default();
+        if self.pending.lock().remove(&path).is_some() {
+            // It never reached the server: it must not linger in our listings either.
+            self.cache
+                .update(remote::parent(&path), remote::basename(&path), None);
+        }
         match spool.recover(&self.opts.recovery_dir, &path) {
             Ok(p) => log::error!(
                 "{path}: data that could not be uploaded was saved to {}",
@@ -711,7 +782,22 @@ impl<R: Remote> FtpFs<R> {
             )?;
             return Ok((self.getattr(ino)?, fh));
         }
-        self.remote.store(&path, &mut std::io::empty())?;
+        // Errors belong at open(2): many programs never look at close(2) (a shell's `>`
+        // does not). So the first create in a directory is an empty STOR, and a refusal
+        // (EACCES, EDQUOT) is reported here. Once a directory has taken a file, later
+        // creates in it wait for their first flush: one transfer per new file, not two,
+        // and our own listings show the file meanwhile (see `pending`).
+        let proven = self
+            .writable_dirs
+            .lock()
+            .get(&dir)
+            .is_some_and(|t| t.elapsed() < self.opts.ttl.max(Duration::from_secs(1)));
+        if !proven {
+            self.remote.store(&path, &mut std::io::empty())?;
+            self.writable_dirs
+                .lock()
+                .insert(dir.clone(), std::time::Instant::now());
+        }
         let now = SystemTime::now();
         let entry = RemoteEntry {
             name: name.to_string(),
@@ -721,9 +807,13 @@ impl<R: Remote> FtpFs<R> {
             mode: None,
             link_target: None,
         };
-        self.cache.update(&dir, name, Some(entry.clone()));
         let ino = self.inodes.lookup(&path);
-        self.writer_spool(ino, 0)?;
+        let spool = self.writer_spool(ino, 0)?;
+        if proven {
+            spool.spool.lock().mark_new();
+            self.pending.lock().insert(path.clone(), ino);
+        }
+        self.cache.update(&dir, name, Some(entry.clone()));
         let reader = self.remote.open_reader(&path, 0)?;
         let fh = self.handles.insert(Handle::File {
             reader,
@@ -792,12 +882,31 @@ impl<R: Remote> FtpFs<R> {
             Some(_) => {}
         }
         let path = remote::join(&dir, name);
-        if let Err(e) = self.remote.delete(&path) {
-            return Err(self.explain(&dir, name, e, false));
+        if !self.forget_pending(&path) {
+            if let Err(e) = self.remote.delete(&path) {
+                return Err(self.explain(&dir, name, e, false));
+            }
         }
         self.cache.update(&dir, name, None);
         self.detach(&path);
         Ok(())
+    }
+
+    /// Drops a created-but-never-uploaded file: true if `path` was one (nothing to delete
+    /// on the server). Decided under the spool's lock, so an upload cannot slip in between.
+    fn forget_pending(&self, path: &str) -> bool {
+        let Some(ino) = self.pending.lock().get(path).copied() else {
+            return false;
+        };
+        let Some(e) = self.spool_of(ino) else {
+            return self.pending.lock().remove(path).is_some();
+        };
+        let mut s = e.spool.lock();
+        let still = self.pending.lock().remove(path).is_some();
+        if still {
+            s.orphaned = true;
+        }
+        still
     }
 
     /// `path` is gone from the server: an open spool of it must not bring it back.
@@ -858,6 +967,7 @@ impl<R: Remote> FtpFs<R> {
         if from == to {
             return Ok(());
         }
+        self.ensure_on_server(&from)?;
         if src.kind == Kind::Dir && to.starts_with(&format!("{from}/")) {
             return Err(Error::InvalidName);
         }
@@ -916,6 +1026,7 @@ impl<R: Remote> FtpFs<R> {
             self.truncate(ino, &path, size)?;
         }
         if let Some(mode) = set.mode {
+            self.ensure_on_server(&path)?;
             self.remote.chmod(&path, mode)?;
             if let Some(mut e) = self.cached_entry(&path) {
                 e.mode = Some(mode & 0o7777);
@@ -924,16 +1035,27 @@ impl<R: Remote> FtpFs<R> {
             }
         }
         if let Some(mtime) = set.mtime {
-            // Pending data first: uploading it afterwards would reset the time.
-            self.upload(ino)?;
-            self.remote.set_mtime(&path, mtime)?;
-            if let Some(e) = self.spool_of(ino) {
-                e.spool.lock().mtime = mtime;
-            }
-            if let Some(mut e) = self.cached_entry(&path) {
-                e.mtime = Some(mtime);
-                self.cache
-                    .update(remote::parent(&path), &e.name.clone(), Some(e));
+            let deferred = match self.spool_of(ino) {
+                Some(e) => {
+                    let mut s = e.spool.lock();
+                    if s.dirty() {
+                        s.mtime = mtime;
+                        s.pending_mtime = Some(mtime);
+                    }
+                    s.dirty()
+                }
+                None => false,
+            };
+            if !deferred {
+                self.remote.set_mtime(&path, mtime)?;
+                if let Some(e) = self.spool_of(ino) {
+                    e.spool.lock().mtime = mtime;
+                }
+                if let Some(mut e) = self.cached_entry(&path) {
+                    e.mtime = Some(mtime);
+                    self.cache
+                        .update(remote::parent(&path), &e.name.clone(), Some(e));
+                }
             }
         }
         self.getattr(ino)

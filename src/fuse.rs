@@ -72,9 +72,14 @@ impl<R: Remote> Filesystem for Fuse<R> {
     fn init(&mut self, _req: &Request, config: &mut KernelConfig) -> std::io::Result<()> {
         // readdirplus: `ls -l` gets every attribute with the names, no lookup per entry.
         // parallel dirops: lookups in one directory need not queue behind each other.
+        // Atomic O_TRUNC: without it the kernel truncates with a separate setattr before
+        // open, which ftpfs must treat as truncate(2) and upload at once, so `cmd > file`
+        // whose upload then failed left an empty file where the old one was. With it,
+        // O_TRUNC reaches open and is applied by the upload, or not at all.
         for flag in [
             InitFlags::FUSE_DO_READDIRPLUS,
             InitFlags::FUSE_PARALLEL_DIROPS,
+            InitFlags::FUSE_ATOMIC_O_TRUNC,
         ] {
             if let Err(unsupported) = config.add_capabilities(flag) {
                 log::debug!("kernel lacks {unsupported:?}");

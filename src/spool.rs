@@ -31,6 +31,10 @@ pub struct Spool {
     pub dirty_from: Option<u64>,
     /// Local time of the last change, shown as mtime until the upload.
     pub mtime: SystemTime,
+    /// An mtime set while data was unsent, applied right after the upload (setting it
+    /// before would be undone by the upload; uploading early to set it would send a
+    /// partial file, since the kernel updates times between writes).
+    pub pending_mtime: Option<SystemTime>,
     /// The file was unlinked while open: its data is not uploaded any more.
     pub orphaned: bool,
     /// Cut below the server's size since the last upload: only a whole upload can say so.
@@ -54,9 +58,15 @@ impl Spool {
             filled: base == 0,
             dirty_from: None,
             mtime: SystemTime::now(),
+            pending_mtime: None,
             orphaned: false,
             truncated: false,
         })
+    }
+
+    /// A file created here: it must be uploaded even if nothing is ever written to it.
+    pub fn mark_new(&mut self) {
+        self.changed(0);
     }
 
     pub fn dirty(&self) -> bool {

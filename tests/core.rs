@@ -7,7 +7,7 @@ use std::time::Duration;
 use ftpfs::error::{Error, Op};
 use ftpfs::fs::{FsOptions, FtpFs, OpenMode, UploadMode};
 use ftpfs::inode::ROOT;
-use ftpfs::remote::{Kind, RemoteEntry};
+use ftpfs::remote::{Kind, Remote, RemoteEntry};
 use ftpfs::testing::{Fault, MemRemote};
 
 fn fs_with(remote: MemRemote, ttl: Duration) -> FtpFs<MemRemote> {
@@ -410,6 +410,9 @@ fn creating_many_files_costs_one_listing() {
         lookup(&fs, ROOT, &name).unwrap();
     }
     assert_eq!(fs.remote().list_calls() - before, 1);
+    // The first create in the directory proves it writable (an empty STOR); after that,
+    // one upload per file.
+    assert_eq!(fs.remote().store_calls(), 201);
     assert_eq!(fs.remote().content("f199").unwrap(), b"x");
 }
 
@@ -459,4 +462,139 @@ fn a_connection_dropped_mid_upload_is_eio_at_close_and_the_old_content_survives(
     fs.flush(fh).unwrap();
     assert_eq!(fs.remote().content("f").unwrap(), vec![9u8; 100_000]);
     fs.release(fh);
+}
+
+#[test]
+fn a_new_file_costs_one_upload_and_is_listed_until_then() {
+    let r = MemRemote::new();
+    let fs = fs_opts(r, Duration::from_millis(200), false);
+    // The first create proves the directory writable.
+    let (_, first) = fs.create(ROOT, OsStr::new("first"), true).unwrap();
+    fs.release(first);
+    let before = fs.remote().store_calls();
+    let (attr, fh) = fs.create(ROOT, OsStr::new("new"), true).unwrap();
+    assert_eq!(
+        fs.remote().store_calls(),
+        before,
+        "nothing sent before flush"
+    );
+    fs.write(fh, 0, b"data").unwrap();
+    // Even after the cached listing expires, the file is there for us.
+    std::thread::sleep(Duration::from_millis(210));
+    assert_eq!(lookup(&fs, ROOT, "new").unwrap(), attr.ino);
+    let fh2 = fs.opendir(ROOT).unwrap();
+    let names: Vec<String> = fs
+        .readdir(ROOT, fh2, 0, 10, false)
+        .unwrap()
+        .into_iter()
+        .map(|e| e.name)
+        .collect();
+    assert!(names.contains(&"new".to_string()), "{names:?}");
+    assert_eq!(fs.getattr(attr.ino).unwrap().size, 4);
+    fs.flush(fh).unwrap();
+    fs.release(fh);
+    assert_eq!(fs.remote().store_calls(), before + 1);
+    assert_eq!(fs.remote().content("new").unwrap(), b"data");
+}
+
+#[test]
+fn an_empty_new_file_is_still_created_on_the_server() {
+    let fs = writable(MemRemote::new());
+    let (_, fh) = fs.create(ROOT, OsStr::new("touched"), false).unwrap();
+    fs.flush(fh).unwrap();
+    fs.release(fh);
+    assert_eq!(fs.remote().content("touched").unwrap(), b"");
+}
+
+#[test]
+fn a_new_file_unlinked_before_its_upload_never_reaches_the_server() {
+    let fs = writable(MemRemote::new());
+    let (_, first) = fs.create(ROOT, OsStr::new("first"), true).unwrap();
+    fs.release(first);
+    let (_, fh) = fs.create(ROOT, OsStr::new("tmp"), false).unwrap();
+    fs.write(fh, 0, b"scratch").unwrap();
+    fs.unlink(ROOT, OsStr::new("tmp")).unwrap();
+    fs.flush(fh).unwrap();
+    fs.release(fh);
+    assert!(!fs.remote().exists("tmp"));
+    assert_eq!(fs.remote().store_calls(), 1, "only the first file's");
+    assert_eq!(lookup(&fs, ROOT, "tmp").unwrap_err().errno(), libc::ENOENT);
+}
+
+#[test]
+fn renaming_a_new_file_uploads_it_first() {
+    let fs = writable(MemRemote::new());
+    let (_, first) = fs.create(ROOT, OsStr::new("first"), true).unwrap();
+    fs.release(first);
+    let (_, fh) = fs.create(ROOT, OsStr::new("a.tmp"), false).unwrap();
+    fs.write(fh, 0, b"content").unwrap();
+    fs.rename(ROOT, OsStr::new("a.tmp"), ROOT, OsStr::new("a"), false)
+        .unwrap();
+    assert_eq!(fs.remote().content("a").unwrap(), b"content");
+    assert!(!fs.remote().exists("a.tmp"));
+    fs.flush(fh).unwrap();
+    fs.release(fh);
+    assert_eq!(fs.remote().content("a").unwrap(), b"content");
+}
+
+/// Many programs never check close(2) (a shell's `>` does not), so a directory the server
+/// refuses must fail the open, not only the close.
+#[test]
+fn creating_in_a_refused_directory_fails_at_open() {
+    let fs = writable(MemRemote::new());
+    fs.remote()
+        .inject(Fault::Call("store", "f".into()), || Error::Reply {
+            op: Op::Store,
+            code: 553,
+            text: "Can't open that file: Permission denied".into(),
+        });
+    let err = fs.create(ROOT, OsStr::new("f"), false).unwrap_err();
+    assert_eq!(err.errno(), libc::EACCES);
+    assert_eq!(
+        lookup(&fs, ROOT, "f").unwrap_err().errno(),
+        libc::ENOENT,
+        "no phantom"
+    );
+}
+
+/// Regression: the kernel writes back file times as a setattr between the writes of one
+/// write(2) sequence. Uploading pending data to set the time sent a partial file.
+#[test]
+fn a_time_update_between_writes_uploads_nothing_partial() {
+    use ftpfs::fs::SetAttr;
+    let r = MemRemote::new();
+    r.add_file("f", b"old");
+    let fs = writable(r);
+    let ino = lookup(&fs, ROOT, "f").unwrap();
+    let (fh, _) = fs
+        .open(
+            ino,
+            OpenMode {
+                write: true,
+                truncate: true,
+            },
+        )
+        .unwrap();
+    fs.write(fh, 0, b"first half, ").unwrap();
+    let when = std::time::UNIX_EPOCH + Duration::from_secs(1_600_000_000);
+    let set = SetAttr {
+        mtime: Some(when),
+        ..Default::default()
+    };
+    fs.setattr(ino, set).unwrap();
+    assert_eq!(
+        fs.remote().content("f").unwrap(),
+        b"old",
+        "nothing uploaded yet"
+    );
+    fs.write(fh, 12, b"second half").unwrap();
+    fs.flush(fh).unwrap();
+    fs.release(fh);
+    assert_eq!(
+        fs.remote().content("f").unwrap(),
+        b"first half, second half"
+    );
+    let listed = fs.remote().list("").unwrap();
+    let f = listed.iter().find(|e| e.name == "f").unwrap();
+    assert_eq!(f.mtime, Some(when), "the time was applied after the upload");
 }

@@ -485,7 +485,15 @@ fn disk_full_fails_fsync_and_never_leaves_a_partial_file() {
         assert!(quota(close_err), "close: {close_err:?}");
         assert_eq!(on_server, b"old content\n");
     }
-    assert!(no_temp_files(data.path()));
+    // FUSE's release runs after close returns, with one more upload try: let it finish.
+    assert!(wait_for(std::time::Duration::from_secs(20), || {
+        no_temp_files(data.path())
+    }));
+    let on_server = std::fs::read(data.path().join("existing.txt")).unwrap();
+    assert!(
+        on_server == b"old content\n" || on_server == new,
+        "never partial"
+    );
 }
 
 /// A directory the server will not let us write: EACCES, and nothing appears.
@@ -527,5 +535,26 @@ fn read_only_server_directory_gives_eacces_and_no_phantom() {
     assert_eq!(
         std::fs::read_to_string(ro.join("keep.txt")).unwrap(),
         "keep"
+    );
+}
+
+/// Regression: without atomic O_TRUNC the kernel truncated through a separate setattr,
+/// uploaded at once, so a `>` whose upload then failed left an empty file behind.
+#[test]
+fn o_trunc_reaches_the_server_with_the_upload_not_at_open() {
+    let Some((data, _s, m)) = setup(ServerKind::PureFtpd) else {
+        return;
+    };
+    let mut f = std::fs::File::create(m.path().join("existing.txt")).unwrap();
+    assert_eq!(
+        std::fs::read_to_string(data.path().join("existing.txt")).unwrap(),
+        "old content\n",
+        "still the old content after open(O_TRUNC)"
+    );
+    f.write_all(b"new\n").unwrap();
+    drop(f);
+    assert_eq!(
+        std::fs::read_to_string(data.path().join("existing.txt")).unwrap(),
+        "new\n"
     );
 }

@@ -64,6 +64,21 @@ fn port_open(port: u16) -> bool {
     .is_ok()
 }
 
+/// An FTP server greets with 220. Merely accepting a connection is not enough: another
+/// test's passive listener may sit on the port our server failed to bind.
+fn ftp_greets(port: u16) -> bool {
+    use std::io::Read;
+    let Ok(mut s) = TcpStream::connect_timeout(
+        &format!("127.0.0.1:{port}").parse().unwrap(),
+        Duration::from_millis(200),
+    ) else {
+        return false;
+    };
+    let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
+    let mut buf = [0u8; 4];
+    s.read_exact(&mut buf).is_ok() && buf.starts_with(b"220")
+}
+
 fn require_servers() -> bool {
     std::env::var("FTPFS_REQUIRE_SERVERS").is_ok_and(|v| v == "1")
 }
@@ -210,14 +225,15 @@ impl Server {
             child,
             _work: work,
         };
+        let exited = |s: &mut Server| {
+            s.child
+                .as_mut()
+                .is_some_and(|c| c.try_wait().ok().flatten().is_some())
+        };
         let up = wait_for(Duration::from_secs(10), || {
-            port_open(port)
-                || server
-                    .child
-                    .as_mut()
-                    .is_some_and(|c| c.try_wait().ok().flatten().is_some())
+            port_open(port) || exited(&mut server)
         });
-        if !up || !port_open(port) {
+        if !up || exited(&mut server) || !ftp_greets(port) || exited(&mut server) {
             server.stop();
             return Err(format!("did not start listening on {port}"));
         }
@@ -277,6 +293,9 @@ fn start_unftp(root: &Path, port: u16) {
                 Arc::new(PasswordAuth),
             )
             .greeting("ftpfs test server")
+            // Outside the kernel's ephemeral range (32768-60999), where free_port() picks
+            // the other servers' control ports.
+            .passive_ports(61000..=64999)
             .build()
             .unwrap();
             let _ = tx.send(());
