@@ -299,16 +299,10 @@ impl<R: Remote> FtpFs<R> {
         }
     }
 
-    /// Checks a name from the kernel and turns it into a `&str` FTP can carry.
+    /// Checks a name from the kernel and turns it into a `&str` FTP can carry. A name no
+    /// server can have is `ENOENT` when looked up (we drop such names from every listing).
     fn name<'a>(&self, name: &'a OsStr) -> Result<&'a str> {
-        if name.len() > NAME_MAX {
-            return Err(Error::NameTooLong);
-        }
-        match name.to_str() {
-            Some(s) if remote::valid_name(s) => Ok(s),
-            // No such name can exist on the server: we drop them from every listing.
-            _ => Err(Error::NotFound),
-        }
+        checked_name(name, Error::NotFound)
     }
 
     pub fn lookup(&self, parent: u64, name: &OsStr) -> Result<Attr> {
@@ -829,13 +823,7 @@ impl<R: Remote> FtpFs<R> {
         if self.opts.read_only {
             return Err(Error::ReadOnly);
         }
-        if name.len() > NAME_MAX {
-            return Err(Error::NameTooLong);
-        }
-        match name.to_str() {
-            Some(s) if remote::valid_name(s) => Ok(s),
-            _ => Err(Error::InvalidName),
-        }
+        checked_name(name, Error::InvalidName)
     }
 
     pub fn mkdir(&self, parent: u64, name: &OsStr) -> Result<Attr> {
@@ -1126,5 +1114,16 @@ impl<R: Remote> FtpFs<R> {
             return Err(Error::Access);
         }
         Ok(())
+    }
+}
+
+/// A kernel name as a `&str` FTP can carry, or `ENAMETOOLONG`, or `invalid`.
+fn checked_name(name: &OsStr, invalid: Error) -> Result<&str> {
+    if name.len() > NAME_MAX {
+        return Err(Error::NameTooLong);
+    }
+    match name.to_str() {
+        Some(s) if remote::valid_name(s) => Ok(s),
+        _ => Err(invalid),
     }
 }

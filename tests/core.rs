@@ -292,6 +292,14 @@ fn writable(remote: MemRemote) -> FtpFs<MemRemote> {
     fs_opts(remote, Duration::from_secs(60), false)
 }
 
+/// What `open(O_WRONLY | O_TRUNC)` asks for.
+fn truncating() -> OpenMode {
+    OpenMode {
+        write: true,
+        truncate: true,
+    }
+}
+
 fn rw() -> OpenMode {
     OpenMode {
         write: true,
@@ -305,15 +313,7 @@ fn a_failed_upload_reaches_flush_keeps_the_old_content_and_is_retried() {
     r.add_file("f", b"old");
     let fs = writable(r);
     let ino = lookup(&fs, ROOT, "f").unwrap();
-    let (fh, _) = fs
-        .open(
-            ino,
-            OpenMode {
-                write: true,
-                truncate: true,
-            },
-        )
-        .unwrap();
+    let (fh, _) = fs.open(ino, truncating()).unwrap();
     fs.write(fh, 0, b"new content").unwrap();
     // The atomic upload goes to a temporary name first; fail every STOR as a full disk.
     let failing = FailStores::new(fs.remote());
@@ -441,15 +441,7 @@ fn a_connection_dropped_mid_upload_is_eio_at_close_and_the_old_content_survives(
     r.add_file("f", b"old");
     let fs = writable(r);
     let ino = lookup(&fs, ROOT, "f").unwrap();
-    let (fh, _) = fs
-        .open(
-            ino,
-            OpenMode {
-                write: true,
-                truncate: true,
-            },
-        )
-        .unwrap();
+    let (fh, _) = fs.open(ino, truncating()).unwrap();
     fs.write(fh, 0, &[9u8; 100_000]).unwrap();
     fs.remote().fail_stores_with(Some(|| Error::Network {
         op: Op::Store,
@@ -566,15 +558,7 @@ fn a_time_update_between_writes_uploads_nothing_partial() {
     r.add_file("f", b"old");
     let fs = writable(r);
     let ino = lookup(&fs, ROOT, "f").unwrap();
-    let (fh, _) = fs
-        .open(
-            ino,
-            OpenMode {
-                write: true,
-                truncate: true,
-            },
-        )
-        .unwrap();
+    let (fh, _) = fs.open(ino, truncating()).unwrap();
     fs.write(fh, 0, b"first half, ").unwrap();
     let when = std::time::UNIX_EPOCH + Duration::from_secs(1_600_000_000);
     let set = SetAttr {
