@@ -650,29 +650,38 @@ impl<R: Remote> FtpFs<R> {
             log::warn!("{path}: the server answered the rename with \"{first}\" but did it");
             return Ok(());
         }
-        let old = self.temp_name(path, "old");
-        if self.remote.rename(path, &old).is_err() {
-            let _ = self.remote.delete(&tmp);
-            return Err(first);
+        match self.replace_by_moving_aside(&tmp, path) {
+            Ok(()) => Ok(()),
+            Err(_) => {
+                let _ = self.remote.delete(&tmp);
+                Err(first)
+            }
         }
-        match self.remote.rename(&tmp, path) {
+    }
+
+    /// For servers that refuse to rename onto an existing name: `target` is moved aside,
+    /// `source` renamed into its place, and the old file deleted, or moved back if the
+    /// second rename failed. The target is never deleted before its replacement is in place.
+    fn replace_by_moving_aside(&self, source: &str, target: &str) -> Result<()> {
+        let old = self.temp_name(target, "old");
+        self.remote.rename(target, &old)?;
+        match self.remote.rename(source, target) {
             Ok(()) => {
                 log::info!(
-                    "{path}: the server refuses renaming onto a name; moved the old file aside"
+                    "{target}: the server refuses renaming onto a name; moved the old one aside"
                 );
                 if let Err(e) = self.remote.delete(&old) {
-                    log::warn!("{path}: the replaced old version stays as {old}: {e}");
+                    log::warn!("{target}: the replaced old version stays as {old}: {e}");
                 }
                 Ok(())
             }
-            Err(_) => {
-                if let Err(e) = self.remote.rename(&old, path) {
+            Err(e) => {
+                if let Err(e2) = self.remote.rename(&old, target) {
                     log::error!(
-                        "{path}: the old version is kept as {old}; restoring it failed: {e}"
+                        "{target}: the old version is kept as {old}; restoring it failed: {e2}"
                     );
                 }
-                let _ = self.remote.delete(&tmp);
-                Err(first)
+                Err(e)
             }
         }
     }
@@ -978,10 +987,8 @@ impl<R: Remote> FtpFs<R> {
         }
         if let Err(e) = self.remote.rename(&from, &to) {
             let file_target = dst.as_ref().is_some_and(|d| d.kind != Kind::Dir);
-            let retried = file_target
-                && self.remote.delete(&to).is_ok()
-                && self.remote.rename(&from, &to).is_ok();
-            if !retried {
+            let replaced = file_target && self.replace_by_moving_aside(&from, &to).is_ok();
+            if !replaced {
                 return Err(self.explain(&dir, name, e, false));
             }
         }

@@ -39,6 +39,14 @@ fn errno(op: &str, e: &Error) -> Errno {
     Errno::from_i32(e.errno())
 }
 
+/// Replies to an operation that returns nothing.
+fn empty(reply: ReplyEmpty, op: &str, r: crate::error::Result<()>) {
+    match r {
+        Ok(()) => reply.ok(),
+        Err(e) => reply.error(errno(op, &e)),
+    }
+}
+
 fn file_attr(a: &Attr) -> FileAttr {
     FileAttr {
         ino: INodeNo(a.ino),
@@ -164,10 +172,7 @@ impl<R: Remote> Filesystem for Fuse<R> {
         reply: ReplyEmpty,
     ) {
         // Every close(2) comes here: this is where the upload's result reaches the program.
-        match self.fs.flush(fh.0) {
-            Ok(()) => reply.ok(),
-            Err(e) => reply.error(errno("flush", &e)),
-        }
+        empty(reply, "flush", self.fs.flush(fh.0));
     }
 
     fn fsync(
@@ -178,10 +183,7 @@ impl<R: Remote> Filesystem for Fuse<R> {
         _datasync: bool,
         reply: ReplyEmpty,
     ) {
-        match self.fs.flush(fh.0) {
-            Ok(()) => reply.ok(),
-            Err(e) => reply.error(errno("fsync", &e)),
-        }
+        empty(reply, "fsync", self.fs.flush(fh.0));
     }
 
     fn fsyncdir(
@@ -253,17 +255,11 @@ impl<R: Remote> Filesystem for Fuse<R> {
     }
 
     fn unlink(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
-        match self.fs.unlink(parent.0, name) {
-            Ok(()) => reply.ok(),
-            Err(e) => reply.error(errno("unlink", &e)),
-        }
+        empty(reply, "unlink", self.fs.unlink(parent.0, name));
     }
 
     fn rmdir(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
-        match self.fs.rmdir(parent.0, name) {
-            Ok(()) => reply.ok(),
-            Err(e) => reply.error(errno("rmdir", &e)),
-        }
+        empty(reply, "rmdir", self.fs.rmdir(parent.0, name));
     }
 
     fn rename(
@@ -481,9 +477,10 @@ impl<R: Remote> Filesystem for Fuse<R> {
     }
 
     fn access(&self, req: &Request, ino: INodeNo, mask: AccessFlags, reply: ReplyEmpty) {
-        match self.fs.access(ino.0, mask.bits(), req.uid(), req.gid()) {
-            Ok(()) => reply.ok(),
-            Err(e) => reply.error(errno("access", &e)),
-        }
+        empty(
+            reply,
+            "access",
+            self.fs.access(ino.0, mask.bits(), req.uid(), req.gid()),
+        );
     }
 }

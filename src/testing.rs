@@ -47,6 +47,8 @@ struct Shared {
     fail_stores: std::sync::atomic::AtomicBool,
     /// Every STOR fails with this error while set (e.g. the connection dropped mid-transfer).
     store_error: Mutex<Option<MakeError>>,
+    /// Refuse RNTO onto an existing name with 553, as some servers do.
+    refuse_rename_onto: std::sync::atomic::AtomicBool,
 }
 
 fn entry(name: &str, kind: Kind, size: u64) -> RemoteEntry {
@@ -172,6 +174,11 @@ impl MemRemote {
         *self.inner.store_error.lock() = make;
     }
 
+    /// Makes RNTO onto an existing name fail with 553, as some servers do.
+    pub fn refuse_rename_onto_existing(&self, on: bool) {
+        self.inner.refuse_rename_onto.store(on, Ordering::SeqCst);
+    }
+
     /// Every path that exists.
     pub fn paths(&self) -> Vec<String> {
         self.inner.entries.lock().keys().cloned().collect()
@@ -216,6 +223,13 @@ impl Remote for MemRemote {
 
     fn rename(&self, from: &str, to: &str) -> Result<()> {
         self.fault("rename", from)?;
+        if self.inner.refuse_rename_onto.load(Ordering::SeqCst) && self.exists(to) {
+            return Err(Error::Reply {
+                op: Op::Rename,
+                code: 553,
+                text: "Rename refused: destination exists".into(),
+            });
+        }
         self.need_parent(to, Op::Rename)?;
         let mut entries = self.inner.entries.lock();
         let mut data = self.inner.data.lock();

@@ -582,3 +582,46 @@ fn a_time_update_between_writes_uploads_nothing_partial() {
     let f = listed.iter().find(|e| e.name == "f").unwrap();
     assert_eq!(f.mtime, Some(when), "the time was applied after the upload");
 }
+
+#[test]
+fn renaming_onto_a_file_works_where_the_server_refuses_rename_onto_a_name() {
+    let r = MemRemote::new();
+    r.add_file("new", b"NEW");
+    r.add_file("target", b"OLD");
+    r.refuse_rename_onto_existing(true);
+    let fs = writable(r);
+    fs.rename(ROOT, OsStr::new("new"), ROOT, OsStr::new("target"), false)
+        .unwrap();
+    assert_eq!(fs.remote().content("target").unwrap(), b"NEW");
+    assert!(!fs.remote().exists("new"));
+    assert!(
+        fs.remote().paths().iter().all(|p| !p.contains(".ftpfs-")),
+        "old version removed"
+    );
+}
+
+/// The moved-aside target comes back when the rename into its place fails: the target is
+/// never deleted before its replacement is there.
+#[test]
+fn a_failed_rename_onto_a_file_keeps_the_target() {
+    let r = MemRemote::new();
+    r.add_file("new", b"NEW");
+    r.add_file("target", b"OLD");
+    r.refuse_rename_onto_existing(true);
+    r.inject(Fault::Call("rename", "new".into()), || Error::Reply {
+        op: Op::Rename,
+        code: 553,
+        text: "refused".into(),
+    });
+    r.inject(Fault::Call("rename", "new".into()), || Error::Reply {
+        op: Op::Rename,
+        code: 550,
+        text: "refused again".into(),
+    });
+    let fs = writable(r);
+    assert!(fs
+        .rename(ROOT, OsStr::new("new"), ROOT, OsStr::new("target"), false)
+        .is_err());
+    assert_eq!(fs.remote().content("target").unwrap(), b"OLD");
+    assert_eq!(fs.remote().content("new").unwrap(), b"NEW");
+}
