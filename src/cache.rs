@@ -25,31 +25,49 @@ use parking_lot::Mutex;
 
 use crate::remote::RemoteEntry;
 
-/// A directory's entries, sorted by name, with an index by name.
-#[derive(Debug)]
+/// A directory's entries, sorted by name (found by binary search, so one entry can be
+/// replaced, added or removed in place).
+#[derive(Clone, Debug)]
 pub struct Listing {
     pub entries: Vec<RemoteEntry>,
-    index: HashMap<String, usize>,
     fetched: Instant,
 }
 
 impl Listing {
     pub fn new(mut entries: Vec<RemoteEntry>) -> Listing {
         entries.sort_by(|a, b| a.name.cmp(&b.name));
-        let index = entries
-            .iter()
-            .enumerate()
-            .map(|(i, e)| (e.name.clone(), i))
-            .collect();
+        entries.dedup_by(|a, b| a.name == b.name);
         Listing {
             entries,
-            index,
             fetched: Instant::now(),
         }
     }
 
+    fn position(&self, name: &str) -> std::result::Result<usize, usize> {
+        self.entries.binary_search_by(|e| e.name.as_str().cmp(name))
+    }
+
     pub fn get(&self, name: &str) -> Option<&RemoteEntry> {
-        self.index.get(name).map(|&i| &self.entries[i])
+        self.position(name).ok().map(|i| &self.entries[i])
+    }
+
+    /// Puts `entry` in place of `name`'s entry, or removes it; returns the change in length.
+    fn set(&mut self, name: &str, entry: Option<RemoteEntry>) -> isize {
+        match (self.position(name), entry) {
+            (Ok(i), Some(e)) => {
+                self.entries[i] = e;
+                0
+            }
+            (Ok(i), None) => {
+                self.entries.remove(i);
+                -1
+            }
+            (Err(i), Some(e)) => {
+                self.entries.insert(i, e);
+                1
+            }
+            (Err(_), None) => 0,
+        }
     }
 }
 
@@ -135,20 +153,12 @@ impl DirCache {
     pub fn update(&self, dir: &str, name: &str, entry: Option<RemoteEntry>) {
         let mut inner = self.inner.lock();
         inner.invalidations += 1;
-        let Some(old) = inner.lru.peek(dir).cloned() else {
+        let Some(listing) = inner.lru.peek_mut(dir) else {
             return;
         };
-        let mut entries: Vec<RemoteEntry> = old
-            .entries
-            .iter()
-            .filter(|e| e.name != name)
-            .cloned()
-            .collect();
-        entries.extend(entry);
-        let mut listing = Listing::new(entries);
-        listing.fetched = old.fetched;
-        inner.total = inner.total + listing.entries.len() - old.entries.len();
-        inner.lru.put(dir.to_string(), Arc::new(listing));
+        // Copies only if an open directory handle still holds this version.
+        let delta = Arc::make_mut(listing).set(name, entry);
+        inner.total = inner.total.saturating_add_signed(delta);
     }
 
     /// Forgets the listings of `dir` and everything below it (after a directory rename).
