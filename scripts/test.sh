@@ -7,4 +7,5 @@ cd "$(dirname "$0")/.."
 scripts/install-deps.sh
 cargo fmt --all -- --check
 cargo clippy --locked --all-targets -- -D warnings
-FTPFS_REQUIRE_SERVERS=1 cargo test --locked -- --test-threads 4
+# Bounded, so that a hang fails CI in minutes instead of holding it for its 90.
+FTPFS_REQUIRE_SERVERS=1 timeout 1800 cargo test --locked -- --test-threads 4

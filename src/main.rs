@@ -163,6 +163,9 @@ fn serve(cfg: Config, notify: Option<OwnedFd>) -> ExitCode {
     // SAFETY: the set was initialised by stop_signals; a null old-set pointer is allowed.
     unsafe { libc::pthread_sigmask(libc::SIG_BLOCK, &signals, std::ptr::null_mut()) };
 
+    // Absolute and free of symlinks, to find the mount in /proc/self/mountinfo later
+    // (resolving it after mounting would ask our own filesystem).
+    let mountpoint = std::fs::canonicalize(&cfg.mountpoint).unwrap_or(cfg.mountpoint.clone());
     let session = match fuser::spawn_mount(
         Fuse::new(Arc::clone(&fs)),
         &cfg.mountpoint,
@@ -178,7 +181,7 @@ fn serve(cfg: Config, notify: Option<OwnedFd>) -> ExitCode {
         }
     };
     log::info!("mounted {} on {}", cfg.fsname, cfg.mountpoint.display());
-    raise_readahead(&cfg.mountpoint);
+    raise_readahead(&mountpoint);
     if let Some(fd) = notify {
         let _ = std::fs::File::from(fd).write_all(b"OK");
         detach_stdio(cfg.log_file.as_deref());
@@ -222,20 +225,55 @@ fn serve(cfg: Config, notify: Option<OwnedFd>) -> ExitCode {
 const READ_AHEAD_KB: u32 = 1024;
 
 fn raise_readahead(mountpoint: &Path) {
-    use std::os::unix::fs::MetadataExt;
-    let Ok(md) = std::fs::metadata(mountpoint) else {
+    // Never stat our own mount from here: that is a FUSE request to ourselves, and a
+    // SIGKILL arriving while it is in flight leaves the process unkillable in D state with
+    // the mount behind (found by the killed-daemon test). The kernel's mount table names
+    // the device without asking the filesystem.
+    let Some(dev) = mount_device(mountpoint) else {
+        log::debug!("{} not found in /proc/self/mountinfo", mountpoint.display());
         return;
     };
-    let dev = md.dev();
-    let bdi = format!(
-        "/sys/class/bdi/{}:{}/read_ahead_kb",
-        libc::major(dev),
-        libc::minor(dev)
-    );
+    let bdi = format!("/sys/class/bdi/{dev}/read_ahead_kb");
     match std::fs::write(&bdi, READ_AHEAD_KB.to_string()) {
         Ok(()) => log::debug!("{bdi} set to {READ_AHEAD_KB}"),
         Err(e) => log::debug!("cannot raise readahead ({bdi}): {e}"),
     }
+}
+
+/// The `major:minor` of the mount at `mountpoint`, from /proc/self/mountinfo (the last,
+/// i.e. topmost, mount there).
+fn mount_device(mountpoint: &Path) -> Option<String> {
+    let table = std::fs::read_to_string("/proc/self/mountinfo").ok()?;
+    let want = mountpoint.to_str()?;
+    table.lines().rev().find_map(|l| {
+        let f: Vec<&str> = l.split(' ').collect();
+        (f.len() > 4 && unescape_mountinfo(f[4]) == want).then(|| f[2].to_string())
+    })
+}
+
+/// mountinfo writes space, tab, newline and backslash as octal escapes (`\040`...).
+fn unescape_mountinfo(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        let octal = b.get(i + 1..i + 4).and_then(|d| {
+            std::str::from_utf8(d)
+                .ok()
+                .and_then(|d| u8::from_str_radix(d, 8).ok())
+        });
+        match (b[i], octal) {
+            (b'\\', Some(c)) => {
+                out.push(c);
+                i += 4;
+            }
+            (c, _) => {
+                out.push(c);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 fn fuse_config(cfg: &Config) -> fuser::Config {
@@ -407,4 +445,30 @@ fn init_logging(log_file: Option<&Path>, debug: bool) -> Result<(), String> {
         )
     });
     b.try_init().map_err(|e| e.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mountinfo_escapes_are_undone() {
+        assert_eq!(
+            unescape_mountinfo(r"/tmp/a\040b\011c\134d"),
+            "/tmp/a b\tc\\d"
+        );
+        assert_eq!(unescape_mountinfo(r"/plain"), "/plain");
+        assert_eq!(unescape_mountinfo(r"/bad\04"), r"/bad\04");
+    }
+
+    #[test]
+    fn the_device_of_a_mount_comes_from_the_mount_table() {
+        let dev = mount_device(Path::new("/")).expect("/ is mounted");
+        let (major, minor) = dev.split_once(':').unwrap();
+        assert!(
+            major.parse::<u32>().is_ok() && minor.parse::<u32>().is_ok(),
+            "{dev}"
+        );
+        assert_eq!(mount_device(Path::new("/no/such/mount")), None);
+    }
 }
