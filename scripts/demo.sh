@@ -39,6 +39,7 @@ Try:
   sha256sum $demo/mnt/big.bin $demo/data/big.bin
   grep -r FtpFs $demo/mnt/src | head -3
   tail -c 100 $demo/mnt/big.bin | xxd | tail -2
+  echo hello >> $demo/mnt/README.txt && cat $demo/data/README.txt
 Log: $demo/ftpfs.log     Unmount: ./target/release/ftpfs umount $demo/mnt
 Stop everything: scripts/demo.sh stop
 MSG

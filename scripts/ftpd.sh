@@ -8,6 +8,8 @@ set -euo pipefail
 dir=$(realpath "$1"); port=$2; state=$3
 mkdir -p "$state"
 chmod 755 "$dir"
+# The virtual user is uid 65534: it must own the tree to write to it.
+chown -R 65534:65534 "$dir"
 printf 'alice:$1$ftpfs0$TRVeXEx8mDlte8C9nnX4I1:65534:65534::%s/./::::::::::::\n' "$dir" > "$state/passwd"
 pure-pw mkdb "$state/pdb" -f "$state/passwd" >/dev/null
 /usr/sbin/pure-ftpd "-S127.0.0.1,$port" "-lpuredb:$state/pdb" -E -H -A -D -4 -c 64 -C 64 \
