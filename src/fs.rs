@@ -60,6 +60,8 @@ pub enum UploadMode {
 pub struct OpenMode {
     pub write: bool,
     pub truncate: bool,
+    /// The opening process (thread group id); 0 when unknown.
+    pub owner: u32,
 }
 
 /// What `setattr` changes.
@@ -163,10 +165,6 @@ impl<R: Remote> FtpFs<R> {
 
     pub fn ttl(&self) -> Duration {
         self.opts.ttl
-    }
-
-    pub fn read_only(&self) -> bool {
-        self.opts.read_only
     }
 
     fn path_of(&self, ino: u64) -> Result<String> {
@@ -316,7 +314,10 @@ impl<R: Remote> FtpFs<R> {
     }
 
     pub fn forget(&self, ino: u64, n: u64) {
-        self.inodes.forget(ino, n);
+        if self.inodes.forget(ino, n) {
+            // Keep-cache bookkeeping lives exactly as long as the inode.
+            self.opened.lock().remove(&ino);
+        }
     }
 
     pub fn getattr(&self, ino: u64) -> Result<Attr> {
@@ -430,7 +431,7 @@ impl<R: Remote> FtpFs<R> {
     pub fn readdir_unused(&self, entries: &[DirEntry]) {
         for e in entries {
             if e.name != "." && e.name != ".." {
-                self.inodes.forget(e.attr.ino, 1);
+                self.forget(e.attr.ino, 1);
             }
         }
     }
@@ -486,7 +487,12 @@ impl<R: Remote> FtpFs<R> {
             }
         }
         let reader = self.remote.open_reader(&path, entry.size)?;
-        let fh = self.handles.insert(Handle::File { reader, ino, write });
+        let fh = self.handles.insert(Handle::File {
+            reader,
+            ino,
+            write,
+            owner: mode.owner,
+        });
         Ok((fh, keep))
     }
 
@@ -557,7 +563,23 @@ impl<R: Remote> FtpFs<R> {
         Ok(data.len() as u32)
     }
 
-    /// `flush` (every `close`) and `fsync`: upload if the file has unsent changes. This is
+    /// `close(2)` by process `caller`: uploads like [`Self::flush`] when the caller is the
+    /// process that opened the handle. A forked child closing a descriptor it inherited
+    /// (every `exec` of a child does, for descriptors marked close-on-exec) would otherwise
+    /// upload the file half-written while its opener is still writing; the opener's own
+    /// close, an fsync, or the last release uploads it instead.
+    pub fn flush_from(&self, fh: u64, caller: u32) -> Result<()> {
+        let handle = self.handles.get(fh).ok_or(Error::Stale)?;
+        match &*handle {
+            Handle::File { owner, .. } if *owner != 0 && caller != 0 && *owner != caller => {
+                log::debug!("close by process {caller}, opened by {owner}: no upload yet");
+                Ok(())
+            }
+            _ => self.flush(fh),
+        }
+    }
+
+    /// `fsync` (and the opener's `close`): upload if the file has unsent changes. This is
     /// where a failed upload reaches the program, as the return value of `close`/`fsync`.
     pub fn flush(&self, fh: u64) -> Result<()> {
         let handle = self.handles.get(fh).ok_or(Error::Stale)?;
@@ -763,7 +785,13 @@ impl<R: Remote> FtpFs<R> {
 
     /// Creates and opens a new file. It is created on the server at once (an empty STOR),
     /// so other clients and listings see it; its data follows at flush.
-    pub fn create(&self, parent: u64, name: &OsStr, exclusive: bool) -> Result<(Attr, u64)> {
+    pub fn create(
+        &self,
+        parent: u64,
+        name: &OsStr,
+        exclusive: bool,
+        owner: u32,
+    ) -> Result<(Attr, u64)> {
         let name = self.new_name(name)?;
         let dir = self.path_of(parent)?;
         let listing = self.listing(&dir)?;
@@ -781,6 +809,7 @@ impl<R: Remote> FtpFs<R> {
                 OpenMode {
                     write: true,
                     truncate: true,
+                    owner,
                 },
             )?;
             return Ok((self.getattr(ino)?, fh));
@@ -822,6 +851,7 @@ impl<R: Remote> FtpFs<R> {
             reader,
             ino,
             write: true,
+            owner,
         });
         Ok((self.attr_of(ino, &path, &entry), fh))
     }
@@ -872,11 +902,8 @@ impl<R: Remote> FtpFs<R> {
     pub fn unlink(&self, parent: u64, name: &OsStr) -> Result<()> {
         let name = self.new_name(name)?;
         let dir = self.path_of(parent)?;
-        let kind = self.listing(&dir)?.get(name).map(|e| e.kind);
-        match kind {
-            None => return Err(Error::NotFound),
-            Some(Kind::Dir) => return Err(Error::IsDir),
-            Some(_) => {}
+        if self.kind_in(&dir, name)? == Kind::Dir {
+            return Err(Error::IsDir);
         }
         let path = remote::join(&dir, name);
         if !self.forget_pending(&path) {
@@ -906,10 +933,17 @@ impl<R: Remote> FtpFs<R> {
         still
     }
 
+    /// What `name` is in `dir`, from the (cached) listing; ENOENT if absent.
+    fn kind_in(&self, dir: &str, name: &str) -> Result<Kind> {
+        self.listing(dir)?
+            .get(name)
+            .map(|e| e.kind)
+            .ok_or(Error::NotFound)
+    }
+
     /// `path` is gone from the server: an open spool of it must not bring it back.
     fn detach(&self, path: &str) {
-        let ino = self.inodes.peek(path);
-        if let Some(e) = self.spool_of(ino) {
+        if let Some(e) = self.inodes.find(path).and_then(|ino| self.spool_of(ino)) {
             e.spool.lock().orphaned = true;
         }
         self.inodes.unlink(path);
@@ -918,11 +952,8 @@ impl<R: Remote> FtpFs<R> {
     pub fn rmdir(&self, parent: u64, name: &OsStr) -> Result<()> {
         let name = self.new_name(name)?;
         let dir = self.path_of(parent)?;
-        let kind = self.listing(&dir)?.get(name).map(|e| e.kind);
-        match kind {
-            None => return Err(Error::NotFound),
-            Some(Kind::Dir) => {}
-            Some(_) => return Err(Error::NotDir),
+        if self.kind_in(&dir, name)? != Kind::Dir {
+            return Err(Error::NotDir);
         }
         let path = remote::join(&dir, name);
         if !self.listing(&path)?.entries.is_empty() {

@@ -39,6 +39,19 @@ fn errno(op: &str, e: &Error) -> Errno {
     Errno::from_i32(e.errno())
 }
 
+/// The process (thread group) of the thread that made a request: FUSE gives the thread's
+/// id, and a write handle must recognise its opener from any of its threads.
+fn process_of(tid: u32) -> u32 {
+    std::fs::read_to_string(format!("/proc/{tid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("Tgid:"))
+                .and_then(|v| v.trim().parse().ok())
+        })
+        .unwrap_or(tid)
+}
+
 /// Replies to an operation that returns nothing.
 fn empty(reply: ReplyEmpty, op: &str, r: crate::error::Result<()>) {
     match r {
@@ -127,10 +140,11 @@ impl<R: Remote> Filesystem for Fuse<R> {
         }
     }
 
-    fn open(&self, _req: &Request, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
+    fn open(&self, req: &Request, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
         let mode = OpenMode {
             write: flags.acc_mode() != OpenAccMode::O_RDONLY,
             truncate: flags.0 & libc::O_TRUNC != 0,
+            owner: process_of(req.pid()),
         };
         match self.fs.open(ino.0, mode) {
             Ok((fh, keep)) => {
@@ -165,14 +179,18 @@ impl<R: Remote> Filesystem for Fuse<R> {
 
     fn flush(
         &self,
-        _req: &Request,
+        req: &Request,
         _ino: INodeNo,
         fh: FileHandle,
         _lock_owner: LockOwner,
         reply: ReplyEmpty,
     ) {
         // Every close(2) comes here: this is where the upload's result reaches the program.
-        empty(reply, "flush", self.fs.flush(fh.0));
+        empty(
+            reply,
+            "flush",
+            self.fs.flush_from(fh.0, process_of(req.pid())),
+        );
     }
 
     fn fsync(
@@ -219,7 +237,7 @@ impl<R: Remote> Filesystem for Fuse<R> {
 
     fn create(
         &self,
-        _req: &Request,
+        req: &Request,
         parent: INodeNo,
         name: &OsStr,
         _mode: u32,
@@ -227,7 +245,11 @@ impl<R: Remote> Filesystem for Fuse<R> {
         flags: i32,
         reply: ReplyCreate,
     ) {
-        match self.fs.create(parent.0, name, flags & libc::O_EXCL != 0) {
+        let owner = process_of(req.pid());
+        match self
+            .fs
+            .create(parent.0, name, flags & libc::O_EXCL != 0, owner)
+        {
             Ok((a, fh)) => reply.created(
                 &self.fs.ttl(),
                 &file_attr(&a),

@@ -62,6 +62,11 @@ impl InodeTable {
         self.get_or_insert(path, 1)
     }
 
+    /// The inode of `path` if it has one; never makes one.
+    pub fn find(&self, path: &str) -> Option<u64> {
+        self.inner.lock().by_path.get(path).copied()
+    }
+
     /// The inode of `path` without taking a reference (plain readdir).
     pub fn peek(&self, path: &str) -> u64 {
         self.get_or_insert(path, 0)
@@ -120,10 +125,11 @@ impl InodeTable {
         }
     }
 
-    /// The kernel dropped `n` references; the node goes when none are left.
-    pub fn forget(&self, ino: u64, n: u64) {
+    /// The kernel dropped `n` references; the node goes when none are left. Returns
+    /// whether it went.
+    pub fn forget(&self, ino: u64, n: u64) -> bool {
         if ino == ROOT {
-            return;
+            return false;
         }
         let mut inner = self.inner.lock();
         let gone = match inner.by_ino.get_mut(&ino) {
@@ -140,6 +146,7 @@ impl InodeTable {
                 }
             }
         }
+        gone
     }
 
     #[cfg(test)]
@@ -188,7 +195,7 @@ mod tests {
     #[test]
     fn root_is_never_forgotten() {
         let t = InodeTable::default();
-        t.forget(ROOT, 100);
+        assert!(!t.forget(ROOT, 100));
         assert_eq!(t.path(ROOT).as_deref(), Some(""));
         assert_eq!(t.node_count(), 1);
     }

@@ -212,10 +212,6 @@ impl Spool {
         out.sync_all()?;
         Ok(target)
     }
-
-    pub fn path(&self) -> &Path {
-        self.file.path()
-    }
 }
 
 /// Object-safe view of a [`RemoteReader`], so a spool can be filled from any remote.

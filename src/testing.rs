@@ -43,8 +43,6 @@ struct Shared {
     pub lists: AtomicUsize,
     pub reads: AtomicUsize,
     pub stores: AtomicUsize,
-    /// Every STOR fails with 452 (a full disk) while set.
-    fail_stores: std::sync::atomic::AtomicBool,
     /// Every STOR fails with this error while set (e.g. the connection dropped mid-transfer).
     store_error: Mutex<Option<MakeError>>,
     /// Refuse RNTO onto an existing name with 553, as some servers do.
@@ -166,7 +164,12 @@ impl MemRemote {
     /// Makes every STOR fail with `452` (a full disk), after the data was sent, and leave
     /// nothing behind, until called with `false`.
     pub fn fail_all_stores(&self, on: bool) {
-        self.inner.fail_stores.store(on, Ordering::SeqCst);
+        let full: MakeError = || Error::Reply {
+            op: Op::Store,
+            code: 452,
+            text: "Insufficient storage space".into(),
+        };
+        self.fail_stores_with(on.then_some(full));
     }
 
     /// Makes every STOR fail with `make()` after its data was sent, until `None`.
@@ -200,13 +203,6 @@ impl Remote for MemRemote {
         self.fault("store", path)?;
         if let Some(make) = *self.inner.store_error.lock() {
             return Err(make());
-        }
-        if self.inner.fail_stores.load(Ordering::SeqCst) {
-            return Err(Error::Reply {
-                op: Op::Store,
-                code: 452,
-                text: "Insufficient storage space".into(),
-            });
         }
         self.add_file(path, &buf);
         Ok(())

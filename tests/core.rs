@@ -200,18 +200,7 @@ fn open_checks_type_and_the_read_only_mount() {
         fs.open(d, OpenMode::default()).unwrap_err().errno(),
         libc::EISDIR
     );
-    assert_eq!(
-        fs.open(
-            f,
-            OpenMode {
-                write: true,
-                truncate: false
-            }
-        )
-        .unwrap_err()
-        .errno(),
-        libc::EROFS
-    );
+    assert_eq!(fs.open(f, rw()).unwrap_err().errno(), libc::EROFS);
     assert_eq!(fs.opendir(f).unwrap_err().errno(), libc::ENOTDIR);
     assert_eq!(
         fs.access(f, libc::W_OK, 1000, 1000).unwrap_err().errno(),
@@ -297,6 +286,7 @@ fn truncating() -> OpenMode {
     OpenMode {
         write: true,
         truncate: true,
+        owner: 0,
     }
 }
 
@@ -304,6 +294,7 @@ fn rw() -> OpenMode {
     OpenMode {
         write: true,
         truncate: false,
+        owner: 0,
     }
 }
 
@@ -403,7 +394,7 @@ fn creating_many_files_costs_one_listing() {
     for i in 0..200 {
         let name = format!("f{i}");
         assert_eq!(lookup(&fs, ROOT, &name).unwrap_err().errno(), libc::ENOENT);
-        let (_, fh) = fs.create(ROOT, OsStr::new(&name), false).unwrap();
+        let (_, fh) = fs.create(ROOT, OsStr::new(&name), false, 0).unwrap();
         fs.write(fh, 0, b"x").unwrap();
         fs.flush(fh).unwrap();
         fs.release(fh);
@@ -461,10 +452,10 @@ fn a_new_file_costs_one_upload_and_is_listed_until_then() {
     let r = MemRemote::new();
     let fs = fs_opts(r, Duration::from_millis(200), false);
     // The first create proves the directory writable.
-    let (_, first) = fs.create(ROOT, OsStr::new("first"), true).unwrap();
+    let (_, first) = fs.create(ROOT, OsStr::new("first"), true, 0).unwrap();
     fs.release(first);
     let before = fs.remote().store_calls();
-    let (attr, fh) = fs.create(ROOT, OsStr::new("new"), true).unwrap();
+    let (attr, fh) = fs.create(ROOT, OsStr::new("new"), true, 0).unwrap();
     assert_eq!(
         fs.remote().store_calls(),
         before,
@@ -492,7 +483,7 @@ fn a_new_file_costs_one_upload_and_is_listed_until_then() {
 #[test]
 fn an_empty_new_file_is_still_created_on_the_server() {
     let fs = writable(MemRemote::new());
-    let (_, fh) = fs.create(ROOT, OsStr::new("touched"), false).unwrap();
+    let (_, fh) = fs.create(ROOT, OsStr::new("touched"), false, 0).unwrap();
     fs.flush(fh).unwrap();
     fs.release(fh);
     assert_eq!(fs.remote().content("touched").unwrap(), b"");
@@ -501,9 +492,9 @@ fn an_empty_new_file_is_still_created_on_the_server() {
 #[test]
 fn a_new_file_unlinked_before_its_upload_never_reaches_the_server() {
     let fs = writable(MemRemote::new());
-    let (_, first) = fs.create(ROOT, OsStr::new("first"), true).unwrap();
+    let (_, first) = fs.create(ROOT, OsStr::new("first"), true, 0).unwrap();
     fs.release(first);
-    let (_, fh) = fs.create(ROOT, OsStr::new("tmp"), false).unwrap();
+    let (_, fh) = fs.create(ROOT, OsStr::new("tmp"), false, 0).unwrap();
     fs.write(fh, 0, b"scratch").unwrap();
     fs.unlink(ROOT, OsStr::new("tmp")).unwrap();
     fs.flush(fh).unwrap();
@@ -516,9 +507,9 @@ fn a_new_file_unlinked_before_its_upload_never_reaches_the_server() {
 #[test]
 fn renaming_a_new_file_uploads_it_first() {
     let fs = writable(MemRemote::new());
-    let (_, first) = fs.create(ROOT, OsStr::new("first"), true).unwrap();
+    let (_, first) = fs.create(ROOT, OsStr::new("first"), true, 0).unwrap();
     fs.release(first);
-    let (_, fh) = fs.create(ROOT, OsStr::new("a.tmp"), false).unwrap();
+    let (_, fh) = fs.create(ROOT, OsStr::new("a.tmp"), false, 0).unwrap();
     fs.write(fh, 0, b"content").unwrap();
     fs.rename(ROOT, OsStr::new("a.tmp"), ROOT, OsStr::new("a"), false)
         .unwrap();
@@ -540,7 +531,7 @@ fn creating_in_a_refused_directory_fails_at_open() {
             code: 553,
             text: "Can't open that file: Permission denied".into(),
         });
-    let err = fs.create(ROOT, OsStr::new("f"), false).unwrap_err();
+    let err = fs.create(ROOT, OsStr::new("f"), false, 0).unwrap_err();
     assert_eq!(err.errno(), libc::EACCES);
     assert_eq!(
         lookup(&fs, ROOT, "f").unwrap_err().errno(),
@@ -624,4 +615,30 @@ fn a_failed_rename_onto_a_file_keeps_the_target() {
         .is_err());
     assert_eq!(fs.remote().content("target").unwrap(), b"OLD");
     assert_eq!(fs.remote().content("new").unwrap(), b"NEW");
+}
+
+/// Regression: a forked child closing a descriptor it inherited (every exec does, for
+/// close-on-exec descriptors) made ftpfs upload the file while its opener was still writing.
+#[test]
+fn only_the_opening_process_uploads_on_close() {
+    let r = MemRemote::new();
+    r.add_file("f", b"old");
+    let fs = writable(r);
+    let ino = lookup(&fs, ROOT, "f").unwrap();
+    let mode = OpenMode {
+        owner: 100,
+        ..truncating()
+    };
+    let (fh, _) = fs.open(ino, mode).unwrap();
+    fs.write(fh, 0, b"half").unwrap();
+    fs.flush_from(fh, 200).unwrap();
+    assert_eq!(
+        fs.remote().content("f").unwrap(),
+        b"old",
+        "a child's close sends nothing"
+    );
+    fs.write(fh, 4, b" and the rest").unwrap();
+    fs.flush_from(fh, 100).unwrap();
+    assert_eq!(fs.remote().content("f").unwrap(), b"half and the rest");
+    fs.release(fh);
 }

@@ -173,19 +173,28 @@ fn daemon_pids_for(mountpoint: &Path) -> Vec<u32> {
     pids
 }
 
+/// `ftpfs mount SOURCE MNT` in the background (no -f), with `password` if any, run to its
+/// exit: the daemon it leaves behind is the test's to unmount.
+fn mount_background(source: &str, mnt: &Path, password: Option<&str>) -> std::process::Output {
+    let mut cmd = ftpfs();
+    cmd.args(["mount", source])
+        .arg(mnt)
+        .env_remove("FTPFS_PASSWORD")
+        .env("NETRC", "/nonexistent")
+        .stdin(Stdio::null());
+    if let Some(p) = password {
+        cmd.env("FTPFS_PASSWORD", p);
+    }
+    cmd.output().unwrap()
+}
+
 #[test]
 fn background_mount_returns_when_live_and_umount_leaves_no_process() {
     let Some((_data, server)) = setup(ServerKind::Unftp) else {
         return;
     };
     let mnt = tempfile::tempdir().unwrap();
-    let out = ftpfs()
-        .args(["mount", &server.url()])
-        .arg(mnt.path())
-        .env("FTPFS_PASSWORD", PASSWORD)
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
+    let out = mount_background(&server.url(), mnt.path(), Some(PASSWORD));
     assert!(
         out.status.success(),
         "{}",
@@ -254,13 +263,7 @@ fn bad_password_exits_nonzero_with_one_clear_line_and_no_mount() {
         return;
     };
     let mnt = tempfile::tempdir().unwrap();
-    let out = ftpfs()
-        .args(["mount", &server.url()])
-        .arg(mnt.path())
-        .env("FTPFS_PASSWORD", "wrong-password")
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
+    let out = mount_background(&server.url(), mnt.path(), Some("wrong-password"));
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
@@ -279,12 +282,7 @@ fn bad_password_exits_nonzero_with_one_clear_line_and_no_mount() {
 fn unreachable_server_exits_nonzero_and_no_mount() {
     let mnt = tempfile::tempdir().unwrap();
     let port = free_port();
-    let out = ftpfs()
-        .args(["mount", &format!("127.0.0.1:{port}")])
-        .arg(mnt.path())
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
+    let out = mount_background(&format!("127.0.0.1:{port}"), mnt.path(), None);
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("cannot connect to 127.0.0.1"), "{err}");
@@ -445,14 +443,7 @@ fn anonymous_login_when_the_source_names_no_user() {
         return;
     };
     let mnt = tempfile::tempdir().unwrap();
-    let out = ftpfs()
-        .args(["mount", &format!("127.0.0.1:{}", server.port)])
-        .arg(mnt.path())
-        .env_remove("FTPFS_PASSWORD")
-        .env("NETRC", "/nonexistent")
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
+    let out = mount_background(&format!("127.0.0.1:{}", server.port), mnt.path(), None);
     assert!(
         out.status.success(),
         "{}",

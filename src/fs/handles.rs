@@ -17,6 +17,8 @@ pub enum Handle<Rd> {
         reader: Rd,
         ino: u64,
         write: bool,
+        /// The process that opened it (see [`crate::fs::FtpFs::flush_from`]).
+        owner: u32,
     },
     Dir {
         path: String,

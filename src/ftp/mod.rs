@@ -116,11 +116,6 @@ impl FtpRemote {
     pub fn shutdown(&self) {
         self.pool.shutdown();
     }
-
-    #[cfg(test)]
-    pub fn pool(&self) -> &Arc<Pool> {
-        &self.pool
-    }
 }
 
 impl Remote for FtpRemote {

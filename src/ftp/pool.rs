@@ -89,10 +89,6 @@ impl Pool {
         })
     }
 
-    pub fn info(&self) -> &ServerInfo {
-        &self.info
-    }
-
     pub fn endpoint(&self) -> &Endpoint {
         &self.endpoint
     }
@@ -208,12 +204,6 @@ impl Pool {
         for conn in idle {
             conn.quit();
         }
-    }
-
-    #[cfg(test)]
-    pub fn counts(&self) -> (usize, usize, usize) {
-        let st = self.state.lock();
-        (st.idle.len(), st.total, st.transfers)
     }
 }
 

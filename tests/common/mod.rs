@@ -389,6 +389,16 @@ impl Drop for Mount {
     fn drop(&mut self) {
         if std::thread::panicking() {
             let log = self.log_text();
+            let keep = std::env::temp_dir().join(format!(
+                "ftpfs-failed-{}.log",
+                std::thread::current()
+                    .name()
+                    .unwrap_or("test")
+                    .replace("::", "-")
+            ));
+            if std::fs::write(&keep, &log).is_ok() {
+                eprintln!("whole ftpfs log kept in {}", keep.display());
+            }
             let tail: Vec<&str> = log.lines().rev().take(60).collect();
             eprintln!(
                 "--- ftpfs log tail ---\n{}",
