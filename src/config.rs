@@ -79,6 +79,7 @@ impl fmt::Debug for Endpoint {
             .field("user", &self.user)
             .field("password", &self.password)
             .field("timeout", &self.timeout)
+            .field("policy", &self.policy)
             .finish()
     }
 }
@@ -178,6 +179,9 @@ pub struct MountOpts {
     pub dir_cache_ttl: Option<u64>,
     pub connections: Option<usize>,
     pub timeout: Option<u64>,
+    pub retries: Option<u32>,
+    pub retry_delay: Option<u64>,
+    pub deadline: Option<u64>,
     pub uid: Option<u32>,
     pub gid: Option<u32>,
     pub umask: Option<u32>,
@@ -222,6 +226,27 @@ pub fn parse_mount_options(s: &str, opts: &mut MountOpts) -> Result<(), String> 
                     return Err("timeout must be between 1 and 3600 seconds".into());
                 }
                 opts.timeout = Some(n);
+            }
+            "retries" => {
+                let n = num(value)?;
+                if n > 100 {
+                    return Err("retries must be between 0 and 100".into());
+                }
+                opts.retries = Some(n as u32);
+            }
+            "retry_delay" => {
+                let n = num(value)?;
+                if !(1..=300).contains(&n) {
+                    return Err("retry_delay must be between 1 and 300 seconds".into());
+                }
+                opts.retry_delay = Some(n);
+            }
+            "deadline" => {
+                let n = num(value)?;
+                if !(1..=3600).contains(&n) {
+                    return Err("deadline must be between 1 and 3600 seconds".into());
+                }
+                opts.deadline = Some(n);
             }
             "uid" => opts.uid = Some(num(value)? as u32),
             "gid" => opts.gid = Some(num(value)? as u32),
@@ -291,6 +316,17 @@ impl Config {
             user: user.clone(),
             password,
             timeout,
+            policy: crate::ftp::retry::Policy {
+                retries: o.retries.unwrap_or(crate::ftp::retry::DEFAULT_RETRIES),
+                max_delay: o
+                    .retry_delay
+                    .map(Duration::from_secs)
+                    .unwrap_or(crate::ftp::retry::DEFAULT_MAX_DELAY),
+                deadline: o
+                    .deadline
+                    .map(Duration::from_secs)
+                    .unwrap_or(crate::ftp::retry::DEFAULT_DEADLINE),
+            },
         };
         let fsname = format!(
             "ftp://{}@{}{}",

@@ -126,6 +126,18 @@ impl Error {
                 code: resp.status.code(),
                 text: reply_text(&resp.body),
             },
+            FtpError::ConnectionError(source)
+                if source
+                    .get_ref()
+                    .is_some_and(|inner| inner.is::<suppaftp::ReplyTooLarge>()) =>
+            {
+                // An endless FEAT or greeting, a multi-line reply that never ends: suppaftp
+                // stops reading at 256 KiB.
+                Error::Protocol {
+                    op,
+                    detail: "reply too large".into(),
+                }
+            }
             FtpError::ConnectionError(source) => Error::from_io(op, source),
             FtpError::BadResponse => Error::Protocol {
                 op,
@@ -155,6 +167,69 @@ impl Error {
         match self {
             Error::Reply { code, .. } => Some(*code),
             _ => None,
+        }
+    }
+
+    /// The operation that failed, for errors that come from the network.
+    pub fn op(&self) -> Option<Op> {
+        match self {
+            Error::Reply { op, .. }
+            | Error::Network { op, .. }
+            | Error::Timeout { op }
+            | Error::Protocol { op, .. } => Some(*op),
+            _ => None,
+        }
+    }
+
+    /// Whether trying the same thing again may succeed, given how safe a repetition is.
+    ///
+    /// A 4xx reply (and 120, "not ready yet") says the server did *not* do it and that the
+    /// condition is temporary, so any operation may be repeated. A broken or silent connection
+    /// leaves the outcome unknown; repeating is safe only for idempotent operations, or when
+    /// the failure came while connecting or logging in, before the command was sent. 5xx
+    /// replies are permanent, and a server that speaks garbage will not improve with asking.
+    pub fn is_retryable(&self, idempotent: bool) -> bool {
+        match self {
+            Error::Reply { code, .. } => (400..500).contains(code) || *code == 120,
+            Error::Network { op, .. } | Error::Timeout { op } => {
+                idempotent || matches!(op, Op::Connect | Op::Login)
+            }
+            Error::Protocol { .. }
+            | Error::NotFound
+            | Error::IsDir
+            | Error::NotDir
+            | Error::InvalidName
+            | Error::NameTooLong
+            | Error::NoRandomAccess
+            | Error::ReadOnly
+            | Error::Exists
+            | Error::NotEmpty
+            | Error::Unsupported
+            | Error::NotPermitted
+            | Error::Spool(_)
+            | Error::Access
+            | Error::Stale => false,
+        }
+    }
+
+    /// Whether a login failure says the server has too many connections (from us), rather
+    /// than that the credentials are wrong: pure-ftpd, vsftpd and pyftpdlib send `421 Too
+    /// many connections ...` instead of the greeting, proftpd `530 Sorry, the maximum number
+    /// of connections ...` after `USER`.
+    pub fn is_connection_limit(&self) -> bool {
+        match self {
+            Error::Reply {
+                op: Op::Connect | Op::Login,
+                code: code @ (421 | 530),
+                text,
+            } => {
+                let t = text.to_ascii_lowercase();
+                *code == 421
+                    || ["too many", "maximum number", "connection limit"]
+                        .iter()
+                        .any(|n| t.contains(n))
+            }
+            _ => false,
         }
     }
 
@@ -388,6 +463,41 @@ mod tests {
         let e = Error::from_io(Op::Retr, io::Error::from(io::ErrorKind::WouldBlock));
         assert_eq!(e.errno(), libc::ETIMEDOUT);
         assert!(e.breaks_connection());
+    }
+
+    #[test]
+    fn transient_replies_are_retried_and_permanent_ones_are_not() {
+        assert!(reply(Op::Rename, 450).is_retryable(false));
+        assert!(reply(Op::Connect, 120).is_retryable(false));
+        assert!(!reply(Op::Store, 552).is_retryable(true));
+        assert!(!reply(Op::List, 550).is_retryable(true));
+    }
+
+    #[test]
+    fn a_broken_connection_is_retried_only_when_repeating_is_safe() {
+        let broken = |op| Error::from_io(op, io::Error::from(io::ErrorKind::ConnectionReset));
+        assert!(broken(Op::List).is_retryable(true));
+        assert!(
+            !broken(Op::Rename).is_retryable(false),
+            "RNTO may have happened"
+        );
+        assert!(
+            broken(Op::Login).is_retryable(false),
+            "nothing was sent yet"
+        );
+    }
+
+    #[test]
+    fn too_many_connections_is_a_limit_and_a_wrong_password_is_not() {
+        let login = |code, text: &str| Error::Reply {
+            op: Op::Login,
+            code,
+            text: text.into(),
+        };
+        assert!(login(421, "Too many connections (2) from this IP").is_connection_limit());
+        assert!(login(530, "Sorry, the maximum number of connections (2)").is_connection_limit());
+        assert!(!login(530, "Login authentication failed").is_connection_limit());
+        assert!(!reply(Op::List, 421).is_connection_limit());
     }
 
     #[test]

@@ -609,17 +609,28 @@ impl<R: Remote> FtpFs<R> {
 
     /// Sends the spool to the server: APPE of the new tail when that is all that changed,
     /// else the whole file, atomically when it replaces content (see [`UploadMode`]).
+    ///
+    /// An APPE that fails may have left part of its bytes on the server, and repeating it
+    /// would duplicate them. The server's first `base` bytes are still what they were, so the
+    /// spool is filled with them and the whole file goes up with STOR: right away when the
+    /// failure was transient, at the next flush otherwise.
     fn upload_spool(&self, ino: u64, path: &str, s: &mut Spool, replaces: bool) -> Result<()> {
         let result = if s.append_only() {
             let from = s.base;
-            self.remote.append(path, &mut s.reader_from(from)?)
-        } else {
-            self.fill(ino, s)?;
-            if replaces && self.opts.upload == UploadMode::Atomic {
-                self.replace_atomically(path, s)
-            } else {
-                self.remote.store(path, &mut s.reader_from(0)?)
+            match self.remote.append(path, &s.upload_from(from)) {
+                Err(e) => {
+                    s.append_failed();
+                    if e.is_retryable(true) {
+                        log::warn!("{path}: append failed ({e}); sending the whole file instead");
+                        self.store_whole(ino, path, s, true)
+                    } else {
+                        Err(e)
+                    }
+                }
+                ok => ok,
             }
+        } else {
+            self.store_whole(ino, path, s, replaces)
         };
         match result {
             Ok(()) => {
@@ -655,13 +666,23 @@ impl<R: Remote> FtpFs<R> {
         }
     }
 
+    /// The whole spool with STOR, atomically when it replaces content (see [`UploadMode`]).
+    fn store_whole(&self, ino: u64, path: &str, s: &mut Spool, replaces: bool) -> Result<()> {
+        self.fill(ino, s)?;
+        if replaces && self.opts.upload == UploadMode::Atomic {
+            self.replace_atomically(path, s)
+        } else {
+            self.remote.store(path, &s.upload_from(0))
+        }
+    }
+
     /// STOR to a temporary name beside the target, then rename over it. The temporary file
     /// is removed on any failure, and the old content is never removed before the new one
     /// is in place: a server that refuses to rename onto an existing name gets the old file
     /// moved aside first and moved back if the second rename fails too.
     fn replace_atomically(&self, path: &str, s: &Spool) -> Result<()> {
         let tmp = self.temp_name(path, "part");
-        if let Err(e) = self.remote.store(&tmp, &mut s.reader_from(0)?) {
+        if let Err(e) = self.remote.store(&tmp, &s.upload_from(0)) {
             let _ = self.remote.delete(&tmp);
             return Err(e);
         }
@@ -825,7 +846,7 @@ impl<R: Remote> FtpFs<R> {
             .get(&dir)
             .is_some_and(|t| t.elapsed() < self.opts.ttl.max(Duration::from_secs(1)));
         if !proven {
-            self.remote.store(&path, &mut std::io::empty())?;
+            self.remote.store(&path, &remote::Empty)?;
             self.writable_dirs
                 .lock()
                 .insert(dir.clone(), std::time::Instant::now());

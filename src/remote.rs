@@ -43,6 +43,26 @@ pub trait RemoteReader: Send + Sync + 'static {
     fn read_at(&self, offset: u64, len: usize) -> Result<Vec<u8>>;
 }
 
+/// The bytes of an upload, which can be read again from their start.
+pub trait Upload {
+    fn open(&self) -> Result<Box<dyn std::io::Read + '_>>;
+}
+
+/// No bytes: creating an empty file.
+pub struct Empty;
+
+impl Upload for Empty {
+    fn open(&self) -> Result<Box<dyn std::io::Read + '_>> {
+        Ok(Box::new(std::io::empty()))
+    }
+}
+
+impl Upload for Vec<u8> {
+    fn open(&self) -> Result<Box<dyn std::io::Read + '_>> {
+        Ok(Box::new(self.as_slice()))
+    }
+}
+
 pub trait Remote: Send + Sync + 'static {
     type Reader: RemoteReader;
 
@@ -53,11 +73,13 @@ pub trait Remote: Send + Sync + 'static {
     /// file that is never read costs nothing.
     fn open_reader(&self, path: &str, size_hint: u64) -> Result<Self::Reader>;
 
-    /// Uploads `data` as the whole content of `path` (STOR).
-    fn store(&self, path: &str, data: &mut dyn std::io::Read) -> Result<()>;
+    /// Uploads `data` as the whole content of `path` (STOR). May read `data` more than once
+    /// (a retry after a broken connection starts over).
+    fn store(&self, path: &str, data: &dyn Upload) -> Result<()>;
 
-    /// Appends `data` to `path` (APPE).
-    fn append(&self, path: &str, data: &mut dyn std::io::Read) -> Result<()>;
+    /// Appends `data` to `path` (APPE). Not repeated once bytes may have reached the server:
+    /// the caller decides how to recover (a whole STOR, see [`crate::fs`]).
+    fn append(&self, path: &str, data: &dyn Upload) -> Result<()>;
 
     /// Renames `from` to `to` (RNFR immediately followed by RNTO).
     fn rename(&self, from: &str, to: &str) -> Result<()>;

@@ -39,6 +39,20 @@ pub struct Spool {
     pub orphaned: bool,
     /// Cut below the server's size since the last upload: only a whole upload can say so.
     truncated: bool,
+    /// An APPE failed: some of its bytes may be on the server, so repeating it could
+    /// duplicate them. Until an upload succeeds, only a whole STOR is safe.
+    append_failed: bool,
+}
+
+pub struct SpoolUpload<'a> {
+    spool: &'a Spool,
+    from: u64,
+}
+
+impl crate::remote::Upload for SpoolUpload<'_> {
+    fn open(&self) -> Result<Box<dyn Read + '_>> {
+        Ok(Box::new(self.spool.reader_from(self.from)?))
+    }
 }
 
 /// How much is downloaded per step when filling a spool.
@@ -61,6 +75,7 @@ impl Spool {
             pending_mtime: None,
             orphaned: false,
             truncated: false,
+            append_failed: false,
         })
     }
 
@@ -160,8 +175,14 @@ impl Spool {
     pub fn append_only(&self) -> bool {
         !self.filled
             && !self.truncated
+            && !self.append_failed
             && self.dirty_from.is_some_and(|d| d >= self.base)
             && self.len > self.base
+    }
+
+    /// After a failed APPE: the next upload sends the whole file.
+    pub fn append_failed(&mut self) {
+        self.append_failed = true;
     }
 
     /// A reader over `[from, len)` of the spool, for STOR or APPE.
@@ -176,6 +197,11 @@ impl Spool {
             .chain(std::io::repeat(0).take(pad)))
     }
 
+    /// The spool's bytes from `from` on, as an upload that can be restarted.
+    pub fn upload_from(&self, from: u64) -> SpoolUpload<'_> {
+        SpoolUpload { spool: self, from }
+    }
+
     /// Marks the spool as matching the server after a successful upload. `filled` stays as
     /// it was: after an APPE the spool holds only the tail, and a later read or write below
     /// it must still download the prefix.
@@ -183,6 +209,7 @@ impl Spool {
         self.base = self.len;
         self.dirty_from = None;
         self.truncated = false;
+        self.append_failed = false;
     }
 
     /// Moves the spool file out of the way, into `dir`, so its data survives: for data that

@@ -11,7 +11,7 @@ use std::time::{Duration, UNIX_EPOCH};
 use parking_lot::Mutex;
 
 use crate::error::{Error, Op, Result};
-use crate::remote::{self, Kind, Remote, RemoteEntry, RemoteReader};
+use crate::remote::{self, Kind, Remote, RemoteEntry, RemoteReader, Upload};
 
 /// Where a fault strikes.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -21,7 +21,8 @@ pub enum Fault {
     /// Reads of this file fail once they reach this offset.
     ReadAt(String, u64),
     /// The next change of this kind ("store", "append", "rename", "delete", "mkdir",
-    /// "rmdir", "chmod", "mtime") to this path fails.
+    /// "rmdir", "chmod", "mtime") to this path fails. "append-partial" makes the next APPE
+    /// break after half of its bytes reached the file.
     Call(&'static str, String),
 }
 
@@ -195,11 +196,11 @@ impl MemRemote {
 impl Remote for MemRemote {
     type Reader = MemReader;
 
-    fn store(&self, path: &str, data: &mut dyn std::io::Read) -> Result<()> {
+    fn store(&self, path: &str, data: &dyn Upload) -> Result<()> {
         self.inner.stores.fetch_add(1, Ordering::SeqCst);
         self.need_parent(path, Op::Store)?;
         let mut buf = Vec::new();
-        data.read_to_end(&mut buf).map_err(Error::Spool)?;
+        data.open()?.read_to_end(&mut buf).map_err(Error::Spool)?;
         self.fault("store", path)?;
         if let Some(make) = *self.inner.store_error.lock() {
             return Err(make());
@@ -208,10 +209,17 @@ impl Remote for MemRemote {
         Ok(())
     }
 
-    fn append(&self, path: &str, data: &mut dyn std::io::Read) -> Result<()> {
+    fn append(&self, path: &str, data: &dyn Upload) -> Result<()> {
         self.need_parent(path, Op::Append)?;
         let mut buf = self.content(path).unwrap_or_default();
-        data.read_to_end(&mut buf).map_err(Error::Spool)?;
+        let before = buf.len();
+        data.open()?.read_to_end(&mut buf).map_err(Error::Spool)?;
+        // The connection broke halfway: half of the new bytes reached the file.
+        if let Some(e) = self.take_fault(&Fault::Call("append-partial", path.to_string())) {
+            buf.truncate(before + (buf.len() - before) / 2);
+            self.add_file(path, &buf);
+            return Err(e);
+        }
         self.fault("append", path)?;
         self.add_file(path, &buf);
         Ok(())

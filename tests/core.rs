@@ -387,6 +387,54 @@ fn appending_uploads_only_the_new_bytes() {
     assert_eq!(fs.remote().read_calls(), 0, "nothing downloaded");
 }
 
+/// An APPE that broke halfway left part of its bytes on the server; sending it again
+/// would duplicate them. The whole file goes up instead, and the server ends up exact.
+#[test]
+fn a_broken_append_is_repaired_with_a_whole_upload() {
+    let r = MemRemote::new();
+    r.add_file("log", b"line 1\n");
+    r.inject(Fault::Call("append-partial", "log".into()), || {
+        Error::Network {
+            op: Op::Append,
+            source: std::io::Error::from(std::io::ErrorKind::ConnectionReset),
+        }
+    });
+    let fs = writable(r);
+    let ino = lookup(&fs, ROOT, "log").unwrap();
+    let (fh, _) = fs.open(ino, rw()).unwrap();
+    fs.write(fh, 7, b"line 2 is rather long\n").unwrap();
+    fs.flush(fh).unwrap();
+    fs.release(fh);
+    assert_eq!(
+        fs.remote().content("log").unwrap(),
+        b"line 1\nline 2 is rather long\n"
+    );
+    assert_eq!(fs.remote().store_calls(), 1, "one whole upload repaired it");
+}
+
+/// A permanent failure (quota) is reported, and the next attempt does not APPE again.
+#[test]
+fn after_a_failed_append_the_next_flush_sends_the_whole_file() {
+    let r = MemRemote::new();
+    r.add_file("log", b"abc");
+    r.inject(Fault::Call("append-partial", "log".into()), || {
+        Error::Reply {
+            op: Op::Append,
+            code: 552,
+            text: "Quota exceeded".into(),
+        }
+    });
+    let fs = writable(r);
+    let ino = lookup(&fs, ROOT, "log").unwrap();
+    let (fh, _) = fs.open(ino, rw()).unwrap();
+    fs.write(fh, 3, b"defgh").unwrap();
+    assert_eq!(fs.flush(fh).unwrap_err().errno(), libc::EDQUOT);
+    fs.flush(fh).unwrap();
+    fs.release(fh);
+    assert_eq!(fs.remote().content("log").unwrap(), b"abcdefgh");
+    assert_eq!(fs.remote().store_calls(), 1);
+}
+
 #[test]
 fn creating_many_files_costs_one_listing() {
     let fs = writable(MemRemote::new());

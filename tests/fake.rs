@@ -2,23 +2,50 @@
 
 mod common;
 
-use std::time::Duration;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
-use common::fake::{FakeOpts, FakeServer};
+use common::fake::{FakeOpts, FakeServer, Greeting};
 use ftpfs::config::Secret;
+use ftpfs::error::Error;
 use ftpfs::ftp::conn::Endpoint;
+use ftpfs::ftp::retry::Policy;
 use ftpfs::ftp::{FtpRemote, ListingMode};
 use ftpfs::remote::{Remote, RemoteReader};
 
-fn connect(server: &FakeServer, connections: usize) -> FtpRemote {
-    let ep = Endpoint {
+/// Short waits, so that faults end quickly: 2 s per wait, 4 s per operation.
+fn endpoint(server: &FakeServer) -> Endpoint {
+    Endpoint {
         host: "127.0.0.1".into(),
         port: server.port,
         user: "alice".into(),
         password: Secret::new("pw"),
-        timeout: Duration::from_secs(5),
-    };
-    FtpRemote::connect(ep, connections, "", ListingMode::Auto).unwrap()
+        timeout: Duration::from_secs(2),
+        policy: Policy {
+            retries: 3,
+            max_delay: Duration::from_millis(200),
+            deadline: Duration::from_secs(4),
+        },
+    }
+}
+
+fn try_connect(server: &FakeServer, connections: usize) -> Result<FtpRemote, Error> {
+    FtpRemote::connect(endpoint(server), connections, "", ListingMode::Auto)
+}
+
+fn connect(server: &FakeServer, connections: usize) -> FtpRemote {
+    try_connect(server, connections).unwrap()
+}
+
+fn one_file(name: &str, data: &[u8]) -> FakeOpts {
+    let mut opts = FakeOpts::default();
+    opts.files.insert(name.into(), data.to_vec());
+    opts.listing = vec![format!(
+        "-rw-r--r-- 1 a b {} Jan  1  2020 {name}",
+        data.len()
+    )];
+    opts
 }
 
 fn pattern(n: usize) -> Vec<u8> {
@@ -115,4 +142,201 @@ fn hostile_listing_lines_are_dropped_and_the_rest_listed() {
     let mut names: Vec<String> = r.list("").unwrap().into_iter().map(|e| e.name).collect();
     names.sort();
     assert_eq!(names, ["good one", "gooddir"]);
+}
+
+#[test]
+fn busy_listing_is_retried_until_the_server_answers() {
+    let mut opts = one_file("f", b"x");
+    opts.busy = Arc::new(AtomicUsize::new(2));
+    let s = FakeServer::start(opts);
+    let r = connect(&s, 2);
+    assert_eq!(r.list("").unwrap()[0].name, "f");
+    assert_eq!(s.received("LIST"), 3, "two 450s, then the listing");
+}
+
+#[test]
+fn busy_replies_that_outlast_the_retries_become_eio() {
+    let mut opts = one_file("f", b"x");
+    opts.busy = Arc::new(AtomicUsize::new(100));
+    let s = FakeServer::start(opts);
+    let r = connect(&s, 2);
+    let e = r.list("").unwrap_err();
+    assert_eq!(e.errno(), libc::EIO);
+    assert_eq!(s.received("LIST"), 4, "the first attempt and 3 retries");
+}
+
+#[test]
+fn a_failed_upload_is_sent_again_from_the_start() {
+    let opts = FakeOpts {
+        busy: Arc::new(AtomicUsize::new(1)),
+        ..Default::default()
+    };
+    let stored = opts.stored.clone();
+    let s = FakeServer::start(opts);
+    let r = connect(&s, 2);
+    let data = pattern(1_000_000);
+    r.store("up.bin", &data).unwrap();
+    assert_eq!(s.received("STOR"), 2);
+    assert!(
+        stored.lock().unwrap()["up.bin"] == data,
+        "complete second copy"
+    );
+}
+
+#[test]
+fn a_download_broken_by_a_crash_resumes_where_it_stopped() {
+    let data = pattern(3_000_000);
+    let opts = one_file("f", &data);
+    opts.retr_crashes.store(1, Ordering::SeqCst);
+    let s = FakeServer::start(opts);
+    let r = connect(&s, 2);
+    let rd = r.open_reader("f", 0).unwrap();
+    let got = read(&rd, 0, data.len()).unwrap();
+    assert!(got == data, "only the server's bytes, in order");
+    assert_eq!(s.received("RETR"), 2);
+    let rests: Vec<String> = s
+        .commands
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|c| c.starts_with("REST ") && c != &"REST 0")
+        .cloned()
+        .collect();
+    assert_eq!(rests.len(), 1, "{rests:?}");
+    let at: usize = rests[0][5..].parse().unwrap();
+    assert!(at > 0 && at <= data.len() / 2, "resumed at {at}");
+}
+
+#[test]
+fn a_stalled_data_connection_fails_within_the_deadline_and_the_mount_goes_on() {
+    let data = pattern(100_000);
+    let mut opts = one_file("f", &data);
+    opts.stall_retr = true;
+    let s = FakeServer::start(opts);
+    let r = connect(&s, 2);
+    let rd = r.open_reader("f", 0).unwrap();
+    let start = Instant::now();
+    let e = read(&rd, 0, 4096).unwrap_err();
+    let took = start.elapsed();
+    assert!(
+        matches!(e.errno(), libc::ETIMEDOUT | libc::EIO),
+        "{e}: {}",
+        e.errno()
+    );
+    assert!(took < Duration::from_secs(6), "took {took:?}");
+    assert_eq!(r.list("").unwrap().len(), 1, "metadata still answered");
+}
+
+#[test]
+fn a_reply_that_never_comes_is_etimedout_within_the_deadline() {
+    let opts = FakeOpts {
+        silent: vec!["MKD"],
+        ..Default::default()
+    };
+    let s = FakeServer::start(opts);
+    let r = connect(&s, 2);
+    let start = Instant::now();
+    let e = r.mkdir("d").unwrap_err();
+    assert_eq!(e.errno(), libc::ETIMEDOUT, "{e}");
+    assert!(start.elapsed() < Duration::from_secs(6));
+    assert_eq!(
+        s.received("MKD"),
+        1,
+        "MKD is not repeated: it may have happened"
+    );
+    assert!(
+        r.list("").is_ok(),
+        "a new connection serves the next request"
+    );
+}
+
+#[test]
+fn an_unterminated_multi_line_reply_fails_within_the_deadline() {
+    let opts = FakeOpts {
+        unterminated: vec!["DELE"],
+        ..Default::default()
+    };
+    let s = FakeServer::start(opts);
+    let r = connect(&s, 2);
+    let start = Instant::now();
+    let e = r.delete("x").unwrap_err();
+    assert_eq!(e.errno(), libc::ETIMEDOUT, "{e}");
+    assert!(start.elapsed() < Duration::from_secs(6));
+    assert!(r.list("").is_ok());
+}
+
+#[test]
+fn an_idle_connection_the_server_closed_is_replaced_without_an_error() {
+    let mut opts = one_file("f", b"abc");
+    opts.hang_up_after_list = true;
+    let s = FakeServer::start(opts);
+    let r = connect(&s, 1);
+    for _ in 0..3 {
+        std::thread::sleep(Duration::from_millis(100));
+        assert_eq!(r.list("").unwrap().len(), 1);
+    }
+    let logins = s.received("USER");
+    assert!(logins >= 3, "reconnected each time ({logins} logins)");
+}
+
+#[test]
+fn a_server_that_is_not_ready_yet_is_waited_for() {
+    let opts = FakeOpts {
+        greeting: Greeting::NotReadyFirst,
+        ..one_file("f", b"abc")
+    };
+    let s = FakeServer::start(opts);
+    let r = connect(&s, 1);
+    assert_eq!(r.list("").unwrap().len(), 1);
+}
+
+#[test]
+fn hostile_greetings_and_feat_fail_the_mount_clearly_and_quickly() {
+    for (name, opts, errno) in [
+        (
+            "421 at connect",
+            FakeOpts {
+                greeting: Greeting::TooMany,
+                ..Default::default()
+            },
+            libc::EIO,
+        ),
+        (
+            "endless greeting",
+            FakeOpts {
+                greeting: Greeting::Endless,
+                ..Default::default()
+            },
+            libc::EPROTO,
+        ),
+        (
+            "garbage greeting",
+            FakeOpts {
+                greeting: Greeting::Garbage,
+                ..Default::default()
+            },
+            libc::EPROTO,
+        ),
+        (
+            "endless FEAT",
+            FakeOpts {
+                endless_feat: true,
+                ..Default::default()
+            },
+            libc::EPROTO,
+        ),
+    ] {
+        let s = FakeServer::start(opts);
+        let start = Instant::now();
+        let e = match try_connect(&s, 1) {
+            Err(e) => e,
+            Ok(_) => panic!("{name}: connected"),
+        };
+        assert_eq!(e.errno(), errno, "{name}: {e}");
+        assert!(
+            start.elapsed() < Duration::from_secs(6),
+            "{name}: {:?}",
+            start.elapsed()
+        );
+    }
 }

@@ -18,6 +18,7 @@ fn endpoint(server: &Server) -> Endpoint {
         user: USER.into(),
         password: Secret::new(PASSWORD),
         timeout: Duration::from_secs(10),
+        policy: Default::default(),
     }
 }
 

@@ -17,12 +17,14 @@
 
 use std::net::{IpAddr, SocketAddr, TcpStream, ToSocketAddrs};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
 use suppaftp::types::FileType;
 use suppaftp::{FtpError, FtpStream, Mode, Status};
 
+use super::retry::Policy;
+use super::watchdog::{self, Sockets};
 use crate::error::{Error, Op, Result};
 
 /// Where and how to connect. Built from the validated [`crate::config::Config`].
@@ -34,6 +36,8 @@ pub struct Endpoint {
     pub password: crate::config::Secret,
     /// Timeout for connecting and for each reply or data read.
     pub timeout: Duration,
+    /// Retries and the deadline of one operation.
+    pub policy: Policy,
 }
 
 impl Endpoint {
@@ -75,11 +79,38 @@ pub struct Conn {
     /// every later transfer of the session instead of the next one only, so a transfer from
     /// byte 0 on such a connection must send `REST 0` first or it gets the wrong bytes.
     pub rest_used: bool,
+    /// The sockets, for deadlines and for noticing a connection the server closed.
+    pub sockets: Arc<Sockets>,
 }
 
 impl Conn {
-    pub fn connect(ep: &Endpoint, info: &ServerInfo) -> Result<Conn> {
-        let stream = tcp_connect(ep)?;
+    /// Connects and logs in, all of it before `deadline`.
+    pub fn connect(ep: &Endpoint, info: &ServerInfo, deadline: Instant) -> Result<Conn> {
+        let stream = tcp_connect(ep, deadline)?;
+        let sockets = Sockets::new(
+            stream
+                .try_clone()
+                .map_err(|e| Error::from_io(Op::Connect, e))?,
+        );
+        let _guard = watchdog::arm(&sockets, deadline);
+        let timed_out = |e: Error| {
+            if sockets.fired() {
+                Error::Timeout {
+                    op: e.op().unwrap_or(Op::Connect),
+                }
+            } else {
+                e
+            }
+        };
+        Self::handshake(ep, info, stream, &sockets).map_err(timed_out)
+    }
+
+    fn handshake(
+        ep: &Endpoint,
+        info: &ServerInfo,
+        stream: TcpStream,
+        sockets: &Arc<Sockets>,
+    ) -> Result<Conn> {
         let peer = stream
             .peer_addr()
             .map_err(|e| Error::from_io(Op::Connect, e))?;
@@ -90,6 +121,8 @@ impl Conn {
         ] {
             r.map_err(|e| Error::from_io(Op::Connect, e))?;
         }
+        keepalive(&stream);
+        skip_not_ready(&stream)?;
         let mut ftp =
             FtpStream::connect_with_stream(stream).map_err(|e| Error::from_ftp(Op::Connect, e))?;
         log::debug!("connected to {} (peer {peer})", ep.display());
@@ -122,6 +155,7 @@ impl Conn {
             Mode::Passive
         });
         let timeout = ep.timeout;
+        let for_data = Arc::clone(sockets);
         let ftp = ftp.passive_stream_builder(move |addr: SocketAddr| {
             let addr = fix_passive_address(addr, peer.ip());
             let s =
@@ -129,13 +163,20 @@ impl Conn {
             s.set_read_timeout(Some(timeout))
                 .and_then(|_| s.set_write_timeout(Some(timeout)))
                 .map_err(FtpError::ConnectionError)?;
+            for_data.set_data(s.try_clone().ok());
             Ok(s)
         });
         Ok(Conn {
             ftp,
             caps,
             rest_used: false,
+            sockets: Arc::clone(sockets),
         })
+    }
+
+    /// Ends this connection's socket reads and writes at `deadline` (see [`watchdog`]).
+    pub fn guard(&self, deadline: Instant) -> watchdog::Guard {
+        watchdog::arm(&self.sockets, deadline)
     }
 
     /// Makes sure no `REST` offset from an earlier transfer applies to the next one (see
@@ -156,14 +197,18 @@ impl Conn {
     }
 }
 
-fn tcp_connect(ep: &Endpoint) -> Result<TcpStream> {
+fn tcp_connect(ep: &Endpoint, deadline: Instant) -> Result<TcpStream> {
     let addrs: Vec<SocketAddr> = (ep.host.as_str(), ep.port)
         .to_socket_addrs()
         .map_err(|e| Error::from_io(Op::Connect, e))?
         .collect();
     let mut last = None;
     for addr in addrs {
-        match TcpStream::connect_timeout(&addr, ep.timeout) {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(Error::Timeout { op: Op::Connect });
+        }
+        match TcpStream::connect_timeout(&addr, ep.timeout.min(left)) {
             Ok(s) => return Ok(s),
             Err(e) => last = Some(e),
         }
@@ -172,6 +217,59 @@ fn tcp_connect(ep: &Endpoint) -> Result<TcpStream> {
         Op::Connect,
         last.unwrap_or_else(|| std::io::Error::other("host name resolved to no address")),
     ))
+}
+
+/// `120 Service ready in nnn minutes` comes before the greeting when a server is starting up
+/// or busy; the real `220` follows on the same connection. suppaftp takes the first reply as
+/// the greeting, so the 120s are read off here first (bounded in count; the connection's
+/// deadline bounds the wait).
+fn skip_not_ready(stream: &TcpStream) -> Result<()> {
+    let io = |e| Error::from_io(Op::Connect, e);
+    for _ in 0..16 {
+        let mut head = [0u8; 512];
+        let n = stream.peek(&mut head).map_err(io)?;
+        if n < 4 || &head[..3] != b"120" {
+            return Ok(());
+        }
+        let Some(end) = head[..n].iter().position(|&b| b == b'\n') else {
+            // A partial line: wait for the rest.
+            std::thread::sleep(Duration::from_millis(20));
+            continue;
+        };
+        let mut line = vec![0u8; end + 1];
+        std::io::Read::read_exact(&mut &*stream, &mut line).map_err(io)?;
+        log::info!(
+            "server is not ready yet: {}",
+            String::from_utf8_lossy(&line).trim_end()
+        );
+    }
+    Err(Error::Protocol {
+        op: Op::Connect,
+        detail: "too many 120 replies".into(),
+    })
+}
+
+/// TCP keepalive on the control connection: during a long transfer it is idle for minutes,
+/// and NAT boxes and firewalls forget idle connections.
+fn keepalive(stream: &TcpStream) {
+    use std::os::fd::AsRawFd;
+    let fd = stream.as_raw_fd();
+    let set = |level, name, value: libc::c_int| {
+        // SAFETY: setsockopt on an open socket with a pointer to a c_int and its size.
+        unsafe {
+            libc::setsockopt(
+                fd,
+                level,
+                name,
+                &value as *const libc::c_int as *const libc::c_void,
+                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+            )
+        }
+    };
+    set(libc::SOL_SOCKET, libc::SO_KEEPALIVE, 1);
+    set(libc::IPPROTO_TCP, libc::TCP_KEEPIDLE, 60);
+    set(libc::IPPROTO_TCP, libc::TCP_KEEPINTVL, 15);
+    set(libc::IPPROTO_TCP, libc::TCP_KEEPCNT, 4);
 }
 
 /// FEAT: which optional commands the server advertises. A server without FEAT (500/502)

@@ -11,19 +11,22 @@ pub mod conn;
 pub mod listing;
 pub mod pool;
 pub mod reader;
+pub mod retry;
+pub mod watchdog;
 
 use std::io::{BufRead, BufReader};
 use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use std::sync::Arc;
-use std::time::SystemTime;
+use std::time::{Instant, SystemTime};
 
 use suppaftp::Status;
 
 use self::conn::{Endpoint, ServerInfo};
 use self::pool::{Pool, Purpose};
 use self::reader::FtpReader;
+use self::retry::Repeat;
 use crate::error::{Error, Op, Result};
-use crate::remote::{Kind, Remote, RemoteEntry};
+use crate::remote::{Kind, Remote, RemoteEntry, Upload};
 
 /// The longest listing line we keep (a name is at most 255 bytes; facts add little).
 pub const MAX_LINE: usize = 16 * 1024;
@@ -74,7 +77,8 @@ impl FtpRemote {
         listing: ListingMode,
     ) -> Result<FtpRemote> {
         let pool = Pool::new(endpoint, Arc::new(ServerInfo::default()), connections);
-        let mut lease = pool.checkout(Purpose::Meta)?;
+        // No retries here: a mount that cannot log in says so at once.
+        let mut lease = pool.checkout(Purpose::Meta, pool.policy().deadline_from_now())?;
         let root = lease.run(|c| {
             let home = if path.starts_with("//") {
                 String::new()
@@ -123,55 +127,11 @@ impl Remote for FtpRemote {
 
     fn list(&self, dir: &str) -> Result<Vec<RemoteEntry>> {
         let path = self.abs(dir);
-        let mut lease = self.pool.checkout(Purpose::Meta)?;
-        let mlsd = lease.conn().caps.mlsd && self.listing == ListingMode::Auto;
-        let lines = if mlsd {
-            lease.run(|c| data_lines(&mut c.ftp, &format!("MLSD {path}")))?
-        } else {
-            lease.run(|c| {
-                c.ftp.cwd(&path).map_err(|e| Error::from_ftp(Op::List, e))?;
-                if !self.plain_list.load(Ordering::Relaxed) {
-                    match data_lines(&mut c.ftp, "LIST -a") {
-                        Err(Error::Reply { code, .. }) if (500..=504).contains(&code) => {
-                            log::info!("server refuses `LIST -a`; using `LIST`");
-                            self.plain_list.store(true, Ordering::Relaxed);
-                        }
-                        other => return other,
-                    }
-                }
-                data_lines(&mut c.ftp, "LIST")
-            })?
-        };
-        let now = SystemTime::now();
-        let mut entries = self.parse(&path, &lines, mlsd, now);
-        // MLSD from pure-ftpd says "OS.unix=slink:" without the target; one LIST of the
-        // directory shows it ("a -> b"). Only directories with such links pay for it.
-        if mlsd
-            && entries
-                .iter()
-                .any(|e| e.kind == Kind::Symlink && e.link_target.is_none())
-        {
-            let listed = lease.run(|c| {
-                c.ftp.cwd(&path).map_err(|e| Error::from_ftp(Op::List, e))?;
-                data_lines(&mut c.ftp, "LIST -a")
-            });
-            match listed {
-                Ok(lines) => {
-                    let targets: std::collections::HashMap<String, String> = self
-                        .parse(&path, &lines, false, now)
-                        .into_iter()
-                        .filter_map(|e| Some((e.name, e.link_target?)))
-                        .collect();
-                    for e in entries.iter_mut().filter(|e| e.kind == Kind::Symlink) {
-                        e.link_target = targets.get(&e.name).cloned();
-                    }
-                }
-                Err(e) => log::debug!("{path}: no symlink targets from LIST: {e}"),
-            }
-        }
-        drop(lease);
-        log::debug!("listed {path}: {} entries", entries.len());
-        Ok(entries)
+        self.pool
+            .policy()
+            .run(&format_args!("list {path}"), Repeat::Safe, |deadline| {
+                self.list_once(&path, deadline)
+            })
     }
 
     fn open_reader(&self, path: &str, _size_hint: u64) -> Result<FtpReader> {
@@ -182,17 +142,36 @@ impl Remote for FtpRemote {
         &self.root
     }
 
-    fn store(&self, path: &str, data: &mut dyn std::io::Read) -> Result<()> {
-        self.upload(Op::Store, path, data)
+    fn store(&self, path: &str, data: &dyn Upload) -> Result<()> {
+        let path = self.abs(path);
+        self.pool
+            .policy()
+            .run(&format_args!("upload {path}"), Repeat::Safe, |deadline| {
+                self.upload(Op::Store, &path, data, deadline)
+            })
     }
 
-    fn append(&self, path: &str, data: &mut dyn std::io::Read) -> Result<()> {
-        self.upload(Op::Append, path, data)
+    /// APPE is repeated only while no byte can have reached the server: a refusal of the
+    /// command itself (4xx) or a failure to connect.
+    fn append(&self, path: &str, data: &dyn Upload) -> Result<()> {
+        let path = self.abs(path);
+        let sent = std::cell::Cell::new(false);
+        let policy = self.pool.policy();
+        policy.run_until(
+            &format_args!("append {path}"),
+            policy.deadline_from_now(),
+            |e| !sent.get() && e.is_retryable(false),
+            |deadline| {
+                let r = self.upload(Op::Append, &path, data, deadline);
+                sent.set(self.last_upload_started());
+                r
+            },
+        )
     }
 
     fn rename(&self, from: &str, to: &str) -> Result<()> {
         let (from, to) = (self.abs(from), self.abs(to));
-        self.meta(|c| {
+        self.meta(&format_args!("rename {from}"), Repeat::Unsafe, |c| {
             c.ftp
                 .rename(&from, &to)
                 .map_err(|e| Error::from_ftp(Op::Rename, e))
@@ -201,12 +180,14 @@ impl Remote for FtpRemote {
 
     fn delete(&self, path: &str) -> Result<()> {
         let path = self.abs(path);
-        self.meta(|c| c.ftp.rm(&path).map_err(|e| Error::from_ftp(Op::Delete, e)))
+        self.meta(&format_args!("delete {path}"), Repeat::Unsafe, |c| {
+            c.ftp.rm(&path).map_err(|e| Error::from_ftp(Op::Delete, e))
+        })
     }
 
     fn mkdir(&self, path: &str) -> Result<()> {
         let path = self.abs(path);
-        self.meta(|c| {
+        self.meta(&format_args!("mkdir {path}"), Repeat::Unsafe, |c| {
             c.ftp
                 .mkdir(&path)
                 .map_err(|e| Error::from_ftp(Op::Mkdir, e))
@@ -215,7 +196,7 @@ impl Remote for FtpRemote {
 
     fn rmdir(&self, path: &str) -> Result<()> {
         let path = self.abs(path);
-        self.meta(|c| {
+        self.meta(&format_args!("rmdir {path}"), Repeat::Unsafe, |c| {
             c.ftp
                 .rmdir(&path)
                 .map_err(|e| Error::from_ftp(Op::Rmdir, e))
@@ -224,7 +205,7 @@ impl Remote for FtpRemote {
 
     fn chmod(&self, path: &str, mode: u32) -> Result<()> {
         let path = self.abs(path);
-        let r = self.meta(|c| {
+        let r = self.meta(&format_args!("chmod {path}"), Repeat::Safe, |c| {
             c.ftp
                 .site(format!("CHMOD {:o} {path}", mode & 0o7777))
                 .map(drop)
@@ -248,9 +229,9 @@ impl Remote for FtpRemote {
                 MTIME_MDTM => format!("MDTM {stamp} {path}"),
                 _ => return Err(Error::Unsupported),
             };
-            let r = self.meta(|c| {
+            let r = self.meta(&format_args!("set time of {path}"), Repeat::Safe, |c| {
                 c.ftp
-                    .custom_command(cmd, &[Status::File])
+                    .custom_command(cmd.clone(), &[Status::File])
                     .map(drop)
                     .map_err(|e| Error::from_ftp(Op::SetTime, e))
             });
@@ -280,26 +261,86 @@ impl Remote for FtpRemote {
 }
 
 impl FtpRemote {
-    /// STOR or APPE. When the server stops the transfer (disk full, quota) it resets the
-    /// data connection and says why on the control connection (`552`, `452`): that reply,
-    /// not the reset, decides the errno, so it is read even after a failed write.
-    fn upload(&self, op: Op, path: &str, data: &mut dyn std::io::Read) -> Result<()> {
-        let path = self.abs(path);
-        let mut lease = self.pool.checkout(Purpose::Transfer)?;
-        lease.run(|c| {
+    /// One attempt at listing `path`.
+    fn list_once(&self, path: &str, deadline: std::time::Instant) -> Result<Vec<RemoteEntry>> {
+        let path = path.to_string();
+        let mut lease = self.pool.checkout(Purpose::Meta, deadline)?;
+        let mlsd = lease.conn().caps.mlsd && self.listing == ListingMode::Auto;
+        let lines = if mlsd {
+            lease.run(|c| data_lines(c, &format!("MLSD {path}")))?
+        } else {
+            lease.run(|c| {
+                c.ftp.cwd(&path).map_err(|e| Error::from_ftp(Op::List, e))?;
+                if !self.plain_list.load(Ordering::Relaxed) {
+                    match data_lines(c, "LIST -a") {
+                        Err(Error::Reply { code, .. }) if (500..=504).contains(&code) => {
+                            log::info!("server refuses `LIST -a`; using `LIST`");
+                            self.plain_list.store(true, Ordering::Relaxed);
+                        }
+                        other => return other,
+                    }
+                }
+                data_lines(c, "LIST")
+            })?
+        };
+        let now = SystemTime::now();
+        let mut entries = self.parse(&path, &lines, mlsd, now);
+        // MLSD from pure-ftpd says "OS.unix=slink:" without the target; one LIST of the
+        // directory shows it ("a -> b"). Only directories with such links pay for it.
+        if mlsd
+            && entries
+                .iter()
+                .any(|e| e.kind == Kind::Symlink && e.link_target.is_none())
+        {
+            let listed = lease.run(|c| {
+                c.ftp.cwd(&path).map_err(|e| Error::from_ftp(Op::List, e))?;
+                data_lines(c, "LIST -a")
+            });
+            match listed {
+                Ok(lines) => {
+                    let targets: std::collections::HashMap<String, String> = self
+                        .parse(&path, &lines, false, now)
+                        .into_iter()
+                        .filter_map(|e| Some((e.name, e.link_target?)))
+                        .collect();
+                    for e in entries.iter_mut().filter(|e| e.kind == Kind::Symlink) {
+                        e.link_target = targets.get(&e.name).cloned();
+                    }
+                }
+                Err(e) => log::debug!("{path}: no symlink targets from LIST: {e}"),
+            }
+        }
+        drop(lease);
+        log::debug!("listed {path}: {} entries", entries.len());
+        Ok(entries)
+    }
+
+    /// One STOR or APPE. When the server stops the transfer (disk full, quota) it resets
+    /// the data connection and says why on the control connection (`552`, `452`): that
+    /// reply, not the reset, decides the errno, so it is read even after a failed write.
+    ///
+    /// Only each wait is bounded, not the transfer: a big file on a slow link takes what it
+    /// takes. Whether the data connection was opened is recorded for [`Remote::append`].
+    fn upload(&self, op: Op, path: &str, data: &dyn Upload, deadline: Instant) -> Result<()> {
+        STARTED.with(|s| s.set(false));
+        let mut lease = self.pool.checkout(Purpose::Transfer, deadline)?;
+        let mut source = data.open()?;
+        lease.run_unbounded(|c| {
             c.clear_rest(op)?;
             let stream = match op {
-                Op::Append => c.ftp.append_with_stream(&path),
-                _ => c.ftp.put_with_stream(&path),
+                Op::Append => c.ftp.append_with_stream(path),
+                _ => c.ftp.put_with_stream(path),
             }
             .map_err(|e| Error::from_ftp(op, e))?;
+            STARTED.with(|s| s.set(true));
             let mut stream = std::io::BufWriter::with_capacity(256 * 1024, stream);
-            let copied = std::io::copy(data, &mut stream).and_then(|_| {
+            let copied = std::io::copy(&mut source, &mut stream).and_then(|_| {
                 use std::io::Write;
                 stream.flush()
             });
             // Flushed above, or failed: any bytes still buffered are not going anywhere.
             let (stream, _) = stream.into_parts();
+            c.sockets.end_data();
             let finished = stream.finish().map_err(|e| Error::from_ftp(op, e));
             match (copied, finished) {
                 (Ok(_), r) => r,
@@ -310,10 +351,23 @@ impl FtpRemote {
         })
     }
 
-    /// Runs a short command on a metadata connection.
-    fn meta<T>(&self, f: impl FnOnce(&mut conn::Conn) -> Result<T>) -> Result<T> {
-        let mut lease = self.pool.checkout(Purpose::Meta)?;
-        lease.run(f)
+    /// Whether the last [`FtpRemote::upload`] on this thread got as far as the data
+    /// connection.
+    fn last_upload_started(&self) -> bool {
+        STARTED.with(|s| s.get())
+    }
+
+    /// Runs a short command on a metadata connection, with retries.
+    fn meta<T>(
+        &self,
+        what: &dyn std::fmt::Display,
+        repeat: Repeat,
+        mut f: impl FnMut(&mut conn::Conn) -> Result<T>,
+    ) -> Result<T> {
+        self.pool.policy().run(what, repeat, |deadline| {
+            let mut lease = self.pool.checkout(Purpose::Meta, deadline)?;
+            lease.run(&mut f)
+        })
     }
 }
 
@@ -337,8 +391,13 @@ impl FtpRemote {
     }
 }
 
+thread_local! {
+    static STARTED: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
 /// Runs a listing command and reads its data connection as lines, with bounds.
-fn data_lines(ftp: &mut suppaftp::FtpStream, command: &str) -> Result<Vec<String>> {
+fn data_lines(c: &mut conn::Conn, command: &str) -> Result<Vec<String>> {
+    let (ftp, sockets) = (&mut c.ftp, &c.sockets);
     let (_, stream) = ftp
         .custom_data_command(command, &[Status::AboutToSend, Status::AlreadyOpen])
         .map_err(|e| Error::from_ftp(Op::List, e))?;
@@ -357,6 +416,7 @@ fn data_lines(ftp: &mut suppaftp::FtpStream, command: &str) -> Result<Vec<String
         if total > MAX_LISTING {
             log::warn!("{command}: listing exceeds {MAX_LISTING} bytes; giving up");
             // Dropping the stream closes the data connection; the reply is read by finish.
+            sockets.end_data();
             let _ = reader.into_inner().finish();
             return Err(Error::Protocol {
                 op: Op::List,
@@ -381,6 +441,7 @@ fn data_lines(ftp: &mut suppaftp::FtpStream, command: &str) -> Result<Vec<String
             ),
         }
     }
+    sockets.end_data();
     reader
         .into_inner()
         .finish()

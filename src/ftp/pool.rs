@@ -15,15 +15,26 @@
 //!   read call at that moment (its lock is free): the stream is closed, the connection reused,
 //!   and that reader reopens at its offset with `REST` next time.
 //!
+//! - *A server that allows fewer connections than configured.* A login refused with `421
+//!   Too many connections` (or proftpd's `530 ... maximum number of connections`) while other
+//!   connections of ours are open teaches the pool the server's limit: it shrinks to what it
+//!   has and waits for one of those instead of failing. After [`LIMIT_PROBE`] it tries one
+//!   more again, since the limit may have been shared with another client that has left.
+//! - *Idle connections the server closed* (idle timeouts, restarts) are noticed without a
+//!   round trip when checked out ([`Sockets::is_stale`]) and replaced.
+//!
 //! Locks: the pool's mutex is never held across network I/O. Connecting, and closing a
 //! reclaimed stream, happen after it is released.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Weak};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use parking_lot::{Condvar, Mutex};
 
 use super::conn::{Conn, Endpoint, ServerInfo};
+#[cfg(doc)]
+use super::watchdog::Sockets;
 use crate::error::{Error, Op, Result};
 
 /// Why a connection is wanted.
@@ -48,15 +59,22 @@ pub trait Reclaimed: Send {
     fn into_lease(self: Box<Self>) -> Option<Lease>;
 }
 
+/// How long a learned connection limit holds before the pool tries one more connection.
+pub const LIMIT_PROBE: Duration = Duration::from_secs(60);
+
 pub struct Pool {
     endpoint: Endpoint,
     info: Arc<ServerInfo>,
     size: usize,
     state: Mutex<State>,
     freed: Condvar,
+    /// Checkouts waiting for a connection; readers wake them when they go idle.
+    waiting: AtomicUsize,
 }
 
 struct State {
+    /// The server's connection limit as learned, and when.
+    limit: Option<(usize, Instant)>,
     idle: Vec<Conn>,
     /// Connections that exist or are being made (idle + leased + connecting).
     total: usize,
@@ -71,6 +89,8 @@ pub struct Lease {
     conn: Option<Conn>,
     purpose: Purpose,
     broken: bool,
+    /// When the operation it was checked out for must end.
+    deadline: Instant,
 }
 
 impl Pool {
@@ -80,12 +100,14 @@ impl Pool {
             info,
             size: size.max(1),
             state: Mutex::new(State {
+                limit: None,
                 idle: Vec::new(),
                 total: 0,
                 transfers: 0,
                 holders: Vec::new(),
             }),
             freed: Condvar::new(),
+            waiting: AtomicUsize::new(0),
         })
     }
 
@@ -93,8 +115,32 @@ impl Pool {
         &self.endpoint
     }
 
-    fn max_transfers(&self) -> usize {
-        (self.size - 1).max(1)
+    pub fn policy(&self) -> &super::retry::Policy {
+        &self.endpoint.policy
+    }
+
+    /// How many connections may exist now: the configured size, or the server's limit.
+    fn size_now(&self, st: &mut State) -> usize {
+        match st.limit {
+            Some((_, since)) if since.elapsed() >= LIMIT_PROBE => {
+                log::info!("trying more FTP connections again");
+                st.limit = None;
+                self.size
+            }
+            Some((n, _)) => n.min(self.size),
+            None => self.size,
+        }
+    }
+
+    fn max_transfers(&self, st: &mut State) -> usize {
+        (self.size_now(st) - 1).max(1)
+    }
+
+    /// A reader let go of its stream between two reads: a waiting checkout may reclaim it.
+    pub fn holder_idle(&self) {
+        if self.waiting.load(Ordering::Relaxed) > 0 {
+            self.freed.notify_all();
+        }
     }
 
     /// Registers a holder whose connection may be reclaimed when the pool runs dry.
@@ -104,33 +150,52 @@ impl Pool {
         st.holders.push(holder);
     }
 
-    /// Checks out a connection, connecting a new one if the pool has room. Waits at most the
-    /// endpoint's timeout for one to come free.
-    pub fn checkout(self: &Arc<Self>, purpose: Purpose) -> Result<Lease> {
-        let deadline = Instant::now() + self.endpoint.timeout;
+    /// Checks out a connection, connecting a new one if the pool has room. Waits until
+    /// `deadline` at most for one to come free.
+    pub fn checkout(self: &Arc<Self>, purpose: Purpose, deadline: Instant) -> Result<Lease> {
         let mut st = self.state.lock();
         loop {
-            let slot_ok = purpose == Purpose::Meta || st.transfers < self.max_transfers();
+            let slot_ok = purpose == Purpose::Meta || st.transfers < self.max_transfers(&mut st);
             if slot_ok {
                 if let Some(conn) = st.idle.pop() {
+                    if conn.sockets.is_stale() {
+                        log::debug!("an idle FTP connection was closed by the server");
+                        st.total -= 1;
+                        drop(st);
+                        drop(conn);
+                        st = self.state.lock();
+                        continue;
+                    }
                     if purpose == Purpose::Transfer {
                         st.transfers += 1;
                     }
-                    return Ok(self.lease(conn, purpose));
+                    return Ok(self.lease(conn, purpose, deadline));
                 }
-                if st.total < self.size {
+                if st.total < self.size_now(&mut st) {
                     st.total += 1;
                     if purpose == Purpose::Transfer {
                         st.transfers += 1;
                     }
                     drop(st);
-                    return match Conn::connect(&self.endpoint, &self.info) {
-                        Ok(conn) => Ok(self.lease(conn, purpose)),
+                    match Conn::connect(&self.endpoint, &self.info, deadline) {
+                        Ok(conn) => return Ok(self.lease(conn, purpose, deadline)),
                         Err(e) => {
                             self.forget_one(purpose);
-                            Err(e)
+                            st = self.state.lock();
+                            // Refused for too many connections while others of ours are
+                            // open: that is the server's limit; wait for one of them.
+                            if e.is_connection_limit() && st.total > 0 {
+                                log::warn!(
+                                    "server {} allows only {} connections ({e}); using that many",
+                                    self.endpoint.display(),
+                                    st.total
+                                );
+                                st.limit = Some((st.total, Instant::now()));
+                                continue;
+                            }
+                            return Err(e);
                         }
-                    };
+                    }
                 }
             }
             // Nothing free: take the connection of an idle streaming reader, if any.
@@ -139,7 +204,7 @@ impl Pool {
                 let lease = taken.into_lease();
                 match lease {
                     Some(mut lease) => {
-                        self.repurpose(&mut lease, purpose);
+                        self.repurpose(&mut lease, purpose, deadline);
                         return Ok(lease);
                     }
                     None => {
@@ -149,14 +214,19 @@ impl Pool {
                     }
                 }
             }
-            if self.freed.wait_until(&mut st, deadline).timed_out() {
+            if Instant::now() >= deadline {
                 log::warn!(
-                    "no FTP connection came free within {:?} ({} in use)",
-                    self.endpoint.timeout,
+                    "no FTP connection came free before the deadline ({} in use)",
                     st.total
                 );
                 return Err(Error::Timeout { op: Op::Connect });
             }
+            // Readers wake us when they go idle; the short period is a safety net for a
+            // holder that went idle just before we started waiting.
+            self.waiting.fetch_add(1, Ordering::Relaxed);
+            let until = deadline.min(Instant::now() + Duration::from_millis(200));
+            self.freed.wait_until(&mut st, until);
+            self.waiting.fetch_sub(1, Ordering::Relaxed);
         }
     }
 
@@ -168,16 +238,18 @@ impl Pool {
             .find_map(|h| h.try_take())
     }
 
-    fn lease(self: &Arc<Self>, conn: Conn, purpose: Purpose) -> Lease {
+    fn lease(self: &Arc<Self>, conn: Conn, purpose: Purpose, deadline: Instant) -> Lease {
         Lease {
             pool: Arc::clone(self),
             conn: Some(conn),
             purpose,
             broken: false,
+            deadline,
         }
     }
 
-    fn repurpose(&self, lease: &mut Lease, purpose: Purpose) {
+    fn repurpose(&self, lease: &mut Lease, purpose: Purpose, deadline: Instant) {
+        lease.deadline = deadline;
         if lease.purpose != purpose {
             let mut st = self.state.lock();
             match purpose {
@@ -219,15 +291,43 @@ impl Lease {
         self.broken = true;
     }
 
-    /// Runs `f` on the connection and marks the lease broken if the error says so.
+    /// Runs `f` on the connection before the lease's deadline (the watchdog ends it
+    /// otherwise) and marks the lease broken if the error says so.
     pub fn run<T>(&mut self, f: impl FnOnce(&mut Conn) -> Result<T>) -> Result<T> {
-        let r = f(self.conn());
-        if let Err(e) = &r {
-            if e.breaks_connection() {
+        let deadline = self.deadline;
+        self.run_until(Some(deadline), f)
+    }
+
+    /// [`Lease::run`] for a transfer of unknown length: only each wait is bounded (by the
+    /// socket timeouts), not the whole.
+    pub fn run_unbounded<T>(&mut self, f: impl FnOnce(&mut Conn) -> Result<T>) -> Result<T> {
+        self.run_until(None, f)
+    }
+
+    pub fn run_until<T>(
+        &mut self,
+        deadline: Option<Instant>,
+        f: impl FnOnce(&mut Conn) -> Result<T>,
+    ) -> Result<T> {
+        let conn = self.conn();
+        let guard = deadline.map(|d| conn.guard(d));
+        let r = f(conn);
+        drop(guard);
+        match r {
+            Err(e) if self.conn().sockets.fired() => {
                 self.broken = true;
+                Err(Error::Timeout {
+                    op: e.op().unwrap_or(Op::Connect),
+                })
             }
+            Err(e) => {
+                if e.breaks_connection() {
+                    self.broken = true;
+                }
+                Err(e)
+            }
+            ok => ok,
         }
-        r
     }
 }
 

@@ -18,7 +18,11 @@
 //!   fails with `ESPIPE` instead of returning wrong bytes (within [`NO_REST_SKIP`] of the start
 //!   we restart at 0 and read through);
 //! - a transfer ends only with the server's `226`: a data connection that closes early without
-//!   it is an error (`EIO`), never a silently short file.
+//!   it is an error, never a silently short file;
+//! - a broken transfer (server restarted, connection reset, `426`) is resumed with `REST` at
+//!   the first byte not yet delivered, with the retry policy's backoff, within one deadline
+//!   per read call (the watchdog ends a transfer that drips too slowly to meet it). The
+//!   caller sees either the server's bytes or, once the retries are spent, an error.
 //!
 //! The per-file mutex is held while the stream is read: a stream has one position, so reads of
 //! one file are sequential by nature. It is a per-file lock, never a shared one, and the pool
@@ -27,6 +31,7 @@
 use std::collections::VecDeque;
 use std::io::Read;
 use std::sync::{Arc, Weak};
+use std::time::Instant;
 
 use parking_lot::Mutex;
 use suppaftp::{FtpError, FtpResult, TlsStream, TransferStream};
@@ -71,6 +76,7 @@ struct Stats {
     socket_reads: u64,
     from_window: u64,
     retrs: u64,
+    resumes: u64,
 }
 
 /// An open `RETR` on a leased connection.
@@ -96,21 +102,47 @@ impl FtpReader {
 
 impl RemoteReader for FtpReader {
     fn read_at(&self, offset: u64, len: usize) -> Result<Vec<u8>> {
+        let policy = *self.inner.pool.policy();
+        let deadline = policy.deadline_from_now();
         let mut st = self.inner.state.lock();
         let mut buf = vec![0u8; len];
         let mut filled = st.window.copy_out(offset, &mut buf);
         st.stats.requests += 1;
         st.stats.from_window += filled as u64;
+        let mut attempt = 0;
         while filled < buf.len() {
-            let n = self
+            let pos = offset + filled as u64;
+            match self
                 .inner
-                .read_stream(&mut st, offset + filled as u64, &mut buf[filled..])?;
-            if n == 0 {
-                break;
+                .read_stream(&mut st, pos, &mut buf[filled..], deadline)
+            {
+                Ok(0) => break,
+                Ok(n) => filled += n,
+                Err(e) => {
+                    attempt += 1;
+                    if attempt > policy.retries || !e.is_retryable(true) {
+                        return Err(e);
+                    }
+                    let delay = policy.delay(attempt, &e);
+                    if Instant::now() + delay >= deadline {
+                        log::warn!("reading {}: {e}; no time left to resume", self.inner.path);
+                        return Err(e);
+                    }
+                    log::warn!(
+                        "reading {} at byte {pos}: {e}; resuming in {} ms ({attempt}/{})",
+                        self.inner.path,
+                        delay.as_millis(),
+                        policy.retries
+                    );
+                    st.stats.resumes += 1;
+                    std::thread::sleep(delay);
+                }
             }
-            filled += n;
         }
         st.stats.bytes += filled as u64;
+        drop(st);
+        // Between two reads this reader's stream may be taken by a waiting checkout.
+        self.inner.pool.holder_idle();
         buf.truncate(filled);
         Ok(buf)
     }
@@ -133,7 +165,13 @@ impl Drop for FtpReader {
 impl Inner {
     /// Reads from the stream positioned at `pos` (opening or moving it as needed). Returns 0
     /// at end of file.
-    fn read_stream(self: &Arc<Self>, st: &mut State, pos: u64, out: &mut [u8]) -> Result<usize> {
+    fn read_stream(
+        self: &Arc<Self>,
+        st: &mut State,
+        pos: u64,
+        out: &mut [u8],
+        deadline: Instant,
+    ) -> Result<usize> {
         loop {
             let current = st.stream.as_ref().map(|s| (s.pos, s.rest));
             match current {
@@ -142,7 +180,7 @@ impl Inner {
                     if p < pos && pos - p <= if rest { SKIP_MAX } else { NO_REST_SKIP } =>
                 {
                     let mut scratch = vec![0u8; (pos - p).min(256 * 1024) as usize];
-                    if self.pull(st, p, &mut scratch)? == 0 {
+                    if self.pull(st, p, &mut scratch, deadline)? == 0 {
                         return Ok(0);
                     }
                 }
@@ -152,7 +190,7 @@ impl Inner {
                     }
                 }
                 None => {
-                    let s = self.open_at(pos)?;
+                    let s = self.open_at(pos, deadline)?;
                     if !st.registered {
                         let me: Weak<dyn Reclaim> = Arc::downgrade(self) as Weak<dyn Reclaim>;
                         self.pool.register(me);
@@ -164,17 +202,28 @@ impl Inner {
                 }
             }
         }
-        self.pull(st, pos, out)
+        self.pull(st, pos, out, deadline)
     }
 
     /// One read from the stream, which is at `pos`; the bytes also go into the window.
-    fn pull(&self, st: &mut State, pos: u64, out: &mut [u8]) -> Result<usize> {
+    fn pull(&self, st: &mut State, pos: u64, out: &mut [u8], deadline: Instant) -> Result<usize> {
         let s = st.stream.as_mut().expect("caller positioned a stream");
+        let guard = s.lease.conn().guard(deadline);
         let transfer = s.transfer.as_mut().expect("an open stream has a transfer");
-        match transfer.read(out) {
+        let r = transfer.read(out);
+        let timed_out = |s: &mut Stream, e: Error| {
+            if s.lease.conn().sockets.fired() {
+                Error::Timeout { op: Op::Retr }
+            } else {
+                e
+            }
+        };
+        match r {
             Ok(0) => {
-                let s = st.stream.take().expect("checked above");
-                s.finish()?;
+                let mut s = st.stream.take().expect("checked above");
+                let finished = s.finish_in_place();
+                drop(guard);
+                finished.map_err(|e| timed_out(&mut s, e))?;
                 Ok(0)
             }
             Ok(n) => {
@@ -184,16 +233,18 @@ impl Inner {
                 Ok(n)
             }
             Err(e) => {
+                drop(guard);
                 let mut s = st.stream.take().expect("checked above");
                 s.lease.mark_broken();
-                log::warn!("download of {} broke at byte {pos}: {e}", self.path);
-                Err(Error::from_io(Op::Retr, e))
+                let err = timed_out(&mut s, Error::from_io(Op::Retr, e));
+                log::warn!("download of {} broke at byte {pos}: {err}", self.path);
+                Err(err)
             }
         }
     }
 
-    fn open_at(&self, pos: u64) -> Result<Stream> {
-        let mut lease = self.pool.checkout(Purpose::Transfer)?;
+    fn open_at(&self, pos: u64, deadline: Instant) -> Result<Stream> {
+        let mut lease = self.pool.checkout(Purpose::Transfer, deadline)?;
         let rest = lease.conn().caps.rest;
         let start = if rest || pos == 0 {
             pos
@@ -248,6 +299,7 @@ impl Stream {
     /// the control connection in step. Anything else, and it is dropped.
     fn close(mut self) -> Option<Lease> {
         let transfer = self.transfer.take()?;
+        self.lease.conn().sockets.end_data();
         match transfer.finish() {
             Ok(()) => Some(self.lease),
             Err(FtpError::UnexpectedResponse(r)) if (400..600).contains(&r.status.code()) => {
@@ -262,8 +314,9 @@ impl Stream {
     }
 
     /// Ends a transfer that reached end of file: only `226` proves the file is complete.
-    fn finish(mut self) -> Result<()> {
+    fn finish_in_place(&mut self) -> Result<()> {
         let transfer = self.transfer.take().expect("finish is called once");
+        self.lease.conn().sockets.end_data();
         match transfer.finish() {
             Ok(()) => Ok(()),
             Err(e) => {

@@ -1,14 +1,31 @@
 //! A scripted FTP server for faults a real server cannot be made to produce: no `EPSV`, no
-//! `REST`, no `FEAT`, multi-line greetings, hostile listing lines. It speaks just enough FTP
-//! for ftpfs and records every command it receives. Loopback only; every wait is bounded.
+//! `REST`, no `FEAT`, multi-line greetings, hostile listing lines, `120`/`421`/garbage/endless
+//! greetings, an endless `FEAT`, busy replies on cue, stalled or broken transfers, replies
+//! that never come or never end, a server that hangs up on an idle connection. It speaks
+//! just enough FTP for ftpfs and records every command it receives. Loopback only; every
+//! wait is bounded.
 
 use std::collections::HashMap;
-use std::io::{BufRead, BufReader, Write};
-use std::net::{TcpListener, TcpStream};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{Shutdown, TcpListener, TcpStream};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+/// How a session starts.
+#[derive(Clone, Copy, Default, PartialEq, Eq)]
+pub enum Greeting {
+    #[default]
+    Normal,
+    /// `120 ready in 1 minute`, a pause, then `220`.
+    NotReadyFirst,
+    /// `421 Too many connections` and hang up.
+    TooMany,
+    /// `220-` lines without end.
+    Endless,
+    /// Not FTP at all.
+    Garbage,
+}
 #[derive(Clone, Default)]
 pub struct FakeOpts {
     pub no_epsv: bool,
@@ -19,6 +36,25 @@ pub struct FakeOpts {
     /// Lines of every `LIST`/`MLSD` answer, sent verbatim (CRLF added).
     pub listing: Vec<String>,
     pub files: HashMap<String, Vec<u8>>,
+    pub greeting: Greeting,
+    /// `211-` feature lines without end.
+    pub endless_feat: bool,
+    /// The next this many `LIST`/`MLSD`/`STOR` commands are answered `450`/`451`.
+    pub busy: Arc<AtomicUsize>,
+    /// `RETR` opens the data connection and then sends nothing.
+    pub stall_retr: bool,
+    /// The next this many `RETR`s send half the data, then the server "crashes": both
+    /// connections are reset without a reply.
+    pub retr_crashes: Arc<AtomicUsize>,
+    /// Commands that get no reply at all.
+    pub silent: Vec<&'static str>,
+    /// Commands answered with the first line of a multi-line reply, and nothing after.
+    pub unterminated: Vec<&'static str>,
+    /// After each listing, the server says `421 Timeout` and closes the control connection,
+    /// as servers do to idle connections.
+    pub hang_up_after_list: bool,
+    /// Files received with `STOR`.
+    pub stored: Arc<Mutex<HashMap<String, Vec<u8>>>>,
 }
 
 pub struct FakeServer {
@@ -77,6 +113,27 @@ fn session(sock: TcpStream, o: &FakeOpts, log: &Mutex<Vec<String>>) -> std::io::
     sock.set_read_timeout(Some(Duration::from_secs(30)))?;
     let mut out = sock.try_clone()?;
     let mut rd = BufReader::new(sock);
+    let until = Instant::now() + Duration::from_secs(60);
+    match o.greeting {
+        Greeting::Normal => {}
+        Greeting::NotReadyFirst => {
+            write!(out, "120 Service ready in 1 minutes\r\n")?;
+            std::thread::sleep(Duration::from_millis(300));
+        }
+        Greeting::TooMany => {
+            write!(out, "421 Too many connections (1) from this IP\r\n")?;
+            return Ok(());
+        }
+        Greeting::Endless => {
+            while Instant::now() < until {
+                write!(out, "220-welcome, this never ends\r\n")?;
+            }
+            return Ok(());
+        }
+        Greeting::Garbage => {
+            write!(out, "HELLO, this is not FTP\r\n")?;
+        }
+    }
     for i in 1..o.greeting_lines.max(1) {
         write!(out, "220-greeting line {i}\r\n")?;
     }
@@ -92,11 +149,31 @@ fn session(sock: TcpStream, o: &FakeOpts, log: &Mutex<Vec<String>>) -> std::io::
         let cmd = line.trim_end().to_string();
         log.lock().unwrap().push(cmd.clone());
         let (verb, arg) = cmd.split_once(' ').unwrap_or((&cmd, ""));
-        match verb.to_ascii_uppercase().as_str() {
+        let upper = verb.to_ascii_uppercase();
+        if o.silent.contains(&upper.as_str()) {
+            continue;
+        }
+        if o.unterminated.contains(&upper.as_str()) {
+            write!(out, "250-this reply has no last line\r\n")?;
+            continue;
+        }
+        let busy = || {
+            o.busy
+                .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+                .is_ok()
+        };
+        match upper.as_str() {
             "USER" => write!(out, "331 password please\r\n")?,
             "PASS" if arg == "bad" => write!(out, "530 Login incorrect.\r\n")?,
             "PASS" => write!(out, "230 logged in\r\n")?,
             "FEAT" if o.no_feat => write!(out, "500 FEAT not understood\r\n")?,
+            "FEAT" if o.endless_feat => {
+                write!(out, "211-Features:\r\n")?;
+                while Instant::now() < until {
+                    write!(out, " XFEATURE\r\n")?;
+                }
+                return Ok(());
+            }
             "FEAT" => {
                 write!(out, "211-Features:\r\n UTF8\r\n")?;
                 if o.mlsd {
@@ -144,26 +221,65 @@ fn session(sock: TcpStream, o: &FakeOpts, log: &Mutex<Vec<String>>) -> std::io::
                     continue;
                 };
                 let from = std::mem::take(&mut rest).min(data.len());
+                if o.stall_retr {
+                    let conn = accept(&mut out, pasv.take())?;
+                    std::thread::sleep(Duration::from_secs(20));
+                    drop(conn);
+                    return Ok(());
+                }
+                let crash = o
+                    .retr_crashes
+                    .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+                    .is_ok();
+                if crash {
+                    let mut conn = accept(&mut out, pasv.take())?;
+                    let half = from + (data.len() - from) / 2;
+                    let _ = conn.write_all(&data[from..half]);
+                    let _ = conn.shutdown(Shutdown::Both);
+                    let _ = out.shutdown(Shutdown::Both);
+                    return Ok(());
+                }
                 send(&mut out, pasv.take(), &data[from..])?;
             }
+            "LIST" | "MLSD" if busy() => write!(out, "450 Directory busy, try later\r\n")?,
             "LIST" | "MLSD" => {
                 let mut body = o.listing.join("\r\n");
                 body.push_str("\r\n");
                 send(&mut out, pasv.take(), body.as_bytes())?;
+                if o.hang_up_after_list {
+                    write!(out, "421 Timeout - closing control connection\r\n")?;
+                    let _ = out.shutdown(Shutdown::Both);
+                    return Ok(());
+                }
+            }
+            "STOR" => {
+                let name = arg.trim_start_matches('/').to_string();
+                let mut conn = accept(&mut out, pasv.take())?;
+                let mut got = Vec::new();
+                conn.set_read_timeout(Some(Duration::from_secs(10)))?;
+                conn.read_to_end(&mut got)?;
+                if busy() {
+                    write!(out, "451 Local error, try again\r\n")?;
+                } else {
+                    o.stored.lock().unwrap().insert(name, got);
+                    write!(out, "226 Stored\r\n")?;
+                }
             }
             _ => write!(out, "502 not implemented\r\n")?,
         }
     }
 }
 
-fn send(out: &mut TcpStream, pasv: Option<TcpListener>, data: &[u8]) -> std::io::Result<()> {
+/// Says `150` and accepts the data connection.
+fn accept(out: &mut TcpStream, pasv: Option<TcpListener>) -> std::io::Result<TcpStream> {
     let Some(l) = pasv else {
-        return write!(out, "425 Use PASV or EPSV first\r\n");
+        write!(out, "425 Use PASV or EPSV first\r\n")?;
+        return Err(std::io::Error::other("no PASV"));
     };
     write!(out, "150 Opening data connection\r\n")?;
     l.set_nonblocking(true)?;
     let end = Instant::now() + Duration::from_secs(10);
-    let mut conn = loop {
+    let conn = loop {
         match l.accept() {
             Ok((c, _)) => break c,
             Err(_) if Instant::now() < end => std::thread::sleep(Duration::from_millis(5)),
@@ -171,6 +287,11 @@ fn send(out: &mut TcpStream, pasv: Option<TcpListener>, data: &[u8]) -> std::io:
         }
     };
     conn.set_nonblocking(false)?;
+    Ok(conn)
+}
+
+fn send(out: &mut TcpStream, pasv: Option<TcpListener>, data: &[u8]) -> std::io::Result<()> {
+    let mut conn = accept(out, pasv)?;
     match conn.write_all(data) {
         Ok(()) => {
             drop(conn);

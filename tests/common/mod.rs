@@ -32,6 +32,8 @@ pub struct Server {
     pub port: u16,
     pub root: PathBuf,
     child: Option<Child>,
+    /// Starts the server process again on the same port (pure-ftpd only).
+    respawn: Option<Box<dyn Fn() -> Child + Send>>,
     _work: tempfile::TempDir,
 }
 
@@ -151,6 +153,7 @@ impl Server {
     ) -> Result<Option<Server>, String> {
         let work = tempfile::tempdir().unwrap();
         let port = free_port();
+        let mut respawn = None;
         let child = match kind {
             ServerKind::Unftp => {
                 start_unftp(root, port);
@@ -181,17 +184,30 @@ impl Server {
                     .expect("pure-pw runs");
                 assert!(st.success(), "pure-pw mkdb failed");
                 make_world_readable(root);
-                Some(
+                let extra: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
+                // Its own process group: pure-ftpd forks a process per session, and a crash
+                // test kills them all, as a real server crash would.
+                let spawn = move || {
+                    use std::os::unix::process::CommandExt;
                     Command::new("/usr/sbin/pure-ftpd")
                         .arg(format!("-S127.0.0.1,{port}"))
                         .arg(format!("-lpuredb:{}", pdb.display()))
-                        .args(["-E", "-H", "-A", "-D", "-4", "-c", "64", "-C", "64"])
-                        .args(extra)
+                        .args(["-E", "-H", "-A", "-D", "-4", "-c", "64"])
+                        .args(if extra.iter().any(|a| a == "-C") {
+                            vec![]
+                        } else {
+                            vec!["-C", "64"]
+                        })
+                        .args(&extra)
                         .stdout(Stdio::null())
                         .stderr(Stdio::null())
+                        .process_group(0)
                         .spawn()
-                        .expect("pure-ftpd starts"),
-                )
+                        .expect("pure-ftpd starts")
+                };
+                let child = spawn();
+                respawn = Some(Box::new(spawn) as Box<dyn Fn() -> Child + Send>);
+                Some(child)
             }
             ServerKind::Pyftpdlib => {
                 let ok = Command::new("/usr/bin/python3")
@@ -223,6 +239,7 @@ impl Server {
             port,
             root: root.to_path_buf(),
             child,
+            respawn,
             _work: work,
         };
         let exited = |s: &mut Server| {
@@ -246,9 +263,35 @@ impl Server {
 
     fn stop(&mut self) {
         if let Some(mut c) = self.child.take() {
+            if self.respawn.is_some() {
+                // The group we created for it: the server and its sessions.
+                // SAFETY: plain syscall on a process group id we own.
+                unsafe { libc::killpg(c.id() as i32, libc::SIGKILL) };
+            }
             let _ = c.kill();
             let _ = c.wait();
         }
+    }
+
+    /// Kills the server with all its sessions, as a crash would, and starts it again on the
+    /// same port after `down`. pure-ftpd only.
+    pub fn crash_and_restart(&mut self, down: Duration) {
+        assert!(self.respawn.is_some(), "only pure-ftpd can be restarted");
+        self.stop();
+        std::thread::sleep(down);
+        let spawn = self.respawn.as_ref().unwrap();
+        let port = self.port;
+        for _ in 0..50 {
+            self.child = Some(spawn());
+            if wait_for(Duration::from_secs(2), || port_open(port)) {
+                return;
+            }
+            // The port may still be held for a moment; try again.
+            let mut c = self.child.take().unwrap();
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        panic!("pure-ftpd did not come back on port {port}");
     }
 }
 
@@ -328,11 +371,16 @@ pub fn is_mounted(path: &Path) -> bool {
 
 impl Mount {
     pub fn new(server: &Server, opts: &[&str]) -> Mount {
+        Self::of_url(&server.url(), opts)
+    }
+
+    /// A mount of any server (the scripted one, for instance), logging in as `alice`.
+    pub fn of_url(url: &str, opts: &[&str]) -> Mount {
         let dir = tempfile::tempdir().unwrap();
         let log = dir.path().with_extension("log");
         let mut cmd = ftpfs();
         cmd.args(["mount", "-f"])
-            .arg(server.url())
+            .arg(url)
             .arg(dir.path())
             .arg("--log-file")
             .arg(&log)
