@@ -190,7 +190,12 @@ impl Error {
     /// replies are permanent, and a server that speaks garbage will not improve with asking.
     pub fn is_retryable(&self, idempotent: bool) -> bool {
         match self {
-            Error::Reply { code, .. } => (400..500).contains(code) || *code == 120,
+            // Only a 4xx without a more specific meaning: 452 (no storage) is 4xx by the
+            // RFC, but a full disk does not empty itself within seconds; neither does a 4xx
+            // whose text names a lasting cause (`451 ...: Permission denied`).
+            Error::Reply { code, .. } => {
+                ((400..500).contains(code) && self.errno() == libc::EIO) || *code == 120
+            }
             Error::Network { op, .. } | Error::Timeout { op } => {
                 idempotent || matches!(op, Op::Connect | Op::Login)
             }
@@ -260,9 +265,9 @@ impl Error {
     /// The errno the kernel is given. The table is documented in the README (Semantics).
     pub fn errno(&self) -> i32 {
         match self {
-            Error::Reply { op, code, text } => {
-                text_errno(*code, text).unwrap_or_else(|| reply_errno(*op, *code))
-            }
+            Error::Reply { op, code, text } => text_errno(*code, text)
+                .or_else(|| upload_write_failure(*op, *code, text))
+                .unwrap_or_else(|| reply_errno(*op, *code)),
             Error::Network { .. } => libc::EIO,
             Error::Timeout { .. } => libc::ETIMEDOUT,
             Error::Protocol { .. } => libc::EPROTO,
@@ -335,6 +340,16 @@ fn text_errno(code: u32, text: &str) -> Option<i32> {
     .map(|(_, errno)| errno)
 }
 
+/// A `451` during an upload that says the server could not *write* the file: pure-ftpd
+/// (`451 Error during write to file`) and vsftpd (`451 Failure writing to local file`) send
+/// it, without the OS error, when their disk or quota is full. It is not worth retrying, and
+/// `ENOSPC` tells the user what to do about it.
+fn upload_write_failure(op: Op, code: u32, text: &str) -> Option<i32> {
+    let t = text.to_ascii_lowercase();
+    (matches!(op, Op::Store | Op::Append) && code == 451 && t.contains("writ"))
+        .then_some(libc::ENOSPC)
+}
+
 /// Reply code → errno for one operation. Codes follow RFC 959 and RFC 640: the first digit
 /// says whether the failure is transient (4) or permanent (5); the second whether it concerns
 /// syntax (0), the connection (2), authentication (3) or the file system (5).
@@ -379,13 +394,29 @@ fn reply_errno(op: Op, code: u32) -> i32 {
     }
 }
 
-/// The human part of a reply: the text after the code on the last line, trimmed.
+/// The human part of a reply: the text after the code of each line, trimmed and joined
+/// with "; ". Servers put the reason on the first line and statistics on the last
+/// (pure-ftpd: `451-Error during write to file` / `451 0.023 seconds (measured here)...`).
 pub fn reply_text(body: &[u8]) -> String {
     let text = String::from_utf8_lossy(body);
-    let last = text.trim_end().lines().last().unwrap_or("").to_string();
-    let last = last.get(4..).unwrap_or("").trim();
+    let parts: Vec<&str> = text
+        .lines()
+        .map(|l| {
+            let l = l.trim_end();
+            let b = l.as_bytes();
+            let coded = b.len() >= 3
+                && b[..3].iter().all(u8::is_ascii_digit)
+                && matches!(b.get(3), None | Some(b' ' | b'-'));
+            if coded {
+                l.get(4..).unwrap_or("").trim()
+            } else {
+                l.trim()
+            }
+        })
+        .filter(|l| !l.is_empty())
+        .collect();
     // A reply is bounded by suppaftp, but keep log lines readable.
-    last.chars().take(200).collect()
+    parts.join("; ").chars().take(300).collect()
 }
 
 #[cfg(test)]
@@ -471,6 +502,16 @@ mod tests {
         assert!(reply(Op::Connect, 120).is_retryable(false));
         assert!(!reply(Op::Store, 552).is_retryable(true));
         assert!(!reply(Op::List, 550).is_retryable(true));
+        assert!(
+            !reply(Op::Store, 452).is_retryable(true),
+            "a full disk stays full"
+        );
+        let denied = Error::Reply {
+            op: Op::Rename,
+            code: 451,
+            text: "Rename/move failure: Permission denied".into(),
+        };
+        assert!(!denied.is_retryable(true));
     }
 
     #[test]
@@ -501,12 +542,30 @@ mod tests {
     }
 
     #[test]
-    fn reply_text_takes_the_last_line_without_its_code() {
+    fn reply_text_joins_the_lines_without_their_codes() {
         assert_eq!(
             reply_text(b"530-Sorry\r\n530 Login incorrect.\r\n"),
-            "Login incorrect."
+            "Sorry; Login incorrect."
         );
-        assert_eq!(reply_text(b"5"), "");
+        assert_eq!(reply_text(b"5"), "5");
+        assert_eq!(reply_text(b"550 \r\n"), "");
+    }
+
+    #[test]
+    fn a_server_that_cannot_write_an_upload_is_out_of_space() {
+        let e = Error::Reply {
+            op: Op::Store,
+            code: 451,
+            text: reply_text(b"451-Error during write to file\r\n451 0.023 seconds\r\n"),
+        };
+        assert_eq!(e.errno(), libc::ENOSPC);
+        assert!(!e.is_retryable(true));
+        let busy = Error::Reply {
+            op: Op::Store,
+            code: 451,
+            text: "Local error".into(),
+        };
+        assert!(busy.is_retryable(true));
     }
 }
 

@@ -237,6 +237,8 @@ impl Inner {
                 let mut s = st.stream.take().expect("checked above");
                 s.lease.mark_broken();
                 let err = timed_out(&mut s, Error::from_io(Op::Retr, e));
+                // Dropping the stream would otherwise wait a full timeout for a reply.
+                s.lease.conn().sockets.kill();
                 log::warn!("download of {} broke at byte {pos}: {err}", self.path);
                 Err(err)
             }

@@ -56,6 +56,12 @@ impl Sockets {
 
     fn shut(&self) {
         self.fired.store(true, Ordering::Relaxed);
+        self.kill();
+    }
+
+    /// Ends a connection that is being given up on, so that nothing (suppaftp finalizing a
+    /// dropped transfer, for one) waits on it any more.
+    pub fn kill(&self) {
         let _ = self.ctrl.shutdown(Shutdown::Both);
         if let Some(d) = self.data.lock().as_ref() {
             let _ = d.shutdown(Shutdown::Both);

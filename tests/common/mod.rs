@@ -81,7 +81,7 @@ fn ftp_greets(port: u16) -> bool {
     s.read_exact(&mut buf).is_ok() && buf.starts_with(b"220")
 }
 
-fn require_servers() -> bool {
+pub fn require_servers() -> bool {
     std::env::var("FTPFS_REQUIRE_SERVERS").is_ok_and(|v| v == "1")
 }
 

@@ -1,0 +1,279 @@
+//! Faults through real mounts: a server that crashes and comes back in the middle of a read
+//! and of a write, a server that allows fewer connections than ftpfs wants, a disk that
+//! fills up, a data connection that stalls. Each test asserts the exact outcome (the right
+//! bytes, or a specific errno within a time bound) and that the mount still works after.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use common::fake::{FakeOpts, FakeServer};
+use common::*;
+use sha2::{Digest, Sha256};
+
+/// Quick retries so a restart is caught within seconds: 2 s per wait, 30 s per operation.
+const PATIENT: &str = "timeout=2,retries=10,retry_delay=1,deadline=30";
+
+fn sha(data: &[u8]) -> Vec<u8> {
+    Sha256::digest(data).to_vec()
+}
+
+fn write_random(path: &Path, size: usize, seed: u64) -> Vec<u8> {
+    let data = Rng(seed).bytes(size);
+    std::fs::write(path, &data).unwrap();
+    data
+}
+
+fn temp_files(dir: &Path) -> Vec<PathBuf> {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .map(|e| e.path())
+        .filter(|p| p.file_name().unwrap().to_string_lossy().starts_with('.'))
+        .collect()
+}
+
+#[test]
+fn a_server_crash_during_a_64_mib_read_is_resumed_with_the_right_bytes() {
+    let data = tempfile::tempdir().unwrap();
+    let src = write_random(&data.path().join("big.bin"), 64 << 20, 11);
+    let Some(mut server) = Server::start(ServerKind::PureFtpd, data.path()) else {
+        return;
+    };
+    let m = Mount::new(&server, &[PATIENT]);
+    let mut f = std::fs::File::open(m.path().join("big.bin")).unwrap();
+    let mut got = Vec::with_capacity(src.len());
+    let mut buf = vec![0u8; 1 << 20];
+    // Read slowly, so the crash lands in the middle of the transfer.
+    let mut crashed = false;
+    loop {
+        let n = f.read(&mut buf).unwrap();
+        if n == 0 {
+            break;
+        }
+        got.extend_from_slice(&buf[..n]);
+        if !crashed && got.len() >= 16 << 20 {
+            server.crash_and_restart(Duration::from_millis(500));
+            crashed = true;
+        }
+    }
+    assert!(crashed);
+    assert_eq!(got.len(), src.len());
+    assert!(sha(&got) == sha(&src), "the bytes are the server's");
+    assert!(
+        m.log_text().contains("resuming"),
+        "the read was resumed, not restarted from the page cache"
+    );
+    // The mount goes on working.
+    assert_eq!(
+        std::fs::read_dir(m.path()).unwrap().count(),
+        1,
+        "listing after the restart"
+    );
+}
+
+#[test]
+fn a_server_crash_during_a_64_mib_upload_is_retried_and_close_succeeds() {
+    let data = tempfile::tempdir().unwrap();
+    std::fs::write(data.path().join("big.bin"), b"old").unwrap();
+    let Some(mut server) = Server::start(ServerKind::PureFtpd, data.path()) else {
+        return;
+    };
+    let m = Mount::new(&server, &[PATIENT]);
+    let new = Rng(5).bytes(64 << 20);
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .truncate(true)
+        .open(m.path().join("big.bin"))
+        .unwrap();
+    f.write_all(&new).unwrap();
+    // Crash the server as soon as the upload's temporary file starts to grow.
+    let root = data.path().to_path_buf();
+    let seen = Arc::new(AtomicBool::new(false));
+    let seen2 = seen.clone();
+    let watcher = std::thread::spawn(move || {
+        let end = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < end {
+            let growing = temp_files(&root)
+                .iter()
+                .any(|p| std::fs::metadata(p).is_ok_and(|m| m.len() > 0));
+            if growing {
+                seen2.store(true, Ordering::SeqCst);
+                server.crash_and_restart(Duration::from_millis(500));
+                return server;
+            }
+            std::thread::sleep(Duration::from_micros(500));
+        }
+        server
+    });
+    let closed = f.sync_all();
+    let _server = watcher.join().unwrap();
+    assert!(seen.load(Ordering::SeqCst), "the crash hit the upload");
+    closed.expect("fsync after a retried upload");
+    drop(f);
+    let on_server = std::fs::read(data.path().join("big.bin")).unwrap();
+    assert!(sha(&on_server) == sha(&new), "the whole new file");
+    assert!(
+        wait_for(Duration::from_secs(10), || temp_files(data.path())
+            .is_empty()),
+        "no temporary file left: {:?}",
+        temp_files(data.path())
+    );
+}
+
+#[test]
+fn four_readers_share_a_server_that_allows_two_connections() {
+    let data = tempfile::tempdir().unwrap();
+    let files: Vec<Vec<u8>> = (0..4)
+        .map(|i| write_random(&data.path().join(format!("f{i}")), 16 << 20, 100 + i))
+        .collect();
+    // -C 2: at most two sessions from one IP address.
+    let Some(server) = Server::pure_ftpd_with(data.path(), &["-C", "2"]) else {
+        return;
+    };
+    let m = Mount::new(&server, &["connections=4", PATIENT]);
+    let start = Instant::now();
+    let readers: Vec<_> = (0..4)
+        .map(|i| {
+            let p = m.path().join(format!("f{i}"));
+            std::thread::spawn(move || std::fs::read(p).unwrap())
+        })
+        .collect();
+    // Metadata is answered meanwhile.
+    assert_eq!(std::fs::read_dir(m.path()).unwrap().count(), 4);
+    for (i, r) in readers.into_iter().enumerate() {
+        let got = r.join().unwrap();
+        assert!(sha(&got) == sha(&files[i]), "reader {i}");
+    }
+    assert!(start.elapsed() < Duration::from_secs(60));
+    assert!(
+        m.log_text().contains("allows only"),
+        "the pool learned the limit"
+    );
+}
+
+/// A real full disk: the server's root is a 16 MiB tmpfs, and 32 MiB are written over an
+/// existing file. close(2) says ENOSPC, the old content stays, the server keeps no
+/// partial file, and the data is kept in the recovery directory.
+#[test]
+fn a_32_mib_write_to_a_16_mib_disk_fails_with_enospc_and_keeps_everything() {
+    let data = tempfile::tempdir().unwrap();
+    let recovery = tempfile::tempdir().unwrap();
+    let st = Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=16m", "ftpfs-test"])
+        .arg(data.path())
+        .status();
+    if !st.is_ok_and(|s| s.success()) {
+        if require_servers() {
+            panic!("cannot mount a tmpfs for the disk-full test");
+        }
+        eprintln!("SKIP: no tmpfs");
+        return;
+    }
+    struct Unmount(PathBuf);
+    impl Drop for Unmount {
+        fn drop(&mut self) {
+            let _ = Command::new("umount").arg("-l").arg(&self.0).status();
+        }
+    }
+    let _tmpfs = Unmount(data.path().to_path_buf());
+    std::fs::write(data.path().join("doc.bin"), b"old content").unwrap();
+    let Some(server) = Server::start(ServerKind::PureFtpd, data.path()) else {
+        return;
+    };
+    let rec = format!("recovery_dir={}", recovery.path().display());
+    let m = Mount::new(&server, &[PATIENT, &rec]);
+    let new = Rng(9).bytes(32 << 20);
+    let start = Instant::now();
+    let mut f = std::fs::File::create(m.path().join("doc.bin")).unwrap();
+    f.write_all(&new).unwrap();
+    use std::os::fd::IntoRawFd;
+    let fd = f.into_raw_fd();
+    // SAFETY: closing the descriptor we own, once.
+    let rc = unsafe { libc::close(fd) };
+    let errno = std::io::Error::last_os_error().raw_os_error();
+    assert_eq!(rc, -1, "close must not report success");
+    assert_eq!(errno, Some(libc::ENOSPC));
+    assert!(start.elapsed() < Duration::from_secs(60));
+    assert_eq!(
+        std::fs::read(data.path().join("doc.bin")).unwrap(),
+        b"old content"
+    );
+    assert!(
+        wait_for(Duration::from_secs(20), || temp_files(data.path())
+            .is_empty()),
+        "partial upload removed: {:?}",
+        temp_files(data.path())
+    );
+    // The data that could not be sent is not lost.
+    let kept = wait_for(Duration::from_secs(20), || {
+        std::fs::read_dir(recovery.path())
+            .map(|d| {
+                d.filter_map(|e| e.ok())
+                    .any(|e| e.metadata().is_ok_and(|md| md.len() == new.len() as u64))
+            })
+            .unwrap_or(false)
+    });
+    assert!(kept, "a full copy in the recovery directory");
+    // The mount still works: a small file fits.
+    std::fs::write(m.path().join("small.txt"), b"fits").unwrap();
+    assert_eq!(
+        std::fs::read(data.path().join("small.txt")).unwrap(),
+        b"fits"
+    );
+}
+
+/// A data connection that opens and then stays silent, through the mount: `cat` fails
+/// within the deadline instead of hanging, and `ls` works. SIGKILL ends a reader at the
+/// latest when the request in flight ends: fuser does not implement FUSE_INTERRUPT, and the
+/// kernel waits for the daemon's answer to a request it already handed over. The deadline
+/// bounds that wait.
+#[test]
+fn a_stalled_download_fails_in_bounded_time_and_stays_killable() {
+    let mut opts = FakeOpts {
+        stall_retr: true,
+        ..Default::default()
+    };
+    opts.files.insert("f".into(), vec![1u8; 100_000]);
+    opts.listing = vec!["-rw-r--r-- 1 a b 100000 Jan  1  2020 f".into()];
+    let s = FakeServer::start(opts);
+    let m = Mount::of_url(
+        &format!("ftp://alice@127.0.0.1:{}", s.port),
+        &["timeout=2,retries=2,retry_delay=1,deadline=5"],
+    );
+    let start = Instant::now();
+    let out = Command::new("cat")
+        .arg(m.path().join("f"))
+        .output()
+        .unwrap();
+    let took = start.elapsed();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr).to_string();
+    assert!(
+        err.contains("timed out") || err.contains("Input/output error"),
+        "{err}"
+    );
+    assert!(took < Duration::from_secs(15), "took {took:?}");
+    // Killable while stalled.
+    let mut child = Command::new("cat")
+        .arg(m.path().join("f"))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    let killed = Instant::now();
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(
+        killed.elapsed() < Duration::from_secs(8),
+        "SIGKILL takes effect within the 5 s deadline: {:?}",
+        killed.elapsed()
+    );
+    assert_eq!(std::fs::read_dir(m.path()).unwrap().count(), 1);
+}
