@@ -127,6 +127,9 @@ fn hostile_listing_lines_are_dropped_and_the_rest_listed() {
             "drwxr-xr-x 2 a b 4096 Jan  1  2020 ..".into(),
             "-rw-r--r-- 1 a b 10 Jan  1  2020 ../escape".into(),
             "-rw-r--r-- 1 a b 10 Jan  1  2020 a/b".into(),
+            "-rw-r--r-- 1 a b 10 Jan  1  2020 /abs".into(),
+            "-rw-r--r-- 1 a b 10 Jan  1  2020 nul\0name".into(),
+            "-rw-r--r-- 1 a b 10 Jan  1  2020 ".into(),
             "-rw-r--r-- 1 a b -10 Jan  1  2020 negative".into(),
             "-rw-r--r-- 1 a b 99999999999999999999 Jan  1  2020 absurd".into(),
             "-rw-r--r-- 1 a b 10 Foo 99  2020 baddate".into(),
@@ -339,4 +342,19 @@ fn hostile_greetings_and_feat_fail_the_mount_clearly_and_quickly() {
             start.elapsed()
         );
     }
+}
+
+/// The listing said 1000 bytes, RETR delivers 500 (the file changed, or the server lies):
+/// the reader gets the 500 bytes the server sent, then end of file; never padding.
+#[test]
+fn a_file_shorter_than_listed_reads_as_what_the_server_sends() {
+    let data = pattern(500);
+    let mut opts = one_file("f", &data);
+    opts.listing = vec!["-rw-r--r-- 1 a b 1000 Jan  1  2020 f".into()];
+    let s = FakeServer::start(opts);
+    let r = connect(&s, 2);
+    assert_eq!(r.list("").unwrap()[0].size, 1000);
+    let rd = r.open_reader("f", 1000).unwrap();
+    assert!(read(&rd, 0, 1000).unwrap() == data);
+    assert!(read(&rd, 600, 100).unwrap().is_empty());
 }
