@@ -4,7 +4,7 @@
 # clients the benchmark compares against. Safe to run again.
 set -euo pipefail
 need=()
-for pkg in fuse3 pure-ftpd python3-pyftpdlib curl lftp openssl; do
+for pkg in fuse3 pure-ftpd python3-pyftpdlib python3-openssl curl lftp openssl; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "ok installed" || need+=("$pkg")
 done
 if [ "${FTPFS_BENCH_DEPS:-0}" = 1 ]; then

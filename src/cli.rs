@@ -61,7 +61,9 @@ pub struct MountArgs {
     /// uid=N, gid=N, umask=OOO, dir_cache_ttl=SECS, connections=N, timeout=SECS,
     /// retries=N (after a transient failure; default 5), retry_delay=SECS (longest wait
     /// between attempts; default 5), deadline=SECS (the most one operation may take, retries
-    /// included; default 30),
+    /// included; default 30), tls=off|try|required|implicit (default try; ftps:// means
+    /// implicit), cafile=PATH (trust this CA instead of the system's), insecure (do not
+    /// verify the server's certificate),
     /// listing=auto|list (list: use LIST even when MLSD is offered), spool_dir=DIR,
     /// recovery_dir=DIR, upload=atomic|inplace, debug,
     /// nodev, nosuid, noexec, noatime. Options for mount(8) and systemd (_netdev, noauto,

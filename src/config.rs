@@ -37,6 +37,8 @@ impl fmt::Debug for Secret {
 /// `[ftp://][USER[:PASSWORD]@]HOST[:PORT][/PATH]`, parsed.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Source {
+    /// `ftps://`: implicit TLS.
+    pub implicit_tls: bool,
     pub user: Option<String>,
     pub password: Option<String>,
     pub host: String,
@@ -80,20 +82,32 @@ impl fmt::Debug for Endpoint {
             .field("password", &self.password)
             .field("timeout", &self.timeout)
             .field("policy", &self.policy)
+            .field("tls", &self.tls.mode)
             .finish()
     }
 }
 
 pub const DEFAULT_PORT: u16 = 21;
+pub const DEFAULT_FTPS_PORT: u16 = 990;
 pub const DEFAULT_CONNECTIONS: usize = 4;
 pub const DEFAULT_DIR_CACHE_TTL: u64 = 30;
 pub const DEFAULT_TIMEOUT: u64 = 20;
 
 pub fn parse_source(s: &str) -> Result<Source, String> {
-    let rest = match s.split_once("://") {
-        Some((scheme, rest)) if scheme.eq_ignore_ascii_case("ftp") => rest,
-        Some((scheme, _)) => return Err(format!("unsupported URL scheme {scheme:?} (use ftp://)")),
-        None => s,
+    let (implicit_tls, rest) = match s.split_once("://") {
+        Some((scheme, rest)) if scheme.eq_ignore_ascii_case("ftp") => (false, rest),
+        Some((scheme, rest)) if scheme.eq_ignore_ascii_case("ftps") => (true, rest),
+        Some((scheme, _)) => {
+            return Err(format!(
+                "unsupported URL scheme {scheme:?} (use ftp:// or ftps://)"
+            ))
+        }
+        None => (false, s),
+    };
+    let default_port = if implicit_tls {
+        DEFAULT_FTPS_PORT
+    } else {
+        DEFAULT_PORT
     };
     let (authority, path) = match rest.find('/') {
         Some(i) => (&rest[..i], &rest[i..]),
@@ -120,20 +134,21 @@ pub fn parse_source(s: &str) -> Result<Source, String> {
         let (h, after) = h.split_once(']').ok_or("unterminated [ in IPv6 address")?;
         let port = match after.strip_prefix(':') {
             Some(p) => parse_port(p)?,
-            None if after.is_empty() => DEFAULT_PORT,
+            None if after.is_empty() => default_port,
             None => return Err(format!("unexpected {after:?} after IPv6 address")),
         };
         (h.to_string(), port)
     } else {
         match hostport.rsplit_once(':') {
             Some((h, p)) => (h.to_string(), parse_port(p)?),
-            None => (hostport.to_string(), DEFAULT_PORT),
+            None => (hostport.to_string(), default_port),
         }
     };
     if host.is_empty() {
         return Err("no host in source".into());
     }
     Ok(Source {
+        implicit_tls,
         user,
         password,
         host,
@@ -182,6 +197,9 @@ pub struct MountOpts {
     pub retries: Option<u32>,
     pub retry_delay: Option<u64>,
     pub deadline: Option<u64>,
+    pub tls: Option<crate::ftp::tls::TlsMode>,
+    pub cafile: Option<PathBuf>,
+    pub insecure: bool,
     pub uid: Option<u32>,
     pub gid: Option<u32>,
     pub umask: Option<u32>,
@@ -248,6 +266,22 @@ pub fn parse_mount_options(s: &str, opts: &mut MountOpts) -> Result<(), String> 
                 }
                 opts.deadline = Some(n);
             }
+            "tls" => {
+                use crate::ftp::tls::TlsMode;
+                opts.tls = Some(match need()? {
+                    "off" => TlsMode::Off,
+                    "try" => TlsMode::Try,
+                    "required" => TlsMode::Required,
+                    "implicit" => TlsMode::Implicit,
+                    v => {
+                        return Err(format!(
+                            "tls must be off, try, required or implicit, not {v:?}"
+                        ))
+                    }
+                })
+            }
+            "cafile" => opts.cafile = Some(PathBuf::from(need()?)),
+            "insecure" => opts.insecure = true,
             "uid" => opts.uid = Some(num(value)? as u32),
             "gid" => opts.gid = Some(num(value)? as u32),
             "umask" => {
@@ -316,6 +350,25 @@ impl Config {
             user: user.clone(),
             password,
             timeout,
+            tls: {
+                use crate::ftp::tls::{Tls, TlsMode};
+                let mode = match (source.implicit_tls, o.tls) {
+                    (true, None | Some(TlsMode::Implicit)) => TlsMode::Implicit,
+                    (true, Some(m)) => {
+                        return Err(format!(
+                            "ftps:// means implicit TLS; it cannot be combined with tls={m:?}"
+                        ))
+                    }
+                    (false, m) => m.unwrap_or_default(),
+                };
+                if o.insecure && mode != TlsMode::Off {
+                    log::warn!(
+                        "-o insecure: the server's certificate is not checked; anyone on the \
+                         path can pose as the server and read the password"
+                    );
+                }
+                Tls::new(mode, o.cafile.as_deref(), o.insecure)?
+            },
             policy: crate::ftp::retry::Policy {
                 retries: o.retries.unwrap_or(crate::ftp::retry::DEFAULT_RETRIES),
                 max_delay: o

@@ -79,6 +79,10 @@ pub enum Error {
     /// The path names a file where a directory is needed.
     #[error("not a directory")]
     NotDir,
+    /// TLS could not be set up: the certificate does not verify, the server refuses `AUTH
+    /// TLS` when it is required, the handshake fails.
+    #[error("TLS: {0}")]
+    Tls(String),
     /// A name that cannot be sent to an FTP server (`/`, NUL, CR or LF in it, or too long).
     #[error("invalid name")]
     InvalidName,
@@ -147,6 +151,7 @@ impl Error {
                 op,
                 detail: format!("bad passive address: {e}"),
             },
+            FtpError::SecureError(detail) => Error::Tls(detail),
             FtpError::DataConnectionAlreadyOpen => Error::Protocol {
                 op,
                 detail: "data connection already open".into(),
@@ -200,6 +205,7 @@ impl Error {
                 idempotent || matches!(op, Op::Connect | Op::Login)
             }
             Error::Protocol { .. }
+            | Error::Tls(_)
             | Error::NotFound
             | Error::IsDir
             | Error::NotDir
@@ -242,7 +248,10 @@ impl Error {
     /// pool drops such connections instead of handing them out again.
     pub fn breaks_connection(&self) -> bool {
         match self {
-            Error::Network { .. } | Error::Timeout { .. } | Error::Protocol { .. } => true,
+            Error::Network { .. }
+            | Error::Timeout { .. }
+            | Error::Protocol { .. }
+            | Error::Tls(_) => true,
             // 421 is the server closing the control connection.
             Error::Reply { code, .. } => *code == 421,
             Error::NotFound
@@ -271,6 +280,7 @@ impl Error {
             Error::Network { .. } => libc::EIO,
             Error::Timeout { .. } => libc::ETIMEDOUT,
             Error::Protocol { .. } => libc::EPROTO,
+            Error::Tls(_) => libc::EIO,
             Error::NotFound => libc::ENOENT,
             Error::IsDir => libc::EISDIR,
             Error::NotDir => libc::ENOTDIR,
@@ -306,6 +316,7 @@ impl Error {
             | Error::Network { .. }
             | Error::Timeout { .. }
             | Error::Protocol { .. }
+            | Error::Tls(_)
             | Error::Spool(_)
             | Error::NoRandomAccess => log::Level::Warn,
         }

@@ -27,6 +27,7 @@ fn endpoint(server: &FakeServer) -> Endpoint {
             max_delay: Duration::from_millis(200),
             deadline: Duration::from_secs(4),
         },
+        tls: ftpfs::ftp::tls::Tls::off(),
     }
 }
 

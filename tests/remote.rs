@@ -19,6 +19,7 @@ fn endpoint(server: &Server) -> Endpoint {
         password: Secret::new(PASSWORD),
         timeout: Duration::from_secs(10),
         policy: Default::default(),
+        tls: ftpfs::ftp::tls::Tls::off(),
     }
 }
 

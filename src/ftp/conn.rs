@@ -20,10 +20,12 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
 use suppaftp::types::FileType;
-use suppaftp::{FtpError, FtpStream, Mode, Status};
+use suppaftp::{FtpError, Mode, Status};
 
 use super::retry::Policy;
+use super::tls::{Connector, Tls, TlsMode};
 use super::watchdog::{self, Sockets};
 use crate::error::{Error, Op, Result};
 
@@ -38,7 +40,12 @@ pub struct Endpoint {
     pub timeout: Duration,
     /// Retries and the deadline of one operation.
     pub policy: Policy,
+    /// FTPS.
+    pub tls: Tls,
 }
+
+/// The control connection type: TLS-capable; a plain connection simply never upgrades.
+pub type Ftp = suppaftp::RustlsFtpStream;
 
 impl Endpoint {
     pub fn display(&self) -> String {
@@ -63,6 +70,10 @@ pub struct Caps {
 #[derive(Default)]
 pub struct ServerInfo {
     caps: Mutex<Option<Caps>>,
+    /// `tls=try` and the server refused `AUTH TLS`: later connections do not ask again.
+    tls_refused: AtomicBool,
+    /// The clear-text password warning was logged.
+    warned_clear: AtomicBool,
 }
 
 impl ServerInfo {
@@ -73,7 +84,9 @@ impl ServerInfo {
 
 /// A logged-in control connection in binary mode.
 pub struct Conn {
-    pub ftp: FtpStream,
+    pub ftp: Ftp,
+    /// Whether the control (and data) connections are encrypted.
+    pub secure: bool,
     pub caps: Caps,
     /// A `REST n` was sent on this connection. Some servers (libunftp) keep that offset for
     /// every later transfer of the session instead of the next one only, so a transfer from
@@ -86,46 +99,74 @@ pub struct Conn {
 impl Conn {
     /// Connects and logs in, all of it before `deadline`.
     pub fn connect(ep: &Endpoint, info: &ServerInfo, deadline: Instant) -> Result<Conn> {
-        let stream = tcp_connect(ep, deadline)?;
-        let sockets = Sockets::new(
-            stream
-                .try_clone()
-                .map_err(|e| Error::from_io(Op::Connect, e))?,
-        );
-        let _guard = watchdog::arm(&sockets, deadline);
-        let timed_out = |e: Error| {
-            if sockets.fired() {
-                Error::Timeout {
-                    op: e.op().unwrap_or(Op::Connect),
-                }
-            } else {
-                e
+        let refused_before = info.tls_refused.load(Ordering::Relaxed);
+        match Self::connect_once(ep, info, deadline) {
+            // tls=try, and the server just refused AUTH TLS: the refusal used up that
+            // connection (suppaftp consumes it); a plain one follows.
+            Err(_) if !refused_before && info.tls_refused.load(Ordering::Relaxed) => {
+                Self::connect_once(ep, info, deadline)
             }
+            r => r,
+        }
+    }
+
+    fn connect_once(ep: &Endpoint, info: &ServerInfo, deadline: Instant) -> Result<Conn> {
+        let (ftp, sockets, peer, secure) = if ep.tls.mode == TlsMode::Implicit {
+            implicit_connect(ep, deadline)?
+        } else {
+            let stream = tcp_connect(ep, deadline)?;
+            let sockets = Sockets::new(
+                stream
+                    .try_clone()
+                    .map_err(|e| Error::from_io(Op::Connect, e))?,
+            );
+            let _guard = watchdog::arm(&sockets, deadline);
+            let peer = stream
+                .peer_addr()
+                .map_err(|e| Error::from_io(Op::Connect, e))?;
+            let (ftp, secure) = greet(ep, info, stream)
+                .map_err(|e| Self::timed_out(&sockets, e))
+                .map_err(|e| refuse_plain(ep, info, e))?;
+            (ftp, sockets, peer.ip(), secure)
         };
-        Self::handshake(ep, info, stream, &sockets).map_err(timed_out)
+        let _guard = watchdog::arm(&sockets, deadline);
+        Self::handshake(ep, info, ftp, &sockets, peer, secure)
+            .map_err(|e| Self::timed_out(&sockets, e))
+    }
+
+    fn timed_out(sockets: &Sockets, e: Error) -> Error {
+        if sockets.fired() {
+            Error::Timeout {
+                op: e.op().unwrap_or(Op::Connect),
+            }
+        } else {
+            e
+        }
     }
 
     fn handshake(
         ep: &Endpoint,
         info: &ServerInfo,
-        stream: TcpStream,
+        mut ftp: Ftp,
         sockets: &Arc<Sockets>,
+        peer: IpAddr,
+        secure: bool,
     ) -> Result<Conn> {
-        let peer = stream
-            .peer_addr()
-            .map_err(|e| Error::from_io(Op::Connect, e))?;
-        for r in [
-            stream.set_read_timeout(Some(ep.timeout)),
-            stream.set_write_timeout(Some(ep.timeout)),
-            stream.set_nodelay(true),
-        ] {
-            r.map_err(|e| Error::from_io(Op::Connect, e))?;
+        log::debug!(
+            "connected to {} (peer {peer}, {})",
+            ep.display(),
+            if secure { "TLS" } else { "plain" }
+        );
+        if !secure
+            && !ep.password.expose().is_empty()
+            && !matches!(ep.user.as_str(), "anonymous" | "ftp")
+            && !info.warned_clear.swap(true, Ordering::Relaxed)
+        {
+            log::warn!(
+                "{}: no TLS; the password goes over the network in clear text",
+                ep.display()
+            );
         }
-        keepalive(&stream);
-        skip_not_ready(&stream)?;
-        let mut ftp =
-            FtpStream::connect_with_stream(stream).map_err(|e| Error::from_ftp(Op::Connect, e))?;
-        log::debug!("connected to {} (peer {peer})", ep.display());
         ftp.login(ep.user.as_str(), ep.password.expose())
             .map_err(|e| Error::from_ftp(Op::Login, e))?;
 
@@ -157,7 +198,7 @@ impl Conn {
         let timeout = ep.timeout;
         let for_data = Arc::clone(sockets);
         let ftp = ftp.passive_stream_builder(move |addr: SocketAddr| {
-            let addr = fix_passive_address(addr, peer.ip());
+            let addr = fix_passive_address(addr, peer);
             let s =
                 TcpStream::connect_timeout(&addr, timeout).map_err(FtpError::ConnectionError)?;
             s.set_read_timeout(Some(timeout))
@@ -168,6 +209,7 @@ impl Conn {
         });
         Ok(Conn {
             ftp,
+            secure,
             caps,
             rest_used: false,
             sockets: Arc::clone(sockets),
@@ -195,6 +237,88 @@ impl Conn {
     pub fn quit(mut self) {
         let _ = self.ftp.quit();
     }
+}
+
+/// Plain TCP until the greeting, then `AUTH TLS` unless TLS is off (or refused before, in
+/// `try` mode). Returns the connection and whether it is encrypted.
+fn greet(ep: &Endpoint, info: &ServerInfo, stream: TcpStream) -> Result<(Ftp, bool)> {
+    for r in [
+        stream.set_read_timeout(Some(ep.timeout)),
+        stream.set_write_timeout(Some(ep.timeout)),
+        stream.set_nodelay(true),
+    ] {
+        r.map_err(|e| Error::from_io(Op::Connect, e))?;
+    }
+    keepalive(&stream);
+    skip_not_ready(&stream)?;
+    let ftp = Ftp::connect_with_stream(stream).map_err(|e| Error::from_ftp(Op::Connect, e))?;
+    let config = match (&ep.tls.config, ep.tls.mode) {
+        (None, _) | (_, TlsMode::Off) => return Ok((ftp, false)),
+        (Some(_), TlsMode::Try) if info.tls_refused.load(Ordering::Relaxed) => {
+            return Ok((ftp, false))
+        }
+        (Some(c), _) => Arc::clone(c),
+    };
+    match ftp.into_secure(Connector::new(config, ep.timeout), &ep.host) {
+        Ok(ftp) => Ok((ftp, true)),
+        Err(FtpError::UnexpectedResponse(r)) => Err(Error::Reply {
+            op: Op::Connect,
+            code: r.status.code(),
+            text: crate::error::reply_text(&r.body),
+        }),
+        Err(e) => Err(Error::from_ftp(Op::Connect, e)),
+    }
+}
+
+/// A refused `AUTH TLS` (a 5xx reply to it, or to `PBSZ`/`PROT`): in `try` mode, remember it
+/// so the next connection is plain; in `required` mode, a clear error.
+fn refuse_plain(ep: &Endpoint, info: &ServerInfo, e: Error) -> Error {
+    match (&e, ep.tls.mode) {
+        (Error::Reply { code, .. }, TlsMode::Try) if (500..600).contains(code) => {
+            log::info!("{} does not offer TLS ({e}); using plain FTP", ep.display());
+            info.tls_refused.store(true, Ordering::Relaxed);
+            e
+        }
+        (Error::Reply { code, .. }, TlsMode::Required) if (500..600).contains(code) => {
+            Error::Tls(format!(
+                "{} refuses AUTH TLS ({e}); tls=required, so the password is not sent",
+                ep.display()
+            ))
+        }
+        _ => e,
+    }
+}
+
+/// Implicit TLS (`ftps://`): suppaftp connects the socket itself, without a timeout, so a
+/// connection with one is made first to find out whether the server is there at all; the
+/// TLS connector gives the real socket its timeouts before the handshake.
+fn implicit_connect(ep: &Endpoint, deadline: Instant) -> Result<(Ftp, Arc<Sockets>, IpAddr, bool)> {
+    let probe = tcp_connect(ep, deadline)?;
+    let addr = probe
+        .peer_addr()
+        .map_err(|e| Error::from_io(Op::Connect, e))?;
+    drop(probe);
+    let config = ep
+        .tls
+        .config
+        .clone()
+        .ok_or_else(|| Error::Tls("no TLS configuration".into()))?;
+    let connector = Connector::new(config, ep.timeout);
+    let first = Arc::clone(&connector.first);
+    let mut ftp = Ftp::connect_secure_implicit(addr, connector, &ep.host)
+        .map_err(|e| Error::from_ftp(Op::Connect, e))?;
+    // Data connections encrypted too, as after AUTH TLS (suppaftp does not ask here).
+    for cmd in ["PBSZ 0", "PROT P"] {
+        ftp.custom_command(cmd, &[Status::CommandOk])
+            .map_err(|e| Error::from_ftp(Op::Connect, e))?;
+    }
+    let ctrl = first
+        .lock()
+        .take()
+        .ok_or_else(|| Error::Tls("no control socket".into()))?;
+    let _ = ctrl.set_nodelay(true);
+    keepalive(&ctrl);
+    Ok((ftp, Sockets::new(ctrl), addr.ip(), true))
 }
 
 fn tcp_connect(ep: &Endpoint, deadline: Instant) -> Result<TcpStream> {
@@ -274,7 +398,7 @@ fn keepalive(stream: &TcpStream) {
 
 /// FEAT: which optional commands the server advertises. A server without FEAT (500/502)
 /// advertises nothing; that is not an error.
-fn probe_features(ftp: &mut FtpStream) -> Result<Caps> {
+fn probe_features(ftp: &mut Ftp) -> Result<Caps> {
     let feats = match ftp.feat() {
         Ok(f) => f,
         Err(FtpError::UnexpectedResponse(_)) => Default::default(),
@@ -291,7 +415,7 @@ fn probe_features(ftp: &mut FtpStream) -> Result<Caps> {
 
 /// EPSV and REST are often implemented but not advertised, so ask directly. An unused EPSV
 /// listener is closed by the server at the next EPSV/PASV; `REST 0` changes nothing.
-fn probe_transfers(ftp: &mut FtpStream, mut caps: Caps) -> Caps {
+fn probe_transfers(ftp: &mut Ftp, mut caps: Caps) -> Caps {
     caps.epsv = ftp
         .custom_command("EPSV", &[Status::ExtendedPassiveMode])
         .is_ok();

@@ -12,6 +12,7 @@ pub mod listing;
 pub mod pool;
 pub mod reader;
 pub mod retry;
+pub mod tls;
 pub mod watchdog;
 
 use std::io::{BufRead, BufReader};
