@@ -33,6 +33,63 @@ pub enum Command {
         /// The directory the server is mounted on
         mountpoint: PathBuf,
     },
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell) to stdout
+    Completions {
+        /// The shell to complete for
+        shell: clap_complete::Shell,
+    },
+}
+
+/// The mount-helper calling conventions, rewritten into `ftpfs mount ...`:
+///
+/// - `mount -t fuse.ftpfs` and fstab entries of type `fuse.ftpfs` run (through
+///   `mount.fuse3`) `ftpfs SOURCE MOUNTPOINT -o OPTIONS`;
+/// - `mount -t ftpfs` runs `mount.ftpfs SOURCE MOUNTPOINT [-sfnv] [-o OPTIONS]` (a link to
+///   this binary).
+///
+/// `-s` (sloppy), `-n` (no mtab) and `-v` (verbose) mean nothing to us; `-f` ("fake") makes
+/// the mount a no-op, as mount(8) asks: `None`. Anything that is not helper-style passes
+/// unchanged.
+pub fn helper_args(args: Vec<std::ffi::OsString>) -> Option<Vec<std::ffi::OsString>> {
+    use std::ffi::OsString;
+    let prog = args
+        .first()
+        .and_then(|a| std::path::Path::new(a).file_name())
+        .map(|n| n.to_string_lossy().to_string())
+        .unwrap_or_default();
+    let as_helper = prog.starts_with("mount.");
+    let first = args.get(1).map(|a| a.to_string_lossy().to_string());
+    let known = ["mount", "umount", "completions", "help"];
+    let plain = match &first {
+        None => true,
+        Some(f) => f.starts_with('-') || known.contains(&f.as_str()),
+    };
+    if !as_helper && plain {
+        return Some(args);
+    }
+    let mut out: Vec<OsString> = vec!["ftpfs".into(), "mount".into()];
+    let mut positional = Vec::new();
+    let mut options = Vec::new();
+    let mut it = args.into_iter().skip(1);
+    while let Some(a) = it.next() {
+        let s = a.to_string_lossy().to_string();
+        match s.as_str() {
+            "-o" => options.extend(it.next()),
+            "-f" => return None,
+            "-s" | "-n" | "-v" => {}
+            "-t" => {
+                it.next();
+            }
+            o if o.starts_with("-o") => options.push(OsString::from(&o[2..])),
+            _ => positional.push(a),
+        }
+    }
+    out.extend(positional);
+    for o in options {
+        out.push("-o".into());
+        out.push(o);
+    }
+    Some(out)
 }
 
 #[derive(Args, Debug, Clone)]
@@ -63,7 +120,8 @@ pub struct MountArgs {
     /// between attempts; default 5), deadline=SECS (the most one operation may take, retries
     /// included; default 30), tls=off|try|required|implicit (default try; ftps:// means
     /// implicit), cafile=PATH (trust this CA instead of the system's), insecure (do not
-    /// verify the server's certificate),
+    /// verify the server's certificate), credentials=FILE (username= and password= lines,
+    /// for fstab; must be chmod 600),
     /// listing=auto|list (list: use LIST even when MLSD is offered), spool_dir=DIR,
     /// recovery_dir=DIR, upload=atomic|inplace, debug,
     /// nodev, nosuid, noexec, noatime. Options for mount(8) and systemd (_netdev, noauto,
@@ -77,4 +135,39 @@ pub struct MountArgs {
     /// Append logs to FILE (a detached ftpfs has no terminal to log to)
     #[arg(long, value_name = "FILE", help_heading = "Logging")]
     pub log_file: Option<PathBuf>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::helper_args;
+    use std::ffi::OsString;
+
+    fn v(a: &[&str]) -> Vec<OsString> {
+        a.iter().map(OsString::from).collect()
+    }
+
+    #[test]
+    fn mount_helper_calls_become_mount_commands() {
+        assert_eq!(
+            helper_args(v(&["ftpfs", "h:/pub", "/mnt", "-o", "rw,_netdev"])),
+            Some(v(&["ftpfs", "mount", "h:/pub", "/mnt", "-o", "rw,_netdev"]))
+        );
+        assert_eq!(
+            helper_args(v(&["/sbin/mount.ftpfs", "h", "/mnt", "-s", "-n", "-oro"])),
+            Some(v(&["ftpfs", "mount", "h", "/mnt", "-o", "ro"]))
+        );
+        assert_eq!(helper_args(v(&["mount.ftpfs", "h", "/mnt", "-f"])), None);
+    }
+
+    #[test]
+    fn ordinary_commands_pass_unchanged() {
+        for a in [
+            v(&["ftpfs", "mount", "h", "/m"]),
+            v(&["ftpfs", "--help"]),
+            v(&["ftpfs", "umount", "/m"]),
+            v(&["ftpfs"]),
+        ] {
+            assert_eq!(helper_args(a.clone()), Some(a));
+        }
+    }
 }

@@ -130,6 +130,8 @@ pub fn parse_source(s: &str) -> Result<Source, String> {
         }
         None => (None, None),
     };
+    // `host:/path` (sshfs and fstab style): the colon ends the host, no port.
+    let hostport = hostport.strip_suffix(':').unwrap_or(hostport);
     let (host, port) = if let Some(h) = hostport.strip_prefix('[') {
         let (h, after) = h.split_once(']').ok_or("unterminated [ in IPv6 address")?;
         let port = match after.strip_prefix(':') {
@@ -200,6 +202,7 @@ pub struct MountOpts {
     pub tls: Option<crate::ftp::tls::TlsMode>,
     pub cafile: Option<PathBuf>,
     pub insecure: bool,
+    pub credentials: Option<PathBuf>,
     pub uid: Option<u32>,
     pub gid: Option<u32>,
     pub umask: Option<u32>,
@@ -313,7 +316,9 @@ pub fn parse_mount_options(s: &str, opts: &mut MountOpts) -> Result<(), String> 
             | "sync" | "async" | "dirsync" => opts.kernel.push(key.to_string()),
             // For mount(8), fstab and systemd, not for us.
             "_netdev" | "noauto" | "auto" | "nofail" | "user" | "users" | "nouser" | "defaults"
-            | "owner" | "group" | "comment" => {}
+            | "owner" | "group" | "comment" | "relatime" | "norelatime" | "strictatime"
+            | "lazytime" | "nolazytime" | "silent" | "loud" => {}
+            "credentials" => opts.credentials = Some(PathBuf::from(need()?)),
             k if k.starts_with("x-") || k.starts_with("comment=") => {}
             _ => return Err(format!("unknown mount option {opt:?}")),
         }
@@ -323,6 +328,8 @@ pub fn parse_mount_options(s: &str, opts: &mut MountOpts) -> Result<(), String> 
 
 /// Where a password may come from, in order, besides the command line's own sources.
 pub struct PasswordSources<'a> {
+    /// `-o credentials=FILE`: `username=` and `password=` lines, for fstab.
+    pub credentials_file: Option<&'a Path>,
     pub password_file: Option<&'a Path>,
     pub env: Option<String>,
     pub netrc: Option<PathBuf>,
@@ -337,6 +344,7 @@ impl Config {
             parse_mount_options(s, &mut o)?;
         }
         let sources = PasswordSources {
+            credentials_file: o.credentials.as_deref(),
             password_file: args.password_file.as_deref(),
             env: std::env::var("FTPFS_PASSWORD").ok(),
             netrc: netrc_path(),
@@ -431,7 +439,68 @@ impl Config {
 }
 
 /// Finds user and password. No user means anonymous, unless `.netrc` has a login for the host.
+/// Reads a credentials file (`-o credentials=`): `username=NAME` (or `user=`) and
+/// `password=SECRET` lines, `#` comments, like mount.cifs's. A file that its group or others
+/// may read or write is refused, as ssh refuses such keys: the password would not be secret.
+pub fn read_credentials_file(path: &Path) -> Result<(Option<String>, Option<String>), String> {
+    use std::os::unix::fs::MetadataExt;
+    let md =
+        std::fs::metadata(path).map_err(|e| format!("credentials file {}: {e}", path.display()))?;
+    if md.mode() & 0o077 != 0 {
+        return Err(format!(
+            "credentials file {} is accessible by others (mode {:o}); chmod 600 it",
+            path.display(),
+            md.mode() & 0o777
+        ));
+    }
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("credentials file {}: {e}", path.display()))?;
+    let (mut user, mut password) = (None, None);
+    for line in text.lines() {
+        let line = line.trim_start();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        match line.split_once('=') {
+            Some(("username" | "user", v)) => user = Some(v.trim().to_string()),
+            Some(("password" | "pass", v)) => {
+                password = Some(v.trim_end_matches(['\r', '\n']).to_string())
+            }
+            _ => {
+                return Err(format!(
+                    "credentials file {}: unexpected line (want username= or password=)",
+                    path.display()
+                ))
+            }
+        }
+    }
+    Ok((user, password))
+}
+
 pub fn credentials(source: &Source, from: &PasswordSources) -> Result<(String, Secret), String> {
+    if let Some(path) = from.credentials_file {
+        let (file_user, file_password) = read_credentials_file(path)?;
+        let user = source
+            .user
+            .clone()
+            .or(file_user)
+            .ok_or_else(|| format!("credentials file {}: no username=", path.display()))?;
+        if let Some(p) = file_password {
+            return Ok((user, Secret::new(p)));
+        }
+        let with_user = Source {
+            user: Some(user),
+            ..source.clone()
+        };
+        let rest = PasswordSources {
+            credentials_file: None,
+            password_file: from.password_file,
+            env: from.env.clone(),
+            netrc: from.netrc.clone(),
+            interactive: from.interactive,
+        };
+        return credentials(&with_user, &rest);
+    }
     let netrc = from
         .netrc
         .as_deref()
@@ -684,6 +753,38 @@ mod tests {
     }
 
     #[test]
+    fn a_credentials_file_gives_user_and_password_and_must_be_private() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("creds");
+        std::fs::write(&f, "# for fstab\nusername=bob\npassword=s3cr=t \n").unwrap();
+        std::fs::set_permissions(&f, std::fs::Permissions::from_mode(0o600)).unwrap();
+        let from = PasswordSources {
+            credentials_file: Some(&f),
+            password_file: None,
+            env: Some("fromenv".into()),
+            netrc: None,
+            interactive: false,
+        };
+        let (user, pw) =
+            credentials(&parse_source("ftp.example.org:/pub").unwrap(), &from).unwrap();
+        assert_eq!((user.as_str(), pw.expose()), ("bob", "s3cr=t "));
+        std::fs::set_permissions(&f, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let e = credentials(&parse_source("h").unwrap(), &from).unwrap_err();
+        assert!(e.contains("chmod 600"), "{e}");
+    }
+
+    #[test]
+    fn fstab_style_host_colon_path_is_a_source() {
+        let s = parse_source("alice@ftp.example.org:/pub/x").unwrap();
+        assert_eq!(
+            (s.user.as_deref(), s.host.as_str(), s.port, s.path.as_str()),
+            (Some("alice"), "ftp.example.org", 21, "/pub/x")
+        );
+        assert_eq!(parse_source("ftps://h").unwrap().port, 990);
+    }
+
+    #[test]
     fn credentials_come_from_file_env_netrc_in_that_order() {
         let dir = tempfile::tempdir().unwrap();
         let netrc = dir.path().join("netrc");
@@ -692,6 +793,7 @@ mod tests {
         std::fs::write(&pwfile, "fromfile\n").unwrap();
         let src = parse_source("alice@h").unwrap();
         let mut from = PasswordSources {
+            credentials_file: None,
             password_file: Some(&pwfile),
             env: Some("fromenv".into()),
             netrc: Some(netrc.clone()),

@@ -1,0 +1,310 @@
+//! System integration: `mount -t fuse.ftpfs`, `mount -T <fstab>`, the `mount.ftpfs` link, a
+//! credentials file for fstab, `umount`, the password kept out of `/proc/<pid>/cmdline`, and
+//! shell completions.
+
+mod common;
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use common::*;
+
+/// mount(8) runs helpers from /sbin (`mount.ftpfs`) and mount.fuse3 runs `ftpfs` from a
+/// fixed PATH (`/usr/local/bin`, ...), not the caller's. While the test runs, both are
+/// links to this build, as `scripts/install.sh` would make them, removed after. An ftpfs
+/// installed there already is left alone and the test skipped (an environment matter, not
+/// a missing server).
+struct Installed(Vec<PathBuf>);
+
+impl Installed {
+    fn link() -> Option<Installed> {
+        let ours = Path::new(env!("CARGO_BIN_EXE_ftpfs"));
+        let mut made = Installed(Vec::new());
+        for target in ["/usr/local/bin/ftpfs", "/usr/sbin/mount.ftpfs"] {
+            let target = Path::new(target);
+            if target.symlink_metadata().is_ok() {
+                eprintln!(
+                    "SKIP: {} exists (an installation); not testing mount(8)",
+                    target.display()
+                );
+                return None;
+            }
+            std::fs::create_dir_all(target.parent().unwrap()).ok()?;
+            std::os::unix::fs::symlink(ours, target).ok()?;
+            made.0.push(target.to_path_buf());
+        }
+        Some(made)
+    }
+}
+
+impl Drop for Installed {
+    fn drop(&mut self) {
+        for p in &self.0 {
+            let _ = std::fs::remove_file(p);
+        }
+    }
+}
+
+fn credentials_file(dir: &Path, mode: u32) -> PathBuf {
+    let f = dir.join("creds");
+    std::fs::write(&f, format!("username={USER}\npassword={PASSWORD}\n")).unwrap();
+    std::fs::set_permissions(&f, std::fs::Permissions::from_mode(mode)).unwrap();
+    f
+}
+
+fn have_mount_fuse3() -> bool {
+    let ok = ["/sbin/mount.fuse3", "/usr/sbin/mount.fuse3"]
+        .iter()
+        .any(|p| Path::new(p).exists());
+    if !ok {
+        if require_servers() {
+            panic!("mount.fuse3 (package fuse3) is required");
+        }
+        eprintln!("SKIP: no mount.fuse3");
+    }
+    ok
+}
+
+/// Unmounts with umount(8), then waits for the mount to go.
+fn umount(dir: &Path) {
+    let st = Command::new("umount").arg(dir).status().unwrap();
+    assert!(st.success(), "umount {}", dir.display());
+    assert!(wait_for(Duration::from_secs(10), || !is_mounted(dir)));
+}
+
+fn server_with_file() -> Option<(tempfile::TempDir, Server)> {
+    let data = tempfile::tempdir().unwrap();
+    std::fs::write(data.path().join("hello.txt"), "hello\n").unwrap();
+    let server = Server::start(ServerKind::PureFtpd, data.path())?;
+    Some((data, server))
+}
+
+/// All mount(8) paths in one test: they share the temporary installation.
+#[test]
+fn mount_t_fuse_ftpfs_mount_t_ftpfs_and_an_fstab_line_all_mount() {
+    if !have_mount_fuse3() {
+        return;
+    }
+    let Some(_installed) = Installed::link() else {
+        return;
+    };
+    mount_t_fuse_ftpfs_with_a_credentials_file_reads_writes_and_umounts();
+    an_fstab_line_mounts_with_mount_capital_t();
+    mount_t_ftpfs_uses_the_mount_ftpfs_helper();
+}
+
+fn mount_t_ftpfs_uses_the_mount_ftpfs_helper() {
+    let Some((_data, server)) = server_with_file() else {
+        return;
+    };
+    let secrets = tempfile::tempdir().unwrap();
+    let creds = credentials_file(secrets.path(), 0o600);
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new("mount")
+        .args(["-t", "ftpfs"])
+        .arg(format!("127.0.0.1:{}:/", server.port))
+        .arg(dir.path())
+        .arg("-o")
+        .arg(format!("ro,credentials={}", creds.display()))
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "mount -t ftpfs: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let read = std::fs::read_to_string(dir.path().join("hello.txt"));
+    let write = std::fs::write(dir.path().join("x"), "no");
+    umount(dir.path());
+    assert_eq!(read.unwrap(), "hello\n");
+    assert_eq!(write.unwrap_err().raw_os_error(), Some(libc::EROFS));
+}
+
+fn mount_t_fuse_ftpfs_with_a_credentials_file_reads_writes_and_umounts() {
+    let Some((data, server)) = server_with_file() else {
+        return;
+    };
+    let secrets = tempfile::tempdir().unwrap();
+    let creds = credentials_file(secrets.path(), 0o600);
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new("mount")
+        .args(["-t", "fuse.ftpfs"])
+        .arg(format!("ftp://127.0.0.1:{}/", server.port))
+        .arg(dir.path())
+        .arg("-o")
+        .arg(format!(
+            "credentials={},_netdev,nofail,x-systemd.automount",
+            creds.display()
+        ))
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "mount: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let read = std::fs::read_to_string(dir.path().join("hello.txt"));
+    let wrote = std::fs::write(dir.path().join("new.txt"), "via mount -t\n");
+    umount(dir.path());
+    assert_eq!(read.unwrap(), "hello\n");
+    wrote.unwrap();
+    assert_eq!(
+        std::fs::read_to_string(data.path().join("new.txt")).unwrap(),
+        "via mount -t\n"
+    );
+}
+
+fn an_fstab_line_mounts_with_mount_capital_t() {
+    let Some((_data, server)) = server_with_file() else {
+        return;
+    };
+    let secrets = tempfile::tempdir().unwrap();
+    let creds = credentials_file(secrets.path(), 0o600);
+    let dir = tempfile::tempdir().unwrap();
+    let fstab = secrets.path().join("fstab");
+    std::fs::write(
+        &fstab,
+        format!(
+            "# a test fstab\n127.0.0.1:{}:/ {} fuse.ftpfs _netdev,noauto,x-systemd.automount,credentials={} 0 0\n",
+            server.port,
+            dir.path().display(),
+            creds.display()
+        ),
+    )
+    .unwrap();
+    let out = Command::new("mount")
+        .arg("-T")
+        .arg(&fstab)
+        .arg(dir.path())
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "mount -T: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let read = std::fs::read_to_string(dir.path().join("hello.txt"));
+    umount(dir.path());
+    assert_eq!(read.unwrap(), "hello\n");
+}
+
+#[test]
+fn the_mount_ftpfs_link_takes_mount_helper_arguments() {
+    let Some((_data, server)) = server_with_file() else {
+        return;
+    };
+    let secrets = tempfile::tempdir().unwrap();
+    let creds = credentials_file(secrets.path(), 0o600);
+    let link = secrets.path().join("mount.ftpfs");
+    std::os::unix::fs::symlink(env!("CARGO_BIN_EXE_ftpfs"), &link).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new(&link)
+        .arg(format!("ftp://127.0.0.1:{}", server.port))
+        .arg(dir.path())
+        .args(["-s", "-n", "-o"])
+        .arg(format!("rw,relatime,credentials={}", creds.display()))
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let read = std::fs::read_to_string(dir.path().join("hello.txt"));
+    umount(dir.path());
+    assert_eq!(read.unwrap(), "hello\n");
+}
+
+#[test]
+fn a_credentials_file_others_can_read_is_refused() {
+    let Some((_data, server)) = server_with_file() else {
+        return;
+    };
+    let secrets = tempfile::tempdir().unwrap();
+    let creds = credentials_file(secrets.path(), 0o644);
+    let dir = tempfile::tempdir().unwrap();
+    let out = ftpfs()
+        .arg("mount")
+        .arg(format!("ftp://127.0.0.1:{}", server.port))
+        .arg(dir.path())
+        .arg("-o")
+        .arg(format!("credentials={}", creds.display()))
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("chmod 600"), "{err}");
+    assert!(!is_mounted(dir.path()));
+}
+
+#[test]
+fn a_password_in_the_url_is_not_in_the_daemons_command_line() {
+    let Some((_data, server)) = server_with_file() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = ftpfs()
+        .args(["mount", "-f"])
+        .arg(format!("ftp://{USER}:{PASSWORD}@127.0.0.1:{}", server.port))
+        .arg(dir.path())
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let up = wait_for(Duration::from_secs(20), || is_mounted(dir.path()));
+    let cmdline = std::fs::read(format!("/proc/{}/cmdline", child.id())).unwrap_or_default();
+    let read = std::fs::read_to_string(dir.path().join("hello.txt"));
+    let _ = Command::new("fusermount3")
+        .arg("-u")
+        .arg(dir.path())
+        .status();
+    let _ = child.wait();
+    assert!(up);
+    assert_eq!(read.unwrap(), "hello\n", "the password still logged in");
+    let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+    assert!(!cmdline.contains(PASSWORD), "{cmdline}");
+    assert!(cmdline.contains(&format!("{USER}:******@")), "{cmdline}");
+}
+
+#[test]
+fn completions_are_generated_from_the_cli_definition() {
+    for shell in ["bash", "zsh", "fish"] {
+        let out = ftpfs().args(["completions", shell]).output().unwrap();
+        assert!(out.status.success(), "{shell}");
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            text.contains("umount") && text.contains("password-file"),
+            "{shell}"
+        );
+    }
+}
+
+#[test]
+fn mount_help_documents_every_option_family() {
+    let out = ftpfs().args(["mount", "--help"]).output().unwrap();
+    let help = String::from_utf8_lossy(&out.stdout);
+    for word in [
+        "tls=",
+        "cafile=",
+        "insecure",
+        "credentials=",
+        "deadline=",
+        "retries=",
+        "allow_other",
+        "uid=",
+        "umask=",
+        "ro",
+        "_netdev",
+        "--password-file",
+    ] {
+        assert!(help.contains(word), "--help lacks {word}");
+    }
+}
