@@ -21,5 +21,16 @@ if [ ${#need[@]} -gt 0 ]; then
   apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
   rm -f /usr/sbin/policy-rc.d
 fi
+# vsftpd, for the test of FTPS with require_ssl_reuse: it conflicts with pure-ftpd in apt, so
+# it is unpacked (not installed) under /opt/ftpfs-test, with an unprivileged user for its
+# anonymous sessions.
+vsftpd=/opt/ftpfs-test/vsftpd
+if [ ! -x "$vsftpd/usr/sbin/vsftpd" ]; then
+  tmp=$(mktemp -d)
+  (cd "$tmp" && apt-get download -qq vsftpd 2>/dev/null || { apt-get update -qq && apt-get download -qq vsftpd; })
+  mkdir -p "$vsftpd" && dpkg -x "$tmp"/vsftpd_*.deb "$vsftpd"
+  rm -rf "$tmp"
+fi
+id ftpfsvs >/dev/null 2>&1 || useradd -r -M -d / -s /usr/sbin/nologin ftpfsvs
 command -v cargo >/dev/null || { echo "cargo is missing: install Rust (rustup) first" >&2; exit 1; }
 [ -e /dev/fuse ] || { echo "/dev/fuse is missing: load the fuse module (modprobe fuse)" >&2; exit 1; }

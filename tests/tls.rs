@@ -291,3 +291,102 @@ fn implicit_ftps_url_reads_and_writes() {
         "up\n"
     );
 }
+
+/// vsftpd with `require_ssl_reuse=YES` refuses a data connection whose TLS session is not
+/// the control connection's, the most reported FTPS failure of other clients. Anonymous
+/// (vsftpd's local users need PAM files that an unpacked package does not install).
+#[test]
+fn vsftpd_requiring_tls_session_reuse_serves_listings_and_reads() {
+    let vsftpd = ["/usr/sbin/vsftpd", "/opt/ftpfs-test/vsftpd/usr/sbin/vsftpd"]
+        .into_iter()
+        .map(std::path::PathBuf::from)
+        .find(|p| p.exists());
+    let user_ok = Command::new("id")
+        .arg("ftpfsvs")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    let (Some(vsftpd), true) = (vsftpd, user_ok) else {
+        if require_servers() {
+            panic!("vsftpd and user ftpfsvs are required (scripts/install-deps.sh)");
+        }
+        eprintln!("SKIP: no vsftpd");
+        return;
+    };
+    let pki = tempfile::tempdir().unwrap();
+    let Some((ca, both)) = make_pki(pki.path()) else {
+        return;
+    };
+    let anon = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(
+        anon.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o555),
+    )
+    .unwrap();
+    let data = Rng(3).bytes(8 << 20);
+    std::fs::write(anon.path().join("data.bin"), &data).unwrap();
+    let empty = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let conf = pki.path().join("vsftpd.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "listen=YES\nlisten_address=127.0.0.1\nlisten_port={port}\nbackground=NO\n\
+             anonymous_enable=YES\nanon_root={}\nno_anon_password=YES\nlocal_enable=NO\n\
+             write_enable=NO\nsecure_chroot_dir={}\nnopriv_user=ftpfsvs\n\
+             ftp_username=ftpfsvs\nseccomp_sandbox=NO\nxferlog_enable=NO\n\
+             ssl_enable=YES\nallow_anon_ssl=YES\nforce_anon_logins_ssl=YES\n\
+             force_anon_data_ssl=YES\nrequire_ssl_reuse=YES\nrsa_cert_file={}\n",
+            anon.path().display(),
+            empty.path().display(),
+            both.display()
+        ),
+    )
+    .unwrap();
+    struct Kill(std::process::Child);
+    impl Drop for Kill {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let _server = Kill(
+        Command::new(&vsftpd)
+            .arg(&conf)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    assert!(wait_for(std::time::Duration::from_secs(10), || {
+        std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+    }));
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("ftp://localhost:{port}");
+    let opts = format!("tls=required,cafile={}", ca.display());
+    let (ok, err) = try_mount(&url, &opts, dir.path());
+    assert!(ok, "{err}");
+    let listed = std::fs::read_dir(dir.path()).map(|d| d.count());
+    let read = std::fs::read(dir.path().join("data.bin"));
+    // A read in the middle: REST plus a new data connection, resuming the session again.
+    let mid = {
+        use std::io::{Read, Seek, SeekFrom};
+        std::fs::File::open(dir.path().join("data.bin")).and_then(|mut f| {
+            f.seek(SeekFrom::Start(5 << 20))?;
+            let mut b = vec![0u8; 4096];
+            f.read_exact(&mut b)?;
+            Ok(b)
+        })
+    };
+    let _ = Command::new("fusermount3")
+        .arg("-u")
+        .arg(dir.path())
+        .status();
+    assert_eq!(listed.unwrap(), 1);
+    assert!(
+        read.unwrap() == data,
+        "the whole file over TLS data connections"
+    );
+    assert!(mid.unwrap() == data[5 << 20..(5 << 20) + 4096]);
+}
