@@ -319,6 +319,11 @@ fn missing_names_are_enoent_and_protocol_logs_mask_the_password() {
     let log = m.log_text();
     assert!(log.contains("listed /"), "debug logging is on: {log}");
     assert!(!log.contains(PASSWORD), "password in log");
+    assert_eq!(
+        log.matches("in clear text").count(),
+        1,
+        "a server without TLS gets one clear-text warning"
+    );
 }
 
 /// Regression: with --log-file the detached daemon kept the caller's stderr, so

@@ -308,3 +308,54 @@ fn mount_help_documents_every_option_family() {
         assert!(help.contains(word), "--help lacks {word}");
     }
 }
+
+/// `cat` as user nobody (65534), through setpriv.
+fn cat_as_nobody(path: &Path) -> Result<String, String> {
+    let out = Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups", "cat"])
+        .arg(path)
+        .output()
+        .unwrap();
+    if out.status.success() {
+        Ok(String::from_utf8_lossy(&out.stdout).to_string())
+    } else {
+        Err(String::from_utf8_lossy(&out.stderr).to_string())
+    }
+}
+
+/// Nothing unsafe by default: other users cannot enter a mount without `allow_other`; with
+/// it and `default_permissions` the kernel enforces the mode that `uid=`, `gid=` and
+/// `umask=` describe.
+#[test]
+fn allow_other_default_permissions_uid_gid_and_umask_do_what_they_say() {
+    let Some((data, server)) = server_with_file() else {
+        return;
+    };
+    let _ = data;
+    let private = Mount::new(&server, &[]);
+    let file = private.path().join("hello.txt");
+    let e = cat_as_nobody(&file).unwrap_err();
+    assert!(e.contains("Permission denied"), "{e}");
+    drop(private);
+
+    let shared = Mount::new(
+        &server,
+        &["allow_other,default_permissions,uid=1234,gid=2345,umask=077"],
+    );
+    let file = shared.path().join("hello.txt");
+    let md = std::fs::metadata(&file).unwrap();
+    use std::os::unix::fs::MetadataExt;
+    assert_eq!((md.uid(), md.gid(), md.mode() & 0o077), (1234, 2345, 0));
+    let e = cat_as_nobody(&file).unwrap_err();
+    assert!(
+        e.contains("Permission denied"),
+        "mode 0600 keeps nobody out: {e}"
+    );
+    drop(shared);
+
+    let open = Mount::new(&server, &["allow_other,default_permissions,umask=022"]);
+    assert_eq!(
+        cat_as_nobody(&open.path().join("hello.txt")).unwrap(),
+        "hello\n"
+    );
+}
