@@ -6,26 +6,34 @@
 #                                which finds ftpfs in /usr/local/bin)
 #   bash, zsh and fish completions
 # Safe to run again; `scripts/install.sh uninstall` removes all of it.
+# DESTDIR=DIR installs under DIR (for packaging, and for the test of this script);
+# FTPFS_BIN=FILE installs that binary instead of building one.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 prefix=${PREFIX:-/usr/local}
-files=("$prefix/bin/ftpfs" /usr/sbin/mount.ftpfs
-  /usr/share/bash-completion/completions/ftpfs
-  /usr/share/zsh/vendor-completions/_ftpfs
-  /usr/share/fish/vendor_completions.d/ftpfs.fish)
+dest=${DESTDIR:-}
+files=("$dest$prefix/bin/ftpfs" "$dest/usr/sbin/mount.ftpfs"
+  "$dest/usr/share/bash-completion/completions/ftpfs"
+  "$dest/usr/share/zsh/vendor-completions/_ftpfs"
+  "$dest/usr/share/fish/vendor_completions.d/ftpfs.fish")
 if [ "${1:-}" = uninstall ]; then rm -f "${files[@]}"; echo "ftpfs uninstalled"; exit 0; fi
 
-scripts/install-deps.sh
-cargo build --release --locked
-install -D -m 0755 target/release/ftpfs "$prefix/bin/ftpfs"
-ln -sfn "$prefix/bin/ftpfs" /usr/sbin/mount.ftpfs
+bin=${FTPFS_BIN:-}
+if [ -z "$bin" ]; then
+  scripts/install-deps.sh
+  cargo build --release --locked
+  bin=target/release/ftpfs
+fi
+install -D -m 0755 "$bin" "$dest$prefix/bin/ftpfs"
+mkdir -p "$dest/usr/sbin"
+ln -sfn "$prefix/bin/ftpfs" "$dest/usr/sbin/mount.ftpfs"
 for shell in bash zsh fish; do
   case $shell in
-    bash) out=/usr/share/bash-completion/completions/ftpfs ;;
-    zsh) out=/usr/share/zsh/vendor-completions/_ftpfs ;;
-    fish) out=/usr/share/fish/vendor_completions.d/ftpfs.fish ;;
+    bash) out=$dest/usr/share/bash-completion/completions/ftpfs ;;
+    zsh) out=$dest/usr/share/zsh/vendor-completions/_ftpfs ;;
+    fish) out=$dest/usr/share/fish/vendor_completions.d/ftpfs.fish ;;
   esac
   mkdir -p "$(dirname "$out")"
-  "$prefix/bin/ftpfs" completions "$shell" > "$out"
+  "$dest$prefix/bin/ftpfs" completions "$shell" > "$out"
 done
-echo "installed: $("$prefix/bin/ftpfs" --version) in $prefix/bin, mount helper /usr/sbin/mount.ftpfs"
+echo "installed: $("$dest$prefix/bin/ftpfs" --version) in $dest$prefix/bin, mount helper $dest/usr/sbin/mount.ftpfs"

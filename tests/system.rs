@@ -359,3 +359,86 @@ fn allow_other_default_permissions_uid_gid_and_umask_do_what_they_say() {
         "hello\n"
     );
 }
+
+#[test]
+fn install_script_puts_binary_mount_helper_and_completions_in_place() {
+    let dest = tempfile::tempdir().unwrap();
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/install.sh");
+    let out = Command::new("bash")
+        .arg(&script)
+        .env("DESTDIR", dest.path())
+        .env("FTPFS_BIN", env!("CARGO_BIN_EXE_ftpfs"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let d = dest.path();
+    let bin = d.join("usr/local/bin/ftpfs");
+    assert!(bin.metadata().unwrap().permissions().mode() & 0o111 != 0);
+    assert_eq!(
+        std::fs::read_link(d.join("usr/sbin/mount.ftpfs")).unwrap(),
+        Path::new("/usr/local/bin/ftpfs")
+    );
+    for f in [
+        "usr/share/bash-completion/completions/ftpfs",
+        "usr/share/zsh/vendor-completions/_ftpfs",
+        "usr/share/fish/vendor_completions.d/ftpfs.fish",
+    ] {
+        assert!(d.join(f).metadata().unwrap().len() > 100, "{f}");
+    }
+    let out = Command::new("bash")
+        .arg(&script)
+        .arg("uninstall")
+        .env("DESTDIR", d)
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    assert!(!bin.exists());
+}
+
+/// With no other password source and a terminal, ftpfs asks. `script` gives it a pty.
+#[test]
+fn the_password_is_asked_for_on_a_terminal() {
+    let Some((_data, server)) = server_with_file() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let cmd = format!(
+        "{} mount ftp://{USER}@127.0.0.1:{} {}",
+        env!("CARGO_BIN_EXE_ftpfs"),
+        server.port,
+        dir.path().display()
+    );
+    let mut child = Command::new("script")
+        .args(["-q", "-e", "-c", &cmd, "/dev/null"])
+        .env_remove("FTPFS_PASSWORD")
+        .env("NETRC", "/nonexistent")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    {
+        use std::io::Write;
+        let mut stdin = child.stdin.take().unwrap();
+        std::thread::sleep(Duration::from_millis(300));
+        let _ = writeln!(stdin, "{PASSWORD}");
+    }
+    let out = child.wait_with_output().unwrap();
+    let shown = String::from_utf8_lossy(&out.stdout).to_string();
+    let read = std::fs::read_to_string(dir.path().join("hello.txt"));
+    let _ = Command::new("fusermount3")
+        .arg("-u")
+        .arg(dir.path())
+        .status();
+    assert!(out.status.success(), "{shown}");
+    assert!(
+        shown.to_lowercase().contains("password"),
+        "a prompt: {shown}"
+    );
+    assert!(!shown.contains(PASSWORD), "typed without echo: {shown}");
+    assert_eq!(read.unwrap(), "hello\n");
+}
