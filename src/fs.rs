@@ -32,6 +32,7 @@ use crate::error::{Error, Result};
 use crate::inode::{InodeTable, ROOT};
 use crate::remote::{self, Kind, Remote, RemoteEntry, RemoteReader, NAME_MAX};
 use crate::spool::{RemoteReaderDyn, Spool};
+use crate::stream;
 
 /// The spool of one inode and how many write handles share it.
 struct SpoolEntry {
@@ -483,7 +484,9 @@ impl<R: Remote> FtpFs<R> {
         if write {
             let e = self.writer_spool(ino, entry.size)?;
             if mode.truncate {
-                e.spool.lock().truncate(0)?;
+                let mut s = e.spool.lock();
+                self.stop_stream(&mut s);
+                s.truncate(0)?;
             }
         }
         let reader = self.remote.open_reader(&path, entry.size)?;
@@ -558,9 +561,89 @@ impl<R: Remote> FtpFs<R> {
         if offset < s.base {
             self.fill(*ino, &mut s)?;
         }
+        let at_end = offset == s.len;
         s.write_at(offset, data)?;
         log::trace!("ino {ino}: spool len {} after write", s.len);
+        if !at_end {
+            self.stop_stream(&mut s);
+        } else if let Some(st) = &s.stream {
+            st.advance(s.len);
+        } else if s.sequential && s.base == 0 && s.len >= stream::STREAM_MIN {
+            self.start_stream(*ino, &mut s);
+        }
         Ok(data.len() as u32)
+    }
+
+    /// Starts uploading a file that is being written from start to end while it is written
+    /// (see [`crate::stream`]), to a temporary name beside it. Nothing happens if no
+    /// connection is free or anything fails: the upload at `close` remains.
+    fn start_stream(&self, ino: u64, s: &mut Spool) {
+        let Ok(path) = self.path_of(ino) else {
+            return;
+        };
+        let temp = self.temp_name(&path, "part");
+        let upload = match self.remote.store_stream(&temp) {
+            Ok(Some(u)) => u,
+            Ok(None) => {
+                log::debug!("{path}: no free connection to stream the upload");
+                return;
+            }
+            Err(e) => {
+                log::debug!("{path}: not streaming: {e}");
+                return;
+            }
+        };
+        let file = match s.file_clone() {
+            Ok(f) => f,
+            Err(e) => {
+                log::debug!("{path}: not streaming: {e}");
+                drop(upload);
+                let _ = self.remote.delete(&temp);
+                return;
+            }
+        };
+        match stream::Streamer::start(upload, file, temp.clone(), s.len) {
+            Ok(st) => {
+                log::debug!("{path}: streaming the upload to {temp}");
+                s.stream = Some(st);
+            }
+            Err(e) => {
+                log::debug!("{path}: not streaming: {e}");
+                let _ = self.remote.delete(&temp);
+            }
+        }
+    }
+
+    /// Ends a streamed upload that is no longer wanted and deletes its temporary file.
+    fn stop_stream(&self, s: &mut Spool) {
+        if let Some(st) = s.stream.take() {
+            let temp = st.temp.clone();
+            st.abort();
+            if let Err(e) = self.remote.delete(&temp) {
+                log::warn!("could not delete the abandoned upload {temp}: {e}");
+            }
+        }
+    }
+
+    /// Completes the streamed upload of `s` as the file `path`: the rest of the bytes, the
+    /// server's verdict, the rename into place. `false` if any of it failed (logged; the
+    /// temporary file is deleted), and the ordinary upload takes over.
+    fn finish_stream(&self, path: &str, s: &mut Spool) -> bool {
+        let Some(st) = s.stream.take() else {
+            return false;
+        };
+        let temp = st.temp.clone();
+        let r = st
+            .finish(s.len)
+            .and_then(|()| self.put_in_place(&temp, path, s.len));
+        match r {
+            Ok(()) => true,
+            Err(e) => {
+                log::warn!("{path}: streamed upload failed ({e}); uploading the spool");
+                let _ = self.remote.delete(&temp);
+                false
+            }
+        }
     }
 
     /// `close(2)` by process `caller`: uploads like [`Self::flush`] when the caller is the
@@ -600,6 +683,9 @@ impl<R: Remote> FtpFs<R> {
 
     fn upload_entry(&self, ino: u64, e: &SpoolEntry) -> Result<()> {
         let mut s = e.spool.lock();
+        if s.orphaned {
+            self.stop_stream(&mut s);
+        }
         if !s.dirty() || s.orphaned {
             return Ok(());
         }
@@ -615,7 +701,9 @@ impl<R: Remote> FtpFs<R> {
     /// spool is filled with them and the whole file goes up with STOR: right away when the
     /// failure was transient, at the next flush otherwise.
     fn upload_spool(&self, ino: u64, path: &str, s: &mut Spool, replaces: bool) -> Result<()> {
-        let result = if s.append_only() {
+        let result = if s.stream.is_some() && self.finish_stream(path, s) {
+            Ok(())
+        } else if s.append_only() {
             let from = s.base;
             match self.remote.append(path, &s.upload_from(from)) {
                 Err(e) => {
@@ -686,17 +774,23 @@ impl<R: Remote> FtpFs<R> {
             let _ = self.remote.delete(&tmp);
             return Err(e);
         }
-        let Err(first) = self.remote.rename(&tmp, path) else {
+        self.put_in_place(&tmp, path, s.len)
+    }
+
+    /// Renames the complete upload `tmp` (of `len` bytes) onto `path`, with the fallbacks
+    /// for servers that refuse to rename onto an existing name; `tmp` is deleted on failure.
+    fn put_in_place(&self, tmp: &str, path: &str, len: u64) -> Result<()> {
+        let Err(first) = self.remote.rename(tmp, path) else {
             return Ok(());
         };
-        if self.renamed_after_all(&tmp, path, s.len) {
+        if self.renamed_after_all(tmp, path, len) {
             log::warn!("{path}: the server answered the rename with \"{first}\" but did it");
             return Ok(());
         }
-        match self.replace_by_moving_aside(&tmp, path) {
+        match self.replace_by_moving_aside(tmp, path) {
             Ok(()) => Ok(()),
             Err(_) => {
-                let _ = self.remote.delete(&tmp);
+                let _ = self.remote.delete(tmp);
                 Err(first)
             }
         }
@@ -950,6 +1044,7 @@ impl<R: Remote> FtpFs<R> {
         let still = self.pending.lock().remove(path).is_some();
         if still {
             s.orphaned = true;
+            self.stop_stream(&mut s);
         }
         still
     }
@@ -965,7 +1060,9 @@ impl<R: Remote> FtpFs<R> {
     /// `path` is gone from the server: an open spool of it must not bring it back.
     fn detach(&self, path: &str) {
         if let Some(e) = self.inodes.find(path).and_then(|ino| self.spool_of(ino)) {
-            e.spool.lock().orphaned = true;
+            let mut s = e.spool.lock();
+            s.orphaned = true;
+            self.stop_stream(&mut s);
         }
         self.inodes.unlink(path);
     }
@@ -1113,6 +1210,9 @@ impl<R: Remote> FtpFs<R> {
     fn truncate(&self, ino: u64, path: &str, size: u64) -> Result<()> {
         if let Some(e) = self.spool_of(ino) {
             let mut s = e.spool.lock();
+            if size != s.len {
+                self.stop_stream(&mut s);
+            }
             if size > 0 {
                 self.fill(ino, &mut s)?;
             }

@@ -22,4 +22,5 @@ pub mod fuse;
 pub mod inode;
 pub mod remote;
 pub mod spool;
+pub mod stream;
 pub mod testing;

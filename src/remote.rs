@@ -48,6 +48,13 @@ pub trait Upload {
     fn open(&self) -> Result<Box<dyn std::io::Read + '_>>;
 }
 
+/// An upload in progress, fed as the bytes come (see [`Remote::store_stream`]).
+pub trait UploadStream: Send {
+    fn write_all(&mut self, data: &[u8]) -> Result<()>;
+    /// Ends the upload and returns the server's verdict: only `Ok` means the file is whole.
+    fn finish(self: Box<Self>) -> Result<()>;
+}
+
 /// No bytes: creating an empty file.
 pub struct Empty;
 
@@ -80,6 +87,12 @@ pub trait Remote: Send + Sync + 'static {
     /// Appends `data` to `path` (APPE). Not repeated once bytes may have reached the server:
     /// the caller decides how to recover (a whole STOR, see [`crate::fs`]).
     fn append(&self, path: &str, data: &dyn Upload) -> Result<()>;
+
+    /// Starts a STOR of `path` whose bytes are written as they come, for big sequential
+    /// writes. `None` when no connection is free right now (the caller then uploads the
+    /// spool at close as usual); never waits for one. Not retried: a failed stream is
+    /// replaced by an ordinary upload of the spool.
+    fn store_stream(&self, path: &str) -> Result<Option<Box<dyn UploadStream>>>;
 
     /// Renames `from` to `to` (RNFR immediately followed by RNTO).
     fn rename(&self, from: &str, to: &str) -> Result<()>;

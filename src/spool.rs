@@ -42,6 +42,11 @@ pub struct Spool {
     /// An APPE failed: some of its bytes may be on the server, so repeating it could
     /// duplicate them. Until an upload succeeds, only a whole STOR is safe.
     append_failed: bool,
+    /// Written only from the start to the end so far (new or emptied file): the upload may
+    /// run while it is written (see [`crate::stream`]).
+    pub sequential: bool,
+    /// The streamed upload running for this spool, if any.
+    pub stream: Option<crate::stream::Streamer>,
 }
 
 pub struct SpoolUpload<'a> {
@@ -76,6 +81,8 @@ impl Spool {
             orphaned: false,
             truncated: false,
             append_failed: false,
+            sequential: base == 0,
+            stream: None,
         })
     }
 
@@ -122,7 +129,15 @@ impl Spool {
         Ok(())
     }
 
+    /// A second descriptor of the spool file, for the upload thread's `pread`s.
+    pub fn file_clone(&self) -> std::io::Result<std::fs::File> {
+        self.file.as_file().try_clone()
+    }
+
     pub fn write_at(&mut self, offset: u64, data: &[u8]) -> Result<()> {
+        if offset != self.len {
+            self.sequential = false;
+        }
         self.file
             .as_file()
             .write_all_at(data, offset)
@@ -158,6 +173,9 @@ impl Spool {
     /// kept prefix must be here); a cut to 0 needs nothing from the server.
     pub fn truncate(&mut self, size: u64) -> Result<()> {
         self.file.as_file().set_len(size).map_err(Error::Spool)?;
+        if size != self.len {
+            self.sequential = size == 0;
+        }
         self.len = size;
         if size < self.base {
             self.base = size;

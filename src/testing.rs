@@ -11,7 +11,7 @@ use std::time::{Duration, UNIX_EPOCH};
 use parking_lot::Mutex;
 
 use crate::error::{Error, Op, Result};
-use crate::remote::{self, Kind, Remote, RemoteEntry, RemoteReader, Upload};
+use crate::remote::{self, Kind, Remote, RemoteEntry, RemoteReader, Upload, UploadStream};
 
 /// Where a fault strikes.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -44,6 +44,7 @@ struct Shared {
     pub lists: AtomicUsize,
     pub reads: AtomicUsize,
     pub stores: AtomicUsize,
+    pub streams: AtomicUsize,
     /// Every STOR fails with this error while set (e.g. the connection dropped mid-transfer).
     store_error: Mutex<Option<MakeError>>,
     /// Refuse RNTO onto an existing name with 553, as some servers do.
@@ -191,6 +192,11 @@ impl MemRemote {
     pub fn store_calls(&self) -> usize {
         self.inner.stores.load(Ordering::SeqCst)
     }
+
+    /// How many streamed uploads were started.
+    pub fn stream_calls(&self) -> usize {
+        self.inner.streams.load(Ordering::SeqCst)
+    }
 }
 
 impl Remote for MemRemote {
@@ -223,6 +229,18 @@ impl Remote for MemRemote {
         self.fault("append", path)?;
         self.add_file(path, &buf);
         Ok(())
+    }
+
+    fn store_stream(&self, path: &str) -> Result<Option<Box<dyn UploadStream>>> {
+        self.need_parent(path, Op::Store)?;
+        self.inner.streams.fetch_add(1, Ordering::SeqCst);
+        Ok(Some(Box::new(MemUpload {
+            remote: MemRemote {
+                inner: Arc::clone(&self.inner),
+            },
+            path: path.to_string(),
+            data: Vec::new(),
+        })))
     }
 
     fn rename(&self, from: &str, to: &str) -> Result<()> {
@@ -383,5 +401,24 @@ impl RemoteReader for MemReader {
         let start = (offset as usize).min(data.len());
         let n = len.min(data.len() - start);
         Ok(data[start..start + n].to_vec())
+    }
+}
+
+/// A streamed upload into a [`MemRemote`]: the file appears whole at `finish`, through the
+/// same faults as `store`.
+struct MemUpload {
+    remote: MemRemote,
+    path: String,
+    data: Vec<u8>,
+}
+
+impl UploadStream for MemUpload {
+    fn write_all(&mut self, data: &[u8]) -> Result<()> {
+        self.data.extend_from_slice(data);
+        Ok(())
+    }
+
+    fn finish(self: Box<Self>) -> Result<()> {
+        self.remote.store(&self.path, &self.data)
     }
 }

@@ -690,3 +690,94 @@ fn only_the_opening_process_uploads_on_close() {
     assert_eq!(fs.remote().content("f").unwrap(), b"half and the rest");
     fs.release(fh);
 }
+
+fn create(fs: &FtpFs<MemRemote>, parent: u64, name: &str) -> ftpfs::error::Result<(u64, u64)> {
+    let (attr, fh) = fs.create(parent, OsStr::new(name), false, 0)?;
+    Ok((attr.ino, fh))
+}
+
+fn no_temp_files(fs: &FtpFs<MemRemote>) -> bool {
+    fs.remote().paths().iter().all(|p| !p.contains(".ftpfs-"))
+}
+
+fn pattern(n: usize) -> Vec<u8> {
+    (0..n).map(|i| (i * 7 % 251) as u8).collect()
+}
+
+/// A big file written from start to end goes up while it is written: a STOR to a temporary
+/// name starts once it passes 4 MiB, and close finishes it and renames it into place.
+#[test]
+fn a_big_sequential_write_is_streamed_and_lands_whole() {
+    let fs = writable(MemRemote::new());
+    let (ino, fh) = create(&fs, ROOT, "big.bin").unwrap();
+    let data = pattern(10 << 20);
+    for (i, chunk) in data.chunks(1 << 20).enumerate() {
+        fs.write(fh, (i << 20) as u64, chunk).unwrap();
+    }
+    fs.flush(fh).unwrap();
+    fs.release(fh);
+    assert_eq!(fs.remote().stream_calls(), 1);
+    assert!(fs.remote().content("big.bin").unwrap() == data);
+    assert!(no_temp_files(&fs));
+    assert_eq!(fs.getattr(ino).unwrap().size, data.len() as u64);
+}
+
+/// A write that is not at the end stops the stream and deletes its temporary file; the
+/// spool goes up at close as before, with the right content.
+#[test]
+fn a_write_behind_the_end_stops_the_stream_and_the_spool_is_uploaded() {
+    let fs = writable(MemRemote::new());
+    let (_, fh) = create(&fs, ROOT, "f").unwrap();
+    let mut data = pattern(6 << 20);
+    for (i, chunk) in data.chunks(1 << 20).enumerate() {
+        fs.write(fh, (i << 20) as u64, chunk).unwrap();
+    }
+    fs.write(fh, 100, b"PATCH").unwrap();
+    data[100..105].copy_from_slice(b"PATCH");
+    fs.flush(fh).unwrap();
+    fs.release(fh);
+    assert_eq!(fs.remote().stream_calls(), 1);
+    assert!(fs.remote().content("f").unwrap() == data);
+    assert!(no_temp_files(&fs));
+}
+
+/// A stream that fails is replaced by the ordinary upload; if that fails too, close says
+/// so, nothing is left behind, and the next flush sends it.
+#[test]
+fn a_failed_stream_falls_back_and_close_reports_the_truth() {
+    let fs = writable(MemRemote::new());
+    let (_, fh) = create(&fs, ROOT, "f").unwrap();
+    let data = pattern(5 << 20);
+    for (i, chunk) in data.chunks(1 << 20).enumerate() {
+        fs.write(fh, (i << 20) as u64, chunk).unwrap();
+    }
+    fs.remote().fail_all_stores(true);
+    assert!(fs.flush(fh).is_err());
+    assert!(no_temp_files(&fs));
+    fs.remote().fail_all_stores(false);
+    fs.flush(fh).unwrap();
+    fs.release(fh);
+    assert!(fs.remote().content("f").unwrap() == data);
+    assert!(no_temp_files(&fs));
+}
+
+#[test]
+fn truncating_a_file_being_streamed_stops_the_stream() {
+    let fs = writable(MemRemote::new());
+    let (ino, fh) = create(&fs, ROOT, "f").unwrap();
+    for i in 0..5u64 {
+        fs.write(fh, i << 20, &pattern(1 << 20)).unwrap();
+    }
+    fs.setattr(
+        ino,
+        ftpfs::fs::SetAttr {
+            size: Some(10),
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    fs.flush(fh).unwrap();
+    fs.release(fh);
+    assert_eq!(fs.remote().content("f").unwrap(), pattern(10));
+    assert!(no_temp_files(&fs));
+}

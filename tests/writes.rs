@@ -558,3 +558,32 @@ fn o_trunc_reaches_the_server_with_the_upload_not_at_open() {
         "new\n"
     );
 }
+
+/// A big file copied in goes up while it is written (a STOR to a temporary name that starts
+/// at 4 MiB), lands whole at close, and replaces the old content atomically. A program that
+/// goes back to patch the beginning stops the stream; the spool is uploaded at close instead.
+#[test]
+fn big_sequential_writes_stream_while_written_and_patches_fall_back() {
+    let data = tempfile::tempdir().unwrap();
+    std::fs::write(data.path().join("big.bin"), b"old").unwrap();
+    let Some(server) = Server::start(ServerKind::PureFtpd, data.path()) else {
+        return;
+    };
+    let m = Mount::new(&server, &[]);
+    let src = Rng(21).bytes(24 << 20);
+    std::fs::write(m.path().join("big.bin"), &src).unwrap();
+    assert!(std::fs::read(data.path().join("big.bin")).unwrap() == src);
+    assert!(m.log_text().contains("streaming the upload"));
+    assert!(no_temp_files(data.path()));
+
+    let mut patched = Rng(22).bytes(12 << 20);
+    let mut f = std::fs::File::create(m.path().join("patched.bin")).unwrap();
+    f.write_all(&patched).unwrap();
+    f.write_all_at(b"HEADER", 0).unwrap();
+    patched[..6].copy_from_slice(b"HEADER");
+    drop(f);
+    assert!(std::fs::read(data.path().join("patched.bin")).unwrap() == patched);
+    assert!(wait_for(std::time::Duration::from_secs(10), || {
+        no_temp_files(data.path())
+    }));
+}

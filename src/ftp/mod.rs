@@ -27,7 +27,7 @@ use self::pool::{Pool, Purpose};
 use self::reader::FtpReader;
 use self::retry::Repeat;
 use crate::error::{Error, Op, Result};
-use crate::remote::{Kind, Remote, RemoteEntry, Upload};
+use crate::remote::{Kind, Remote, RemoteEntry, Upload, UploadStream};
 
 /// The longest listing line we keep (a name is at most 255 bytes; facts add little).
 pub const MAX_LINE: usize = 16 * 1024;
@@ -168,6 +168,25 @@ impl Remote for FtpRemote {
                 r
             },
         )
+    }
+
+    fn store_stream(&self, path: &str) -> Result<Option<Box<dyn UploadStream>>> {
+        let path = self.abs(path);
+        let deadline = self.pool.policy().deadline_from_now();
+        let Some(mut lease) = self.pool.checkout_nowait(Purpose::Transfer, deadline)? else {
+            return Ok(None);
+        };
+        let stream = lease.run(|c| {
+            c.clear_rest(Op::Store)?;
+            c.ftp
+                .put_with_stream(&path)
+                .map_err(|e| Error::from_ftp(Op::Store, e))
+        })?;
+        log::debug!("STOR {path} streaming");
+        Ok(Some(Box::new(FtpUpload {
+            lease,
+            stream: Some(std::io::BufWriter::with_capacity(256 * 1024, stream)),
+        })))
     }
 
     fn rename(&self, from: &str, to: &str) -> Result<()> {
@@ -389,6 +408,60 @@ impl FtpRemote {
             }
         }
         entries
+    }
+}
+
+/// A STOR fed as the bytes come ([`Remote::store_stream`]).
+struct FtpUpload {
+    lease: pool::Lease,
+    stream: Option<std::io::BufWriter<suppaftp::TransferStream<TlsStreamOf>>>,
+}
+
+/// The TLS stream type of our control connections.
+type TlsStreamOf = <suppaftp::RustlsConnector as suppaftp::TlsConnector>::Stream;
+
+impl UploadStream for FtpUpload {
+    fn write_all(&mut self, data: &[u8]) -> Result<()> {
+        use std::io::Write;
+        let w = self.stream.as_mut().expect("written until finished");
+        w.write_all(data).map_err(|e| {
+            self.lease.mark_broken();
+            Error::from_io(Op::Store, e)
+        })
+    }
+
+    /// Flushes, closes the data connection and reads the server's reply, which decides: a
+    /// `452`/`552` explains a reset better than the reset itself.
+    fn finish(mut self: Box<Self>) -> Result<()> {
+        use std::io::Write;
+        let mut w = self.stream.take().expect("finished once");
+        let flushed = w.flush();
+        let (stream, _) = w.into_parts();
+        let finished = self.lease.run_unbounded(|c| {
+            c.sockets.end_data();
+            stream.finish().map_err(|e| Error::from_ftp(Op::Store, e))
+        });
+        match (flushed, finished) {
+            (Ok(()), r) => r,
+            (Err(_), Err(reply @ Error::Reply { .. })) => Err(reply),
+            (Err(io), _) => {
+                self.lease.mark_broken();
+                Err(Error::from_io(Op::Store, io))
+            }
+        }
+    }
+}
+
+impl Drop for FtpUpload {
+    /// Abandoned before `finish`: the data connection is closed (the server keeps what it
+    /// got, which the caller deletes) and the connection is not reused.
+    fn drop(&mut self) {
+        if let Some(w) = self.stream.take() {
+            self.lease.conn().sockets.kill();
+            self.lease.mark_broken();
+            let (stream, _) = w.into_parts();
+            drop(stream);
+        }
     }
 }
 

@@ -153,6 +153,25 @@ impl Pool {
     /// Checks out a connection, connecting a new one if the pool has room. Waits until
     /// `deadline` at most for one to come free.
     pub fn checkout(self: &Arc<Self>, purpose: Purpose, deadline: Instant) -> Result<Lease> {
+        self.checkout_or_not(purpose, deadline, true)?
+            .ok_or(Error::Timeout { op: Op::Connect })
+    }
+
+    /// A connection if one is free or can be made now; `None` instead of waiting.
+    pub fn checkout_nowait(
+        self: &Arc<Self>,
+        purpose: Purpose,
+        deadline: Instant,
+    ) -> Result<Option<Lease>> {
+        self.checkout_or_not(purpose, deadline, false)
+    }
+
+    fn checkout_or_not(
+        self: &Arc<Self>,
+        purpose: Purpose,
+        deadline: Instant,
+        wait: bool,
+    ) -> Result<Option<Lease>> {
         let mut st = self.state.lock();
         loop {
             let slot_ok = purpose == Purpose::Meta || st.transfers < self.max_transfers(&mut st);
@@ -169,7 +188,7 @@ impl Pool {
                     if purpose == Purpose::Transfer {
                         st.transfers += 1;
                     }
-                    return Ok(self.lease(conn, purpose, deadline));
+                    return Ok(Some(self.lease(conn, purpose, deadline)));
                 }
                 if st.total < self.size_now(&mut st) {
                     st.total += 1;
@@ -178,7 +197,7 @@ impl Pool {
                     }
                     drop(st);
                     match Conn::connect(&self.endpoint, &self.info, deadline) {
-                        Ok(conn) => return Ok(self.lease(conn, purpose, deadline)),
+                        Ok(conn) => return Ok(Some(self.lease(conn, purpose, deadline))),
                         Err(e) => {
                             self.forget_one(purpose);
                             st = self.state.lock();
@@ -205,7 +224,7 @@ impl Pool {
                 match lease {
                     Some(mut lease) => {
                         self.repurpose(&mut lease, purpose, deadline);
-                        return Ok(lease);
+                        return Ok(Some(lease));
                     }
                     None => {
                         // It broke while closing; its slot is free now, so try again.
@@ -213,6 +232,9 @@ impl Pool {
                         continue;
                     }
                 }
+            }
+            if !wait {
+                return Ok(None);
             }
             if Instant::now() >= deadline {
                 log::warn!(
