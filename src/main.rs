@@ -265,7 +265,18 @@ fn serve(cfg: Config, notify: Option<OwnedFd>) -> ExitCode {
             log::info!("signal {sig}: unmounting {}", cfg.mountpoint.display());
             session.umount_and_join()
         }
-        None => session.join(),
+        None => {
+            // The kernel ended the session: someone unmounted us (`fusermount3 -u`,
+            // `umount`). Joining would drop fuser's mount guard, which unmounts the
+            // mountpoint *by path* because its "still mounted?" test is inverted in fuser
+            // 0.18 (POLLERR on /dev/fuse is taken to mean mounted). If the mount was
+            // already replaced by a new one (`umount && mount` in a script, an automount
+            // restart), that would unmount the new mount. The thread has finished; its
+            // guard is leaked instead, and the process exits.
+            log::info!("{} was unmounted", cfg.mountpoint.display());
+            std::mem::forget(session);
+            Ok(())
+        }
     };
     fs.remote().shutdown();
     match result {

@@ -217,6 +217,46 @@ fn background_mount_returns_when_live_and_umount_leaves_no_process() {
     );
 }
 
+/// Regression: `fusermount3 -u` then an immediate new mount at the same path. The old
+/// daemon, on its way out, unmounted the *new* mount (fuser 0.18 unmounts by path at the
+/// end of a session and misjudges whether its own mount is still there).
+#[test]
+fn a_remount_right_after_umount_survives_the_old_daemons_exit() {
+    let Some((_data, server)) = setup(ServerKind::Unftp) else {
+        return;
+    };
+    let mnt = tempfile::tempdir().unwrap();
+    for round in 0..5 {
+        let out = mount_background(&server.url(), mnt.path(), Some(PASSWORD));
+        assert!(out.status.success(), "round {round}");
+        let st = Command::new("fusermount3")
+            .arg("-u")
+            .arg(mnt.path())
+            .status()
+            .unwrap();
+        assert!(st.success());
+        let out = mount_background(&server.url(), mnt.path(), Some(PASSWORD));
+        assert!(out.status.success(), "round {round}");
+        // Give the first daemon time to finish exiting.
+        assert!(wait_for(Duration::from_secs(10), || daemon_pids_for(
+            mnt.path()
+        )
+        .len()
+            == 1));
+        std::thread::sleep(Duration::from_millis(200));
+        assert!(
+            is_mounted(mnt.path()),
+            "round {round}: the new mount is still there"
+        );
+        assert_eq!(
+            std::fs::read(mnt.path().join("hello.txt")).unwrap().len(),
+            6
+        );
+        let st = ftpfs().arg("umount").arg(mnt.path()).status().unwrap();
+        assert!(st.success());
+    }
+}
+
 #[test]
 fn sigterm_unmounts_and_exits_zero() {
     let Some((_data, server)) = setup(ServerKind::Unftp) else {
