@@ -29,6 +29,7 @@ cleanup() {
   done
   [ -n "$ftpfs_pid" ] && kill "$ftpfs_pid" 2>/dev/null || true
   [ -n "$ftpd_pid" ] && kill "$ftpd_pid" 2>/dev/null || true
+  [ -n "${proxy_pid:-}" ] && kill "$proxy_pid" 2>/dev/null || true
   rm -rf "$B"
 }
 trap cleanup EXIT
@@ -40,10 +41,15 @@ for d in $(seq -w 1 100); do
   mkdir "$data/tree/dir$d"
   for f in $(seq -w 1 49); do echo "$d $f" > "$data/tree/dir$d/file$f.txt"; done
 done
+for r in 1 2 3 4; do head -c 64M /dev/urandom > "$data/par$r.bin"; done
+head -c 10M /dev/urandom > "$data/ten.bin"
+mkdir "$data/dir200"
+for f in $(seq -w 1 200); do echo "$f" > "$data/dir200/entry$f.txt"; done
 want_sha=$(sha256sum < "$data/seq256.bin" | cut -d' ' -f1)
 local_entries=$(ls -lR "$data/tree" | grep -c '^[-d]')
-ftpd_pid=$(scripts/ftpd.sh "$data" "$port" "$B/ftpd")
-printf 'machine 127.0.0.1 login alice password secret\n' > "$B/.netrc"
+pasv_lo=$(( 40000 + RANDOM % 20000 )); pasv_hi=$(( pasv_lo + 63 ))
+ftpd_pid=$(FTPD_PASSIVE="$pasv_lo:$pasv_hi" scripts/ftpd.sh "$data" "$port" "$B/ftpd")
+printf 'machine 127.0.0.1 login alice password secret\nmachine 127.0.0.2 login alice password secret\n' > "$B/.netrc"
 chmod 600 "$B/.netrc"
 url="ftp://127.0.0.1:$port"
 
@@ -186,6 +192,137 @@ rss_write=$(rss_kib "$ftpfs_pid")
 umount_ftpfs
 clean_up
 
+rclone_mount() {
+  RCLONE_FTP_HOST=127.0.0.1 RCLONE_FTP_PORT=$port RCLONE_FTP_USER=alice \
+    RCLONE_FTP_PASS=$(rclone obscure secret) rclone mount :ftp: "$B/rmnt" --daemon "$@" 2>/dev/null
+}
+
+echo "5. 200 random 4 KiB reads in a 256 MiB file"
+export BENCH_SOURCE=$data/seq256.bin FTPFS_PASSWORD=secret
+declare -a rr_ftpfs rr_ftpfs90 rr_plain rr_plain90 rr_rclone rr_rclone90
+for i in $(seq "$RUNS"); do
+  out=$(python3 scripts/bench/randread.py ftp 127.0.0.1 "$port" seq256.bin "$i"); read -r a b <<< "$out"
+  rr_plain+=("$a"); rr_plain90+=("$b")
+  mount_ftpfs
+  out=$(python3 scripts/bench/randread.py file "$B/mnt/seq256.bin" "$i"); read -r a b <<< "$out"
+  rr_ftpfs+=("$a"); rr_ftpfs90+=("$b")
+  umount_ftpfs
+  rclone_mount
+  out=$(python3 scripts/bench/randread.py file "$B/rmnt/seq256.bin" "$i"); read -r a b <<< "$out"
+  rr_rclone+=("$a"); rr_rclone90+=("$b")
+  fusermount3 -u "$B/rmnt"
+done
+
+echo "6. rename 200 files, unlink 200 files"
+mk200() { rm -rf "$data/ren"; mkdir "$data/ren"; for f in $(seq 0 199); do echo "$f" > "$data/ren/f$f"; done; chown -R 65534:65534 "$data/ren"; }
+declare -a rn_ftpfs ul_ftpfs rn_rclone ul_rclone rn_local ul_local
+for i in $(seq "$RUNS"); do
+  mk200
+  mount_ftpfs
+  ls "$B/mnt/ren" > /dev/null
+  out=$(python3 scripts/bench/renames.py "$B/mnt/ren" 200); read -r a b <<< "$out"
+  rn_ftpfs+=("$a"); ul_ftpfs+=("$b")
+  umount_ftpfs
+  [ -z "$(ls "$data/ren")" ] || { echo "ftpfs left files behind" >&2; exit 1; }
+  mk200
+  rclone_mount
+  ls "$B/rmnt/ren" > /dev/null
+  out=$(python3 scripts/bench/renames.py "$B/rmnt/ren" 200); read -r a b <<< "$out"
+  rn_rclone+=("$a"); ul_rclone+=("$b")
+  fusermount3 -u "$B/rmnt"
+  rm -rf "$B/lren"; mkdir "$B/lren"; for f in $(seq 0 199); do echo "$f" > "$B/lren/f$f"; done
+  out=$(python3 scripts/bench/renames.py "$B/lren" 200); read -r a b <<< "$out"
+  rn_local+=("$a"); ul_local+=("$b")
+done
+
+echo "7. 100 x echo line >> file"
+appends() { for n in $(seq 100); do echo "line $n" >> "$1"; done; }
+seq 100 | sed 's/^/line /' > "$B/want_app"
+declare -a ap_ftpfs ap_rclone
+for i in $(seq "$RUNS"); do
+  clean_up
+  mount_ftpfs
+  s=$(now); appends "$B/mnt/up/app.txt"; e=$(now); ap_ftpfs+=("$(secs "$s" "$e")")
+  umount_ftpfs
+  cmp -s "$B/want_app" "$data/up/app.txt" || { echo "ftpfs appends differ" >&2; exit 1; }
+  clean_up
+  rclone_mount --vfs-cache-mode writes --cache-dir "$B/rcache"
+  s=$(now); appends "$B/rmnt/up/app.txt"; e=$(now); ap_rclone+=("$(secs "$s" "$e")")
+  fusermount3 -u "$B/rmnt"
+done
+clean_up
+
+echo "8. 4 concurrent readers of 64 MiB files"
+par_sha=(); for r in 1 2 3 4; do par_sha+=("$(sha_of < "$data/par$r.bin")"); done
+declare -a pr_ftpfs pr_curl pr_rclone
+for i in $(seq "$RUNS"); do
+  s=$(now)
+  pids=(); for r in 1 2 3 4; do curl -s --netrc-file "$B/.netrc" "$url/par$r.bin" -o /dev/null & pids+=($!); done
+  wait "${pids[@]}"; e=$(now); pr_curl+=("$(secs "$s" "$e")")
+  mount_ftpfs
+  s=$(now)
+  # Wait for the readers only: the foreground ftpfs is a child of this shell too.
+  pids=(); for r in 1 2 3 4; do dd if="$B/mnt/par$r.bin" of=/dev/null bs=1M status=none & pids+=($!); done
+  wait "${pids[@]}"; e=$(now); pr_ftpfs+=("$(secs "$s" "$e")")
+  for r in 1 2 3 4; do [ "$(sha_of < "$B/mnt/par$r.bin")" = "${par_sha[$((r - 1))]}" ] || { echo "ftpfs parallel read wrong" >&2; exit 1; }; done
+  umount_ftpfs
+  rclone_mount
+  s=$(now)
+  pids=(); for r in 1 2 3 4; do dd if="$B/rmnt/par$r.bin" of=/dev/null bs=1M status=none & pids+=($!); done
+  wait "${pids[@]}"; e=$(now); pr_rclone+=("$(secs "$s" "$e")")
+  fusermount3 -u "$B/rmnt"
+done
+
+echo "9. find -ls, and what the server was asked"
+declare -a fl_cold fl_warm fl_local
+for i in $(seq "$RUNS"); do
+  s=$(now); n=$(find "$data/tree" -ls | wc -l); e=$(now); fl_local+=("$(secs "$s" "$e")")
+  mount_ftpfs --log-file "$B/find.log"
+  s=$(now); n2=$(find "$B/mnt/tree" -ls | wc -l); e=$(now); fl_cold+=("$(secs "$s" "$e")")
+  [ "$n2" = "$n" ] || { echo "ftpfs find saw $n2 of $n" >&2; exit 1; }
+  s=$(now); find "$B/mnt/tree" -ls > /dev/null; e=$(now); fl_warm+=("$(secs "$s" "$e")")
+  umount_ftpfs
+done
+# One cold ls -lR with the protocol traced: every command ftpfs sent, by verb.
+: > "$B/trace.log"
+FTPFS_PASSWORD=secret RUST_LOG=suppaftp=trace "$ftpfs" mount -f "ftp://alice@127.0.0.1:$port" "$B/mnt" --log-file "$B/trace.log" &
+ftpfs_pid=$!
+for _ in $(seq 200); do grep -q " $B/mnt " /proc/self/mountinfo && break; sleep 0.05; done
+before=$(grep -c 'CC OUT' "$B/trace.log" || true)
+ls -lR "$B/mnt/tree" > /dev/null
+cmds=$(grep 'CC OUT' "$B/trace.log" | tail -n +"$((before + 1))" | sed -E 's/.*CC OUT: "?([A-Z]+).*/\1/' | sort | uniq -c | awk '{ printf "%s%s %s", sep, $2, $1; sep = ", " }')
+ncmds=$(( $(grep -c 'CC OUT' "$B/trace.log") - before ))
+umount_ftpfs
+
+echo "10. 100 ms round-trip time (delay proxy)"
+ports=("$port"); for p in $(seq "$pasv_lo" "$pasv_hi"); do ports+=("$p"); done
+python3 scripts/bench/delayproxy.py 127.0.0.2 127.0.0.1 50 "${ports[@]}" > "$B/proxy.out" 2>&1 &
+proxy_pid=$!
+for _ in $(seq 100); do grep -q ready "$B/proxy.out" && break; sleep 0.1; done
+declare -a d_ls d_read d_curl d_rls d_rread
+for i in $(seq 3); do
+  FTPFS_PASSWORD=secret "$ftpfs" mount -f "ftp://alice@127.0.0.2:$port/dir200" "$B/mnt" &
+  ftpfs_pid=$!
+  for _ in $(seq 200); do grep -q " $B/mnt " /proc/self/mountinfo && break; sleep 0.05; done
+  s=$(now); n=$(ls -l "$B/mnt" | grep -c entry); e=$(now); d_ls+=("$(secs "$s" "$e")")
+  [ "$n" = 200 ] || { echo "ftpfs ls -l over the proxy saw $n" >&2; exit 1; }
+  umount_ftpfs
+  FTPFS_PASSWORD=secret "$ftpfs" mount -f "ftp://alice@127.0.0.2:$port" "$B/mnt" &
+  ftpfs_pid=$!
+  for _ in $(seq 200); do grep -q " $B/mnt " /proc/self/mountinfo && break; sleep 0.05; done
+  ls "$B/mnt" > /dev/null
+  s=$(now); dd if="$B/mnt/ten.bin" of=/dev/null bs=1M status=none; e=$(now); d_read+=("$(secs "$s" "$e")")
+  umount_ftpfs
+  s=$(now); curl -s --netrc-file "$B/.netrc" "ftp://127.0.0.2:$port/ten.bin" -o /dev/null; e=$(now); d_curl+=("$(secs "$s" "$e")")
+  RCLONE_FTP_HOST=127.0.0.2 RCLONE_FTP_PORT=$port RCLONE_FTP_USER=alice \
+    RCLONE_FTP_PASS=$(rclone obscure secret) rclone mount :ftp: "$B/rmnt" --daemon 2>/dev/null
+  s=$(now); ls -l "$B/rmnt/dir200" > /dev/null; e=$(now); d_rls+=("$(secs "$s" "$e")")
+  s=$(now); dd if="$B/rmnt/ten.bin" of=/dev/null bs=1M status=none; e=$(now); d_rread+=("$(secs "$s" "$e")")
+  fusermount3 -u "$B/rmnt"
+done
+kill "$proxy_pid" 2>/dev/null || true
+# Netrc for 127.0.0.2 too (curl above).
+
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
 r_cold=$(ratio "$m_curl" "$m_cold")
 r_lftp=$(ratio "$m_lftp" "$m_cold")
@@ -194,6 +331,19 @@ r_best=$(awk -v a="$r_cold" -v b="$r_lftp" 'BEGIN { print (a < b) ? a : b }')
 r_ls=$(ratio "$ml_warm" "$ml_local")
 verdict() { awk -v v="$1" -v t="$2" -v dir="$3" 'BEGIN { ok = (dir == "ge") ? v >= t : v <= t; print ok ? "met" : "**missed**" }'; }
 cpu=$(awk -F': ' '/model name/ { print $2; exit }' /proc/cpuinfo)
+per_s() { awk -v n="$1" -v t="$2" 'BEGIN { printf "%.0f", n / t }'; }
+m_rr=$(median "${rr_ftpfs[@]}"); m_rr90=$(median "${rr_ftpfs90[@]}")
+m_rp=$(median "${rr_plain[@]}"); m_rp90=$(median "${rr_plain90[@]}")
+m_rc=$(median "${rr_rclone[@]}"); m_rc90=$(median "${rr_rclone90[@]}")
+m_rn=$(median "${rn_ftpfs[@]}"); m_ul=$(median "${ul_ftpfs[@]}")
+m_rrn=$(median "${rn_rclone[@]}"); m_rul=$(median "${ul_rclone[@]}")
+m_lrn=$(median "${rn_local[@]}"); m_lul=$(median "${ul_local[@]}")
+m_ap=$(median "${ap_ftpfs[@]}"); m_rap=$(median "${ap_rclone[@]}")
+m_pr=$(median "${pr_ftpfs[@]}"); m_pc=$(median "${pr_curl[@]}"); m_prc=$(median "${pr_rclone[@]}")
+m_flc=$(median "${fl_cold[@]}"); m_flw=$(median "${fl_warm[@]}"); m_fll=$(median "${fl_local[@]}")
+m_dls=$(median "${d_ls[@]}"); m_dread=$(median "${d_read[@]}"); m_dcurl=$(median "${d_curl[@]}")
+m_drls=$(median "${d_rls[@]}"); m_drread=$(median "${d_rread[@]}")
+rtts() { awk -v t="$1" 'BEGIN { printf "%.1f", t / 0.1 }'; }
 commit=$(git rev-parse --short HEAD)$(git diff --quiet HEAD -- src || echo "+changes")
 
 cat > "$OUT" <<MD
@@ -253,6 +403,61 @@ $(verdict "$(ratio "$mt_rclone" "$mt_ftpfs")" 1 ge). ftpfs's figures include the
 \`close\` returns when the server has the data. rclone's \`writes\` mode returns from
 \`close\` before uploading (it uploads in the background), so its figures do not include
 the transfer.
+
+## Random 4 KiB reads (200 per run, in a 256 MiB file, cold)
+
+| reader | median ms | p90 ms |
+|---|---|---|
+| plain REST+RETR on one logged-in connection (Python ftplib) | $m_rp | $m_rp90 |
+| **ftpfs** | $m_rr | $m_rr90 |
+| rclone mount (defaults) | $m_rc | $m_rc90 |
+
+Target: median ≤ 0.5 ms — $(verdict "$m_rr" 0.5 le). Every read is checked against the file.
+
+## Renames, unlinks, appends
+
+| workload | ftpfs | rclone mount | local directory |
+|---|---|---|---|
+| rename 200 files, renames/s | $(per_s 200 "$m_rn") | $(per_s 200 "$m_rrn") | $(per_s 200 "$m_lrn") |
+| unlink 200 files, unlinks/s | $(per_s 200 "$m_ul") | $(per_s 200 "$m_rul") | $(per_s 200 "$m_lul") |
+| 100 × \`echo line >> file\`, appends/s | $(per_s 100 "$m_ap") | $(per_s 100 "$m_rap") (\`writes\` mode) | |
+
+Targets: ≥ 3000 renames/s — $(verdict "$(per_s 200 "$m_rn")" 3000 ge); ≥ 4000 unlinks/s —
+$(verdict "$(per_s 200 "$m_ul")" 4000 ge); ≥ 1300 appends/s with exact content —
+$(verdict "$(per_s 100 "$m_ap")" 1300 ge) (the content is compared byte for byte). Each
+ftpfs rename, unlink and append is on the server when the call returns (one \`RNFR\`/\`RNTO\`,
+\`DELE\`, \`APPE\` each); rclone's \`writes\` mode uploads after \`close\`.
+
+## 4 concurrent readers of different 64 MiB files
+
+| readers | seconds for all 4 | MiB/s aggregate | vs curl |
+|---|---|---|---|
+| 4 × curl in parallel | $m_pc | $(awk -v t="$m_pc" 'BEGIN { printf "%.0f", 256 / t }') | 1.00 |
+| **ftpfs** (default \`connections=5\`) | $m_pr | $(awk -v t="$m_pr" 'BEGIN { printf "%.0f", 256 / t }') | **$(ratio "$m_pc" "$m_pr")** |
+| rclone mount | $m_prc | $(awk -v t="$m_prc" 'BEGIN { printf "%.0f", 256 / t }') | $(ratio "$m_pc" "$m_prc") |
+
+Target: ≥ 0.9× four parallel plain downloads — $(verdict "$(ratio "$m_pc" "$m_pr")" 0.9 ge).
+
+## find -ls, and the commands ftpfs sends
+
+| lister | seconds | vs local |
+|---|---|---|
+| local \`find -ls\` | $m_fll | 1.00 |
+| ftpfs, cold | $m_flc | $(ratio "$m_flc" "$m_fll") |
+| ftpfs, warm | $m_flw | $(ratio "$m_flw" "$m_fll") |
+
+A cold \`ls -lR\` of the tree sent $ncmds FTP commands: $cmds (\`EPSV\` opens each
+listing's data connection; no command per file).
+
+## 100 ms round-trip time (loopback delay proxy, 50 ms each way)
+
+| workload | ftpfs | curl | rclone mount |
+|---|---|---|---|
+| \`ls -l\` of a 200-entry directory (cold), seconds | $m_dls ($(rtts "$m_dls") RTT) | | $m_drls ($(rtts "$m_drls") RTT) |
+| 10 MiB read, seconds | $m_dread | $m_dcurl (incl. login) | $m_drread |
+
+Target: \`ls -l\` within 4 round trips — $(verdict "$(rtts "$m_dls")" 4 le). Medians of 3
+runs; \`scripts/bench/delayproxy.py\` delays every byte of control and data connections.
 
 ## Memory
 

@@ -103,7 +103,7 @@ pub struct MountArgs {
     /// Read the password from FILE (first line)
     #[arg(long, value_name = "FILE", help_heading = "Connection")]
     pub password_file: Option<PathBuf>,
-    /// Most control connections to open at once [default: 4]
+    /// Most control connections to open at once [default: 5]
     #[arg(long, value_name = "N", help_heading = "Connection")]
     pub connections: Option<usize>,
     /// Seconds to wait for a connection, a reply or data before giving up [default: 20]

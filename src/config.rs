@@ -89,7 +89,11 @@ impl fmt::Debug for Endpoint {
 
 pub const DEFAULT_PORT: u16 = 21;
 pub const DEFAULT_FTPS_PORT: u16 = 990;
-pub const DEFAULT_CONNECTIONS: usize = 4;
+/// One for listings and other metadata, four for transfers: four files read at once (a
+/// parallel `cp -r`, `rsync`) each keep their stream. Measured: with 4, four readers of 64 MiB
+/// files took 95 RETRs (readers taking each other's connection), with 5, four. Servers that allow
+/// fewer are learned from their 421 (see [`crate::ftp::pool`]).
+pub const DEFAULT_CONNECTIONS: usize = 5;
 pub const DEFAULT_DIR_CACHE_TTL: u64 = 30;
 pub const DEFAULT_TIMEOUT: u64 = 20;
 
