@@ -402,7 +402,9 @@ $(verdict "$(ratio "$mc_rclone" "$mc_ftpfs")" 1 ge); untar faster than rclone â€
 $(verdict "$(ratio "$mt_rclone" "$mt_ftpfs")" 1 ge). ftpfs's figures include the upload:
 \`close\` returns when the server has the data. rclone's \`writes\` mode returns from
 \`close\` before uploading (it uploads in the background), so its figures do not include
-the transfer.
+the transfer. Write figures vary more than reads from run to run (the 256 MiB write took
+0.37 s to 1.32 s in full runs on the same day): the bytes go through two disks, the spool's
+and the server's, and the machine's writeback decides much of it.
 
 ## Random 4 KiB reads (200 per run, in a 256 MiB file, cold)
 
