@@ -54,6 +54,16 @@ fn credentials_file(dir: &Path, mode: u32) -> PathBuf {
     f
 }
 
+/// Runs a mount command (no stdin) and asserts it succeeded, showing its stderr if not.
+fn run_ok(cmd: &mut Command, what: &str) {
+    let out = cmd.stdin(Stdio::null()).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{what}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 fn have_mount_fuse3() -> bool {
     let ok = ["/sbin/mount.fuse3", "/usr/sbin/mount.fuse3"]
         .iter()
@@ -102,19 +112,14 @@ fn mount_t_ftpfs_uses_the_mount_ftpfs_helper() {
     let secrets = tempfile::tempdir().unwrap();
     let creds = credentials_file(secrets.path(), 0o600);
     let dir = tempfile::tempdir().unwrap();
-    let out = Command::new("mount")
-        .args(["-t", "ftpfs"])
-        .arg(format!("127.0.0.1:{}:/", server.port))
-        .arg(dir.path())
-        .arg("-o")
-        .arg(format!("ro,credentials={}", creds.display()))
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "mount -t ftpfs: {}",
-        String::from_utf8_lossy(&out.stderr)
+    run_ok(
+        Command::new("mount")
+            .args(["-t", "ftpfs"])
+            .arg(format!("127.0.0.1:{}:/", server.port))
+            .arg(dir.path())
+            .arg("-o")
+            .arg(format!("ro,credentials={}", creds.display())),
+        "mount -t ftpfs",
     );
     let read = std::fs::read_to_string(dir.path().join("hello.txt"));
     let write = std::fs::write(dir.path().join("x"), "no");
@@ -130,22 +135,17 @@ fn mount_t_fuse_ftpfs_with_a_credentials_file_reads_writes_and_umounts() {
     let secrets = tempfile::tempdir().unwrap();
     let creds = credentials_file(secrets.path(), 0o600);
     let dir = tempfile::tempdir().unwrap();
-    let out = Command::new("mount")
-        .args(["-t", "fuse.ftpfs"])
-        .arg(format!("ftp://127.0.0.1:{}/", server.port))
-        .arg(dir.path())
-        .arg("-o")
-        .arg(format!(
-            "credentials={},_netdev,nofail,x-systemd.automount",
-            creds.display()
-        ))
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "mount: {}",
-        String::from_utf8_lossy(&out.stderr)
+    run_ok(
+        Command::new("mount")
+            .args(["-t", "fuse.ftpfs"])
+            .arg(format!("ftp://127.0.0.1:{}/", server.port))
+            .arg(dir.path())
+            .arg("-o")
+            .arg(format!(
+                "credentials={},_netdev,nofail,x-systemd.automount",
+                creds.display()
+            )),
+        "mount",
     );
     let read = std::fs::read_to_string(dir.path().join("hello.txt"));
     let wrote = std::fs::write(dir.path().join("new.txt"), "via mount -t\n");
@@ -176,17 +176,9 @@ fn an_fstab_line_mounts_with_mount_capital_t() {
         ),
     )
     .unwrap();
-    let out = Command::new("mount")
-        .arg("-T")
-        .arg(&fstab)
-        .arg(dir.path())
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "mount -T: {}",
-        String::from_utf8_lossy(&out.stderr)
+    run_ok(
+        Command::new("mount").arg("-T").arg(&fstab).arg(dir.path()),
+        "mount -T",
     );
     let read = std::fs::read_to_string(dir.path().join("hello.txt"));
     umount(dir.path());
@@ -203,18 +195,13 @@ fn the_mount_ftpfs_link_takes_mount_helper_arguments() {
     let link = secrets.path().join("mount.ftpfs");
     std::os::unix::fs::symlink(env!("CARGO_BIN_EXE_ftpfs"), &link).unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let out = Command::new(&link)
-        .arg(format!("ftp://127.0.0.1:{}", server.port))
-        .arg(dir.path())
-        .args(["-s", "-n", "-o"])
-        .arg(format!("rw,relatime,credentials={}", creds.display()))
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    run_ok(
+        Command::new(&link)
+            .arg(format!("ftp://127.0.0.1:{}", server.port))
+            .arg(dir.path())
+            .args(["-s", "-n", "-o"])
+            .arg(format!("rw,relatime,credentials={}", creds.display())),
+        "mount helper",
     );
     let read = std::fs::read_to_string(dir.path().join("hello.txt"));
     umount(dir.path());

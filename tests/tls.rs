@@ -81,6 +81,16 @@ fn make_pki(dir: &Path) -> Option<(std::path::PathBuf, std::path::PathBuf)> {
     Some((dir.join("ca.pem"), both))
 }
 
+/// A server process, killed and reaped on drop.
+struct Kill(std::process::Child);
+
+impl Drop for Kill {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 struct TlsServer {
     _data: tempfile::TempDir,
     _pki: tempfile::TempDir,
@@ -252,13 +262,6 @@ fn implicit_ftps_url_reads_and_writes() {
     let script = pki.path().join("implicit.py");
     std::fs::write(&script, IMPLICIT_SERVER).unwrap();
     let port = free_port();
-    struct Kill(std::process::Child);
-    impl Drop for Kill {
-        fn drop(&mut self) {
-            let _ = self.0.kill();
-            let _ = self.0.wait();
-        }
-    }
     let _server = Kill(
         Command::new("/usr/bin/python3")
             .arg(&script)
@@ -344,13 +347,6 @@ fn vsftpd_requiring_tls_session_reuse_serves_listings_and_reads() {
         ),
     )
     .unwrap();
-    struct Kill(std::process::Child);
-    impl Drop for Kill {
-        fn drop(&mut self) {
-            let _ = self.0.kill();
-            let _ = self.0.wait();
-        }
-    }
     let _server = Kill(
         Command::new(&vsftpd)
             .arg(&conf)

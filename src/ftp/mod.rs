@@ -173,20 +173,12 @@ impl Remote for FtpRemote {
     fn store_stream(&self, path: &str) -> Result<Option<Box<dyn UploadStream>>> {
         let path = self.abs(path);
         let deadline = self.pool.policy().deadline_from_now();
-        let Some(mut lease) = self.pool.checkout_nowait(Purpose::Transfer, deadline)? else {
+        let Some(lease) = self.pool.checkout_nowait(Purpose::Transfer, deadline)? else {
             return Ok(None);
         };
-        let stream = lease.run(|c| {
-            c.clear_rest(Op::Store)?;
-            c.ftp
-                .put_with_stream(&path)
-                .map_err(|e| Error::from_ftp(Op::Store, e))
-        })?;
+        let up = FtpUpload::open(lease, Op::Store, &path)?;
         log::debug!("STOR {path} streaming");
-        Ok(Some(Box::new(FtpUpload {
-            lease,
-            stream: Some(std::io::BufWriter::with_capacity(256 * 1024, stream)),
-        })))
+        Ok(Some(Box::new(up)))
     }
 
     fn rename(&self, from: &str, to: &str) -> Result<()> {
@@ -343,32 +335,12 @@ impl FtpRemote {
     /// takes. Whether the data connection was opened is recorded for [`Remote::append`].
     fn upload(&self, op: Op, path: &str, data: &dyn Upload, deadline: Instant) -> Result<()> {
         STARTED.with(|s| s.set(false));
-        let mut lease = self.pool.checkout(Purpose::Transfer, deadline)?;
+        let lease = self.pool.checkout(Purpose::Transfer, deadline)?;
         let mut source = data.open()?;
-        lease.run_unbounded(|c| {
-            c.clear_rest(op)?;
-            let stream = match op {
-                Op::Append => c.ftp.append_with_stream(path),
-                _ => c.ftp.put_with_stream(path),
-            }
-            .map_err(|e| Error::from_ftp(op, e))?;
-            STARTED.with(|s| s.set(true));
-            let mut stream = std::io::BufWriter::with_capacity(256 * 1024, stream);
-            let copied = std::io::copy(&mut source, &mut stream).and_then(|_| {
-                use std::io::Write;
-                stream.flush()
-            });
-            // Flushed above, or failed: any bytes still buffered are not going anywhere.
-            let (stream, _) = stream.into_parts();
-            c.sockets.end_data();
-            let finished = stream.finish().map_err(|e| Error::from_ftp(op, e));
-            match (copied, finished) {
-                (Ok(_), r) => r,
-                // The server's reply explains a broken data connection best.
-                (Err(_), Err(reply @ Error::Reply { .. })) => Err(reply),
-                (Err(io), _) => Err(Error::from_io(op, io)),
-            }
-        })
+        let mut up = FtpUpload::open(lease, op, path)?;
+        STARTED.with(|s| s.set(true));
+        let copied = std::io::copy(&mut source, up.writer()).map(drop);
+        up.end(copied)
     }
 
     /// Whether the last [`FtpRemote::upload`] on this thread got as far as the data
@@ -411,10 +383,59 @@ impl FtpRemote {
     }
 }
 
-/// A STOR fed as the bytes come ([`Remote::store_stream`]).
+/// An open STOR or APPE: written to, then ended once with the server's verdict. Used whole
+/// by [`FtpRemote::upload`] and fed as the bytes come by [`Remote::store_stream`].
 struct FtpUpload {
     lease: pool::Lease,
+    op: Op,
     stream: Option<std::io::BufWriter<suppaftp::TransferStream<TlsStreamOf>>>,
+}
+
+impl FtpUpload {
+    /// Sends the command (within the lease's deadline) and opens the data connection.
+    fn open(mut lease: pool::Lease, op: Op, path: &str) -> Result<FtpUpload> {
+        let stream = lease.run(|c| {
+            c.clear_rest(op)?;
+            match op {
+                Op::Append => c.ftp.append_with_stream(path),
+                _ => c.ftp.put_with_stream(path),
+            }
+            .map_err(|e| Error::from_ftp(op, e))
+        })?;
+        Ok(FtpUpload {
+            lease,
+            op,
+            stream: Some(std::io::BufWriter::with_capacity(256 * 1024, stream)),
+        })
+    }
+
+    fn writer(&mut self) -> &mut impl std::io::Write {
+        self.stream.as_mut().expect("written until ended")
+    }
+
+    /// Flushes, closes the data connection and reads the server's reply, which decides: a
+    /// `452`/`552` explains a reset better than the reset itself. `written` is how writing
+    /// went. Only each wait is bounded here, not the transfer.
+    fn end(mut self, written: std::io::Result<()>) -> Result<()> {
+        use std::io::Write;
+        let op = self.op;
+        let mut w = self.stream.take().expect("ended once");
+        let sent = written.and_then(|()| w.flush());
+        // Flushed, or failed: any bytes still buffered are not going anywhere.
+        let (stream, _) = w.into_parts();
+        let finished = self.lease.run_unbounded(|c| {
+            c.sockets.end_data();
+            stream.finish().map_err(|e| Error::from_ftp(op, e))
+        });
+        match (sent, finished) {
+            (Ok(()), r) => r,
+            (Err(_), Err(reply @ Error::Reply { .. })) => Err(reply),
+            (Err(io), _) => {
+                self.lease.mark_broken();
+                Err(Error::from_io(op, io))
+            }
+        }
+    }
 }
 
 /// The TLS stream type of our control connections.
@@ -422,33 +443,15 @@ type TlsStreamOf = <suppaftp::RustlsConnector as suppaftp::TlsConnector>::Stream
 
 impl UploadStream for FtpUpload {
     fn write_all(&mut self, data: &[u8]) -> Result<()> {
-        use std::io::Write;
-        let w = self.stream.as_mut().expect("written until finished");
-        w.write_all(data).map_err(|e| {
+        let written = std::io::Write::write_all(self.writer(), data);
+        written.map_err(|e| {
             self.lease.mark_broken();
-            Error::from_io(Op::Store, e)
+            Error::from_io(self.op, e)
         })
     }
 
-    /// Flushes, closes the data connection and reads the server's reply, which decides: a
-    /// `452`/`552` explains a reset better than the reset itself.
-    fn finish(mut self: Box<Self>) -> Result<()> {
-        use std::io::Write;
-        let mut w = self.stream.take().expect("finished once");
-        let flushed = w.flush();
-        let (stream, _) = w.into_parts();
-        let finished = self.lease.run_unbounded(|c| {
-            c.sockets.end_data();
-            stream.finish().map_err(|e| Error::from_ftp(Op::Store, e))
-        });
-        match (flushed, finished) {
-            (Ok(()), r) => r,
-            (Err(_), Err(reply @ Error::Reply { .. })) => Err(reply),
-            (Err(io), _) => {
-                self.lease.mark_broken();
-                Err(Error::from_io(Op::Store, io))
-            }
-        }
+    fn finish(self: Box<Self>) -> Result<()> {
+        self.end(Ok(()))
     }
 }
 
