@@ -633,14 +633,18 @@ impl<R: Remote> FtpFs<R> {
             return false;
         };
         let temp = st.temp.clone();
-        let r = st
-            .finish(s.len)
-            .and_then(|()| self.put_in_place(&temp, path, s.len));
-        match r {
+        if let Err(e) = st.finish(s.len) {
+            log::warn!("{path}: streamed upload failed ({e}); uploading the spool");
+            let _ = self.remote.delete(&temp);
+            return false;
+        }
+        // put_in_place deletes the temporary file itself when it fails.
+        match self.put_in_place(&temp, path, s.len) {
             Ok(()) => true,
             Err(e) => {
-                log::warn!("{path}: streamed upload failed ({e}); uploading the spool");
-                let _ = self.remote.delete(&temp);
+                log::warn!(
+                    "{path}: streamed upload not renamed into place ({e}); uploading the spool"
+                );
                 false
             }
         }

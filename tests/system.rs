@@ -84,6 +84,13 @@ fn umount(dir: &Path) {
     assert!(wait_for(Duration::from_secs(10), || !is_mounted(dir)));
 }
 
+/// Reads the server's hello.txt through the mount at `dir`, then unmounts it.
+fn read_hello_and_umount(dir: &Path) -> String {
+    let read = std::fs::read_to_string(dir.join("hello.txt"));
+    umount(dir);
+    read.unwrap()
+}
+
 fn server_with_file() -> Option<(tempfile::TempDir, Server)> {
     let data = tempfile::tempdir().unwrap();
     std::fs::write(data.path().join("hello.txt"), "hello\n").unwrap();
@@ -180,9 +187,7 @@ fn an_fstab_line_mounts_with_mount_capital_t() {
         Command::new("mount").arg("-T").arg(&fstab).arg(dir.path()),
         "mount -T",
     );
-    let read = std::fs::read_to_string(dir.path().join("hello.txt"));
-    umount(dir.path());
-    assert_eq!(read.unwrap(), "hello\n");
+    assert_eq!(read_hello_and_umount(dir.path()), "hello\n");
 }
 
 #[test]
@@ -203,9 +208,7 @@ fn the_mount_ftpfs_link_takes_mount_helper_arguments() {
             .arg(format!("rw,relatime,credentials={}", creds.display())),
         "mount helper",
     );
-    let read = std::fs::read_to_string(dir.path().join("hello.txt"));
-    umount(dir.path());
-    assert_eq!(read.unwrap(), "hello\n");
+    assert_eq!(read_hello_and_umount(dir.path()), "hello\n");
 }
 
 #[test]

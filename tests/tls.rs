@@ -132,6 +132,15 @@ fn try_mount(url: &str, opts: &str, dir: &Path) -> (bool, String) {
     )
 }
 
+/// A mount that must fail: no success, `needle` in the message, nothing mounted.
+fn assert_refused(url: &str, opts: &str, needle: &str) {
+    let dir = tempfile::tempdir().unwrap();
+    let (ok, err) = try_mount(url, opts, dir.path());
+    assert!(!ok, "mounted with {opts}");
+    assert!(err.contains(needle), "{err}");
+    assert!(!is_mounted(dir.path()));
+}
+
 #[test]
 fn ftps_with_a_private_ca_reads_and_writes() {
     let Some(t) = tls_server() else {
@@ -163,11 +172,7 @@ fn an_unknown_ca_is_refused_with_a_clear_message_and_no_mount() {
         return;
     };
     let url = format!("ftp://{USER}@localhost:{}", t.server.port);
-    let dir = tempfile::tempdir().unwrap();
-    let (ok, err) = try_mount(&url, "tls=try", dir.path());
-    assert!(!ok);
-    assert!(err.contains("certificate"), "{err}");
-    assert!(!is_mounted(dir.path()));
+    assert_refused(&url, "tls=try", "certificate");
 }
 
 #[test]
@@ -177,12 +182,8 @@ fn a_certificate_for_another_host_name_is_refused() {
     };
     // The certificate says localhost; 127.0.0.1 is not in it.
     let url = format!("ftp://{USER}@127.0.0.1:{}", t.server.port);
-    let dir = tempfile::tempdir().unwrap();
     let cafile = format!("cafile={}", t.ca.display());
-    let (ok, err) = try_mount(&url, &cafile, dir.path());
-    assert!(!ok);
-    assert!(err.contains("not valid for name"), "{err}");
-    assert!(!is_mounted(dir.path()));
+    assert_refused(&url, &cafile, "not valid for name");
 }
 
 #[test]

@@ -148,26 +148,25 @@ impl Remote for FtpRemote {
         self.pool
             .policy()
             .run(&format_args!("upload {path}"), Repeat::Safe, |deadline| {
-                self.upload(Op::Store, &path, data, deadline)
+                self.store_once(&path, data, deadline)
             })
     }
 
-    /// APPE is repeated only while no byte can have reached the server: a refusal of the
-    /// command itself (4xx) or a failure to connect.
+    /// APPE is repeated only while no byte can have reached the server: opening it (connect,
+    /// login, the command and its reply) is retried as an unsafe operation, which repeats
+    /// only 4xx refusals and failures before the command was sent; the data is sent once.
     fn append(&self, path: &str, data: &dyn Upload) -> Result<()> {
         let path = self.abs(path);
-        let sent = std::cell::Cell::new(false);
-        let policy = self.pool.policy();
-        policy.run_until(
-            &format_args!("append {path}"),
-            policy.deadline_from_now(),
-            |e| !sent.get() && e.is_retryable(false),
-            |deadline| {
-                let r = self.upload(Op::Append, &path, data, deadline);
-                sent.set(self.last_upload_started());
-                r
-            },
-        )
+        let mut source = data.open()?;
+        let mut up =
+            self.pool
+                .policy()
+                .run(&format_args!("append {path}"), Repeat::Unsafe, |deadline| {
+                    let lease = self.pool.checkout(Purpose::Transfer, deadline)?;
+                    FtpUpload::open(lease, Op::Append, &path)
+                })?;
+        let copied = std::io::copy(&mut source, up.writer()).map(drop);
+        up.end(copied)
     }
 
     fn store_stream(&self, path: &str) -> Result<Option<Box<dyn UploadStream>>> {
@@ -327,26 +326,17 @@ impl FtpRemote {
         Ok(entries)
     }
 
-    /// One STOR or APPE. When the server stops the transfer (disk full, quota) it resets
-    /// the data connection and says why on the control connection (`552`, `452`): that
-    /// reply, not the reset, decides the errno, so it is read even after a failed write.
+    /// One STOR of the whole file (the server's reply after a broken transfer decides the
+    /// errno, see [`FtpUpload::end`]).
     ///
     /// Only each wait is bounded, not the transfer: a big file on a slow link takes what it
-    /// takes. Whether the data connection was opened is recorded for [`Remote::append`].
-    fn upload(&self, op: Op, path: &str, data: &dyn Upload, deadline: Instant) -> Result<()> {
-        STARTED.with(|s| s.set(false));
+    /// takes.
+    fn store_once(&self, path: &str, data: &dyn Upload, deadline: Instant) -> Result<()> {
         let lease = self.pool.checkout(Purpose::Transfer, deadline)?;
         let mut source = data.open()?;
-        let mut up = FtpUpload::open(lease, op, path)?;
-        STARTED.with(|s| s.set(true));
+        let mut up = FtpUpload::open(lease, Op::Store, path)?;
         let copied = std::io::copy(&mut source, up.writer()).map(drop);
         up.end(copied)
-    }
-
-    /// Whether the last [`FtpRemote::upload`] on this thread got as far as the data
-    /// connection.
-    fn last_upload_started(&self) -> bool {
-        STARTED.with(|s| s.get())
     }
 
     /// Runs a short command on a metadata connection, with retries.
@@ -384,7 +374,7 @@ impl FtpRemote {
 }
 
 /// An open STOR or APPE: written to, then ended once with the server's verdict. Used whole
-/// by [`FtpRemote::upload`] and fed as the bytes come by [`Remote::store_stream`].
+/// by [`FtpRemote::store_once`] and fed as the bytes come by [`Remote::store_stream`].
 struct FtpUpload {
     lease: pool::Lease,
     op: Op,
@@ -466,10 +456,6 @@ impl Drop for FtpUpload {
             drop(stream);
         }
     }
-}
-
-thread_local! {
-    static STARTED: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
 }
 
 /// Runs a listing command and reads its data connection as lines, with bounds.
