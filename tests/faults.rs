@@ -6,10 +6,9 @@
 mod common;
 
 use std::io::{Read, Write};
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::fake::{FakeOpts, FakeServer};
@@ -77,52 +76,100 @@ fn a_server_crash_during_a_64_mib_read_is_resumed_with_the_right_bytes() {
     );
 }
 
-#[test]
-fn a_server_crash_during_a_64_mib_upload_is_retried_and_close_succeeds() {
-    let data = tempfile::tempdir().unwrap();
-    std::fs::write(data.path().join("big.bin"), b"old").unwrap();
-    let Some(mut server) = Server::start(ServerKind::PureFtpd, data.path()) else {
-        return;
-    };
-    let m = Mount::new(&server, &[PATIENT]);
-    let new = Rng(5).bytes(64 << 20);
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .truncate(true)
-        .open(m.path().join("big.bin"))
-        .unwrap();
-    f.write_all(&new).unwrap();
-    // Crash the server as soon as the upload's temporary file starts to grow.
-    let root = data.path().to_path_buf();
-    let seen = Arc::new(AtomicBool::new(false));
-    let seen2 = seen.clone();
-    let watcher = std::thread::spawn(move || {
+/// Crashes (and restarts) `server` as soon as a temporary upload file in `root` has bytes.
+/// Gives the server back, and whether the crash happened (no upload seen in 30 s: false).
+fn crash_when_an_upload_grows(
+    root: PathBuf,
+    mut server: Server,
+) -> std::thread::JoinHandle<(Server, bool)> {
+    std::thread::spawn(move || {
         let end = Instant::now() + Duration::from_secs(30);
         while Instant::now() < end {
             let growing = temp_files(&root)
                 .iter()
                 .any(|p| std::fs::metadata(p).is_ok_and(|m| m.len() > 0));
             if growing {
-                seen2.store(true, Ordering::SeqCst);
                 server.crash_and_restart(Duration::from_millis(500));
-                return server;
+                return (server, true);
             }
             std::thread::sleep(Duration::from_micros(500));
         }
-        server
-    });
-    let closed = f.sync_all();
-    let _server = watcher.join().unwrap();
-    assert!(seen.load(Ordering::SeqCst), "the crash hit the upload");
-    closed.expect("fsync after a retried upload");
-    drop(f);
-    let on_server = std::fs::read(data.path().join("big.bin")).unwrap();
-    assert!(sha(&on_server) == sha(&new), "the whole new file");
+        (server, false)
+    })
+}
+
+fn assert_uploaded_whole(root: &Path, new: &[u8]) {
+    let on_server = std::fs::read(root.join("big.bin")).unwrap();
+    assert_eq!(on_server.len(), new.len());
+    assert!(sha(&on_server) == sha(new), "the whole new file");
     assert!(
-        wait_for(Duration::from_secs(10), || temp_files(data.path())
-            .is_empty()),
+        wait_for(Duration::from_secs(10), || temp_files(root).is_empty()),
         "no temporary file left: {:?}",
-        temp_files(data.path())
+        temp_files(root)
+    );
+}
+
+#[test]
+fn a_server_crash_during_a_64_mib_upload_at_fsync_is_retried_and_fsync_succeeds() {
+    let data = tempfile::tempdir().unwrap();
+    std::fs::write(data.path().join("big.bin"), b"old").unwrap();
+    let Some(server) = Server::start(ServerKind::PureFtpd, data.path()) else {
+        return;
+    };
+    let m = Mount::new(&server, &[PATIENT]);
+    let new = Rng(5).bytes(64 << 20);
+    let f = std::fs::OpenOptions::new()
+        .write(true)
+        .truncate(true)
+        .open(m.path().join("big.bin"))
+        .unwrap();
+    // Second half first: a file not written front to back is not streamed, so the whole
+    // upload happens at fsync, where the crash is meant to land.
+    let half = new.len() / 2;
+    f.write_all_at(&new[half..], half as u64).unwrap();
+    f.write_all_at(&new[..half], 0).unwrap();
+    let watcher = crash_when_an_upload_grows(data.path().to_path_buf(), server);
+    let synced = f.sync_all();
+    let (_server, crashed) = watcher.join().unwrap();
+    assert!(crashed, "the crash hit the upload");
+    synced.expect("fsync after a retried upload");
+    drop(f);
+    assert_uploaded_whole(data.path(), &new);
+    assert!(!m.log_text().contains("streaming the upload"));
+}
+
+#[test]
+fn a_server_crash_during_a_streamed_upload_falls_back_to_the_spool_and_close_succeeds() {
+    let data = tempfile::tempdir().unwrap();
+    std::fs::write(data.path().join("big.bin"), b"old").unwrap();
+    let Some(server) = Server::start(ServerKind::PureFtpd, data.path()) else {
+        return;
+    };
+    let m = Mount::new(&server, &[PATIENT]);
+    let new = Rng(6).bytes(64 << 20);
+    // Watch before writing: a file written front to back is uploaded while it is written.
+    let watcher = crash_when_an_upload_grows(data.path().to_path_buf(), server);
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .truncate(true)
+        .open(m.path().join("big.bin"))
+        .unwrap();
+    for chunk in new.chunks(1 << 20) {
+        f.write_all(chunk).unwrap();
+    }
+    let (_server, crashed) = watcher.join().unwrap();
+    assert!(crashed, "the crash hit the upload");
+    f.sync_all().expect("fsync after the streamed upload broke");
+    drop(f);
+    assert_uploaded_whole(data.path(), &new);
+    let log = m.log_text();
+    assert!(
+        log.contains("streaming the upload"),
+        "the upload was streamed"
+    );
+    assert!(
+        log.contains("streamed upload failed"),
+        "the crash broke the stream and the spool was sent instead"
     );
 }
 
