@@ -1003,6 +1003,10 @@ impl<R: Remote> FtpFs<R> {
             link_target: None,
         };
         self.cache.update(&dir, name, Some(entry.clone()));
+        // A directory we just made is empty: `mkdir -p a/b`, `tar x` and `cp -r` look up
+        // names in it right away, and need not wait for a listing to learn that.
+        self.cache
+            .insert(&path, Listing::new(Vec::new()), self.cache.token());
         let ino = self.inodes.lookup(&path);
         Ok(self.attr_of(ino, &path, &entry))
     }

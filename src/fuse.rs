@@ -81,6 +81,19 @@ fn file_attr(a: &Attr) -> FileAttr {
     }
 }
 
+/// The entry for "no such name": inode 0 makes the kernel cache a negative entry.
+fn absent() -> FileAttr {
+    file_attr(&Attr {
+        ino: 0,
+        size: 0,
+        mtime: SystemTime::UNIX_EPOCH,
+        kind: Kind::File,
+        perm: 0,
+        uid: 0,
+        gid: 0,
+    })
+}
+
 fn file_type(k: Kind) -> FileType {
     match k {
         Kind::File => FileType::RegularFile,
@@ -115,6 +128,15 @@ impl<R: Remote> Filesystem for Fuse<R> {
     fn lookup(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {
         match self.fs.lookup(parent.0, name) {
             Ok(a) => reply.entry(&self.fs.ttl(), &file_attr(&a), Generation(0)),
+            // A name that is not there is cached by the kernel for as long as the listing
+            // that says so (inode 0 means "no such entry, valid for the TTL"). `cp`, `tar`
+            // and `rsync` stat every name before creating it, often twice; without this each
+            // stat is a round trip through FUSE. Our own creates and renames go through the
+            // kernel, which replaces the negative entry.
+            Err(Error::NotFound) => {
+                log::debug!("lookup: {name:?} not found");
+                reply.entry(&self.fs.ttl(), &absent(), Generation(0))
+            }
             Err(e) => reply.error(errno("lookup", &e)),
         }
     }

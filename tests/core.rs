@@ -81,6 +81,27 @@ fn missing_names_are_answered_from_the_cached_listing() {
 }
 
 #[test]
+fn a_directory_we_just_made_is_known_empty_without_a_listing() {
+    let fs = fs_opts(MemRemote::new(), Duration::from_secs(60), false);
+    let made = fs.mkdir(ROOT, OsStr::new("new")).unwrap();
+    let before = fs.remote().list_calls();
+    for name in ["a.c", "b.c", "sub"] {
+        assert_eq!(
+            lookup(&fs, made.ino, name).unwrap_err().errno(),
+            libc::ENOENT
+        );
+    }
+    fs.mkdir(made.ino, OsStr::new("sub")).unwrap();
+    assert!(lookup(&fs, made.ino, "sub").is_ok());
+    assert_eq!(
+        fs.remote().list_calls(),
+        before,
+        "no listing of a new directory"
+    );
+    assert!(fs.remote().exists("new/sub"));
+}
+
+#[test]
 fn listings_are_fetched_again_after_the_ttl() {
     let r = MemRemote::new();
     r.add_file("f", b"1");
