@@ -226,11 +226,7 @@ fn serve(cfg: Config, notify: Option<OwnedFd>) -> ExitCode {
     // Absolute and free of symlinks, to find the mount in /proc/self/mountinfo later
     // (resolving it after mounting would ask our own filesystem).
     let mountpoint = std::fs::canonicalize(&cfg.mountpoint).unwrap_or(cfg.mountpoint.clone());
-    let session = match fuser::spawn_mount(
-        Fuse::new(Arc::clone(&fs)),
-        &cfg.mountpoint,
-        &fuse_config(&cfg),
-    ) {
+    let session = match start_session(Fuse::new(Arc::clone(&fs)), &mountpoint, &cfg) {
         Ok(s) => s,
         Err(e) => {
             fs.remote().shutdown();
@@ -248,7 +244,7 @@ fn serve(cfg: Config, notify: Option<OwnedFd>) -> ExitCode {
     }
 
     let mut signalled = None;
-    while !session.guard.is_finished() {
+    while !session.finished() {
         let wait = libc::timespec {
             tv_sec: 0,
             tv_nsec: 200_000_000,
@@ -260,12 +256,21 @@ fn serve(cfg: Config, notify: Option<OwnedFd>) -> ExitCode {
             break;
         }
     }
-    let result = match signalled {
-        Some(sig) => {
+    let result = match (signalled, session) {
+        (Some(sig), Session::Own { session, device }) => {
+            log::info!("signal {sig}: unmounting {}", cfg.mountpoint.display());
+            unmount_own(&mountpoint, &device);
+            session.join()
+        }
+        (Some(sig), Session::Fuser(session)) => {
             log::info!("signal {sig}: unmounting {}", cfg.mountpoint.display());
             session.umount_and_join()
         }
-        None => {
+        (None, Session::Own { session, .. }) => {
+            log::info!("{} was unmounted", cfg.mountpoint.display());
+            session.join()
+        }
+        (None, Session::Fuser(session)) => {
             // The kernel ended the session: someone unmounted us (`fusermount3 -u`,
             // `umount`). Joining would drop fuser's mount guard, which unmounts the
             // mountpoint *by path* because its "still mounted?" test is inverted in fuser
@@ -284,6 +289,143 @@ fn serve(cfg: Config, notify: Option<OwnedFd>) -> ExitCode {
         Err(e) => {
             log::error!("session ended with error: {e}");
             ExitCode::FAILURE
+        }
+    }
+}
+
+/// A running FUSE session, and who owns its mount.
+enum Session {
+    /// Mounted by ftpfs itself (as root): `device` is the mount's `major:minor`, to make
+    /// sure a later unmount by path hits this mount and not one that replaced it.
+    Own {
+        session: fuser::BackgroundSession,
+        device: String,
+    },
+    /// Mounted by fuser (through fusermount3 when not root).
+    Fuser(fuser::BackgroundSession),
+}
+
+impl Session {
+    fn finished(&self) -> bool {
+        match self {
+            Session::Own { session, .. } | Session::Fuser(session) => session.guard.is_finished(),
+        }
+    }
+}
+
+/// Mounts and starts serving.
+///
+/// As root ftpfs makes the mount(2) call itself, because fuser 0.18 mounts with file system
+/// type `fuse` and drops the subtype: the mount table would say `fuse`, and `findmnt -t
+/// fuse.ftpfs`, `umount -a -t fuse.ftpfs` or `df -t fuse.ftpfs` would not find the mount
+/// that `mount -t fuse.ftpfs` or an fstab line made. Without root, fusermount3 mounts, and
+/// it records the subtype itself.
+fn start_session(fs: Fuse<FtpRemote>, mountpoint: &Path, cfg: &Config) -> std::io::Result<Session> {
+    let config = fuse_config(cfg);
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        return fuser::spawn_mount(fs, mountpoint, &config).map(Session::Fuser);
+    }
+    let fd = mount_fuse(mountpoint, cfg, config.acl != SessionACL::Owner)?;
+    let device = mount_device(mountpoint).unwrap_or_default();
+    let acl = config.acl;
+    match fuser::Session::from_fd(fs, fd, acl, config).and_then(|s| s.spawn()) {
+        Ok(session) => Ok(Session::Own { session, device }),
+        Err(e) => {
+            unmount_own(mountpoint, &device);
+            Err(e)
+        }
+    }
+}
+
+/// mount(2) of a FUSE file system of type `fuse.ftpfs` on `mountpoint`, returning the
+/// `/dev/fuse` descriptor that serves it. Options as libfuse and fusermount3 pass them.
+fn mount_fuse(mountpoint: &Path, cfg: &Config, allow_other: bool) -> std::io::Result<OwnedFd> {
+    use std::ffi::CString;
+    use std::os::unix::ffi::OsStrExt;
+    use std::os::unix::fs::MetadataExt;
+
+    let dev = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/fuse")?;
+    let root_mode = std::fs::metadata(mountpoint)?.mode() & libc::S_IFMT;
+    // SAFETY: getuid/getgid have no preconditions.
+    let (uid, gid) = unsafe { (libc::getuid(), libc::getgid()) };
+    let mut data = format!(
+        "fd={},rootmode={root_mode:o},user_id={uid},group_id={gid}",
+        dev.as_raw_fd()
+    );
+    if cfg.default_permissions {
+        data.push_str(",default_permissions");
+    }
+    if allow_other {
+        data.push_str(",allow_other");
+    }
+    let mut flags = libc::MS_NOSUID | libc::MS_NODEV;
+    if cfg.read_only {
+        flags |= libc::MS_RDONLY;
+    }
+    for k in &cfg.kernel_options {
+        match k.as_str() {
+            "dev" => flags &= !libc::MS_NODEV,
+            "suid" => flags &= !libc::MS_NOSUID,
+            "nodev" => flags |= libc::MS_NODEV,
+            "nosuid" => flags |= libc::MS_NOSUID,
+            "noexec" => flags |= libc::MS_NOEXEC,
+            "exec" => flags &= !libc::MS_NOEXEC,
+            "noatime" => flags |= libc::MS_NOATIME,
+            "atime" => flags &= !libc::MS_NOATIME,
+            "sync" => flags |= libc::MS_SYNCHRONOUS,
+            "async" => flags &= !libc::MS_SYNCHRONOUS,
+            "dirsync" => flags |= libc::MS_DIRSYNC,
+            other => log::warn!("mount option {other} is not passed to the kernel"),
+        }
+    }
+    let c = |s: &[u8]| CString::new(s).map_err(std::io::Error::other);
+    let source = c(cfg.fsname.as_bytes())?;
+    let target = c(mountpoint.as_os_str().as_bytes())?;
+    let fstype = c(b"fuse.ftpfs")?;
+    let data = c(data.as_bytes())?;
+    // SAFETY: all pointers are NUL-terminated strings that outlive the call.
+    let rc = unsafe {
+        libc::mount(
+            source.as_ptr(),
+            target.as_ptr(),
+            fstype.as_ptr(),
+            flags,
+            data.as_ptr().cast(),
+        )
+    };
+    if rc != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(OwnedFd::from(dev))
+}
+
+/// Unmounts a mount ftpfs made itself, if it is still the one at `mountpoint`; a busy mount
+/// is detached (it goes away when its last user lets go, and is served until then).
+fn unmount_own(mountpoint: &Path, device: &str) {
+    use std::os::unix::ffi::OsStrExt;
+    if mount_device(mountpoint).as_deref() != Some(device) {
+        log::info!("{} is no longer our mount", mountpoint.display());
+        return;
+    }
+    let Ok(target) = std::ffi::CString::new(mountpoint.as_os_str().as_bytes()) else {
+        return;
+    };
+    // SAFETY: a NUL-terminated path that outlives the calls.
+    unsafe {
+        if libc::umount2(target.as_ptr(), 0) != 0 {
+            let e = std::io::Error::last_os_error();
+            log::warn!("unmounting {}: {e}; detaching it", mountpoint.display());
+            if libc::umount2(target.as_ptr(), libc::MNT_DETACH) != 0 {
+                log::error!(
+                    "cannot unmount {}: {}",
+                    mountpoint.display(),
+                    std::io::Error::last_os_error()
+                );
+            }
         }
     }
 }

@@ -8,6 +8,7 @@
 
 mod common;
 
+use std::io::Read;
 use std::os::unix::fs::FileExt;
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -215,6 +216,62 @@ fn background_mount_returns_when_live_and_umount_leaves_no_process() {
             .is_empty()),
         "the daemon exits after unmount"
     );
+}
+
+/// The mount table names the file system type with its subtype, as `mount -t fuse.ftpfs`
+/// and fstab say it, and the source without a password: `findmnt -t fuse.ftpfs`,
+/// `umount -a -t fuse.ftpfs` and `df -t` find it.
+#[test]
+fn the_mount_table_says_fuse_ftpfs_and_names_the_server() {
+    let Some((_data, server)) = setup(ServerKind::Unftp) else {
+        return;
+    };
+    let m = Mount::new(&server, &[]);
+    let (fstype, source) = mount_table_entry(m.path()).expect("in /proc/self/mountinfo");
+    assert_eq!(fstype, "fuse.ftpfs");
+    assert!(source.starts_with("ftp://"), "{source}");
+    assert!(!source.contains(PASSWORD), "{source}");
+    let listed = Command::new("findmnt")
+        .args(["-n", "-t", "fuse.ftpfs", "-o", "TARGET"])
+        .output()
+        .unwrap();
+    let target = std::fs::canonicalize(m.path()).unwrap();
+    assert!(
+        String::from_utf8_lossy(&listed.stdout)
+            .lines()
+            .any(|l| l.trim() == target.to_string_lossy()),
+        "findmnt -t fuse.ftpfs lists it"
+    );
+}
+
+/// SIGTERM while a file is open: the mount is detached at once (new opens fail), the open
+/// file is still served to the end, and the daemon exits when it is closed.
+#[test]
+fn sigterm_with_an_open_file_detaches_and_serves_it_to_the_end() {
+    let Some((_data, server)) = setup(ServerKind::Unftp) else {
+        return;
+    };
+    let mut m = Mount::new(&server, &[]);
+    let path = m.path().to_path_buf();
+    let mut open = std::fs::File::open(path.join("hello.txt")).unwrap();
+    let mut child = m.take_child();
+    // SAFETY: signalling our own child by PID.
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    assert!(wait_for(Duration::from_secs(10), || !is_mounted(&path)));
+    let mut got = String::new();
+    open.read_to_string(&mut got).unwrap();
+    assert_eq!(got.len(), 6, "the open file is still served");
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "serving until the close"
+    );
+    drop(open);
+    assert!(wait_for(Duration::from_secs(10), || child
+        .try_wait()
+        .ok()
+        .flatten()
+        .is_some()));
+    assert!(child.wait().unwrap().success());
 }
 
 /// Regression: `fusermount3 -u` then an immediate new mount at the same path. The old

@@ -361,6 +361,23 @@ pub fn ftpfs() -> Command {
     Command::new(env!("CARGO_BIN_EXE_ftpfs"))
 }
 
+/// The file system type and source of the mount at `path`, from /proc/self/mountinfo.
+pub fn mount_table_entry(path: &Path) -> Option<(String, String)> {
+    let target = std::fs::canonicalize(path)
+        .ok()?
+        .to_string_lossy()
+        .to_string();
+    let table = std::fs::read_to_string("/proc/self/mountinfo").ok()?;
+    table.lines().rev().find_map(|l| {
+        let (left, right) = l.split_once(" - ")?;
+        if left.split(' ').nth(4) != Some(target.as_str()) {
+            return None;
+        }
+        let mut r = right.split(' ');
+        Some((r.next()?.to_string(), r.next()?.to_string()))
+    })
+}
+
 pub fn is_mounted(path: &Path) -> bool {
     let target = path.to_string_lossy().to_string();
     std::fs::read_to_string("/proc/self/mountinfo")
