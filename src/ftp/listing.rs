@@ -109,6 +109,9 @@ fn tokens(s: &str) -> Vec<(usize, usize)> {
 
 fn parse_unix_line(line: &str, now: SystemTime) -> Option<RemoteEntry> {
     let toks = tokens(line);
+    if toks.is_empty() {
+        return None; // blank: only spaces and tabs
+    }
     let tok = |i: usize| &line[toks[i].0..toks[i].1];
     let perms = tok(0);
     if perms.len() < 10 {
@@ -544,6 +547,9 @@ mod tests {
             "-rw-r--r-- 1 a b 10 Jan 1 25:00 badtime",
             "garbage",
             "",
+            // Found by the property test: a blank line indexed its first column.
+            "\t",
+            "   ",
         ] {
             assert_eq!(parse_list_line(line, now), None, "{line:?}");
         }
