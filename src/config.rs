@@ -215,6 +215,7 @@ pub struct MountOpts {
     pub spool_dir: Option<PathBuf>,
     pub recovery_dir: Option<PathBuf>,
     pub upload: Option<crate::fs::UploadMode>,
+    pub log_file: Option<PathBuf>,
     pub kernel: Vec<String>,
 }
 
@@ -302,6 +303,7 @@ pub fn parse_mount_options(s: &str, opts: &mut MountOpts) -> Result<(), String> 
             "debug" => opts.debug = true,
             "spool_dir" => opts.spool_dir = Some(PathBuf::from(need()?)),
             "recovery_dir" => opts.recovery_dir = Some(PathBuf::from(need()?)),
+            "log_file" => opts.log_file = Some(PathBuf::from(need()?)),
             "upload" => {
                 opts.upload = Some(match need()? {
                     "atomic" => crate::fs::UploadMode::Atomic,
@@ -435,7 +437,7 @@ impl Config {
                 .recovery_dir
                 .unwrap_or_else(|| crate::spool::default_dir("recovered")),
             upload: o.upload.unwrap_or_default(),
-            log_file: args.log_file.clone(),
+            log_file: args.log_file.clone().or(o.log_file),
             kernel_options: o.kernel,
             fsname,
         })

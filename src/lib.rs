@@ -20,6 +20,7 @@ pub mod fs;
 pub mod ftp;
 pub mod fuse;
 pub mod inode;
+pub mod logging;
 pub mod remote;
 pub mod spool;
 pub mod stream;

@@ -13,7 +13,7 @@ use std::io::{Read, Write};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::path::Path;
 use std::process::ExitCode;
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 
 use clap::Parser;
 use fuser::{MountOption, SessionACL};
@@ -24,9 +24,6 @@ use ftpfs::error::{Error, Op};
 use ftpfs::fs::{FsOptions, FtpFs};
 use ftpfs::ftp::FtpRemote;
 use ftpfs::fuse::Fuse;
-
-/// The password, so that the log formatter can mask it wherever it appears.
-static SECRET: OnceLock<String> = OnceLock::new();
 
 /// FUSE worker threads: requests mostly wait on the network, so more threads than cores.
 const FUSE_THREADS: usize = 8;
@@ -100,11 +97,22 @@ fn hide_url_password() {
 }
 
 fn mount(args: MountArgs) -> ExitCode {
-    let debug = args
-        .options
-        .iter()
-        .any(|o| o.split(',').any(|x| x == "debug"));
-    if let Err(e) = init_logging(args.log_file.as_deref(), debug) {
+    // Logging starts before the options are validated, so that errors in them are logged.
+    let early = |key: &str| {
+        args.options
+            .iter()
+            .flat_map(|o| o.split(','))
+            .find_map(|x| match x.split_once('=') {
+                Some((k, v)) if k == key => Some(v.to_string()),
+                None if x == key => Some(String::new()),
+                _ => None,
+            })
+    };
+    let log_file = args
+        .log_file
+        .clone()
+        .or_else(|| early("log_file").map(Into::into));
+    if let Err(e) = ftpfs::logging::init(log_file.as_deref(), early("debug").is_some()) {
         eprintln!("ftpfs: {e}");
         return ExitCode::from(2);
     }
@@ -115,7 +123,7 @@ fn mount(args: MountArgs) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let _ = SECRET.set(cfg.endpoint.password.expose().to_string());
+    ftpfs::logging::set_secret(cfg.endpoint.password.expose());
     match std::fs::metadata(&cfg.mountpoint) {
         Ok(m) if m.is_dir() => {}
         Ok(_) => return fail(&format!("{}: not a directory", cfg.mountpoint.display())),
@@ -241,6 +249,7 @@ fn serve(cfg: Config, notify: Option<OwnedFd>) -> ExitCode {
     if let Some(fd) = notify {
         let _ = std::fs::File::from(fd).write_all(b"OK");
         detach_stdio(cfg.log_file.as_deref());
+        ftpfs::logging::detach();
     }
 
     let mut signalled = None;
@@ -624,40 +633,6 @@ fn umount(mountpoint: &Path) -> ExitCode {
         Ok(o) => fail(String::from_utf8_lossy(&o.stderr).trim()),
         Err(e) => fail(&format!("cannot run fusermount3: {e}")),
     }
-}
-
-fn init_logging(log_file: Option<&Path>, debug: bool) -> Result<(), String> {
-    let mut b = env_logger::Builder::new();
-    b.filter_level(log::LevelFilter::Warn);
-    // fuser warns "Unmount failed: Invalid argument" when the mount was already removed by
-    // `fusermount3 -u`, the normal way to unmount; real failures are still errors.
-    b.filter_module("fuser::mnt", log::LevelFilter::Error);
-    if debug {
-        b.filter_module("ftpfs", log::LevelFilter::Debug);
-    }
-    if let Ok(spec) = std::env::var("RUST_LOG") {
-        b.parse_filters(&spec);
-    }
-    if let Some(path) = log_file {
-        let f = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(path)
-            .map_err(|e| format!("cannot open log file {}: {e}", path.display()))?;
-        b.target(env_logger::Target::Pipe(Box::new(f)));
-    }
-    b.format(|buf, record| {
-        let msg = ftpfs::error::mask_secrets(&record.args().to_string(), SECRET.get());
-        writeln!(
-            buf,
-            "[{} {} {}] {}",
-            buf.timestamp_millis(),
-            record.level(),
-            record.target(),
-            msg
-        )
-    });
-    b.try_init().map_err(|e| e.to_string())
 }
 
 #[cfg(test)]

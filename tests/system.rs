@@ -234,6 +234,91 @@ fn a_credentials_file_others_can_read_is_refused() {
     assert!(!is_mounted(dir.path()));
 }
 
+/// A detached mount (as from fstab) has no terminal: without a log file its log goes to
+/// syslog, as daemon-facility messages; with `-o log_file=` to that file. The password is in
+/// neither.
+#[test]
+fn a_detached_mount_logs_to_syslog_or_to_the_log_file_option() {
+    let Some((_data, server)) = server_with_file() else {
+        return;
+    };
+    let secrets = tempfile::tempdir().unwrap();
+    let creds = credentials_file(secrets.path(), 0o600);
+    let sock_path = secrets.path().join("log.sock");
+    let syslog = std::os::unix::net::UnixDatagram::bind(&sock_path).unwrap();
+    syslog
+        .set_read_timeout(Some(Duration::from_millis(300)))
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    run_ok(
+        ftpfs()
+            .arg("mount")
+            .arg(format!("ftp://127.0.0.1:{}", server.port))
+            .arg(dir.path())
+            .arg("-o")
+            .arg(format!("credentials={},debug", creds.display()))
+            .env("FTPFS_SYSLOG_SOCKET", &sock_path),
+        "mount with syslog",
+    );
+    assert_eq!(read_hello_and_umount(dir.path()), "hello\n");
+    let mut messages = Vec::new();
+    let mut buf = vec![0u8; 64 * 1024];
+    while messages.len() < 10_000 {
+        match syslog.recv(&mut buf) {
+            Ok(n) => messages.push(String::from_utf8_lossy(&buf[..n]).to_string()),
+            Err(_) => break,
+        }
+    }
+    assert!(
+        messages
+            .iter()
+            .any(|m| m.starts_with("<31>ftpfs[") && m.contains("listed /")),
+        "debug lines as daemon.debug: {messages:?}"
+    );
+    assert!(
+        wait_for(Duration::from_secs(5), || {
+            while let Ok(n) = syslog.recv(&mut buf) {
+                messages.push(String::from_utf8_lossy(&buf[..n]).to_string());
+            }
+            messages
+                .iter()
+                .any(|m| m.starts_with("<30>ftpfs[") && m.contains("was unmounted"))
+        }),
+        "the unmount as daemon.info: {messages:?}"
+    );
+    assert!(messages.iter().all(|m| !m.contains(PASSWORD)));
+
+    let log = secrets.path().join("ftpfs.log");
+    run_ok(
+        ftpfs()
+            .arg("mount")
+            .arg(format!("ftp://127.0.0.1:{}", server.port))
+            .arg(dir.path())
+            .arg("-o")
+            .arg(format!(
+                "credentials={},log_file={},debug",
+                creds.display(),
+                log.display()
+            ))
+            .env("FTPFS_SYSLOG_SOCKET", &sock_path),
+        "mount with log_file",
+    );
+    assert_eq!(read_hello_and_umount(dir.path()), "hello\n");
+    assert!(wait_for(Duration::from_secs(5), || {
+        std::fs::read_to_string(&log).is_ok_and(|t| t.contains("was unmounted"))
+    }));
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(
+        text.contains(&format!("mounted ftp://{USER}@127.0.0.1")),
+        "{text}"
+    );
+    assert!(!text.contains(PASSWORD));
+    assert!(
+        syslog.recv(&mut buf).is_err(),
+        "with a log file nothing goes to syslog"
+    );
+}
+
 #[test]
 fn a_password_in_the_url_is_not_in_the_daemons_command_line() {
     let Some((_data, server)) = server_with_file() else {

@@ -1,0 +1,160 @@
+//! Where the log goes, so that a detached daemon's errors reach somebody.
+//!
+//! In the foreground the log is stderr. A mount started from fstab, systemd or a plain
+//! `ftpfs mount` detaches from the terminal, and some of what it logs then matters more
+//! than anything else it says: "the upload failed and your data was saved to the recovery
+//! directory" is logged at error level when no `close` is left to report it. So a detached
+//! ftpfs logs to the file named by `--log-file` or `-o log_file=`, and otherwise to syslog
+//! (the `/dev/log` socket, which journald also serves; `FTPFS_SYSLOG_SOCKET` names another),
+//! and only if neither is there, nowhere. Secrets are masked in every line, and a panic is
+//! logged before the process ends.
+
+use std::io::Write;
+use std::os::unix::net::UnixDatagram;
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::OnceLock;
+
+use parking_lot::Mutex;
+
+/// The syslog socket unless `FTPFS_SYSLOG_SOCKET` says otherwise.
+pub const SYSLOG_SOCKET: &str = "/dev/log";
+
+enum Sink {
+    Stderr,
+    File(std::fs::File),
+    Syslog(UnixDatagram),
+    Discard,
+}
+
+static SINK: Mutex<Sink> = Mutex::new(Sink::Stderr);
+/// Set while the sink is syslog: records are formatted as syslog messages then.
+static SYSLOG: AtomicBool = AtomicBool::new(false);
+static SECRET: OnceLock<String> = OnceLock::new();
+
+/// env_logger's target: one formatted record per write, to wherever the log goes now.
+struct Writer;
+
+impl Write for Writer {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        match &mut *SINK.lock() {
+            Sink::Stderr => {
+                let _ = std::io::stderr().write_all(buf);
+            }
+            Sink::File(f) => {
+                let _ = f.write_all(buf);
+            }
+            // A syslog that went away must not take the file system with it.
+            Sink::Syslog(s) => {
+                let _ = s.send(buf);
+            }
+            Sink::Discard => {}
+        }
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Sets up logging: warnings and errors by default, ftpfs's debug messages with `debug`,
+/// anything `RUST_LOG` says on top; to `log_file` if given, else stderr until [`detach`].
+pub fn init(log_file: Option<&Path>, debug: bool) -> Result<(), String> {
+    if let Some(path) = log_file {
+        let f = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+            .map_err(|e| format!("cannot open log file {}: {e}", path.display()))?;
+        *SINK.lock() = Sink::File(f);
+    }
+    let mut b = env_logger::Builder::new();
+    b.filter_level(log::LevelFilter::Warn);
+    // fuser warns "Unmount failed: Invalid argument" when the mount was already removed by
+    // `fusermount3 -u`, the normal way to unmount; real failures are still errors.
+    b.filter_module("fuser::mnt", log::LevelFilter::Error);
+    if debug {
+        b.filter_module("ftpfs", log::LevelFilter::Debug);
+    }
+    if let Ok(spec) = std::env::var("RUST_LOG") {
+        b.parse_filters(&spec);
+    }
+    b.target(env_logger::Target::Pipe(Box::new(Writer)));
+    b.format(|buf, record| {
+        let msg = crate::error::mask_secrets(&record.args().to_string(), SECRET.get());
+        if SYSLOG.load(Ordering::Relaxed) {
+            write!(
+                buf,
+                "<{}>ftpfs[{}]: {} {}: {}",
+                syslog_priority(record.level()),
+                std::process::id(),
+                record.level(),
+                record.target(),
+                msg
+            )
+        } else {
+            writeln!(
+                buf,
+                "[{} {} {}] {}",
+                buf.timestamp_millis(),
+                record.level(),
+                record.target(),
+                msg
+            )
+        }
+    });
+    b.try_init().map_err(|e| e.to_string())?;
+    let default_hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        log::error!("{info}");
+        default_hook(info);
+    }));
+    Ok(())
+}
+
+/// The password, to be masked wherever it would appear in a log line.
+pub fn set_secret(secret: &str) {
+    let _ = SECRET.set(secret.to_string());
+}
+
+/// The process is leaving its terminal: a log that went to stderr goes to syslog now, or
+/// nowhere if there is no syslog socket. A log file stays as it is.
+pub fn detach() {
+    let mut sink = SINK.lock();
+    if !matches!(*sink, Sink::Stderr) {
+        return;
+    }
+    let path = std::env::var_os("FTPFS_SYSLOG_SOCKET").unwrap_or_else(|| SYSLOG_SOCKET.into());
+    *sink = match UnixDatagram::unbound().and_then(|s| s.connect(&path).map(|()| s)) {
+        Ok(s) => {
+            SYSLOG.store(true, Ordering::Relaxed);
+            Sink::Syslog(s)
+        }
+        Err(_) => Sink::Discard,
+    };
+}
+
+/// Facility daemon (3), and the syslog severity closest to the level.
+fn syslog_priority(level: log::Level) -> u8 {
+    let severity = match level {
+        log::Level::Error => 3,
+        log::Level::Warn => 4,
+        log::Level::Info => 6,
+        log::Level::Debug | log::Level::Trace => 7,
+    };
+    3 * 8 + severity
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn syslog_priorities_are_daemon_facility_with_matching_severity() {
+        assert_eq!(syslog_priority(log::Level::Error), 27);
+        assert_eq!(syslog_priority(log::Level::Warn), 28);
+        assert_eq!(syslog_priority(log::Level::Info), 30);
+        assert_eq!(syslog_priority(log::Level::Debug), 31);
+    }
+}
