@@ -123,7 +123,7 @@ pub struct MountArgs {
     /// verify the server's certificate), credentials=FILE (username= and password= lines,
     /// for fstab; must be chmod 600),
     /// listing=auto|list (list: use LIST even when MLSD is offered), spool_dir=DIR,
-    /// recovery_dir=DIR, upload=atomic|inplace, debug,
+    /// recovery_dir=DIR, upload=atomic|inplace, debug, log_file=FILE,
     /// nodev, nosuid, noexec, noatime. Options for mount(8) and systemd (_netdev, noauto,
     /// nofail, x-systemd.*, ...) are accepted and ignored
     #[arg(short = 'o', value_name = "OPTIONS", help_heading = "Mount")]
@@ -132,7 +132,7 @@ pub struct MountArgs {
     #[arg(short, long, help_heading = "Mount")]
     pub foreground: bool,
 
-    /// Append logs to FILE (a detached ftpfs has no terminal to log to)
+    /// Append logs to FILE; without it a detached ftpfs logs to syslog (/dev/log)
     #[arg(long, value_name = "FILE", help_heading = "Logging")]
     pub log_file: Option<PathBuf>,
 }
