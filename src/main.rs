@@ -335,7 +335,15 @@ fn start_session(fs: Fuse<FtpRemote>, mountpoint: &Path, cfg: &Config) -> std::i
     if unsafe { libc::geteuid() } != 0 {
         return fuser::spawn_mount(fs, mountpoint, &config).map(Session::Fuser);
     }
-    let fd = mount_fuse(mountpoint, cfg, config.acl != SessionACL::Owner)?;
+    let fd = match mount_fuse(mountpoint, &config) {
+        Ok(fd) => fd,
+        // Root without CAP_SYS_ADMIN (a container): fusermount3 may still be allowed to.
+        Err(e) if e.raw_os_error() == Some(libc::EPERM) => {
+            log::debug!("mount(2): {e}; trying fusermount3");
+            return fuser::spawn_mount(fs, mountpoint, &config).map(Session::Fuser);
+        }
+        Err(e) => return Err(e),
+    };
     let device = mount_device(mountpoint).unwrap_or_default();
     let acl = config.acl;
     match fuser::Session::from_fd(fs, fd, acl, config).and_then(|s| s.spawn()) {
@@ -347,9 +355,10 @@ fn start_session(fs: Fuse<FtpRemote>, mountpoint: &Path, cfg: &Config) -> std::i
     }
 }
 
-/// mount(2) of a FUSE file system of type `fuse.ftpfs` on `mountpoint`, returning the
-/// `/dev/fuse` descriptor that serves it. Options as libfuse and fusermount3 pass them.
-fn mount_fuse(mountpoint: &Path, cfg: &Config, allow_other: bool) -> std::io::Result<OwnedFd> {
+/// mount(2) of a FUSE file system of type `fuse.ftpfs` on `mountpoint`, as `config` asks
+/// (the options fuser would have mounted with), returning the `/dev/fuse` descriptor that
+/// serves it. Options as libfuse and fusermount3 pass them.
+fn mount_fuse(mountpoint: &Path, config: &fuser::Config) -> std::io::Result<OwnedFd> {
     use std::ffi::CString;
     use std::os::unix::ffi::OsStrExt;
     use std::os::unix::fs::MetadataExt;
@@ -365,34 +374,34 @@ fn mount_fuse(mountpoint: &Path, cfg: &Config, allow_other: bool) -> std::io::Re
         "fd={},rootmode={root_mode:o},user_id={uid},group_id={gid}",
         dev.as_raw_fd()
     );
-    if cfg.default_permissions {
-        data.push_str(",default_permissions");
-    }
-    if allow_other {
+    if config.acl != SessionACL::Owner {
         data.push_str(",allow_other");
     }
+    let mut source = "ftpfs";
     let mut flags = libc::MS_NOSUID | libc::MS_NODEV;
-    if cfg.read_only {
-        flags |= libc::MS_RDONLY;
-    }
-    for k in &cfg.kernel_options {
-        match k.as_str() {
-            "dev" => flags &= !libc::MS_NODEV,
-            "suid" => flags &= !libc::MS_NOSUID,
-            "nodev" => flags |= libc::MS_NODEV,
-            "nosuid" => flags |= libc::MS_NOSUID,
-            "noexec" => flags |= libc::MS_NOEXEC,
-            "exec" => flags &= !libc::MS_NOEXEC,
-            "noatime" => flags |= libc::MS_NOATIME,
-            "atime" => flags &= !libc::MS_NOATIME,
-            "sync" => flags |= libc::MS_SYNCHRONOUS,
-            "async" => flags &= !libc::MS_SYNCHRONOUS,
-            "dirsync" => flags |= libc::MS_DIRSYNC,
-            other => log::warn!("mount option {other} is not passed to the kernel"),
+    for o in &config.mount_options {
+        match o {
+            MountOption::FSName(name) => source = name,
+            MountOption::DefaultPermissions => data.push_str(",default_permissions"),
+            MountOption::RO => flags |= libc::MS_RDONLY,
+            MountOption::RW => flags &= !libc::MS_RDONLY,
+            MountOption::Dev => flags &= !libc::MS_NODEV,
+            MountOption::NoDev => flags |= libc::MS_NODEV,
+            MountOption::Suid => flags &= !libc::MS_NOSUID,
+            MountOption::NoSuid => flags |= libc::MS_NOSUID,
+            MountOption::Exec => flags &= !libc::MS_NOEXEC,
+            MountOption::NoExec => flags |= libc::MS_NOEXEC,
+            MountOption::Atime => flags &= !libc::MS_NOATIME,
+            MountOption::NoAtime => flags |= libc::MS_NOATIME,
+            MountOption::Sync => flags |= libc::MS_SYNCHRONOUS,
+            MountOption::Async => flags &= !libc::MS_SYNCHRONOUS,
+            MountOption::DirSync => flags |= libc::MS_DIRSYNC,
+            MountOption::Subtype(_) => {} // the type says it
+            other => log::warn!("mount option {other:?} is not passed to the kernel"),
         }
     }
     let c = |s: &[u8]| CString::new(s).map_err(std::io::Error::other);
-    let source = c(cfg.fsname.as_bytes())?;
+    let source = c(source.as_bytes())?;
     let target = c(mountpoint.as_os_str().as_bytes())?;
     let fstype = c(b"fuse.ftpfs")?;
     let data = c(data.as_bytes())?;

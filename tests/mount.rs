@@ -266,11 +266,7 @@ fn sigterm_with_an_open_file_detaches_and_serves_it_to_the_end() {
         "serving until the close"
     );
     drop(open);
-    assert!(wait_for(Duration::from_secs(10), || child
-        .try_wait()
-        .ok()
-        .flatten()
-        .is_some()));
+    assert!(exits_within(&mut child, Duration::from_secs(10)));
     assert!(child.wait().unwrap().success());
 }
 
@@ -324,11 +320,7 @@ fn sigterm_unmounts_and_exits_zero() {
     let mut child = m.take_child();
     // SAFETY: signalling our own child by PID.
     unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
-    assert!(wait_for(Duration::from_secs(10), || child
-        .try_wait()
-        .ok()
-        .flatten()
-        .is_some()));
+    assert!(exits_within(&mut child, Duration::from_secs(10)));
     assert!(child.wait().unwrap().success());
     assert!(!is_mounted(&path));
 }
@@ -344,9 +336,7 @@ fn umount_cleans_up_after_a_killed_process() {
     child.kill().unwrap();
     // Bounded: a daemon stuck in uninterruptible sleep (it once stat'ed its own mount) must
     // fail this test, not hang the suite.
-    let died = wait_for(Duration::from_secs(10), || {
-        child.try_wait().ok().flatten().is_some()
-    });
+    let died = exits_within(&mut child, Duration::from_secs(10));
     assert!(died, "SIGKILL did not end the daemon (stuck in D state?)");
     assert!(is_mounted(&path), "a dead daemon leaves its mount behind");
     let st = ftpfs().arg("umount").arg(&path).status().unwrap();

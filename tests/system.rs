@@ -250,17 +250,21 @@ fn a_detached_mount_logs_to_syslog_or_to_the_log_file_option() {
         .set_read_timeout(Some(Duration::from_millis(300)))
         .unwrap();
     let dir = tempfile::tempdir().unwrap();
-    run_ok(
-        ftpfs()
-            .arg("mount")
-            .arg(format!("ftp://127.0.0.1:{}", server.port))
-            .arg(dir.path())
-            .arg("-o")
-            .arg(format!("credentials={},debug", creds.display()))
-            .env("FTPFS_SYSLOG_SOCKET", &sock_path),
-        "mount with syslog",
-    );
-    assert_eq!(read_hello_and_umount(dir.path()), "hello\n");
+    // Mounts in the background, reads through the mount and unmounts.
+    let mount_read_umount = |extra: &str| {
+        run_ok(
+            ftpfs()
+                .arg("mount")
+                .arg(format!("ftp://127.0.0.1:{}", server.port))
+                .arg(dir.path())
+                .arg("-o")
+                .arg(format!("credentials={},debug{extra}", creds.display()))
+                .env("FTPFS_SYSLOG_SOCKET", &sock_path),
+            "mount",
+        );
+        assert_eq!(read_hello_and_umount(dir.path()), "hello\n");
+    };
+    mount_read_umount("");
     let mut messages = Vec::new();
     let mut buf = vec![0u8; 64 * 1024];
     while messages.len() < 10_000 {
@@ -289,21 +293,7 @@ fn a_detached_mount_logs_to_syslog_or_to_the_log_file_option() {
     assert!(messages.iter().all(|m| !m.contains(PASSWORD)));
 
     let log = secrets.path().join("ftpfs.log");
-    run_ok(
-        ftpfs()
-            .arg("mount")
-            .arg(format!("ftp://127.0.0.1:{}", server.port))
-            .arg(dir.path())
-            .arg("-o")
-            .arg(format!(
-                "credentials={},log_file={},debug",
-                creds.display(),
-                log.display()
-            ))
-            .env("FTPFS_SYSLOG_SOCKET", &sock_path),
-        "mount with log_file",
-    );
-    assert_eq!(read_hello_and_umount(dir.path()), "hello\n");
+    mount_read_umount(&format!(",log_file={}", log.display()));
     assert!(wait_for(Duration::from_secs(5), || {
         std::fs::read_to_string(&log).is_ok_and(|t| t.contains("was unmounted"))
     }));

@@ -361,6 +361,11 @@ pub fn ftpfs() -> Command {
     Command::new(env!("CARGO_BIN_EXE_ftpfs"))
 }
 
+/// Whether `child` exits within `limit`.
+pub fn exits_within(child: &mut std::process::Child, limit: Duration) -> bool {
+    wait_for(limit, || child.try_wait().ok().flatten().is_some())
+}
+
 /// The file system type and source of the mount at `path`, from /proc/self/mountinfo.
 pub fn mount_table_entry(path: &Path) -> Option<(String, String)> {
     let target = std::fs::canonicalize(path)
