@@ -268,8 +268,8 @@ fn serve(cfg: Config, notify: Option<OwnedFd>) -> ExitCode {
     let result = match (signalled, session) {
         (Some(sig), Session::Own { session, device }) => {
             log::info!("signal {sig}: unmounting {}", cfg.mountpoint.display());
-            unmount_own(&mountpoint, &device);
-            session.join()
+            // Joining a session whose mount stayed would wait for ever.
+            unmount_own(&mountpoint, &device).and_then(|()| session.join())
         }
         (Some(sig), Session::Fuser(session)) => {
             log::info!("signal {sig}: unmounting {}", cfg.mountpoint.display());
@@ -349,7 +349,9 @@ fn start_session(fs: Fuse<FtpRemote>, mountpoint: &Path, cfg: &Config) -> std::i
     match fuser::Session::from_fd(fs, fd, acl, config).and_then(|s| s.spawn()) {
         Ok(session) => Ok(Session::Own { session, device }),
         Err(e) => {
-            unmount_own(mountpoint, &device);
+            if let Err(u) = unmount_own(mountpoint, &device) {
+                log::error!("cannot unmount {}: {u}", mountpoint.display());
+            }
             Err(e)
         }
     }
@@ -422,30 +424,28 @@ fn mount_fuse(mountpoint: &Path, config: &fuser::Config) -> std::io::Result<Owne
 }
 
 /// Unmounts a mount ftpfs made itself, if it is still the one at `mountpoint`; a busy mount
-/// is detached (it goes away when its last user lets go, and is served until then).
-fn unmount_own(mountpoint: &Path, device: &str) {
+/// is detached (it goes away when its last user lets go, and is served until then). An
+/// error means the mount is still there and the session will not end by itself.
+fn unmount_own(mountpoint: &Path, device: &str) -> std::io::Result<()> {
     use std::os::unix::ffi::OsStrExt;
     if mount_device(mountpoint).as_deref() != Some(device) {
         log::info!("{} is no longer our mount", mountpoint.display());
-        return;
+        return Ok(());
     }
-    let Ok(target) = std::ffi::CString::new(mountpoint.as_os_str().as_bytes()) else {
-        return;
-    };
+    let target =
+        std::ffi::CString::new(mountpoint.as_os_str().as_bytes()).map_err(std::io::Error::other)?;
     // SAFETY: a NUL-terminated path that outlives the calls.
     unsafe {
-        if libc::umount2(target.as_ptr(), 0) != 0 {
-            let e = std::io::Error::last_os_error();
-            log::warn!("unmounting {}: {e}; detaching it", mountpoint.display());
-            if libc::umount2(target.as_ptr(), libc::MNT_DETACH) != 0 {
-                log::error!(
-                    "cannot unmount {}: {}",
-                    mountpoint.display(),
-                    std::io::Error::last_os_error()
-                );
-            }
+        if libc::umount2(target.as_ptr(), 0) == 0 {
+            return Ok(());
+        }
+        let e = std::io::Error::last_os_error();
+        log::warn!("unmounting {}: {e}; detaching it", mountpoint.display());
+        if libc::umount2(target.as_ptr(), libc::MNT_DETACH) == 0 {
+            return Ok(());
         }
     }
+    Err(std::io::Error::last_os_error())
 }
 
 /// The kernel caps a FUSE mount's readahead at its backing device's `read_ahead_kb`, 128 KiB

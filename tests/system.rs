@@ -91,6 +91,28 @@ fn read_hello_and_umount(dir: &Path) -> String {
     read.unwrap()
 }
 
+/// A server with hello.txt, a mode-600 credentials file for it, and an empty mountpoint.
+struct Setup {
+    data: tempfile::TempDir,
+    server: Server,
+    secrets: tempfile::TempDir,
+    creds: PathBuf,
+    dir: tempfile::TempDir,
+}
+
+fn setup_with_credentials() -> Option<Setup> {
+    let (data, server) = server_with_file()?;
+    let secrets = tempfile::tempdir().unwrap();
+    let creds = credentials_file(secrets.path(), 0o600);
+    Some(Setup {
+        data,
+        server,
+        secrets,
+        creds,
+        dir: tempfile::tempdir().unwrap(),
+    })
+}
+
 fn server_with_file() -> Option<(tempfile::TempDir, Server)> {
     let data = tempfile::tempdir().unwrap();
     std::fs::write(data.path().join("hello.txt"), "hello\n").unwrap();
@@ -113,12 +135,16 @@ fn mount_t_fuse_ftpfs_mount_t_ftpfs_and_an_fstab_line_all_mount() {
 }
 
 fn mount_t_ftpfs_uses_the_mount_ftpfs_helper() {
-    let Some((_data, server)) = server_with_file() else {
+    let Some(Setup {
+        data: _data,
+        server,
+        secrets: _secrets,
+        creds,
+        dir,
+    }) = setup_with_credentials()
+    else {
         return;
     };
-    let secrets = tempfile::tempdir().unwrap();
-    let creds = credentials_file(secrets.path(), 0o600);
-    let dir = tempfile::tempdir().unwrap();
     run_ok(
         Command::new("mount")
             .args(["-t", "ftpfs"])
@@ -136,12 +162,16 @@ fn mount_t_ftpfs_uses_the_mount_ftpfs_helper() {
 }
 
 fn mount_t_fuse_ftpfs_with_a_credentials_file_reads_writes_and_umounts() {
-    let Some((data, server)) = server_with_file() else {
+    let Some(Setup {
+        data,
+        server,
+        secrets: _secrets,
+        creds,
+        dir,
+    }) = setup_with_credentials()
+    else {
         return;
     };
-    let secrets = tempfile::tempdir().unwrap();
-    let creds = credentials_file(secrets.path(), 0o600);
-    let dir = tempfile::tempdir().unwrap();
     run_ok(
         Command::new("mount")
             .args(["-t", "fuse.ftpfs"])
@@ -166,12 +196,16 @@ fn mount_t_fuse_ftpfs_with_a_credentials_file_reads_writes_and_umounts() {
 }
 
 fn an_fstab_line_mounts_with_mount_capital_t() {
-    let Some((_data, server)) = server_with_file() else {
+    let Some(Setup {
+        data: _data,
+        server,
+        secrets,
+        creds,
+        dir,
+    }) = setup_with_credentials()
+    else {
         return;
     };
-    let secrets = tempfile::tempdir().unwrap();
-    let creds = credentials_file(secrets.path(), 0o600);
-    let dir = tempfile::tempdir().unwrap();
     let fstab = secrets.path().join("fstab");
     std::fs::write(
         &fstab,
@@ -192,11 +226,16 @@ fn an_fstab_line_mounts_with_mount_capital_t() {
 
 #[test]
 fn the_mount_ftpfs_link_takes_mount_helper_arguments() {
-    let Some((_data, server)) = server_with_file() else {
+    let Some(Setup {
+        data: _data,
+        server,
+        secrets,
+        creds,
+        dir: _dir,
+    }) = setup_with_credentials()
+    else {
         return;
     };
-    let secrets = tempfile::tempdir().unwrap();
-    let creds = credentials_file(secrets.path(), 0o600);
     let link = secrets.path().join("mount.ftpfs");
     std::os::unix::fs::symlink(env!("CARGO_BIN_EXE_ftpfs"), &link).unwrap();
     let dir = tempfile::tempdir().unwrap();
@@ -239,11 +278,16 @@ fn a_credentials_file_others_can_read_is_refused() {
 /// neither.
 #[test]
 fn a_detached_mount_logs_to_syslog_or_to_the_log_file_option() {
-    let Some((_data, server)) = server_with_file() else {
+    let Some(Setup {
+        data: _data,
+        server,
+        secrets,
+        creds,
+        dir: _dir,
+    }) = setup_with_credentials()
+    else {
         return;
     };
-    let secrets = tempfile::tempdir().unwrap();
-    let creds = credentials_file(secrets.path(), 0o600);
     let sock_path = secrets.path().join("log.sock");
     let syslog = std::os::unix::net::UnixDatagram::bind(&sock_path).unwrap();
     syslog

@@ -84,6 +84,22 @@ fn make_pki(dir: &Path) -> Option<(std::path::PathBuf, std::path::PathBuf)> {
 /// A server process, killed and reaped on drop.
 struct Kill(std::process::Child);
 
+impl Kill {
+    /// Starts a server process (output discarded) and waits until it accepts on `port`.
+    fn serve(cmd: &mut Command, port: u16) -> Kill {
+        let k = Kill(
+            cmd.stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap(),
+        );
+        assert!(wait_for(std::time::Duration::from_secs(10), || {
+            std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+        }));
+        k
+    }
+}
+
 impl Drop for Kill {
     fn drop(&mut self) {
         let _ = self.0.kill();
@@ -263,21 +279,15 @@ fn implicit_ftps_url_reads_and_writes() {
     let script = pki.path().join("implicit.py");
     std::fs::write(&script, IMPLICIT_SERVER).unwrap();
     let port = free_port();
-    let _server = Kill(
+    let _server = Kill::serve(
         Command::new("/usr/bin/python3")
             .arg(&script)
             .arg(port.to_string())
             .arg(data.path())
             .arg(&both)
-            .args([USER, PASSWORD])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
+            .args([USER, PASSWORD]),
+        port,
     );
-    assert!(wait_for(std::time::Duration::from_secs(10), || {
-        std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
-    }));
     let dir = tempfile::tempdir().unwrap();
     let url = format!("ftps://{USER}@localhost:{port}");
     let (ok, err) = try_mount(&url, &format!("cafile={}", ca.display()), dir.path());
@@ -348,17 +358,7 @@ fn vsftpd_requiring_tls_session_reuse_serves_listings_and_reads() {
         ),
     )
     .unwrap();
-    let _server = Kill(
-        Command::new(&vsftpd)
-            .arg(&conf)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
-    assert!(wait_for(std::time::Duration::from_secs(10), || {
-        std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
-    }));
+    let _server = Kill::serve(Command::new(&vsftpd).arg(&conf), port);
     let dir = tempfile::tempdir().unwrap();
     let url = format!("ftp://localhost:{port}");
     let opts = format!("tls=required,cafile={}", ca.display());
