@@ -58,6 +58,15 @@ impl crate::remote::Upload for SpoolUpload<'_> {
     fn open(&self) -> Result<Box<dyn Read + '_>> {
         Ok(Box::new(self.spool.reader_from(self.from)?))
     }
+
+    /// The spool file itself, unless it is shorter than the file (after an extending
+    /// truncate the missing tail is zeros that only [`Spool::reader_from`] supplies).
+    fn as_file(&self) -> Option<(&std::fs::File, u64, u64)> {
+        let f = self.spool.file.as_file();
+        let on_disk = f.metadata().ok()?.len();
+        let len = self.spool.len.checked_sub(self.from)?;
+        (on_disk >= self.spool.len).then_some((f, self.from, len))
+    }
 }
 
 /// How much is downloaded per step when filling a spool.

@@ -12,11 +12,10 @@
 //! but the end, a truncate, an unlink) stops the stream and deletes its temporary file, and
 //! a stream that fails for any reason is simply replaced by the ordinary upload of the spool
 //! at `close`, with its retries. So streaming can make `close` faster, never less correct.
-//! The thread reads the spool file with `pread` (the bytes are still in the page cache) in
-//! 1 MiB chunks, so memory stays flat.
+//! The thread sends the spool file in 1 MiB pieces with `sendfile` (the bytes are still in
+//! the page cache; see [`crate::remote::send_file`]), so memory stays flat.
 
 use std::fs::File;
-use std::os::unix::fs::FileExt;
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
@@ -29,7 +28,7 @@ use crate::remote::UploadStream;
 /// rename.
 pub const STREAM_MIN: u64 = 4 * 1024 * 1024;
 
-const CHUNK: usize = 1024 * 1024;
+const CHUNK: u64 = 1024 * 1024;
 
 /// A running streamed upload of a spool.
 pub struct Streamer {
@@ -138,7 +137,6 @@ impl Drop for Streamer {
 }
 
 fn run(s: &Shared, mut upload: Box<dyn UploadStream>, file: &File) -> Result<()> {
-    let mut buf = vec![0u8; CHUNK];
     let mut sent = 0u64;
     loop {
         let (ready, end) = {
@@ -154,11 +152,9 @@ fn run(s: &Shared, mut upload: Box<dyn UploadStream>, file: &File) -> Result<()>
             (st.ready, st.end)
         };
         while sent < ready {
-            let n = CHUNK.min((ready - sent) as usize);
-            file.read_exact_at(&mut buf[..n], sent)
-                .map_err(Error::Spool)?;
-            upload.write_all(&buf[..n])?;
-            sent += n as u64;
+            let n = CHUNK.min(ready - sent);
+            upload.write_file(file, sent, n)?;
+            sent += n;
         }
         if end == Some(sent) {
             return upload.finish();

@@ -333,9 +333,17 @@ impl FtpRemote {
     /// takes.
     fn store_once(&self, path: &str, data: &dyn Upload, deadline: Instant) -> Result<()> {
         let lease = self.pool.checkout(Purpose::Transfer, deadline)?;
-        let mut source = data.open()?;
+        // The source is opened before the command: a spool that cannot be read is not
+        // worth a STOR that would leave an empty file behind.
+        let mut source = match data.as_file() {
+            Some(range) => Source::File(range),
+            None => Source::Read(data.open()?),
+        };
         let mut up = FtpUpload::open(lease, Op::Store, path)?;
-        let copied = std::io::copy(&mut source, up.writer()).map(drop);
+        let copied = match &mut source {
+            Source::File((file, offset, len)) => up.send_file(file, *offset, *len),
+            Source::Read(r) => std::io::copy(r, up.writer()).map(drop),
+        };
         up.end(copied)
     }
 
@@ -373,6 +381,13 @@ impl FtpRemote {
     }
 }
 
+/// Where an upload's bytes come from: a range of a local file (sent with `sendfile`), or
+/// any reader.
+enum Source<'a> {
+    File((&'a std::fs::File, u64, u64)),
+    Read(Box<dyn std::io::Read + 'a>),
+}
+
 /// An open STOR or APPE: written to, then ended once with the server's verdict. Used whole
 /// by [`FtpRemote::store_once`] and fed as the bytes come by [`Remote::store_stream`].
 struct FtpUpload {
@@ -401,6 +416,20 @@ impl FtpUpload {
 
     fn writer(&mut self) -> &mut impl std::io::Write {
         self.stream.as_mut().expect("written until ended")
+    }
+
+    /// Sends a range of a local file: with `sendfile` on a plain data connection, through
+    /// the writer (and TLS) otherwise.
+    fn send_file(&mut self, file: &std::fs::File, offset: u64, len: u64) -> std::io::Result<()> {
+        use std::io::{Read, Seek, Write};
+        let w = self.stream.as_mut().expect("written until ended");
+        w.flush()?;
+        if let suppaftp::DataStream::Tcp(socket) = w.get_ref().get_ref() {
+            return crate::remote::send_file(socket, file, offset, len);
+        }
+        let mut source = file;
+        source.seek(std::io::SeekFrom::Start(offset))?;
+        std::io::copy(&mut source.take(len), w).map(drop)
     }
 
     /// Flushes, closes the data connection and reads the server's reply, which decides: a
@@ -435,6 +464,13 @@ impl UploadStream for FtpUpload {
     fn write_all(&mut self, data: &[u8]) -> Result<()> {
         let written = std::io::Write::write_all(self.writer(), data);
         written.map_err(|e| {
+            self.lease.mark_broken();
+            Error::from_io(self.op, e)
+        })
+    }
+
+    fn write_file(&mut self, file: &std::fs::File, offset: u64, len: u64) -> Result<()> {
+        self.send_file(file, offset, len).map_err(|e| {
             self.lease.mark_broken();
             Error::from_io(self.op, e)
         })
