@@ -72,6 +72,9 @@ umount_ftpfs() {
   ftpfs_pid=
 }
 rss_kib() { awk '/VmHWM/ { print $2 }' "/proc/$1/status"; }
+# Before each timed write: the dirty pages of the previous tool's upload go to disk now,
+# not in the background of the next tool's timing (each upload leaves 256 MiB behind).
+settle() { sync; }
 
 echo "1. sequential read, 256 MiB"
 # Timed runs move the bytes to /dev/null; correctness is checked by a separate sha256 of
@@ -158,30 +161,31 @@ declare -a u_curl u_lftp u_ftpfs c_ftpfs c_rclone t_ftpfs t_rclone c_plain t_pla
 for i in $(seq "$RUNS"); do
   clean_up
   # The floor: the same FTP commands from a plain client, one after another.
+  settle
   out=$(FTP_PASSWORD=secret python3 scripts/bench/smallfiles.py 127.0.0.1 "$port" /up "$B/src" "$B/tree/src")
   read -r a b _ <<< "$out"; c_plain+=("$a"); t_plain+=("$b")
   clean_up
-  s=$(now); curl -s --netrc-file "$B/.netrc" -T "$B/w256.bin" "$url/up/c.bin"; e=$(now)
+  settle; s=$(now); curl -s --netrc-file "$B/.netrc" -T "$B/w256.bin" "$url/up/c.bin"; e=$(now)
   check_up c.bin curl; u_curl+=("$(secs "$s" "$e")")
-  s=$(now); HOME=$B lftp -c "open -p $port 127.0.0.1; put $B/w256.bin -o up/l.bin" >/dev/null; e=$(now)
+  settle; s=$(now); HOME=$B lftp -c "open -p $port 127.0.0.1; put $B/w256.bin -o up/l.bin" >/dev/null; e=$(now)
   check_up l.bin lftp; u_lftp+=("$(secs "$s" "$e")")
   mount_ftpfs
-  s=$(now); dd if="$B/w256.bin" of="$B/mnt/up/f.bin" bs=1M status=none; e=$(now)
+  settle; s=$(now); dd if="$B/w256.bin" of="$B/mnt/up/f.bin" bs=1M status=none; e=$(now)
   check_up f.bin ftpfs; u_ftpfs+=("$(secs "$s" "$e")")
   mkdir "$B/mnt/up/many"
-  s=$(now); cp "$B"/src/f* "$B/mnt/up/many/"; e=$(now)
+  settle; s=$(now); cp "$B"/src/f* "$B/mnt/up/many/"; e=$(now)
   [ "$(ls "$data/up/many" | wc -l)" = 500 ] || { echo "ftpfs lost small files" >&2; exit 1; }
   c_ftpfs+=("$(secs "$s" "$e")")
-  s=$(now); tar -C "$B/mnt/up" -xf "$B/src.tar"; e=$(now)
+  settle; s=$(now); tar -C "$B/mnt/up" -xf "$B/src.tar"; e=$(now)
   diff -r "$B/tree/src" "$data/up/src" >/dev/null || { echo "ftpfs untar differs" >&2; exit 1; }
   t_ftpfs+=("$(secs "$s" "$e")")
   umount_ftpfs
   clean_up
   rclone_writes
   mkdir "$B/rmnt/up/many"
-  s=$(now); cp "$B"/src/f* "$B/rmnt/up/many/"; e=$(now)
+  settle; s=$(now); cp "$B"/src/f* "$B/rmnt/up/many/"; e=$(now)
   c_rclone+=("$(secs "$s" "$e")")
-  s=$(now); tar -C "$B/rmnt/up" -xf "$B/src.tar"; e=$(now)
+  settle; s=$(now); tar -C "$B/rmnt/up" -xf "$B/src.tar"; e=$(now)
   t_rclone+=("$(secs "$s" "$e")")
   fusermount3 -u "$B/rmnt"
   [ "$(ls "$data/up/many" | wc -l)" = 500 ] || echo "note: rclone had not uploaded all 500 files at unmount" >&2

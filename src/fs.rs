@@ -532,7 +532,7 @@ impl<R: Remote> FtpFs<R> {
         })
     }
 
-    pub fn read(&self, fh: u64, offset: u64, size: u32) -> Result<Vec<u8>> {
+    pub fn read(&self, fh: u64, offset: u64, size: u32) -> Result<remote::Data> {
         let handle = self.handles.get(fh).ok_or(Error::Stale)?;
         let Handle::File { reader, ino, .. } = &*handle else {
             return Err(Error::IsDir);
@@ -543,7 +543,7 @@ impl<R: Remote> FtpFs<R> {
             if offset < s.base {
                 self.fill(*ino, &mut s)?;
             }
-            return s.read_at(offset, size as usize);
+            return s.read_at(offset, size as usize).map(remote::Data::from);
         }
         reader.read_at(offset, size as usize)
     }

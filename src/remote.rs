@@ -12,6 +12,7 @@
 use std::fs::File;
 use std::os::fd::AsRawFd;
 use std::os::unix::fs::FileExt;
+use std::sync::Arc;
 use std::time::SystemTime;
 
 use crate::error::Result;
@@ -43,7 +44,61 @@ pub struct RemoteEntry {
 /// it is its turn: the kernel sends several readahead requests for one file at once, and
 /// buffers allocated by requests still queueing would add up to megabytes for nothing.
 pub trait RemoteReader: Send + Sync + 'static {
-    fn read_at(&self, offset: u64, len: usize) -> Result<Vec<u8>>;
+    fn read_at(&self, offset: u64, len: usize) -> Result<Data>;
+}
+
+/// Bytes read from a file: a range of a shared buffer. The FTP reader keeps the buffers it
+/// returned as its window of recent data, so a read goes from the socket to the kernel
+/// without being copied on the way, and the buffer is used again once it leaves the window.
+#[derive(Clone, Debug, Default)]
+pub struct Data {
+    buf: Arc<Vec<u8>>,
+    start: usize,
+    end: usize,
+}
+
+impl Data {
+    /// `buf[start..end]`.
+    pub fn shared(buf: Arc<Vec<u8>>, start: usize, end: usize) -> Data {
+        assert!(
+            start <= end && end <= buf.len(),
+            "a range inside the buffer"
+        );
+        Data { buf, start, end }
+    }
+
+    /// Part of these bytes, `self[from..to]`, sharing the buffer.
+    pub fn sub(&self, from: usize, to: usize) -> Data {
+        assert!(from <= to && to <= self.len(), "a range inside the data");
+        Data {
+            buf: Arc::clone(&self.buf),
+            start: self.start + from,
+            end: self.start + to,
+        }
+    }
+
+    /// The buffer, if nothing else holds it any more.
+    pub fn into_buffer(self) -> Option<Vec<u8>> {
+        Arc::try_unwrap(self.buf).ok()
+    }
+}
+
+impl std::ops::Deref for Data {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        &self.buf[self.start..self.end]
+    }
+}
+
+impl From<Vec<u8>> for Data {
+    fn from(v: Vec<u8>) -> Data {
+        let end = v.len();
+        Data {
+            buf: Arc::new(v),
+            start: 0,
+            end,
+        }
+    }
 }
 
 /// The bytes of an upload, which can be read again from their start.

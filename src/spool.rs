@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
 use crate::error::{Error, Result};
-use crate::remote::RemoteReader;
+use crate::remote::{Data, RemoteReader};
 
 pub struct Spool {
     file: tempfile::NamedTempFile,
@@ -270,11 +270,11 @@ impl Spool {
 
 /// Object-safe view of a [`RemoteReader`], so a spool can be filled from any remote.
 pub trait RemoteReaderDyn {
-    fn read_at_dyn(&self, offset: u64, len: usize) -> Result<Vec<u8>>;
+    fn read_at_dyn(&self, offset: u64, len: usize) -> Result<Data>;
 }
 
 impl<T: RemoteReader> RemoteReaderDyn for T {
-    fn read_at_dyn(&self, offset: u64, len: usize) -> Result<Vec<u8>> {
+    fn read_at_dyn(&self, offset: u64, len: usize) -> Result<Data> {
         self.read_at(offset, len)
     }
 }
@@ -295,9 +295,9 @@ mod tests {
 
     struct Fixed(Vec<u8>);
     impl RemoteReaderDyn for Fixed {
-        fn read_at_dyn(&self, offset: u64, len: usize) -> Result<Vec<u8>> {
+        fn read_at_dyn(&self, offset: u64, len: usize) -> Result<Data> {
             let s = (offset as usize).min(self.0.len());
-            Ok(self.0[s..(s + len).min(self.0.len())].to_vec())
+            Ok(self.0[s..(s + len).min(self.0.len())].to_vec().into())
         }
     }
 

@@ -373,7 +373,7 @@ pub struct MemReader {
 }
 
 impl RemoteReader for MemReader {
-    fn read_at(&self, offset: u64, len: usize) -> Result<Vec<u8>> {
+    fn read_at(&self, offset: u64, len: usize) -> Result<remote::Data> {
         self.remote.inner.reads.fetch_add(1, Ordering::SeqCst);
         let faults = self.remote.inner.faults.lock();
         let limit = faults.iter().find_map(|(f, make)| match f {
@@ -400,7 +400,7 @@ impl RemoteReader for MemReader {
             })?;
         let start = (offset as usize).min(data.len());
         let n = len.min(data.len() - start);
-        Ok(data[start..start + n].to_vec())
+        Ok(remote::Data::shared(data, start, start + n))
     }
 }
 

@@ -54,7 +54,7 @@ fn pattern(n: usize) -> Vec<u8> {
 }
 
 fn read(r: &impl RemoteReader, off: u64, len: usize) -> Result<Vec<u8>, ftpfs::error::Error> {
-    r.read_at(off, len)
+    r.read_at(off, len).map(|d| d.to_vec())
 }
 
 #[test]

@@ -32,7 +32,7 @@ fn remote(kind: ServerKind, connections: usize) -> Option<(tempfile::TempDir, Se
 }
 
 fn read_all_at(r: &impl RemoteReader, off: u64, len: usize) -> Vec<u8> {
-    r.read_at(off, len).unwrap()
+    r.read_at(off, len).unwrap().to_vec()
 }
 
 fn seeks_in_every_direction_return_source_bytes(kind: ServerKind) {

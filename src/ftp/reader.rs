@@ -9,7 +9,10 @@
 //! - each open file keeps one stream and serves a read at the stream's position from it;
 //! - a read ahead by at most [`SKIP_MAX`] reads through the gap instead of restarting;
 //! - the last [`WINDOW`] bytes delivered are kept, so a read slightly behind (overtaken
-//!   readahead, `less` scrolling back a page) costs nothing either;
+//!   readahead, `less` scrolling back a page) costs nothing either. They are kept as the
+//!   very buffers the reads were answered with (shared, not copied), and a buffer leaving
+//!   the window is the next read's: bytes go from the socket to the kernel with no copy of
+//!   ours in between, and no memory is allocated or zeroed per read;
 //! - any other seek closes the stream and opens a new one with `REST` at the new offset. The
 //!   stream is ended by closing the data connection and reading the server's reply (`426` or
 //!   `226`); `ABOR` is not used, because pure-ftpd and pyftpdlib answer it in ways that leave
@@ -38,7 +41,7 @@ use suppaftp::{FtpError, FtpResult, TlsStream, TransferStream};
 
 use super::pool::{Lease, Pool, Purpose, Reclaim, Reclaimed};
 use crate::error::{Error, Op, Result};
-use crate::remote::RemoteReader;
+use crate::remote::{Data, RemoteReader};
 
 /// Forward gaps up to this size are read through rather than reopened. With 1 MiB kernel
 /// readahead, concurrent requests arrive up to a few MiB out of order; below this, the
@@ -101,31 +104,41 @@ impl FtpReader {
 }
 
 impl RemoteReader for FtpReader {
-    fn read_at(&self, offset: u64, len: usize) -> Result<Vec<u8>> {
+    fn read_at(&self, offset: u64, len: usize) -> Result<Data> {
         let policy = *self.inner.pool.policy();
         let deadline = policy.deadline_from_now();
         let mut st = self.inner.state.lock();
-        let mut buf = vec![0u8; len];
-        let mut filled = st.window.copy_out(offset, &mut buf);
         st.stats.requests += 1;
-        st.stats.from_window += filled as u64;
+        // An overtaken readahead request, or `less` going back a page: the bytes are still
+        // here, and usually in one piece.
+        if let Some(d) = st.window.slice(offset, len) {
+            st.stats.from_window += d.len() as u64;
+            st.stats.bytes += d.len() as u64;
+            return Ok(d);
+        }
+        let mut buf = st.window.buffer(len);
+        let from_window = st.window.copy_out(offset, &mut buf[..len]);
+        st.stats.from_window += from_window as u64;
+        let mut filled = from_window;
         let mut attempt = 0;
-        while filled < buf.len() {
+        while filled < len {
             let pos = offset + filled as u64;
             match self
                 .inner
-                .read_stream(&mut st, pos, &mut buf[filled..], deadline)
+                .read_stream(&mut st, pos, &mut buf[filled..len], deadline)
             {
                 Ok(0) => break,
                 Ok(n) => filled += n,
                 Err(e) => {
                     attempt += 1;
                     if attempt > policy.retries || !e.is_retryable(true) {
+                        st.window.put_back(buf);
                         return Err(e);
                     }
                     let delay = policy.delay(attempt, &e);
                     if Instant::now() + delay >= deadline {
                         log::warn!("reading {}: {e}; no time left to resume", self.inner.path);
+                        st.window.put_back(buf);
                         return Err(e);
                     }
                     log::warn!(
@@ -140,11 +153,16 @@ impl RemoteReader for FtpReader {
             }
         }
         st.stats.bytes += filled as u64;
+        let buf = Arc::new(buf);
+        // What came from the stream joins the window as it is: no copy.
+        st.window.push(
+            offset + from_window as u64,
+            Data::shared(Arc::clone(&buf), from_window, filled),
+        );
         drop(st);
         // Between two reads this reader's stream may be taken by a waiting checkout.
         self.inner.pool.holder_idle();
-        buf.truncate(filled);
-        Ok(buf)
+        Ok(Data::shared(buf, 0, filled))
     }
 }
 
@@ -179,8 +197,12 @@ impl Inner {
                 Some((p, rest))
                     if p < pos && pos - p <= if rest { SKIP_MAX } else { NO_REST_SKIP } =>
                 {
-                    let mut scratch = vec![0u8; (pos - p).min(256 * 1024) as usize];
-                    if self.pull(st, p, &mut scratch, deadline)? == 0 {
+                    // Read through the gap; what is read joins the window.
+                    let want = (pos - p).min(256 * 1024) as usize;
+                    let mut scratch = st.window.buffer(want);
+                    let n = self.pull(st, &mut scratch[..want], deadline)?;
+                    st.window.push(p, Data::shared(Arc::new(scratch), 0, n));
+                    if n == 0 {
                         return Ok(0);
                     }
                 }
@@ -202,12 +224,13 @@ impl Inner {
                 }
             }
         }
-        self.pull(st, pos, out, deadline)
+        self.pull(st, out, deadline)
     }
 
-    /// One read from the stream, which is at `pos`; the bytes also go into the window.
-    fn pull(&self, st: &mut State, pos: u64, out: &mut [u8], deadline: Instant) -> Result<usize> {
+    /// One read from the stream, at its position.
+    fn pull(&self, st: &mut State, out: &mut [u8], deadline: Instant) -> Result<usize> {
         let s = st.stream.as_mut().expect("caller positioned a stream");
+        let pos = s.pos;
         let guard = s.lease.conn().guard(deadline);
         let transfer = s.transfer.as_mut().expect("an open stream has a transfer");
         let r = transfer.read(out);
@@ -229,7 +252,6 @@ impl Inner {
             Ok(n) => {
                 st.stats.socket_reads += 1;
                 s.pos += n as u64;
-                st.window.push(pos, &out[..n]);
                 Ok(n)
             }
             Err(e) => {
@@ -350,59 +372,117 @@ impl<T: TlsStream + Send> Transfer for TransferStream<T> {
     }
 }
 
-/// The bytes most recently delivered from a stream: `[end - buf.len(), end)`.
+/// The bytes most recently delivered from a stream, `[end - bytes, end)`, as the buffers
+/// they were delivered in. A buffer that falls out is kept as the next read's buffer when
+/// nothing else holds it: a sequential reader reuses the same few megabytes, without
+/// allocating or zeroing memory per read.
 #[derive(Default)]
 struct Window {
-    buf: VecDeque<u8>,
+    /// Consecutive ranges of the file, oldest first; the last ends at `end`.
+    chunks: VecDeque<Data>,
+    bytes: usize,
     end: u64,
+    spare: Option<Vec<u8>>,
 }
 
 impl Window {
     fn reset(&mut self, pos: u64) {
-        self.buf.clear();
+        while let Some(c) = self.chunks.pop_front() {
+            self.recycle(c);
+        }
+        self.bytes = 0;
         self.end = pos;
     }
 
     fn start(&self) -> u64 {
-        self.end - self.buf.len() as u64
+        self.end - self.bytes as u64
     }
 
-    /// Appends bytes that were read at `pos`; a gap resets the window. Old bytes are dropped
-    /// *before* appending and the capacity is reserved exactly once: a growing `VecDeque`
-    /// doubles, and its ring would touch (and keep resident) twice [`WINDOW`].
-    fn push(&mut self, pos: u64, data: &[u8]) {
+    fn recycle(&mut self, chunk: Data) {
+        if let Some(buf) = chunk.into_buffer() {
+            self.put_back(buf);
+        }
+    }
+
+    /// Offers a buffer for reuse; the larger of it and the spare is kept.
+    fn put_back(&mut self, buf: Vec<u8>) {
+        if self.spare.as_ref().is_none_or(|s| s.len() < buf.len()) {
+            self.spare = Some(buf);
+        }
+    }
+
+    /// A buffer of at least `len` bytes (and not much more), contents undefined.
+    fn buffer(&mut self, len: usize) -> Vec<u8> {
+        match self.spare.take() {
+            Some(b) if b.len() >= len && b.len() / 2 <= len => b,
+            other => {
+                self.spare = other;
+                vec![0u8; len]
+            }
+        }
+    }
+
+    /// Appends bytes that were read at `pos`; a gap resets the window. The oldest buffers
+    /// go once the rest still hold [`WINDOW`] bytes.
+    fn push(&mut self, pos: u64, data: Data) {
         if pos != self.end {
             self.reset(pos);
         }
-        if self.buf.capacity() < WINDOW {
-            self.buf.reserve_exact(WINDOW - self.buf.len());
+        if data.is_empty() {
+            return;
         }
-        let keep = &data[data.len().saturating_sub(WINDOW)..];
-        let excess = (self.buf.len() + keep.len()).saturating_sub(WINDOW);
-        self.buf.drain(..excess);
-        self.buf.extend(keep);
+        self.bytes += data.len();
         self.end += data.len() as u64;
+        self.chunks.push_back(data);
+        while self
+            .chunks
+            .front()
+            .is_some_and(|f| self.bytes - f.len() >= WINDOW)
+        {
+            let old = self.chunks.pop_front().expect("checked");
+            self.bytes -= old.len();
+            self.recycle(old);
+        }
+    }
+
+    /// The chunk holding `offset`, and where in it.
+    fn find(&self, offset: u64) -> Option<(usize, usize)> {
+        if offset < self.start() || offset >= self.end {
+            return None;
+        }
+        let mut at = self.start();
+        for (i, c) in self.chunks.iter().enumerate() {
+            if offset < at + c.len() as u64 {
+                return Some((i, (offset - at) as usize));
+            }
+            at += c.len() as u64;
+        }
+        None
+    }
+
+    /// `[offset, offset + len)` without copying, when one buffer holds all of it.
+    fn slice(&self, offset: u64, len: usize) -> Option<Data> {
+        let (i, from) = self.find(offset)?;
+        let c = &self.chunks[i];
+        (c.len() - from >= len).then(|| c.sub(from, from + len))
     }
 
     /// Copies what the window holds from `offset` on into `out`; returns how many bytes.
     fn copy_out(&self, offset: u64, out: &mut [u8]) -> usize {
-        if offset < self.start() || offset >= self.end {
+        let Some((first, mut from)) = self.find(offset) else {
             return 0;
-        }
-        let from = (offset - self.start()) as usize;
-        let n = out.len().min(self.buf.len() - from);
-        let (a, b) = self.buf.as_slices();
+        };
         let mut copied = 0;
-        if from < a.len() {
-            let m = n.min(a.len() - from);
-            out[..m].copy_from_slice(&a[from..from + m]);
-            copied = m;
+        for c in self.chunks.iter().skip(first) {
+            if copied == out.len() {
+                break;
+            }
+            let n = (c.len() - from).min(out.len() - copied);
+            out[copied..copied + n].copy_from_slice(&c[from..from + n]);
+            copied += n;
+            from = 0;
         }
-        if copied < n {
-            let bfrom = from + copied - a.len();
-            out[copied..n].copy_from_slice(&b[bfrom..bfrom + n - copied]);
-        }
-        n
+        copied
     }
 }
 
@@ -410,36 +490,70 @@ impl Window {
 mod tests {
     use super::*;
 
+    fn pattern(n: usize) -> Vec<u8> {
+        (0..n).map(|i| (i % 253) as u8).collect()
+    }
+
     #[test]
     fn window_serves_recent_bytes_and_forgets_old_ones() {
         let mut w = Window::default();
         w.reset(100);
-        let data: Vec<u8> = (0..=255u8).cycle().take(WINDOW + 1000).collect();
-        w.push(100, &data);
+        let data = pattern((WINDOW / 1000 + 3) * 1000);
+        for (k, piece) in data.chunks(1000).enumerate() {
+            w.push(100 + 1000 * k as u64, piece.to_vec().into());
+        }
         assert_eq!(w.end, 100 + data.len() as u64);
-        assert!(
-            w.buf.capacity() < WINDOW + 4096,
-            "capacity stays at the window size"
-        );
+        assert!(w.bytes >= WINDOW && w.bytes < WINDOW + 1000, "{}", w.bytes);
         let mut out = [0u8; 10];
         assert_eq!(w.copy_out(100, &mut out), 0, "oldest bytes fell out");
         let off = w.end - 5;
         assert_eq!(w.copy_out(off, &mut out), 5);
         assert_eq!(&out[..5], &data[data.len() - 5..]);
-        // Wrap-around inside the deque still copies the right bytes.
-        let off = w.start() + 7;
+        // Across two buffers: copied; inside one: shared, not copied.
+        let off = w.end - 1005;
         assert_eq!(w.copy_out(off, &mut out), 10);
-        assert_eq!(&out[..], &data[1007..1017]);
+        assert_eq!(&out[..], &data[data.len() - 1005..data.len() - 995]);
+        assert!(w.slice(off, 10).is_none());
+        let d = w.slice(w.end - 1000, 1000).unwrap();
+        assert_eq!(&*d, &data[data.len() - 1000..]);
     }
 
     #[test]
     fn window_resets_on_a_gap() {
         let mut w = Window::default();
-        w.push(0, b"abc");
-        w.push(10, b"xyz");
+        w.push(0, b"abc".to_vec().into());
+        w.push(10, b"xyz".to_vec().into());
         let mut out = [0u8; 3];
         assert_eq!(w.copy_out(0, &mut out), 0);
         assert_eq!(w.copy_out(10, &mut out), 3);
         assert_eq!(&out, b"xyz");
+    }
+
+    #[test]
+    fn buffers_that_fall_out_of_the_window_are_reused() {
+        let mut w = Window::default();
+        let mb = 1 << 20;
+        let first = w.buffer(mb);
+        let first_ptr = first.as_ptr();
+        w.push(0, Data::shared(Arc::new(first), 0, mb));
+        for k in 1..=WINDOW / mb {
+            let b = w.buffer(mb);
+            w.push((k * mb) as u64, Data::shared(Arc::new(b), 0, mb));
+        }
+        // The first buffer left the window and nobody holds it: it is the next one.
+        let next = w.buffer(mb);
+        assert_eq!(next.as_ptr(), first_ptr);
+        // A buffer still held elsewhere (a reply in flight) is not reused.
+        let mut w = Window::default();
+        let held = Data::shared(Arc::new(vec![0u8; mb]), 0, mb);
+        w.push(0, held.clone());
+        for k in 1..=WINDOW / mb {
+            w.push((k * mb) as u64, vec![0u8; mb].into());
+        }
+        let next = w.buffer(mb);
+        assert_ne!(next.as_ptr(), held.as_ptr());
+        // Far larger than asked for is not handed out for a small read.
+        w.put_back(vec![0u8; 4 * mb]);
+        assert_eq!(w.buffer(1000).len(), 1000);
     }
 }
