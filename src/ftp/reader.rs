@@ -41,7 +41,7 @@ use suppaftp::{FtpError, FtpResult, TlsStream, TransferStream};
 
 use super::pool::{Lease, Pool, Purpose, Reclaim, Reclaimed};
 use crate::error::{Error, Op, Result};
-use crate::remote::{Data, RemoteReader};
+use crate::remote::{Buffers, Data, RemoteReader};
 
 /// Forward gaps up to this size are read through rather than reopened. With 1 MiB kernel
 /// readahead, concurrent requests arrive up to a few MiB out of order; below this, the
@@ -60,6 +60,7 @@ pub struct FtpReader {
 struct Inner {
     pool: Arc<Pool>,
     path: String,
+    buffers: Arc<Buffers>,
     state: Mutex<State>,
 }
 
@@ -80,6 +81,8 @@ struct Stats {
     from_window: u64,
     retrs: u64,
     resumes: u64,
+    /// Read buffers allocated (the others were reused).
+    buffers: u64,
 }
 
 /// An open `RETR` on a leased connection.
@@ -97,6 +100,7 @@ impl FtpReader {
             inner: Arc::new(Inner {
                 pool,
                 path,
+                buffers: Buffers::new(),
                 state: Mutex::new(State::default()),
             }),
         }
@@ -116,7 +120,7 @@ impl RemoteReader for FtpReader {
             st.stats.bytes += d.len() as u64;
             return Ok(d);
         }
-        let mut buf = st.window.buffer(len);
+        let mut buf = self.inner.buffers.get(len);
         let from_window = st.window.copy_out(offset, &mut buf[..len]);
         st.stats.from_window += from_window as u64;
         let mut filled = from_window;
@@ -132,13 +136,13 @@ impl RemoteReader for FtpReader {
                 Err(e) => {
                     attempt += 1;
                     if attempt > policy.retries || !e.is_retryable(true) {
-                        st.window.put_back(buf);
+                        self.inner.buffers.put(buf);
                         return Err(e);
                     }
                     let delay = policy.delay(attempt, &e);
                     if Instant::now() + delay >= deadline {
                         log::warn!("reading {}: {e}; no time left to resume", self.inner.path);
-                        st.window.put_back(buf);
+                        self.inner.buffers.put(buf);
                         return Err(e);
                     }
                     log::warn!(
@@ -153,16 +157,14 @@ impl RemoteReader for FtpReader {
             }
         }
         st.stats.bytes += filled as u64;
-        let buf = Arc::new(buf);
+        let data = self.inner.buffers.data(buf, 0, filled);
         // What came from the stream joins the window as it is: no copy.
-        st.window.push(
-            offset + from_window as u64,
-            Data::shared(Arc::clone(&buf), from_window, filled),
-        );
+        st.window
+            .push(offset + from_window as u64, data.sub(from_window, filled));
         drop(st);
         // Between two reads this reader's stream may be taken by a waiting checkout.
         self.inner.pool.holder_idle();
-        Ok(Data::shared(buf, 0, filled))
+        Ok(data)
     }
 }
 
@@ -170,6 +172,7 @@ impl Drop for FtpReader {
     fn drop(&mut self) {
         let mut st = self.inner.state.lock();
         if st.stats.requests > 0 {
+            st.stats.buffers = self.inner.buffers.allocated();
             log::debug!("closed {}: {:?}", self.inner.path, st.stats);
         }
         let stream = st.stream.take();
@@ -198,10 +201,16 @@ impl Inner {
                     if p < pos && pos - p <= if rest { SKIP_MAX } else { NO_REST_SKIP } =>
                 {
                     // Read through the gap; what is read joins the window.
-                    let want = (pos - p).min(256 * 1024) as usize;
-                    let mut scratch = st.window.buffer(want);
-                    let n = self.pull(st, &mut scratch[..want], deadline)?;
-                    st.window.push(p, Data::shared(Arc::new(scratch), 0, n));
+                    let want = (pos - p).min(1 << 20) as usize;
+                    let mut scratch = self.buffers.get(want);
+                    let n = match self.pull(st, &mut scratch[..want], deadline) {
+                        Ok(n) => n,
+                        Err(e) => {
+                            self.buffers.put(scratch);
+                            return Err(e);
+                        }
+                    };
+                    st.window.push(p, self.buffers.data(scratch, 0, n));
                     if n == 0 {
                         return Ok(0);
                     }
@@ -373,53 +382,24 @@ impl<T: TlsStream + Send> Transfer for TransferStream<T> {
 }
 
 /// The bytes most recently delivered from a stream, `[end - bytes, end)`, as the buffers
-/// they were delivered in. A buffer that falls out is kept as the next read's buffer when
-/// nothing else holds it: a sequential reader reuses the same few megabytes, without
-/// allocating or zeroing memory per read.
+/// they were delivered in (see [`Buffers`] for what happens to one that falls out).
 #[derive(Default)]
 struct Window {
     /// Consecutive ranges of the file, oldest first; the last ends at `end`.
     chunks: VecDeque<Data>,
     bytes: usize,
     end: u64,
-    spare: Option<Vec<u8>>,
 }
 
 impl Window {
     fn reset(&mut self, pos: u64) {
-        while let Some(c) = self.chunks.pop_front() {
-            self.recycle(c);
-        }
+        self.chunks.clear();
         self.bytes = 0;
         self.end = pos;
     }
 
     fn start(&self) -> u64 {
         self.end - self.bytes as u64
-    }
-
-    fn recycle(&mut self, chunk: Data) {
-        if let Some(buf) = chunk.into_buffer() {
-            self.put_back(buf);
-        }
-    }
-
-    /// Offers a buffer for reuse; the larger of it and the spare is kept.
-    fn put_back(&mut self, buf: Vec<u8>) {
-        if self.spare.as_ref().is_none_or(|s| s.len() < buf.len()) {
-            self.spare = Some(buf);
-        }
-    }
-
-    /// A buffer of at least `len` bytes (and not much more), contents undefined.
-    fn buffer(&mut self, len: usize) -> Vec<u8> {
-        match self.spare.take() {
-            Some(b) if b.len() >= len && b.len() / 2 <= len => b,
-            other => {
-                self.spare = other;
-                vec![0u8; len]
-            }
-        }
     }
 
     /// Appends bytes that were read at `pos`; a gap resets the window. The oldest buffers
@@ -441,7 +421,6 @@ impl Window {
         {
             let old = self.chunks.pop_front().expect("checked");
             self.bytes -= old.len();
-            self.recycle(old);
         }
     }
 
@@ -530,30 +509,27 @@ mod tests {
     }
 
     #[test]
-    fn buffers_that_fall_out_of_the_window_are_reused() {
+    fn buffers_come_back_when_the_window_and_the_reply_are_done_with_them() {
+        let buffers = Buffers::new();
         let mut w = Window::default();
         let mb = 1 << 20;
-        let first = w.buffer(mb);
+        let first = buffers.get(mb);
         let first_ptr = first.as_ptr();
-        w.push(0, Data::shared(Arc::new(first), 0, mb));
+        let reply = buffers.data(first, 0, mb);
+        w.push(0, reply.sub(0, mb));
         for k in 1..=WINDOW / mb {
-            let b = w.buffer(mb);
-            w.push((k * mb) as u64, Data::shared(Arc::new(b), 0, mb));
+            w.push((k * mb) as u64, buffers.data(buffers.get(mb), 0, mb));
         }
-        // The first buffer left the window and nobody holds it: it is the next one.
-        let next = w.buffer(mb);
-        assert_eq!(next.as_ptr(), first_ptr);
-        // A buffer still held elsewhere (a reply in flight) is not reused.
-        let mut w = Window::default();
-        let held = Data::shared(Arc::new(vec![0u8; mb]), 0, mb);
-        w.push(0, held.clone());
-        for k in 1..=WINDOW / mb {
-            w.push((k * mb) as u64, vec![0u8; mb].into());
-        }
-        let next = w.buffer(mb);
-        assert_ne!(next.as_ptr(), held.as_ptr());
+        // Out of the window, but a reply still holds it: not free yet.
+        assert!(w.find(0).is_none());
+        let other = buffers.get(mb);
+        assert_ne!(other.as_ptr(), first_ptr);
+        drop(reply);
+        let next = buffers.get(mb);
+        assert_eq!(next.as_ptr(), first_ptr, "reused once the reply was sent");
+        assert_eq!(buffers.allocated(), 2 + (WINDOW / mb) as u64);
         // Far larger than asked for is not handed out for a small read.
-        w.put_back(vec![0u8; 4 * mb]);
-        assert_eq!(w.buffer(1000).len(), 1000);
+        buffers.put(vec![0u8; 4 * mb]);
+        assert_eq!(buffers.get(1000).len(), 64 * 1024);
     }
 }
