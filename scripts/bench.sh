@@ -420,13 +420,27 @@ directory and \`STOR\`, \`SITE CHMOD\`, \`MFMT\` per file, since tar restores mo
 times), with no FUSE and no spool. A faster figure than that column is only possible by
 answering \`close\` before the server has the file, which ftpfs does not do.
 
-The 256 MiB write moves every byte more often than an upload from a file: into the kernel,
-out of \`/dev/fuse\`, into the spool, out of the spool and into the socket, against the
-plain client's read and send; on this 2-core machine the server's own copies share the same
-cores, so the write is CPU-bound and the gap is the extra copies. The figure also varies more
-than reads from run to run (0.37 s to 1.97 s on the same day): \`perf\` on a slow run put 76%
-of ftpfs's CPU time in the kernel's copy into newly allocated page-cache pages of the spool,
-a cost this virtual machine charges for memory touched for the first time.
+Where the time of the writes goes (profiles taken on this machine while writing the
+numbers above; commands in \`scripts/bench/PROFILES.md\`):
+
+- **256 MiB write.** ftpfs handles every byte more often than an upload from a file: the
+  program's write into the kernel, ftpfs's read of it from \`/dev/fuse\`, its write into the
+  spool (an ext4 file: new page-cache pages and ext4's delayed-allocation bookkeeping), and
+  \`sendfile\` from the spool to the socket, against the plain client's read and send. The
+  spool is what lets a failed upload be retried and nothing be lost. \`perf record -a\` over
+  one write: pure-ftpd 23% of the samples, dd 21%, ftpfs's FUSE threads 19% and upload
+  thread 14%, idle 21%. Memory this virtual machine has not used since boot costs ten
+  times more to touch the first time (a 256 MiB write into a local file: 0.7 s the first
+  time, 0.07 s after), and the spool is new memory where a plain upload from a cached file
+  needs none, which is why this figure varies more than the others from run to run.
+- **500 files and the untar.** Each \`cp\` of a small file costs 7 FUSE requests (lookup
+  twice, as the kernel checks again for \`O_EXCL\`; create, write, flush, release,
+  getattr), of which only the flush waits for the server (\`EPSV\`, \`STOR\`, the data, \`226\`:
+  0.42 ms of the 1 ms per file under strace); the plain client sends the same commands
+  without the FUSE requests. Tried and dropped: starting each new file's \`STOR\` at create so
+  that close waits only for the last bytes. It was slower (500 files: 0.45–0.55 s against
+  0.41–0.45 s; untar 1.70 s against 1.27–1.37 s): on 2 cores there is no idle time to overlap,
+  and a thread per file costs more than the round trips it hides.
 
 ## Random 4 KiB reads (200 per run, in a 256 MiB file, cold)
 
@@ -437,6 +451,13 @@ a cost this virtual machine charges for memory touched for the first time.
 | rclone mount (defaults) | $m_rc | $m_rc90 |
 
 Target: median ≤ 0.5 ms — $(verdict "$m_rr" 0.5 le). Every read is checked against the file.
+A read far from the previous one ends the old stream (closes its data connection, reads the
+server's reply) and opens another: \`EPSV\`, connect, \`REST\`, \`RETR\`, the first bytes, the
+same round trips as the plain client's. strace of single reads puts 0.1–0.9 ms in the
+server's answer to \`RETR\` alone (it opens the file and accepts the data connection).
+Tried and dropped: ending the old stream in the background while the new one opens on
+another connection; slower on 2 cores (medians 0.64–0.97 ms against 0.58–0.71 ms), as two
+server processes then compete for the cores.
 
 ## Renames, unlinks, appends
 
@@ -461,6 +482,12 @@ ftpfs rename, unlink and append is on the server when the call returns (one \`RN
 | rclone mount | $m_prc | $(awk -v t="$m_prc" 'BEGIN { printf "%.0f", 256 / t }') | $(ratio "$m_pc" "$m_prc") |
 
 Target: ≥ 0.9× four parallel plain downloads — $(verdict "$(ratio "$m_pc" "$m_pr")" 0.9 ge).
+The cores are saturated: \`perf record -a\` of the four ftpfs readers: pure-ftpd 48% of the
+samples, the four \`dd\` 20% (copying out of the page cache), ftpfs 29% (reading the sockets
+and handing the bytes to FUSE, which copies them into the page cache); of four curls:
+pure-ftpd 58%, curl 32%, idle 8%. A read through any FUSE mount moves each byte once more
+than curl does (socket → ftpfs → page cache → reader). ftpfs's own copies are gone since this
+run (the window of recent bytes shares the buffers the reads were answered with).
 
 ## find -ls, and the commands ftpfs sends
 
