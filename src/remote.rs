@@ -192,16 +192,9 @@ pub trait UploadStream: Send {
     /// Sends `len` bytes of `file` from `offset`. This default reads and writes them in
     /// 1 MiB pieces; the FTP upload hands them to the kernel instead ([`send_file`]).
     fn write_file(&mut self, file: &File, offset: u64, len: u64) -> Result<()> {
-        let mut buf = vec![0u8; (len.min(1 << 20)) as usize];
-        let mut done = 0;
-        while done < len {
-            let n = buf.len().min((len - done) as usize);
-            file.read_exact_at(&mut buf[..n], offset + done)
-                .map_err(crate::error::Error::Spool)?;
-            self.write_all(&buf[..n])?;
-            done += n as u64;
-        }
-        Ok(())
+        read_pieces(file, offset, len, crate::error::Error::Spool, |piece| {
+            self.write_all(piece)
+        })
     }
 
     /// Ends the upload and returns the server's verdict: only `Ok` means the file is whole.
@@ -215,6 +208,27 @@ impl Upload for Empty {
     fn open(&self) -> Result<Box<dyn std::io::Read + '_>> {
         Ok(Box::new(std::io::empty()))
     }
+}
+
+/// Reads `len` bytes of `file` from `offset` in pieces of at most 1 MiB and hands each to
+/// `out`. With `pread`: the spool's file offset is shared with its clones and stays alone.
+pub fn read_pieces<E>(
+    file: &File,
+    offset: u64,
+    len: u64,
+    read_error: impl Fn(std::io::Error) -> E,
+    mut out: impl FnMut(&[u8]) -> std::result::Result<(), E>,
+) -> std::result::Result<(), E> {
+    let mut buf = vec![0u8; len.min(1 << 20) as usize];
+    let mut done = 0;
+    while done < len {
+        let n = buf.len().min((len - done) as usize);
+        file.read_exact_at(&mut buf[..n], offset + done)
+            .map_err(&read_error)?;
+        out(&buf[..n])?;
+        done += n as u64;
+    }
+    Ok(())
 }
 
 /// Copies `len` bytes of `file` from `offset` into the socket `out` with `sendfile(2)`: from

@@ -421,15 +421,13 @@ impl FtpUpload {
     /// Sends a range of a local file: with `sendfile` on a plain data connection, through
     /// the writer (and TLS) otherwise.
     fn send_file(&mut self, file: &std::fs::File, offset: u64, len: u64) -> std::io::Result<()> {
-        use std::io::{Read, Seek, Write};
+        use std::io::Write;
         let w = self.stream.as_mut().expect("written until ended");
         w.flush()?;
         if let suppaftp::DataStream::Tcp(socket) = w.get_ref().get_ref() {
             return crate::remote::send_file(socket, file, offset, len);
         }
-        let mut source = file;
-        source.seek(std::io::SeekFrom::Start(offset))?;
-        std::io::copy(&mut source.take(len), w).map(drop)
+        crate::remote::read_pieces(file, offset, len, |e| e, |piece| w.write_all(piece))
     }
 
     /// Flushes, closes the data connection and reads the server's reply, which decides: a

@@ -81,8 +81,6 @@ struct Stats {
     from_window: u64,
     retrs: u64,
     resumes: u64,
-    /// Read buffers allocated (the others were reused).
-    buffers: u64,
 }
 
 /// An open `RETR` on a leased connection.
@@ -172,8 +170,12 @@ impl Drop for FtpReader {
     fn drop(&mut self) {
         let mut st = self.inner.state.lock();
         if st.stats.requests > 0 {
-            st.stats.buffers = self.inner.buffers.allocated();
-            log::debug!("closed {}: {:?}", self.inner.path, st.stats);
+            log::debug!(
+                "closed {}: {:?}, {} read buffers allocated",
+                self.inner.path,
+                st.stats,
+                self.inner.buffers.allocated()
+            );
         }
         let stream = st.stream.take();
         drop(st);
