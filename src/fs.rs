@@ -650,20 +650,36 @@ impl<R: Remote> FtpFs<R> {
         }
     }
 
-    /// `close(2)` by process `caller`: uploads like [`Self::flush`] when the caller is the
-    /// process that opened the handle. A forked child closing a descriptor it inherited
+    /// `close(2)` by thread `thread`: uploads like [`Self::flush`] when the caller belongs to
+    /// the process that opened the handle. A forked child closing a descriptor it inherited
     /// (every `exec` of a child does, for descriptors marked close-on-exec) would otherwise
     /// upload the file half-written while its opener is still writing; the opener's own
     /// close, an fsync, or the last release uploads it instead.
-    pub fn flush_from(&self, fh: u64, caller: u32) -> Result<()> {
+    ///
+    /// `process_of` finds a thread's process. It is asked only when the answer matters: not
+    /// for read handles, and not when the caller is the opener's main thread (its thread id
+    /// is the process id), which is how `cp`, `tar`, `dd` and shells close. Asking costs a
+    /// read of `/proc`, twice per small file copied before this shortcut.
+    pub fn flush_from(
+        &self,
+        fh: u64,
+        thread: u32,
+        process_of: impl FnOnce(u32) -> u32,
+    ) -> Result<()> {
         let handle = self.handles.get(fh).ok_or(Error::Stale)?;
-        match &*handle {
-            Handle::File { owner, .. } if *owner != 0 && caller != 0 && *owner != caller => {
-                log::debug!("close by process {caller}, opened by {owner}: no upload yet");
-                Ok(())
+        if let Handle::File {
+            owner, write: true, ..
+        } = &*handle
+        {
+            if *owner != 0 && thread != 0 && *owner != thread {
+                let caller = process_of(thread);
+                if caller != *owner {
+                    log::debug!("close by process {caller}, opened by {owner}: no upload yet");
+                    return Ok(());
+                }
             }
-            _ => self.flush(fh),
         }
+        self.flush(fh)
     }
 
     /// `fsync` (and the opener's `close`): upload if the file has unsent changes. This is

@@ -40,15 +40,19 @@ fn errno(op: &str, e: &Error) -> Errno {
 }
 
 /// The process (thread group) of the thread that made a request: FUSE gives the thread's
-/// id, and a write handle must recognise its opener from any of its threads.
+/// id, and a write handle must recognise its opener from any of its threads. One read of
+/// the head of `/proc/<tid>/status` (`Tgid:` is its fourth line, well within 512 bytes);
+/// `read_to_string` took ten reads of a growing buffer.
 fn process_of(tid: u32) -> u32 {
-    std::fs::read_to_string(format!("/proc/{tid}/status"))
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find_map(|l| l.strip_prefix("Tgid:"))
-                .and_then(|v| v.trim().parse().ok())
-        })
+    use std::io::Read;
+    let mut buf = [0u8; 512];
+    let n = std::fs::File::open(format!("/proc/{tid}/status"))
+        .and_then(|mut f| f.read(&mut buf))
+        .unwrap_or(0);
+    String::from_utf8_lossy(&buf[..n])
+        .lines()
+        .find_map(|l| l.strip_prefix("Tgid:"))
+        .and_then(|v| v.trim().parse().ok())
         .unwrap_or(tid)
 }
 
@@ -163,10 +167,12 @@ impl<R: Remote> Filesystem for Fuse<R> {
     }
 
     fn open(&self, req: &Request, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
+        let write = flags.acc_mode() != OpenAccMode::O_RDONLY;
         let mode = OpenMode {
-            write: flags.acc_mode() != OpenAccMode::O_RDONLY,
+            write,
             truncate: flags.0 & libc::O_TRUNC != 0,
-            owner: process_of(req.pid()),
+            // Only a write handle's close uploads, so only it needs its opener.
+            owner: if write { process_of(req.pid()) } else { 0 },
         };
         match self.fs.open(ino.0, mode) {
             Ok((fh, keep)) => {
@@ -211,7 +217,7 @@ impl<R: Remote> Filesystem for Fuse<R> {
         empty(
             reply,
             "flush",
-            self.fs.flush_from(fh.0, process_of(req.pid())),
+            self.fs.flush_from(fh.0, req.pid(), process_of),
         );
     }
 

@@ -700,15 +700,22 @@ fn only_the_opening_process_uploads_on_close() {
     };
     let (fh, _) = fs.open(ino, mode).unwrap();
     fs.write(fh, 0, b"half").unwrap();
-    fs.flush_from(fh, 200).unwrap();
+    // Thread 201 belongs to process 200, not to the opener.
+    fs.flush_from(fh, 201, |_| 200).unwrap();
     assert_eq!(
         fs.remote().content("f").unwrap(),
         b"old",
         "a child's close sends nothing"
     );
     fs.write(fh, 4, b" and the rest").unwrap();
-    fs.flush_from(fh, 100).unwrap();
+    // The opener's main thread (thread id = process id) needs no lookup.
+    fs.flush_from(fh, 100, |_| unreachable!("no lookup for the main thread"))
+        .unwrap();
     assert_eq!(fs.remote().content("f").unwrap(), b"half and the rest");
+    // Another thread of the opener uploads too.
+    fs.write(fh, 0, b"HALF").unwrap();
+    fs.flush_from(fh, 101, |_| 100).unwrap();
+    assert_eq!(fs.remote().content("f").unwrap(), b"HALF and the rest");
     fs.release(fh);
 }
 

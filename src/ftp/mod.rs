@@ -410,7 +410,10 @@ impl FtpUpload {
         Ok(FtpUpload {
             lease,
             op,
-            stream: Some(std::io::BufWriter::with_capacity(256 * 1024, stream)),
+            // Below glibc's mmap threshold (256 KiB, set in main): a bigger buffer was an
+            // mmap and munmap per upload, which a small file's upload felt, and big pieces
+            // bypass the buffer anyway.
+            stream: Some(std::io::BufWriter::with_capacity(64 * 1024, stream)),
         })
     }
 
