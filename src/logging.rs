@@ -104,13 +104,64 @@ pub fn init(log_file: Option<&Path>, debug: bool) -> Result<(), String> {
             )
         }
     });
-    b.try_init().map_err(|e| e.to_string())?;
+    let inner = b.build();
+    log::set_max_level(inner.filter());
+    log::set_boxed_logger(Box::new(Demoting(inner))).map_err(|e| e.to_string())?;
     let default_hook = std::panic::take_hook();
     std::panic::set_hook(Box::new(move |info| {
         log::error!("{info}");
         default_hook(info);
     }));
     Ok(())
+}
+
+/// fuser logs "Failed to send FUSE reply: No such file or directory" at error level when the
+/// kernel no longer waits for a reply: the request was interrupted, or the file system was
+/// unmounted while a `release` (which the kernel sends after `close` has returned) was still
+/// being handled. Nothing is lost then, the work was done and nobody waits for its answer,
+/// but an error line at every unmount after a write hides the errors that matter. That one
+/// message becomes a debug line that says what it means; every other record passes as is.
+struct Demoting(env_logger::Logger);
+
+/// What fuser says, and what it means.
+const STALE_REPLY: &str = "Failed to send FUSE reply: No such file or directory";
+
+fn is_stale_reply(record: &log::Record) -> bool {
+    record.target() == "fuser::reply"
+        && record.level() == log::Level::Error
+        && record.args().as_str().map_or_else(
+            || record.args().to_string().starts_with(STALE_REPLY),
+            |s| s.starts_with(STALE_REPLY),
+        )
+}
+
+impl log::Log for Demoting {
+    fn enabled(&self, metadata: &log::Metadata) -> bool {
+        self.0.enabled(metadata)
+    }
+
+    fn log(&self, record: &log::Record) {
+        if !is_stale_reply(record) {
+            return self.0.log(record);
+        }
+        let args = format_args!(
+            "a reply was not needed any more (request interrupted, or unmounted during \
+             a release): {}",
+            record.args()
+        );
+        let demoted = log::Record::builder()
+            .args(args)
+            .level(log::Level::Debug)
+            .target(record.target())
+            .build();
+        if self.0.enabled(demoted.metadata()) {
+            self.0.log(&demoted);
+        }
+    }
+
+    fn flush(&self) {
+        self.0.flush()
+    }
 }
 
 /// The password, to be masked wherever it would appear in a log line.
@@ -149,6 +200,31 @@ fn syslog_priority(level: log::Level) -> u8 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_the_stale_reply_error_is_demoted() {
+        let stale = format_args!("{STALE_REPLY} (os error 2)");
+        let r = log::Record::builder()
+            .args(stale)
+            .level(log::Level::Error)
+            .target("fuser::reply")
+            .build();
+        assert!(is_stale_reply(&r));
+        let other = format_args!("Failed to send FUSE reply: Broken pipe (os error 32)");
+        let r = log::Record::builder()
+            .args(other)
+            .level(log::Level::Error)
+            .target("fuser::reply")
+            .build();
+        assert!(!is_stale_reply(&r), "other send failures stay errors");
+        let elsewhere = format_args!("{STALE_REPLY}");
+        let r = log::Record::builder()
+            .args(elsewhere)
+            .level(log::Level::Error)
+            .target("ftpfs::fuse")
+            .build();
+        assert!(!is_stale_reply(&r), "only fuser's message");
+    }
 
     #[test]
     fn syslog_priorities_are_daemon_facility_with_matching_severity() {
