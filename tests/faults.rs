@@ -275,6 +275,68 @@ fn a_32_mib_write_to_a_16_mib_disk_fails_with_enospc_and_keeps_everything() {
     );
 }
 
+/// The kernel sends `release` after `close` has returned, so an unmount can come while the
+/// last release of a file whose upload failed is still saving it to the recovery directory.
+/// Unmounting at once must not lose it: the process ends only when the release is done.
+#[test]
+fn unmounting_right_after_a_failed_close_still_saves_the_data() {
+    use std::os::unix::fs::PermissionsExt;
+    let data = tempfile::tempdir().unwrap();
+    let recovery = tempfile::tempdir().unwrap();
+    let Some(server) = Server::start(ServerKind::PureFtpd, data.path()) else {
+        return;
+    };
+    // After the harness chowned the tree to the FTP user: a root-owned directory and file.
+    let ro = data.path().join("locked");
+    std::fs::create_dir(&ro).unwrap();
+    std::fs::write(ro.join("doc.bin"), b"old content").unwrap();
+    std::fs::set_permissions(&ro, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let rec = format!("recovery_dir={}", recovery.path().display());
+    let mut m = Mount::new(&server, &[&rec]);
+    let new = Rng(11).bytes(8 << 20);
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .truncate(true)
+        .open(m.path().join("locked/doc.bin"))
+        .unwrap();
+    f.write_all(&new).unwrap();
+    use std::os::fd::IntoRawFd;
+    let fd = f.into_raw_fd();
+    // SAFETY: closing the descriptor we own, once.
+    let rc = unsafe { libc::close(fd) };
+    let errno = std::io::Error::last_os_error().raw_os_error();
+    assert_eq!(
+        (rc, errno),
+        (-1, Some(libc::EACCES)),
+        "close reports the refusal"
+    );
+    let path = m.path().to_path_buf();
+    let mut child = m.take_child();
+    let st = Command::new("fusermount3")
+        .arg("-u")
+        .arg(&path)
+        .status()
+        .unwrap();
+    assert!(st.success(), "unmounted at once");
+    let exited = wait_for(Duration::from_secs(30), || {
+        child.try_wait().ok().flatten().is_some()
+    });
+    if !exited {
+        let _ = child.kill();
+    }
+    assert!(exited, "ftpfs ends after the unmount");
+    let saved: Vec<Vec<u8>> = std::fs::read_dir(recovery.path())
+        .unwrap()
+        .filter_map(|e| std::fs::read(e.ok()?.path()).ok())
+        .collect();
+    assert!(
+        saved.iter().any(|d| sha(d) == sha(&new)),
+        "the whole file is in the recovery directory ({} files there)",
+        saved.len()
+    );
+    assert_eq!(std::fs::read(ro.join("doc.bin")).unwrap(), b"old content");
+}
+
 /// A data connection that opens and then stays silent, through the mount: `cat` fails
 /// within the deadline instead of hanging, and `ls` works. SIGKILL ends a reader at the
 /// latest when the request in flight ends: fuser does not implement FUSE_INTERRUPT, and the
