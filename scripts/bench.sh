@@ -380,7 +380,13 @@ the mounts); what each tool delivered is checked by sha256 in an untimed pass, e
 Target: cold ≥ 0.9× the plain download, judged against the faster plain client:
 $r_cold× curl, $r_lftp× lftp — $(verdict "$r_best" 0.9 ge). Loopback runs on this 2-core
 machine vary by ±20% from run to run (server, client and kernel share the cores); the
-runs are interleaved so every tool sees the same conditions.
+runs are interleaved so every tool sees the same conditions. Where the time goes: the
+cores are the limit. \`perf record -a\` of one cold read through the mount: pure-ftpd 46%
+of the samples, dd 15%, ftpfs's threads 34%, nearly all of it in the kernel (socket into
+ftpfs's buffers, buffers into the page cache; ftpfs's own code is under 1%), idle 4%; of
+one curl download: pure-ftpd 75%, curl 20%. A read through any FUSE mount moves each byte
+once more than curl does, so whether ftpfs lands above or below 0.9× depends on how much
+of the second core the run leaves it (1.07× lftp in the run before this one).
 
 ## ls -lR of $local_entries entries in 100 directories
 
@@ -429,10 +435,18 @@ numbers above; commands in \`scripts/bench/PROFILES.md\`):
   \`sendfile\` from the spool to the socket, against the plain client's read and send. The
   spool is what lets a failed upload be retried and nothing be lost. \`perf record -a\` over
   one write: pure-ftpd 23% of the samples, dd 21%, ftpfs's FUSE threads 19% and upload
-  thread 14%, idle 21%. Memory this virtual machine has not used since boot costs ten
-  times more to touch the first time (a 256 MiB write into a local file: 0.7 s the first
-  time, 0.07 s after), and the spool is new memory where a plain upload from a cached file
-  needs none, which is why this figure varies more than the others from run to run.
+  thread 14%, idle 21%. The largest single item in ftpfs's share is one copy:
+  \`perf record\` of ftpfs alone puts 28% of its samples in copying the written bytes into
+  the spool's page cache (\`copy_folio_from_iter_atomic\` under \`pwrite\`). What that copy
+  costs depends on this virtual machine's memory: pages it has not touched for a while
+  cost about five times more to touch (presumably handed back to the host: the balloon
+  driver is loaded). A plain local 256 MiB
+  \`dd\` into the spool directory: 0.74 s, then 0.12–0.14 s when repeated two seconds
+  later. A plain upload from a cached file needs new memory only on the server's side;
+  ftpfs needs it twice (spool and server). So this figure depends on what ran before: on
+  a fresh mount right after other uploads freed their memory, 0.37–0.60 s against curl's
+  0.22–0.31 s (0.55×, the same steps as here, four rounds); with a \`cp\` and an untar
+  in between, 0.64–2.5 s while curl stays at 0.29–0.31 s.
 - **500 files and the untar.** Each \`cp\` of a small file costs 7 FUSE requests (lookup
   twice, as the kernel checks again for \`O_EXCL\`; create, write, flush, release,
   getattr), of which only the flush waits for the server (\`EPSV\`, \`STOR\`, the data, \`226\`:
@@ -440,7 +454,11 @@ numbers above; commands in \`scripts/bench/PROFILES.md\`):
   without the FUSE requests. Tried and dropped: starting each new file's \`STOR\` at create so
   that close waits only for the last bytes. It was slower (500 files: 0.45–0.55 s against
   0.41–0.45 s; untar 1.70 s against 1.27–1.37 s): on 2 cores there is no idle time to overlap,
-  and a thread per file costs more than the round trips it hides.
+  and a thread per file costs more than the round trips it hides. Kept: no \`/proc\` lookup
+  of the closing process when it is the opener's main thread, and no 256 KiB buffer
+  mapped per upload (both seen under strace in every \`cp\`): 500 files in 394–643 ms
+  against 441–687 ms, untar 1315–1594 ms against 1390–2577 ms, four interleaved rounds on
+  fresh mounts outside the bench, where 500 files take 0.4–0.5 s (1000–1250 files/s).
 
 ## Random 4 KiB reads (200 per run, in a 256 MiB file, cold)
 
