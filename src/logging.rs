@@ -201,29 +201,31 @@ fn syslog_priority(level: log::Level) -> u8 {
 mod tests {
     use super::*;
 
+    /// Whether an error record of `target` saying `msg` would be demoted.
+    fn demoted(target: &str, msg: &str) -> bool {
+        is_stale_reply(
+            &log::Record::builder()
+                .args(format_args!("{msg}"))
+                .level(log::Level::Error)
+                .target(target)
+                .build(),
+        )
+    }
+
     #[test]
     fn only_the_stale_reply_error_is_demoted() {
-        let stale = format_args!("{STALE_REPLY} (os error 2)");
-        let r = log::Record::builder()
-            .args(stale)
-            .level(log::Level::Error)
-            .target("fuser::reply")
-            .build();
-        assert!(is_stale_reply(&r));
-        let other = format_args!("Failed to send FUSE reply: Broken pipe (os error 32)");
-        let r = log::Record::builder()
-            .args(other)
-            .level(log::Level::Error)
-            .target("fuser::reply")
-            .build();
-        assert!(!is_stale_reply(&r), "other send failures stay errors");
-        let elsewhere = format_args!("{STALE_REPLY}");
-        let r = log::Record::builder()
-            .args(elsewhere)
-            .level(log::Level::Error)
-            .target("ftpfs::fuse")
-            .build();
-        assert!(!is_stale_reply(&r), "only fuser's message");
+        assert!(demoted(
+            "fuser::reply",
+            &format!("{STALE_REPLY} (os error 2)")
+        ));
+        assert!(
+            !demoted(
+                "fuser::reply",
+                "Failed to send FUSE reply: Broken pipe (os error 32)"
+            ),
+            "other send failures stay errors"
+        );
+        assert!(!demoted("ftpfs::fuse", STALE_REPLY), "only fuser's message");
     }
 
     #[test]
