@@ -129,10 +129,7 @@ const STALE_REPLY: &str = "Failed to send FUSE reply: No such file or directory"
 fn is_stale_reply(record: &log::Record) -> bool {
     record.target() == "fuser::reply"
         && record.level() == log::Level::Error
-        && record.args().as_str().map_or_else(
-            || record.args().to_string().starts_with(STALE_REPLY),
-            |s| s.starts_with(STALE_REPLY),
-        )
+        && record.args().to_string().starts_with(STALE_REPLY)
 }
 
 impl log::Log for Demoting {
@@ -149,14 +146,14 @@ impl log::Log for Demoting {
              a release): {}",
             record.args()
         );
-        let demoted = log::Record::builder()
-            .args(args)
-            .level(log::Level::Debug)
-            .target(record.target())
-            .build();
-        if self.0.enabled(demoted.metadata()) {
-            self.0.log(&demoted);
-        }
+        // env_logger drops it unless debug is enabled for fuser::reply.
+        self.0.log(
+            &log::Record::builder()
+                .args(args)
+                .level(log::Level::Debug)
+                .target(record.target())
+                .build(),
+        );
     }
 
     fn flush(&self) {

@@ -239,13 +239,7 @@ fn a_32_mib_write_to_a_16_mib_disk_fails_with_enospc_and_keeps_everything() {
     let start = Instant::now();
     let mut f = std::fs::File::create(m.path().join("doc.bin")).unwrap();
     f.write_all(&new).unwrap();
-    use std::os::fd::IntoRawFd;
-    let fd = f.into_raw_fd();
-    // SAFETY: closing the descriptor we own, once.
-    let rc = unsafe { libc::close(fd) };
-    let errno = std::io::Error::last_os_error().raw_os_error();
-    assert_eq!(rc, -1, "close must not report success");
-    assert_eq!(errno, Some(libc::ENOSPC));
+    assert_eq!(close(f), Err(libc::ENOSPC), "close must not report success");
     assert!(start.elapsed() < Duration::from_secs(60));
     assert_eq!(
         std::fs::read(data.path().join("doc.bin")).unwrap(),
@@ -300,16 +294,7 @@ fn unmounting_right_after_a_failed_close_still_saves_the_data() {
         .open(m.path().join("locked/doc.bin"))
         .unwrap();
     f.write_all(&new).unwrap();
-    use std::os::fd::IntoRawFd;
-    let fd = f.into_raw_fd();
-    // SAFETY: closing the descriptor we own, once.
-    let rc = unsafe { libc::close(fd) };
-    let errno = std::io::Error::last_os_error().raw_os_error();
-    assert_eq!(
-        (rc, errno),
-        (-1, Some(libc::EACCES)),
-        "close reports the refusal"
-    );
+    assert_eq!(close(f), Err(libc::EACCES), "close reports the refusal");
     let path = m.path().to_path_buf();
     let mut child = m.take_child();
     let st = Command::new("fusermount3")

@@ -445,7 +445,6 @@ fn chmod_and_mtime_reach_the_server() {
 /// new one: never truncated, never a mix. No temporary file is left behind.
 #[test]
 fn disk_full_fails_fsync_and_never_leaves_a_partial_file() {
-    use std::os::fd::IntoRawFd;
     let data = tempfile::tempdir().unwrap();
     std::fs::write(data.path().join("existing.txt"), "old content\n").unwrap();
     let Some(server) = Server::pure_ftpd_with(data.path(), &["-n", "1000:1"]) else {
@@ -471,19 +470,17 @@ fn disk_full_fails_fsync_and_never_leaves_a_partial_file() {
     }
     // close(2) retries the upload; pure-ftpd's quota accounting sometimes lets a later
     // attempt through. Either way close tells the truth and nothing partial is left.
-    let fd = f.into_raw_fd();
-    // SAFETY: closing the descriptor we own, once.
-    let rc = unsafe { libc::close(fd) };
-    let close_err = std::io::Error::last_os_error().raw_os_error();
+    let closed = close(f);
     let on_server = std::fs::read(data.path().join("existing.txt")).unwrap();
-    if rc == 0 {
-        assert!(
+    match closed {
+        Ok(()) => assert!(
             on_server == new,
             "close succeeded: the whole new content is there"
-        );
-    } else {
-        assert!(quota(close_err), "close: {close_err:?}");
-        assert_eq!(on_server, b"old content\n");
+        ),
+        Err(e) => {
+            assert!(quota(Some(e)), "close: {e}");
+            assert_eq!(on_server, b"old content\n");
+        }
     }
     // FUSE's release runs after close returns, with one more upload try: let it finish.
     assert!(wait_for(std::time::Duration::from_secs(20), || {

@@ -37,6 +37,19 @@ pub struct Server {
     _work: tempfile::TempDir,
 }
 
+/// close(2) of `f`, with its result: dropping a `File` throws the result of close away, and
+/// close is where ftpfs reports a failed upload. `Err` holds the errno.
+pub fn close(f: std::fs::File) -> Result<(), i32> {
+    use std::os::fd::IntoRawFd;
+    let fd = f.into_raw_fd();
+    // SAFETY: closing the descriptor we own, once.
+    if unsafe { libc::close(fd) } == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error().raw_os_error().unwrap_or(0))
+    }
+}
+
 /// Polls `cond` every 20 ms until it holds or `limit` passes.
 pub fn wait_for(limit: Duration, mut cond: impl FnMut() -> bool) -> bool {
     let end = Instant::now() + limit;
