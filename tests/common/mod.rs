@@ -10,6 +10,7 @@
 #![allow(dead_code)]
 
 pub mod fake;
+pub mod faulty;
 
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
@@ -127,17 +128,26 @@ impl unftp_core::auth::Authenticator for PasswordAuth {
 impl Server {
     /// Starts a server of `kind` serving `root`. `None` when it is not installed here.
     pub fn start(kind: ServerKind, root: &Path) -> Option<Server> {
-        Self::start_with(kind, root, false, &[])
+        Self::start_with(kind, root, false, &[], None)
     }
 
     /// pure-ftpd with extra flags, e.g. `-n 1000:1` for a 1 MB quota (a full disk).
     pub fn pure_ftpd_with(root: &Path, extra: &[&str]) -> Option<Server> {
-        Self::start_with(ServerKind::PureFtpd, root, false, extra)
+        Self::start_with(ServerKind::PureFtpd, root, false, extra, None)
     }
 
     /// pyftpdlib allowing anonymous (read-only) logins and no named user.
     pub fn start_anonymous(root: &Path) -> Option<Server> {
-        Self::start_with(ServerKind::Pyftpdlib, root, true, &[])
+        Self::start_with(ServerKind::Pyftpdlib, root, true, &[], None)
+    }
+
+    /// libunftp in-process over a storage that fails when the returned [`faulty::Faults`]
+    /// say so.
+    pub fn unftp_with_faults(root: &Path) -> (Server, Arc<faulty::Faults>) {
+        let faults = Arc::new(faulty::Faults::default());
+        let server = Self::start_with(ServerKind::Unftp, root, false, &[], Some(faults.clone()))
+            .expect("libunftp is always available");
+        (server, faults)
     }
 
     /// A free port can be taken between our asking and the server binding it (another
@@ -147,9 +157,10 @@ impl Server {
         root: &Path,
         anonymous: bool,
         extra: &[&str],
+        faults: Option<Arc<faulty::Faults>>,
     ) -> Option<Server> {
         for attempt in 1..=3 {
-            match Self::try_start(kind, root, anonymous, extra) {
+            match Self::try_start(kind, root, anonymous, extra, faults.clone()) {
                 Ok(s) => return s,
                 Err(e) if attempt < 3 => eprintln!("{kind:?}: {e}; retrying on another port"),
                 Err(e) => panic!("{kind:?}: {e}"),
@@ -163,13 +174,14 @@ impl Server {
         root: &Path,
         anonymous: bool,
         extra: &[&str],
+        faults: Option<Arc<faulty::Faults>>,
     ) -> Result<Option<Server>, String> {
         let work = tempfile::tempdir().unwrap();
         let port = free_port();
         let mut respawn = None;
         let child = match kind {
             ServerKind::Unftp => {
-                start_unftp(root, port);
+                start_unftp(root, port, faults.clone());
                 None
             }
             ServerKind::PureFtpd => {
@@ -333,7 +345,7 @@ fn make_world_readable(root: &Path) {
         .status();
 }
 
-fn start_unftp(root: &Path, port: u16) {
+fn start_unftp(root: &Path, port: u16, faults: Option<Arc<faulty::Faults>>) {
     let root = root.to_path_buf();
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
@@ -343,23 +355,40 @@ fn start_unftp(root: &Path, port: u16) {
             .build()
             .unwrap();
         rt.block_on(async move {
+            let addr = format!("127.0.0.1:{port}");
             let r = root.clone();
-            let server = libunftp::ServerBuilder::with_authenticator(
-                Box::new(move || unftp_sbe_fs::Filesystem::new(r.clone()).unwrap()),
-                Arc::new(PasswordAuth),
-            )
-            .greeting("ftpfs test server")
-            // Outside the kernel's ephemeral range (32768-60999), where free_port() picks
-            // the other servers' control ports.
-            .passive_ports(61000..=64999)
-            .build()
-            .unwrap();
-            let _ = tx.send(());
-            let _ = server.listen(format!("127.0.0.1:{port}")).await;
+            match faults {
+                None => {
+                    let storage = move || unftp_sbe_fs::Filesystem::new(r.clone()).unwrap();
+                    serve_unftp(Box::new(storage), &addr, tx).await
+                }
+                Some(f) => {
+                    let storage = move || faulty::FaultyFs::new(r.clone(), f.clone());
+                    serve_unftp(Box::new(storage), &addr, tx).await
+                }
+            }
         });
     });
     rx.recv_timeout(Duration::from_secs(10))
         .expect("libunftp builds");
+}
+
+async fn serve_unftp<S>(
+    storage: Box<dyn Fn() -> S + Send + Sync>,
+    addr: &str,
+    built: std::sync::mpsc::Sender<()>,
+) where
+    S: unftp_core::storage::StorageBackend<unftp_core::auth::DefaultUser> + 'static,
+{
+    let server = libunftp::ServerBuilder::with_authenticator(storage, Arc::new(PasswordAuth))
+        .greeting("ftpfs test server")
+        // Outside the kernel's ephemeral range (32768-60999), where free_port() picks
+        // the other servers' control ports.
+        .passive_ports(61000..=64999)
+        .build()
+        .unwrap();
+    let _ = built.send(());
+    let _ = server.listen(addr).await;
 }
 
 /// A live mount of a server through the ftpfs binary, in the foreground so the test owns

@@ -1,0 +1,328 @@
+//! Faults of a real server's storage, through real mounts: libunftp in-process, whose
+//! storage back-end fails when a test says so (`common::faulty`). The FTP dialogue is the
+//! server's own; only its disk is busy (450), broken (451), full (452), refusing (550),
+//! over quota (552), cut off mid-transfer (426) or slow. Each test asserts the outcome a
+//! program sees (the right bytes, or a specific errno from a specific call, in bounded
+//! time), what the server saw (how many attempts, at which offsets), and that the mount
+//! works afterwards.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use common::faulty::{Fault, Faults, Kind, Verb};
+use common::*;
+
+/// Quick retries: 2 s per wait, 1 s at most between attempts, 10 s per operation.
+const QUICK: &str = "timeout=2,retries=3,retry_delay=1,deadline=10";
+
+/// A mount of libunftp over faulty storage. Fields drop in order: the mount first.
+struct Setup {
+    m: Mount,
+    faults: Arc<Faults>,
+    _server: Server,
+    data: tempfile::TempDir,
+    recovery: tempfile::TempDir,
+}
+
+impl Setup {
+    /// `files` are created on the server with random content before mounting.
+    fn new(files: &[(&str, usize)]) -> Setup {
+        let data = tempfile::tempdir().unwrap();
+        for (i, (name, size)) in files.iter().enumerate() {
+            std::fs::write(data.path().join(name), Rng(50 + i as u64).bytes(*size)).unwrap();
+        }
+        let recovery = tempfile::tempdir().unwrap();
+        let (server, faults) = Server::unftp_with_faults(data.path());
+        let rec = format!("recovery_dir={}", recovery.path().display());
+        let m = Mount::new(&server, &[QUICK, &rec]);
+        Setup {
+            m,
+            faults,
+            _server: server,
+            data,
+            recovery,
+        }
+    }
+
+    fn on_server(&self, name: &str) -> Vec<u8> {
+        std::fs::read(self.data.path().join(name)).unwrap()
+    }
+
+    fn through_mount(&self, name: &str) -> std::io::Result<Vec<u8>> {
+        std::fs::read(self.m.path().join(name))
+    }
+
+    /// Replaces `name` through the mount with `data`; the result of close(2).
+    fn replace(&self, name: &str, data: &[u8]) -> Result<(), i32> {
+        let mut f = std::fs::File::create(self.m.path().join(name)).unwrap();
+        f.write_all(data).unwrap();
+        close(f)
+    }
+
+    /// Whether the recovery directory holds a file equal to `data`, within 20 s.
+    fn recovered(&self, data: &[u8]) -> bool {
+        wait_for(Duration::from_secs(20), || {
+            std::fs::read_dir(self.recovery.path())
+                .unwrap()
+                .filter_map(|e| std::fs::read(e.ok()?.path()).ok())
+                .any(|d| d == data)
+        })
+    }
+
+    /// Files the server holds whose names ftpfs made up (temporary upload names).
+    fn leftovers(&self) -> Vec<String> {
+        names(self.data.path())
+            .into_iter()
+            .filter(|n| n.starts_with('.'))
+            .collect()
+    }
+
+    /// The mount still works: a listing, a read and a write with no fault planned.
+    fn still_works(&self) {
+        self.faults.clear();
+        assert!(std::fs::read_dir(self.m.path()).unwrap().count() > 0);
+        std::fs::write(self.m.path().join("after.txt"), b"after").unwrap();
+        assert_eq!(self.on_server("after.txt"), b"after");
+        assert_eq!(self.through_mount("after.txt").unwrap(), b"after");
+    }
+}
+
+fn names(dir: &Path) -> Vec<String> {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .filter_map(|e| Some(e.ok()?.file_name().to_string_lossy().into_owned()))
+        .collect()
+}
+
+fn errno(e: std::io::Error) -> i32 {
+    e.raw_os_error().unwrap_or(0)
+}
+
+#[test]
+fn busy_450_and_aborted_426_downloads_are_retried_and_read_whole() {
+    let s = Setup::new(&[("f.bin", 2 << 20)]);
+    s.faults
+        .next(Verb::Retr, Fault::Fail(Kind::TransientFileNotAvailable), 1);
+    s.faults
+        .next(Verb::Retr, Fault::Fail(Kind::ConnectionClosed), 1);
+    assert!(s.through_mount("f.bin").unwrap() == s.on_server("f.bin"));
+    let retr = s.faults.calls(Verb::Retr);
+    assert!(s.faults.used_up(), "both faults were hit");
+    assert_eq!(retr.len(), 3, "two refusals, then the transfer: {retr:?}");
+    assert!(retr.iter().all(|c| c.offset == 0));
+    s.still_works();
+}
+
+#[test]
+fn a_download_cut_after_5_mib_resumes_at_that_byte() {
+    let s = Setup::new(&[("big.bin", 16 << 20)]);
+    s.faults.next(Verb::Retr, Fault::CutAfter(5 << 20), 1);
+    let mut got = Vec::new();
+    std::fs::File::open(s.m.path().join("big.bin"))
+        .unwrap()
+        .read_to_end(&mut got)
+        .unwrap();
+    assert!(
+        got == s.on_server("big.bin"),
+        "the reader got the server's bytes"
+    );
+    let retr = s.faults.calls(Verb::Retr);
+    assert_eq!(retr.len(), 2, "{retr:?}");
+    assert_eq!(
+        retr[1].offset,
+        5 << 20,
+        "resumed with REST at the first byte not yet received, not from 0"
+    );
+    s.still_works();
+}
+
+#[test]
+fn a_451_local_error_on_upload_is_retried_and_close_succeeds() {
+    let s = Setup::new(&[("doc.bin", 1000)]);
+    let new = Rng(1).bytes(2 << 20);
+    s.faults.next(Verb::Stor, Fault::Fail(Kind::LocalError), 2);
+    assert_eq!(s.replace("doc.bin", &new), Ok(()));
+    assert!(s.on_server("doc.bin") == new);
+    assert_eq!(
+        s.faults.calls(Verb::Stor).len(),
+        3,
+        "two refusals, then the upload"
+    );
+    assert!(s.leftovers().is_empty(), "{:?}", s.leftovers());
+    s.still_works();
+}
+
+#[test]
+fn an_upload_cut_after_1_mib_is_sent_again_whole_and_close_succeeds() {
+    let s = Setup::new(&[("doc.bin", 1000)]);
+    let new = Rng(2).bytes(3 << 20);
+    s.faults.next(Verb::Stor, Fault::CutAfter(1 << 20), 1);
+    assert_eq!(s.replace("doc.bin", &new), Ok(()));
+    assert!(
+        s.on_server("doc.bin") == new,
+        "the whole file, not the cut one"
+    );
+    let stor = s.faults.calls(Verb::Stor);
+    assert_eq!(stor.len(), 2, "{stor:?}");
+    assert!(stor.iter().all(|c| c.offset == 0), "sent from the start");
+    assert!(s.leftovers().is_empty(), "{:?}", s.leftovers());
+    s.still_works();
+}
+
+#[test]
+fn a_streamed_upload_cut_midway_falls_back_to_the_spool_and_close_succeeds() {
+    let s = Setup::new(&[("big.bin", 1000)]);
+    let new = Rng(3).bytes(24 << 20);
+    // The STOR that streams while the file is written breaks after 6 MiB.
+    s.faults.next(Verb::Stor, Fault::CutAfter(6 << 20), 1);
+    assert_eq!(s.replace("big.bin", &new), Ok(()));
+    assert!(s.on_server("big.bin") == new);
+    assert!(s.faults.used_up());
+    assert!(
+        s.m.log_text().contains("streamed upload failed"),
+        "the cut hit the stream, and the spool was sent instead"
+    );
+    assert!(s.leftovers().is_empty(), "{:?}", s.leftovers());
+    s.still_works();
+}
+
+/// `452` is the server saying its disk is full: waiting will not help, so it is not
+/// retried; close(2) says ENOSPC, the old content stays, the new data is kept.
+#[test]
+fn a_452_on_upload_is_enospc_at_close_without_retries_and_nothing_is_lost() {
+    let s = Setup::new(&[("doc.bin", 1000)]);
+    let old = s.on_server("doc.bin");
+    let new = Rng(4).bytes(2 << 20);
+    s.faults
+        .always(Verb::Stor, Fault::Fail(Kind::InsufficientStorageSpaceError));
+    let start = Instant::now();
+    assert_eq!(s.replace("doc.bin", &new), Err(libc::ENOSPC));
+    assert!(start.elapsed() < Duration::from_secs(5), "no backoff waits");
+    assert!(
+        s.recovered(&new),
+        "the new data is in the recovery directory"
+    );
+    // One attempt at close, one more at the last release; no retries within either.
+    assert_eq!(s.faults.calls(Verb::Stor).len(), 2);
+    assert_eq!(s.on_server("doc.bin"), old);
+    assert!(s.leftovers().is_empty(), "{:?}", s.leftovers());
+    s.still_works();
+}
+
+#[test]
+fn a_552_on_upload_is_edquot_at_close() {
+    let s = Setup::new(&[("doc.bin", 1000)]);
+    let old = s.on_server("doc.bin");
+    let new = Rng(5).bytes(100_000);
+    s.faults.always(
+        Verb::Stor,
+        Fault::Fail(Kind::ExceededStorageAllocationError),
+    );
+    assert_eq!(s.replace("doc.bin", &new), Err(libc::EDQUOT));
+    assert!(s.recovered(&new));
+    assert_eq!(s.faults.calls(Verb::Stor).len(), 2);
+    assert_eq!(s.on_server("doc.bin"), old);
+    s.still_works();
+}
+
+/// Both are `550`; the reply's text decides: "Permission denied" is EACCES, "File not
+/// found" on a download is ENOENT. Neither is retried.
+#[test]
+fn a_550_is_eacces_or_enoent_as_its_text_says() {
+    let s = Setup::new(&[("doc.bin", 1000), ("gone.bin", 1000)]);
+    s.faults
+        .always(Verb::Stor, Fault::Fail(Kind::PermissionDenied));
+    assert_eq!(s.replace("doc.bin", b"new"), Err(libc::EACCES));
+    assert!(s.recovered(b"new"));
+    s.faults.clear();
+    s.faults
+        .always(Verb::Retr, Fault::Fail(Kind::PermissionDenied));
+    let e = s.through_mount("doc.bin").unwrap_err();
+    assert_eq!(errno(e), libc::EACCES);
+    // The kernel asks twice when a read fails (readahead, then the page itself), and
+    // ftpfs sends one RETR per ask: no retries of its own.
+    assert!(s.faults.calls(Verb::Retr).len() <= 2);
+    s.faults.clear();
+    s.faults
+        .always(Verb::Retr, Fault::Fail(Kind::PermanentFileNotAvailable));
+    let e = s.through_mount("gone.bin").unwrap_err();
+    assert_eq!(errno(e), libc::ENOENT);
+    assert!(s.faults.calls(Verb::Retr).len() <= 4);
+    s.still_works();
+}
+
+/// Transient failures that do not end: the retries run out and close(2) says EIO within
+/// the deadline; the data is kept; once the storage recovers the mount works.
+#[test]
+fn transient_failures_that_outlast_the_retries_are_eio_at_close_and_nothing_is_lost() {
+    let s = Setup::new(&[("doc.bin", 1000)]);
+    let old = s.on_server("doc.bin");
+    let new = Rng(6).bytes(100_000);
+    s.faults.always(Verb::Stor, Fault::Fail(Kind::LocalError));
+    let start = Instant::now();
+    assert_eq!(s.replace("doc.bin", &new), Err(libc::EIO));
+    let took = start.elapsed();
+    assert!(
+        took < Duration::from_secs(12),
+        "within the 10 s deadline: {took:?}"
+    );
+    assert!(s.recovered(&new));
+    // retries=3: four attempts at close, four more at the last release.
+    assert_eq!(s.faults.calls(Verb::Stor).len(), 8);
+    assert_eq!(s.on_server("doc.bin"), old);
+    s.still_works();
+}
+
+/// A slow disk: a transfer that starts later than `timeout` is given up and tried again,
+/// and the second attempt's data is what the reader gets.
+#[test]
+fn a_download_slower_to_start_than_the_timeout_is_tried_again() {
+    let s = Setup::new(&[("f.bin", 1 << 20)]);
+    s.faults
+        .next(Verb::Retr, Fault::Slow(Duration::from_secs(4)), 1);
+    let start = Instant::now();
+    assert!(s.through_mount("f.bin").unwrap() == s.on_server("f.bin"));
+    assert!(
+        start.elapsed() < Duration::from_secs(8),
+        "{:?}",
+        start.elapsed()
+    );
+    assert_eq!(s.faults.calls(Verb::Retr).len(), 2);
+    s.still_works();
+}
+
+/// A listing that never comes in time: ETIMEDOUT within the deadline, and other requests
+/// are answered meanwhile; when the storage is quick again, the same listing works.
+#[test]
+fn a_listing_slower_than_the_deadline_is_etimedout_and_the_mount_goes_on() {
+    let s = Setup::new(&[("doc.bin", 1000)]);
+    std::fs::create_dir(s.data.path().join("slow")).unwrap();
+    std::fs::write(s.data.path().join("slow/x"), b"x").unwrap();
+    // The root is listed (and cached) before the fault.
+    assert_eq!(names(s.m.path()).len(), 2);
+    s.faults
+        .always(Verb::List, Fault::Slow(Duration::from_secs(30)));
+    let dir = s.m.path().join("slow");
+    let lister = std::thread::spawn(move || {
+        let start = Instant::now();
+        let r = std::fs::read_dir(&dir).map(|d| d.count());
+        (r, start.elapsed())
+    });
+    // Meanwhile a read of another file is served.
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(s.through_mount("doc.bin").unwrap(), s.on_server("doc.bin"));
+    let (r, took) = lister.join().unwrap();
+    let e = r.unwrap_err();
+    assert_eq!(errno(e), libc::ETIMEDOUT, "took {took:?}");
+    assert!(
+        took < Duration::from_secs(13),
+        "within the 10 s deadline: {took:?}"
+    );
+    s.faults.clear();
+    assert_eq!(names(&s.m.path().join("slow")), vec!["x".to_string()]);
+    s.still_works();
+}
