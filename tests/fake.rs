@@ -283,6 +283,49 @@ fn an_idle_connection_the_server_closed_is_replaced_without_an_error() {
     assert!(logins >= 3, "reconnected each time ({logins} logins)");
 }
 
+/// `421` in the middle of a session (a server shutting down, or kicking the session): the
+/// request is sent again on a new connection, logged in and set up like the first (binary
+/// type), and the caller never sees the 421.
+#[test]
+fn a_421_in_reply_to_a_request_reconnects_and_the_request_succeeds() {
+    let data = pattern(300_000);
+    let opts = one_file("f", &data);
+    let kick = opts.kick.clone();
+    let s = FakeServer::start(opts);
+    let r = connect(&s, 1);
+    let logins = s.received("USER");
+    kick.store(1, Ordering::SeqCst);
+    assert_eq!(r.list("").unwrap()[0].name, "f");
+    kick.store(1, Ordering::SeqCst);
+    let rd = r.open_reader("f", 0).unwrap();
+    assert!(read(&rd, 0, data.len()).unwrap() == data);
+    assert_eq!(s.received("USER"), logins + 2, "a new login after each 421");
+    assert_eq!(s.received("PASS"), s.received("USER"));
+    assert_eq!(
+        s.received("TYPE"),
+        s.received("USER"),
+        "every connection set to binary"
+    );
+}
+
+/// `425 Can't open data connection` says nothing was transferred: the listing and the
+/// download are tried again and succeed.
+#[test]
+fn a_425_data_connection_failure_is_retried() {
+    let data = pattern(300_000);
+    let opts = one_file("f", &data);
+    let no_data = opts.no_data.clone();
+    let s = FakeServer::start(opts);
+    let r = connect(&s, 2);
+    no_data.store(2, Ordering::SeqCst);
+    assert_eq!(r.list("").unwrap()[0].name, "f");
+    assert_eq!(s.received("LIST"), 3, "two 425s, then the listing");
+    no_data.store(2, Ordering::SeqCst);
+    let rd = r.open_reader("f", 0).unwrap();
+    assert!(read(&rd, 0, data.len()).unwrap() == data);
+    assert_eq!(s.received("RETR"), 3, "two 425s, then the download");
+}
+
 #[test]
 fn a_server_that_is_not_ready_yet_is_waited_for() {
     let opts = FakeOpts {

@@ -322,6 +322,46 @@ fn unmounting_right_after_a_failed_close_still_saves_the_data() {
     assert_eq!(std::fs::read(ro.join("doc.bin")).unwrap(), b"old content");
 }
 
+/// A server that is down for a while (crashed, rebooting): requests fail with EIO within
+/// the deadline instead of hanging, the mount stays, and once the server is back the same
+/// requests work without a remount.
+#[test]
+fn while_the_server_is_down_requests_fail_in_bounded_time_and_work_once_it_is_back() {
+    let data = tempfile::tempdir().unwrap();
+    let src = write_random(&data.path().join("f.bin"), 1 << 20, 21);
+    std::fs::create_dir(data.path().join("d")).unwrap();
+    std::fs::write(data.path().join("d/x"), b"x").unwrap();
+    let Some(mut server) = Server::start(ServerKind::PureFtpd, data.path()) else {
+        return;
+    };
+    let m = Mount::new(&server, &["timeout=2,retries=2,retry_delay=1,deadline=5"]);
+    assert_eq!(std::fs::read_dir(m.path()).unwrap().count(), 2);
+    server.crash();
+    let fails_in_time = |what: &str, r: std::io::Result<()>, start: Instant| {
+        let took = start.elapsed();
+        let e = r.expect_err(what);
+        assert!(
+            [libc::EIO, libc::ETIMEDOUT].contains(&e.raw_os_error().unwrap_or(0)),
+            "{what}: {e}"
+        );
+        assert!(took < Duration::from_secs(8), "{what} took {took:?}");
+    };
+    let start = Instant::now();
+    let r = std::fs::read(m.path().join("f.bin")).map(drop);
+    fails_in_time("read", r, start);
+    let start = Instant::now();
+    let r = std::fs::read_dir(m.path().join("d")).map(drop);
+    fails_in_time("list", r, start);
+    assert!(is_mounted(m.path()), "the mount stays");
+    server.restart();
+    assert!(std::fs::read(m.path().join("f.bin")).unwrap() == src);
+    let names: Vec<_> = std::fs::read_dir(m.path().join("d"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(names, ["x"]);
+}
+
 /// A data connection that opens and then stays silent, through the mount: `cat` fails
 /// within the deadline instead of hanging, and `ls` works. SIGKILL ends a reader at the
 /// latest when the request in flight ends: fuser does not implement FUSE_INTERRUPT, and the

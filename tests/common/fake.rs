@@ -1,6 +1,6 @@
 //! A scripted FTP server for faults a real server cannot be made to produce: no `EPSV`, no
 //! `REST`, no `FEAT`, multi-line greetings, hostile listing lines, `120`/`421`/garbage/endless
-//! greetings, an endless `FEAT`, busy replies on cue, stalled or broken transfers, replies
+//! greetings, an endless `FEAT`, busy, `421` and `425` replies on cue, stalled or broken transfers, replies
 //! that never come or never end, a server that hangs up on an idle connection. It speaks
 //! just enough FTP for ftpfs and records every command it receives. Loopback only; every
 //! wait is bounded.
@@ -53,6 +53,12 @@ pub struct FakeOpts {
     /// After each listing, the server says `421 Timeout` and closes the control connection,
     /// as servers do to idle connections.
     pub hang_up_after_list: bool,
+    /// The next this many transfer commands (`LIST`, `MLSD`, `RETR`, `STOR`) are answered
+    /// `421 Service not available` and the control connection is closed, as a server
+    /// shutting down or kicking a session mid-way does.
+    pub kick: Arc<AtomicUsize>,
+    /// The next this many transfer commands are answered `425 Can't open data connection`.
+    pub no_data: Arc<AtomicUsize>,
     /// Files received with `STOR`.
     pub stored: Arc<Mutex<HashMap<String, Vec<u8>>>>,
 }
@@ -157,11 +163,26 @@ fn session(sock: TcpStream, o: &FakeOpts, log: &Mutex<Vec<String>>) -> std::io::
             write!(out, "250-this reply has no last line\r\n")?;
             continue;
         }
-        let busy = || {
-            o.busy
-                .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+        let take = |n: &AtomicUsize| {
+            n.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
                 .is_ok()
         };
+        let busy = || take(&o.busy);
+        if matches!(upper.as_str(), "LIST" | "MLSD" | "RETR" | "STOR") {
+            if take(&o.kick) {
+                write!(
+                    out,
+                    "421 Service not available, closing control connection\r\n"
+                )?;
+                let _ = out.shutdown(Shutdown::Both);
+                return Ok(());
+            }
+            if take(&o.no_data) {
+                write!(out, "425 Can't open data connection\r\n")?;
+                pasv = None;
+                continue;
+            }
+        }
         match upper.as_str() {
             "USER" => write!(out, "331 password please\r\n")?,
             "PASS" if arg == "bad" => write!(out, "530 Login incorrect.\r\n")?,

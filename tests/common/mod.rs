@@ -301,10 +301,23 @@ impl Server {
     /// Kills the server with all its sessions, as a crash would, and starts it again on the
     /// same port after `down`. pure-ftpd only.
     pub fn crash_and_restart(&mut self, down: Duration) {
+        self.crash();
+        std::thread::sleep(down);
+        self.restart();
+    }
+
+    /// Kills the server with all its sessions, as a crash would. pure-ftpd only.
+    pub fn crash(&mut self) {
         assert!(self.respawn.is_some(), "only pure-ftpd can be restarted");
         self.stop();
-        std::thread::sleep(down);
-        let spawn = self.respawn.as_ref().unwrap();
+    }
+
+    /// Starts a crashed server again on the same port.
+    pub fn restart(&mut self) {
+        let spawn = self
+            .respawn
+            .as_ref()
+            .expect("only pure-ftpd can be restarted");
         let port = self.port;
         for _ in 0..50 {
             self.child = Some(spawn());
