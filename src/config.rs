@@ -83,6 +83,7 @@ impl fmt::Debug for Endpoint {
             .field("timeout", &self.timeout)
             .field("policy", &self.policy)
             .field("tls", &self.tls.mode)
+            .field("limit_recheck", &self.limit_recheck)
             .finish()
     }
 }
@@ -203,6 +204,7 @@ pub struct MountOpts {
     pub retries: Option<u32>,
     pub retry_delay: Option<u64>,
     pub deadline: Option<u64>,
+    pub connections_recheck: Option<u64>,
     pub tls: Option<crate::ftp::tls::TlsMode>,
     pub cafile: Option<PathBuf>,
     pub insecure: bool,
@@ -273,6 +275,13 @@ pub fn parse_mount_options(s: &str, opts: &mut MountOpts) -> Result<(), String> 
                     return Err("deadline must be between 1 and 3600 seconds".into());
                 }
                 opts.deadline = Some(n);
+            }
+            "connections_recheck" => {
+                let n = num(value)?;
+                if !(1..=86400).contains(&n) {
+                    return Err("connections_recheck must be between 1 and 86400 seconds".into());
+                }
+                opts.connections_recheck = Some(n);
             }
             "tls" => {
                 use crate::ftp::tls::TlsMode;
@@ -364,6 +373,10 @@ impl Config {
             user: user.clone(),
             password,
             timeout,
+            limit_recheck: o
+                .connections_recheck
+                .map(Duration::from_secs)
+                .unwrap_or(crate::ftp::pool::DEFAULT_LIMIT_RECHECK),
             tls: {
                 use crate::ftp::tls::{Tls, TlsMode};
                 let mode = match (source.implicit_tls, o.tls) {
@@ -721,19 +734,25 @@ mod tests {
     fn mount_options_parse_and_system_ones_are_ignored() {
         let mut o = MountOpts::default();
         parse_mount_options(
-            "ro,allow_other,dir_cache_ttl=5,connections=2,umask=027,_netdev,noauto,x-systemd.automount,nodev",
+            "ro,allow_other,dir_cache_ttl=5,connections=2,connections_recheck=10,umask=027,_netdev,noauto,x-systemd.automount,nodev",
             &mut o,
         )
         .unwrap();
         assert!(o.read_only && o.allow_other);
         assert_eq!(
-            (o.dir_cache_ttl, o.connections, o.umask),
-            (Some(5), Some(2), Some(0o27))
+            (
+                o.dir_cache_ttl,
+                o.connections,
+                o.connections_recheck,
+                o.umask
+            ),
+            (Some(5), Some(2), Some(10), Some(0o27))
         );
         assert_eq!(o.kernel, vec!["nodev".to_string()]);
         for bad in [
             "bogus",
             "connections=0",
+            "connections_recheck=0",
             "dir_cache_ttl=x",
             "umask=999",
             "timeout",

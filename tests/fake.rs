@@ -28,6 +28,7 @@ fn endpoint(server: &FakeServer) -> Endpoint {
             deadline: Duration::from_secs(4),
         },
         tls: ftpfs::ftp::tls::Tls::off(),
+        limit_recheck: ftpfs::ftp::pool::DEFAULT_LIMIT_RECHECK,
     }
 }
 

@@ -204,6 +204,81 @@ fn four_readers_share_a_server_that_allows_two_connections() {
     );
 }
 
+/// Control connections to `port` that the server has open (its side of each).
+fn sessions_on(port: u16) -> usize {
+    let hex = format!(":{port:04X}");
+    std::fs::read_to_string("/proc/net/tcp")
+        .unwrap()
+        .lines()
+        .skip(1)
+        .filter(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            f.len() > 3 && f[1].ends_with(&hex) && f[3] == "01"
+        })
+        .count()
+}
+
+/// The limit a server enforces can be shared with another client: once that client has
+/// gone, the pool tries one more connection again (after `connections_recheck`) and uses
+/// all it was configured for.
+#[test]
+fn a_learned_connection_limit_is_rechecked_and_lifted_when_the_server_allows_more() {
+    use std::io::Read as _;
+    let data = tempfile::tempdir().unwrap();
+    let files: Vec<Vec<u8>> = (0..3)
+        .map(|i| write_random(&data.path().join(format!("f{i}")), 16 << 20, 200 + i))
+        .collect();
+    // -C 3: three sessions per IP address, one of which another client holds.
+    let Some(server) = Server::pure_ftpd_with(data.path(), &["-C", "3"]) else {
+        return;
+    };
+    let mut other = std::net::TcpStream::connect(("127.0.0.1", server.port)).unwrap();
+    other
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    let mut greeting = [0u8; 3];
+    other.read_exact(&mut greeting).unwrap();
+    assert_eq!(&greeting, b"220");
+    let m = Mount::new(&server, &["connections=4,connections_recheck=2", PATIENT]);
+    let read_all = |round: u64| {
+        let readers: Vec<_> = (0..3)
+            .map(|i| {
+                let p = m.path().join(format!("f{i}"));
+                std::thread::spawn(move || std::fs::read(p).unwrap())
+            })
+            .collect();
+        for (i, r) in readers.into_iter().enumerate() {
+            assert!(
+                sha(&r.join().unwrap()) == sha(&files[i]),
+                "round {round}, reader {i}"
+            );
+        }
+    };
+    read_all(1);
+    assert!(
+        m.log_text().contains("allows only 2 connections"),
+        "limit learned"
+    );
+    drop(other);
+    assert!(wait_for(Duration::from_secs(5), || sessions_on(
+        server.port
+    ) == 2));
+    std::thread::sleep(Duration::from_secs(3));
+    // Drop the pages, so the second round reads from the server again.
+    std::fs::write("/proc/sys/vm/drop_caches", "1").unwrap();
+    read_all(2);
+    let log = m.log_text();
+    assert!(
+        log.contains("trying more FTP connections again"),
+        "rechecked"
+    );
+    assert_eq!(
+        sessions_on(server.port),
+        3,
+        "three connections in use now, all the server allows"
+    );
+}
+
 /// A real full disk: the server's root is a 16 MiB tmpfs, and 32 MiB are written over an
 /// existing file. close(2) says ENOSPC, the old content stays, the server keeps no
 /// partial file, and the data is kept in the recovery directory.

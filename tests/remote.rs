@@ -20,6 +20,7 @@ fn endpoint(server: &Server) -> Endpoint {
         timeout: Duration::from_secs(10),
         policy: Default::default(),
         tls: ftpfs::ftp::tls::Tls::off(),
+        limit_recheck: ftpfs::ftp::pool::DEFAULT_LIMIT_RECHECK,
     }
 }
 

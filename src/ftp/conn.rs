@@ -42,6 +42,9 @@ pub struct Endpoint {
     pub policy: Policy,
     /// FTPS.
     pub tls: Tls,
+    /// How long a connection limit learned from the server holds before one more
+    /// connection is tried (`-o connections_recheck=`).
+    pub limit_recheck: Duration,
 }
 
 /// The control connection type: TLS-capable; a plain connection simply never upgrades.

@@ -18,8 +18,9 @@
 //! - *A server that allows fewer connections than configured.* A login refused with `421
 //!   Too many connections` (or proftpd's `530 ... maximum number of connections`) while other
 //!   connections of ours are open teaches the pool the server's limit: it shrinks to what it
-//!   has and waits for one of those instead of failing. After [`LIMIT_PROBE`] it tries one
-//!   more again, since the limit may have been shared with another client that has left.
+//!   has and waits for one of those instead of failing. After
+//!   [`Endpoint::limit_recheck`] (60 s by default) it tries one more again, since the limit
+//!   may have been shared with another client that has left.
 //! - *Idle connections the server closed* (idle timeouts, restarts) are noticed without a
 //!   round trip when checked out ([`Sockets::is_stale`]) and replaced.
 //!
@@ -60,7 +61,7 @@ pub trait Reclaimed: Send {
 }
 
 /// How long a learned connection limit holds before the pool tries one more connection.
-pub const LIMIT_PROBE: Duration = Duration::from_secs(60);
+pub const DEFAULT_LIMIT_RECHECK: Duration = Duration::from_secs(60);
 
 pub struct Pool {
     endpoint: Endpoint,
@@ -122,7 +123,7 @@ impl Pool {
     /// How many connections may exist now: the configured size, or the server's limit.
     fn size_now(&self, st: &mut State) -> usize {
         match st.limit {
-            Some((_, since)) if since.elapsed() >= LIMIT_PROBE => {
+            Some((_, since)) if since.elapsed() >= self.endpoint.limit_recheck => {
                 log::info!("trying more FTP connections again");
                 st.limit = None;
                 self.size
