@@ -279,6 +279,32 @@ fn a_learned_connection_limit_is_rechecked_and_lifted_when_the_server_allows_mor
     );
 }
 
+/// A bandwidth-limited server (pure-ftpd `-T`, as on many hosting plans) reads an upload
+/// out of the TCP buffers seconds after the last write returned, and replies only then.
+/// That reply is awaited as long as the server keeps taking bytes, not just `timeout`:
+/// close(2) succeeds and the server has the file.
+#[test]
+fn an_upload_to_a_bandwidth_limited_server_is_waited_for_and_succeeds() {
+    let data = tempfile::tempdir().unwrap();
+    // 400 KB/s each way for users.
+    let Some(server) = Server::pure_ftpd_with(data.path(), &["-T", "400:400"]) else {
+        return;
+    };
+    let m = Mount::new(&server, &["timeout=2,retries=1,deadline=30"]);
+    let new = Rng(31).bytes(3 << 20);
+    let start = Instant::now();
+    let mut f = std::fs::File::create(m.path().join("up.bin")).unwrap();
+    f.write_all(&new).unwrap();
+    assert_eq!(close(f), Ok(()), "close reports the upload's success");
+    let took = start.elapsed();
+    assert!(sha(&std::fs::read(data.path().join("up.bin")).unwrap()) == sha(&new));
+    let log = m.log_text();
+    assert!(
+        !log.contains("retrying") && !log.contains("failed"),
+        "one attempt, no timeout: took {took:?}"
+    );
+}
+
 /// A real full disk: the server's root is a 16 MiB tmpfs, and 32 MiB are written over an
 /// existing file. close(2) says ENOSPC, the old content stays, the server keeps no
 /// partial file, and the data is kept in the recovery directory.

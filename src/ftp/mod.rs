@@ -18,7 +18,7 @@ pub mod watchdog;
 use std::io::{BufRead, BufReader};
 use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use std::sync::Arc;
-use std::time::{Instant, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use suppaftp::Status;
 
@@ -443,9 +443,28 @@ impl FtpUpload {
         let sent = written.and_then(|()| w.flush());
         // Flushed, or failed: any bytes still buffered are not going anywhere.
         let (stream, _) = w.into_parts();
+        let extra = match sent.as_ref().map(|()| self.wait_taken(&stream)) {
+            Ok(Ok(extra)) => extra,
+            Ok(Err(e)) => {
+                // The server stopped taking data: its reply would be waited for in vain.
+                self.lease.conn().sockets.kill();
+                self.lease.mark_broken();
+                drop(stream);
+                return Err(Error::from_io(op, e));
+            }
+            Err(_) => Duration::ZERO,
+        };
+        let timeout = self.lease.timeout();
         let finished = self.lease.run_unbounded(|c| {
             c.sockets.end_data();
-            stream.finish().map_err(|e| Error::from_ftp(op, e))
+            if extra > Duration::ZERO {
+                c.sockets.set_reply_timeout(timeout + extra);
+            }
+            let r = stream.finish().map_err(|e| Error::from_ftp(op, e));
+            if extra > Duration::ZERO {
+                c.sockets.set_reply_timeout(timeout);
+            }
+            r
         });
         match (sent, finished) {
             (Ok(()), r) => r,
@@ -456,6 +475,96 @@ impl FtpUpload {
             }
         }
     }
+}
+
+impl FtpUpload {
+    /// How long to wait for the server's reply once the last byte is written.
+    ///
+    /// A bandwidth-limited server (pure-ftpd `-T`, many hosting plans) or a slow disk reads
+    /// an upload out of the TCP buffers long after our last write returned: ours (up to
+    /// 4 MiB on Linux) and its own receive buffer (1.6 MB measured, autotuned), and it
+    /// replies only then. Waiting just `timeout` for that reply failed uploads that were
+    /// progressing all along: 4 MiB to a 50 KB/s server was `ETIMEDOUT` on every attempt
+    /// with the default 20 s. So:
+    ///
+    /// 1. While more than [`DRAIN_WATCH`] bytes of ours are unacknowledged, wait as long as
+    ///    the server keeps taking them; `timeout` bounds a pause in which it takes none
+    ///    (a dead or stalled server). This also measures the pace it reads at.
+    /// 2. Its own buffer cannot be watched from here. At that pace, reading
+    ///    [`SERVER_BUFFER`] more takes `SERVER_BUFFER / pace`, which is added to `timeout`
+    ///    for the reply. A fast server, or a small upload, gets plain `timeout`.
+    ///
+    /// A reply that comes early (`452` mid-way) ends the wait at once. Returns the extra
+    /// time for the reply.
+    fn wait_taken(
+        &mut self,
+        stream: &suppaftp::TransferStream<TlsStreamOf>,
+    ) -> std::io::Result<Duration> {
+        let stall = self.lease.timeout();
+        let data = stream.get_ref().get_ref();
+        let mut queued = unsent(data)?;
+        if queued <= DRAIN_WATCH {
+            return Ok(Duration::ZERO);
+        }
+        let sockets = Arc::clone(&self.lease.conn().sockets);
+        // (when, bytes still queued), to measure the pace over the last second: earlier on,
+        // the server's buffer was still filling at the network's speed.
+        let mut samples = std::collections::VecDeque::from([(Instant::now(), queued)]);
+        let mut since = Instant::now();
+        let mut pause = Duration::from_millis(1);
+        while queued > 0 {
+            if sockets.ctrl_readable(pause) {
+                return Ok(Duration::ZERO);
+            }
+            pause = (pause * 2).min(Duration::from_millis(100));
+            let now = unsent(data)?;
+            if now < queued {
+                queued = now;
+                since = Instant::now();
+            } else if since.elapsed() >= stall {
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::TimedOut,
+                    format!(
+                        "the server took none of the last {queued} bytes for {} s",
+                        stall.as_secs()
+                    ),
+                ));
+            }
+            samples.push_back((Instant::now(), queued));
+            while samples.len() > 2 && samples[1].0.elapsed() >= Duration::from_secs(1) {
+                samples.pop_front();
+            }
+        }
+        let (then, was) = samples[0];
+        let pace = was as f64 / then.elapsed().as_secs_f64().max(0.001);
+        let extra = Duration::from_secs_f64(SERVER_BUFFER as f64 / pace);
+        log::debug!(
+            "upload: the server took its last {was} bytes at {:.0} KB/s; its reply may take {:.1} s more",
+            pace / 1000.0,
+            extra.as_secs_f64()
+        );
+        Ok(extra)
+    }
+}
+
+/// Below this many unacknowledged bytes at the end of an upload, the server's reply is
+/// awaited at once (at 50 KB/s, 256 KiB take 5 s of the 20 s `timeout`). Small files
+/// never wait for the watch.
+const DRAIN_WATCH: u64 = 256 * 1024;
+
+/// What a server's TCP receive buffer is assumed to hold at most (Linux autotunes it up to
+/// 6 MiB by default).
+const SERVER_BUFFER: u64 = 8 * 1024 * 1024;
+
+/// Bytes of a socket's output not yet acknowledged by the peer.
+fn unsent(socket: &std::net::TcpStream) -> std::io::Result<u64> {
+    use std::os::fd::AsRawFd;
+    let mut n: libc::c_int = 0;
+    // SAFETY: TIOCOUTQ (SIOCOUTQ) on an open TCP socket writes one int.
+    if unsafe { libc::ioctl(socket.as_raw_fd(), libc::TIOCOUTQ, &mut n) } < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(n.max(0) as u64)
 }
 
 /// The TLS stream type of our control connections.

@@ -309,6 +309,11 @@ impl Lease {
             .expect("a lease holds its connection until dropped")
     }
 
+    /// The longest wait on a silent server (`-o timeout`).
+    pub fn timeout(&self) -> Duration {
+        self.pool.endpoint.timeout
+    }
+
     /// The connection is out of sync or dead: do not hand it out again.
     pub fn mark_broken(&mut self) {
         self.broken = true;

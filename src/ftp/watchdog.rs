@@ -73,13 +73,27 @@ impl Sockets {
     /// readable byte or hang-up on an idle connection means it is dead. One `poll` with a
     /// zero timeout: no round trip, unlike `NOOP`.
     pub fn is_stale(&self) -> bool {
+        self.ctrl_readable(std::time::Duration::ZERO)
+    }
+
+    /// How long a read on the control connection waits (the socket is shared with the FTP
+    /// client, which reads the replies).
+    pub fn set_reply_timeout(&self, wait: std::time::Duration) {
+        if let Err(e) = self.ctrl.set_read_timeout(Some(wait)) {
+            log::debug!("could not set the reply timeout: {e}");
+        }
+    }
+
+    /// Whether the control connection has something to read (or was closed) within `wait`.
+    pub fn ctrl_readable(&self, wait: std::time::Duration) -> bool {
         let mut pfd = libc::pollfd {
             fd: self.ctrl.as_raw_fd(),
             events: libc::POLLIN,
             revents: 0,
         };
-        // SAFETY: one valid pollfd, zero timeout; the fd stays open while `self` lives.
-        let n = unsafe { libc::poll(&mut pfd, 1, 0) };
+        let ms = wait.as_millis().min(i32::MAX as u128) as i32;
+        // SAFETY: one valid pollfd; the fd stays open while `self` lives.
+        let n = unsafe { libc::poll(&mut pfd, 1, ms) };
         n != 0
     }
 }
