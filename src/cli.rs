@@ -117,7 +117,9 @@ pub struct MountArgs {
     /// Mount options, comma separated: ro, allow_other, allow_root, default_permissions,
     /// uid=N, gid=N, umask=OOO, dir_cache_ttl=SECS, connections=N, connections_recheck=SECS
     /// (after the server refused a connection as one too many, how long to stay below that
-    /// number before trying one more; default 60), timeout=SECS,
+    /// number before trying one more; default 60), keepalive=SECS (TCP keepalive on control
+    /// connections idle during long transfers, for NAT and firewalls; 0 off; default 60),
+    /// timeout=SECS,
     /// retries=N (after a transient failure; default 5), retry_delay=SECS (longest wait
     /// between attempts; default 5), deadline=SECS (the most one operation may take, retries
     /// included; default 30), tls=off|try|required|implicit (default try; ftps:// means

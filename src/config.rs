@@ -84,6 +84,7 @@ impl fmt::Debug for Endpoint {
             .field("policy", &self.policy)
             .field("tls", &self.tls.mode)
             .field("limit_recheck", &self.limit_recheck)
+            .field("keepalive", &self.keepalive)
             .finish()
     }
 }
@@ -205,6 +206,7 @@ pub struct MountOpts {
     pub retry_delay: Option<u64>,
     pub deadline: Option<u64>,
     pub connections_recheck: Option<u64>,
+    pub keepalive: Option<u64>,
     pub tls: Option<crate::ftp::tls::TlsMode>,
     pub cafile: Option<PathBuf>,
     pub insecure: bool,
@@ -282,6 +284,13 @@ pub fn parse_mount_options(s: &str, opts: &mut MountOpts) -> Result<(), String> 
                     return Err("connections_recheck must be between 1 and 86400 seconds".into());
                 }
                 opts.connections_recheck = Some(n);
+            }
+            "keepalive" => {
+                let n = num(value)?;
+                if n > 32767 {
+                    return Err("keepalive must be between 0 (off) and 32767 seconds".into());
+                }
+                opts.keepalive = Some(n);
             }
             "tls" => {
                 use crate::ftp::tls::TlsMode;
@@ -377,6 +386,10 @@ impl Config {
                 .connections_recheck
                 .map(Duration::from_secs)
                 .unwrap_or(crate::ftp::pool::DEFAULT_LIMIT_RECHECK),
+            keepalive: o
+                .keepalive
+                .map(Duration::from_secs)
+                .unwrap_or(crate::ftp::conn::DEFAULT_KEEPALIVE),
             tls: {
                 use crate::ftp::tls::{Tls, TlsMode};
                 let mode = match (source.implicit_tls, o.tls) {
@@ -734,7 +747,7 @@ mod tests {
     fn mount_options_parse_and_system_ones_are_ignored() {
         let mut o = MountOpts::default();
         parse_mount_options(
-            "ro,allow_other,dir_cache_ttl=5,connections=2,connections_recheck=10,umask=027,_netdev,noauto,x-systemd.automount,nodev",
+            "ro,allow_other,dir_cache_ttl=5,connections=2,connections_recheck=10,keepalive=0,umask=027,_netdev,noauto,x-systemd.automount,nodev",
             &mut o,
         )
         .unwrap();
@@ -748,6 +761,7 @@ mod tests {
             ),
             (Some(5), Some(2), Some(10), Some(0o27))
         );
+        assert_eq!(o.keepalive, Some(0), "0 turns keepalive off");
         assert_eq!(o.kernel, vec!["nodev".to_string()]);
         for bad in [
             "bogus",

@@ -21,6 +21,7 @@ fn endpoint(server: &Server) -> Endpoint {
         policy: Default::default(),
         tls: ftpfs::ftp::tls::Tls::off(),
         limit_recheck: ftpfs::ftp::pool::DEFAULT_LIMIT_RECHECK,
+        keepalive: ftpfs::ftp::conn::DEFAULT_KEEPALIVE,
     }
 }
 

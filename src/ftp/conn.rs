@@ -45,6 +45,9 @@ pub struct Endpoint {
     /// How long a connection limit learned from the server holds before one more
     /// connection is tried (`-o connections_recheck=`).
     pub limit_recheck: Duration,
+    /// Idle time before TCP keepalive probes on control connections; zero for none
+    /// (`-o keepalive=`).
+    pub keepalive: Duration,
 }
 
 /// The control connection type: TLS-capable; a plain connection simply never upgrades.
@@ -252,7 +255,7 @@ fn greet(ep: &Endpoint, info: &ServerInfo, stream: TcpStream) -> Result<(Ftp, bo
     ] {
         r.map_err(|e| Error::from_io(Op::Connect, e))?;
     }
-    keepalive(&stream);
+    keepalive(&stream, ep.keepalive);
     skip_not_ready(&stream)?;
     let ftp = Ftp::connect_with_stream(stream).map_err(|e| Error::from_ftp(Op::Connect, e))?;
     let config = match (&ep.tls.config, ep.tls.mode) {
@@ -320,7 +323,7 @@ fn implicit_connect(ep: &Endpoint, deadline: Instant) -> Result<(Ftp, Arc<Socket
         .take()
         .ok_or_else(|| Error::Tls("no control socket".into()))?;
     let _ = ctrl.set_nodelay(true);
-    keepalive(&ctrl);
+    keepalive(&ctrl, ep.keepalive);
     Ok((ftp, Sockets::new(ctrl), addr.ip(), true))
 }
 
@@ -377,8 +380,16 @@ fn skip_not_ready(stream: &TcpStream) -> Result<()> {
 }
 
 /// TCP keepalive on the control connection: during a long transfer it is idle for minutes,
-/// and NAT boxes and firewalls forget idle connections.
-fn keepalive(stream: &TcpStream) {
+/// and NAT boxes and firewalls forget idle connections; the server's reply at the end would
+/// then never arrive, and an upload that worked would fail. A probe every `idle` keeps them
+/// remembering; four unanswered ones (15 s apart at most) declare the connection dead.
+pub const DEFAULT_KEEPALIVE: Duration = Duration::from_secs(60);
+
+fn keepalive(stream: &TcpStream, idle: Duration) {
+    if idle.is_zero() {
+        return;
+    }
+    let idle_secs = idle.as_secs().clamp(1, 32767) as libc::c_int;
     use std::os::fd::AsRawFd;
     let fd = stream.as_raw_fd();
     let set = |level, name, value: libc::c_int| {
@@ -394,8 +405,8 @@ fn keepalive(stream: &TcpStream) {
         }
     };
     set(libc::SOL_SOCKET, libc::SO_KEEPALIVE, 1);
-    set(libc::IPPROTO_TCP, libc::TCP_KEEPIDLE, 60);
-    set(libc::IPPROTO_TCP, libc::TCP_KEEPINTVL, 15);
+    set(libc::IPPROTO_TCP, libc::TCP_KEEPIDLE, idle_secs);
+    set(libc::IPPROTO_TCP, libc::TCP_KEEPINTVL, idle_secs.min(15));
     set(libc::IPPROTO_TCP, libc::TCP_KEEPCNT, 4);
 }
 

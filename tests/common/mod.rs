@@ -30,6 +30,8 @@ pub enum ServerKind {
 
 pub struct Server {
     pub kind: ServerKind,
+    /// The address it listens on: 127.0.0.1, or one in a network namespace.
+    pub host: String,
     pub port: u16,
     pub root: PathBuf,
     child: Option<Child>,
@@ -72,9 +74,9 @@ pub fn free_port() -> u16 {
         .expect("a free loopback port")
 }
 
-fn port_open(port: u16) -> bool {
+fn port_open(host: &str, port: u16) -> bool {
     TcpStream::connect_timeout(
-        &format!("127.0.0.1:{port}").parse().unwrap(),
+        &format!("{host}:{port}").parse().unwrap(),
         Duration::from_millis(200),
     )
     .is_ok()
@@ -82,10 +84,10 @@ fn port_open(port: u16) -> bool {
 
 /// An FTP server greets with 220. Merely accepting a connection is not enough: another
 /// test's passive listener may sit on the port our server failed to bind.
-fn ftp_greets(port: u16) -> bool {
+fn ftp_greets(host: &str, port: u16) -> bool {
     use std::io::Read;
     let Ok(mut s) = TcpStream::connect_timeout(
-        &format!("127.0.0.1:{port}").parse().unwrap(),
+        &format!("{host}:{port}").parse().unwrap(),
         Duration::from_millis(200),
     ) else {
         return false;
@@ -125,42 +127,77 @@ impl unftp_core::auth::Authenticator for PasswordAuth {
     }
 }
 
+/// How a server is started, beyond its kind and root.
+#[derive(Default, Clone)]
+struct Start<'a> {
+    /// pyftpdlib: anonymous (read-only) logins and no named user.
+    anonymous: bool,
+    /// pure-ftpd: extra flags.
+    extra: &'a [&'a str],
+    /// libunftp: storage faults.
+    faults: Option<Arc<faulty::Faults>>,
+    /// pure-ftpd: the network namespace to run in and the address to listen on there.
+    netns: Option<(&'a str, &'a str)>,
+}
+
 impl Server {
     /// Starts a server of `kind` serving `root`. `None` when it is not installed here.
     pub fn start(kind: ServerKind, root: &Path) -> Option<Server> {
-        Self::start_with(kind, root, false, &[], None)
+        Self::start_with(kind, root, Start::default())
     }
 
     /// pure-ftpd with extra flags, e.g. `-n 1000:1` for a 1 MB quota (a full disk).
     pub fn pure_ftpd_with(root: &Path, extra: &[&str]) -> Option<Server> {
-        Self::start_with(ServerKind::PureFtpd, root, false, extra, None)
+        let start = Start {
+            extra,
+            ..Start::default()
+        };
+        Self::start_with(ServerKind::PureFtpd, root, start)
     }
 
     /// pyftpdlib allowing anonymous (read-only) logins and no named user.
     pub fn start_anonymous(root: &Path) -> Option<Server> {
-        Self::start_with(ServerKind::Pyftpdlib, root, true, &[], None)
+        let start = Start {
+            anonymous: true,
+            ..Start::default()
+        };
+        Self::start_with(ServerKind::Pyftpdlib, root, start)
     }
 
     /// libunftp in-process over a storage that fails when the returned [`faulty::Faults`]
     /// say so.
     pub fn unftp_with_faults(root: &Path) -> (Server, Arc<faulty::Faults>) {
         let faults = Arc::new(faulty::Faults::default());
-        let server = Self::start_with(ServerKind::Unftp, root, false, &[], Some(faults.clone()))
-            .expect("libunftp is always available");
+        let start = Start {
+            faults: Some(faults.clone()),
+            ..Start::default()
+        };
+        let server =
+            Self::start_with(ServerKind::Unftp, root, start).expect("libunftp is always available");
         (server, faults)
+    }
+
+    /// pure-ftpd inside network namespace `netns`, listening on `addr` (an address of that
+    /// namespace), with extra flags.
+    pub fn pure_ftpd_in_netns(
+        root: &Path,
+        netns: &str,
+        addr: &str,
+        extra: &[&str],
+    ) -> Option<Server> {
+        let start = Start {
+            extra,
+            netns: Some((netns, addr)),
+            ..Start::default()
+        };
+        Self::start_with(ServerKind::PureFtpd, root, start)
     }
 
     /// A free port can be taken between our asking and the server binding it (another
     /// test's passive listener), so a server that does not come up gets two more ports.
-    fn start_with(
-        kind: ServerKind,
-        root: &Path,
-        anonymous: bool,
-        extra: &[&str],
-        faults: Option<Arc<faulty::Faults>>,
-    ) -> Option<Server> {
+    fn start_with(kind: ServerKind, root: &Path, start: Start) -> Option<Server> {
         for attempt in 1..=3 {
-            match Self::try_start(kind, root, anonymous, extra, faults.clone()) {
+            match Self::try_start(kind, root, start.clone()) {
                 Ok(s) => return s,
                 Err(e) if attempt < 3 => eprintln!("{kind:?}: {e}; retrying on another port"),
                 Err(e) => panic!("{kind:?}: {e}"),
@@ -169,13 +206,14 @@ impl Server {
         unreachable!()
     }
 
-    fn try_start(
-        kind: ServerKind,
-        root: &Path,
-        anonymous: bool,
-        extra: &[&str],
-        faults: Option<Arc<faulty::Faults>>,
-    ) -> Result<Option<Server>, String> {
+    fn try_start(kind: ServerKind, root: &Path, start: Start) -> Result<Option<Server>, String> {
+        let Start {
+            anonymous,
+            extra,
+            faults,
+            netns,
+        } = start;
+        let host = netns.map_or("127.0.0.1", |(_, addr)| addr).to_string();
         let work = tempfile::tempdir().unwrap();
         let port = free_port();
         let mut respawn = None;
@@ -212,10 +250,20 @@ impl Server {
                 let extra: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
                 // Its own process group: pure-ftpd forks a process per session, and a crash
                 // test kills them all, as a real server crash would.
+                let netns = netns.map(|(ns, _)| ns.to_string());
+                let listen = format!("-S{host},{port}");
                 let spawn = move || {
                     use std::os::unix::process::CommandExt;
-                    Command::new("/usr/sbin/pure-ftpd")
-                        .arg(format!("-S127.0.0.1,{port}"))
+                    // `ip netns exec` enters the namespace and execs the server: same PID.
+                    let mut cmd = match &netns {
+                        Some(ns) => {
+                            let mut c = Command::new("ip");
+                            c.args(["netns", "exec", ns, "/usr/sbin/pure-ftpd"]);
+                            c
+                        }
+                        None => Command::new("/usr/sbin/pure-ftpd"),
+                    };
+                    cmd.arg(&listen)
                         .arg(format!("-lpuredb:{}", pdb.display()))
                         .args(["-E", "-H", "-A", "-D", "-4", "-c", "64"])
                         .args(if extra.iter().any(|a| a == "-C") {
@@ -261,6 +309,7 @@ impl Server {
         };
         let mut server = Server {
             kind,
+            host,
             port,
             root: root.to_path_buf(),
             child,
@@ -273,9 +322,9 @@ impl Server {
                 .is_some_and(|c| c.try_wait().ok().flatten().is_some())
         };
         let up = wait_for(Duration::from_secs(10), || {
-            port_open(port) || exited(&mut server)
+            port_open(&server.host, port) || exited(&mut server)
         });
-        if !up || exited(&mut server) || !ftp_greets(port) || exited(&mut server) {
+        if !up || exited(&mut server) || !ftp_greets(&server.host, port) || exited(&mut server) {
             server.stop();
             return Err(format!("did not start listening on {port}"));
         }
@@ -283,7 +332,7 @@ impl Server {
     }
 
     pub fn url(&self) -> String {
-        format!("ftp://{USER}@127.0.0.1:{}", self.port)
+        format!("ftp://{USER}@{}:{}", self.host, self.port)
     }
 
     fn stop(&mut self) {
@@ -318,10 +367,10 @@ impl Server {
             .respawn
             .as_ref()
             .expect("only pure-ftpd can be restarted");
-        let port = self.port;
+        let (host, port) = (self.host.clone(), self.port);
         for _ in 0..50 {
             self.child = Some(spawn());
-            if wait_for(Duration::from_secs(2), || port_open(port)) {
+            if wait_for(Duration::from_secs(2), || port_open(&host, port)) {
                 return;
             }
             // The port may still be held for a moment; try again.
