@@ -551,3 +551,51 @@ fn the_password_is_asked_for_on_a_terminal() {
     assert!(!shown.contains(PASSWORD), "typed without echo: {shown}");
     assert_eq!(read.unwrap(), "hello\n");
 }
+
+/// The two password sources meant for scripts, through real mounts: a `~/.netrc` entry for
+/// the host (`$NETRC` here), which also supplies the user name, and `--password-file`.
+/// Neither puts the password on a command line.
+#[test]
+fn a_netrc_entry_or_a_password_file_logs_in_with_no_password_on_the_command_line() {
+    let Some((_data, server)) = server_with_file() else {
+        return;
+    };
+    let secrets = tempfile::tempdir().unwrap();
+    let netrc = secrets.path().join("netrc");
+    std::fs::write(
+        &netrc,
+        format!(
+            "machine other.example login bob password nope\n\
+             machine 127.0.0.1 login {USER} password {PASSWORD}\n"
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&netrc, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let pwfile = secrets.path().join("pw");
+    std::fs::write(&pwfile, format!("{PASSWORD}\n")).unwrap();
+    std::fs::set_permissions(&pwfile, std::fs::Permissions::from_mode(0o600)).unwrap();
+
+    let dir = tempfile::tempdir().unwrap();
+    // No user in the source: the netrc entry names it.
+    run_ok(
+        ftpfs()
+            .args(["mount", &format!("ftp://127.0.0.1:{}/", server.port)])
+            .arg(dir.path())
+            .env_remove("FTPFS_PASSWORD")
+            .env("NETRC", &netrc),
+        "mount with a netrc entry",
+    );
+    assert_eq!(read_hello_and_umount(dir.path()), "hello\n");
+
+    run_ok(
+        ftpfs()
+            .args(["mount", "--password-file"])
+            .arg(&pwfile)
+            .arg(server.url())
+            .arg(dir.path())
+            .env_remove("FTPFS_PASSWORD")
+            .env("NETRC", "/nonexistent"),
+        "mount with --password-file",
+    );
+    assert_eq!(read_hello_and_umount(dir.path()), "hello\n");
+}
