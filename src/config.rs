@@ -236,6 +236,15 @@ pub fn parse_mount_options(s: &str, opts: &mut MountOpts) -> Result<(), String> 
                 .parse::<u64>()
                 .map_err(|_| format!("option {key}: {:?} is not a number", value.unwrap_or("")))
         };
+        // A number within `lo..=hi`; `unit` ends the message ("" or " seconds").
+        let ranged = |lo: u64, hi: u64, unit: &str| -> Result<u64, String> {
+            let n = num(value)?;
+            if (lo..=hi).contains(&n) {
+                Ok(n)
+            } else {
+                Err(format!("{key} must be between {lo} and {hi}{unit}"))
+            }
+        };
         match key {
             "ro" => opts.read_only = true,
             "rw" => opts.read_only = false,
@@ -243,55 +252,14 @@ pub fn parse_mount_options(s: &str, opts: &mut MountOpts) -> Result<(), String> 
             "allow_root" => opts.allow_root = true,
             "default_permissions" => opts.default_permissions = true,
             "dir_cache_ttl" => opts.dir_cache_ttl = Some(num(value)?),
-            "connections" => {
-                let n = num(value)?;
-                if !(1..=64).contains(&n) {
-                    return Err("connections must be between 1 and 64".into());
-                }
-                opts.connections = Some(n as usize);
-            }
-            "timeout" => {
-                let n = num(value)?;
-                if !(1..=3600).contains(&n) {
-                    return Err("timeout must be between 1 and 3600 seconds".into());
-                }
-                opts.timeout = Some(n);
-            }
-            "retries" => {
-                let n = num(value)?;
-                if n > 100 {
-                    return Err("retries must be between 0 and 100".into());
-                }
-                opts.retries = Some(n as u32);
-            }
-            "retry_delay" => {
-                let n = num(value)?;
-                if !(1..=300).contains(&n) {
-                    return Err("retry_delay must be between 1 and 300 seconds".into());
-                }
-                opts.retry_delay = Some(n);
-            }
-            "deadline" => {
-                let n = num(value)?;
-                if !(1..=3600).contains(&n) {
-                    return Err("deadline must be between 1 and 3600 seconds".into());
-                }
-                opts.deadline = Some(n);
-            }
-            "connections_recheck" => {
-                let n = num(value)?;
-                if !(1..=86400).contains(&n) {
-                    return Err("connections_recheck must be between 1 and 86400 seconds".into());
-                }
-                opts.connections_recheck = Some(n);
-            }
-            "keepalive" => {
-                let n = num(value)?;
-                if n > 32767 {
-                    return Err("keepalive must be between 0 (off) and 32767 seconds".into());
-                }
-                opts.keepalive = Some(n);
-            }
+            "connections" => opts.connections = Some(ranged(1, 64, "")? as usize),
+            "timeout" => opts.timeout = Some(ranged(1, 3600, " seconds")?),
+            "retries" => opts.retries = Some(ranged(0, 100, "")? as u32),
+            "retry_delay" => opts.retry_delay = Some(ranged(1, 300, " seconds")?),
+            "deadline" => opts.deadline = Some(ranged(1, 3600, " seconds")?),
+            "connections_recheck" => opts.connections_recheck = Some(ranged(1, 86400, " seconds")?),
+            // 0 turns it off.
+            "keepalive" => opts.keepalive = Some(ranged(0, 32767, " seconds")?),
             "tls" => {
                 use crate::ftp::tls::TlsMode;
                 opts.tls = Some(match need()? {
@@ -767,6 +735,8 @@ mod tests {
             "bogus",
             "connections=0",
             "connections_recheck=0",
+            "keepalive=40000",
+            "retries=101",
             "dir_cache_ttl=x",
             "umask=999",
             "timeout",

@@ -185,23 +185,33 @@ fn four_readers_share_a_server_that_allows_two_connections() {
     };
     let m = Mount::new(&server, &["connections=4", PATIENT]);
     let start = Instant::now();
-    let readers: Vec<_> = (0..4)
-        .map(|i| {
-            let p = m.path().join(format!("f{i}"));
-            std::thread::spawn(move || std::fs::read(p).unwrap())
-        })
-        .collect();
-    // Metadata is answered meanwhile.
-    assert_eq!(std::fs::read_dir(m.path()).unwrap().count(), 4);
-    for (i, r) in readers.into_iter().enumerate() {
-        let got = r.join().unwrap();
-        assert!(sha(&got) == sha(&files[i]), "reader {i}");
-    }
+    read_at_once(&m, &files, "four readers", || {
+        // Metadata is answered meanwhile.
+        assert_eq!(std::fs::read_dir(m.path()).unwrap().count(), 4);
+    });
     assert!(start.elapsed() < Duration::from_secs(60));
     assert!(
         m.log_text().contains("allows only"),
         "the pool learned the limit"
     );
+}
+
+/// Reads `f0`, `f1`, ... through the mount all at once, one thread each, runs `meanwhile`
+/// while they read, and checks each reader got its file.
+fn read_at_once(m: &Mount, files: &[Vec<u8>], what: &str, meanwhile: impl FnOnce()) {
+    let readers: Vec<_> = (0..files.len())
+        .map(|i| {
+            let p = m.path().join(format!("f{i}"));
+            std::thread::spawn(move || std::fs::read(p).unwrap())
+        })
+        .collect();
+    meanwhile();
+    for (i, r) in readers.into_iter().enumerate() {
+        assert!(
+            sha(&r.join().unwrap()) == sha(&files[i]),
+            "{what}, reader {i}"
+        );
+    }
 }
 
 /// Control connections to `port` that the server has open (its side of each).
@@ -240,21 +250,7 @@ fn a_learned_connection_limit_is_rechecked_and_lifted_when_the_server_allows_mor
     other.read_exact(&mut greeting).unwrap();
     assert_eq!(&greeting, b"220");
     let m = Mount::new(&server, &["connections=4,connections_recheck=2", PATIENT]);
-    let read_all = |round: u64| {
-        let readers: Vec<_> = (0..3)
-            .map(|i| {
-                let p = m.path().join(format!("f{i}"));
-                std::thread::spawn(move || std::fs::read(p).unwrap())
-            })
-            .collect();
-        for (i, r) in readers.into_iter().enumerate() {
-            assert!(
-                sha(&r.join().unwrap()) == sha(&files[i]),
-                "round {round}, reader {i}"
-            );
-        }
-    };
-    read_all(1);
+    read_at_once(&m, &files, "round 1", || {});
     assert!(
         m.log_text().contains("allows only 2 connections"),
         "limit learned"
@@ -266,7 +262,7 @@ fn a_learned_connection_limit_is_rechecked_and_lifted_when_the_server_allows_mor
     std::thread::sleep(Duration::from_secs(3));
     // Drop the pages, so the second round reads from the server again.
     std::fs::write("/proc/sys/vm/drop_caches", "1").unwrap();
-    read_all(2);
+    read_at_once(&m, &files, "round 2", || {});
     let log = m.log_text();
     assert!(
         log.contains("trying more FTP connections again"),

@@ -63,6 +63,25 @@ impl Setup {
         close(f)
     }
 
+    /// Replaces doc.bin with `new` while every STOR fails with `kind`: close(2) must say
+    /// `errno`, the server must have seen exactly `attempts` STORs (close and the last
+    /// release together), keep its old content, and the new data must be in the recovery
+    /// directory. Returns how long close(2) took.
+    fn refused_upload(&self, kind: Kind, new: &[u8], errno: i32, attempts: usize) -> Duration {
+        let old = self.on_server("doc.bin");
+        self.faults.always(Verb::Stor, Fault::Fail(kind));
+        let start = Instant::now();
+        assert_eq!(self.replace("doc.bin", new), Err(errno));
+        let took = start.elapsed();
+        assert!(
+            self.recovered(new),
+            "the new data is in the recovery directory"
+        );
+        assert_eq!(self.faults.calls(Verb::Stor).len(), attempts);
+        assert_eq!(self.on_server("doc.bin"), old, "the old content stays");
+        took
+    }
+
     /// Whether the recovery directory holds a file equal to `data`, within 20 s.
     fn recovered(&self, data: &[u8]) -> bool {
         wait_for(Duration::from_secs(20), || {
@@ -198,36 +217,18 @@ fn a_streamed_upload_cut_midway_falls_back_to_the_spool_and_close_succeeds() {
 #[test]
 fn a_452_on_upload_is_enospc_at_close_without_retries_and_nothing_is_lost() {
     let s = Setup::new(&[("doc.bin", 1000)]);
-    let old = s.on_server("doc.bin");
     let new = Rng(4).bytes(2 << 20);
-    s.faults
-        .always(Verb::Stor, Fault::Fail(Kind::InsufficientStorageSpaceError));
-    let start = Instant::now();
-    assert_eq!(s.replace("doc.bin", &new), Err(libc::ENOSPC));
-    assert!(start.elapsed() < Duration::from_secs(5), "no backoff waits");
-    assert!(
-        s.recovered(&new),
-        "the new data is in the recovery directory"
-    );
     // One attempt at close, one more at the last release; no retries within either.
-    assert_eq!(s.faults.calls(Verb::Stor).len(), 2);
-    assert_eq!(s.on_server("doc.bin"), old);
+    let took = s.refused_upload(Kind::InsufficientStorageSpaceError, &new, libc::ENOSPC, 2);
+    assert!(took < Duration::from_secs(5), "no backoff waits: {took:?}");
     s.still_works();
 }
 
 #[test]
 fn a_552_on_upload_is_edquot_at_close() {
     let s = Setup::new(&[("doc.bin", 1000)]);
-    let old = s.on_server("doc.bin");
     let new = Rng(5).bytes(100_000);
-    s.faults.always(
-        Verb::Stor,
-        Fault::Fail(Kind::ExceededStorageAllocationError),
-    );
-    assert_eq!(s.replace("doc.bin", &new), Err(libc::EDQUOT));
-    assert!(s.recovered(&new));
-    assert_eq!(s.faults.calls(Verb::Stor).len(), 2);
-    assert_eq!(s.on_server("doc.bin"), old);
+    s.refused_upload(Kind::ExceededStorageAllocationError, &new, libc::EDQUOT, 2);
     s.still_works();
 }
 
@@ -262,20 +263,13 @@ fn a_550_is_eacces_or_enoent_as_its_text_says() {
 #[test]
 fn transient_failures_that_outlast_the_retries_are_eio_at_close_and_nothing_is_lost() {
     let s = Setup::new(&[("doc.bin", 1000)]);
-    let old = s.on_server("doc.bin");
     let new = Rng(6).bytes(100_000);
-    s.faults.always(Verb::Stor, Fault::Fail(Kind::LocalError));
-    let start = Instant::now();
-    assert_eq!(s.replace("doc.bin", &new), Err(libc::EIO));
-    let took = start.elapsed();
+    // retries=3: four attempts at close, four more at the last release.
+    let took = s.refused_upload(Kind::LocalError, &new, libc::EIO, 8);
     assert!(
         took < Duration::from_secs(12),
         "within the 10 s deadline: {took:?}"
     );
-    assert!(s.recovered(&new));
-    // retries=3: four attempts at close, four more at the last release.
-    assert_eq!(s.faults.calls(Verb::Stor).len(), 8);
-    assert_eq!(s.on_server("doc.bin"), old);
     s.still_works();
 }
 
