@@ -280,11 +280,8 @@ fn serve(cfg: Config, notify: Option<OwnedFd>) -> ExitCode {
         (Some(sig), Session::Own { session, device }) => {
             log::info!("signal {sig}: unmounting {}", cfg.mountpoint.display());
             // Joining a session whose mount stayed would wait for ever.
-            unmount_own(&mountpoint, &device).and_then(|()| {
-                session_end(session.join(), || {
-                    mount_device(&mountpoint).as_deref() != Some(&*device)
-                })
-            })
+            unmount_own(&mountpoint, &device)
+                .and_then(|()| session_end(session.join(), || !still_mounted(&mountpoint, &device)))
         }
         (Some(sig), Session::Fuser(session)) => {
             log::info!("signal {sig}: unmounting {}", cfg.mountpoint.display());
@@ -293,9 +290,7 @@ fn serve(cfg: Config, notify: Option<OwnedFd>) -> ExitCode {
         }
         (None, Session::Own { session, device }) => {
             log::info!("{} was unmounted", cfg.mountpoint.display());
-            session_end(session.join(), || {
-                mount_device(&mountpoint).as_deref() != Some(&*device)
-            })
+            session_end(session.join(), || !still_mounted(&mountpoint, &device))
         }
         (None, Session::Fuser(session)) => {
             // The kernel ended the session: someone unmounted us (`fusermount3 -u`,
@@ -467,7 +462,7 @@ fn mount_fuse(mountpoint: &Path, config: &fuser::Config) -> std::io::Result<Owne
 /// error means the mount is still there and the session will not end by itself.
 fn unmount_own(mountpoint: &Path, device: &str) -> std::io::Result<()> {
     use std::os::unix::ffi::OsStrExt;
-    if mount_device(mountpoint).as_deref() != Some(device) {
+    if !still_mounted(mountpoint, device) {
         log::info!("{} is no longer our mount", mountpoint.display());
         return Ok(());
     }
@@ -508,6 +503,11 @@ fn raise_readahead(mountpoint: &Path) {
         Ok(()) => log::debug!("{bdi} set to {READ_AHEAD_KB}"),
         Err(e) => log::debug!("cannot raise readahead ({bdi}): {e}"),
     }
+}
+
+/// Whether the mount on `mountpoint` is still the one with `device`, not gone or replaced.
+fn still_mounted(mountpoint: &Path, device: &str) -> bool {
+    mount_device(mountpoint).as_deref() == Some(device)
 }
 
 /// The `major:minor` of the mount at `mountpoint`, from /proc/self/mountinfo (the last,
