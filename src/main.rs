@@ -289,8 +289,22 @@ fn serve(cfg: Config, notify: Option<OwnedFd>) -> ExitCode {
             session_end(session.umount_and_join(), || true)
         }
         (None, Session::Own { session, device }) => {
-            log::info!("{} was unmounted", cfg.mountpoint.display());
-            session_end(session.join(), || !still_mounted(&mountpoint, &device))
+            let joined = session.join();
+            if still_mounted(&mountpoint, &device) {
+                // The kernel ended the session under a mount that is still there: someone
+                // aborted the connection (`/sys/fs/fuse/connections/N/abort`). Every access
+                // to the mount now fails with ENOTCONN; take it away, as libfuse does when
+                // its loop ends, so no dead mount is left behind, and say why we stop.
+                log::error!(
+                    "the FUSE connection of {} was aborted; unmounting it",
+                    cfg.mountpoint.display()
+                );
+                unmount_own(&mountpoint, &device)
+                    .and(Err(std::io::Error::from_raw_os_error(libc::ECONNABORTED)))
+            } else {
+                log::info!("{} was unmounted", cfg.mountpoint.display());
+                session_end(joined, || true)
+            }
         }
         (None, Session::Fuser(session)) => {
             // The kernel ended the session: someone unmounted us (`fusermount3 -u`,

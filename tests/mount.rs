@@ -270,6 +270,59 @@ fn sigterm_with_an_open_file_detaches_and_serves_it_to_the_end() {
     assert!(child.wait().unwrap().success());
 }
 
+/// An administrator aborts the FUSE connection (`/sys/fs/fuse/connections/N/abort`, the
+/// documented way to free processes stuck on a hung FUSE server): the daemon takes its dead
+/// mount away instead of leaving "Transport endpoint is not connected" behind, says why in
+/// the log and exits non-zero.
+#[test]
+fn an_aborted_connection_takes_its_dead_mount_away_and_exits_nonzero() {
+    let Some((data, server)) = setup(ServerKind::Unftp) else {
+        return;
+    };
+    let mut m = Mount::new(&server, &[]);
+    let path = m.path().to_path_buf();
+    assert_eq!(
+        std::fs::read(path.join("hello.txt")).unwrap(),
+        std::fs::read(data.path().join("hello.txt")).unwrap()
+    );
+    let minor = connection_of(&path);
+    let ctl = Path::new("/sys/fs/fuse/connections");
+    if !ctl.join(&minor).exists() {
+        // Not every system mounts the FUSE control file system at boot.
+        let st = Command::new("mount")
+            .args(["-t", "fusectl", "fusectl"])
+            .arg(ctl)
+            .status()
+            .unwrap();
+        assert!(st.success(), "mount -t fusectl");
+    }
+    std::fs::write(ctl.join(&minor).join("abort"), "1").unwrap();
+    let mut child = m.take_child();
+    assert!(exits_within(&mut child, Duration::from_secs(10)));
+    assert_eq!(child.wait().unwrap().code(), Some(1));
+    assert!(!is_mounted(&path), "no dead mount left behind");
+    assert!(
+        m.log_text().contains("FUSE connection of")
+            && m.log_text().contains("was aborted; unmounting it"),
+        "{}",
+        m.log_text()
+    );
+}
+
+/// The minor device number of the mount at `path`: the name of its FUSE connection.
+fn connection_of(path: &Path) -> String {
+    let table = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    let target = path.to_string_lossy();
+    let dev = table
+        .lines()
+        .find_map(|l| {
+            let f: Vec<&str> = l.split(' ').collect();
+            (f.get(4) == Some(&&*target)).then(|| f[2].to_string())
+        })
+        .expect("mounted");
+    dev.split_once(':').unwrap().1.to_string()
+}
+
 /// Regression: `fusermount3 -u` then an immediate new mount at the same path. The old
 /// daemon, on its way out, unmounted the *new* mount (fuser 0.18 unmounts by path at the
 /// end of a session and misjudges whether its own mount is still there).
