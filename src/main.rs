@@ -280,17 +280,30 @@ fn serve(cfg: Config, notify: Option<OwnedFd>) -> ExitCode {
         (Some(sig), Session::Own { session, device }) => {
             log::info!("signal {sig}: unmounting {}", cfg.mountpoint.display());
             // Joining a session whose mount stayed would wait for ever.
-            unmount_own(&mountpoint, &device)
-                .and_then(|()| session_end(session.join(), || !still_mounted(&mountpoint, &device)))
+            unmount_own(&mountpoint, &device).and_then(|()| {
+                session_end(session.join(), || !dead_mount_remains(&mountpoint, &device))
+            })
         }
-        (Some(sig), Session::Fuser(session)) => {
+        (Some(sig), Session::Fuser { session, .. }) => {
             log::info!("signal {sig}: unmounting {}", cfg.mountpoint.display());
             // Its unmount went first: an error after that is from the join.
             session_end(session.umount_and_join(), || true)
         }
-        (None, Session::Own { session, device }) => {
-            let joined = session.join();
-            if still_mounted(&mountpoint, &device) {
+        (None, session) => {
+            let (joined, device, own) = match session {
+                Session::Own { session, device } => (session.join(), device, true),
+                Session::Fuser { session, device } => {
+                    // Joining would drop fuser's mount guard, which unmounts the mountpoint
+                    // *by path* because its "still mounted?" test is inverted in fuser 0.18
+                    // (POLLERR on /dev/fuse is taken to mean mounted). If the mount was
+                    // already replaced by a new one (`umount && mount` in a script, an
+                    // automount restart), that would unmount the new mount. The thread has
+                    // finished; its guard is leaked instead, and the process exits.
+                    std::mem::forget(session);
+                    (Ok(()), device, false)
+                }
+            };
+            if dead_mount_remains(&mountpoint, &device) {
                 // The kernel ended the session under a mount that is still there: someone
                 // aborted the connection (`/sys/fs/fuse/connections/N/abort`). Every access
                 // to the mount now fails with ENOTCONN; take it away, as libfuse does when
@@ -299,24 +312,17 @@ fn serve(cfg: Config, notify: Option<OwnedFd>) -> ExitCode {
                     "the FUSE connection of {} was aborted; unmounting it",
                     cfg.mountpoint.display()
                 );
-                unmount_own(&mountpoint, &device)
-                    .and(Err(std::io::Error::from_raw_os_error(libc::ECONNABORTED)))
+                let unmounted = if own {
+                    unmount_own(&mountpoint, &device)
+                } else {
+                    fusermount_unmount(&mountpoint).map_err(std::io::Error::other)
+                };
+                unmounted.and(Err(std::io::Error::from_raw_os_error(libc::ECONNABORTED)))
             } else {
+                // Someone unmounted us (`fusermount3 -u`, `umount`).
                 log::info!("{} was unmounted", cfg.mountpoint.display());
                 session_end(joined, || true)
             }
-        }
-        (None, Session::Fuser(session)) => {
-            // The kernel ended the session: someone unmounted us (`fusermount3 -u`,
-            // `umount`). Joining would drop fuser's mount guard, which unmounts the
-            // mountpoint *by path* because its "still mounted?" test is inverted in fuser
-            // 0.18 (POLLERR on /dev/fuse is taken to mean mounted). If the mount was
-            // already replaced by a new one (`umount && mount` in a script, an automount
-            // restart), that would unmount the new mount. The thread has finished; its
-            // guard is leaked instead, and the process exits.
-            log::info!("{} was unmounted", cfg.mountpoint.display());
-            std::mem::forget(session);
-            Ok(())
         }
     };
     fs.remote().shutdown();
@@ -338,13 +344,18 @@ enum Session {
         device: String,
     },
     /// Mounted by fuser (through fusermount3 when not root).
-    Fuser(fuser::BackgroundSession),
+    Fuser {
+        session: fuser::BackgroundSession,
+        device: String,
+    },
 }
 
 impl Session {
     fn finished(&self) -> bool {
         match self {
-            Session::Own { session, .. } | Session::Fuser(session) => session.guard.is_finished(),
+            Session::Own { session, .. } | Session::Fuser { session, .. } => {
+                session.guard.is_finished()
+            }
         }
     }
 }
@@ -381,14 +392,14 @@ fn start_session(fs: Fuse<FtpRemote>, mountpoint: &Path, cfg: &Config) -> std::i
     let config = fuse_config(cfg);
     // SAFETY: geteuid has no preconditions.
     if unsafe { libc::geteuid() } != 0 {
-        return fuser::spawn_mount(fs, mountpoint, &config).map(Session::Fuser);
+        return spawn_fuser_mount(fs, mountpoint, &config);
     }
     let fd = match mount_fuse(mountpoint, &config) {
         Ok(fd) => fd,
         // Root without CAP_SYS_ADMIN (a container): fusermount3 may still be allowed to.
         Err(e) if e.raw_os_error() == Some(libc::EPERM) => {
             log::debug!("mount(2): {e}; trying fusermount3");
-            return fuser::spawn_mount(fs, mountpoint, &config).map(Session::Fuser);
+            return spawn_fuser_mount(fs, mountpoint, &config);
         }
         Err(e) => return Err(e),
     };
@@ -403,6 +414,17 @@ fn start_session(fs: Fuse<FtpRemote>, mountpoint: &Path, cfg: &Config) -> std::i
             Err(e)
         }
     }
+}
+
+/// Mounts through fuser (fusermount3 without root).
+fn spawn_fuser_mount(
+    fs: Fuse<FtpRemote>,
+    mountpoint: &Path,
+    config: &fuser::Config,
+) -> std::io::Result<Session> {
+    let session = fuser::spawn_mount(fs, mountpoint, config)?;
+    let device = mount_device(mountpoint).unwrap_or_default();
+    Ok(Session::Fuser { session, device })
 }
 
 /// mount(2) of a FUSE file system of type `fuse.ftpfs` on `mountpoint`, as `config` asks
@@ -522,6 +544,17 @@ fn raise_readahead(mountpoint: &Path) {
 /// Whether the mount on `mountpoint` is still the one with `device`, not gone or replaced.
 fn still_mounted(mountpoint: &Path, device: &str) -> bool {
     mount_device(mountpoint).as_deref() == Some(device)
+}
+
+/// After our session ended: whether our mount is still there, dead. The device number alone
+/// cannot tell: once our mount is gone, a new mount at the same path often gets the same
+/// anonymous device (`umount && mount` in a script), and unmounting that one would be a
+/// disaster (the remount test caught it). A dead FUSE mount answers everything with
+/// ENOTCONN at once, without asking any daemon; a live one is served by its own process,
+/// never by this one, whose session has ended.
+fn dead_mount_remains(mountpoint: &Path, device: &str) -> bool {
+    still_mounted(mountpoint, device)
+        && std::fs::metadata(mountpoint).is_err_and(|e| e.raw_os_error() == Some(libc::ENOTCONN))
 }
 
 /// The `major:minor` of the mount at `mountpoint`, from /proc/self/mountinfo (the last,
@@ -670,6 +703,14 @@ fn detach_stdio(log_file: Option<&Path>) {
 
 /// `ftpfs umount`: fusermount3 -u, and a lazy unmount for a mount whose process died.
 fn umount(mountpoint: &Path) -> ExitCode {
+    match fusermount_unmount(mountpoint) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => fail(&e),
+    }
+}
+
+/// `fusermount3 -u`, then `-uz` when the mount is busy or its process is gone.
+fn fusermount_unmount(mountpoint: &Path) -> Result<(), String> {
     let run = |lazy: bool| {
         let mut cmd = std::process::Command::new("fusermount3");
         cmd.arg("-u");
@@ -681,19 +722,19 @@ fn umount(mountpoint: &Path) -> ExitCode {
             .output()
     };
     match run(false) {
-        Ok(o) if o.status.success() => return ExitCode::SUCCESS,
+        Ok(o) if o.status.success() => return Ok(()),
         Ok(o) => {
             let err = String::from_utf8_lossy(&o.stderr);
             if !err.contains("not connected") && !err.contains("busy") {
-                return fail(err.trim());
+                return Err(err.trim().to_string());
             }
         }
-        Err(e) => return fail(&format!("cannot run fusermount3: {e}")),
+        Err(e) => return Err(format!("cannot run fusermount3: {e}")),
     }
     match run(true) {
-        Ok(o) if o.status.success() => ExitCode::SUCCESS,
-        Ok(o) => fail(String::from_utf8_lossy(&o.stderr).trim()),
-        Err(e) => fail(&format!("cannot run fusermount3: {e}")),
+        Ok(o) if o.status.success() => Ok(()),
+        Ok(o) => Err(String::from_utf8_lossy(&o.stderr).trim().to_string()),
+        Err(e) => Err(format!("cannot run fusermount3: {e}")),
     }
 }
 

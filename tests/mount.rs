@@ -285,18 +285,7 @@ fn an_aborted_connection_takes_its_dead_mount_away_and_exits_nonzero() {
         std::fs::read(path.join("hello.txt")).unwrap(),
         std::fs::read(data.path().join("hello.txt")).unwrap()
     );
-    let minor = connection_of(&path);
-    let ctl = Path::new("/sys/fs/fuse/connections");
-    if !ctl.join(&minor).exists() {
-        // Not every system mounts the FUSE control file system at boot.
-        let st = Command::new("mount")
-            .args(["-t", "fusectl", "fusectl"])
-            .arg(ctl)
-            .status()
-            .unwrap();
-        assert!(st.success(), "mount -t fusectl");
-    }
-    std::fs::write(ctl.join(&minor).join("abort"), "1").unwrap();
+    abort_connection(&path);
     let mut child = m.take_child();
     assert!(exits_within(&mut child, Duration::from_secs(10)));
     assert_eq!(child.wait().unwrap().code(), Some(1));
@@ -307,20 +296,6 @@ fn an_aborted_connection_takes_its_dead_mount_away_and_exits_nonzero() {
         "{}",
         m.log_text()
     );
-}
-
-/// The minor device number of the mount at `path`: the name of its FUSE connection.
-fn connection_of(path: &Path) -> String {
-    let table = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
-    let target = path.to_string_lossy();
-    let dev = table
-        .lines()
-        .find_map(|l| {
-            let f: Vec<&str> = l.split(' ').collect();
-            (f.get(4) == Some(&&*target)).then(|| f[2].to_string())
-        })
-        .expect("mounted");
-    dev.split_once(':').unwrap().1.to_string()
 }
 
 /// Regression: `fusermount3 -u` then an immediate new mount at the same path. The old

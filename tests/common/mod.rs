@@ -678,3 +678,28 @@ pub fn snapshot(root: &Path) -> std::collections::BTreeMap<String, (char, u64, S
     }
     out
 }
+
+/// Writes to the FUSE control file system's `abort` for the mount at `path`, mounting the
+/// control file system first where the system has not.
+pub fn abort_connection(path: &Path) {
+    let table = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    let target = path.to_string_lossy();
+    let dev = table
+        .lines()
+        .find_map(|l| {
+            let f: Vec<&str> = l.split(' ').collect();
+            (f.get(4) == Some(&&*target)).then(|| f[2].to_string())
+        })
+        .expect("mounted");
+    let minor = dev.split_once(':').unwrap().1;
+    let ctl = Path::new("/sys/fs/fuse/connections");
+    if !ctl.join(minor).exists() {
+        let st = Command::new("mount")
+            .args(["-t", "fusectl", "fusectl"])
+            .arg(ctl)
+            .status()
+            .unwrap();
+        assert!(st.success(), "mount -t fusectl");
+    }
+    std::fs::write(ctl.join(minor).join("abort"), "1").unwrap();
+}
