@@ -5,6 +5,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-deps.sh
+# Users mount through /dev/fuse too (tests/user.rs). Debian's udev rule makes it mode 0666;
+# a machine without udev (a container, a minimal VM like CI's) leaves the kernel's 0600.
+chmod 0666 /dev/fuse
 cargo fmt --all -- --check
 cargo clippy --locked --all-targets -- -D warnings
 # Bounded, so that a hang fails CI in minutes instead of holding it for its 90.
