@@ -116,13 +116,20 @@ struct TlsServer {
 }
 
 fn tls_server() -> Option<TlsServer> {
+    tls_server_with(&[])
+}
+
+/// A TLS server with more pure-ftpd options.
+fn tls_server_with(extra: &[&str]) -> Option<TlsServer> {
     let pki = tempfile::tempdir().unwrap();
     let (ca, both) = make_pki(pki.path())?;
     let data = tempfile::tempdir().unwrap();
     std::fs::write(data.path().join("hello.txt"), "hello over TLS\n").unwrap();
     let certarg = both.to_string_lossy().to_string();
     // -Y 2: no login without TLS.
-    let server = Server::pure_ftpd_with(data.path(), &["-Y", "2", "-2", &certarg])?;
+    let mut args = vec!["-Y", "2", "-2", &certarg];
+    args.extend_from_slice(extra);
+    let server = Server::pure_ftpd_with(data.path(), &args)?;
     Some(TlsServer {
         data_path: data.path().to_path_buf(),
         _data: data,
@@ -179,6 +186,33 @@ fn ftps_with_a_private_ca_reads_and_writes() {
     assert_eq!(
         std::fs::read_to_string(t.data_path.join("up.txt")).unwrap(),
         "written over TLS\n"
+    );
+}
+
+/// As `faults::an_upload_to_a_bandwidth_limited_server_is_waited_for_and_succeeds`, over
+/// TLS: the wait for a slow server to take an upload out of the TCP buffers looks at the TCP
+/// socket under the TLS stream, and TLS's close_notify must not cut it short.
+#[test]
+fn an_upload_over_tls_to_a_bandwidth_limited_server_is_waited_for_and_succeeds() {
+    // 400 KB/s each way for users: 3 MiB take 8 s, the timeout is 2 s.
+    let Some(t) = tls_server_with(&["-T", "400:400"]) else {
+        return;
+    };
+    let url = format!("ftp://{USER}@localhost:{}", t.server.port);
+    let cafile = format!("cafile={}", t.ca.display());
+    let m = Mount::of_url(
+        &url,
+        &[&cafile, "tls=required,timeout=2,retries=1,deadline=30"],
+    );
+    let new = Rng(32).bytes(3 << 20);
+    let mut f = std::fs::File::create(m.path().join("up.bin")).unwrap();
+    std::io::Write::write_all(&mut f, &new).unwrap();
+    assert_eq!(close(f), Ok(()), "close reports the upload's success");
+    assert!(std::fs::read(t.data_path.join("up.bin")).unwrap() == new);
+    let log = m.log_text();
+    assert!(
+        !log.contains("retrying") && !log.contains("failed"),
+        "one attempt, no timeout"
     );
 }
 
