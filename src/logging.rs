@@ -115,21 +115,50 @@ pub fn init(log_file: Option<&Path>, debug: bool) -> Result<(), String> {
     Ok(())
 }
 
-/// fuser logs "Failed to send FUSE reply: No such file or directory" at error level when the
-/// kernel no longer waits for a reply: the request was interrupted, or the file system was
-/// unmounted while a `release` (which the kernel sends after `close` has returned) was still
-/// being handled. Nothing is lost then, the work was done and nobody waits for its answer,
-/// but an error line at every unmount after a write hides the errors that matter. That one
-/// message becomes a debug line that says what it means; every other record passes as is.
+/// Messages that dependencies log at error or warning level for things that are normal in
+/// ftpfs, each with what it means there. An error line at every unmount, or a warning each
+/// time ftpfs gives up on a stalled transfer, hides the lines that matter. These records
+/// become debug lines that say what they mean; every other record passes as is.
 struct Demoting(env_logger::Logger);
 
-/// What fuser says, and what it means.
-const STALE_REPLY: &str = "Failed to send FUSE reply: No such file or directory";
+/// A known message: the target it comes from (a prefix), its level, how it starts, and
+/// what it means.
+struct Known {
+    target: &'static str,
+    level: log::Level,
+    text: &'static str,
+    meaning: &'static str,
+}
 
-fn is_stale_reply(record: &log::Record) -> bool {
-    record.target() == "fuser::reply"
-        && record.level() == log::Level::Error
-        && record.args().to_string().starts_with(STALE_REPLY)
+const KNOWN: &[Known] = &[
+    // The kernel no longer waits for a reply: the request was interrupted, or the file
+    // system was unmounted while a `release` (sent after `close` has returned) was still
+    // being handled. The work was done and nobody waits for its answer.
+    Known {
+        target: "fuser::reply",
+        level: log::Level::Error,
+        text: "Failed to send FUSE reply: No such file or directory",
+        meaning: "a reply was not needed any more (request interrupted, or unmounted during \
+                  a release)",
+    },
+    // ftpfs abandons a transfer (a stalled upload, a server that stopped taking data) by
+    // shutting its sockets down and discarding the connection; dropping the stream then
+    // makes suppaftp try to read the final reply from a socket that is already shut. The
+    // upload's own error is reported by ftpfs.
+    Known {
+        target: "suppaftp",
+        level: log::Level::Warn,
+        text: "failed to finalize a dropped transfer stream",
+        meaning: "a transfer ftpfs abandoned (its connection is closed, not reused)",
+    },
+];
+
+fn known(record: &log::Record) -> Option<&'static Known> {
+    KNOWN.iter().find(|k| {
+        record.level() == k.level
+            && record.target().starts_with(k.target)
+            && record.args().to_string().starts_with(k.text)
+    })
 }
 
 impl log::Log for Demoting {
@@ -138,18 +167,13 @@ impl log::Log for Demoting {
     }
 
     fn log(&self, record: &log::Record) {
-        if !is_stale_reply(record) {
+        let Some(k) = known(record) else {
             return self.0.log(record);
-        }
-        let args = format_args!(
-            "a reply was not needed any more (request interrupted, or unmounted during \
-             a release): {}",
-            record.args()
-        );
-        // env_logger drops it unless debug is enabled for fuser::reply.
+        };
+        // env_logger drops it unless debug is enabled for its target.
         self.0.log(
             &log::Record::builder()
-                .args(args)
+                .args(format_args!("{}: {}", k.meaning, record.args()))
                 .level(log::Level::Debug)
                 .target(record.target())
                 .build(),
@@ -198,31 +222,54 @@ fn syslog_priority(level: log::Level) -> u8 {
 mod tests {
     use super::*;
 
-    /// Whether an error record of `target` saying `msg` would be demoted.
-    fn demoted(target: &str, msg: &str) -> bool {
-        is_stale_reply(
+    /// Whether a record of `target` at `level` saying `msg` would be demoted.
+    fn demoted(target: &str, level: log::Level, msg: &str) -> bool {
+        known(
             &log::Record::builder()
                 .args(format_args!("{msg}"))
-                .level(log::Level::Error)
+                .level(level)
                 .target(target)
                 .build(),
         )
+        .is_some()
     }
 
     #[test]
-    fn only_the_stale_reply_error_is_demoted() {
-        assert!(demoted(
-            "fuser::reply",
-            &format!("{STALE_REPLY} (os error 2)")
-        ));
+    fn only_known_harmless_messages_are_demoted() {
+        use log::Level::{Error, Warn};
+        let stale = "Failed to send FUSE reply: No such file or directory (os error 2)";
+        assert!(demoted("fuser::reply", Error, stale));
         assert!(
             !demoted(
                 "fuser::reply",
+                Error,
                 "Failed to send FUSE reply: Broken pipe (os error 32)"
             ),
             "other send failures stay errors"
         );
-        assert!(!demoted("ftpfs::fuse", STALE_REPLY), "only fuser's message");
+        assert!(
+            !demoted("ftpfs::fuse", Error, stale),
+            "only fuser's message"
+        );
+        let dropped = "failed to finalize a dropped transfer stream: Transport endpoint is not \
+                       connected (os error 107)";
+        assert!(demoted(
+            "suppaftp::sync_ftp::transfer_stream",
+            Warn,
+            dropped
+        ));
+        assert!(
+            !demoted("ftpfs::ftp", Warn, dropped),
+            "only suppaftp's message"
+        );
+        assert!(
+            !demoted("suppaftp::sync_ftp", Warn, "some other warning"),
+            "other suppaftp warnings stay"
+        );
+        assert!(
+            !demoted("suppaftp::sync_ftp", Error, dropped),
+            "at its own level only"
+        );
     }
 
     #[test]
