@@ -616,8 +616,16 @@ fn data_lines(c: &mut conn::Conn, command: &str) -> Result<Vec<String>> {
     let mut total: u64 = 0;
     loop {
         line.clear();
-        let (n, complete) = read_line_bounded(&mut reader, &mut line, MAX_LINE)
-            .map_err(|e| Error::from_io(Op::List, e))?;
+        let (n, complete) = match read_line_bounded(&mut reader, &mut line, MAX_LINE) {
+            Ok(read) => read,
+            Err(e) => {
+                // The data connection stalled or broke, and the connection is given up
+                // (the error breaks it). Shut it first: dropping the stream makes suppaftp
+                // wait for the transfer's reply, a whole `timeout` more, for nothing.
+                sockets.kill();
+                return Err(Error::from_io(Op::List, e));
+            }
+        };
         if n == 0 {
             break;
         }
