@@ -508,3 +508,44 @@ fn a_stalled_download_fails_in_bounded_time_and_stays_killable() {
     );
     assert_eq!(std::fs::read_dir(m.path()).unwrap().count(), 1);
 }
+
+/// A DNS server that takes queries and never answers: glibc's own limit is 5 s per try,
+/// twice, per name server. Mounting a host name then fails after `timeout` with a line that
+/// says the lookup got no answer, not after the resolver's 10 s or more. ftpfs runs in a
+/// mount namespace of its own whose /etc/resolv.conf names the silent server.
+#[test]
+fn a_host_name_whose_dns_never_answers_fails_within_the_timeout() {
+    let dir = tempfile::tempdir().unwrap();
+    // A loopback address of our own for the silent server's port 53.
+    let ip = format!("127.0.{}.{}", 1 + std::process::id() % 250, 53);
+    let silent = std::net::UdpSocket::bind((ip.as_str(), 53)).unwrap();
+    let resolv = dir.path().join("resolv.conf");
+    std::fs::write(&resolv, format!("nameserver {ip}\n")).unwrap();
+    let mnt = dir.path().join("mnt");
+    std::fs::create_dir(&mnt).unwrap();
+    let start = Instant::now();
+    let out = Command::new("unshare")
+        .args(["-m", "sh", "-c"])
+        .arg(r#"mount --bind "$1" /etc/resolv.conf && exec "$2" mount "$3" "$4" -o timeout=2"#)
+        .args(["sh", &resolv.to_string_lossy(), env!("CARGO_BIN_EXE_ftpfs")])
+        .arg("ftp://alice@ftp.example.org:2121/")
+        .arg(&mnt)
+        .env("FTPFS_PASSWORD", PASSWORD)
+        .output()
+        .unwrap();
+    let took = start.elapsed();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("looking up ftp.example.org: no answer before the deadline")
+            && err.contains("no answer from ftp.example.org:2121 within 2 s"),
+        "{err}"
+    );
+    assert!(took < Duration::from_secs(6), "took {took:?}");
+    // The query did reach the silent server: the test is about DNS, not /etc/hosts.
+    silent.set_nonblocking(true).unwrap();
+    assert!(
+        silent.recv_from(&mut [0u8; 512]).is_ok(),
+        "no DNS query seen"
+    );
+}

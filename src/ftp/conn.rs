@@ -15,7 +15,7 @@
 //! given is private (or unspecified) and the control connection's peer is not, we connect to
 //! the peer's address instead.
 
-use std::net::{IpAddr, SocketAddr, TcpStream, ToSocketAddrs};
+use std::net::{IpAddr, SocketAddr, TcpStream};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -328,10 +328,9 @@ fn implicit_connect(ep: &Endpoint, deadline: Instant) -> Result<(Ftp, Arc<Socket
 }
 
 fn tcp_connect(ep: &Endpoint, deadline: Instant) -> Result<TcpStream> {
-    let addrs: Vec<SocketAddr> = (ep.host.as_str(), ep.port)
-        .to_socket_addrs()
-        .map_err(|e| Error::from_io(Op::Connect, e))?
-        .collect();
+    // A lookup is part of connecting: `timeout` bounds it as it bounds the connect.
+    let lookup_by = deadline.min(Instant::now() + ep.timeout);
+    let addrs = super::resolve::Resolver::system().resolve(&ep.host, ep.port, lookup_by)?;
     let mut last = None;
     for addr in addrs {
         let left = deadline.saturating_duration_since(Instant::now());

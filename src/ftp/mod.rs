@@ -11,6 +11,7 @@ pub mod conn;
 pub mod listing;
 pub mod pool;
 pub mod reader;
+pub mod resolve;
 pub mod retry;
 pub mod tls;
 pub mod watchdog;
