@@ -420,16 +420,7 @@ fn mount_help_documents_every_option_family() {
 
 /// `cat` as user nobody (65534), through setpriv.
 fn cat_as_nobody(path: &Path) -> Result<String, String> {
-    let out = Command::new("setpriv")
-        .args(["--reuid=65534", "--regid=65534", "--clear-groups", "cat"])
-        .arg(path)
-        .output()
-        .unwrap();
-    if out.status.success() {
-        Ok(String::from_utf8_lossy(&out.stdout).to_string())
-    } else {
-        Err(String::from_utf8_lossy(&out.stderr).to_string())
-    }
+    stdout_or_stderr(as_nobody().arg("cat").arg(path))
 }
 
 /// Nothing unsafe by default: other users cannot enter a mount without `allow_other`; with

@@ -20,18 +20,6 @@ use common::*;
 
 const NOBODY: u32 = 65534;
 
-/// `setpriv` arguments that run a command as `nobody`, without root's capabilities.
-fn as_nobody() -> Command {
-    let mut cmd = Command::new("setpriv");
-    cmd.args([
-        "--reuid=65534",
-        "--regid=65534",
-        "--clear-groups",
-        "--inh-caps=-all",
-    ]);
-    cmd
-}
-
 /// Whether an ordinary user may open `/dev/fuse`; fails under FTPFS_REQUIRE_SERVERS when not.
 fn users_may_mount() -> bool {
     let mode = std::fs::metadata("/dev/fuse")
@@ -123,16 +111,11 @@ impl UserMount {
 
     /// Runs `sh -c script` as nobody; its stdout, or its stderr as the error.
     fn sh(&self, script: &str) -> Result<String, String> {
-        let out = as_nobody()
-            .args(["sh", "-c", script])
-            .current_dir(self.home.path())
-            .output()
-            .unwrap();
-        if out.status.success() {
-            Ok(String::from_utf8_lossy(&out.stdout).to_string())
-        } else {
-            Err(String::from_utf8_lossy(&out.stderr).to_string())
-        }
+        stdout_or_stderr(
+            as_nobody()
+                .args(["sh", "-c", script])
+                .current_dir(self.home.path()),
+        )
     }
 }
 

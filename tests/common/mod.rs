@@ -703,3 +703,25 @@ pub fn abort_connection(path: &Path) {
     }
     std::fs::write(ctl.join(minor).join("abort"), "1").unwrap();
 }
+
+/// A command run as user `nobody` (65534) through setpriv, without root's capabilities.
+pub fn as_nobody() -> Command {
+    let mut cmd = Command::new("setpriv");
+    cmd.args([
+        "--reuid=65534",
+        "--regid=65534",
+        "--clear-groups",
+        "--inh-caps=-all",
+    ]);
+    cmd
+}
+
+/// Runs `cmd` to its end: its stdout, or its stderr as the error.
+pub fn stdout_or_stderr(cmd: &mut Command) -> Result<String, String> {
+    let out = cmd.output().unwrap();
+    if out.status.success() {
+        Ok(String::from_utf8_lossy(&out.stdout).to_string())
+    } else {
+        Err(String::from_utf8_lossy(&out.stderr).to_string())
+    }
+}
