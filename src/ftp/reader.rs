@@ -229,7 +229,10 @@ impl Inner {
                         self.pool.register(me);
                         st.registered = true;
                     }
-                    st.window.reset(s.pos);
+                    // The window stays: a stream resumed after a break carries on where
+                    // the window ends, and the reads the kernel sent just before the break
+                    // may still come (overtaken readahead). A stream opened elsewhere is a
+                    // gap, and the window resets itself on the next push.
                     st.stats.retrs += 1;
                     st.stream = Some(s);
                 }
