@@ -371,12 +371,15 @@ fn a_password_in_the_url_is_not_in_the_daemons_command_line() {
     let up = wait_for(Duration::from_secs(20), || is_mounted(dir.path()));
     let cmdline = std::fs::read(format!("/proc/{}/cmdline", child.id())).unwrap_or_default();
     let read = std::fs::read_to_string(dir.path().join("hello.txt"));
-    let _ = Command::new("fusermount3")
-        .arg("-u")
-        .arg(dir.path())
-        .status();
+    let unmounted = unmount(dir.path());
+    let exited = exits_within(&mut child, Duration::from_secs(10));
+    if !exited {
+        let _ = child.kill();
+    }
     let _ = child.wait();
     assert!(up);
+    assert_eq!(unmounted, Ok(()));
+    assert!(exited, "the daemon ends with its mount");
     assert_eq!(read.unwrap(), "hello\n", "the password still logged in");
     let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
     assert!(!cmdline.contains(PASSWORD), "{cmdline}");
@@ -530,10 +533,7 @@ fn the_password_is_asked_for_on_a_terminal() {
     let out = child.wait_with_output().unwrap();
     let shown = String::from_utf8_lossy(&out.stdout).to_string();
     let read = std::fs::read_to_string(dir.path().join("hello.txt"));
-    let _ = Command::new("fusermount3")
-        .arg("-u")
-        .arg(dir.path())
-        .status();
+    let _ = unmount(dir.path());
     assert!(out.status.success(), "{shown}");
     assert!(
         shown.to_lowercase().contains("password"),

@@ -177,10 +177,7 @@ fn ftps_with_a_private_ca_reads_and_writes() {
     let read = std::fs::read_to_string(dir.path().join("hello.txt"));
     std::fs::write(dir.path().join("up.txt"), "written over TLS\n").unwrap();
     let listed = std::fs::read_dir(dir.path()).map(|d| d.count());
-    let _ = Command::new("fusermount3")
-        .arg("-u")
-        .arg(dir.path())
-        .status();
+    let _ = unmount(dir.path());
     assert_eq!(read.unwrap(), "hello over TLS\n");
     assert_eq!(listed.unwrap(), 2);
     assert_eq!(
@@ -246,10 +243,7 @@ fn insecure_accepts_any_certificate_and_says_so() {
     let (ok, err) = try_mount(&url, "insecure", dir.path());
     assert!(ok, "{err}");
     let read = std::fs::read_to_string(dir.path().join("hello.txt"));
-    let _ = Command::new("fusermount3")
-        .arg("-u")
-        .arg(dir.path())
-        .status();
+    let _ = unmount(dir.path());
     assert_eq!(read.unwrap(), "hello over TLS\n");
     assert!(err.contains("insecure"), "a loud warning: {err}");
 }
@@ -328,10 +322,7 @@ fn implicit_ftps_url_reads_and_writes() {
     assert!(ok, "{err}");
     let read = std::fs::read_to_string(dir.path().join("hello.txt"));
     let wrote = std::fs::write(dir.path().join("new.txt"), "up\n");
-    let _ = Command::new("fusermount3")
-        .arg("-u")
-        .arg(dir.path())
-        .status();
+    let _ = unmount(dir.path());
     assert_eq!(read.unwrap(), "implicit\n");
     wrote.unwrap();
     assert_eq!(
@@ -410,10 +401,7 @@ fn vsftpd_requiring_tls_session_reuse_serves_listings_and_reads() {
             Ok(b)
         })
     };
-    let _ = Command::new("fusermount3")
-        .arg("-u")
-        .arg(dir.path())
-        .status();
+    let _ = unmount(dir.path());
     assert_eq!(listed.unwrap(), 1);
     assert!(
         read.unwrap() == data,
