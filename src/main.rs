@@ -281,13 +281,13 @@ fn serve(cfg: Config, notify: Option<OwnedFd>) -> ExitCode {
             log::info!("signal {sig}: unmounting {}", cfg.mountpoint.display());
             // Joining a session whose mount stayed would wait for ever.
             unmount_own(&mountpoint, &device).and_then(|()| {
-                session_end(session.join(), || !dead_mount_remains(&mountpoint, &device))
+                session_end(session.join(), !dead_mount_remains(&mountpoint, &device))
             })
         }
         (Some(sig), Session::Fuser { session, .. }) => {
             log::info!("signal {sig}: unmounting {}", cfg.mountpoint.display());
             // Its unmount went first: an error after that is from the join.
-            session_end(session.umount_and_join(), || true)
+            session_end(session.umount_and_join(), true)
         }
         (None, session) => {
             let (joined, device, own) = match session {
@@ -321,7 +321,7 @@ fn serve(cfg: Config, notify: Option<OwnedFd>) -> ExitCode {
             } else {
                 // Someone unmounted us (`fusermount3 -u`, `umount`).
                 log::info!("{} was unmounted", cfg.mountpoint.display());
-                session_end(joined, || true)
+                session_end(joined, true)
             }
         }
     };
@@ -368,12 +368,9 @@ impl Session {
 /// open-file test: the daemon served the file to the end, then exited 1. With the mount
 /// gone that is the normal end. With the mount still there, someone aborted the connection
 /// (`/sys/fs/fuse/connections/N/abort`), and that stays an error.
-fn session_end(
-    joined: std::io::Result<()>,
-    mount_gone: impl FnOnce() -> bool,
-) -> std::io::Result<()> {
+fn session_end(joined: std::io::Result<()>, mount_gone: bool) -> std::io::Result<()> {
     match joined {
-        Err(e) if e.raw_os_error() == Some(libc::ECONNABORTED) && mount_gone() => {
+        Err(e) if e.raw_os_error() == Some(libc::ECONNABORTED) && mount_gone => {
             log::debug!("the kernel shut down the connection of the unmounted filesystem: {e}");
             Ok(())
         }
@@ -766,13 +763,13 @@ mod tests {
     #[test]
     fn a_connection_shut_down_with_its_mount_gone_is_a_normal_end() {
         let aborted = || Err(std::io::Error::from_raw_os_error(libc::ECONNABORTED));
-        assert!(session_end(aborted(), || true).is_ok());
+        assert!(session_end(aborted(), true).is_ok());
         // The mount is still there: someone aborted the connection under it.
-        let e = session_end(aborted(), || false).unwrap_err();
+        let e = session_end(aborted(), false).unwrap_err();
         assert_eq!(e.raw_os_error(), Some(libc::ECONNABORTED));
         // Any other failure stays one, mount or not.
         let other = Err(std::io::Error::from_raw_os_error(libc::EIO));
-        assert!(session_end(other, || true).is_err());
-        assert!(session_end(Ok(()), || false).is_ok());
+        assert!(session_end(other, true).is_err());
+        assert!(session_end(Ok(()), false).is_ok());
     }
 }

@@ -13,7 +13,7 @@ mod common;
 
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 use std::time::Duration;
 
 use common::*;
@@ -124,10 +124,7 @@ impl Drop for UserMount {
         if std::thread::panicking() {
             eprintln!("--- ftpfs log ---\n{}", self.log());
         }
-        let mnt = self.mnt();
-        if is_mounted(&mnt) {
-            let _ = Command::new("fusermount3").arg("-uz").arg(&mnt).status();
-        }
+        let _ = unmount(&self.mnt());
         if let Some(mut c) = self.child.take() {
             if !exits_within(&mut c, Duration::from_secs(10)) {
                 let _ = c.kill();

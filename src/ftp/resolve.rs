@@ -136,19 +136,19 @@ impl Resolver {
                 };
             }
         }
-        match (&st.error, &st.known) {
-            (None, Some(addrs)) => Ok(addrs.clone()),
-            (Some(e), Some(addrs)) => {
+        // A finished lookup left an answer, an error, or both (a failure after a success).
+        match (&st.known, &st.error) {
+            (Some(addrs), None) => Ok(addrs.clone()),
+            (Some(addrs), Some(e)) => {
                 log::warn!("looking up {host} failed ({e}); using its last address");
                 Ok(addrs.clone())
             }
-            (Some(e), None) => Err(Error::from_io(
+            (None, e) => Err(Error::from_io(
                 Op::Connect,
-                std::io::Error::other(format!("cannot resolve {host}: {e}")),
-            )),
-            (None, None) => Err(Error::from_io(
-                Op::Connect,
-                std::io::Error::other(format!("cannot resolve {host}")),
+                std::io::Error::other(format!(
+                    "cannot resolve {host}: {}",
+                    e.as_deref().unwrap_or("no address")
+                )),
             )),
         }
     }
