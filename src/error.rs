@@ -223,6 +223,42 @@ impl Error {
         }
     }
 
+    /// Whether a refusal says the server does not do this *command* at all, rather than not
+    /// for this file: a command it does not implement (`500`, `502`, `504`), or a policy
+    /// named in the text (`451 f: Append/Restart not permitted`, `550 APPE not allowed`).
+    /// An OS error about the file (`550 f: Permission denied`, `Operation not permitted`,
+    /// `No such file or directory`) is about that file only, and so is a reply without a
+    /// code of failure. This is what the FTP remote learns once per mount (see
+    /// `ftp::conn::Capability`).
+    pub fn refuses_command(&self) -> bool {
+        let Error::Reply { code, text, .. } = self else {
+            return false;
+        };
+        if matches!(code, 500 | 502 | 504) {
+            return true;
+        }
+        if !(400..600).contains(code) {
+            return false;
+        }
+        let t = text.to_ascii_lowercase();
+        !self.names_file_error()
+            && ["not permitted", "not allowed", "denied"]
+                .iter()
+                .any(|p| t.contains(p))
+    }
+
+    /// Whether a reply names an OS error about the file it concerns (`Permission denied`,
+    /// `No such file or directory`...): a refusal of that file, not of the command.
+    pub fn names_file_error(&self) -> bool {
+        match self {
+            Error::Reply { text, .. } => {
+                let t = text.to_ascii_lowercase();
+                FILE_ERRORS.iter().any(|f| t.contains(f))
+            }
+            _ => false,
+        }
+    }
+
     /// Whether a login failure says the server has too many connections (from us), rather
     /// than that the credentials are wrong: pure-ftpd, vsftpd and pyftpdlib send `421 Too
     /// many connections ...` instead of the greeting, proftpd `530 Sorry, the maximum number
@@ -276,6 +312,7 @@ impl Error {
         match self {
             Error::Reply { op, code, text } => text_errno(*code, text)
                 .or_else(|| upload_write_failure(*op, *code, text))
+                .or_else(|| lasting_refusal(*code, text))
                 .unwrap_or_else(|| reply_errno(*op, *code)),
             Error::Network { .. } => libc::EIO,
             Error::Timeout { .. } => libc::ETIMEDOUT,
@@ -360,6 +397,34 @@ fn upload_write_failure(op: Op, code: u32, text: &str) -> Option<i32> {
     (matches!(op, Op::Store | Op::Append) && code == 451 && t.contains("writ"))
         .then_some(libc::ENOSPC)
 }
+
+/// A `4xx` is "not now" by the RFC, but servers use `451` for refusals that will not go
+/// away: proftpd answers `APPE` with `451 f: Append/Restart not permitted, try again` for
+/// as long as `AllowStoreRestart` is off, whatever the "try again" says. A 4xx whose text
+/// names such a cause is a permission error, so it is not retried (see
+/// [`Error::is_retryable`]): "denied" is `EACCES`, "not permitted"/"not allowed" `EPERM`.
+fn lasting_refusal(code: u32, text: &str) -> Option<i32> {
+    if !(400..500).contains(&code) {
+        return None;
+    }
+    let t = text.to_ascii_lowercase();
+    if t.contains("denied") {
+        Some(libc::EACCES)
+    } else if t.contains("not permitted") || t.contains("not allowed") {
+        Some(libc::EPERM)
+    } else {
+        None
+    }
+}
+
+/// OS error texts that a server puts in a reply about one file, not about a command: a
+/// refusal naming one of them says nothing about what the server can do.
+const FILE_ERRORS: [&str; 4] = [
+    "permission denied",
+    "operation not permitted",
+    "no such file",
+    "read-only file system",
+];
 
 /// Reply code → errno for one operation. Codes follow RFC 959 and RFC 640: the first digit
 /// says whether the failure is transient (4) or permanent (5); the second whether it concerns
@@ -560,6 +625,62 @@ mod tests {
         );
         assert_eq!(reply_text(b"5"), "5");
         assert_eq!(reply_text(b"550 \r\n"), "");
+    }
+
+    fn said(op: Op, code: u32, text: &str) -> Error {
+        Error::Reply {
+            op,
+            code,
+            text: text.into(),
+        }
+    }
+
+    /// proftpd 1.3.8 by default: retried, it cost five attempts and six warnings per append.
+    #[test]
+    fn a_451_that_names_a_lasting_cause_is_not_transient() {
+        let appe = said(
+            Op::Append,
+            451,
+            "f: Append/Restart not permitted, try again",
+        );
+        assert_eq!(appe.errno(), libc::EPERM);
+        assert!(!appe.is_retryable(true));
+        let not_allowed = said(Op::Store, 450, "Uploads are not allowed here");
+        assert_eq!(not_allowed.errno(), libc::EPERM);
+        assert!(!not_allowed.is_retryable(true));
+        let denied = said(Op::Delete, 451, "Access denied by policy");
+        assert_eq!(denied.errno(), libc::EACCES);
+        assert!(!denied.is_retryable(true));
+        assert!(said(Op::Append, 451, "Local error").is_retryable(true));
+        assert!(said(Op::Store, 450, "File busy, try again").is_retryable(false));
+        assert_eq!(
+            said(Op::Chmod, 550, "not permitted").errno(),
+            libc::EPERM,
+            "5xx keep their table"
+        );
+    }
+
+    #[test]
+    fn a_refused_command_is_told_from_a_refused_file() {
+        // The server cannot or will not do it: learned once per mount.
+        assert!(said(
+            Op::Append,
+            451,
+            "f: Append/Restart not permitted, try again"
+        )
+        .refuses_command());
+        assert!(said(Op::Append, 550, "APPE not allowed").refuses_command());
+        assert!(said(Op::Chmod, 502, "Command not implemented").refuses_command());
+        assert!(said(Op::SetTime, 500, "Unknown command").refuses_command());
+        assert!(said(Op::Append, 504, "").refuses_command());
+        // This file is refused: asked again next time.
+        assert!(!said(Op::Append, 550, "f: Permission denied").refuses_command());
+        assert!(!said(Op::Chmod, 550, "d: Operation not permitted").refuses_command());
+        assert!(!said(Op::SetTime, 550, "x: No such file or directory").refuses_command());
+        assert!(!said(Op::Append, 451, "Local error").refuses_command());
+        assert!(!said(Op::Append, 553, "Could not create file.").refuses_command());
+        assert!(!said(Op::Append, 226, "not permitted").refuses_command());
+        assert!(!Error::Timeout { op: Op::Append }.refuses_command());
     }
 
     #[test]

@@ -726,6 +726,11 @@ impl<R: Remote> FtpFs<R> {
         } else if s.append_only() {
             let from = s.base;
             match self.remote.append(path, &s.upload_from(from)) {
+                // The server does not append (said once, at info, by the remote).
+                Err(Error::Unsupported) => {
+                    s.append_failed();
+                    self.store_whole(ino, path, s, true)
+                }
                 Err(e) => {
                     s.append_failed();
                     if e.is_retryable(true) {
@@ -747,7 +752,7 @@ impl<R: Remote> FtpFs<R> {
                 if let Some(t) = s.pending_mtime.take() {
                     // The data is on the server; a time the server cannot set is not worth
                     // failing close(2) over (kernels set times as a side effect of writes).
-                    match self.remote.set_mtime(path, t) {
+                    match self.remote.set_mtime(path, Kind::File, t) {
                         Ok(()) => s.mtime = t,
                         Err(Error::Unsupported) => {}
                         Err(e) => log::warn!("{path}: uploaded, but setting its time failed: {e}"),
@@ -1193,9 +1198,11 @@ impl<R: Remote> FtpFs<R> {
         if let Some(size) = set.size {
             self.truncate(ino, &path, size)?;
         }
+        // Servers may allow a change for files and not for directories.
+        let kind = || self.getattr(ino).map(|a| a.kind);
         if let Some(mode) = set.mode {
             self.ensure_on_server(&path)?;
-            self.remote.chmod(&path, mode)?;
+            self.remote.chmod(&path, kind()?, mode)?;
             if let Some(mut e) = self.cached_entry(&path) {
                 e.mode = Some(mode & 0o7777);
                 self.cache
@@ -1215,7 +1222,7 @@ impl<R: Remote> FtpFs<R> {
                 None => false,
             };
             if !deferred {
-                self.remote.set_mtime(&path, mtime)?;
+                self.remote.set_mtime(&path, kind()?, mtime)?;
                 if let Some(e) = self.spool_of(ino) {
                     e.spool.lock().mtime = mtime;
                 }

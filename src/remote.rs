@@ -284,6 +284,8 @@ pub trait Remote: Send + Sync + 'static {
 
     /// Appends `data` to `path` (APPE). Not repeated once bytes may have reached the server:
     /// the caller decides how to recover (a whole STOR, see [`crate::fs`]).
+    /// [`crate::error::Error::Unsupported`] when the server does not append at all (nothing
+    /// was sent).
     fn append(&self, path: &str, data: &dyn Upload) -> Result<()>;
 
     /// Starts a STOR of `path` whose bytes are written as they come, for big sequential
@@ -302,13 +304,14 @@ pub trait Remote: Send + Sync + 'static {
 
     fn rmdir(&self, path: &str) -> Result<()>;
 
-    /// Sets permission bits (SITE CHMOD); [`crate::error::Error::Unsupported`] if the
-    /// server has no way to.
-    fn chmod(&self, path: &str, mode: u32) -> Result<()>;
+    /// Sets permission bits (SITE CHMOD) of `path`, a `kind` (servers may allow it for
+    /// files and not for directories); [`crate::error::Error::Unsupported`] if the server
+    /// has no way to.
+    fn chmod(&self, path: &str, kind: Kind, mode: u32) -> Result<()>;
 
-    /// Sets the modification time (MFMT, or vsftpd's `MDTM time path`);
+    /// Sets the modification time (MFMT, or vsftpd's `MDTM time path`) of `path`, a `kind`;
     /// [`crate::error::Error::Unsupported`] if the server has no way to.
-    fn set_mtime(&self, path: &str, mtime: SystemTime) -> Result<()>;
+    fn set_mtime(&self, path: &str, kind: Kind, mtime: SystemTime) -> Result<()>;
 
     /// The absolute server path of the mount's root (`""` for the server's `/`), used to
     /// rewrite absolute symlink targets.

@@ -309,7 +309,7 @@ impl Remote for MemRemote {
         Ok(())
     }
 
-    fn chmod(&self, path: &str, mode: u32) -> Result<()> {
+    fn chmod(&self, path: &str, _kind: Kind, mode: u32) -> Result<()> {
         self.fault("chmod", path)?;
         match self.inner.entries.lock().get_mut(path) {
             Some(e) => {
@@ -320,7 +320,7 @@ impl Remote for MemRemote {
         }
     }
 
-    fn set_mtime(&self, path: &str, mtime: std::time::SystemTime) -> Result<()> {
+    fn set_mtime(&self, path: &str, _kind: Kind, mtime: std::time::SystemTime) -> Result<()> {
         self.fault("mtime", path)?;
         match self.inner.entries.lock().get_mut(path) {
             Some(e) => {

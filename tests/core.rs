@@ -433,6 +433,44 @@ fn a_broken_append_is_repaired_with_a_whole_upload() {
     assert_eq!(fs.remote().store_calls(), 1, "one whole upload repaired it");
 }
 
+/// A server that does not append at all (proftpd by default): the remote says so with
+/// `Unsupported` before sending anything, and the same flush sends the whole file.
+#[test]
+fn an_append_the_server_does_not_do_goes_up_whole_at_the_same_flush() {
+    let r = MemRemote::new();
+    r.add_file("log", b"line 1\n");
+    r.inject(Fault::Call("append", "log".into()), || Error::Unsupported);
+    let fs = writable(r);
+    let ino = lookup(&fs, ROOT, "log").unwrap();
+    let (fh, _) = fs.open(ino, rw()).unwrap();
+    fs.write(fh, 7, b"line 2\n").unwrap();
+    fs.flush(fh).unwrap();
+    fs.release(fh);
+    assert_eq!(fs.remote().content("log").unwrap(), b"line 1\nline 2\n");
+    assert_eq!(fs.remote().store_calls(), 1, "one whole upload instead");
+}
+
+/// A refusal about this file (`550 Permission denied`) is not "the server cannot append":
+/// it reaches close(2), and nothing is stored behind its back.
+#[test]
+fn an_append_refused_for_this_file_is_an_error_not_a_whole_upload() {
+    let r = MemRemote::new();
+    r.add_file("log", b"abc");
+    r.inject(Fault::Call("append", "log".into()), || Error::Reply {
+        op: Op::Append,
+        code: 550,
+        text: "log: Permission denied".into(),
+    });
+    let fs = writable(r);
+    let ino = lookup(&fs, ROOT, "log").unwrap();
+    let (fh, _) = fs.open(ino, rw()).unwrap();
+    fs.write(fh, 3, b"def").unwrap();
+    assert_eq!(fs.flush(fh).unwrap_err().errno(), libc::EACCES);
+    assert_eq!(fs.remote().store_calls(), 0);
+    assert_eq!(fs.remote().content("log").unwrap(), b"abc");
+    fs.release(fh);
+}
+
 /// A permanent failure (quota) is reported, and the next attempt does not APPE again.
 #[test]
 fn after_a_failed_append_the_next_flush_sends_the_whole_file() {

@@ -106,6 +106,31 @@ fn server_without_rest_serves_sequential_reads_and_refuses_far_random_ones() {
     );
 }
 
+/// The probe's `REST 0` passes, a real offset is refused. The reader used to ignore REST's
+/// reply and send RETR anyway, getting bytes from 0 for a read in the middle. Now the first
+/// refusal is learned for the mount: reads near the start read through from 0, far ones
+/// fail with ESPIPE, and REST is not asked again.
+#[test]
+fn a_server_that_refuses_rest_n_is_read_from_the_start_and_not_asked_again() {
+    let data = pattern(20 * 1024 * 1024);
+    let mut opts = FakeOpts {
+        rest_zero_only: true,
+        ..Default::default()
+    };
+    opts.files.insert("f".into(), data.clone());
+    opts.files.insert("g".into(), data.clone());
+    let s = FakeServer::start(opts);
+    let r = connect(&s, 2);
+    let rd = r.open_reader("f", 0).unwrap();
+    assert!(read(&rd, 1_000_000, 100).unwrap() == data[1_000_000..1_000_100]);
+    assert_eq!(s.received("REST"), 2, "the probe, then one refused offset");
+    let e = read(&rd, 18 * 1024 * 1024, 100).unwrap_err();
+    assert_eq!(e.errno(), libc::ESPIPE);
+    let other = r.open_reader("g", 0).unwrap();
+    assert!(read(&other, 2_000_000, 10).unwrap() == data[2_000_000..2_000_010]);
+    assert_eq!(s.received("REST"), 2, "learned once for the mount");
+}
+
 #[test]
 fn multi_line_greeting_and_missing_feat_are_handled() {
     let mut opts = FakeOpts {

@@ -72,10 +72,72 @@ pub struct Caps {
     pub rest: bool,
 }
 
+/// Something a server may refuse as a rule rather than for one file, learned from its
+/// first refusal (see [`ServerInfo::learn`]).
+///
+/// Probing these at connect time would cost round trips every mount pays, and some cannot
+/// be probed without changing a file: proftpd takes `REST 0` but refuses `APPE`; vsftpd
+/// and pyftpdlib set a file's time but not a directory's. So they are learned when an
+/// operation first needs them, and remembered for the mount: the next operation takes the
+/// other path (STOR of the whole file, reading from the start) or gets the same refusal
+/// without asking, with one info line per capability instead of retries and warnings.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Capability {
+    /// `APPE`.
+    Append,
+    /// `REST n` before `RETR`.
+    Rest,
+    /// `SITE CHMOD` on a file (`dir: false`) or a directory.
+    Chmod { dir: bool },
+    /// Setting a time (`MFMT`, or vsftpd's `MDTM time path`) on a file or a directory.
+    SetTime { dir: bool },
+}
+
+impl Capability {
+    fn describe(self) -> &'static str {
+        match self {
+            Capability::Append => "appending (APPE); appends upload the whole file",
+            Capability::Rest => "restarting transfers (REST); reads start at the beginning",
+            Capability::Chmod { dir: false } => "changing a file's mode (SITE CHMOD)",
+            Capability::Chmod { dir: true } => "changing a directory's mode (SITE CHMOD)",
+            Capability::SetTime { dir: false } => "setting a file's time",
+            Capability::SetTime { dir: true } => "setting a directory's time",
+        }
+    }
+}
+
+/// The reply with which a server refused a [`Capability`], given again to every later
+/// operation that needs it: the same errno, without the round trip.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Refusal {
+    pub op: Op,
+    pub code: u32,
+    pub text: String,
+}
+
+impl Refusal {
+    pub fn error(&self) -> Error {
+        Error::Reply {
+            op: self.op,
+            code: self.code,
+            text: self.text.clone(),
+        }
+    }
+}
+
+#[derive(Default)]
+struct Learned {
+    refused: std::collections::HashMap<Capability, Refusal>,
+    worked: std::collections::HashSet<Capability>,
+}
+
 /// Capabilities shared by all connections to one server.
 #[derive(Default)]
 pub struct ServerInfo {
     caps: Mutex<Option<Caps>>,
+    /// What the server turned out to refuse, or to do, during this mount. The lock is held
+    /// only to read or record, never across a command.
+    learned: Mutex<Learned>,
     /// `tls=try` and the server refused `AUTH TLS`: later connections do not ask again.
     tls_refused: AtomicBool,
     /// The clear-text password warning was logged.
@@ -85,6 +147,41 @@ pub struct ServerInfo {
 impl ServerInfo {
     pub fn caps(&self) -> Option<Caps> {
         *self.caps.lock()
+    }
+
+    /// How the server refused `cap`, if it did.
+    pub fn refusal(&self, cap: Capability) -> Option<Refusal> {
+        self.learned.lock().refused.get(&cap).cloned()
+    }
+
+    /// Records that `cap` worked once (on any connection).
+    pub fn worked(&self, cap: Capability) {
+        self.learned.lock().worked.insert(cap);
+    }
+
+    pub fn has_worked(&self, cap: Capability) -> bool {
+        self.learned.lock().worked.contains(&cap)
+    }
+
+    /// Remembers that the server refuses `cap`, as it just did with `e` (a reply), and says
+    /// so once at info. Returns whether it was recorded (`e` is a reply).
+    pub fn learn(&self, cap: Capability, e: &Error, server: &str) -> bool {
+        let Error::Reply { op, code, text } = e else {
+            return false;
+        };
+        let refusal = Refusal {
+            op: *op,
+            code: *code,
+            text: text.clone(),
+        };
+        let first = self.learned.lock().refused.insert(cap, refusal).is_none();
+        if first {
+            log::info!(
+                "{server} refuses {} ({code} {text}); not asking again during this mount",
+                cap.describe()
+            );
+        }
+        true
     }
 }
 

@@ -23,7 +23,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use suppaftp::Status;
 
-use self::conn::{Endpoint, ServerInfo};
+use self::conn::{Capability, Endpoint, Refusal, ServerInfo};
 use self::pool::{Pool, Purpose};
 use self::reader::FtpReader;
 use self::retry::Repeat;
@@ -54,6 +54,17 @@ const MTIME_NONE: u8 = 3;
 /// Whether a reply says "this command does not exist here" rather than "not for this file".
 fn not_implemented(e: &Error) -> bool {
     matches!(e.code(), Some(500 | 501 | 502 | 504))
+}
+
+/// The error a learned refusal gives without asking: what the server said the first time,
+/// and "not supported" when the command does not exist there.
+fn replay(r: Refusal) -> Error {
+    let e = r.error();
+    if not_implemented(&e) {
+        Error::Unsupported
+    } else {
+        e
+    }
 }
 
 /// Which listing command to use (`-o listing=`).
@@ -156,16 +167,32 @@ impl Remote for FtpRemote {
     /// APPE is repeated only while no byte can have reached the server: opening it (connect,
     /// login, the command and its reply) is retried as an unsafe operation, which repeats
     /// only 4xx refusals and failures before the command was sent; the data is sent once.
+    ///
+    /// A server that refuses `APPE` as such (proftpd's default `451 ... Append/Restart not
+    /// permitted`, a `502`) gets [`Error::Unsupported`], now and for the rest of the mount
+    /// without asking again; the caller then sends the whole file. A refusal about this
+    /// file (`550 ...: Permission denied`) is returned as it is, and not learned.
     fn append(&self, path: &str, data: &dyn Upload) -> Result<()> {
+        let info = self.pool.info();
+        if info.refusal(Capability::Append).is_some() {
+            return Err(Error::Unsupported);
+        }
         let path = self.abs(path);
         let mut source = data.open()?;
-        let mut up =
+        let opened =
             self.pool
                 .policy()
                 .run(&format_args!("append {path}"), Repeat::Unsafe, |deadline| {
                     let lease = self.pool.checkout(Purpose::Transfer, deadline)?;
                     FtpUpload::open(lease, Op::Append, &path)
-                })?;
+                });
+        let mut up = match opened {
+            Err(e) if e.refuses_command() => {
+                info.learn(Capability::Append, &e, &self.pool.endpoint().display());
+                return Err(Error::Unsupported);
+            }
+            r => r?,
+        };
         let copied = std::io::copy(&mut source, up.writer()).map(drop);
         up.end(copied)
     }
@@ -215,7 +242,13 @@ impl Remote for FtpRemote {
         })
     }
 
-    fn chmod(&self, path: &str, mode: u32) -> Result<()> {
+    fn chmod(&self, path: &str, kind: Kind, mode: u32) -> Result<()> {
+        let cap = Capability::Chmod {
+            dir: kind == Kind::Dir,
+        };
+        if let Some(r) = self.pool.info().refusal(cap) {
+            return Err(replay(r));
+        }
         let path = self.abs(path);
         let r = self.meta(&format_args!("chmod {path}"), Repeat::Safe, |c| {
             c.ftp
@@ -224,12 +257,21 @@ impl Remote for FtpRemote {
                 .map_err(|e| Error::from_ftp(Op::Chmod, e))
         });
         match r {
-            Err(e) if not_implemented(&e) => Err(Error::Unsupported),
-            other => other,
+            Ok(()) => {
+                self.pool.info().worked(cap);
+                Ok(())
+            }
+            Err(e) => Err(self.learn_from(cap, e)),
         }
     }
 
-    fn set_mtime(&self, path: &str, mtime: SystemTime) -> Result<()> {
+    fn set_mtime(&self, path: &str, kind: Kind, mtime: SystemTime) -> Result<()> {
+        let cap = Capability::SetTime {
+            dir: kind == Kind::Dir,
+        };
+        if let Some(r) = self.pool.info().refusal(cap) {
+            return Err(replay(r));
+        }
         let path = self.abs(path);
         let stamp = listing::format_ftp_time(mtime);
         // MFMT (RFC draft, most servers); vsftpd instead takes "MDTM time path". Which one
@@ -258,18 +300,61 @@ impl Remote for FtpRemote {
                 }
                 Err(e) if not_implemented(&e) => {
                     self.mtime_cmd.store(MTIME_NONE, Ordering::Relaxed);
-                    return Err(Error::Unsupported);
+                    return Err(self.learn_from(cap, e));
                 }
                 Ok(()) => {
                     if how == MTIME_UNKNOWN {
                         self.mtime_cmd.store(MTIME_MFMT, Ordering::Relaxed);
                     }
+                    self.pool.info().worked(cap);
                     return Ok(());
                 }
-                Err(e) => return Err(e),
+                Err(e) => return Err(self.learn_from(cap, e)),
             }
         }
     }
+}
+
+impl FtpRemote {
+    /// Learns what a refusal of `cap` (a chmod or a time, on a file or a directory) says
+    /// about the server, and returns the error to report now.
+    ///
+    /// - A command the server does not implement: not supported, for files and directories.
+    /// - A refusal that names a policy ([`Error::refuses_command`]): refused for this kind.
+    /// - A plain `5xx` without an OS error in its text, for a kind that never worked, when
+    ///   the other kind did: vsftpd (`550 Could not set file modification time.`) and
+    ///   pyftpdlib (`550 ... is not retrievable`) set files' times but never directories'.
+    ///   The first such refusal is taken as the rule for the kind; the error is the same
+    ///   either way, only the round trip is saved.
+    ///
+    /// Anything else (`550 d: Permission denied`, a timeout) concerns this one object and is
+    /// not learned.
+    fn learn_from(&self, cap: Capability, e: Error) -> Error {
+        learn_from(self.pool.info(), &self.pool.endpoint().display(), cap, e)
+    }
+}
+
+/// See [`FtpRemote::learn_from`].
+fn learn_from(info: &ServerInfo, server: &str, cap: Capability, e: Error) -> Error {
+    let other = match cap {
+        Capability::Chmod { dir } => Capability::Chmod { dir: !dir },
+        Capability::SetTime { dir } => Capability::SetTime { dir: !dir },
+        c => c,
+    };
+    if not_implemented(&e) {
+        info.learn(cap, &e, server);
+        info.learn(other, &e, server);
+        return Error::Unsupported;
+    }
+    let for_this_kind = e.refuses_command()
+        || (e.code().is_some_and(|c| (500..600).contains(&c))
+            && !e.names_file_error()
+            && !info.has_worked(cap)
+            && info.has_worked(other));
+    if for_this_kind {
+        info.learn(cap, &e, server);
+    }
+    e
 }
 
 impl FtpRemote {
@@ -725,6 +810,87 @@ fn normalize(path: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn said(op: Op, code: u32, text: &str) -> Error {
+        Error::Reply {
+            op,
+            code,
+            text: text.into(),
+        }
+    }
+
+    const FILE_TIME: Capability = Capability::SetTime { dir: false };
+    const DIR_TIME: Capability = Capability::SetTime { dir: true };
+
+    #[test]
+    fn a_directory_time_refused_where_file_times_work_is_learned_for_directories_only() {
+        let info = ServerInfo::default();
+        info.worked(FILE_TIME);
+        let vsftpd = said(Op::SetTime, 550, "Could not set file modification time.");
+        let e = learn_from(&info, "s", DIR_TIME, vsftpd);
+        assert_eq!(e.errno(), libc::EPERM, "the server's refusal, as it was");
+        assert_eq!(replay(info.refusal(DIR_TIME).unwrap()).errno(), libc::EPERM);
+        assert!(info.refusal(FILE_TIME).is_none());
+    }
+
+    #[test]
+    fn a_refusal_that_names_the_file_is_not_learned() {
+        let info = ServerInfo::default();
+        info.worked(FILE_TIME);
+        let e = learn_from(
+            &info,
+            "s",
+            DIR_TIME,
+            said(Op::SetTime, 550, "d: Permission denied"),
+        );
+        assert_eq!(e.errno(), libc::EACCES);
+        assert!(info.refusal(DIR_TIME).is_none());
+        // Nor a plain refusal before anything showed the command works at all.
+        let fresh = ServerInfo::default();
+        learn_from(
+            &fresh,
+            "s",
+            DIR_TIME,
+            said(Op::SetTime, 550, "Could not set"),
+        );
+        assert!(fresh.refusal(DIR_TIME).is_none());
+        // Nor one for a kind that worked before: it is this object.
+        info.worked(DIR_TIME);
+        learn_from(
+            &info,
+            "s",
+            DIR_TIME,
+            said(Op::SetTime, 550, "Could not set"),
+        );
+        assert!(info.refusal(DIR_TIME).is_none());
+    }
+
+    #[test]
+    fn a_missing_command_is_unsupported_for_both_kinds() {
+        let info = ServerInfo::default();
+        let chmod = Capability::Chmod { dir: false };
+        let e = learn_from(
+            &info,
+            "s",
+            chmod,
+            said(Op::Chmod, 502, "SITE CHMOD unknown"),
+        );
+        assert!(matches!(e, Error::Unsupported));
+        for dir in [false, true] {
+            let r = info.refusal(Capability::Chmod { dir }).unwrap();
+            assert!(matches!(replay(r), Error::Unsupported));
+        }
+    }
+
+    #[test]
+    fn a_policy_refusal_is_learned_at_once() {
+        let info = ServerInfo::default();
+        let chmod_dir = Capability::Chmod { dir: true };
+        let e = said(Op::Chmod, 550, "CHMOD not allowed on directories");
+        assert_eq!(learn_from(&info, "s", chmod_dir, e).errno(), libc::EPERM);
+        assert!(info.refusal(chmod_dir).is_some());
+        assert!(info.refusal(Capability::Chmod { dir: false }).is_none());
+    }
 
     #[test]
     fn root_paths_normalize() {

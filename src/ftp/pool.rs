@@ -116,6 +116,11 @@ impl Pool {
         &self.endpoint
     }
 
+    /// What is known about the server, shared by all its connections.
+    pub fn info(&self) -> &ServerInfo {
+        &self.info
+    }
+
     pub fn policy(&self) -> &super::retry::Policy {
         &self.endpoint.policy
     }

@@ -19,7 +19,9 @@
 //!   the control connection out of step;
 //! - a server without `REST` serves sequential reads; a read far from the stream's position
 //!   fails with `ESPIPE` instead of returning wrong bytes (within [`NO_REST_SKIP`] of the start
-//!   we restart at 0 and read through);
+//!   we restart at 0 and read through). A server that took the probe's `REST 0` but refuses
+//!   `REST n` is treated the same from its first refusal on, for the whole mount (see
+//!   [`super::conn::Capability`]), instead of failing every read that is not at 0;
 //! - a transfer ends only with the server's `226`: a data connection that closes early without
 //!   it is an error, never a silently short file;
 //! - a broken transfer (server restarted, connection reset, `426`) is resumed with `REST` at
@@ -39,6 +41,7 @@ use std::time::Instant;
 use parking_lot::Mutex;
 use suppaftp::{FtpError, FtpResult, TlsStream, TransferStream};
 
+use super::conn::Capability;
 use super::pool::{Lease, Pool, Purpose, Reclaim, Reclaimed};
 use crate::error::{Error, Op, Result};
 use crate::remote::{Buffers, Data, RemoteReader};
@@ -283,7 +286,8 @@ impl Inner {
 
     fn open_at(&self, pos: u64, deadline: Instant) -> Result<Stream> {
         let mut lease = self.pool.checkout(Purpose::Transfer, deadline)?;
-        let rest = lease.conn().caps.rest;
+        let info = self.pool.info();
+        let rest = lease.conn().caps.rest && info.refusal(Capability::Rest).is_none();
         let start = if rest || pos == 0 {
             pos
         } else if pos <= NO_REST_SKIP {
@@ -298,7 +302,10 @@ impl Inner {
         let path = &self.path;
         let transfer = lease.run(|c| {
             if start > 0 {
-                let _ = c.ftp.resume_transfer(start as usize);
+                // suppaftp sends it right before RETR (after EPSV), as RFC 3659 asks.
+                c.ftp
+                    .resume_transfer(start as usize)
+                    .map_err(|e| Error::from_ftp(Op::Retr, e))?;
                 c.rest_used = true;
             } else {
                 c.clear_rest(Op::Retr)?;
@@ -306,7 +313,18 @@ impl Inner {
             c.ftp
                 .retr_as_stream(path)
                 .map_err(|e| Error::from_ftp(Op::Retr, e))
-        })?;
+        });
+        let transfer = match transfer {
+            Err(e) if start > 0 && refuses_rest(&e) => {
+                // Learned, and the same read again without REST (from 0, or ESPIPE).
+                info.learn(Capability::Rest, &e, &self.pool.endpoint().display());
+                // No offset was taken, so none needs clearing.
+                lease.conn().rest_used = false;
+                drop(lease);
+                return self.open_at(pos, deadline);
+            }
+            r => r?,
+        };
         log::debug!("RETR {path} from {start}");
         Ok(Stream {
             lease,
@@ -315,6 +333,16 @@ impl Inner {
             rest,
         })
     }
+}
+
+/// Whether the failure of `REST n` + `RETR` is the server refusing `REST`. suppaftp sends
+/// both before reading either reply, and the failure does not say which one it answers; but
+/// `RETR` of a file the listing showed is not refused as unknown or malformed (500, 501,
+/// 502, 504), while `REST n` is, by servers that implement only `REST 0` or none in some mode
+/// (proftpd in ASCII mode: `501 REST: Resuming transfers not allowed`). A refusal of the
+/// command by policy counts too; one that names the file (`550 f: No such file`) does not.
+fn refuses_rest(e: &Error) -> bool {
+    matches!(e.code(), Some(500 | 501 | 502 | 504)) || e.refuses_command()
 }
 
 impl Reclaim for Inner {

@@ -1,5 +1,5 @@
 //! A scripted FTP server for faults a real server cannot be made to produce: no `EPSV`, no
-//! `REST`, no `FEAT`, multi-line greetings, hostile listing lines, `120`/`421`/garbage/endless
+//! `REST` (or only `REST 0`), no `FEAT`, multi-line greetings, hostile listing lines, `120`/`421`/garbage/endless
 //! greetings, an endless `FEAT`, busy, `421` and `425` replies on cue, stalled or broken transfers, replies
 //! that never come or never end, a server that hangs up on an idle connection. It speaks
 //! just enough FTP for ftpfs and records every command it receives. Loopback only; every
@@ -30,6 +30,9 @@ pub enum Greeting {
 pub struct FakeOpts {
     pub no_epsv: bool,
     pub no_rest: bool,
+    /// `REST 0` is taken (the capability probe passes), any other offset refused with
+    /// `501`, as proftpd does in ASCII mode and some servers do always.
+    pub rest_zero_only: bool,
     pub no_feat: bool,
     pub mlsd: bool,
     pub greeting_lines: usize,
@@ -231,6 +234,9 @@ fn session(sock: TcpStream, o: &FakeOpts, log: &Mutex<Vec<String>>) -> std::io::
                 pasv = Some(l);
             }
             "REST" if o.no_rest => write!(out, "502 REST not implemented\r\n")?,
+            "REST" if o.rest_zero_only && arg != "0" => {
+                write!(out, "501 REST: Resuming transfers not allowed\r\n")?
+            }
             "REST" => {
                 rest = arg.parse().unwrap_or(0);
                 write!(out, "350 Restarting at {rest}\r\n")?;
