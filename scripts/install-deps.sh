@@ -33,5 +33,26 @@ if [ ! -x "$vsftpd/usr/sbin/vsftpd" ]; then
   rm -rf "$tmp"
 fi
 id ftpfsvs >/dev/null 2>&1 || useradd -r -M -d / -s /usr/sbin/nologin ftpfsvs
+# proftpd, for the tests of a server that refuses APPE by default: it conflicts with pure-ftpd
+# too, so it is unpacked beside vsftpd with the libraries proftpd-core needs that nothing
+# else here installs (found through LD_LIBRARY_PATH by tests/common/mod.rs). Each package is
+# fetched only if its files are missing.
+proftpd=/opt/ftpfs-test/proftpd
+proftpd_pkgs=(
+  "proftpd-core:usr/sbin/proftpd"
+  "libhiredis0.14:usr/lib/x86_64-linux-gnu/libhiredis.so.0.14"
+  "libmemcached11:usr/lib/x86_64-linux-gnu/libmemcached.so.11"
+  "libmemcachedutil2:usr/lib/x86_64-linux-gnu/libmemcachedutil.so.2"
+  "libhashkit2:usr/lib/x86_64-linux-gnu/libhashkit.so.2"
+  "libpcre2-posix3:usr/lib/x86_64-linux-gnu/libpcre2-posix.so.3"
+)
+for entry in "${proftpd_pkgs[@]}"; do
+  pkg=${entry%%:*} file=${entry#*:}
+  [ -e "$proftpd/$file" ] && continue
+  tmp=$(mktemp -d)
+  (cd "$tmp" && apt-get download -qq "$pkg" 2>/dev/null || { apt-get update -qq && apt-get download -qq "$pkg"; })
+  mkdir -p "$proftpd" && dpkg -x "$tmp"/*.deb "$proftpd"
+  rm -rf "$tmp"
+done
 command -v cargo >/dev/null || { echo "cargo is missing: install Rust (rustup) first" >&2; exit 1; }
 [ -e /dev/fuse ] || { echo "/dev/fuse is missing: load the fuse module (modprobe fuse)" >&2; exit 1; }

@@ -153,7 +153,7 @@ macro_rules! per_server {
     )*};
 }
 
-per_server!(Unftp => unftp, PureFtpd => pure_ftpd, Pyftpdlib => pyftpdlib);
+per_server!(Unftp => unftp, PureFtpd => pure_ftpd, Pyftpdlib => pyftpdlib, Proftpd => proftpd);
 
 fn daemon_pids_for(mountpoint: &Path) -> Vec<u32> {
     let needle = mountpoint.to_string_lossy().to_string();

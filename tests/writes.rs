@@ -321,7 +321,7 @@ macro_rules! per_server {
     )*};
 }
 
-per_server!(Unftp => unftp, PureFtpd => pure_ftpd, Pyftpdlib => pyftpdlib);
+per_server!(Unftp => unftp, PureFtpd => pure_ftpd, Pyftpdlib => pyftpdlib, Proftpd => proftpd);
 
 /// A source tree of 30 files in each of `dirs` directories, as a tarball.
 fn make_tarball(work: &Path, dirs: usize) -> std::path::PathBuf {
@@ -407,6 +407,12 @@ fn untar_rsync_and_diff(kind: ServerKind, dirs: usize, full: bool) {
 #[test]
 fn untar_1200_files_and_rsync_a_then_diff_pure_ftpd() {
     untar_rsync_and_diff(ServerKind::PureFtpd, 40, true);
+}
+
+/// proftpd sets modes and times of files and directories alike (SITE CHMOD, MFMT).
+#[test]
+fn untar_and_rsync_a_then_diff_proftpd() {
+    untar_rsync_and_diff(ServerKind::Proftpd, 10, true);
 }
 
 /// libunftp has neither SITE CHMOD nor MFMT, and takes ~40 ms per transfer: a smaller

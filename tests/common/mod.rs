@@ -1,7 +1,8 @@
 //! Test harness: real FTP servers on loopback and real FUSE mounts of them.
 //!
-//! Servers: libunftp in-process (always available to `cargo test`), and pure-ftpd and
-//! pyftpdlib from Debian as child processes. A test asking for a server that is not installed
+//! Servers: libunftp in-process (always available to `cargo test`), and pure-ftpd,
+//! pyftpdlib and proftpd (unpacked under [`PROFTPD`] by scripts/install-deps.sh) from Debian
+//! as child processes. A test asking for a server that is not installed
 //! is skipped with a message, unless `FTPFS_REQUIRE_SERVERS=1` (set by CI), where it fails.
 //!
 //! Everything a test starts is stopped by `Drop`, by PID, even when the test fails. Waits
@@ -26,6 +27,7 @@ pub enum ServerKind {
     Unftp,
     PureFtpd,
     Pyftpdlib,
+    Proftpd,
 }
 
 pub struct Server {
@@ -306,6 +308,12 @@ impl Server {
                         .expect("pyftpdlib starts"),
                 )
             }
+            ServerKind::Proftpd => {
+                if !installed(&format!("{PROFTPD}/usr/sbin/proftpd")) {
+                    return Ok(skip(kind));
+                }
+                Some(start_proftpd(root, port, work.path()))
+            }
         };
         let mut server = Server {
             kind,
@@ -335,9 +343,15 @@ impl Server {
         format!("ftp://{USER}@{}:{}", self.host, self.port)
     }
 
+    /// The commands the server received, one `COMMAND ARGUMENT CODE` line each (proftpd's
+    /// ExtendedLog; empty for the other servers).
+    pub fn command_log(&self) -> String {
+        std::fs::read_to_string(self._work.path().join("commands.log")).unwrap_or_default()
+    }
+
     fn stop(&mut self) {
         if let Some(mut c) = self.child.take() {
-            if self.respawn.is_some() {
+            if self.respawn.is_some() || self.kind == ServerKind::Proftpd {
                 // The group we created for it: the server and its sessions.
                 // SAFETY: plain syscall on a process group id we own.
                 unsafe { libc::killpg(c.id() as i32, libc::SIGKILL) };
@@ -394,6 +408,89 @@ fn skip(kind: ServerKind) -> Option<Server> {
     }
     eprintln!("SKIP: {kind:?} is not installed");
     None
+}
+
+/// Where scripts/install-deps.sh unpacks proftpd and the libraries it needs (it conflicts
+/// with pure-ftpd in apt).
+pub const PROFTPD: &str = "/opt/ftpfs-test/proftpd";
+
+/// proftpd 1.3.8 in the foreground (`-n`) with a configuration of its own in `work`: one
+/// user from an AuthUserFile (MD5-crypt hash of [`PASSWORD`], the invoking user's uid, so
+/// the files it writes are the test's), chrooted to `root`, every file it keeps in `work`,
+/// and an ExtendedLog of every command with its reply code ([`Server::command_log`]).
+/// Its defaults are left as Debian ships them where they matter to ftpfs: `APPE` and `REST`
+/// for uploads are refused (`AllowStoreRestart off`). mod_copy (`SITE CPFR/CPTO`) is
+/// loaded, as Debian's packaged configuration does.
+fn start_proftpd(root: &Path, port: u16, work: &Path) -> Child {
+    use std::os::unix::process::CommandExt;
+    // SAFETY: plain syscalls without arguments.
+    let (uid, gid) = unsafe { (libc::getuid(), libc::getgid()) };
+    let passwd = work.join("passwd");
+    std::fs::write(
+        &passwd,
+        format!(
+            "{USER}:$1$ftpfs0$TRVeXEx8mDlte8C9nnX4I1:{uid}:{gid}::{}:/bin/sh\n",
+            root.display()
+        ),
+    )
+    .unwrap();
+    // proftpd refuses an AuthUserFile that others may read.
+    std::fs::set_permissions(&passwd, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+    let w = work.display();
+    let config = format!(
+        r#"ServerType standalone
+ServerName "ftpfs test"
+DefaultAddress 127.0.0.1
+SocketBindTight on
+Port {port}
+UseIPv6 off
+ModulePath {PROFTPD}/usr/lib/proftpd
+LoadModule mod_copy.c
+ScoreboardFile {w}/scoreboard
+PidFile {w}/proftpd.pid
+DelayTable none
+WtmpLog off
+UseReverseDNS off
+UseFtpUsers off
+<IfModule mod_ctrls.c>
+  ControlsEngine off
+</IfModule>
+<IfModule mod_auth_pam.c>
+  AuthPAM off
+</IfModule>
+SystemLog {w}/system.log
+TransferLog none
+AuthOrder mod_auth_file.c
+AuthUserFile {passwd}
+RequireValidShell off
+RootLogin {root_login}
+DefaultRoot ~
+Umask 022
+MaxInstances 200
+LogFormat commands "%m %J %s"
+ExtendedLog {w}/commands.log ALL commands
+<Directory />
+  AllowOverwrite on
+</Directory>
+"#,
+        passwd = passwd.display(),
+        root_login = if uid == 0 { "on" } else { "off" },
+    );
+    let conf = work.join("proftpd.conf");
+    std::fs::write(&conf, config).unwrap();
+    // Its own process group: proftpd forks a process per session, stopped with it.
+    Command::new(format!("{PROFTPD}/usr/sbin/proftpd"))
+        .args(["-n", "-q", "-c"])
+        .arg(&conf)
+        .env(
+            "LD_LIBRARY_PATH",
+            format!("{PROFTPD}/usr/lib/x86_64-linux-gnu"),
+        )
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(work.join("stderr.log")).unwrap())
+        .process_group(0)
+        .spawn()
+        .expect("proftpd starts")
 }
 
 /// pure-ftpd serves as an unprivileged virtual user (65534), which must be able to read
