@@ -3,7 +3,8 @@
 //! pyftpdlib sets a file's time with MFMT but answers it for a directory with `550 /d is
 //! not retrievable`, every time. After one such refusal, with a file's time set before,
 //! the mount stops asking: one info line, no more round trips, and the same answer as the
-//! server's. (proftpd's APPE refusal is in tests/proftpd.rs.)
+//! server's. libunftp has no SITE CHMOD: one chmod learns it for the mount. (proftpd's
+//! APPE refusal is in tests/proftpd.rs.)
 
 mod common;
 
@@ -67,4 +68,67 @@ fn a_directory_time_the_server_refuses_is_asked_once_per_mount() {
     assert_eq!(learned.len(), 1, "{learned:?}");
     assert!(learned[0].contains("not retrievable"), "{}", learned[0]);
     assert!(!log.contains("refuses setting a file's time"));
+}
+
+/// libunftp has no SITE CHMOD: the first chmod learns it (not supported, for files and
+/// directories), later ones are answered without asking.
+#[test]
+fn a_server_without_site_chmod_is_asked_once_per_mount() {
+    use std::os::unix::fs::PermissionsExt;
+    let data = tempfile::tempdir().unwrap();
+    std::fs::write(data.path().join("a"), "x").unwrap();
+    std::fs::write(data.path().join("b"), "x").unwrap();
+    std::fs::create_dir(data.path().join("d")).unwrap();
+    let server = Server::start(ServerKind::Unftp, data.path()).expect("libunftp");
+    let m = Mount::new(&server, &[]);
+    for name in ["a", "b", "d", "a"] {
+        let e = std::fs::set_permissions(m.path().join(name), PermissionsExt::from_mode(0o700))
+            .unwrap_err();
+        assert_eq!(e.raw_os_error(), Some(libc::ENOTSUP), "{name}");
+    }
+    let log = m.log_text();
+    let sent = log
+        .lines()
+        .filter(|l| l.contains("CC OUT: SITE CHMOD"))
+        .count();
+    assert_eq!(sent, 1, "asked once");
+    for kind in ["a file's", "a directory's"] {
+        let learned = log
+            .lines()
+            .filter(|l| {
+                l.contains(" INFO ") && l.contains(&format!("refuses changing {kind} mode"))
+            })
+            .count();
+        assert_eq!(learned, 1, "{kind}");
+    }
+}
+
+/// libunftp has no MFMT, and reads vsftpd's `MDTM time path` as a file name (`550 File not
+/// found`): times cannot be set there, which is `ENOTSUP`, learned with one MFMT and one
+/// MDTM per mount.
+#[test]
+fn a_server_that_cannot_set_times_is_asked_once_per_mount() {
+    let data = tempfile::tempdir().unwrap();
+    for name in ["a", "b", "c"] {
+        std::fs::write(data.path().join(name), "x").unwrap();
+    }
+    let server = Server::start(ServerKind::Unftp, data.path()).expect("libunftp");
+    let m = Mount::new(&server, &[]);
+    for name in ["a", "b", "c"] {
+        let out = Command::new("touch")
+            .args(["-d", "2020-01-02 03:04:05 UTC", name])
+            .current_dir(m.path())
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains("Operation not supported"), "{name}: {err}");
+    }
+    let log = m.log_text();
+    let sent = |verb: &str| {
+        log.lines()
+            .filter(|l| l.contains(&format!("CC OUT: {verb} 2020")))
+            .count()
+    };
+    assert_eq!((sent("MFMT"), sent("MDTM")), (1, 1));
+    assert_eq!(log.matches("times cannot be set").count(), 1);
 }

@@ -309,6 +309,18 @@ impl Remote for FtpRemote {
                     self.pool.info().worked(cap);
                     return Ok(());
                 }
+                // `MDTM time path` is vsftpd's; a server without it (libunftp) reads the
+                // whole argument as a name and answers `550 File not found` for a file the
+                // listing just showed. Until it has worked once, that means "cannot".
+                Err(e) if how == MTIME_MDTM && self.mdtm_took_time_as_name(&e) => {
+                    self.mtime_cmd.store(MTIME_NONE, Ordering::Relaxed);
+                    log::info!(
+                        "{} has neither MFMT nor `MDTM time path` ({e}): times cannot be set; \
+                         not asking again during this mount",
+                        self.pool.endpoint().display()
+                    );
+                    return Err(Error::Unsupported);
+                }
                 Err(e) => return Err(self.learn_from(cap, e)),
             }
         }
@@ -316,6 +328,22 @@ impl Remote for FtpRemote {
 }
 
 impl FtpRemote {
+    /// Whether `MDTM time path`, never seen working on this mount, was refused as if the
+    /// time were part of the file name.
+    fn mdtm_took_time_as_name(&self, e: &Error) -> bool {
+        let info = self.pool.info();
+        let Error::Reply {
+            code: 550, text, ..
+        } = e
+        else {
+            return false;
+        };
+        let t = text.to_ascii_lowercase();
+        (t.contains("not found") || t.contains("no such file"))
+            && !info.has_worked(Capability::SetTime { dir: false })
+            && !info.has_worked(Capability::SetTime { dir: true })
+    }
+
     /// Learns what a refusal of `cap` (a chmod or a time, on a file or a directory) says
     /// about the server, and returns the error to report now.
     ///
