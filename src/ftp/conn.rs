@@ -6,6 +6,10 @@
 //! [`Caps`] and every later connection only repeats what is per-connection state:
 //! login, `OPTS UTF8 ON`, `TYPE I`.
 //!
+//! What cannot be probed without changing a file (`APPE`, setting a directory's time) is
+//! learned from the first refusal instead, and kept beside [`Caps`] for the mount (see
+//! [`Capability`]).
+//!
 //! Every socket has a deadline: connecting, each reply on the control connection, and each
 //! read or write on a data connection. A server that accepts a connection and then says
 //! nothing costs at most one timeout, never a hung process.
@@ -94,14 +98,17 @@ pub enum Capability {
 }
 
 impl Capability {
-    fn describe(self) -> &'static str {
-        match self {
-            Capability::Append => "appending (APPE); appends upload the whole file",
-            Capability::Rest => "restarting transfers (REST); reads start at the beginning",
-            Capability::Chmod { dir: false } => "changing a file's mode (SITE CHMOD)",
-            Capability::Chmod { dir: true } => "changing a directory's mode (SITE CHMOD)",
-            Capability::SetTime { dir: false } => "setting a file's time",
-            Capability::SetTime { dir: true } => "setting a directory's time",
+    /// For the log line; `both`: for files and directories alike.
+    fn describe(self, both: bool) -> &'static str {
+        match (self, both) {
+            (Capability::Append, _) => "appending (APPE); appends upload the whole file",
+            (Capability::Rest, _) => "restarting transfers (REST); reads start at the beginning",
+            (Capability::Chmod { .. }, true) => "changing modes (SITE CHMOD)",
+            (Capability::Chmod { dir: false }, false) => "changing a file's mode (SITE CHMOD)",
+            (Capability::Chmod { dir: true }, false) => "changing a directory's mode (SITE CHMOD)",
+            (Capability::SetTime { .. }, true) => "setting times",
+            (Capability::SetTime { dir: false }, false) => "setting a file's time",
+            (Capability::SetTime { dir: true }, false) => "setting a directory's time",
         }
     }
 }
@@ -163,25 +170,30 @@ impl ServerInfo {
         self.learned.lock().worked.contains(&cap)
     }
 
-    /// Remembers that the server refuses `cap`, as it just did with `e` (a reply), and says
-    /// so once at info. Returns whether it was recorded (`e` is a reply).
-    pub fn learn(&self, cap: Capability, e: &Error, server: &str) -> bool {
-        let Error::Reply { op, code, text } = e else {
-            return false;
+    /// Remembers that the server refuses `caps` (one capability, or the same one for files
+    /// and directories), as it just did with `e`, a reply; says so once, in one info line.
+    pub fn learn(&self, caps: &[Capability], e: &Error, server: &str) {
+        let (Error::Reply { op, code, text }, Some(&first)) = (e, caps.first()) else {
+            return;
         };
         let refusal = Refusal {
             op: *op,
             code: *code,
             text: text.clone(),
         };
-        let first = self.learned.lock().refused.insert(cap, refusal).is_none();
-        if first {
+        let mut new = false;
+        {
+            let mut learned = self.learned.lock();
+            for &cap in caps {
+                new |= learned.refused.insert(cap, refusal.clone()).is_none();
+            }
+        }
+        if new {
             log::info!(
                 "{server} refuses {} ({code} {text}); not asking again during this mount",
-                cap.describe()
+                first.describe(caps.len() > 1)
             );
         }
-        true
     }
 }
 

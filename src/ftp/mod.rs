@@ -188,7 +188,7 @@ impl Remote for FtpRemote {
                 });
         let mut up = match opened {
             Err(e) if e.refuses_command() => {
-                info.learn(Capability::Append, &e, &self.pool.endpoint().display());
+                info.learn(&[Capability::Append], &e, &self.pool.endpoint().display());
                 return Err(Error::Unsupported);
             }
             r => r?,
@@ -370,8 +370,7 @@ fn learn_from(info: &ServerInfo, server: &str, cap: Capability, e: Error) -> Err
         c => c,
     };
     if not_implemented(&e) {
-        info.learn(cap, &e, server);
-        info.learn(other, &e, server);
+        info.learn(&[cap, other], &e, server);
         return Error::Unsupported;
     }
     let for_this_kind = e.refuses_command()
@@ -380,7 +379,7 @@ fn learn_from(info: &ServerInfo, server: &str, cap: Capability, e: Error) -> Err
             && !info.has_worked(cap)
             && info.has_worked(other));
     if for_this_kind {
-        info.learn(cap, &e, server);
+        info.learn(&[cap], &e, server);
     }
     e
 }

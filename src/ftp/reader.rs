@@ -317,7 +317,7 @@ impl Inner {
         let transfer = match transfer {
             Err(e) if start > 0 && refuses_rest(&e) => {
                 // Learned, and the same read again without REST (from 0, or ESPIPE).
-                info.learn(Capability::Rest, &e, &self.pool.endpoint().display());
+                info.learn(&[Capability::Rest], &e, &self.pool.endpoint().display());
                 // No offset was taken, so none needs clearing.
                 lease.conn().rest_used = false;
                 drop(lease);
