@@ -197,7 +197,8 @@ impl Error {
         match self {
             // Only a 4xx without a more specific meaning: 452 (no storage) is 4xx by the
             // RFC, but a full disk does not empty itself within seconds; neither does a 4xx
-            // whose text names a lasting cause (`451 ...: Permission denied`).
+            // whose text names a lasting cause (`451 ...: Permission denied`, proftpd's
+            // `451 ...: Append/Restart not permitted, try again`).
             Error::Reply { code, .. } => {
                 ((400..500).contains(code) && self.errno() == libc::EIO) || *code == 120
             }

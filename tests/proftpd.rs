@@ -78,6 +78,11 @@ fn twenty_appends_learn_the_appe_refusal_once_and_lose_no_line() {
         want
     );
 
+    // Each session process writes its own log lines, after its reply: the last STOR's
+    // may come a moment after the RNTO another connection sent next.
+    wait_for(Duration::from_secs(10), || {
+        commands(&server, "STOR").len() >= 20
+    });
     let appe = commands(&server, "APPE");
     assert_eq!(appe.len(), 1, "APPE asked once, not retried: {appe:?}");
     assert_eq!(appe[0].1, "451", "{appe:?}");
