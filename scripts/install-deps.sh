@@ -5,7 +5,7 @@
 # server behind a forgetful firewall in a network namespace. Safe to run again.
 set -euo pipefail
 need=()
-for pkg in fuse3 pure-ftpd python3-pyftpdlib python3-openssl curl lftp openssl iproute2 nftables; do
+for pkg in fuse3 pure-ftpd python3-pyftpdlib python3-openssl curl lftp openssl iproute2 nftables rsync; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "ok installed" || need+=("$pkg")
 done
 if [ "${FTPFS_BENCH_DEPS:-0}" = 1 ]; then
@@ -33,5 +33,10 @@ if [ ! -x "$vsftpd/usr/sbin/vsftpd" ]; then
   rm -rf "$tmp"
 fi
 id ftpfsvs >/dev/null 2>&1 || useradd -r -M -d / -s /usr/sbin/nologin ftpfsvs
+# A local vsftpd user for the tests of everyday tools writing through a mount (tests/tools.rs):
+# its own PAM service (pam_unix only), password "secret" like the other test servers' user.
+id ftpfstimes >/dev/null 2>&1 || useradd -r -M -d / -s /usr/sbin/nologin ftpfstimes
+echo 'ftpfstimes:secret' | chpasswd
+printf 'auth required pam_unix.so\naccount required pam_unix.so\nsession required pam_unix.so\n' > /etc/pam.d/ftpfstimes
 command -v cargo >/dev/null || { echo "cargo is missing: install Rust (rustup) first" >&2; exit 1; }
 [ -e /dev/fuse ] || { echo "/dev/fuse is missing: load the fuse module (modprobe fuse)" >&2; exit 1; }
