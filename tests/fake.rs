@@ -404,3 +404,38 @@ fn a_file_shorter_than_listed_reads_as_what_the_server_sends() {
     assert!(read(&rd, 0, 1000).unwrap() == data);
     assert!(read(&rd, 600, 100).unwrap().is_empty());
 }
+
+/// A server that handles one command per read loses pipelined `MDTM`s: that listing keeps
+/// its `LIST` times and costs its connection (one timeout), later listings ask one command
+/// at a time and get the exact times; nothing fails.
+#[test]
+fn a_server_that_loses_pipelined_mdtm_is_asked_one_command_at_a_time() {
+    let mut opts = FakeOpts {
+        mdtm: true,
+        no_pipelining: true,
+        ..FakeOpts::default()
+    };
+    opts.listing = (0..5)
+        .map(|i| format!("-rw-r--r-- 1 a b 1 Jan  2  2020 f{i}"))
+        .collect();
+    let s = FakeServer::start(opts);
+    let r = connect(&s, 2);
+    let day = std::time::UNIX_EPOCH + Duration::from_secs(1_577_923_200);
+    let exact = |i: u64| day + Duration::from_secs(3 * 3600 + 4 * 60 + i);
+    let first = r.list("").unwrap();
+    assert_eq!(first.len(), 5);
+    assert!(
+        first.iter().all(|e| e.mtime == Some(day)),
+        "LIST's dates stand: {first:?}"
+    );
+    let second = r.list("").unwrap();
+    for e in &second {
+        let i: u64 = e.name[1..].parse().unwrap();
+        assert_eq!(e.mtime, Some(exact(i)), "{}", e.name);
+    }
+    assert_eq!(
+        s.received("MDTM"),
+        1 + 5,
+        "one pipelined that arrived, then five"
+    );
+}
