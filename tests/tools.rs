@@ -612,3 +612,113 @@ fn listing_with_list_gets_exact_times_from_pipelined_mdtm() {
         );
     }
 }
+
+/// A CA and a `localhost` server certificate it signed (key and certificate in one file,
+/// as pure-ftpd takes them); `None` without openssl, unless servers are required.
+fn tls_pki(dir: &Path) -> Option<(PathBuf, PathBuf)> {
+    let run = |args: &[&str]| {
+        Command::new("openssl")
+            .args(args)
+            .current_dir(dir)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+    };
+    std::fs::write(
+        dir.join("ext.cnf"),
+        "subjectAltName=DNS:localhost\nbasicConstraints=CA:FALSE\n",
+    )
+    .unwrap();
+    let ok = run(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.pem",
+        "-days",
+        "2",
+        "-subj",
+        "/CN=ftpfs test CA",
+    ]) && run(&[
+        "req",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        "server.key",
+        "-out",
+        "server.csr",
+        "-subj",
+        "/CN=localhost",
+    ]) && run(&[
+        "x509",
+        "-req",
+        "-in",
+        "server.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-out",
+        "server.pem",
+        "-days",
+        "2",
+        "-extfile",
+        "ext.cnf",
+    ]);
+    if !ok {
+        assert!(!require_servers(), "openssl could not make certificates");
+        eprintln!("SKIP: openssl could not make certificates");
+        return None;
+    }
+    let mut both = std::fs::read(dir.join("server.key")).unwrap();
+    both.extend(std::fs::read(dir.join("server.pem")).unwrap());
+    std::fs::write(dir.join("both.pem"), both).unwrap();
+    Some((dir.join("ca.pem"), dir.join("both.pem")))
+}
+
+/// Over TLS the control socket is not ours to write, so `MDTM` goes one command at a time
+/// through suppaftp: slower, still exact (pure-ftpd with TLS required, `listing=list`).
+#[test]
+fn over_tls_list_listings_get_exact_times_one_command_at_a_time() {
+    let pki = tempfile::tempdir().unwrap();
+    let Some((ca, both)) = tls_pki(pki.path()) else {
+        return;
+    };
+    let root = tempfile::tempdir().unwrap();
+    for i in 0..4u64 {
+        let p = root.path().join(format!("f{i}"));
+        std::fs::write(&p, b"x").unwrap();
+        std::fs::File::options()
+            .write(true)
+            .open(&p)
+            .unwrap()
+            .set_modified(filetime_of(1_577_934_245 + i))
+            .unwrap();
+    }
+    let cert = both.to_string_lossy().to_string();
+    let Some(server) = Server::pure_ftpd_with(root.path(), &["-Y", "2", "-2", &cert]) else {
+        return;
+    };
+    let url = format!("ftp://{USER}@localhost:{}", server.port);
+    let opts = format!("tls=required,cafile={},listing=list", ca.display());
+    let m = Mount::of_url(&url, &[&opts]);
+    for i in 0..4u64 {
+        let t = std::fs::metadata(m.path().join(format!("f{i}")))
+            .unwrap()
+            .modified()
+            .unwrap();
+        assert_eq!(secs(t), 1_577_934_245 + i, "f{i}");
+    }
+    let log = m.log_text();
+    assert!(
+        log.contains("MDTM gave exact times of 4 of 4 files; round trips: 4"),
+        "{log}"
+    );
+}
