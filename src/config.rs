@@ -765,6 +765,19 @@ mod tests {
     }
 
     #[test]
+    fn time_options_parse() {
+        let mut o = MountOpts::default();
+        assert_eq!((o.exact_times, o.strict_times), (None, false));
+        parse_mount_options("exact_times=off,strict_times", &mut o).unwrap();
+        assert_eq!((o.exact_times, o.strict_times), (Some(false), true));
+        parse_mount_options("exact_times=on", &mut o).unwrap();
+        assert_eq!(o.exact_times, Some(true));
+        for bad in ["exact_times", "exact_times=yes"] {
+            assert!(parse_mount_options(bad, &mut MountOpts::default()).is_err());
+        }
+    }
+
+    #[test]
     fn netrc_entries_and_default_come_in_order() {
         let text = "# comment\nmachine a.org login alice password s3cret\n\
                     default login anonymous password guest\n\
