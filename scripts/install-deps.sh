@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Installs what ftpfs needs to build, mount and be tested on Debian 12 (run as root):
 # fuse3 (fusermount3), the FTP servers the tests and demo run on loopback, the plain FTP
-# clients the benchmark compares against, and iproute2 + nftables for the test that puts a
-# server behind a forgetful firewall in a network namespace. Safe to run again.
+# clients the benchmark compares against, iproute2 + nftables for the test that puts a
+# server behind a forgetful firewall in a network namespace, and rsync for the tests of
+# everyday tools writing through a mount. Safe to run again.
 set -euo pipefail
 need=()
 for pkg in fuse3 pure-ftpd python3-pyftpdlib python3-openssl curl lftp openssl iproute2 nftables rsync; do
