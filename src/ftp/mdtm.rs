@@ -21,13 +21,16 @@
 //!   not parse, bytes after the last expected reply): the connection is given up, the listing
 //!   keeps its `LIST` times, and later directories ask one command at a time;
 //! - a directory with more than [`MAX_FILES`] files: the rest keep their `LIST` times, so a
-//!   huge directory does not hold a connection for long.
+//!   huge directory does not hold a connection for long;
+//! - asking stops once half the time left to the listing's deadline is spent (one command at
+//!   a time over a slow link adds up): the files not asked keep their `LIST` times, and the
+//!   listing itself still arrives within its deadline.
 //!
 //! `-o exact_times=off` turns all of this off.
 
 use std::io::{BufReader, Write};
 use std::sync::atomic::{AtomicU8, Ordering};
-use std::time::SystemTime;
+use std::time::{Instant, SystemTime};
 
 use suppaftp::{FtpError, Status};
 
@@ -79,10 +82,19 @@ impl ExactTimes {
     }
 
     /// Replaces the `LIST` times of the regular files in `entries` (listed from the server
-    /// directory `dir`) by their `MDTM` times. `Err` means the connection is out of step and
-    /// must not be reused; the entries keep whatever times they have then.
-    pub fn fill(&self, c: &mut Conn, dir: &str, entries: &mut [RemoteEntry]) -> Result<Asked> {
+    /// directory `dir`) by their `MDTM` times, within half the time left to `deadline`.
+    /// `Err` means the connection is out of step and must not be reused; the entries keep
+    /// whatever times they have then.
+    pub fn fill(
+        &self,
+        c: &mut Conn,
+        dir: &str,
+        entries: &mut [RemoteEntry],
+        deadline: Instant,
+    ) -> Result<Asked> {
         let mut asked = Asked::default();
+        let start = Instant::now();
+        let stop_by = start + deadline.saturating_duration_since(start) / 2;
         if self.how.load(Ordering::Relaxed) == NEVER {
             return Ok(asked);
         }
@@ -104,6 +116,10 @@ impl ExactTimes {
         }
         let base = dir.trim_end_matches('/');
         for chunk in files[..files.len().min(MAX_FILES)].chunks(BATCH) {
+            if Instant::now() >= stop_by {
+                log::debug!("{dir}: out of time for MDTM; the other files keep LIST's times");
+                break;
+            }
             let paths: Vec<String> = chunk
                 .iter()
                 .map(|&i| format!("{base}/{}", entries[i].name))
@@ -127,6 +143,9 @@ impl ExactTimes {
             } else {
                 let mut r = Vec::with_capacity(paths.len());
                 for p in &paths {
+                    if Instant::now() >= stop_by {
+                        break;
+                    }
                     r.push(one_mdtm(c, p)?);
                     asked.round_trips += 1;
                     if r.last() == Some(&Reply::Unknown) {

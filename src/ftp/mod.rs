@@ -310,7 +310,7 @@ impl FtpRemote {
         let now = SystemTime::now();
         let mut entries = self.parse(&path, &lines, mlsd, now);
         if !mlsd {
-            match lease.run(|c| self.exact.fill(c, &path, &mut entries)) {
+            match lease.run(|c| self.exact.fill(c, &path, &mut entries, deadline)) {
                 Ok(asked) if asked.files > 0 => log::debug!(
                     "{path}: MDTM gave exact times of {} of {} files; round trips: {}",
                     asked.exact,
