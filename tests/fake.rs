@@ -439,3 +439,36 @@ fn a_server_that_loses_pipelined_mdtm_is_asked_one_command_at_a_time() {
         "one pipelined that arrived, then five"
     );
 }
+
+/// One `MDTM` at a time to a slow server would outlast the listing's deadline: asking stops
+/// at half of it, the listing arrives in time, the files not asked keep `LIST`'s dates.
+#[test]
+fn mdtm_one_at_a_time_to_a_slow_server_stops_before_the_listing_times_out() {
+    let mut opts = FakeOpts {
+        mdtm: true,
+        no_pipelining: true,
+        mdtm_delay: Duration::from_millis(500),
+        ..FakeOpts::default()
+    };
+    opts.listing = (0..10)
+        .map(|i| format!("-rw-r--r-- 1 a b 1 Jan  2  2020 f{i}"))
+        .collect();
+    let s = FakeServer::start(opts);
+    let r = connect(&s, 2);
+    // The first listing learns that pipelining loses commands.
+    r.list("").unwrap();
+    let day = std::time::UNIX_EPOCH + Duration::from_secs(1_577_923_200);
+    let started = Instant::now();
+    let listed = r.list("").unwrap();
+    let took = started.elapsed();
+    assert_eq!(listed.len(), 10);
+    assert!(
+        took < Duration::from_secs(4),
+        "within the deadline: {took:?}"
+    );
+    let exact = listed.iter().filter(|e| e.mtime != Some(day)).count();
+    assert!(
+        (1..10).contains(&exact),
+        "some asked, not all (10 × 500 ms is past half the 4 s deadline): {exact}"
+    );
+}

@@ -66,6 +66,8 @@ pub struct FakeOpts {
     /// Handles one command per read, dropping what else came with it, as naive servers
     /// do: pipelined commands after the first are lost.
     pub no_pipelining: bool,
+    /// How long each `MDTM` takes to answer.
+    pub mdtm_delay: Duration,
 }
 
 pub struct FakeServer {
@@ -215,12 +217,15 @@ fn session(sock: TcpStream, o: &FakeOpts, log: &Mutex<Vec<String>>) -> std::io::
                 write!(out, "211 End\r\n")?;
             }
             "OPTS" | "TYPE" | "NOOP" => write!(out, "200 ok\r\n")?,
-            "MDTM" if o.mdtm => match arg.rsplit('/').next().and_then(|n| n.strip_prefix('f')) {
-                Some(n) if n.parse::<u32>().is_ok_and(|n| n < 10) => {
-                    write!(out, "213 2020010203040{n}\r\n")?
+            "MDTM" if o.mdtm => {
+                std::thread::sleep(o.mdtm_delay);
+                match arg.rsplit('/').next().and_then(|n| n.strip_prefix('f')) {
+                    Some(n) if n.parse::<u32>().is_ok_and(|n| n < 10) => {
+                        write!(out, "213 2020010203040{n}\r\n")?
+                    }
+                    _ => write!(out, "550 No such file\r\n")?,
                 }
-                _ => write!(out, "550 No such file\r\n")?,
-            },
+            }
             "PWD" => write!(out, "257 \"/\" is the current directory\r\n")?,
             "CWD" => write!(out, "250 ok\r\n")?,
             "QUIT" => {
