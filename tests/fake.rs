@@ -472,3 +472,49 @@ fn mdtm_one_at_a_time_to_a_slow_server_stops_before_the_listing_times_out() {
         "some asked, not all (10 × 500 ms is past half the 4 s deadline): {exact}"
     );
 }
+
+/// A `500` for one name, once `MDTM` has worked, is about that name: the file keeps its
+/// `LIST` date and the others, in this listing and the next, get exact times.
+#[test]
+fn a_500_for_one_file_after_mdtm_worked_keeps_asking_for_the_others() {
+    let opts = FakeOpts {
+        mdtm: true,
+        listing: ["f0", "bad name", "f1"]
+            .iter()
+            .map(|n| format!("-rw-r--r-- 1 a b 1 Jan  2  2020 {n}"))
+            .collect(),
+        ..FakeOpts::default()
+    };
+    let s = FakeServer::start(opts);
+    let r = connect(&s, 2);
+    let day = std::time::UNIX_EPOCH + Duration::from_secs(1_577_923_200);
+    let exact = |i: u64| day + Duration::from_secs(3 * 3600 + 4 * 60 + i);
+    for _ in 0..2 {
+        let listed = r.list("").unwrap();
+        let time = |n: &str| listed.iter().find(|e| e.name == n).unwrap().mtime;
+        assert_eq!(time("f0"), Some(exact(0)));
+        assert_eq!(time("bad name"), Some(day));
+        assert_eq!(time("f1"), Some(exact(1)));
+    }
+    assert_eq!(s.received("MDTM"), 6, "asked both times, pipelined");
+}
+
+/// A server that answers `MDTM` with `500` before it ever gave a time does not have it: one
+/// listing asks, later ones do not.
+#[test]
+fn a_server_whose_mdtm_is_unknown_is_not_asked_again() {
+    let opts = FakeOpts {
+        mdtm: true,
+        listing: ["bad1", "bad2"]
+            .iter()
+            .map(|n| format!("-rw-r--r-- 1 a b 1 Jan  2  2020 {n}"))
+            .collect(),
+        ..FakeOpts::default()
+    };
+    let s = FakeServer::start(opts);
+    let r = connect(&s, 2);
+    for _ in 0..3 {
+        assert_eq!(r.list("").unwrap().len(), 2);
+    }
+    assert_eq!(s.received("MDTM"), 2, "the first listing only");
+}

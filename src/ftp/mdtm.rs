@@ -16,7 +16,9 @@
 //!
 //! What can go wrong, and what we do:
 //! - one file's `550` (vanished, not readable): that file keeps its `LIST` time;
-//! - `500`/`502` (no such command), or `MDTM` not in `FEAT`: never asked again this mount;
+//! - `502`, or a `500` before any `MDTM` ever worked (no such command), or `MDTM` not in
+//!   `FEAT`: never asked again this mount; a `500` once `MDTM` has worked is about that
+//!   file's name, which keeps its `LIST` time;
 //! - a server that loses pipelined commands (no reply within the timeout, a reply that does
 //!   not parse, bytes after the last expected reply): the connection is given up, the listing
 //!   keeps its `LIST` times, and later directories ask one command at a time;
@@ -29,7 +31,7 @@
 //! `-o exact_times=off` turns all of this off.
 
 use std::io::{BufReader, Write};
-use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use std::time::{Instant, SystemTime};
 
 use suppaftp::{FtpError, Status};
@@ -54,6 +56,8 @@ const NEVER: u8 = 2;
 /// How this mount asks for exact times; learned as it goes.
 pub struct ExactTimes {
     how: AtomicU8,
+    /// Some `MDTM` was answered with a time: the server has the command.
+    worked: AtomicBool,
 }
 
 /// What `MDTM` said about one file.
@@ -62,7 +66,7 @@ enum Reply {
     Time(SystemTime),
     /// Refused for this file (or a `213` we cannot read): keep the `LIST` time.
     Refused(u32),
-    /// The server has no `MDTM`.
+    /// `500`/`502`: the server has no `MDTM`, unless it answered one before.
     Unknown,
 }
 
@@ -78,6 +82,7 @@ impl ExactTimes {
     pub fn new(on: bool) -> ExactTimes {
         ExactTimes {
             how: AtomicU8::new(if on { PIPELINED } else { NEVER }),
+            worked: AtomicBool::new(false),
         }
     }
 
@@ -148,7 +153,7 @@ impl ExactTimes {
                     }
                     r.push(one_mdtm(c, p)?);
                     asked.round_trips += 1;
-                    if r.last() == Some(&Reply::Unknown) {
+                    if r.last() == Some(&Reply::Unknown) && !self.worked.load(Ordering::Relaxed) {
                         break;
                     }
                 }
@@ -160,9 +165,13 @@ impl ExactTimes {
                     Reply::Time(t) => {
                         entries[i].mtime = Some(t);
                         asked.exact += 1;
+                        self.worked.store(true, Ordering::Relaxed);
                     }
                     Reply::Refused(code) => {
                         log::debug!("{base}/{}: MDTM refused ({code})", entries[i].name)
+                    }
+                    Reply::Unknown if self.worked.load(Ordering::Relaxed) => {
+                        log::debug!("{base}/{}: MDTM refused (500)", entries[i].name)
                     }
                     Reply::Unknown => {
                         self.never("the server does not know MDTM");

@@ -61,7 +61,8 @@ pub struct FakeOpts {
     pub no_data: Arc<AtomicUsize>,
     /// Files received with `STOR`.
     pub stored: Arc<Mutex<HashMap<String, Vec<u8>>>>,
-    /// `MDTM` in `FEAT`, answered `213 2020010203040N` for a file named `fN`.
+    /// `MDTM` in `FEAT`, answered `213 2020010203040N` for a file named `fN`, `500` for a
+    /// name starting with `bad`, `550` for others.
     pub mdtm: bool,
     /// Handles one command per read, dropping what else came with it, as naive servers
     /// do: pipelined commands after the first are lost.
@@ -219,7 +220,9 @@ fn session(sock: TcpStream, o: &FakeOpts, log: &Mutex<Vec<String>>) -> std::io::
             "OPTS" | "TYPE" | "NOOP" => write!(out, "200 ok\r\n")?,
             "MDTM" if o.mdtm => {
                 std::thread::sleep(o.mdtm_delay);
-                match arg.rsplit('/').next().and_then(|n| n.strip_prefix('f')) {
+                let name = arg.rsplit('/').next().unwrap_or("");
+                match name.strip_prefix('f') {
+                    _ if name.starts_with("bad") => write!(out, "500 bad argument\r\n")?,
                     Some(n) if n.parse::<u32>().is_ok_and(|n| n < 10) => {
                         write!(out, "213 2020010203040{n}\r\n")?
                     }
