@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # Installs what ftpfs needs to build, mount and be tested on Debian 12 (run as root):
 # fuse3 (fusermount3), the FTP servers the tests and demo run on loopback, the plain FTP
-# clients the benchmark compares against, and iproute2 + nftables for the test that puts a
-# server behind a forgetful firewall in a network namespace. Safe to run again.
+# clients the benchmark compares against, iproute2 + nftables for the test that puts a
+# server behind a forgetful firewall in a network namespace, and rsync for the tests of
+# everyday tools writing through a mount. Safe to run again.
 set -euo pipefail
 need=()
-for pkg in fuse3 pure-ftpd python3-pyftpdlib python3-openssl curl lftp openssl iproute2 nftables; do
+for pkg in fuse3 pure-ftpd python3-pyftpdlib python3-openssl curl lftp openssl iproute2 nftables rsync; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "ok installed" || need+=("$pkg")
 done
 if [ "${FTPFS_BENCH_DEPS:-0}" = 1 ]; then
@@ -54,5 +55,10 @@ for entry in "${proftpd_pkgs[@]}"; do
   mkdir -p "$proftpd" && dpkg -x "$tmp"/*.deb "$proftpd"
   rm -rf "$tmp"
 done
+# A local vsftpd user for the tests of everyday tools writing through a mount (tests/tools.rs):
+# its own PAM service (pam_unix only), password "secret" like the other test servers' user.
+id ftpfstimes >/dev/null 2>&1 || useradd -r -M -d / -s /usr/sbin/nologin ftpfstimes
+echo 'ftpfstimes:secret' | chpasswd
+printf 'auth required pam_unix.so\naccount required pam_unix.so\nsession required pam_unix.so\n' > /etc/pam.d/ftpfstimes
 command -v cargo >/dev/null || { echo "cargo is missing: install Rust (rustup) first" >&2; exit 1; }
 [ -e /dev/fuse ] || { echo "/dev/fuse is missing: load the fuse module (modprobe fuse)" >&2; exit 1; }

@@ -126,7 +126,9 @@ pub struct MountArgs {
     /// implicit), cafile=PATH (trust this CA instead of the system's), insecure (do not
     /// verify the server's certificate), credentials=FILE (username= and password= lines,
     /// for fstab; must be chmod 600),
-    /// listing=auto|list (list: use LIST even when MLSD is offered), spool_dir=DIR,
+    /// listing=auto|list (list: use LIST even when MLSD is offered), exact_times=on|off
+    /// (on LIST-only servers, exact file times from pipelined MDTM; default on),
+    /// strict_times (a directory time the server cannot set is EPERM, not ignored), spool_dir=DIR,
     /// recovery_dir=DIR, upload=atomic|inplace, debug, log_file=FILE,
     /// nodev, nosuid, noexec, noatime. Options for mount(8) and systemd (_netdev, noauto,
     /// nofail, x-systemd.*, ...) are accepted and ignored

@@ -63,6 +63,10 @@ pub struct Config {
     pub foreground: bool,
     pub debug: bool,
     pub listing: crate::ftp::ListingMode,
+    /// Exact file times from `MDTM` on `LIST` listings (`-o exact_times=on|off`).
+    pub exact_times: bool,
+    /// A directory time the server cannot set fails (`-o strict_times`).
+    pub strict_times: bool,
     pub spool_dir: PathBuf,
     pub recovery_dir: PathBuf,
     pub upload: crate::fs::UploadMode,
@@ -216,6 +220,8 @@ pub struct MountOpts {
     pub umask: Option<u32>,
     pub debug: bool,
     pub listing: Option<crate::ftp::ListingMode>,
+    pub exact_times: Option<bool>,
+    pub strict_times: bool,
     pub spool_dir: Option<PathBuf>,
     pub recovery_dir: Option<PathBuf>,
     pub upload: Option<crate::fs::UploadMode>,
@@ -304,6 +310,14 @@ pub fn parse_mount_options(s: &str, opts: &mut MountOpts) -> Result<(), String> 
                     v => return Err(format!("listing must be auto or list, not {v:?}")),
                 })
             }
+            "exact_times" => {
+                opts.exact_times = Some(match need()? {
+                    "on" => true,
+                    "off" => false,
+                    v => return Err(format!("exact_times must be on or off, not {v:?}")),
+                })
+            }
+            "strict_times" => opts.strict_times = true,
             "nodev" | "nosuid" | "noexec" | "noatime" | "dev" | "suid" | "exec" | "atime"
             | "sync" | "async" | "dirsync" => opts.kernel.push(key.to_string()),
             // For mount(8), fstab and systemd, not for us.
@@ -424,6 +438,8 @@ impl Config {
             foreground: args.foreground,
             debug: o.debug,
             listing: o.listing.unwrap_or_default(),
+            exact_times: o.exact_times.unwrap_or(true),
+            strict_times: o.strict_times,
             spool_dir: o
                 .spool_dir
                 .unwrap_or_else(|| crate::spool::default_dir("spool")),
@@ -745,6 +761,19 @@ mod tests {
                 parse_mount_options(bad, &mut MountOpts::default()).is_err(),
                 "{bad}"
             );
+        }
+    }
+
+    #[test]
+    fn time_options_parse() {
+        let mut o = MountOpts::default();
+        assert_eq!((o.exact_times, o.strict_times), (None, false));
+        parse_mount_options("exact_times=off,strict_times", &mut o).unwrap();
+        assert_eq!((o.exact_times, o.strict_times), (Some(false), true));
+        parse_mount_options("exact_times=on", &mut o).unwrap();
+        assert_eq!(o.exact_times, Some(true));
+        for bad in ["exact_times", "exact_times=yes"] {
+            assert!(parse_mount_options(bad, &mut MountOpts::default()).is_err());
         }
     }
 

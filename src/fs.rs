@@ -91,6 +91,8 @@ pub struct FsOptions {
     /// Where data that could not be uploaded is kept when nobody is left to tell.
     pub recovery_dir: PathBuf,
     pub upload: UploadMode,
+    /// `-o strict_times`: a directory time the server cannot set is `EPERM`, not ignored.
+    pub strict_times: bool,
 }
 
 /// Attributes of one inode, in plain terms.
@@ -141,6 +143,8 @@ pub struct FtpFs<R: Remote> {
     /// Directories where a create worked recently (see [`FtpFs::create`]).
     writable_dirs: Mutex<HashMap<String, std::time::Instant>>,
     uploads: AtomicU64,
+    /// A directory time the server could not set was logged (once per mount).
+    dir_time_logged: std::sync::atomic::AtomicBool,
 }
 
 impl<R: Remote> FtpFs<R> {
@@ -157,6 +161,7 @@ impl<R: Remote> FtpFs<R> {
             pending: Mutex::new(HashMap::new()),
             writable_dirs: Mutex::new(HashMap::new()),
             uploads: AtomicU64::new(0),
+            dir_time_logged: std::sync::atomic::AtomicBool::new(false),
         }
     }
 
@@ -1222,7 +1227,9 @@ impl<R: Remote> FtpFs<R> {
                 None => false,
             };
             if !deferred {
-                self.remote.set_mtime(&path, kind()?, mtime)?;
+                if let Err(e) = self.remote.set_mtime(&path, kind()?, mtime) {
+                    return self.dir_time_not_set(ino, &path, e);
+                }
                 if let Some(e) = self.spool_of(ino) {
                     e.spool.lock().mtime = mtime;
                 }
@@ -1234,6 +1241,36 @@ impl<R: Remote> FtpFs<R> {
             }
         }
         self.getattr(ino)
+    }
+
+    /// A time the server refused to set. For a directory it is accepted and not applied
+    /// (unless `strict_times`): many FTP servers (vsftpd, pyftpdlib) cannot set a
+    /// directory's time at all, it is not data, and failing it made `cp -a`, `tar x` and
+    /// `rsync -a` exit non-zero after copying everything. A file's time stays an error:
+    /// `rsync` relies on it to know the file is up to date. Only a refusal is accepted,
+    /// not a network failure or a timeout.
+    fn dir_time_not_set(&self, ino: u64, path: &str, e: Error) -> Result<Attr> {
+        let refused = matches!(e, Error::Unsupported)
+            || matches!(e, Error::Reply { code, .. } if (500..600).contains(&code));
+        if !refused || self.opts.strict_times {
+            return Err(e);
+        }
+        let attr = self.getattr(ino)?;
+        if attr.kind != Kind::Dir {
+            return Err(e);
+        }
+        let first = !self
+            .dir_time_logged
+            .swap(true, std::sync::atomic::Ordering::Relaxed);
+        if first {
+            log::info!(
+                "/{path}: the server cannot set a directory's time ({e}); directory times \
+                 are left as the server keeps them (-o strict_times makes this an error)"
+            );
+        } else {
+            log::debug!("/{path}: directory time not set: {e}");
+        }
+        Ok(attr)
     }
 
     /// With a writer open the spool is cut and uploaded at its flush; `truncate(2)` of a

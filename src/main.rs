@@ -218,7 +218,7 @@ fn serve(cfg: Config, notify: Option<OwnedFd>) -> ExitCode {
         &cfg.path,
         cfg.listing,
     ) {
-        Ok(r) => r,
+        Ok(r) => r.with_exact_times(cfg.exact_times),
         Err(e) => return report(notify, &describe_connect_error(&cfg, &e)),
     };
     let fs = Arc::new(FtpFs::new(
@@ -233,6 +233,7 @@ fn serve(cfg: Config, notify: Option<OwnedFd>) -> ExitCode {
             spool_dir: cfg.spool_dir.clone(),
             recovery_dir: cfg.recovery_dir.clone(),
             upload: cfg.upload,
+            strict_times: cfg.strict_times,
         },
     ));
 

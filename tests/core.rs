@@ -33,6 +33,7 @@ fn fs_opts(remote: MemRemote, ttl: Duration, read_only: bool) -> FtpFs<MemRemote
             spool_dir: spool_dir(),
             recovery_dir: spool_dir().join("recovered"),
             upload: UploadMode::Atomic,
+            strict_times: false,
         },
     )
 }
@@ -846,4 +847,66 @@ fn truncating_a_file_being_streamed_stops_the_stream() {
     fs.release(fh);
     assert_eq!(fs.remote().content("f").unwrap(), pattern(10));
     assert!(no_temp_files(&fs));
+}
+
+/// Issue 13: vsftpd and pyftpdlib cannot set a directory's time, and `cp -a`, `tar x` and
+/// `rsync -a` failed over it. A refused directory time is accepted (unless `strict_times`);
+/// a refused file time, or a directory time that failed for another reason, is not.
+#[test]
+fn a_directory_time_the_server_refuses_is_accepted_unless_strict() {
+    use ftpfs::fs::SetAttr;
+    fn refused() -> Error {
+        Error::Reply {
+            op: Op::SetTime,
+            code: 550,
+            text: "Could not set file modification time.".into(),
+        }
+    }
+    let when = std::time::UNIX_EPOCH + Duration::from_secs(1_577_934_245);
+    let set = || SetAttr {
+        mtime: Some(when),
+        ..Default::default()
+    };
+    for strict in [false, true] {
+        let r = MemRemote::new();
+        r.add_dir("d");
+        r.add_file("f", b"x");
+        let fs = FtpFs::new(
+            r,
+            FsOptions {
+                uid: 1000,
+                gid: 1000,
+                umask: 0o022,
+                ttl: Duration::from_secs(60),
+                max_cached_entries: 10_000,
+                read_only: false,
+                spool_dir: spool_dir(),
+                recovery_dir: spool_dir().join("recovered"),
+                upload: UploadMode::Atomic,
+                strict_times: strict,
+            },
+        );
+        let (d, f) = (
+            lookup(&fs, ROOT, "d").unwrap(),
+            lookup(&fs, ROOT, "f").unwrap(),
+        );
+        fs.remote()
+            .inject(Fault::Call("mtime", "d".into()), refused);
+        let dir = fs.setattr(d, set());
+        if strict {
+            assert_eq!(dir.unwrap_err().errno(), libc::EPERM);
+        } else {
+            let attr = dir.unwrap();
+            assert_ne!(attr.mtime, when, "accepted, not applied");
+        }
+        fs.remote()
+            .inject(Fault::Call("mtime", "f".into()), refused);
+        assert_eq!(fs.setattr(f, set()).unwrap_err().errno(), libc::EPERM);
+        // Not a refusal: a directory time that timed out stays an error.
+        fs.remote()
+            .inject(Fault::Call("mtime", "d".into()), || Error::Timeout {
+                op: Op::SetTime,
+            });
+        assert_eq!(fs.setattr(d, set()).unwrap_err().errno(), libc::ETIMEDOUT);
+    }
 }

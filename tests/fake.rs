@@ -429,3 +429,117 @@ fn a_file_shorter_than_listed_reads_as_what_the_server_sends() {
     assert!(read(&rd, 0, 1000).unwrap() == data);
     assert!(read(&rd, 600, 100).unwrap().is_empty());
 }
+
+/// A server that handles one command per read loses pipelined `MDTM`s: that listing keeps
+/// its `LIST` times and costs its connection (one timeout), later listings ask one command
+/// at a time and get the exact times; nothing fails.
+#[test]
+fn a_server_that_loses_pipelined_mdtm_is_asked_one_command_at_a_time() {
+    let mut opts = FakeOpts {
+        mdtm: true,
+        no_pipelining: true,
+        ..FakeOpts::default()
+    };
+    opts.listing = (0..5)
+        .map(|i| format!("-rw-r--r-- 1 a b 1 Jan  2  2020 f{i}"))
+        .collect();
+    let s = FakeServer::start(opts);
+    let r = connect(&s, 2);
+    let day = std::time::UNIX_EPOCH + Duration::from_secs(1_577_923_200);
+    let exact = |i: u64| day + Duration::from_secs(3 * 3600 + 4 * 60 + i);
+    let first = r.list("").unwrap();
+    assert_eq!(first.len(), 5);
+    assert!(
+        first.iter().all(|e| e.mtime == Some(day)),
+        "LIST's dates stand: {first:?}"
+    );
+    let second = r.list("").unwrap();
+    for e in &second {
+        let i: u64 = e.name[1..].parse().unwrap();
+        assert_eq!(e.mtime, Some(exact(i)), "{}", e.name);
+    }
+    assert_eq!(
+        s.received("MDTM"),
+        1 + 5,
+        "one pipelined that arrived, then five"
+    );
+}
+
+/// One `MDTM` at a time to a slow server would outlast the listing's deadline: asking stops
+/// at half of it, the listing arrives in time, the files not asked keep `LIST`'s dates.
+#[test]
+fn mdtm_one_at_a_time_to_a_slow_server_stops_before_the_listing_times_out() {
+    let mut opts = FakeOpts {
+        mdtm: true,
+        no_pipelining: true,
+        mdtm_delay: Duration::from_millis(500),
+        ..FakeOpts::default()
+    };
+    opts.listing = (0..10)
+        .map(|i| format!("-rw-r--r-- 1 a b 1 Jan  2  2020 f{i}"))
+        .collect();
+    let s = FakeServer::start(opts);
+    let r = connect(&s, 2);
+    // The first listing learns that pipelining loses commands.
+    r.list("").unwrap();
+    let day = std::time::UNIX_EPOCH + Duration::from_secs(1_577_923_200);
+    let started = Instant::now();
+    let listed = r.list("").unwrap();
+    let took = started.elapsed();
+    assert_eq!(listed.len(), 10);
+    assert!(
+        took < Duration::from_secs(4),
+        "within the deadline: {took:?}"
+    );
+    let exact = listed.iter().filter(|e| e.mtime != Some(day)).count();
+    assert!(
+        (1..10).contains(&exact),
+        "some asked, not all (10 × 500 ms is past half the 4 s deadline): {exact}"
+    );
+}
+
+/// A `500` for one name, once `MDTM` has worked, is about that name: the file keeps its
+/// `LIST` date and the others, in this listing and the next, get exact times.
+#[test]
+fn a_500_for_one_file_after_mdtm_worked_keeps_asking_for_the_others() {
+    let opts = FakeOpts {
+        mdtm: true,
+        listing: ["f0", "bad name", "f1"]
+            .iter()
+            .map(|n| format!("-rw-r--r-- 1 a b 1 Jan  2  2020 {n}"))
+            .collect(),
+        ..FakeOpts::default()
+    };
+    let s = FakeServer::start(opts);
+    let r = connect(&s, 2);
+    let day = std::time::UNIX_EPOCH + Duration::from_secs(1_577_923_200);
+    let exact = |i: u64| day + Duration::from_secs(3 * 3600 + 4 * 60 + i);
+    for _ in 0..2 {
+        let listed = r.list("").unwrap();
+        let time = |n: &str| listed.iter().find(|e| e.name == n).unwrap().mtime;
+        assert_eq!(time("f0"), Some(exact(0)));
+        assert_eq!(time("bad name"), Some(day));
+        assert_eq!(time("f1"), Some(exact(1)));
+    }
+    assert_eq!(s.received("MDTM"), 6, "asked both times, pipelined");
+}
+
+/// A server that answers `MDTM` with `500` before it ever gave a time does not have it: one
+/// listing asks, later ones do not.
+#[test]
+fn a_server_whose_mdtm_is_unknown_is_not_asked_again() {
+    let opts = FakeOpts {
+        mdtm: true,
+        listing: ["bad1", "bad2"]
+            .iter()
+            .map(|n| format!("-rw-r--r-- 1 a b 1 Jan  2  2020 {n}"))
+            .collect(),
+        ..FakeOpts::default()
+    };
+    let s = FakeServer::start(opts);
+    let r = connect(&s, 2);
+    for _ in 0..3 {
+        assert_eq!(r.list("").unwrap().len(), 2);
+    }
+    assert_eq!(s.received("MDTM"), 2, "the first listing only");
+}

@@ -4,7 +4,12 @@
 //! asks: `FEAT` (for `MLST`, `UTF8`, `REST STREAM`), then probes `EPSV` and `REST` directly,
 //! because many servers implement both without listing them. The answers are kept in
 //! [`Caps`] and every later connection only repeats what is per-connection state:
-//! login, `OPTS UTF8 ON`, `TYPE I`.
+//! login, `OPTS UTF8 ON`, `OPTS MLST`, `TYPE I`.
+//!
+//! `OPTS MLST`: a server chooses which facts its `MLSD` lines carry, and pyftpdlib leaves
+//! `unix.mode` out unless asked, so a `chmod` seemed undone at the next listing. Where the
+//! `FEAT` line of `MLST` offers facts we read that it does not already send (those marked `*`),
+//! each connection asks for [`MLST_FACTS`] (only those offered).
 //!
 //! What cannot be probed without changing a file (`APPE`, setting a directory's time) is
 //! learned from the first refusal instead, and kept beside [`Caps`] for the mount (see
@@ -74,6 +79,57 @@ pub struct Caps {
     pub utf8: bool,
     pub epsv: bool,
     pub rest: bool,
+    /// `MDTM` is in `FEAT` (exact times on servers without `MLSD`).
+    pub mdtm: bool,
+    /// Which of [`MLST_FACTS`] (bit i for fact i) the server offers, when `OPTS MLST` must
+    /// ask for them; 0 when it needs not be sent.
+    pub mlst_opts: u8,
+}
+
+/// The `MLSD` facts ftpfs wants, in the order `OPTS MLST` names them.
+pub const MLST_FACTS: [&str; 7] = [
+    "type",
+    "size",
+    "modify",
+    "unix.mode",
+    "perm",
+    "unix.owner",
+    "unix.group",
+];
+
+/// Reads the `FEAT` line of `MLST` (`type*;size*;modify*;unix.mode;…`): which of
+/// [`MLST_FACTS`] are offered, as a bit set, or 0 when every one offered is already sent
+/// (marked `*`) and `OPTS MLST` would change nothing.
+pub fn mlst_opts_from_feat(line: &str) -> u8 {
+    let mut offered = 0u8;
+    let mut missing = false;
+    for fact in line.split(';').map(str::trim).filter(|f| !f.is_empty()) {
+        let (name, on) = match fact.strip_suffix('*') {
+            Some(n) => (n, true),
+            None => (fact, false),
+        };
+        if let Some(i) = MLST_FACTS.iter().position(|f| f.eq_ignore_ascii_case(name)) {
+            offered |= 1 << i;
+            missing |= !on;
+        }
+    }
+    if missing {
+        offered
+    } else {
+        0
+    }
+}
+
+/// The `OPTS MLST` command for a set of offered facts.
+pub fn mlst_opts_command(facts: u8) -> String {
+    let mut cmd = String::from("OPTS MLST ");
+    for (i, f) in MLST_FACTS.iter().enumerate() {
+        if facts & (1 << i) != 0 {
+            cmd.push_str(f);
+            cmd.push(';');
+        }
+    }
+    cmd
 }
 
 /// Something a server may refuse as a rule rather than for one file, learned from its
@@ -293,6 +349,14 @@ impl Conn {
         if caps.utf8 {
             // Servers that advertise UTF8 but refuse OPTS still speak it; ignore the answer.
             let _ = ftp.custom_command("OPTS UTF8 ON", &[Status::CommandOk, Status::Unknown]);
+        }
+        if caps.mlst_opts != 0 {
+            // Per session, like OPTS UTF8. A refusal leaves the server's default facts,
+            // which still list; it is not worth failing the connection over.
+            let cmd = mlst_opts_command(caps.mlst_opts);
+            if let Err(e) = ftp.custom_command(&cmd, &[Status::CommandOk]) {
+                log::debug!("{cmd}: {e}");
+            }
         }
         ftp.transfer_type(FileType::Binary)
             .map_err(|e| Error::from_ftp(Op::Connect, e))?;
@@ -527,11 +591,17 @@ fn probe_features(ftp: &mut Ftp) -> Result<Caps> {
         Err(e) => return Err(Error::from_ftp(Op::Connect, e)),
     };
     let has = |k: &str| feats.keys().any(|f| f.eq_ignore_ascii_case(k));
+    let mlst_line = feats
+        .iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case("MLST"))
+        .and_then(|(_, v)| v.as_deref());
     Ok(Caps {
         mlsd: has("MLST"),
         utf8: has("UTF8"),
         epsv: false,
         rest: false,
+        mdtm: has("MDTM"),
+        mlst_opts: mlst_line.map_or(0, mlst_opts_from_feat),
     })
 }
 
@@ -573,6 +643,22 @@ mod tests {
 
     fn sa(s: &str) -> SocketAddr {
         s.parse().unwrap()
+    }
+
+    #[test]
+    fn opts_mlst_asks_for_offered_facts_only_when_some_are_off() {
+        // pyftpdlib: unix.mode offered, not sent by default.
+        let f = mlst_opts_from_feat("type*;perm*;size*;modify*;unique*;unix.mode;unix.uid;");
+        assert_eq!(
+            mlst_opts_command(f),
+            "OPTS MLST type;size;modify;unix.mode;perm;"
+        );
+        // pure-ftpd sends everything it offers already.
+        assert_eq!(
+            mlst_opts_from_feat("modify*;perm*;size*;type*;unique*;UNIX.mode*;"),
+            0
+        );
+        assert_eq!(mlst_opts_from_feat(""), 0);
     }
 
     #[test]

@@ -276,8 +276,8 @@ fn parse_mode(s: &str) -> Option<u32> {
     u32::from_str_radix(digits, 8).ok().filter(|&m| m <= 0o7777)
 }
 
-/// `YYYYMMDDHHMMSS[.sss]`, UTC.
-fn parse_mlsd_time(s: &str) -> Option<SystemTime> {
+/// `YYYYMMDDHHMMSS[.sss]`, UTC (MLSD's `modify` fact, and `MDTM` replies).
+pub fn parse_mlsd_time(s: &str) -> Option<SystemTime> {
     let (main, frac) = s.split_once('.').unwrap_or((s, ""));
     if main.len() != 14 || !main.bytes().all(|b| b.is_ascii_digit()) {
         return None;

@@ -6,9 +6,12 @@
 //! `LIST` argument, so a directory named `-l` or `[abc]` would list the wrong thing, while
 //! `CWD` takes its argument literally. Listing data is read with bounds: a line longer than
 //! [`MAX_LINE`] is skipped, a listing larger than [`MAX_LISTING`] fails with `EPROTO`.
+//! `LIST` times are cut to the minute or the day, so a `LIST` listing's regular files get
+//! their exact times from pipelined `MDTM` on the same connection ([`mdtm`]).
 
 pub mod conn;
 pub mod listing;
+pub mod mdtm;
 pub mod pool;
 pub mod reader;
 pub mod resolve;
@@ -44,6 +47,8 @@ pub struct FtpRemote {
     listing: ListingMode,
     /// How this server sets mtimes: unknown, MFMT, MDTM with a time, or not at all.
     mtime_cmd: AtomicU8,
+    /// Exact times for `LIST` listings (`-o exact_times=`).
+    exact: mdtm::ExactTimes,
 }
 
 const MTIME_UNKNOWN: u8 = 0;
@@ -117,7 +122,14 @@ impl FtpRemote {
             plain_list: AtomicBool::new(false),
             listing,
             mtime_cmd: AtomicU8::new(MTIME_UNKNOWN),
+            exact: mdtm::ExactTimes::new(true),
         })
+    }
+
+    /// `-o exact_times=off`: `LIST` listings keep `LIST`'s times, without `MDTM`.
+    pub fn with_exact_times(mut self, on: bool) -> FtpRemote {
+        self.exact = mdtm::ExactTimes::new(on);
+        self
     }
 
     /// The absolute server path of a mount-relative path.
@@ -409,6 +421,22 @@ impl FtpRemote {
         };
         let now = SystemTime::now();
         let mut entries = self.parse(&path, &lines, mlsd, now);
+        if !mlsd {
+            match lease.run(|c| self.exact.fill(c, &path, &mut entries, deadline)) {
+                Ok(asked) if asked.files > 0 => log::debug!(
+                    "{path}: MDTM gave exact times of {} of {} files; round trips: {}",
+                    asked.exact,
+                    asked.files,
+                    asked.round_trips
+                ),
+                Ok(_) => {}
+                Err(e) => {
+                    // Out of step: the listing stands with LIST's times, the connection not.
+                    log::debug!("{path}: no exact times: {e}");
+                    lease.mark_broken();
+                }
+            }
+        }
         // MLSD from pure-ftpd says "OS.unix=slink:" without the target; one LIST of the
         // directory shows it ("a -> b"). Only directories with such links pay for it.
         if mlsd

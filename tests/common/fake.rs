@@ -64,6 +64,14 @@ pub struct FakeOpts {
     pub no_data: Arc<AtomicUsize>,
     /// Files received with `STOR`.
     pub stored: Arc<Mutex<HashMap<String, Vec<u8>>>>,
+    /// `MDTM` in `FEAT`, answered `213 2020010203040N` for a file named `fN`, `500` for a
+    /// name starting with `bad`, `550` for others.
+    pub mdtm: bool,
+    /// Handles one command per read, dropping what else came with it, as naive servers
+    /// do: pipelined commands after the first are lost.
+    pub no_pipelining: bool,
+    /// How long each `MDTM` takes to answer.
+    pub mdtm_delay: Duration,
 }
 
 pub struct FakeServer {
@@ -157,6 +165,10 @@ fn session(sock: TcpStream, o: &FakeOpts, log: &Mutex<Vec<String>>) -> std::io::
         }
         let cmd = line.trim_end().to_string();
         log.lock().unwrap().push(cmd.clone());
+        if o.no_pipelining {
+            let lost = rd.buffer().len();
+            rd.consume(lost);
+        }
         let (verb, arg) = cmd.split_once(' ').unwrap_or((&cmd, ""));
         let upper = verb.to_ascii_uppercase();
         if o.silent.contains(&upper.as_str()) {
@@ -203,9 +215,23 @@ fn session(sock: TcpStream, o: &FakeOpts, log: &Mutex<Vec<String>>) -> std::io::
                 if o.mlsd {
                     write!(out, " MLST type*;size*;modify*;\r\n")?;
                 }
+                if o.mdtm {
+                    write!(out, " MDTM\r\n")?;
+                }
                 write!(out, "211 End\r\n")?;
             }
             "OPTS" | "TYPE" | "NOOP" => write!(out, "200 ok\r\n")?,
+            "MDTM" if o.mdtm => {
+                std::thread::sleep(o.mdtm_delay);
+                let name = arg.rsplit('/').next().unwrap_or("");
+                match name.strip_prefix('f') {
+                    _ if name.starts_with("bad") => write!(out, "500 bad argument\r\n")?,
+                    Some(n) if n.parse::<u32>().is_ok_and(|n| n < 10) => {
+                        write!(out, "213 2020010203040{n}\r\n")?
+                    }
+                    _ => write!(out, "550 No such file\r\n")?,
+                }
+            }
             "PWD" => write!(out, "257 \"/\" is the current directory\r\n")?,
             "CWD" => write!(out, "250 ok\r\n")?,
             "QUIT" => {
