@@ -33,5 +33,12 @@ if [ ! -x "$vsftpd/usr/sbin/vsftpd" ]; then
   rm -rf "$tmp"
 fi
 id ftpfsvs >/dev/null 2>&1 || useradd -r -M -d / -s /usr/sbin/nologin ftpfsvs
+# vsftpd's write tests log in as a real local user: a unix account with the tests' password
+# (a cheap hash: logins are many) and a PAM service of its own with pam_unix only, so that no
+# shell, securetty or ftpusers rule of the machine applies.
+id ftpfsvsu >/dev/null 2>&1 || useradd -M -d / -s /usr/sbin/nologin ftpfsvsu
+echo 'ftpfsvsu:secret' | chpasswd -c SHA256 -s 1000
+[ -f /etc/pam.d/ftpfs-vsftpd ] || printf '%s\n' 'auth required pam_unix.so' \
+  'account required pam_unix.so' 'session required pam_unix.so' >/etc/pam.d/ftpfs-vsftpd
 command -v cargo >/dev/null || { echo "cargo is missing: install Rust (rustup) first" >&2; exit 1; }
 [ -e /dev/fuse ] || { echo "/dev/fuse is missing: load the fuse module (modprobe fuse)" >&2; exit 1; }

@@ -209,6 +209,8 @@ pub struct MountOpts {
     pub keepalive: Option<u64>,
     pub tls: Option<crate::ftp::tls::TlsMode>,
     pub cafile: Option<PathBuf>,
+    /// `fingerprint=sha256:HEX`, as often as given: certificates trusted as they are.
+    pub fingerprints: Vec<[u8; 32]>,
     pub insecure: bool,
     pub credentials: Option<PathBuf>,
     pub uid: Option<u32>,
@@ -275,6 +277,9 @@ pub fn parse_mount_options(s: &str, opts: &mut MountOpts) -> Result<(), String> 
                 })
             }
             "cafile" => opts.cafile = Some(PathBuf::from(need()?)),
+            "fingerprint" => opts
+                .fingerprints
+                .push(crate::ftp::tls::parse_fingerprint(need()?)?),
             "insecure" => opts.insecure = true,
             "uid" => opts.uid = Some(num(value)? as u32),
             "gid" => opts.gid = Some(num(value)? as u32),
@@ -375,7 +380,7 @@ impl Config {
                          path can pose as the server and read the password"
                     );
                 }
-                Tls::new(mode, o.cafile.as_deref(), o.insecure)?
+                Tls::new(mode, o.cafile.as_deref(), &o.fingerprints, o.insecure)?
             },
             policy: crate::ftp::retry::Policy {
                 retries: o.retries.unwrap_or(crate::ftp::retry::DEFAULT_RETRIES),
