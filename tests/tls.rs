@@ -758,3 +758,62 @@ fn an_untrusted_certificate_is_refused_in_one_line_that_shows_its_fingerprint() 
         );
     }
 }
+
+/// Renewal, with a scripted server (no real one can be made to forget a session on cue): a
+/// data connection refused for its TLS session ends that control connection (as vsftpd
+/// does), and the upload, the listing and the download are each made again on a new one.
+#[test]
+fn a_data_connection_refused_for_its_tls_session_is_repeated_on_a_new_connection() {
+    use common::fake::{FakeOpts, FakeServer};
+    use ftpfs::remote::{Remote, RemoteReader};
+    use std::sync::atomic::Ordering;
+    let mut opts = FakeOpts::default();
+    let data: Vec<u8> = (0..300_000u32).map(|i| (i % 251) as u8).collect();
+    opts.files.insert("f".into(), data.clone());
+    opts.listing = vec![format!("-rw-r--r-- 1 a b {} Jan  1  2020 f", data.len())];
+    let refuse = opts.refuse_reuse.clone();
+    let stored = opts.stored.clone();
+    let s = FakeServer::start(opts);
+    let endpoint = ftpfs::ftp::conn::Endpoint {
+        host: "127.0.0.1".into(),
+        port: s.port,
+        user: "alice".into(),
+        password: ftpfs::config::Secret::new("pw"),
+        timeout: std::time::Duration::from_secs(2),
+        policy: ftpfs::ftp::retry::Policy {
+            retries: 3,
+            max_delay: std::time::Duration::from_millis(200),
+            deadline: std::time::Duration::from_secs(4),
+        },
+        tls: ftpfs::ftp::tls::Tls::off(),
+        limit_recheck: ftpfs::ftp::pool::DEFAULT_LIMIT_RECHECK,
+        keepalive: ftpfs::ftp::conn::DEFAULT_KEEPALIVE,
+    };
+    let r = ftpfs::ftp::FtpRemote::connect(endpoint, 2, "", ftpfs::ftp::ListingMode::Auto).unwrap();
+    let logins = || s.received("USER");
+    let before = logins();
+
+    refuse.store(1, Ordering::SeqCst);
+    r.store("up.bin", &data).unwrap();
+    assert_eq!(s.received("STOR"), 2, "refused once, then stored");
+    assert!(stored.lock().unwrap()["up.bin"] == data);
+
+    refuse.store(1, Ordering::SeqCst);
+    assert_eq!(r.list("").unwrap()[0].name, "f");
+
+    refuse.store(1, Ordering::SeqCst);
+    let rd = r.open_reader("f", 0).unwrap();
+    let mut got = Vec::new();
+    while got.len() < data.len() {
+        let chunk = rd.read_at(got.len() as u64, 64 * 1024).unwrap().to_vec();
+        if chunk.is_empty() {
+            break;
+        }
+        got.extend_from_slice(&chunk);
+    }
+    assert!(got == data, "the download, whole, after the refusal");
+    assert!(
+        logins() >= before + 3,
+        "each refusal ended its connection and a new one logged in"
+    );
+}
