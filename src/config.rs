@@ -754,6 +754,28 @@ mod tests {
     }
 
     #[test]
+    fn fingerprint_options_accumulate_and_a_malformed_one_is_refused() {
+        let hex = "85488da48bb0dc580e59538949a6e69e4773a31ccd9f90a2f0afef6d06779c55";
+        let mut o = MountOpts::default();
+        parse_mount_options(
+            &format!(
+                "fingerprint=sha256:{hex},fingerprint={}",
+                hex.to_uppercase()
+            ),
+            &mut o,
+        )
+        .unwrap();
+        assert_eq!(o.fingerprints.len(), 2);
+        assert_eq!(o.fingerprints[0], o.fingerprints[1]);
+        assert_eq!(o.fingerprints[0][0], 0x85);
+        assert!(parse_mount_options("fingerprint", &mut MountOpts::default()).is_err());
+        for bad in ["fingerprint=sha256:85:48", "fingerprint=sha1:ab"] {
+            let e = parse_mount_options(bad, &mut MountOpts::default()).unwrap_err();
+            assert!(e.contains("sha256"), "{bad}: {e}");
+        }
+    }
+
+    #[test]
     fn netrc_entries_and_default_come_in_order() {
         let text = "# comment\nmachine a.org login alice password s3cret\n\
                     default login anonymous password guest\n\
