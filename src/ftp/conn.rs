@@ -306,11 +306,16 @@ fn refuse_plain(ep: &Endpoint, info: &ServerInfo, e: Error) -> Error {
 }
 
 /// A handshake that failed because the certificate was refused: the verifier's one line
-/// (what is wrong, the fingerprint, what to do) replaces rustls's terse error.
+/// (what is wrong, the fingerprint, what to do) replaces rustls's terse error. A refusal
+/// left over from elsewhere (a data connection) never relabels another failure: the error
+/// must be about the certificate.
 fn refused_cert(tls: &Tls, e: Error) -> Error {
-    match tls.take_refusal() {
-        Some(why) => Error::Tls(why),
-        None => e,
+    let why = tls.take_refusal();
+    match why {
+        Some(why) if !matches!(e, Error::Reply { .. }) && e.to_string().contains("certificate") => {
+            Error::Tls(why)
+        }
+        _ => e,
     }
 }
 

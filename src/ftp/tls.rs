@@ -38,17 +38,17 @@
 //!   server sends fresh tickets on the control connection and on every resumed data
 //!   connection, and keeping the supply up means reading them: downloads and listings read
 //!   their data connection to its end anyway, uploads did not, so after an upload the data
-//!   connection's records are read until the server closes it ([`read_tickets`], bounded),
-//!   which is the wait for the server's close the upload made anyway. No round trip is added.
+//!   connection's records are read until a new ticket is in (or the server closes it;
+//!   [`read_tickets`], bounded), during the wait for the server's close that the upload made
+//!   anyway. No round trip is added.
 //! - When a data connection is still refused (the supply ran out, the server forgot the
 //!   session), the connection is given up and the transfer repeated on a new control
 //!   connection, with a new session: the refusal came before any byte was transferred.
 
+use std::collections::VecDeque;
 use std::net::TcpStream;
 use std::path::Path;
 use std::sync::Arc;
-
-use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
