@@ -452,6 +452,8 @@ struct Sessions {
     tls12: Option<Tls12ClientSessionValue>,
     /// Newest last. Each is good for one resumption.
     tls13: VecDeque<Tls13ClientSessionValue>,
+    /// TLS 1.3 tickets received so far.
+    received: u64,
 }
 
 /// TLS 1.3 tickets kept per control connection: servers send one or two per connection, so a
@@ -462,6 +464,11 @@ impl SessionStore {
     /// TLS 1.3 tickets in store.
     pub fn tickets(&self) -> usize {
         self.inner.lock().tls13.len()
+    }
+
+    /// TLS 1.3 tickets received so far (kept or not).
+    pub fn received(&self) -> u64 {
+        self.inner.lock().received
     }
 
     /// Whether the next connection can offer a session to resume.
@@ -510,6 +517,7 @@ impl ClientSessionStore for SessionStore {
             s.tls13.pop_front();
         }
         s.tls13.push_back(value);
+        s.received += 1;
     }
 
     fn take_tls13_ticket(&self, _: &ServerName<'static>) -> Option<Tls13ClientSessionValue> {
@@ -536,7 +544,7 @@ pub fn read_tickets(
     if s.conn.protocol_version() != Some(ProtocolVersion::TLSv1_3) || s.conn.is_handshaking() {
         return;
     }
-    let before = store.tickets();
+    let before = store.received();
     s.conn.send_close_notify();
     while s.conn.wants_write() {
         if s.conn.write_tls(&mut s.sock).is_err() {
@@ -555,7 +563,7 @@ pub fn read_tickets(
             Ok(0) | Err(_) => return,
             Ok(_) => {}
         }
-        if s.conn.process_new_packets().is_err() || store.tickets() > before {
+        if s.conn.process_new_packets().is_err() || store.received() > before {
             return;
         }
         // An upload's data connection carries nothing back; whatever comes is not ours.
