@@ -500,8 +500,19 @@ fn vsftpd_with_session_reuse_required_takes_200_uploads_appends_and_reads_withou
         let name = format!("f{}.bin", i % 50);
         let len = 1 + rng.below(64 * 1024) as usize;
         let bytes = rng.bytes(len);
-        let copied = std::fs::write(root.join(&name), &bytes);
-        assert!(copied.is_ok(), "upload {i} of {name}: {copied:?}");
+        // With cp(1), as the issue did: it reports a failed close.
+        let source = scratch.path().join("source");
+        std::fs::write(&source, &bytes).unwrap();
+        let cp = Command::new("cp")
+            .arg(&source)
+            .arg(root.join(&name))
+            .output();
+        let cp = cp.unwrap();
+        assert!(
+            cp.status.success(),
+            "cp {i} to {name}: {}",
+            String::from_utf8_lossy(&cp.stderr)
+        );
         want.insert(name.clone(), bytes);
         if i % 10 == 9 {
             // A read and a listing between the writes: data connections of both kinds.
