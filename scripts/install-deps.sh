@@ -55,10 +55,12 @@ for entry in "${proftpd_pkgs[@]}"; do
   mkdir -p "$proftpd" && dpkg -x "$tmp"/*.deb "$proftpd"
   rm -rf "$tmp"
 done
-# A local vsftpd user for the tests of everyday tools writing through a mount (tests/tools.rs):
-# its own PAM service (pam_unix only), password "secret" like the other test servers' user.
-id ftpfstimes >/dev/null 2>&1 || useradd -r -M -d / -s /usr/sbin/nologin ftpfstimes
-echo 'ftpfstimes:secret' | chpasswd
-printf 'auth required pam_unix.so\naccount required pam_unix.so\nsession required pam_unix.so\n' > /etc/pam.d/ftpfstimes
+# vsftpd's write tests (tests/tls.rs, tests/tools.rs) log in as a real local user: a unix account with the tests' password
+# (a cheap hash: logins are many) and a PAM service of its own with pam_unix only, so that no
+# shell, securetty or ftpusers rule of the machine applies.
+id ftpfsvsu >/dev/null 2>&1 || useradd -M -d / -s /usr/sbin/nologin ftpfsvsu
+echo 'ftpfsvsu:secret' | chpasswd -c SHA256 -s 1000
+[ -f /etc/pam.d/ftpfs-vsftpd ] || printf '%s\n' 'auth required pam_unix.so' \
+  'account required pam_unix.so' 'session required pam_unix.so' >/etc/pam.d/ftpfs-vsftpd
 command -v cargo >/dev/null || { echo "cargo is missing: install Rust (rustup) first" >&2; exit 1; }
 [ -e /dev/fuse ] || { echo "/dev/fuse is missing: load the fuse module (modprobe fuse)" >&2; exit 1; }

@@ -123,7 +123,9 @@ pub struct MountArgs {
     /// retries=N (after a transient failure; default 5), retry_delay=SECS (longest wait
     /// between attempts; default 5), deadline=SECS (the most one operation may take, retries
     /// included; default 30), tls=off|try|required|implicit (default try; ftps:// means
-    /// implicit), cafile=PATH (trust this CA instead of the system's), insecure (do not
+    /// implicit), cafile=PATH (trust this CA instead of the system's; a certificate in it
+    /// that is the server's own is trusted as it is), fingerprint=sha256:HEX (trust the
+    /// server certificate with this SHA-256 fingerprint), insecure (do not
     /// verify the server's certificate), credentials=FILE (username= and password= lines,
     /// for fstab; must be chmod 600),
     /// listing=auto|list (list: use LIST even when MLSD is offered), exact_times=on|off

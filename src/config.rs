@@ -213,6 +213,8 @@ pub struct MountOpts {
     pub keepalive: Option<u64>,
     pub tls: Option<crate::ftp::tls::TlsMode>,
     pub cafile: Option<PathBuf>,
+    /// `fingerprint=sha256:HEX`, as often as given: certificates trusted as they are.
+    pub fingerprints: Vec<[u8; 32]>,
     pub insecure: bool,
     pub credentials: Option<PathBuf>,
     pub uid: Option<u32>,
@@ -281,6 +283,9 @@ pub fn parse_mount_options(s: &str, opts: &mut MountOpts) -> Result<(), String> 
                 })
             }
             "cafile" => opts.cafile = Some(PathBuf::from(need()?)),
+            "fingerprint" => opts
+                .fingerprints
+                .push(crate::ftp::tls::parse_fingerprint(need()?)?),
             "insecure" => opts.insecure = true,
             "uid" => opts.uid = Some(num(value)? as u32),
             "gid" => opts.gid = Some(num(value)? as u32),
@@ -389,7 +394,7 @@ impl Config {
                          path can pose as the server and read the password"
                     );
                 }
-                Tls::new(mode, o.cafile.as_deref(), o.insecure)?
+                Tls::new(mode, o.cafile.as_deref(), &o.fingerprints, o.insecure)?
             },
             policy: crate::ftp::retry::Policy {
                 retries: o.retries.unwrap_or(crate::ftp::retry::DEFAULT_RETRIES),
@@ -774,6 +779,28 @@ mod tests {
         assert_eq!(o.exact_times, Some(true));
         for bad in ["exact_times", "exact_times=yes"] {
             assert!(parse_mount_options(bad, &mut MountOpts::default()).is_err());
+        }
+    }
+
+    #[test]
+    fn fingerprint_options_accumulate_and_a_malformed_one_is_refused() {
+        let hex = "85488da48bb0dc580e59538949a6e69e4773a31ccd9f90a2f0afef6d06779c55";
+        let mut o = MountOpts::default();
+        parse_mount_options(
+            &format!(
+                "fingerprint=sha256:{hex},fingerprint={}",
+                hex.to_uppercase()
+            ),
+            &mut o,
+        )
+        .unwrap();
+        assert_eq!(o.fingerprints.len(), 2);
+        assert_eq!(o.fingerprints[0], o.fingerprints[1]);
+        assert_eq!(o.fingerprints[0][0], 0x85);
+        assert!(parse_mount_options("fingerprint", &mut MountOpts::default()).is_err());
+        for bad in ["fingerprint=sha256:85:48", "fingerprint=sha1:ab"] {
+            let e = parse_mount_options(bad, &mut MountOpts::default()).unwrap_err();
+            assert!(e.contains("sha256"), "{bad}: {e}");
         }
     }
 

@@ -127,7 +127,7 @@ impl Error {
         match err {
             FtpError::UnexpectedResponse(resp) => Error::Reply {
                 op,
-                code: resp.status.code(),
+                code: reply_code(&resp),
                 text: reply_text(&resp.body),
             },
             FtpError::ConnectionError(source)
@@ -200,7 +200,9 @@ impl Error {
             // whose text names a lasting cause (`451 ...: Permission denied`, proftpd's
             // `451 ...: Append/Restart not permitted, try again`).
             Error::Reply { code, .. } => {
-                ((400..500).contains(code) && self.errno() == libc::EIO) || *code == 120
+                ((400..500).contains(code) && self.errno() == libc::EIO)
+                    || *code == 120
+                    || self.is_tls_reuse_refusal()
             }
             Error::Network { op, .. } | Error::Timeout { op } => {
                 idempotent || matches!(op, Op::Connect | Op::Login)
@@ -260,6 +262,21 @@ impl Error {
         }
     }
 
+    /// Whether the server refused a data connection because its TLS session did not resume
+    /// the control connection's (vsftpd's `522 SSL connection failed: session reuse
+    /// required`, FileZilla Server's `425 ... TLS session of data connection not resumed`).
+    /// Nothing was transferred, so the transfer may be repeated even when it is not
+    /// idempotent, on a new control connection, whose session is new (see `ftp::tls`).
+    pub fn is_tls_reuse_refusal(&self) -> bool {
+        let Error::Reply { code, text, .. } = self else {
+            return false;
+        };
+        let t = text.to_ascii_lowercase();
+        (400..600).contains(code)
+            && (t.contains("session reuse") || t.contains("not resumed"))
+            && (t.contains("ssl") || t.contains("tls"))
+    }
+
     /// Whether a login failure says the server has too many connections (from us), rather
     /// than that the credentials are wrong: pure-ftpd, vsftpd and pyftpdlib send `421 Too
     /// many connections ...` instead of the greeting, proftpd `530 Sorry, the maximum number
@@ -289,8 +306,9 @@ impl Error {
             | Error::Timeout { .. }
             | Error::Protocol { .. }
             | Error::Tls(_) => true,
-            // 421 is the server closing the control connection.
-            Error::Reply { code, .. } => *code == 421,
+            // 421 is the server closing the control connection; vsftpd ends the session
+            // after refusing a data connection's TLS session, and its session is spent.
+            Error::Reply { code, .. } => *code == 421 || self.is_tls_reuse_refusal(),
             Error::NotFound
             | Error::IsDir
             | Error::NotDir
@@ -468,6 +486,20 @@ fn reply_errno(op: Op, code: u32) -> i32 {
         (_, 400..=499) => libc::EIO,
         // A 1xx/2xx/3xx arriving where a failure is reported means the dialogue went astray.
         (_, _) => libc::EPROTO,
+    }
+}
+
+/// A reply's code as the server sent it: suppaftp knows the RFC 959 codes by name and says
+/// 0 for any other (vsftpd's `522`, for one), so those are read from the reply itself.
+pub fn reply_code(resp: &suppaftp::types::Response) -> u32 {
+    match resp.status.code() {
+        0 => resp
+            .body
+            .get(..3)
+            .filter(|d| d.iter().all(u8::is_ascii_digit))
+            .and_then(|d| std::str::from_utf8(d).ok()?.parse().ok())
+            .unwrap_or(0),
+        code => code,
     }
 }
 
@@ -699,6 +731,46 @@ mod tests {
             text: "Local error".into(),
         };
         assert!(busy.is_retryable(true));
+    }
+
+    #[test]
+    fn a_reply_code_suppaftp_does_not_know_is_read_from_the_reply() {
+        let resp = suppaftp::types::Response {
+            status: suppaftp::Status::Unknown,
+            body: b"522 SSL connection failed: session reuse required\r\n".to_vec(),
+        };
+        assert_eq!(reply_code(&resp), 522);
+        let e = Error::from_ftp(Op::Store, suppaftp::FtpError::UnexpectedResponse(resp));
+        assert_eq!(e.code(), Some(522));
+        assert!(e.to_string().contains("522"), "{e}");
+    }
+
+    #[test]
+    fn a_data_connection_refused_for_its_tls_session_is_repeated_on_a_new_connection() {
+        let vsftpd = Error::Reply {
+            op: Op::Append,
+            code: 522,
+            text: "SSL connection failed: session reuse required".into(),
+        };
+        let filezilla = Error::Reply {
+            op: Op::Retr,
+            code: 425,
+            text: "Unable to build data connection: TLS session of data connection not resumed."
+                .into(),
+        };
+        for e in [vsftpd, filezilla] {
+            assert!(e.is_tls_reuse_refusal(), "{e}");
+            assert!(e.is_retryable(false), "{e}: nothing was transferred");
+            assert!(e.breaks_connection(), "{e}: its session is spent");
+        }
+        // EPRT's 522 (RFC 2428) is something else.
+        let eprt = Error::Reply {
+            op: Op::Store,
+            code: 522,
+            text: "Network protocol not supported, use (1)".into(),
+        };
+        assert!(!eprt.is_tls_reuse_refusal());
+        assert!(!eprt.is_retryable(true));
     }
 }
 

@@ -151,6 +151,21 @@ const KNOWN: &[Known] = &[
         text: "failed to finalize a dropped transfer stream",
         meaning: "a transfer ftpfs abandoned (its connection is closed, not reused)",
     },
+    // A TLS connection that failed (a refused certificate, a peer that closed first) is
+    // dropped, and suppaftp's drop tries to say goodbye on it and logs at error level that
+    // it could not. ftpfs reports the failure itself, in one line.
+    Known {
+        target: "suppaftp",
+        level: log::Level::Error,
+        text: "error in flushing rustls stream on drop",
+        meaning: "a TLS connection that had failed was closed",
+    },
+    Known {
+        target: "suppaftp",
+        level: log::Level::Error,
+        text: "error in terminating rustls stream",
+        meaning: "a TLS connection that had failed was closed",
+    },
 ];
 
 fn known(record: &log::Record) -> Option<&'static Known> {

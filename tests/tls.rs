@@ -331,30 +331,286 @@ fn implicit_ftps_url_reads_and_writes() {
     );
 }
 
-/// vsftpd with `require_ssl_reuse=YES` refuses a data connection whose TLS session is not
-/// the control connection's, the most reported FTPS failure of other clients. Anonymous
-/// (vsftpd's local users need PAM files that an unpacked package does not install).
-#[test]
-fn vsftpd_requiring_tls_session_reuse_serves_listings_and_reads() {
+/// vsftpd, if scripts/install-deps.sh unpacked it and made its users: `None` (a skip) when
+/// not, a failure when the servers are required.
+fn vsftpd_binary(local_user: bool) -> Option<std::path::PathBuf> {
     let vsftpd = ["/usr/sbin/vsftpd", "/opt/ftpfs-test/vsftpd/usr/sbin/vsftpd"]
         .into_iter()
         .map(std::path::PathBuf::from)
         .find(|p| p.exists());
-    let user_ok = Command::new("id")
-        .arg("ftpfsvs")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    let (Some(vsftpd), true) = (vsftpd, user_ok) else {
-        if require_servers() {
-            panic!("vsftpd and user ftpfsvs are required (scripts/install-deps.sh)");
+    let users: &[&str] = if local_user {
+        &["ftpfsvs", VSFTPD_USER]
+    } else {
+        &["ftpfsvs"]
+    };
+    let users_ok = users.iter().all(|u| uid_of(u).is_some())
+        && (!local_user || Path::new("/etc/pam.d/ftpfs-vsftpd").exists());
+    match (vsftpd, users_ok) {
+        (Some(v), true) => Some(v),
+        _ => {
+            if require_servers() {
+                panic!("vsftpd and its test users are required (scripts/install-deps.sh)");
+            }
+            eprintln!("SKIP: no vsftpd");
+            None
         }
-        eprintln!("SKIP: no vsftpd");
+    }
+}
+
+/// The unix user vsftpd's write tests log in as (password [`PASSWORD`]), made by
+/// scripts/install-deps.sh with the PAM service `ftpfs-vsftpd`.
+const VSFTPD_USER: &str = "ftpfsvsu";
+
+fn uid_of(user: &str) -> Option<u32> {
+    let out = Command::new("id").args(["-u", user]).output().ok()?;
+    if !out.status.success() {
+        return None;
+    }
+    String::from_utf8_lossy(&out.stdout).trim().parse().ok()
+}
+
+/// A vsftpd with FTPS required for logins and data and `require_ssl_reuse=YES`, its
+/// recommended setting, serving `root`: to the local user [`VSFTPD_USER`] with writes
+/// allowed, or read-only to anonymous.
+struct Vsftpd {
+    _server: Kill,
+    _pki: tempfile::TempDir,
+    _empty: tempfile::TempDir,
+    port: u16,
+    ca: std::path::PathBuf,
+}
+
+impl Vsftpd {
+    fn start(binary: &Path, root: &Path, local_user: bool) -> Option<Vsftpd> {
+        let pki = tempfile::tempdir().unwrap();
+        let (ca, both) = make_pki(pki.path())?;
+        let empty = tempfile::tempdir().unwrap();
+        let port = free_port();
+        let users = if local_user {
+            let uid = uid_of(VSFTPD_USER).unwrap();
+            std::os::unix::fs::chown(root, Some(uid), None).unwrap();
+            format!(
+                "anonymous_enable=NO\nlocal_enable=YES\nwrite_enable=YES\nlocal_umask=022\n\
+                 local_root={}\npam_service_name=ftpfs-vsftpd\nforce_local_logins_ssl=YES\n\
+                 force_local_data_ssl=YES\n",
+                root.display()
+            )
+        } else {
+            format!(
+                "anonymous_enable=YES\nanon_root={}\nno_anon_password=YES\nlocal_enable=NO\n\
+                 write_enable=NO\nftp_username=ftpfsvs\nallow_anon_ssl=YES\n\
+                 force_anon_logins_ssl=YES\nforce_anon_data_ssl=YES\n",
+                root.display()
+            )
+        };
+        let conf = pki.path().join("vsftpd.conf");
+        std::fs::write(
+            &conf,
+            format!(
+                "listen=YES\nlisten_address=127.0.0.1\nlisten_port={port}\nbackground=NO\n\
+                 {users}secure_chroot_dir={}\nnopriv_user=ftpfsvs\nseccomp_sandbox=NO\n\
+                 xferlog_enable=NO\nmax_per_ip=0\nmax_clients=0\nssl_enable=YES\n\
+                 require_ssl_reuse=YES\nrsa_cert_file={}\n",
+                empty.path().display(),
+                both.display()
+            ),
+        )
+        .unwrap();
+        let server = Kill::serve(Command::new(binary).arg(&conf), port);
+        Some(Vsftpd {
+            _server: server,
+            _pki: pki,
+            _empty: empty,
+            port,
+            ca,
+        })
+    }
+
+    /// A mount as [`VSFTPD_USER`] with TLS required, its spool and recovery directories
+    /// under `scratch`.
+    fn mount(&self, scratch: &Path, extra: &str) -> Mount {
+        let url = format!("ftp://{VSFTPD_USER}@localhost:{}", self.port);
+        let opts = format!(
+            "tls=required,cafile={},spool_dir={},recovery_dir={}{extra}",
+            self.ca.display(),
+            scratch.join("spool").display(),
+            scratch.join("recovered").display()
+        );
+        Mount::of_url(&url, &[&opts])
+    }
+}
+
+/// Asserts that the server's directory holds exactly `want` (relative path → bytes; the
+/// directories are those of the paths).
+fn assert_server_holds(root: &Path, want: &std::collections::BTreeMap<String, Vec<u8>>) {
+    let mut found = std::collections::BTreeMap::new();
+    let mut dirs = vec![root.to_path_buf()];
+    while let Some(d) = dirs.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                dirs.push(p);
+            } else {
+                let rel = p.strip_prefix(root).unwrap().to_string_lossy().to_string();
+                found.insert(rel, std::fs::read(&p).unwrap());
+            }
+        }
+    }
+    let names =
+        |m: &std::collections::BTreeMap<String, Vec<u8>>| m.keys().cloned().collect::<Vec<_>>();
+    assert_eq!(names(&found), names(want), "the server's files");
+    for (name, bytes) in want {
+        let got = &found[name];
+        let text = |b: &[u8]| match std::str::from_utf8(b) {
+            Ok(t) if b.len() < 4096 => format!("{t:?}"),
+            _ => format!("{} bytes", b.len()),
+        };
+        assert!(
+            got == bytes,
+            "{name} differs on the server: {} instead of {}",
+            text(got),
+            text(bytes)
+        );
+    }
+}
+
+/// Issue 13: vsftpd with `require_ssl_reuse=YES` refused every second or third data
+/// connection once the first TLS 1.3 tickets were used up (uploads never read the new
+/// ones): `cp` failed at close, new files were left empty, appends went missing. A real
+/// local user now writes through the mount: 200 uploads and overwrites, appends, files in
+/// new directories, reads and listings in between; every byte is checked on the server, and
+/// no data connection is refused.
+#[test]
+fn vsftpd_with_session_reuse_required_takes_200_uploads_appends_and_reads_without_a_refusal() {
+    let Some(binary) = vsftpd_binary(true) else {
         return;
     };
-    let pki = tempfile::tempdir().unwrap();
-    let Some((ca, both)) = make_pki(pki.path()) else {
+    let data = tempfile::tempdir().unwrap();
+    let Some(server) = Vsftpd::start(&binary, data.path(), true) else {
+        return;
+    };
+    let scratch = tempfile::tempdir().unwrap();
+    let m = server.mount(scratch.path(), ",connections=2");
+    let root = m.path();
+    let started = std::time::Instant::now();
+    let mut want = std::collections::BTreeMap::new();
+    let mut rng = Rng(13);
+    for i in 0..200u64 {
+        // 50 names: the first 50 uploads create, the rest overwrite.
+        let name = format!("f{}.bin", i % 50);
+        let len = 1 + rng.below(64 * 1024) as usize;
+        let bytes = rng.bytes(len);
+        // With cp(1), as the issue did: it reports a failed close.
+        let source = scratch.path().join("source");
+        std::fs::write(&source, &bytes).unwrap();
+        let cp = Command::new("cp")
+            .arg(&source)
+            .arg(root.join(&name))
+            .output();
+        let cp = cp.unwrap();
+        assert!(
+            cp.status.success(),
+            "cp {i} to {name}: {}",
+            String::from_utf8_lossy(&cp.stderr)
+        );
+        want.insert(name.clone(), bytes);
+        if i % 10 == 9 {
+            // A read and a listing between the writes: data connections of both kinds.
+            let back = std::fs::read(root.join(&name)).unwrap();
+            assert!(back == want[&name], "read back {name} after upload {i}");
+            let listed = std::fs::read_dir(root).unwrap().count();
+            assert_eq!(listed, want.keys().filter(|k| !k.contains('/')).count());
+        }
+    }
+    // Appends: every line must arrive (before: 5-7 of 11).
+    let log_path = root.join("append.log");
+    std::fs::write(&log_path, "line 0\n").unwrap();
+    let mut lines = b"line 0\n".to_vec();
+    for n in 1..=30 {
+        let mut f = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&log_path)
+            .unwrap();
+        let line = format!("line {n}\n");
+        std::io::Write::write_all(&mut f, line.as_bytes()).unwrap();
+        assert_eq!(close(f), Ok(()), "append {n} reports its upload");
+        lines.extend_from_slice(line.as_bytes());
+    }
+    want.insert("append.log".into(), lines);
+    // Files in new directories.
+    for d in 0..10 {
+        let dir = root.join(format!("d{d}/sub"));
+        std::fs::create_dir_all(&dir).unwrap();
+        let bytes = rng.bytes(1000 + d * 10);
+        std::fs::write(dir.join("new.txt"), &bytes).unwrap();
+        want.insert(format!("d{d}/sub/new.txt"), bytes);
+    }
+    let took = started.elapsed();
+    let log = m.log_text();
+    drop(m);
+    assert_server_holds(data.path(), &want);
+    assert!(
+        !log.contains("session reuse") && !log.contains("WARN") && !log.contains("ERROR"),
+        "no data connection refused, nothing retried:\n{}",
+        log.lines()
+            .filter(|l| l.contains("WARN") || l.contains("ERROR"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+    eprintln!("vsftpd FTPS workload: {} ms", took.as_millis());
+}
+
+/// The pool: several control connections, each with its own session, and data connections
+/// of each resuming only their own, while four writers and readers work at once.
+#[test]
+fn vsftpd_with_session_reuse_required_serves_parallel_writers_and_readers() {
+    let Some(binary) = vsftpd_binary(true) else {
+        return;
+    };
+    let data = tempfile::tempdir().unwrap();
+    let Some(server) = Vsftpd::start(&binary, data.path(), true) else {
+        return;
+    };
+    let scratch = tempfile::tempdir().unwrap();
+    let m = server.mount(scratch.path(), ",connections=4");
+    let root = m.path().to_path_buf();
+    let workers: Vec<_> = (0..4u64)
+        .map(|w| {
+            let root = root.clone();
+            std::thread::spawn(move || {
+                let mut rng = Rng(100 + w);
+                let mut mine = Vec::new();
+                for i in 0..25 {
+                    let name = format!("w{w}-{}.bin", i % 10);
+                    let len = 1 + rng.below(200 * 1024) as usize;
+                    let bytes = rng.bytes(len);
+                    std::fs::write(root.join(&name), &bytes)
+                        .unwrap_or_else(|e| panic!("writer {w}, upload {i}: {e}"));
+                    let back = std::fs::read(root.join(&name)).unwrap();
+                    assert!(back == bytes, "writer {w} reads back {name}");
+                    mine.retain(|(n, _): &(String, Vec<u8>)| *n != name);
+                    mine.push((name, bytes));
+                }
+                mine
+            })
+        })
+        .collect();
+    let mut want = std::collections::BTreeMap::new();
+    for w in workers {
+        want.extend(w.join().unwrap());
+    }
+    let log = m.log_text();
+    drop(m);
+    assert_server_holds(data.path(), &want);
+    assert!(!log.contains("session reuse"), "no data connection refused");
+}
+
+/// vsftpd with `require_ssl_reuse=YES` refuses a data connection whose TLS session is not
+/// the control connection's, the most reported FTPS failure of other clients. Anonymous and
+/// read-only: a big file read whole and from its middle.
+#[test]
+fn vsftpd_requiring_tls_session_reuse_serves_listings_and_reads() {
+    let Some(binary) = vsftpd_binary(false) else {
         return;
     };
     let anon = tempfile::tempdir().unwrap();
@@ -365,28 +621,12 @@ fn vsftpd_requiring_tls_session_reuse_serves_listings_and_reads() {
     .unwrap();
     let data = Rng(3).bytes(8 << 20);
     std::fs::write(anon.path().join("data.bin"), &data).unwrap();
-    let empty = tempfile::tempdir().unwrap();
-    let port = free_port();
-    let conf = pki.path().join("vsftpd.conf");
-    std::fs::write(
-        &conf,
-        format!(
-            "listen=YES\nlisten_address=127.0.0.1\nlisten_port={port}\nbackground=NO\n\
-             anonymous_enable=YES\nanon_root={}\nno_anon_password=YES\nlocal_enable=NO\n\
-             write_enable=NO\nsecure_chroot_dir={}\nnopriv_user=ftpfsvs\n\
-             ftp_username=ftpfsvs\nseccomp_sandbox=NO\nxferlog_enable=NO\n\
-             ssl_enable=YES\nallow_anon_ssl=YES\nforce_anon_logins_ssl=YES\n\
-             force_anon_data_ssl=YES\nrequire_ssl_reuse=YES\nrsa_cert_file={}\n",
-            anon.path().display(),
-            empty.path().display(),
-            both.display()
-        ),
-    )
-    .unwrap();
-    let _server = Kill::serve(Command::new(&vsftpd).arg(&conf), port);
+    let Some(server) = Vsftpd::start(&binary, anon.path(), false) else {
+        return;
+    };
     let dir = tempfile::tempdir().unwrap();
-    let url = format!("ftp://localhost:{port}");
-    let opts = format!("tls=required,cafile={}", ca.display());
+    let url = format!("ftp://localhost:{}", server.port);
+    let opts = format!("tls=required,cafile={}", server.ca.display());
     let (ok, err) = try_mount(&url, &opts, dir.path());
     assert!(ok, "{err}");
     let listed = std::fs::read_dir(dir.path()).map(|d| d.count());
@@ -408,4 +648,183 @@ fn vsftpd_requiring_tls_session_reuse_serves_listings_and_reads() {
         "the whole file over TLS data connections"
     );
     assert!(mid.unwrap() == data[5 << 20..(5 << 20) + 4096]);
+}
+
+/// A self-signed certificate made the usual way (`openssl req -x509`, which is `CA:TRUE`)
+/// for `localhost`, and a pure-ftpd that requires TLS with it. Returns the server, the
+/// certificate's path and its SHA-256 fingerprint as openssl prints it.
+fn self_signed_server() -> Option<(Server, tempfile::TempDir, tempfile::TempDir, String)> {
+    let pki = tempfile::tempdir().unwrap();
+    let made = Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            "key.pem",
+            "-out",
+            "cert.pem",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=localhost",
+        ])
+        .current_dir(pki.path())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !made {
+        if require_servers() {
+            panic!("openssl is required to make test certificates");
+        }
+        eprintln!("SKIP: no openssl");
+        return None;
+    }
+    let out = Command::new("openssl")
+        .args([
+            "x509",
+            "-in",
+            "cert.pem",
+            "-noout",
+            "-fingerprint",
+            "-sha256",
+        ])
+        .current_dir(pki.path())
+        .output()
+        .unwrap();
+    let fp = String::from_utf8_lossy(&out.stdout)
+        .trim()
+        .rsplit('=')
+        .next()
+        .unwrap()
+        .to_string();
+    assert_eq!(fp.len(), 95, "openssl's fingerprint: {fp}");
+    let both = pki.path().join("both.pem");
+    let mut pem = std::fs::read(pki.path().join("cert.pem")).unwrap();
+    pem.extend(std::fs::read(pki.path().join("key.pem")).unwrap());
+    std::fs::write(&both, pem).unwrap();
+    let data = tempfile::tempdir().unwrap();
+    std::fs::write(data.path().join("hello.txt"), "self-signed\n").unwrap();
+    let certarg = both.to_string_lossy().to_string();
+    let server = Server::pure_ftpd_with(data.path(), &["-Y", "2", "-2", &certarg])?;
+    Some((server, pki, data, fp))
+}
+
+/// Issue 13: a self-signed certificate from `openssl req -x509` could not be trusted at all
+/// (`CaUsedAsEndEntity`), whatever `cafile` said. Listed in `cafile`, or given by its
+/// fingerprint (any case, with or without colons), it is trusted as it is.
+#[test]
+fn a_self_signed_ca_true_certificate_is_trusted_through_cafile_or_its_fingerprint() {
+    let Some((server, pki, _data, fp)) = self_signed_server() else {
+        return;
+    };
+    let url = format!("ftp://{USER}@localhost:{}", server.port);
+    let cafile = format!(
+        "tls=required,cafile={}",
+        pki.path().join("cert.pem").display()
+    );
+    let bare = fp.replace(':', "").to_lowercase();
+    for opts in [
+        cafile,
+        format!("tls=required,fingerprint=sha256:{fp}"),
+        format!("tls=required,fingerprint=SHA256:{bare}"),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let (ok, err) = try_mount(&url, &opts, dir.path());
+        assert!(ok, "{opts}: {err}");
+        let read = std::fs::read_to_string(dir.path().join("hello.txt"));
+        let _ = unmount(dir.path());
+        assert_eq!(read.unwrap(), "self-signed\n", "{opts}");
+        assert!(!err.contains("ERROR"), "{opts}: {err}");
+    }
+}
+
+/// A certificate that does not verify: the mount fails with one line that says why, shows
+/// the certificate's fingerprint in the form `-o fingerprint=` takes, and nothing else (no
+/// error lines from the TLS library). A wrong pin does not let it in either.
+#[test]
+fn an_untrusted_certificate_is_refused_in_one_line_that_shows_its_fingerprint() {
+    let Some((server, _pki, _data, fp)) = self_signed_server() else {
+        return;
+    };
+    let url = format!("ftp://{USER}@localhost:{}", server.port);
+    let mut wrong = fp.clone();
+    wrong.replace_range(0..2, if fp.starts_with("00") { "11" } else { "00" });
+    for opts in [
+        "tls=required".to_string(),
+        format!("tls=required,fingerprint=sha256:{wrong}"),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let (ok, err) = try_mount(&url, &opts, dir.path());
+        assert!(!ok, "{opts}: mounted");
+        assert!(!is_mounted(dir.path()));
+        assert_eq!(err.trim().lines().count(), 1, "{opts}: one line: {err}");
+        assert!(err.contains("not trusted"), "{err}");
+        assert!(
+            err.contains(&format!("-o fingerprint=sha256:{fp}")),
+            "{err}"
+        );
+    }
+}
+
+/// Renewal, with a scripted server (no real one can be made to forget a session on cue): a
+/// data connection refused for its TLS session ends that control connection (as vsftpd
+/// does), and the upload, the listing and the download are each made again on a new one.
+#[test]
+fn a_data_connection_refused_for_its_tls_session_is_repeated_on_a_new_connection() {
+    use common::fake::{FakeOpts, FakeServer};
+    use ftpfs::remote::{Remote, RemoteReader};
+    use std::sync::atomic::Ordering;
+    let mut opts = FakeOpts::default();
+    let data: Vec<u8> = (0..300_000u32).map(|i| (i % 251) as u8).collect();
+    opts.files.insert("f".into(), data.clone());
+    opts.listing = vec![format!("-rw-r--r-- 1 a b {} Jan  1  2020 f", data.len())];
+    let refuse = opts.refuse_reuse.clone();
+    let stored = opts.stored.clone();
+    let s = FakeServer::start(opts);
+    let endpoint = ftpfs::ftp::conn::Endpoint {
+        host: "127.0.0.1".into(),
+        port: s.port,
+        user: "alice".into(),
+        password: ftpfs::config::Secret::new("pw"),
+        timeout: std::time::Duration::from_secs(2),
+        policy: ftpfs::ftp::retry::Policy {
+            retries: 3,
+            max_delay: std::time::Duration::from_millis(200),
+            deadline: std::time::Duration::from_secs(4),
+        },
+        tls: ftpfs::ftp::tls::Tls::off(),
+        limit_recheck: ftpfs::ftp::pool::DEFAULT_LIMIT_RECHECK,
+        keepalive: ftpfs::ftp::conn::DEFAULT_KEEPALIVE,
+    };
+    let r = ftpfs::ftp::FtpRemote::connect(endpoint, 2, "", ftpfs::ftp::ListingMode::Auto).unwrap();
+    let logins = || s.received("USER");
+    let before = logins();
+
+    refuse.store(1, Ordering::SeqCst);
+    r.store("up.bin", &data).unwrap();
+    assert_eq!(s.received("STOR"), 2, "refused once, then stored");
+    assert!(stored.lock().unwrap()["up.bin"] == data);
+
+    refuse.store(1, Ordering::SeqCst);
+    assert_eq!(r.list("").unwrap()[0].name, "f");
+
+    refuse.store(1, Ordering::SeqCst);
+    let rd = r.open_reader("f", 0).unwrap();
+    let mut got = Vec::new();
+    while got.len() < data.len() {
+        let chunk = rd.read_at(got.len() as u64, 64 * 1024).unwrap().to_vec();
+        if chunk.is_empty() {
+            break;
+        }
+        got.extend_from_slice(&chunk);
+    }
+    assert!(got == data, "the download, whole, after the refusal");
+    assert!(
+        logins() >= before + 3,
+        "each refusal ended its connection and a new one logged in"
+    );
 }

@@ -6,7 +6,7 @@
 //! `rsync -a` after the listing cache expired sent every file again. Times are checked after
 //! the cache expired (`dir_cache_ttl=1`), so they come from a fresh listing.
 //!
-//! vsftpd runs plain with a local user of our own (`ftpfstimes`, made by
+//! vsftpd runs plain with a local user of our own (`ftpfsvsu`, made by
 //! scripts/install-deps.sh), from the package unpacked under /opt/ftpfs-test.
 
 mod common;
@@ -279,21 +279,21 @@ impl Vsftpd {
             .map(PathBuf::from)
             .find(|p| p.exists());
         let user = Command::new("id")
-            .arg("ftpfstimes")
+            .arg("ftpfsvsu")
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .status()
             .is_ok_and(|s| s.success());
-        let pam = Path::new("/etc/pam.d/ftpfstimes").exists();
+        let pam = Path::new("/etc/pam.d/ftpfs-vsftpd").exists();
         let (Some(bin), true, true) = (bin, user, pam) else {
             if require_servers() {
-                panic!("vsftpd and user ftpfstimes are required (scripts/install-deps.sh)");
+                panic!("vsftpd and user ftpfsvsu are required (scripts/install-deps.sh)");
             }
-            eprintln!("SKIP: no vsftpd or no user ftpfstimes");
+            eprintln!("SKIP: no vsftpd or no user ftpfsvsu");
             return None;
         };
         let st = Command::new("chown")
-            .args(["-R", "ftpfstimes:ftpfstimes"])
+            .args(["-R", "ftpfsvsu:ftpfsvsu"])
             .arg(root)
             .status()
             .unwrap();
@@ -309,8 +309,8 @@ impl Vsftpd {
                 format!(
                     "listen=YES\nlisten_address=127.0.0.1\nlisten_port={port}\nbackground=NO\n\
                      anonymous_enable=NO\nlocal_enable=YES\nwrite_enable=YES\nlocal_umask=022\n\
-                     local_root={}\npam_service_name=ftpfstimes\ncheck_shell=NO\n\
-                     userlist_enable=NO\nsecure_chroot_dir={}\nnopriv_user=ftpfstimes\n\
+                     local_root={}\npam_service_name=ftpfs-vsftpd\ncheck_shell=NO\n\
+                     userlist_enable=NO\nsecure_chroot_dir={}\nnopriv_user=ftpfsvsu\n\
                      seccomp_sandbox=NO\nxferlog_enable=NO\nmax_per_ip=0\nmax_clients=0\n",
                     root.display(),
                     empty.display()
@@ -341,7 +341,7 @@ impl Vsftpd {
     }
 
     fn url_via(port: u16) -> String {
-        format!("ftp://ftpfstimes@127.0.0.1:{port}")
+        format!("ftp://ftpfsvsu@127.0.0.1:{port}")
     }
 }
 

@@ -34,7 +34,7 @@ use suppaftp::types::FileType;
 use suppaftp::{FtpError, Mode, Status};
 
 use super::retry::Policy;
-use super::tls::{Connector, Tls, TlsMode};
+use super::tls::{SessionStore, Tls, TlsMode};
 use super::watchdog::{self, Sockets};
 use crate::error::{Error, Op, Result};
 
@@ -253,6 +253,9 @@ impl ServerInfo {
     }
 }
 
+/// A connection's TLS sessions; `None` for a plain connection.
+type Sessions = Option<Arc<SessionStore>>;
+
 /// A logged-in control connection in binary mode.
 pub struct Conn {
     pub ftp: Ftp,
@@ -265,6 +268,8 @@ pub struct Conn {
     pub rest_used: bool,
     /// The sockets, for deadlines and for noticing a connection the server closed.
     pub sockets: Arc<Sockets>,
+    /// The TLS sessions this connection's data connections resume (see [`super::tls`]).
+    pub sessions: Option<Arc<SessionStore>>,
 }
 
 impl Conn {
@@ -282,8 +287,8 @@ impl Conn {
     }
 
     fn connect_once(ep: &Endpoint, info: &ServerInfo, deadline: Instant) -> Result<Conn> {
-        let (ftp, sockets, peer, secure) = if ep.tls.mode == TlsMode::Implicit {
-            implicit_connect(ep, deadline)?
+        let (ftp, sockets, peer, sessions) = if ep.tls.mode == TlsMode::Implicit {
+            implicit_connect(ep, deadline).map_err(|e| refused_cert(&ep.tls, e))?
         } else {
             let stream = tcp_connect(ep, deadline)?;
             let sockets = Sockets::new(
@@ -295,14 +300,16 @@ impl Conn {
             let peer = stream
                 .peer_addr()
                 .map_err(|e| Error::from_io(Op::Connect, e))?;
-            let (ftp, secure) = greet(ep, info, stream)
+            let (ftp, sessions) = greet(ep, info, stream)
                 .map_err(|e| Self::timed_out(&sockets, e))
-                .map_err(|e| refuse_plain(ep, info, e))?;
-            (ftp, sockets, peer.ip(), secure)
+                .map_err(|e| refuse_plain(ep, info, e))
+                .map_err(|e| refused_cert(&ep.tls, e))?;
+            (ftp, sockets, peer.ip(), sessions)
         };
         let _guard = watchdog::arm(&sockets, deadline);
-        Self::handshake(ep, info, ftp, &sockets, peer, secure)
+        Self::handshake(ep, info, ftp, &sockets, peer, sessions)
             .map_err(|e| Self::timed_out(&sockets, e))
+            .map_err(|e| refused_cert(&ep.tls, e))
     }
 
     fn timed_out(sockets: &Sockets, e: Error) -> Error {
@@ -321,8 +328,9 @@ impl Conn {
         mut ftp: Ftp,
         sockets: &Arc<Sockets>,
         peer: IpAddr,
-        secure: bool,
+        sessions: Option<Arc<SessionStore>>,
     ) -> Result<Conn> {
+        let secure = sessions.is_some();
         log::debug!(
             "connected to {} (peer {peer}, {})",
             ep.display(),
@@ -392,6 +400,7 @@ impl Conn {
             caps,
             rest_used: false,
             sockets: Arc::clone(sockets),
+            sessions,
         })
     }
 
@@ -419,8 +428,8 @@ impl Conn {
 }
 
 /// Plain TCP until the greeting, then `AUTH TLS` unless TLS is off (or refused before, in
-/// `try` mode). Returns the connection and whether it is encrypted.
-fn greet(ep: &Endpoint, info: &ServerInfo, stream: TcpStream) -> Result<(Ftp, bool)> {
+/// `try` mode). Returns the connection and, when it is encrypted, its TLS sessions.
+fn greet(ep: &Endpoint, info: &ServerInfo, stream: TcpStream) -> Result<(Ftp, Sessions)> {
     for r in [
         stream.set_read_timeout(Some(ep.timeout)),
         stream.set_write_timeout(Some(ep.timeout)),
@@ -431,18 +440,19 @@ fn greet(ep: &Endpoint, info: &ServerInfo, stream: TcpStream) -> Result<(Ftp, bo
     keepalive(&stream, ep.keepalive);
     skip_not_ready(&stream)?;
     let ftp = Ftp::connect_with_stream(stream).map_err(|e| Error::from_ftp(Op::Connect, e))?;
-    let config = match (&ep.tls.config, ep.tls.mode) {
-        (None, _) | (_, TlsMode::Off) => return Ok((ftp, false)),
+    let connector = match (ep.tls.connector(ep.timeout), ep.tls.mode) {
+        (None, _) | (_, TlsMode::Off) => return Ok((ftp, None)),
         (Some(_), TlsMode::Try) if info.tls_refused.load(Ordering::Relaxed) => {
-            return Ok((ftp, false))
+            return Ok((ftp, None))
         }
-        (Some(c), _) => Arc::clone(c),
+        (Some(c), _) => c,
     };
-    match ftp.into_secure(Connector::new(config, ep.timeout), &ep.host) {
-        Ok(ftp) => Ok((ftp, true)),
+    let sessions = Arc::clone(&connector.store);
+    match ftp.into_secure(connector, &ep.host) {
+        Ok(ftp) => Ok((ftp, Some(sessions))),
         Err(FtpError::UnexpectedResponse(r)) => Err(Error::Reply {
             op: Op::Connect,
-            code: r.status.code(),
+            code: crate::error::reply_code(&r),
             text: crate::error::reply_text(&r.body),
         }),
         Err(e) => Err(Error::from_ftp(Op::Connect, e)),
@@ -468,22 +478,38 @@ fn refuse_plain(ep: &Endpoint, info: &ServerInfo, e: Error) -> Error {
     }
 }
 
+/// A handshake that failed because the certificate was refused: the verifier's one line
+/// (what is wrong, the fingerprint, what to do) replaces rustls's terse error. A refusal
+/// left over from elsewhere (a data connection) never relabels another failure: the error
+/// must be about the certificate.
+fn refused_cert(tls: &Tls, e: Error) -> Error {
+    let why = tls.take_refusal();
+    match why {
+        Some(why) if !matches!(e, Error::Reply { .. }) && e.to_string().contains("certificate") => {
+            Error::Tls(why)
+        }
+        _ => e,
+    }
+}
+
 /// Implicit TLS (`ftps://`): suppaftp connects the socket itself, without a timeout, so a
 /// connection with one is made first to find out whether the server is there at all; the
 /// TLS connector gives the real socket its timeouts before the handshake.
-fn implicit_connect(ep: &Endpoint, deadline: Instant) -> Result<(Ftp, Arc<Sockets>, IpAddr, bool)> {
+fn implicit_connect(
+    ep: &Endpoint,
+    deadline: Instant,
+) -> Result<(Ftp, Arc<Sockets>, IpAddr, Sessions)> {
     let probe = tcp_connect(ep, deadline)?;
     let addr = probe
         .peer_addr()
         .map_err(|e| Error::from_io(Op::Connect, e))?;
     drop(probe);
-    let config = ep
+    let connector = ep
         .tls
-        .config
-        .clone()
+        .connector(ep.timeout)
         .ok_or_else(|| Error::Tls("no TLS configuration".into()))?;
-    let connector = Connector::new(config, ep.timeout);
     let first = Arc::clone(&connector.first);
+    let sessions = Arc::clone(&connector.store);
     let mut ftp = Ftp::connect_secure_implicit(addr, connector, &ep.host)
         .map_err(|e| Error::from_ftp(Op::Connect, e))?;
     // Data connections encrypted too, as after AUTH TLS (suppaftp does not ask here).
@@ -497,7 +523,7 @@ fn implicit_connect(ep: &Endpoint, deadline: Instant) -> Result<(Ftp, Arc<Socket
         .ok_or_else(|| Error::Tls("no control socket".into()))?;
     let _ = ctrl.set_nodelay(true);
     keepalive(&ctrl, ep.keepalive);
-    Ok((ftp, Sockets::new(ctrl), addr.ip(), true))
+    Ok((ftp, Sockets::new(ctrl), addr.ip(), Some(sessions)))
 }
 
 fn tcp_connect(ep: &Endpoint, deadline: Instant) -> Result<TcpStream> {

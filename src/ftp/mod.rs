@@ -184,29 +184,42 @@ impl Remote for FtpRemote {
     /// permitted`, a `502`) gets [`Error::Unsupported`], now and for the rest of the mount
     /// without asking again; the caller then sends the whole file. A refusal about this
     /// file (`550 ...: Permission denied`) is returned as it is, and not learned.
+    ///
+    /// A data connection refused for its TLS session ([`Error::is_tls_reuse_refusal`]) took
+    /// no byte, so that APPE is made once more, on a new connection.
     fn append(&self, path: &str, data: &dyn Upload) -> Result<()> {
         let info = self.pool.info();
         if info.refusal(Capability::Append).is_some() {
             return Err(Error::Unsupported);
         }
         let path = self.abs(path);
-        let mut source = data.open()?;
-        let opened =
-            self.pool
-                .policy()
-                .run(&format_args!("append {path}"), Repeat::Unsafe, |deadline| {
+        let mut renewed = false;
+        loop {
+            let mut source = data.open()?;
+            let opened = self.pool.policy().run(
+                &format_args!("append {path}"),
+                Repeat::Unsafe,
+                |deadline| {
                     let lease = self.pool.checkout(Purpose::Transfer, deadline)?;
                     FtpUpload::open(lease, Op::Append, &path)
-                });
-        let mut up = match opened {
-            Err(e) if e.refuses_command() => {
-                info.learn(&[Capability::Append], &e, &self.pool.endpoint().display());
-                return Err(Error::Unsupported);
+                },
+            );
+            let mut up = match opened {
+                Err(e) if e.refuses_command() => {
+                    info.learn(&[Capability::Append], &e, &self.pool.endpoint().display());
+                    return Err(Error::Unsupported);
+                }
+                r => r?,
+            };
+            let copied = std::io::copy(&mut source, up.writer()).map(drop);
+            match up.end(copied) {
+                Err(e) if e.is_tls_reuse_refusal() && !renewed => {
+                    log::info!("append {path}: {e}; again on a new connection");
+                    renewed = true;
+                }
+                r => return r,
             }
-            r => r?,
-        };
-        let copied = std::io::copy(&mut source, up.writer()).map(drop);
-        up.end(copied)
+        }
     }
 
     fn store_stream(&self, path: &str) -> Result<Option<Box<dyn UploadStream>>> {
@@ -583,7 +596,7 @@ impl FtpUpload {
         let mut w = self.stream.take().expect("ended once");
         let sent = written.and_then(|()| w.flush());
         // Flushed, or failed: any bytes still buffered are not going anywhere.
-        let (stream, _) = w.into_parts();
+        let (mut stream, _) = w.into_parts();
         let extra = match sent.as_ref().map(|()| self.wait_taken(&stream)) {
             Ok(Ok(extra)) => extra,
             Ok(Err(e)) => {
@@ -600,6 +613,11 @@ impl FtpUpload {
             c.sockets.end_data();
             if extra > Duration::ZERO {
                 c.sockets.set_reply_timeout(timeout + extra);
+            }
+            if let Some(sessions) = &c.sessions {
+                // The next data connection's session (see `tls`): the wait for the server to
+                // close this one, which suppaftp makes anyway, now reads its tickets.
+                tls::read_tickets(stream.get_mut(), sessions, TICKET_WAIT.min(timeout));
             }
             let r = stream.finish().map_err(|e| Error::from_ftp(op, e));
             if extra > Duration::ZERO {
@@ -687,6 +705,10 @@ impl FtpUpload {
         Ok(extra)
     }
 }
+
+/// How long an upload's data connection is read for session tickets at most: they come
+/// right after the handshake, so long before the server closes it (as suppaftp's own wait).
+const TICKET_WAIT: Duration = Duration::from_secs(1);
 
 /// Below this many unacknowledged bytes at the end of an upload, the server's reply is
 /// awaited at once (at 50 KB/s, 256 KiB take 5 s of the 20 s `timeout`). Small files

@@ -17,21 +17,53 @@
 //! address must be in the certificate's subject alternative names); `-o cafile=` trusts a
 //! private CA instead, `-o insecure` accepts anything and logs a warning at every mount.
 //!
-//! Data connections reuse the control connection's TLS session (servers such as vsftpd with
-//! `require_ssl_reuse=YES` insist): rustls keeps a session cache per `ClientConfig`, keyed by
-//! server name, and every connection of a mount shares one config, so each data connection
-//! offers to resume the control connection's session.
+//! *Pinning.* The certificate people have for a small server is often self-signed with
+//! `openssl req -x509`, which OpenSSL 3 marks `CA:TRUE`, and webpki refuses a CA certificate
+//! as a server's own (`CaUsedAsEndEntity`), so trusting it as a CA is not enough. A
+//! certificate listed in `cafile` that *is* the server's certificate, byte for byte, or whose
+//! SHA-256 matches `-o fingerprint=sha256:HEX`, is trusted as it is: its CA flag, names and
+//! dates are not checked (the user said "this certificate"), but the handshake signature
+//! still is, so only the holder of its key gets in. A certificate that does not verify is
+//! refused with one line that says why, shows its SHA-256 fingerprint and how to pin it.
+//!
+//! *Session reuse.* Servers such as vsftpd (`require_ssl_reuse=YES`, its recommended setting)
+//! and FileZilla Server accept a data connection only if its TLS session resumes the control
+//! connection's, as proof that the same client opened both; vsftpd answers `522 SSL
+//! connection failed: session reuse required` and ends the whole session otherwise.
+//!
+//! - Each control connection has its own session store ([`SessionStore`]): sessions belong to
+//!   one control connection (vsftpd runs a process per session, FileZilla Server compares
+//!   the sessions), so a data connection must never offer another control connection's.
+//! - TLS 1.2 sessions can be resumed again and again; TLS 1.3 tickets are single-use. The
+//!   server sends fresh tickets on the control connection and on every resumed data
+//!   connection, and keeping the supply up means reading them: downloads and listings read
+//!   their data connection to its end anyway, uploads did not, so after an upload the data
+//!   connection's records are read until a new ticket is in (or the server closes it;
+//!   [`read_tickets`], bounded), during the wait for the server's close that the upload made
+//!   anyway. No round trip is added.
+//! - When a data connection is still refused (the supply ran out, the server forgot the
+//!   session), the connection is given up and the transfer repeated on a new control
+//!   connection, with a new session: the refusal came before any byte was transferred.
 
+use std::collections::VecDeque;
 use std::net::TcpStream;
 use std::path::Path;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::client::{
+    ClientSessionStore, Resumption, Tls12ClientSessionValue, Tls13ClientSessionValue,
+    WebPkiServerVerifier,
+};
 use rustls::crypto::CryptoProvider;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
-use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme};
+use rustls::{
+    CertificateError, ClientConfig, DigitallySignedStruct, NamedGroup, ProtocolVersion,
+    RootCertStore, SignatureScheme,
+};
 use suppaftp::{FtpResult, RustlsConnector, TlsConnector};
 
 /// suppaftp's rustls stream type (not exported by name).
@@ -51,7 +83,11 @@ pub enum TlsMode {
 #[derive(Clone, Default)]
 pub struct Tls {
     pub mode: TlsMode,
+    /// The mount's configuration; each control connection gets a copy with a session store
+    /// of its own ([`Tls::connector`]).
     pub config: Option<Arc<ClientConfig>>,
+    /// Why the last certificate was refused, in words a user can act on.
+    refusal: Option<Arc<Mutex<Option<String>>>>,
 }
 
 impl Tls {
@@ -60,12 +96,38 @@ impl Tls {
         Tls {
             mode: TlsMode::Off,
             config: None,
+            refusal: None,
         }
     }
 
+    /// A connector for one control connection (and its data connections), with a session
+    /// store of its own; `None` when TLS is off.
+    pub fn connector(&self, timeout: Duration) -> Option<Connector> {
+        let mut config = ClientConfig::clone(self.config.as_ref()?);
+        let store = Arc::new(SessionStore::default());
+        config.resumption = Resumption::store(Arc::clone(&store) as Arc<dyn ClientSessionStore>);
+        Some(Connector {
+            inner: RustlsConnector::from(Arc::new(config)),
+            timeout,
+            first: Arc::new(Mutex::new(None)),
+            store,
+        })
+    }
+
+    /// Why the server's certificate was refused, if it was: the last refusal, taken.
+    pub fn take_refusal(&self) -> Option<String> {
+        self.refusal.as_ref().and_then(|r| r.lock().take())
+    }
+
     /// Builds the client configuration for `mode`: system CAs, or those in `cafile`, or no
-    /// verification at all when `insecure`.
-    pub fn new(mode: TlsMode, cafile: Option<&Path>, insecure: bool) -> Result<Tls, String> {
+    /// verification at all when `insecure`; certificates in `cafile` and `pins` (SHA-256
+    /// fingerprints) are also trusted as they are (see the module docs).
+    pub fn new(
+        mode: TlsMode,
+        cafile: Option<&Path>,
+        pins: &[[u8; 32]],
+        insecure: bool,
+    ) -> Result<Tls, String> {
         if mode == TlsMode::Off {
             return Ok(Tls::off());
         }
@@ -73,6 +135,7 @@ impl Tls {
         let builder = ClientConfig::builder_with_provider(Arc::clone(&provider))
             .with_safe_default_protocol_versions()
             .map_err(|e| format!("TLS: {e}"))?;
+        let refusal = Arc::new(Mutex::new(None));
         let config = if insecure {
             builder
                 .dangerous()
@@ -80,6 +143,7 @@ impl Tls {
                 .with_no_client_auth()
         } else {
             let mut roots = RootCertStore::empty();
+            let mut pinned: Vec<[u8; 32]> = pins.to_vec();
             match cafile {
                 Some(path) => {
                     let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(path)
@@ -90,9 +154,11 @@ impl Tls {
                         return Err(format!("cafile {}: no certificate in it", path.display()));
                     }
                     for c in certs {
-                        roots
-                            .add(c)
-                            .map_err(|e| format!("cafile {}: {e}", path.display()))?;
+                        pinned.push(sha256(&c));
+                        // A certificate that cannot be a trust anchor may still be pinned.
+                        if let Err(e) = roots.add(c) {
+                            log::debug!("cafile {}: not usable as a CA: {e}", path.display());
+                        }
                     }
                 }
                 None => {
@@ -101,18 +167,87 @@ impl Tls {
                         log::debug!("system CA store: {e}");
                     }
                     let (added, _) = roots.add_parsable_certificates(found.certs);
-                    if added == 0 {
+                    if added == 0 && pinned.is_empty() {
                         log::warn!("no system CA certificates found; use -o cafile=");
                     }
                 }
             }
-            builder.with_root_certificates(roots).with_no_client_auth()
+            let webpki = if roots.is_empty() {
+                None
+            } else {
+                Some(
+                    WebPkiServerVerifier::builder_with_provider(
+                        Arc::new(roots),
+                        Arc::clone(&provider),
+                    )
+                    .build()
+                    .map_err(|e| format!("TLS: {e}"))?,
+                )
+            };
+            builder
+                .dangerous()
+                .with_custom_certificate_verifier(Arc::new(Verifier {
+                    webpki,
+                    pinned,
+                    provider,
+                    refusal: Arc::clone(&refusal),
+                }))
+                .with_no_client_auth()
         };
         Ok(Tls {
             mode,
             config: Some(Arc::new(config)),
+            refusal: Some(refusal),
         })
     }
+}
+
+/// SHA-256 of a certificate (its DER bytes), as `openssl x509 -fingerprint -sha256` shows it.
+pub fn sha256(cert: &[u8]) -> [u8; 32] {
+    let d = ring::digest::digest(&ring::digest::SHA256, cert);
+    let mut out = [0u8; 32];
+    out.copy_from_slice(d.as_ref());
+    out
+}
+
+/// `AB:CD:...`, the way OpenSSL and browsers print fingerprints.
+pub fn format_fingerprint(hash: &[u8; 32]) -> String {
+    hash.iter()
+        .map(|b| format!("{b:02X}"))
+        .collect::<Vec<_>>()
+        .join(":")
+}
+
+/// Parses `-o fingerprint=`: `sha256:` then 64 hex digits, with or without colons (or
+/// spaces), in either case; the `sha256:` prefix may be left out.
+pub fn parse_fingerprint(s: &str) -> Result<[u8; 32], String> {
+    let bad = || {
+        format!(
+            "fingerprint must be sha256: and 64 hex digits (colons allowed), as \
+             `openssl x509 -noout -fingerprint -sha256` prints it, not {s:?}"
+        )
+    };
+    let t = s.trim();
+    let hex = match t.split_once(':') {
+        Some((alg, rest)) if alg.eq_ignore_ascii_case("sha256") => rest,
+        Some((alg, _)) if alg.len() > 2 && alg.chars().all(|c| c.is_ascii_alphanumeric()) => {
+            return Err(format!(
+                "fingerprint: only sha256 is supported, not {alg:?} ({})",
+                bad()
+            ))
+        }
+        _ => t,
+    };
+    let digits: Vec<u8> = hex.bytes().filter(|b| !matches!(b, b':' | b' ')).collect();
+    if digits.len() != 64 || !digits.iter().all(u8::is_ascii_hexdigit) {
+        return Err(bad());
+    }
+    let mut out = [0u8; 32];
+    for (i, pair) in digits.chunks(2).enumerate() {
+        let text = std::str::from_utf8(pair).map_err(|_| bad())?;
+        out[i] = u8::from_str_radix(text, 16).map_err(|_| bad())?;
+    }
+    Ok(out)
 }
 
 /// The TLS connector handed to suppaftp. It delegates to rustls, and on the way gives each
@@ -121,18 +256,10 @@ impl Tls {
 #[derive(Debug)]
 pub struct Connector {
     inner: RustlsConnector,
-    timeout: std::time::Duration,
+    timeout: Duration,
     pub first: Arc<Mutex<Option<TcpStream>>>,
-}
-
-impl Connector {
-    pub fn new(config: Arc<ClientConfig>, timeout: std::time::Duration) -> Connector {
-        Connector {
-            inner: RustlsConnector::from(config),
-            timeout,
-            first: Arc::new(Mutex::new(None)),
-        }
-    }
+    /// The sessions of this control connection, which its data connections resume.
+    pub store: Arc<SessionStore>,
 }
 
 impl TlsConnector for Connector {
@@ -145,10 +272,120 @@ impl TlsConnector for Connector {
             let mut first = self.first.lock();
             if first.is_none() {
                 *first = stream.try_clone().ok();
+            } else if !self.store.can_resume() {
+                // Worth knowing when a server then refuses the data connection.
+                log::debug!("TLS: no session left to resume on this data connection");
             }
         }
         self.inner.connect(domain, stream)
     }
+}
+
+/// Verifies the server's certificate: pinned certificates (in `cafile`, or by fingerprint)
+/// as they are, any other through webpki with the trusted CAs. A refusal is kept, in words,
+/// for the error the user sees.
+#[derive(Debug)]
+struct Verifier {
+    webpki: Option<Arc<WebPkiServerVerifier>>,
+    pinned: Vec<[u8; 32]>,
+    provider: Arc<CryptoProvider>,
+    refusal: Arc<Mutex<Option<String>>>,
+}
+
+impl ServerCertVerifier for Verifier {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &ServerName<'_>,
+        ocsp_response: &[u8],
+        now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        let hash = sha256(end_entity);
+        if self.pinned.contains(&hash) {
+            log::debug!(
+                "TLS: the server's certificate is pinned (SHA-256 {})",
+                format_fingerprint(&hash)
+            );
+            return Ok(ServerCertVerified::assertion());
+        }
+        let err = match &self.webpki {
+            Some(v) => {
+                match v.verify_server_cert(
+                    end_entity,
+                    intermediates,
+                    server_name,
+                    ocsp_response,
+                    now,
+                ) {
+                    Ok(ok) => return Ok(ok),
+                    Err(e) => e,
+                }
+            }
+            None => rustls::Error::InvalidCertificate(CertificateError::UnknownIssuer),
+        };
+        *self.refusal.lock() = Some(refusal_message(&err, server_name, &hash));
+        Err(err)
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.provider
+            .signature_verification_algorithms
+            .supported_schemes()
+    }
+}
+
+/// One line: what is wrong with the certificate, its fingerprint, and what to do.
+fn refusal_message(err: &rustls::Error, name: &ServerName<'_>, hash: &[u8; 32]) -> String {
+    let what = match err {
+        rustls::Error::InvalidCertificate(CertificateError::UnknownIssuer) => {
+            "its issuer is not a trusted CA (self-signed, or a private CA)".to_string()
+        }
+        rustls::Error::InvalidCertificate(CertificateError::Other(o))
+            if format!("{o:?}").contains("CaUsedAsEndEntity") =>
+        {
+            "it is a CA certificate (CA:TRUE, as `openssl req -x509` makes them) used as the \
+             server's own"
+                .to_string()
+        }
+        rustls::Error::InvalidCertificate(e) => e.to_string(),
+        e => e.to_string(),
+    };
+    format!(
+        "the certificate of {} is not trusted: {what}. To trust it after checking its SHA-256 \
+         fingerprint with the server's administrator, mount with -o fingerprint=sha256:{} (or \
+         put the certificate or its CA in -o cafile=PATH)",
+        name.to_str(),
+        format_fingerprint(hash)
+    )
 }
 
 /// `-o insecure`: accepts any certificate. The handshake signatures are still checked, so
@@ -198,5 +435,194 @@ impl ServerCertVerifier for NoVerify {
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
         self.0.signature_verification_algorithms.supported_schemes()
+    }
+}
+
+/// The TLS sessions of one control connection, for its data connections to resume (see the
+/// module docs). Server names are not looked at: the store serves one connection to one
+/// server.
+#[derive(Default)]
+pub struct SessionStore {
+    inner: Mutex<Sessions>,
+}
+
+#[derive(Default)]
+struct Sessions {
+    kx_hint: Option<NamedGroup>,
+    tls12: Option<Tls12ClientSessionValue>,
+    /// Newest last. Each is good for one resumption.
+    tls13: VecDeque<Tls13ClientSessionValue>,
+    /// TLS 1.3 tickets received so far.
+    received: u64,
+}
+
+/// TLS 1.3 tickets kept per control connection: servers send one or two per connection, so a
+/// few more than that survive an upload or two whose tickets were not read.
+const MAX_TICKETS: usize = 8;
+
+impl SessionStore {
+    /// TLS 1.3 tickets in store.
+    pub fn tickets(&self) -> usize {
+        self.inner.lock().tls13.len()
+    }
+
+    /// TLS 1.3 tickets received so far (kept or not).
+    pub fn received(&self) -> u64 {
+        self.inner.lock().received
+    }
+
+    /// Whether the next connection can offer a session to resume.
+    pub fn can_resume(&self) -> bool {
+        let s = self.inner.lock();
+        s.tls12.is_some() || !s.tls13.is_empty()
+    }
+}
+
+impl std::fmt::Debug for SessionStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let s = self.inner.lock();
+        f.debug_struct("SessionStore")
+            .field("tls12", &s.tls12.is_some())
+            .field("tls13_tickets", &s.tls13.len())
+            .finish()
+    }
+}
+
+impl ClientSessionStore for SessionStore {
+    fn set_kx_hint(&self, _: ServerName<'static>, group: NamedGroup) {
+        self.inner.lock().kx_hint = Some(group);
+    }
+
+    fn kx_hint(&self, _: &ServerName<'_>) -> Option<NamedGroup> {
+        self.inner.lock().kx_hint
+    }
+
+    fn set_tls12_session(&self, _: ServerName<'static>, value: Tls12ClientSessionValue) {
+        self.inner.lock().tls12 = Some(value);
+    }
+
+    /// A TLS 1.2 session stays for the next connection: it can be resumed any number of
+    /// times.
+    fn tls12_session(&self, _: &ServerName<'_>) -> Option<Tls12ClientSessionValue> {
+        self.inner.lock().tls12.clone()
+    }
+
+    fn remove_tls12_session(&self, _: &ServerName<'static>) {
+        self.inner.lock().tls12 = None;
+    }
+
+    fn insert_tls13_ticket(&self, _: ServerName<'static>, value: Tls13ClientSessionValue) {
+        let mut s = self.inner.lock();
+        if s.tls13.len() == MAX_TICKETS {
+            s.tls13.pop_front();
+        }
+        s.tls13.push_back(value);
+        s.received += 1;
+    }
+
+    fn take_tls13_ticket(&self, _: &ServerName<'static>) -> Option<Tls13ClientSessionValue> {
+        self.inner.lock().tls13.pop_back()
+    }
+}
+
+/// After an upload over TLS 1.3: says goodbye (`close_notify`, then the socket's write
+/// side) and reads what the server sends until it closes the data connection, so that the
+/// session tickets it sent at the start are stored for the next data connection (see the
+/// module docs). Stops at the first new ticket, at the end, at an error or after `limit`;
+/// suppaftp then drains the rest as it always does. Nothing to do for TLS 1.2 (its session
+/// is reusable) or plain connections.
+pub fn read_tickets(
+    data: &mut suppaftp::DataStream<RustlsStream>,
+    store: &SessionStore,
+    limit: Duration,
+) {
+    use std::io::Read;
+    let suppaftp::DataStream::Ssl(tls) = data else {
+        return;
+    };
+    let s = suppaftp::TlsStream::mut_ref(tls.as_mut());
+    if s.conn.protocol_version() != Some(ProtocolVersion::TLSv1_3) || s.conn.is_handshaking() {
+        return;
+    }
+    let before = store.received();
+    s.conn.send_close_notify();
+    while s.conn.wants_write() {
+        if s.conn.write_tls(&mut s.sock).is_err() {
+            return;
+        }
+    }
+    let _ = s.sock.shutdown(std::net::Shutdown::Write);
+    let until = Instant::now() + limit;
+    let mut plain = [0u8; 4096];
+    loop {
+        let left = until.saturating_duration_since(Instant::now());
+        if left.is_zero() || s.sock.set_read_timeout(Some(left)).is_err() {
+            return;
+        }
+        match s.conn.read_tls(&mut s.sock) {
+            Ok(0) | Err(_) => return,
+            Ok(_) => {}
+        }
+        if s.conn.process_new_packets().is_err() || store.received() > before {
+            return;
+        }
+        // An upload's data connection carries nothing back; whatever comes is not ours.
+        while matches!(s.conn.reader().read(&mut plain), Ok(n) if n > 0) {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const HASH: &str = "85:48:8D:A4:8B:B0:DC:58:0E:59:53:89:49:A6:E6:9E:47:73:A3:1C:CD:9F:90:A2:F0:AF:EF:6D:06:77:9C:55";
+
+    #[test]
+    fn fingerprints_parse_with_or_without_colons_in_either_case() {
+        let want = parse_fingerprint(&format!("sha256:{HASH}")).unwrap();
+        assert_eq!(format_fingerprint(&want), HASH);
+        let bare = HASH.replace(':', "").to_lowercase();
+        assert_eq!(parse_fingerprint(&format!("SHA256:{bare}")).unwrap(), want);
+        assert_eq!(parse_fingerprint(&bare).unwrap(), want);
+        assert_eq!(parse_fingerprint(HASH).unwrap(), want);
+    }
+
+    #[test]
+    fn malformed_fingerprints_are_refused_with_the_expected_form() {
+        for bad in [
+            "sha256:1234",
+            "md5:85488da4",
+            "",
+            &format!("sha256:{HASH}00"),
+        ] {
+            let e = parse_fingerprint(bad).unwrap_err();
+            assert!(e.contains("sha256"), "{bad:?}: {e}");
+        }
+        let e = parse_fingerprint(&format!("sha256:{}", HASH.replace('8', "g"))).unwrap_err();
+        assert!(e.contains("64 hex digits"), "{e}");
+    }
+
+    #[test]
+    fn a_refused_certificate_is_one_line_with_its_fingerprint_and_what_to_do() {
+        let hash = parse_fingerprint(HASH).unwrap();
+        let name = ServerName::try_from("ftp.example.org").unwrap();
+        let err = rustls::Error::InvalidCertificate(CertificateError::UnknownIssuer);
+        let line = refusal_message(&err, &name, &hash);
+        assert!(!line.contains('\n'));
+        assert!(line.contains("ftp.example.org"), "{line}");
+        assert!(
+            line.contains(&format!("-o fingerprint=sha256:{HASH}")),
+            "{line}"
+        );
+        assert!(line.contains("cafile="), "{line}");
+    }
+
+    #[test]
+    fn every_control_connection_gets_a_session_store_of_its_own() {
+        let tls = Tls::new(TlsMode::Required, None, &[[7u8; 32]], false).unwrap();
+        let a = tls.connector(Duration::from_secs(1)).unwrap();
+        let b = tls.connector(Duration::from_secs(1)).unwrap();
+        assert!(!Arc::ptr_eq(&a.store, &b.store));
+        assert!(!a.store.can_resume() && a.store.tickets() == 0);
     }
 }

@@ -62,6 +62,11 @@ pub struct FakeOpts {
     pub kick: Arc<AtomicUsize>,
     /// The next this many transfer commands are answered `425 Can't open data connection`.
     pub no_data: Arc<AtomicUsize>,
+    /// The next this many transfer commands are refused as vsftpd refuses a data connection
+    /// whose TLS session is not the control connection's (`require_ssl_reuse=YES`): `150`,
+    /// the data connection accepted and closed, `522 SSL connection failed: session reuse
+    /// required`, and the session ended.
+    pub refuse_reuse: Arc<AtomicUsize>,
     /// Files received with `STOR`.
     pub stored: Arc<Mutex<HashMap<String, Vec<u8>>>>,
     /// `MDTM` in `FEAT`, answered `213 2020010203040N` for a file named `fN`, `500` for a
@@ -189,6 +194,14 @@ fn session(sock: TcpStream, o: &FakeOpts, log: &Mutex<Vec<String>>) -> std::io::
                     out,
                     "421 Service not available, closing control connection\r\n"
                 )?;
+                let _ = out.shutdown(Shutdown::Both);
+                return Ok(());
+            }
+            if take(&o.refuse_reuse) {
+                if let Ok(data) = accept(&mut out, pasv.take()) {
+                    let _ = data.shutdown(Shutdown::Both);
+                }
+                write!(out, "522 SSL connection failed: session reuse required\r\n")?;
                 let _ = out.shutdown(Shutdown::Both);
                 return Ok(());
             }
