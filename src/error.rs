@@ -116,6 +116,10 @@ pub enum Error {
     /// An inode or file handle the kernel sent that we do not know (after forget, or a bug).
     #[error("stale handle")]
     Stale,
+    /// The server refuses both `EPSV` and `PASV` (each with the reply given), and ftpfs has
+    /// no active mode: no transfer can work, so the mount is refused.
+    #[error("refuses passive mode (EPSV: {epsv}, PASV: {pasv}): active mode is not supported yet")]
+    NoPassive { epsv: String, pasv: String },
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -219,7 +223,8 @@ impl Error {
             | Error::NotPermitted
             | Error::Spool(_)
             | Error::Access
-            | Error::Stale => false,
+            | Error::Stale
+            | Error::NoPassive { .. } => false,
         }
     }
 
@@ -267,7 +272,8 @@ impl Error {
             | Error::NotPermitted
             | Error::Spool(_)
             | Error::Access
-            | Error::Stale => false,
+            | Error::Stale
+            | Error::NoPassive { .. } => false,
         }
     }
 
@@ -295,6 +301,7 @@ impl Error {
             Error::Spool(e) => e.raw_os_error().unwrap_or(libc::EIO),
             Error::Access => libc::EACCES,
             Error::Stale => libc::ESTALE,
+            Error::NoPassive { .. } => libc::ENOTSUP,
         }
     }
 
@@ -318,7 +325,8 @@ impl Error {
             | Error::Protocol { .. }
             | Error::Tls(_)
             | Error::Spool(_)
-            | Error::NoRandomAccess => log::Level::Warn,
+            | Error::NoRandomAccess
+            | Error::NoPassive { .. } => log::Level::Warn,
         }
     }
 }

@@ -404,6 +404,82 @@ fn unreachable_server_exits_nonzero_and_no_mount() {
     assert!(!is_mounted(mnt.path()));
 }
 
+/// pyftpdlib with `PASV` and `EPSV` taken out of its command table: a server that answers
+/// both with `500 Command "PASV" not understood.`, as one without passive mode does.
+const NO_PASSIVE_PYFTPDLIB: &str = r#"
+import sys
+from pyftpdlib.authorizers import DummyAuthorizer
+from pyftpdlib.handlers import FTPHandler
+from pyftpdlib.servers import FTPServer
+
+class NoPassive(FTPHandler):
+    proto_cmds = {k: v for k, v in FTPHandler.proto_cmds.items() if k not in ("PASV", "EPSV")}
+
+auth = DummyAuthorizer()
+auth.add_user(sys.argv[2], sys.argv[3], sys.argv[1], perm="elradfmwMT")
+NoPassive.authorizer = auth
+server = FTPServer(("127.0.0.1", 0), NoPassive)
+print(server.address[1], flush=True)
+server.serve_forever()
+"#;
+
+/// Regression (issue 13): a server refusing passive mode mounted (exit 0), then every
+/// operation failed with EINVAL. ftpfs has no active mode yet, so the mount is refused with
+/// both replies, exit 1, and nothing is left mounted or running.
+#[test]
+fn a_server_refusing_passive_mode_fails_the_mount_and_says_so() {
+    use std::io::BufRead;
+    let has_pyftpdlib = Command::new("/usr/bin/python3")
+        .args(["-c", "import pyftpdlib"])
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !has_pyftpdlib {
+        assert!(!require_servers(), "pyftpdlib is required");
+        eprintln!("SKIP: no pyftpdlib");
+        return;
+    }
+    struct Kill(std::process::Child);
+    impl Drop for Kill {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let data = tempfile::tempdir().unwrap();
+    let mut server = Kill(
+        Command::new("/usr/bin/python3")
+            .args(["-c", NO_PASSIVE_PYFTPDLIB])
+            .arg(data.path())
+            .args([USER, PASSWORD])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    // The server picks its own port and prints it once it listens.
+    let mut line = String::new();
+    std::io::BufReader::new(server.0.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let port: u16 = line.trim().parse().expect("the server's port");
+    let mnt = tempfile::tempdir().unwrap();
+    let url = format!("ftp://{USER}@127.0.0.1:{port}");
+    let out = mount_background(&url, mnt.path(), Some(PASSWORD));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains(&format!(
+            "ftpfs: 127.0.0.1:{port}: refuses passive mode (EPSV: 500 Command \"EPSV\" not understood., PASV: 500 Command \"PASV\" not understood.): active mode is not supported yet"
+        )),
+        "{err}"
+    );
+    assert_eq!(err.matches("passive").count(), 1, "said once: {err}");
+    assert!(!err.contains("panicked"), "{err}");
+    assert!(!is_mounted(mnt.path()));
+    assert!(daemon_pids_for(mnt.path()).is_empty());
+}
+
 #[test]
 fn ro_mount_refuses_writes_with_erofs() {
     let Some((data, server)) = setup(ServerKind::Unftp) else {
