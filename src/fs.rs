@@ -354,6 +354,17 @@ impl<R: Remote> FtpFs<R> {
         Ok(self.attr_of(ino, &path, &entry))
     }
 
+    /// `lseek(SEEK_DATA)` (`data`) or `lseek(SEEK_HOLE)`: FTP has no sparse files, so the
+    /// whole file is data and its only hole is the virtual one at the end.
+    pub fn seek_data(&self, ino: u64, offset: u64, data: bool) -> Result<u64> {
+        let size = self.getattr(ino)?.size;
+        match (offset < size, data) {
+            (false, _) => Err(Error::PastEnd),
+            (true, true) => Ok(offset),
+            (true, false) => Ok(size),
+        }
+    }
+
     pub fn readlink(&self, ino: u64) -> Result<String> {
         let path = self.path_of(ino)?;
         let entry = self.entry(&path)?;

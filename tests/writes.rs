@@ -584,3 +584,126 @@ fn big_sequential_writes_stream_while_written_and_patches_fall_back() {
         no_temp_files(data.path())
     }));
 }
+
+/// What FTP cannot hold is refused plainly: FIFOs, device nodes, symbolic and hard links
+/// are `EPERM`, logged at debug (fuser's defaults logged a multi-line warning per call, or
+/// answered `ENOSYS`). `mknod` of a regular file creates it, as `open(O_CREAT|O_EXCL)` and
+/// `close` do.
+#[test]
+fn special_files_and_links_are_eperm_and_mknod_of_a_regular_file_creates_it() {
+    use std::ffi::CString;
+    use std::os::unix::ffi::OsStrExt;
+    let Some((data, _s, m)) = setup(ServerKind::PureFtpd) else {
+        return;
+    };
+    let c = |name: &str| CString::new(m.path().join(name).as_os_str().as_bytes()).unwrap();
+    let errno = || std::io::Error::last_os_error().raw_os_error();
+    // SAFETY (all libc calls below): valid NUL-terminated paths owned by this function.
+    assert_eq!(unsafe { libc::mkfifo(c("fifo").as_ptr(), 0o644) }, -1);
+    assert_eq!(errno(), Some(libc::EPERM), "mkfifo");
+    let dev = libc::makedev(1, 3);
+    assert_eq!(
+        unsafe { libc::mknod(c("null").as_ptr(), libc::S_IFCHR | 0o644, dev) },
+        -1
+    );
+    assert_eq!(errno(), Some(libc::EPERM), "mknod of a character device");
+    let e = std::os::unix::fs::symlink("existing.txt", m.path().join("sym")).unwrap_err();
+    assert_eq!(e.raw_os_error(), Some(libc::EPERM), "symlink");
+    let e = std::fs::hard_link(m.path().join("existing.txt"), m.path().join("hard")).unwrap_err();
+    assert_eq!(e.raw_os_error(), Some(libc::EPERM), "link");
+    for name in ["fifo", "null", "sym", "hard"] {
+        assert!(!data.path().join(name).exists(), "{name} on the server");
+        assert!(
+            std::fs::symlink_metadata(m.path().join(name)).is_err(),
+            "{name}"
+        );
+    }
+
+    assert_eq!(
+        unsafe { libc::mknod(c("plain").as_ptr(), libc::S_IFREG | 0o644, 0) },
+        0,
+        "mknod of a regular file: {:?}",
+        std::io::Error::last_os_error()
+    );
+    assert!(
+        wait_for(std::time::Duration::from_secs(10), || data
+            .path()
+            .join("plain")
+            .is_file()),
+        "created on the server"
+    );
+    assert_eq!(std::fs::read(data.path().join("plain")).unwrap(), b"");
+    assert!(std::fs::metadata(m.path().join("plain")).unwrap().is_file());
+    assert_eq!(
+        unsafe { libc::mknod(c("existing.txt").as_ptr(), libc::S_IFREG | 0o644, 0) },
+        -1
+    );
+    assert_eq!(errno(), Some(libc::EEXIST), "mknod of an existing name");
+
+    let log = m.log_text();
+    for l in log
+        .lines()
+        .filter(|l| !l.contains("DEBUG") && !l.contains("TRACE"))
+    {
+        assert!(
+            !["mknod", "symlink", "link(", "Not Implemented"]
+                .iter()
+                .any(|w| l.contains(w)),
+            "logged above debug: {l}"
+        );
+    }
+}
+
+/// `lseek(SEEK_DATA/SEEK_HOLE)`: the whole file is data (FTP has no sparse files), so
+/// SEEK_DATA at an offset inside the file returns it, SEEK_HOLE returns the size, and
+/// both are ENXIO at or past the end; also on a file being written (its size so far).
+#[test]
+fn seek_data_and_seek_hole_see_the_whole_file_as_data() {
+    use std::os::fd::AsRawFd;
+    let Some((_data, _s, m)) = setup(ServerKind::PureFtpd) else {
+        return;
+    };
+    let seek = |f: &std::fs::File, off: i64, whence: i32| {
+        // SAFETY: a valid open descriptor; lseek has no memory arguments.
+        let r = unsafe { libc::lseek(f.as_raw_fd(), off, whence) };
+        if r < 0 {
+            Err(std::io::Error::last_os_error().raw_os_error().unwrap())
+        } else {
+            Ok(r)
+        }
+    };
+    let f = std::fs::File::open(m.path().join("existing.txt")).unwrap();
+    let size = "old content\n".len() as i64;
+    assert_eq!(seek(&f, 0, libc::SEEK_DATA), Ok(0));
+    assert_eq!(seek(&f, 5, libc::SEEK_DATA), Ok(5));
+    assert_eq!(seek(&f, 0, libc::SEEK_HOLE), Ok(size));
+    assert_eq!(seek(&f, 5, libc::SEEK_HOLE), Ok(size));
+    assert_eq!(seek(&f, size, libc::SEEK_DATA), Err(libc::ENXIO));
+    assert_eq!(seek(&f, size, libc::SEEK_HOLE), Err(libc::ENXIO));
+    assert_eq!(seek(&f, size + 100, libc::SEEK_DATA), Err(libc::ENXIO));
+    // The position is where SEEK_DATA left it: the read goes on from there.
+    assert_eq!(seek(&f, 4, libc::SEEK_DATA), Ok(4));
+    let mut rest = String::new();
+    (&f).read_to_string(&mut rest).unwrap();
+    assert_eq!(rest, "content\n");
+
+    let mut w = std::fs::File::create(m.path().join("growing.bin")).unwrap();
+    w.write_all(&[7u8; 3000]).unwrap();
+    assert_eq!(seek(&w, 100, libc::SEEK_DATA), Ok(100));
+    assert_eq!(seek(&w, 100, libc::SEEK_HOLE), Ok(3000));
+    assert_eq!(seek(&w, 3000, libc::SEEK_DATA), Err(libc::ENXIO));
+    // cp and tar use SEEK_DATA/SEEK_HOLE to copy sparse files: the copy is whole.
+    drop(w);
+    let copy = tempfile::tempdir().unwrap();
+    let st = Command::new("cp")
+        .arg("--sparse=always")
+        .arg(m.path().join("growing.bin"))
+        .arg(copy.path())
+        .status()
+        .unwrap();
+    assert!(st.success());
+    assert_eq!(
+        std::fs::read(copy.path().join("growing.bin")).unwrap(),
+        vec![7u8; 3000]
+    );
+}
