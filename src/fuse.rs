@@ -268,15 +268,16 @@ impl<R: Remote> Filesystem for Fuse<R> {
         req: &Request,
         parent: INodeNo,
         name: &OsStr,
-        _mode: u32,
-        _umask: u32,
+        mode: u32,
+        umask: u32,
         flags: i32,
         reply: ReplyCreate,
     ) {
         let owner = process_of(req.pid());
+        let exclusive = flags & libc::O_EXCL != 0;
         match self
             .fs
-            .create(parent.0, name, flags & libc::O_EXCL != 0, owner)
+            .create(parent.0, name, exclusive, owner, mode & !umask)
         {
             Ok((a, fh)) => reply.created(
                 &self.fs.ttl(),
@@ -294,11 +295,11 @@ impl<R: Remote> Filesystem for Fuse<R> {
         _req: &Request,
         parent: INodeNo,
         name: &OsStr,
-        _mode: u32,
-        _umask: u32,
+        mode: u32,
+        umask: u32,
         reply: ReplyEntry,
     ) {
-        match self.fs.mkdir(parent.0, name) {
+        match self.fs.mkdir(parent.0, name, mode & !umask) {
             Ok(a) => reply.entry(&self.fs.ttl(), &file_attr(&a), Generation(0)),
             Err(e) => reply.error(errno("mkdir", &e)),
         }
@@ -313,7 +314,7 @@ impl<R: Remote> Filesystem for Fuse<R> {
         parent: INodeNo,
         name: &OsStr,
         mode: u32,
-        _umask: u32,
+        umask: u32,
         _rdev: u32,
         reply: ReplyEntry,
     ) {
@@ -322,7 +323,10 @@ impl<R: Remote> Filesystem for Fuse<R> {
             reply.error(errno("mknod", &Error::NotPermitted));
             return;
         }
-        match self.fs.create(parent.0, name, true, process_of(req.pid())) {
+        match self
+            .fs
+            .create(parent.0, name, true, process_of(req.pid()), mode & !umask)
+        {
             Ok((a, fh)) => {
                 self.fs.release(fh);
                 // After the release: its upload may have changed the attributes.

@@ -35,6 +35,9 @@ pub struct Spool {
     /// before would be undone by the upload; uploading early to set it would send a
     /// partial file, since the kernel updates times between writes).
     pub pending_mtime: Option<SystemTime>,
+    /// The mode its creator asked for, applied right after the first upload (a new file
+    /// that waits for its first flush is not on the server before).
+    pub pending_mode: Option<u32>,
     /// The file was unlinked while open: its data is not uploaded any more.
     pub orphaned: bool,
     /// Cut below the server's size since the last upload: only a whole upload can say so.
@@ -87,6 +90,7 @@ impl Spool {
             dirty_from: None,
             mtime: SystemTime::now(),
             pending_mtime: None,
+            pending_mode: None,
             orphaned: false,
             truncated: false,
             append_failed: false,

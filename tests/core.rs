@@ -26,7 +26,7 @@ fn fs_opts(remote: MemRemote, ttl: Duration, read_only: bool) -> FtpFs<MemRemote
         FsOptions {
             uid: 1000,
             gid: 1000,
-            umask: 0o022,
+            umask: None,
             ttl,
             max_cached_entries: 10_000,
             read_only,
@@ -83,7 +83,7 @@ fn missing_names_are_answered_from_the_cached_listing() {
 #[test]
 fn a_directory_we_just_made_is_known_empty_without_a_listing() {
     let fs = fs_opts(MemRemote::new(), Duration::from_secs(60), false);
-    let made = fs.mkdir(ROOT, OsStr::new("new")).unwrap();
+    let made = fs.mkdir(ROOT, OsStr::new("new"), 0o755).unwrap();
     let before = fs.remote().list_calls();
     for name in ["a.c", "b.c", "sub"] {
         assert_eq!(
@@ -91,7 +91,7 @@ fn a_directory_we_just_made_is_known_empty_without_a_listing() {
             libc::ENOENT
         );
     }
-    fs.mkdir(made.ino, OsStr::new("sub")).unwrap();
+    fs.mkdir(made.ino, OsStr::new("sub"), 0o755).unwrap();
     assert!(lookup(&fs, made.ino, "sub").is_ok());
     assert_eq!(
         fs.remote().list_calls(),
@@ -463,7 +463,7 @@ fn creating_many_files_costs_one_listing() {
     for i in 0..200 {
         let name = format!("f{i}");
         assert_eq!(lookup(&fs, ROOT, &name).unwrap_err().errno(), libc::ENOENT);
-        let (_, fh) = fs.create(ROOT, OsStr::new(&name), false, 0).unwrap();
+        let (_, fh) = fs.create(ROOT, OsStr::new(&name), false, 0, 0o644).unwrap();
         fs.write(fh, 0, b"x").unwrap();
         fs.flush(fh).unwrap();
         fs.release(fh);
@@ -521,10 +521,12 @@ fn a_new_file_costs_one_upload_and_is_listed_until_then() {
     let r = MemRemote::new();
     let fs = fs_opts(r, Duration::from_millis(200), false);
     // The first create proves the directory writable.
-    let (_, first) = fs.create(ROOT, OsStr::new("first"), true, 0).unwrap();
+    let (_, first) = fs
+        .create(ROOT, OsStr::new("first"), true, 0, 0o644)
+        .unwrap();
     fs.release(first);
     let before = fs.remote().store_calls();
-    let (attr, fh) = fs.create(ROOT, OsStr::new("new"), true, 0).unwrap();
+    let (attr, fh) = fs.create(ROOT, OsStr::new("new"), true, 0, 0o644).unwrap();
     assert_eq!(
         fs.remote().store_calls(),
         before,
@@ -552,7 +554,9 @@ fn a_new_file_costs_one_upload_and_is_listed_until_then() {
 #[test]
 fn an_empty_new_file_is_still_created_on_the_server() {
     let fs = writable(MemRemote::new());
-    let (_, fh) = fs.create(ROOT, OsStr::new("touched"), false, 0).unwrap();
+    let (_, fh) = fs
+        .create(ROOT, OsStr::new("touched"), false, 0, 0o644)
+        .unwrap();
     fs.flush(fh).unwrap();
     fs.release(fh);
     assert_eq!(fs.remote().content("touched").unwrap(), b"");
@@ -561,9 +565,11 @@ fn an_empty_new_file_is_still_created_on_the_server() {
 #[test]
 fn a_new_file_unlinked_before_its_upload_never_reaches_the_server() {
     let fs = writable(MemRemote::new());
-    let (_, first) = fs.create(ROOT, OsStr::new("first"), true, 0).unwrap();
+    let (_, first) = fs
+        .create(ROOT, OsStr::new("first"), true, 0, 0o644)
+        .unwrap();
     fs.release(first);
-    let (_, fh) = fs.create(ROOT, OsStr::new("tmp"), false, 0).unwrap();
+    let (_, fh) = fs.create(ROOT, OsStr::new("tmp"), false, 0, 0o644).unwrap();
     fs.write(fh, 0, b"scratch").unwrap();
     fs.unlink(ROOT, OsStr::new("tmp")).unwrap();
     fs.flush(fh).unwrap();
@@ -576,9 +582,13 @@ fn a_new_file_unlinked_before_its_upload_never_reaches_the_server() {
 #[test]
 fn renaming_a_new_file_uploads_it_first() {
     let fs = writable(MemRemote::new());
-    let (_, first) = fs.create(ROOT, OsStr::new("first"), true, 0).unwrap();
+    let (_, first) = fs
+        .create(ROOT, OsStr::new("first"), true, 0, 0o644)
+        .unwrap();
     fs.release(first);
-    let (_, fh) = fs.create(ROOT, OsStr::new("a.tmp"), false, 0).unwrap();
+    let (_, fh) = fs
+        .create(ROOT, OsStr::new("a.tmp"), false, 0, 0o644)
+        .unwrap();
     fs.write(fh, 0, b"content").unwrap();
     fs.rename(ROOT, OsStr::new("a.tmp"), ROOT, OsStr::new("a"), false)
         .unwrap();
@@ -600,7 +610,9 @@ fn creating_in_a_refused_directory_fails_at_open() {
             code: 553,
             text: "Can't open that file: Permission denied".into(),
         });
-    let err = fs.create(ROOT, OsStr::new("f"), false, 0).unwrap_err();
+    let err = fs
+        .create(ROOT, OsStr::new("f"), false, 0, 0o644)
+        .unwrap_err();
     assert_eq!(err.errno(), libc::EACCES);
     assert_eq!(
         lookup(&fs, ROOT, "f").unwrap_err().errno(),
@@ -720,7 +732,7 @@ fn only_the_opening_process_uploads_on_close() {
 }
 
 fn create(fs: &FtpFs<MemRemote>, parent: u64, name: &str) -> ftpfs::error::Result<(u64, u64)> {
-    let (attr, fh) = fs.create(parent, OsStr::new(name), false, 0)?;
+    let (attr, fh) = fs.create(parent, OsStr::new(name), false, 0, 0o644)?;
     Ok((attr.ino, fh))
 }
 

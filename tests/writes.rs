@@ -707,3 +707,114 @@ fn seek_data_and_seek_hole_see_the_whole_file_as_data() {
         vec![7u8; 3000]
     );
 }
+
+/// The process's umask, from /proc (reading it with umask(2) would change it for a moment
+/// under the other tests' threads).
+fn current_umask() -> u32 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    let v = status
+        .lines()
+        .find_map(|l| l.strip_prefix("Umask:"))
+        .expect("Umask: in /proc/self/status");
+    u32::from_str_radix(v.trim(), 8).unwrap()
+}
+
+/// The mode given to `open(O_CREAT)` and `mkdir` reaches the server (`SITE CHMOD`), for the
+/// first file of a directory (created at open), a later one (created with its first upload)
+/// and a directory; the usual 0644/0755 costs no command. Modes the server reports are shown
+/// as they are, not masked by a umask nobody set.
+#[test]
+fn the_mode_given_at_creation_reaches_the_server_and_server_modes_show_as_they_are() {
+    use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+    let data = tempfile::tempdir().unwrap();
+    std::fs::write(data.path().join("existing.txt"), "old content\n").unwrap();
+    let Some(server) = Server::start(ServerKind::PureFtpd, data.path()) else {
+        return;
+    };
+    // Listings trusted for a second: the server's change below shows quickly.
+    let m = Mount::new(&server, &["dir_cache_ttl=1"]);
+    let (p, d) = (m.path(), data.path());
+    let umask = current_umask();
+    let mode_of = |path: &Path| std::fs::metadata(path).unwrap().mode() & 0o7777;
+    let create = |name: &str, mode: u32| {
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(mode)
+            .open(p.join(name))
+            .unwrap();
+        f.write_all(name.as_bytes()).unwrap();
+        close(f).unwrap();
+    };
+    std::fs::DirBuilder::new()
+        .mode(0o700)
+        .create(p.join("private"))
+        .unwrap();
+    assert_eq!(mode_of(&d.join("private")), 0o700 & !umask);
+    create("private/first.txt", 0o600);
+    create("private/second.txt", 0o640);
+    create("private/usual.txt", 0o644);
+    for (name, mode) in [("first", 0o600), ("second", 0o640), ("usual", 0o644)] {
+        let rel = format!("private/{name}.txt");
+        assert_eq!(mode_of(&d.join(&rel)), mode & !umask, "{rel} on the server");
+        assert_eq!(mode_of(&p.join(&rel)), mode & !umask, "{rel} in the mount");
+        assert_eq!(std::fs::read(d.join(&rel)).unwrap(), rel.as_bytes());
+    }
+    assert!(
+        !m.log_text().contains("CHMOD 644"),
+        "the usual mode is not sent"
+    );
+    // What the server reports is shown as it is (a default umask of 022 made it 0755).
+    std::fs::set_permissions(
+        d.join("existing.txt"),
+        std::fs::Permissions::from_mode(0o777),
+    )
+    .unwrap();
+    let listed = m.path().join("existing.txt");
+    assert!(
+        wait_for(std::time::Duration::from_secs(10), || mode_of(&listed)
+            == 0o777),
+        "after the cache expires the server's 0777 shows, got {:o}",
+        mode_of(&listed)
+    );
+}
+
+/// A server without `SITE CHMOD` (libunftp): creating with a mode still works, without an
+/// error, and the server's mode stays; one info line says so.
+#[test]
+fn a_mode_at_creation_on_a_server_without_site_chmod_is_skipped_without_error() {
+    use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+    let Some((data, _s, m)) = setup(ServerKind::Unftp) else {
+        return;
+    };
+    for name in ["a.txt", "b.txt"] {
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(m.path().join(name))
+            .unwrap();
+        f.write_all(b"data").unwrap();
+        close(f).unwrap();
+        assert_eq!(std::fs::read(data.path().join(name)).unwrap(), b"data");
+    }
+    std::fs::DirBuilder::new()
+        .mode(0o700)
+        .create(m.path().join("dir"))
+        .unwrap();
+    assert!(data.path().join("dir").is_dir());
+    let log = m.log_text();
+    assert_eq!(
+        log.matches("has no SITE CHMOD").count(),
+        1,
+        "said once:\n{log}"
+    );
+    assert!(
+        !log.lines()
+            .any(|l| l.contains("WARN") && !l.contains("no TLS")),
+        "{log}"
+    );
+    if log.contains("CC OUT") {
+        assert_eq!(log.matches("CC OUT: SITE CHMOD").count(), 1, "asked once");
+    }
+}
