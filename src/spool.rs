@@ -318,8 +318,11 @@ impl<T: RemoteReader> RemoteReaderDyn for T {
 /// The default spool directory: `$XDG_CACHE_HOME/ftpfs/spool`, `~/.cache/ftpfs/spool`, or
 /// under the temporary directory.
 pub fn default_dir(leaf: &str) -> PathBuf {
+    // An empty or relative value is to be ignored (XDG base directory specification): it
+    // would put the spool wherever the daemon's working directory is.
     let base = std::env::var_os("XDG_CACHE_HOME")
         .map(PathBuf::from)
+        .filter(|p| p.is_absolute())
         .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
         .unwrap_or_else(std::env::temp_dir);
     base.join("ftpfs").join(leaf)

@@ -613,4 +613,8 @@ fn the_same_file_failing_twice_within_a_second_keeps_both_versions() {
     }
     assert!(!m.log_text().contains("nor saved"));
     assert_eq!(std::fs::read(data.path().join("app.txt")).unwrap(), b"old");
+    // The spool directory, which ftpfs made, is private too.
+    let spool = rec.parent().unwrap().join("spool");
+    let mode = std::fs::metadata(&spool).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o700, "{}", spool.display());
 }
