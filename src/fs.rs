@@ -780,10 +780,9 @@ impl<R: Remote> FtpFs<R> {
             Ok(()) => {
                 s.uploaded();
                 self.pending.lock().remove(path);
-                let applied_mode = s
-                    .pending_mode
-                    .take()
-                    .and_then(|m| self.apply_new_mode(path, m, NEW_FILE_MODE));
+                let wanted_mode = s.pending_mode.take();
+                let applied_mode =
+                    wanted_mode.and_then(|m| self.apply_new_mode(path, m, NEW_FILE_MODE));
                 if let Some(t) = s.pending_mtime.take() {
                     // The data is on the server; a time the server cannot set is not worth
                     // failing close(2) over (kernels set times as a side effect of writes).
@@ -803,7 +802,8 @@ impl<R: Remote> FtpFs<R> {
                 });
                 entry.size = s.len;
                 entry.mtime = Some(s.mtime);
-                if applied_mode.is_some() {
+                if wanted_mode.is_some() {
+                    // Shown since the create; not applied, the server's own is shown.
                     entry.mode = applied_mode;
                 }
                 self.cache

@@ -551,6 +551,44 @@ fn a_new_file_costs_one_upload_and_is_listed_until_then() {
     assert_eq!(fs.remote().content("new").unwrap(), b"data");
 }
 
+/// The mode given at creation reaches the server: for the first file of a directory right
+/// after its empty STOR, for a later one (which waits for its first upload) right after
+/// that upload, for a directory after MKD. The usual 0644/0755 sends no chmod; a mode not
+/// applied is not shown.
+#[test]
+fn the_mode_given_at_creation_is_applied_after_the_file_reaches_the_server() {
+    let fs = writable(MemRemote::new());
+    let (_, first) = fs
+        .create(ROOT, OsStr::new("first"), true, 0, 0o600)
+        .unwrap();
+    assert_eq!(fs.remote().mode("first"), Some(0o600), "at once");
+    fs.release(first);
+    let (attr, fh) = fs
+        .create(ROOT, OsStr::new("later"), true, 0, 0o640)
+        .unwrap();
+    assert_eq!(attr.perm, 0o640, "shown from the start");
+    assert!(!fs.remote().exists("later"));
+    fs.write(fh, 0, b"x").unwrap();
+    fs.flush(fh).unwrap();
+    assert_eq!(fs.remote().mode("later"), Some(0o640), "after the upload");
+    fs.release(fh);
+    let (_, usual) = fs
+        .create(ROOT, OsStr::new("usual"), true, 0, 0o644)
+        .unwrap();
+    fs.release(usual);
+    assert!(fs.remote().exists("usual"));
+    assert_eq!(
+        fs.remote().mode("usual"),
+        None,
+        "no chmod for the usual mode"
+    );
+    let d = fs.mkdir(ROOT, OsStr::new("private"), 0o700).unwrap();
+    assert_eq!(fs.remote().mode("private"), Some(0o700));
+    assert_eq!(d.perm, 0o700);
+    fs.mkdir(ROOT, OsStr::new("plain"), 0o755).unwrap();
+    assert_eq!(fs.remote().mode("plain"), None);
+}
+
 #[test]
 fn an_empty_new_file_is_still_created_on_the_server() {
     let fs = writable(MemRemote::new());
