@@ -941,12 +941,33 @@ impl<R: Remote> FtpFs<R> {
         let Some(e) = last else {
             return;
         };
+        self.last_release(*ino, &e);
+    }
+
+    /// The session is over, and no release will come any more. A written file whose last
+    /// release never arrived is handled as that release would have been: the kernel drops
+    /// the requests still queued when a mount goes away, so an unmount right after a failed
+    /// `close` could otherwise lose its data.
+    pub fn release_all(&self) {
+        let left: Vec<(u64, Arc<SpoolEntry>)> = self.spools.lock().drain().collect();
+        for (ino, e) in left {
+            log::info!(
+                "{}: its last release never came (the mount went away first); handled now",
+                self.inodes.path(ino).unwrap_or_default()
+            );
+            self.last_release(ino, &e);
+        }
+    }
+
+    /// One more upload try for a spool nobody holds any more; if it fails, the recovery
+    /// directory.
+    fn last_release(&self, ino: u64, e: &SpoolEntry) {
         // The entry is out of the map now: upload it directly, not by inode.
-        if self.upload_entry(*ino, &e).is_ok() {
+        if self.upload_entry(ino, e).is_ok() {
             return;
         }
         let spool = e.spool.lock();
-        let path = self.inodes.path(*ino).unwrap_or_default();
+        let path = self.inodes.path(ino).unwrap_or_default();
         if self.pending.lock().remove(&path).is_some() {
             // It never reached the server: it must not linger in our listings either.
             self.cache

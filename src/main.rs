@@ -343,6 +343,8 @@ fn serve(cfg: Config, notify: Option<OwnedFd>) -> ExitCode {
             }
         }
     };
+    // Every request is answered; a release the kernel dropped with the mount is done now.
+    fs.release_all();
     fs.remote().shutdown();
     match result {
         Ok(()) => ExitCode::SUCCESS,

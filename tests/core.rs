@@ -382,6 +382,35 @@ fn unsent_data_at_the_last_release_is_saved_for_recovery() {
     assert_eq!(fs.remote().content("f").unwrap(), b"old");
 }
 
+/// The kernel drops a release still queued when the mount goes away (an unmount right
+/// after a failed close, on a busy machine): at the end of the session, a written file
+/// whose last release never came gets one more upload try, then the recovery directory.
+#[test]
+fn unsent_data_whose_release_never_came_is_saved_at_the_end_of_the_session() {
+    let r = MemRemote::new();
+    r.add_file("g", b"old");
+    let fs = writable(r);
+    let ino = lookup(&fs, ROOT, "g").unwrap();
+    let (fh, _) = fs.open(ino, rw()).unwrap();
+    fs.write(fh, 0, b"never released").unwrap();
+    fs.remote().fail_all_stores(true);
+    assert!(fs.flush(fh).is_err());
+    // No release: the session ends.
+    fs.release_all();
+    let dir = spool_dir().join("recovered");
+    let saved = std::fs::read_dir(&dir)
+        .unwrap()
+        .filter(|e| std::fs::read(e.as_ref().unwrap().path()).is_ok_and(|d| d == b"never released"))
+        .count();
+    assert_eq!(saved, 1, "recovered in {}", dir.display());
+    // And with the server back, the last try uploads it instead.
+    let (fh, _) = fs.open(ino, rw()).unwrap();
+    fs.write(fh, 0, b"sent at the end").unwrap();
+    fs.remote().fail_all_stores(false);
+    fs.release_all();
+    assert_eq!(fs.remote().content("g").unwrap(), b"sent at the end");
+}
+
 #[test]
 fn appending_uploads_only_the_new_bytes() {
     let r = MemRemote::new();
