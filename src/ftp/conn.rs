@@ -439,16 +439,10 @@ fn probe_transfers(ftp: &mut Ftp, mut caps: Caps) -> Result<Caps> {
     if let Err(epsv) = epsv {
         match ftp.custom_command("PASV", &[Status::PassiveMode]) {
             Ok(_) => {}
-            Err(FtpError::UnexpectedResponse(pasv)) => {
-                let reply = |e: &FtpError| match e {
-                    FtpError::UnexpectedResponse(r) => {
-                        format!("{} {}", r.status.code(), crate::error::reply_text(&r.body))
-                    }
-                    other => other.to_string(),
-                };
+            Err(pasv @ FtpError::UnexpectedResponse(_)) => {
                 return Err(Error::NoPassive {
-                    epsv: reply(&epsv),
-                    pasv: reply(&FtpError::UnexpectedResponse(pasv)),
+                    epsv: refusal(&epsv),
+                    pasv: refusal(&pasv),
                 });
             }
             Err(e) => return Err(Error::from_ftp(Op::Connect, e)),
@@ -458,6 +452,16 @@ fn probe_transfers(ftp: &mut Ftp, mut caps: Caps) -> Result<Caps> {
         .custom_command("REST 0", &[Status::RequestFilePending])
         .is_ok();
     Ok(caps)
+}
+
+/// A refusal as the server worded it: `500 Command "PASV" not understood.`
+fn refusal(e: &FtpError) -> String {
+    match e {
+        FtpError::UnexpectedResponse(r) => {
+            format!("{} {}", r.status.code(), crate::error::reply_text(&r.body))
+        }
+        other => other.to_string(),
+    }
 }
 
 /// Replaces a private or unspecified passive address by the control peer's when the peer is
