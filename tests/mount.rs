@@ -583,6 +583,9 @@ fn ro_mount_refuses_writes_with_erofs() {
         .open(m.path().join("hello.txt"))
         .unwrap_err();
     assert_eq!(err.raw_os_error(), Some(libc::EROFS));
+    // What FTP cannot create at all is EROFS too here, not EPERM: the mount says it first.
+    let err = std::os::unix::fs::symlink("hello.txt", m.path().join("link")).unwrap_err();
+    assert_eq!(err.raw_os_error(), Some(libc::EROFS));
     assert_eq!(
         std::fs::read(data.path().join("hello.txt")).unwrap().len(),
         6
