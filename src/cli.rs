@@ -32,6 +32,10 @@ pub enum Command {
     Umount {
         /// The directory the server is mounted on
         mountpoint: PathBuf,
+        /// When the mount is busy (open files, a shell inside it), detach it now and let the
+        /// kernel finish the unmount once it is no longer used
+        #[arg(short, long)]
+        lazy: bool,
     },
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell) to stdout
     Completions {

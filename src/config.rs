@@ -59,7 +59,9 @@ pub struct Config {
     pub default_permissions: bool,
     pub uid: u32,
     pub gid: u32,
-    pub umask: u32,
+    /// `-o umask=`: masks every mode shown. Unset, the modes the server reports are shown
+    /// as they are, and `022` masks only the defaults used where it reports none.
+    pub umask: Option<u32>,
     pub foreground: bool,
     pub debug: bool,
     pub listing: crate::ftp::ListingMode,
@@ -439,7 +441,7 @@ impl Config {
             default_permissions: o.default_permissions,
             uid: o.uid.unwrap_or(uid),
             gid: o.gid.unwrap_or(gid),
-            umask: o.umask.unwrap_or(0o022),
+            umask: o.umask,
             foreground: args.foreground,
             debug: o.debug,
             listing: o.listing.unwrap_or_default(),

@@ -116,6 +116,14 @@ pub enum Error {
     /// An inode or file handle the kernel sent that we do not know (after forget, or a bug).
     #[error("stale handle")]
     Stale,
+    /// `lseek(SEEK_DATA/SEEK_HOLE)` at or past the end of the file: there is no data or hole
+    /// after it.
+    #[error("offset at or past the end of the file")]
+    PastEnd,
+    /// The server refuses both `EPSV` and `PASV` (each with the reply given), and ftpfs has
+    /// no active mode: no transfer can work, so the mount is refused.
+    #[error("refuses passive mode (EPSV: {epsv}, PASV: {pasv}): active mode is not supported yet")]
+    NoPassive { epsv: String, pasv: String },
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -222,7 +230,9 @@ impl Error {
             | Error::NotPermitted
             | Error::Spool(_)
             | Error::Access
-            | Error::Stale => false,
+            | Error::Stale
+            | Error::PastEnd
+            | Error::NoPassive { .. } => false,
         }
     }
 
@@ -322,7 +332,9 @@ impl Error {
             | Error::NotPermitted
             | Error::Spool(_)
             | Error::Access
-            | Error::Stale => false,
+            | Error::Stale
+            | Error::PastEnd
+            | Error::NoPassive { .. } => false,
         }
     }
 
@@ -351,6 +363,8 @@ impl Error {
             Error::Spool(e) => e.raw_os_error().unwrap_or(libc::EIO),
             Error::Access => libc::EACCES,
             Error::Stale => libc::ESTALE,
+            Error::PastEnd => libc::ENXIO,
+            Error::NoPassive { .. } => libc::ENOTSUP,
         }
     }
 
@@ -365,7 +379,8 @@ impl Error {
             | Error::Exists
             | Error::NotEmpty
             | Error::Unsupported
-            | Error::NotPermitted => log::Level::Debug,
+            | Error::NotPermitted
+            | Error::PastEnd => log::Level::Debug,
             Error::Reply { code, .. } if *code == 550 => log::Level::Debug,
             Error::InvalidName | Error::NameTooLong | Error::Stale => log::Level::Info,
             Error::Reply { .. }
@@ -374,7 +389,8 @@ impl Error {
             | Error::Protocol { .. }
             | Error::Tls(_)
             | Error::Spool(_)
-            | Error::NoRandomAccess => log::Level::Warn,
+            | Error::NoRandomAccess
+            | Error::NoPassive { .. } => log::Level::Warn,
         }
     }
 }

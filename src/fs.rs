@@ -20,7 +20,7 @@ pub mod handles;
 use std::collections::HashMap;
 use std::ffi::OsStr;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -75,12 +75,21 @@ pub struct SetAttr {
     pub mtime: Option<SystemTime>,
 }
 
+/// The modes servers commonly give a new file and a new directory (umask 022).
+const NEW_FILE_MODE: u32 = 0o644;
+const NEW_DIR_MODE: u32 = 0o755;
+
+/// The mask of the modes shown where the server reports none, unless `-o umask` is set.
+pub const DEFAULT_UMASK: u32 = 0o022;
+
 /// Options of the core, from the validated configuration.
 #[derive(Clone, Debug)]
 pub struct FsOptions {
     pub uid: u32,
     pub gid: u32,
-    pub umask: u32,
+    /// `-o umask=`, masking every mode shown; `None` shows the server's modes as they are
+    /// and masks only the defaults (with [`DEFAULT_UMASK`]).
+    pub umask: Option<u32>,
     /// How long listings (and the kernel's attributes and entries) stay valid.
     pub ttl: Duration,
     /// Bound on cached listing entries.
@@ -145,6 +154,9 @@ pub struct FtpFs<R: Remote> {
     uploads: AtomicU64,
     /// A directory time the server could not set was logged (once per mount).
     dir_time_logged: std::sync::atomic::AtomicBool,
+    /// The server refused `SITE CHMOD` as not implemented: new files and directories keep
+    /// the mode it gives them, and it is not asked again.
+    no_site_chmod: AtomicBool,
 }
 
 impl<R: Remote> FtpFs<R> {
@@ -162,6 +174,7 @@ impl<R: Remote> FtpFs<R> {
             writable_dirs: Mutex::new(HashMap::new()),
             uploads: AtomicU64::new(0),
             dir_time_logged: std::sync::atomic::AtomicBool::new(false),
+            no_site_chmod: AtomicBool::new(false),
         }
     }
 
@@ -273,7 +286,7 @@ impl<R: Remote> FtpFs<R> {
             Kind::File => 0o644,
             Kind::Symlink => 0o777,
         };
-        let perm = e.mode.unwrap_or(default) & 0o7777 & !self.opts.umask;
+        let perm = self.shown_mode(e.mode, default);
         Attr {
             ino,
             kind,
@@ -291,13 +304,25 @@ impl<R: Remote> FtpFs<R> {
         }
     }
 
+    /// The mode bits shown: the server's as they are (a listing that gives them is the
+    /// truth, and `chmod` sets them), the default masked where it gives none; `-o umask`
+    /// masks both.
+    fn shown_mode(&self, server: Option<u32>, default: u32) -> u32 {
+        let mode = match (server, self.opts.umask) {
+            (Some(m), None) => m,
+            (Some(m), Some(mask)) => m & !mask,
+            (None, mask) => default & !mask.unwrap_or(DEFAULT_UMASK),
+        };
+        mode & 0o7777
+    }
+
     fn root_attr(&self) -> Attr {
         Attr {
             ino: ROOT,
             kind: Kind::Dir,
             size: 0,
             mtime: self.mounted_at,
-            perm: (0o755 & !self.opts.umask) as u16,
+            perm: self.shown_mode(None, 0o755) as u16,
             uid: self.opts.uid,
             gid: self.opts.gid,
         }
@@ -342,7 +367,7 @@ impl<R: Remote> FtpFs<R> {
             };
             let perm = match self.entry(&path) {
                 Ok(entry) => self.attr_of(ino, &path, &entry).perm,
-                Err(_) => (0o644 & !self.opts.umask) as u16,
+                Err(_) => self.shown_mode(None, 0o644) as u16,
             };
             return Ok(Attr {
                 ino,
@@ -357,6 +382,17 @@ impl<R: Remote> FtpFs<R> {
         let listed = self.entry(&path);
         let entry = listed?;
         Ok(self.attr_of(ino, &path, &entry))
+    }
+
+    /// `lseek(SEEK_DATA)` (`data`) or `lseek(SEEK_HOLE)`: FTP has no sparse files, so the
+    /// whole file is data and its only hole is the virtual one at the end.
+    pub fn seek_data(&self, ino: u64, offset: u64, data: bool) -> Result<u64> {
+        let size = self.getattr(ino)?.size;
+        match (offset < size, data) {
+            (false, _) => Err(Error::PastEnd),
+            (true, true) => Ok(offset),
+            (true, false) => Ok(size),
+        }
     }
 
     pub fn readlink(&self, ino: u64) -> Result<String> {
@@ -754,6 +790,9 @@ impl<R: Remote> FtpFs<R> {
             Ok(()) => {
                 s.uploaded();
                 self.pending.lock().remove(path);
+                let wanted_mode = s.pending_mode.take();
+                let applied_mode =
+                    wanted_mode.and_then(|m| self.apply_new_mode(path, Kind::File, m));
                 if let Some(t) = s.pending_mtime.take() {
                     // The data is on the server; a time the server cannot set is not worth
                     // failing close(2) over (kernels set times as a side effect of writes).
@@ -773,6 +812,10 @@ impl<R: Remote> FtpFs<R> {
                 });
                 entry.size = s.len;
                 entry.mtime = Some(s.mtime);
+                if wanted_mode.is_some() {
+                    // Shown since the create; not applied, the server's own is shown.
+                    entry.mode = applied_mode;
+                }
                 self.cache
                     .update(remote::parent(path), &entry.name.clone(), Some(entry));
                 Ok(())
@@ -908,12 +951,33 @@ impl<R: Remote> FtpFs<R> {
         let Some(e) = last else {
             return;
         };
+        self.last_release(*ino, &e);
+    }
+
+    /// The session is over, and no release will come any more. A written file whose last
+    /// release never arrived is handled as that release would have been: the kernel drops
+    /// the requests still queued when a mount goes away, so an unmount right after a failed
+    /// `close` could otherwise lose its data.
+    pub fn release_all(&self) {
+        let left: Vec<(u64, Arc<SpoolEntry>)> = self.spools.lock().drain().collect();
+        for (ino, e) in left {
+            log::info!(
+                "{}: its last release never came (the mount went away first); handled now",
+                self.inodes.path(ino).unwrap_or_default()
+            );
+            self.last_release(ino, &e);
+        }
+    }
+
+    /// One more upload try for a spool nobody holds any more; if it fails, the recovery
+    /// directory.
+    fn last_release(&self, ino: u64, e: &SpoolEntry) {
         // The entry is out of the map now: upload it directly, not by inode.
-        if self.upload_entry(*ino, &e).is_ok() {
+        if self.upload_entry(ino, e).is_ok() {
             return;
         }
         let spool = e.spool.lock();
-        let path = self.inodes.path(*ino).unwrap_or_default();
+        let path = self.inodes.path(ino).unwrap_or_default();
         if self.pending.lock().remove(&path).is_some() {
             // It never reached the server: it must not linger in our listings either.
             self.cache
@@ -930,12 +994,17 @@ impl<R: Remote> FtpFs<R> {
 
     /// Creates and opens a new file. It is created on the server at once (an empty STOR),
     /// so other clients and listings see it; its data follows at flush.
+    ///
+    /// `mode` (the caller's, its umask applied) is given to the new file with `SITE CHMOD`
+    /// when it differs from the 0644 servers commonly give: right after the empty STOR, or
+    /// after the first upload for a file that waits for it.
     pub fn create(
         &self,
         parent: u64,
         name: &OsStr,
         exclusive: bool,
         owner: u32,
+        mode: u32,
     ) -> Result<(Attr, u64)> {
         let name = self.new_name(name)?;
         let dir = self.path_of(parent)?;
@@ -969,27 +1038,36 @@ impl<R: Remote> FtpFs<R> {
             .lock()
             .get(&dir)
             .is_some_and(|t| t.elapsed() < self.opts.ttl.max(Duration::from_secs(1)));
+        let mut shown_mode = None;
         if !proven {
             self.remote.store(&path, &remote::Empty)?;
             self.writable_dirs
                 .lock()
                 .insert(dir.clone(), std::time::Instant::now());
+            shown_mode = self.apply_new_mode(&path, Kind::File, mode);
         }
         let now = SystemTime::now();
+        let ino = self.inodes.lookup(&path);
+        let spool = self.writer_spool(ino, 0)?;
+        if proven {
+            let mut s = spool.spool.lock();
+            s.mark_new();
+            let mode = mode & 0o7777;
+            if mode != NEW_FILE_MODE && !self.no_site_chmod.load(Ordering::Relaxed) {
+                s.pending_mode = Some(mode);
+                shown_mode = Some(mode);
+            }
+            drop(s);
+            self.pending.lock().insert(path.clone(), ino);
+        }
         let entry = RemoteEntry {
             name: name.to_string(),
             kind: Kind::File,
             size: 0,
             mtime: Some(now),
-            mode: None,
+            mode: shown_mode,
             link_target: None,
         };
-        let ino = self.inodes.lookup(&path);
-        let spool = self.writer_spool(ino, 0)?;
-        if proven {
-            spool.spool.lock().mark_new();
-            self.pending.lock().insert(path.clone(), ino);
-        }
         self.cache.update(&dir, name, Some(entry.clone()));
         let reader = self.remote.open_reader(&path, 0)?;
         let fh = self.handles.insert(Handle::File {
@@ -1001,6 +1079,41 @@ impl<R: Remote> FtpFs<R> {
         Ok((self.attr_of(ino, &path, &entry), fh))
     }
 
+    /// Gives a new file or directory the mode its creator asked for, when that differs from
+    /// the usual 0644 or 0755 (what servers commonly give: the mode of a new entry is not known without
+    /// listing it again, which would cost more than the `SITE CHMOD` it could save). Returns
+    /// the mode applied, to be shown until the next listing says what the server has. The
+    /// object exists either way: a server without `SITE CHMOD` (learned once), or one that
+    /// refuses it, leaves the mode it gave, logged, and the creation succeeds.
+    fn apply_new_mode(&self, path: &str, kind: Kind, mode: u32) -> Option<u32> {
+        let usual = if kind == Kind::Dir {
+            NEW_DIR_MODE
+        } else {
+            NEW_FILE_MODE
+        };
+        let mode = mode & 0o7777;
+        if mode == usual || self.no_site_chmod.load(Ordering::Relaxed) {
+            return None;
+        }
+        match self.remote.chmod(path, kind, mode) {
+            Ok(()) => Some(mode),
+            // The remote answers a SITE CHMOD it learned the server lacks with that first
+            // reply (`502`), without asking again.
+            Err(e) if e.errno() == libc::ENOTSUP => {
+                if !self.no_site_chmod.swap(true, Ordering::Relaxed) {
+                    log::info!(
+                        "the server has no SITE CHMOD: new files and directories keep the mode it gives them"
+                    );
+                }
+                None
+            }
+            Err(e) => {
+                log::info!("{path}: created, but mode {mode:o} was not applied: {e}");
+                None
+            }
+        }
+    }
+
     /// A name for something new: like [`Self::name`], but names no server can have are
     /// refused (EINVAL) instead of being absent.
     fn new_name<'a>(&self, name: &'a OsStr) -> Result<&'a str> {
@@ -1010,7 +1123,9 @@ impl<R: Remote> FtpFs<R> {
         checked_name(name, Error::InvalidName)
     }
 
-    pub fn mkdir(&self, parent: u64, name: &OsStr) -> Result<Attr> {
+    /// `mode` (the caller's, its umask applied) is given to the new directory with `SITE
+    /// CHMOD` when it differs from the 0755 servers commonly give.
+    pub fn mkdir(&self, parent: u64, name: &OsStr, mode: u32) -> Result<Attr> {
         let name = self.new_name(name)?;
         let dir = self.path_of(parent)?;
         if self.listing(&dir)?.get(name).is_some() {
@@ -1025,7 +1140,7 @@ impl<R: Remote> FtpFs<R> {
             kind: Kind::Dir,
             size: 0,
             mtime: Some(SystemTime::now()),
-            mode: None,
+            mode: self.apply_new_mode(&path, Kind::Dir, mode),
             link_target: None,
         };
         self.cache.update(&dir, name, Some(entry.clone()));

@@ -12,8 +12,8 @@ use fuser::{
     AccessFlags, BsdFileFlags, Errno, FileAttr, FileHandle, FileType, Filesystem, FopenFlags,
     Generation, INodeNo, InitFlags, IoctlFlags, KernelConfig, LockOwner, OpenAccMode, OpenFlags,
     RenameFlags, ReplyAttr, ReplyCreate, ReplyData, ReplyDirectory, ReplyDirectoryPlus, ReplyEmpty,
-    ReplyEntry, ReplyIoctl, ReplyOpen, ReplyStatfs, ReplyWrite, ReplyXattr, Request, TimeOrNow,
-    WriteFlags,
+    ReplyEntry, ReplyIoctl, ReplyLseek, ReplyOpen, ReplyStatfs, ReplyWrite, ReplyXattr, Request,
+    TimeOrNow, WriteFlags,
 };
 
 use crate::error::Error;
@@ -268,15 +268,16 @@ impl<R: Remote> Filesystem for Fuse<R> {
         req: &Request,
         parent: INodeNo,
         name: &OsStr,
-        _mode: u32,
-        _umask: u32,
+        mode: u32,
+        umask: u32,
         flags: i32,
         reply: ReplyCreate,
     ) {
         let owner = process_of(req.pid());
+        let exclusive = flags & libc::O_EXCL != 0;
         match self
             .fs
-            .create(parent.0, name, flags & libc::O_EXCL != 0, owner)
+            .create(parent.0, name, exclusive, owner, mode & !umask)
         {
             Ok((a, fh)) => reply.created(
                 &self.fs.ttl(),
@@ -294,14 +295,70 @@ impl<R: Remote> Filesystem for Fuse<R> {
         _req: &Request,
         parent: INodeNo,
         name: &OsStr,
-        _mode: u32,
-        _umask: u32,
+        mode: u32,
+        umask: u32,
         reply: ReplyEntry,
     ) {
-        match self.fs.mkdir(parent.0, name) {
+        match self.fs.mkdir(parent.0, name, mode & !umask) {
             Ok(a) => reply.entry(&self.fs.ttl(), &file_attr(&a), Generation(0)),
             Err(e) => reply.error(errno("mkdir", &e)),
         }
+    }
+
+    /// A regular file is created as by `open(O_CREAT|O_EXCL)` and `close`; FTP has no
+    /// device nodes, FIFOs or sockets: `EPERM`, as for symlinks and hard links (fuser's
+    /// defaults answer `ENOSYS` or log a warning per call).
+    fn mknod(
+        &self,
+        req: &Request,
+        parent: INodeNo,
+        name: &OsStr,
+        mode: u32,
+        umask: u32,
+        _rdev: u32,
+        reply: ReplyEntry,
+    ) {
+        if mode & libc::S_IFMT != libc::S_IFREG {
+            log::debug!("mknod {name:?}: mode {mode:o} is not a regular file");
+            reply.error(errno("mknod", &Error::NotPermitted));
+            return;
+        }
+        match self
+            .fs
+            .create(parent.0, name, true, process_of(req.pid()), mode & !umask)
+        {
+            Ok((a, fh)) => {
+                self.fs.release(fh);
+                // After the release: its upload may have changed the attributes.
+                let a = self.fs.getattr(a.ino).unwrap_or(a);
+                reply.entry(&self.fs.ttl(), &file_attr(&a), Generation(0));
+            }
+            Err(e) => reply.error(errno("mknod", &e)),
+        }
+    }
+
+    fn symlink(
+        &self,
+        _req: &Request,
+        _parent: INodeNo,
+        link_name: &OsStr,
+        _target: &std::path::Path,
+        reply: ReplyEntry,
+    ) {
+        log::debug!("symlink {link_name:?}: FTP cannot create symbolic links");
+        reply.error(errno("symlink", &Error::NotPermitted));
+    }
+
+    fn link(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        _newparent: INodeNo,
+        newname: &OsStr,
+        reply: ReplyEntry,
+    ) {
+        log::debug!("link {newname:?}: FTP cannot create hard links");
+        reply.error(errno("link", &Error::NotPermitted));
     }
 
     fn unlink(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
@@ -389,6 +446,31 @@ impl<R: Remote> Filesystem for Fuse<R> {
     ) {
         self.fs.release(fh.0);
         reply.ok();
+    }
+
+    /// The kernel asks only for `SEEK_DATA` and `SEEK_HOLE`; it does the others itself.
+    fn lseek(
+        &self,
+        _req: &Request,
+        ino: INodeNo,
+        _fh: FileHandle,
+        offset: i64,
+        whence: i32,
+        reply: ReplyLseek,
+    ) {
+        let data = match whence {
+            libc::SEEK_DATA => true,
+            libc::SEEK_HOLE => false,
+            _ => return reply.error(errno("lseek", &Error::Unsupported)),
+        };
+        // Before the start is ENXIO too, as ext4 and XFS answer (iomap_seek_data).
+        let Ok(offset) = u64::try_from(offset) else {
+            return reply.error(errno("lseek", &Error::PastEnd));
+        };
+        match self.fs.seek_data(ino.0, offset, data) {
+            Ok(off) => reply.offset(off as i64),
+            Err(e) => reply.error(errno("lseek", &e)),
+        }
     }
 
     fn opendir(&self, _req: &Request, ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {

@@ -47,10 +47,21 @@ fn main() -> ExitCode {
         // mount -f: pretend.
         return ExitCode::SUCCESS;
     };
-    let cli = Cli::parse_from(args);
+    // clap exits 2 on a usage error; every failure of ftpfs is 1 (the README says so).
+    let cli = match Cli::try_parse_from(args) {
+        Ok(c) => c,
+        Err(e) => {
+            let _ = e.print();
+            return if e.use_stderr() {
+                ExitCode::FAILURE
+            } else {
+                ExitCode::SUCCESS
+            };
+        }
+    };
     match cli.command {
         Command::Mount(args) => mount(args),
-        Command::Umount { mountpoint } => umount(&mountpoint),
+        Command::Umount { mountpoint, lazy } => umount(&mountpoint, lazy),
         Command::Completions { shell } => {
             use clap::CommandFactory;
             clap_complete::generate(shell, &mut Cli::command(), "ftpfs", &mut std::io::stdout());
@@ -124,21 +135,27 @@ fn mount(args: MountArgs) -> ExitCode {
         .clone()
         .or_else(|| early("log_file").map(Into::into));
     if let Err(e) = ftpfs::logging::init(log_file.as_deref(), early("debug").is_some()) {
-        eprintln!("ftpfs: {e}");
-        return ExitCode::from(2);
+        return fail(&e.to_string());
     }
     let cfg = match Config::from_args(&args) {
         Ok(c) => c,
-        Err(e) => {
-            eprintln!("ftpfs: {e}");
-            return ExitCode::from(2);
-        }
+        Err(e) => return fail(&e.to_string()),
     };
     ftpfs::logging::set_secret(cfg.endpoint.password.expose());
     match std::fs::metadata(&cfg.mountpoint) {
         Ok(m) if m.is_dir() => {}
         Ok(_) => return fail(&format!("{}: not a directory", cfg.mountpoint.display())),
         Err(e) => return fail(&format!("{}: {e}", cfg.mountpoint.display())),
+    }
+    // Mounting again on top would hide the first mount, whose process goes on serving
+    // nobody, and `ftpfs umount` would take off only the top one.
+    let abs = std::fs::canonicalize(&cfg.mountpoint).unwrap_or_else(|_| cfg.mountpoint.clone());
+    if let Some((_, source)) = mount_at(&abs).filter(|(fstype, _)| fstype == "fuse.ftpfs") {
+        return fail(&format!(
+            "{}: already mounted ({source}); `ftpfs umount {}` first",
+            cfg.mountpoint.display(),
+            cfg.mountpoint.display()
+        ));
     }
     if cfg.foreground {
         return serve(cfg, None);
@@ -316,7 +333,8 @@ fn serve(cfg: Config, notify: Option<OwnedFd>) -> ExitCode {
                 let unmounted = if own {
                     unmount_own(&mountpoint, &device)
                 } else {
-                    fusermount_unmount(&mountpoint).map_err(std::io::Error::other)
+                    // Dead: nothing can be using it; detach it whatever it says.
+                    fusermount_unmount(&mountpoint, true).map_err(std::io::Error::other)
                 };
                 unmounted.and(Err(std::io::Error::from_raw_os_error(libc::ECONNABORTED)))
             } else {
@@ -326,6 +344,8 @@ fn serve(cfg: Config, notify: Option<OwnedFd>) -> ExitCode {
             }
         }
     };
+    // Every request is answered; a release the kernel dropped with the mount is done now.
+    fs.release_all();
     fs.remote().shutdown();
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -566,6 +586,21 @@ fn mount_device(mountpoint: &Path) -> Option<String> {
     })
 }
 
+/// The file system type and source of the topmost mount at `mountpoint`, from
+/// /proc/self/mountinfo.
+fn mount_at(mountpoint: &Path) -> Option<(String, String)> {
+    let table = std::fs::read_to_string("/proc/self/mountinfo").ok()?;
+    let want = mountpoint.to_str()?;
+    table.lines().rev().find_map(|l| {
+        let (left, right) = l.split_once(" - ")?;
+        if unescape_mountinfo(left.split(' ').nth(4)?) != want {
+            return None;
+        }
+        let mut r = right.split(' ');
+        Some((r.next()?.to_string(), unescape_mountinfo(r.next()?)))
+    })
+}
+
 /// mountinfo writes space, tab, newline and backslash as octal escapes (`\040`...).
 fn unescape_mountinfo(s: &str) -> String {
     let b = s.as_bytes();
@@ -699,16 +734,17 @@ fn detach_stdio(log_file: Option<&Path>) {
     let _ = std::env::set_current_dir("/");
 }
 
-/// `ftpfs umount`: fusermount3 -u, and a lazy unmount for a mount whose process died.
-fn umount(mountpoint: &Path) -> ExitCode {
-    match fusermount_unmount(mountpoint) {
+/// `ftpfs umount`: `fusermount3 -u`. A busy mount is refused, as umount(8) does, unless
+/// `lazy` asks to detach it now; a mount whose process died is detached either way (it
+/// cannot be used any more, and nothing else would take it away).
+fn umount(mountpoint: &Path, lazy: bool) -> ExitCode {
+    match fusermount_unmount(mountpoint, lazy) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => fail(&e),
     }
 }
 
-/// `fusermount3 -u`, then `-uz` when the mount is busy or its process is gone.
-fn fusermount_unmount(mountpoint: &Path) -> Result<(), String> {
+fn fusermount_unmount(mountpoint: &Path, lazy: bool) -> Result<(), String> {
     let run = |lazy: bool| {
         let mut cmd = std::process::Command::new("fusermount3");
         cmd.arg("-u");
@@ -719,11 +755,18 @@ fn fusermount_unmount(mountpoint: &Path) -> Result<(), String> {
             .stderr(std::process::Stdio::piped())
             .output()
     };
-    match run(false) {
+    match run(lazy) {
         Ok(o) if o.status.success() => return Ok(()),
         Ok(o) => {
             let err = String::from_utf8_lossy(&o.stderr);
-            if !err.contains("not connected") && !err.contains("busy") {
+            if err.contains("busy") {
+                return Err(format!(
+                    "{}: target is busy (a file is open or a process is inside it); \
+                     `ftpfs umount --lazy` detaches it now and unmounts once it is unused",
+                    mountpoint.display()
+                ));
+            }
+            if !err.contains("not connected") {
                 return Err(err.trim().to_string());
             }
         }

@@ -35,6 +35,9 @@ pub struct Spool {
     /// before would be undone by the upload; uploading early to set it would send a
     /// partial file, since the kernel updates times between writes).
     pub pending_mtime: Option<SystemTime>,
+    /// The mode its creator asked for, applied right after the first upload (a new file
+    /// that waits for its first flush is not on the server before).
+    pub pending_mode: Option<u32>,
     /// The file was unlinked while open: its data is not uploaded any more.
     pub orphaned: bool,
     /// Cut below the server's size since the last upload: only a whole upload can say so.
@@ -87,6 +90,7 @@ impl Spool {
             dirty_from: None,
             mtime: SystemTime::now(),
             pending_mtime: None,
+            pending_mode: None,
             orphaned: false,
             truncated: false,
             append_failed: false,
@@ -241,8 +245,18 @@ impl Spool {
 
     /// Moves the spool file out of the way, into `dir`, so its data survives: for data that
     /// could not be uploaded and that nobody is left to report to. Returns the new path.
+    ///
+    /// The name is `<seconds>-<pid>-<name>`, and `<seconds>-<pid>-<n>-<name>` when that is
+    /// taken: the same file can fail twice in one second, and each version is kept. Names
+    /// are claimed with `O_EXCL`, so two releases racing for one name cannot overwrite each
+    /// other. The directory is 0700 and the files 0600 whatever the umask: they hold other
+    /// people's data, possibly in a shared home.
     pub fn recover(&self, dir: &Path, name: &str) -> std::io::Result<PathBuf> {
-        std::fs::create_dir_all(dir)?;
+        use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)?;
         let stamp = SystemTime::now()
             .duration_since(SystemTime::UNIX_EPOCH)
             .map(|d| d.as_secs())
@@ -252,18 +266,40 @@ impl Spool {
             .map(|c| if c == '/' { '_' } else { c })
             .take(150)
             .collect();
-        let target = dir.join(format!("{stamp}-{}-{safe}", std::process::id()));
+        let pid = std::process::id();
         // A copy, not a rename: the spool may be on another filesystem, and whoever still
         // holds it may keep using it.
-        let mut out = std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(&target)?;
-        std::io::copy(
+        let (target, mut out) = (0u32..)
+            .map(|n| match n {
+                0 => dir.join(format!("{stamp}-{pid}-{safe}")),
+                n => dir.join(format!("{stamp}-{pid}-{n}-{safe}")),
+            })
+            .find_map(|target| {
+                let opened = std::fs::OpenOptions::new()
+                    .write(true)
+                    .create_new(true)
+                    .mode(0o600)
+                    .open(&target);
+                match opened {
+                    Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => None,
+                    other => Some(other.map(|f| (target, f))),
+                }
+            })
+            .expect("an endless sequence of names ends in a free one or an error")?;
+        // Exactly 0600 even under an odd umask (0277 would leave the owner unable to write).
+        out.set_permissions(std::fs::Permissions::from_mode(0o600))?;
+        let copied = std::io::copy(
             &mut self.reader_from(0).map_err(std::io::Error::other)?,
             &mut out,
-        )?;
-        out.sync_all()?;
+        )
+        .and_then(|_| out.sync_all());
+        if let Err(e) = copied {
+            // A partial copy (disk full) is still the best there is: keep it, and say so.
+            return Err(std::io::Error::new(
+                e.kind(),
+                format!("{e} (a partial copy is in {})", target.display()),
+            ));
+        }
         Ok(target)
     }
 }
@@ -282,8 +318,11 @@ impl<T: RemoteReader> RemoteReaderDyn for T {
 /// The default spool directory: `$XDG_CACHE_HOME/ftpfs/spool`, `~/.cache/ftpfs/spool`, or
 /// under the temporary directory.
 pub fn default_dir(leaf: &str) -> PathBuf {
+    // An empty or relative value is to be ignored (XDG base directory specification): it
+    // would put the spool wherever the daemon's working directory is.
     let base = std::env::var_os("XDG_CACHE_HOME")
         .map(PathBuf::from)
+        .filter(|p| p.is_absolute())
         .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
         .unwrap_or_else(std::env::temp_dir);
     base.join("ftpfs").join(leaf)
@@ -378,5 +417,27 @@ mod tests {
             .unwrap()
             .to_string_lossy()
             .ends_with("a_b.txt"));
+    }
+
+    /// Regression (issue 13): the same file failing twice in one second lost the second
+    /// version to `File exists`.
+    #[test]
+    fn recovering_the_same_file_twice_keeps_both_versions() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let rec = dir.path().join("recovered");
+        let mut paths = Vec::new();
+        for content in [&b"first"[..], b"second", b"third"] {
+            let mut s = Spool::new(dir.path(), 0).unwrap();
+            s.write_at(0, content).unwrap();
+            paths.push((s.recover(&rec, "app.txt").unwrap(), content));
+        }
+        for (p, content) in &paths {
+            assert_eq!(&std::fs::read(p).unwrap(), content, "{}", p.display());
+            let mode = std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+            assert_eq!(mode, 0o600, "{}", p.display());
+        }
+        let mode = std::fs::metadata(&rec).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o700);
     }
 }

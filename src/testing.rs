@@ -159,6 +159,11 @@ impl MemRemote {
         self.inner.data.lock().get(path).map(|d| d.to_vec())
     }
 
+    /// The mode bits set on `path` (by `chmod` or `add_raw`), if any.
+    pub fn mode(&self, path: &str) -> Option<u32> {
+        self.inner.entries.lock().get(path).and_then(|e| e.mode)
+    }
+
     pub fn exists(&self, path: &str) -> bool {
         self.inner.entries.lock().contains_key(path)
     }

@@ -26,7 +26,7 @@ fn fs_opts(remote: MemRemote, ttl: Duration, read_only: bool) -> FtpFs<MemRemote
         FsOptions {
             uid: 1000,
             gid: 1000,
-            umask: 0o022,
+            umask: None,
             ttl,
             max_cached_entries: 10_000,
             read_only,
@@ -84,7 +84,7 @@ fn missing_names_are_answered_from_the_cached_listing() {
 #[test]
 fn a_directory_we_just_made_is_known_empty_without_a_listing() {
     let fs = fs_opts(MemRemote::new(), Duration::from_secs(60), false);
-    let made = fs.mkdir(ROOT, OsStr::new("new")).unwrap();
+    let made = fs.mkdir(ROOT, OsStr::new("new"), 0o755).unwrap();
     let before = fs.remote().list_calls();
     for name in ["a.c", "b.c", "sub"] {
         assert_eq!(
@@ -92,7 +92,7 @@ fn a_directory_we_just_made_is_known_empty_without_a_listing() {
             libc::ENOENT
         );
     }
-    fs.mkdir(made.ino, OsStr::new("sub")).unwrap();
+    fs.mkdir(made.ino, OsStr::new("sub"), 0o755).unwrap();
     assert!(lookup(&fs, made.ino, "sub").is_ok());
     assert_eq!(
         fs.remote().list_calls(),
@@ -383,6 +383,35 @@ fn unsent_data_at_the_last_release_is_saved_for_recovery() {
     assert_eq!(fs.remote().content("f").unwrap(), b"old");
 }
 
+/// The kernel drops a release still queued when the mount goes away (an unmount right
+/// after a failed close, on a busy machine): at the end of the session, a written file
+/// whose last release never came gets one more upload try, then the recovery directory.
+#[test]
+fn unsent_data_whose_release_never_came_is_saved_at_the_end_of_the_session() {
+    let r = MemRemote::new();
+    r.add_file("g", b"old");
+    let fs = writable(r);
+    let ino = lookup(&fs, ROOT, "g").unwrap();
+    let (fh, _) = fs.open(ino, rw()).unwrap();
+    fs.write(fh, 0, b"never released").unwrap();
+    fs.remote().fail_all_stores(true);
+    assert!(fs.flush(fh).is_err());
+    // No release: the session ends.
+    fs.release_all();
+    let dir = spool_dir().join("recovered");
+    let saved = std::fs::read_dir(&dir)
+        .unwrap()
+        .filter(|e| std::fs::read(e.as_ref().unwrap().path()).is_ok_and(|d| d == b"never released"))
+        .count();
+    assert_eq!(saved, 1, "recovered in {}", dir.display());
+    // And with the server back, the last try uploads it instead.
+    let (fh, _) = fs.open(ino, rw()).unwrap();
+    fs.write(fh, 0, b"sent at the end").unwrap();
+    fs.remote().fail_all_stores(false);
+    fs.release_all();
+    assert_eq!(fs.remote().content("g").unwrap(), b"sent at the end");
+}
+
 #[test]
 fn appending_uploads_only_the_new_bytes() {
     let r = MemRemote::new();
@@ -502,7 +531,7 @@ fn creating_many_files_costs_one_listing() {
     for i in 0..200 {
         let name = format!("f{i}");
         assert_eq!(lookup(&fs, ROOT, &name).unwrap_err().errno(), libc::ENOENT);
-        let (_, fh) = fs.create(ROOT, OsStr::new(&name), false, 0).unwrap();
+        let (_, fh) = fs.create(ROOT, OsStr::new(&name), false, 0, 0o644).unwrap();
         fs.write(fh, 0, b"x").unwrap();
         fs.flush(fh).unwrap();
         fs.release(fh);
@@ -560,10 +589,12 @@ fn a_new_file_costs_one_upload_and_is_listed_until_then() {
     let r = MemRemote::new();
     let fs = fs_opts(r, Duration::from_millis(200), false);
     // The first create proves the directory writable.
-    let (_, first) = fs.create(ROOT, OsStr::new("first"), true, 0).unwrap();
+    let (_, first) = fs
+        .create(ROOT, OsStr::new("first"), true, 0, 0o644)
+        .unwrap();
     fs.release(first);
     let before = fs.remote().store_calls();
-    let (attr, fh) = fs.create(ROOT, OsStr::new("new"), true, 0).unwrap();
+    let (attr, fh) = fs.create(ROOT, OsStr::new("new"), true, 0, 0o644).unwrap();
     assert_eq!(
         fs.remote().store_calls(),
         before,
@@ -588,10 +619,50 @@ fn a_new_file_costs_one_upload_and_is_listed_until_then() {
     assert_eq!(fs.remote().content("new").unwrap(), b"data");
 }
 
+/// The mode given at creation reaches the server: for the first file of a directory right
+/// after its empty STOR, for a later one (which waits for its first upload) right after
+/// that upload, for a directory after MKD. The usual 0644/0755 sends no chmod; a mode not
+/// applied is not shown.
+#[test]
+fn the_mode_given_at_creation_is_applied_after_the_file_reaches_the_server() {
+    let fs = writable(MemRemote::new());
+    let (_, first) = fs
+        .create(ROOT, OsStr::new("first"), true, 0, 0o600)
+        .unwrap();
+    assert_eq!(fs.remote().mode("first"), Some(0o600), "at once");
+    fs.release(first);
+    let (attr, fh) = fs
+        .create(ROOT, OsStr::new("later"), true, 0, 0o640)
+        .unwrap();
+    assert_eq!(attr.perm, 0o640, "shown from the start");
+    assert!(!fs.remote().exists("later"));
+    fs.write(fh, 0, b"x").unwrap();
+    fs.flush(fh).unwrap();
+    assert_eq!(fs.remote().mode("later"), Some(0o640), "after the upload");
+    fs.release(fh);
+    let (_, usual) = fs
+        .create(ROOT, OsStr::new("usual"), true, 0, 0o644)
+        .unwrap();
+    fs.release(usual);
+    assert!(fs.remote().exists("usual"));
+    assert_eq!(
+        fs.remote().mode("usual"),
+        None,
+        "no chmod for the usual mode"
+    );
+    let d = fs.mkdir(ROOT, OsStr::new("private"), 0o700).unwrap();
+    assert_eq!(fs.remote().mode("private"), Some(0o700));
+    assert_eq!(d.perm, 0o700);
+    fs.mkdir(ROOT, OsStr::new("plain"), 0o755).unwrap();
+    assert_eq!(fs.remote().mode("plain"), None);
+}
+
 #[test]
 fn an_empty_new_file_is_still_created_on_the_server() {
     let fs = writable(MemRemote::new());
-    let (_, fh) = fs.create(ROOT, OsStr::new("touched"), false, 0).unwrap();
+    let (_, fh) = fs
+        .create(ROOT, OsStr::new("touched"), false, 0, 0o644)
+        .unwrap();
     fs.flush(fh).unwrap();
     fs.release(fh);
     assert_eq!(fs.remote().content("touched").unwrap(), b"");
@@ -600,9 +671,11 @@ fn an_empty_new_file_is_still_created_on_the_server() {
 #[test]
 fn a_new_file_unlinked_before_its_upload_never_reaches_the_server() {
     let fs = writable(MemRemote::new());
-    let (_, first) = fs.create(ROOT, OsStr::new("first"), true, 0).unwrap();
+    let (_, first) = fs
+        .create(ROOT, OsStr::new("first"), true, 0, 0o644)
+        .unwrap();
     fs.release(first);
-    let (_, fh) = fs.create(ROOT, OsStr::new("tmp"), false, 0).unwrap();
+    let (_, fh) = fs.create(ROOT, OsStr::new("tmp"), false, 0, 0o644).unwrap();
     fs.write(fh, 0, b"scratch").unwrap();
     fs.unlink(ROOT, OsStr::new("tmp")).unwrap();
     fs.flush(fh).unwrap();
@@ -615,9 +688,13 @@ fn a_new_file_unlinked_before_its_upload_never_reaches_the_server() {
 #[test]
 fn renaming_a_new_file_uploads_it_first() {
     let fs = writable(MemRemote::new());
-    let (_, first) = fs.create(ROOT, OsStr::new("first"), true, 0).unwrap();
+    let (_, first) = fs
+        .create(ROOT, OsStr::new("first"), true, 0, 0o644)
+        .unwrap();
     fs.release(first);
-    let (_, fh) = fs.create(ROOT, OsStr::new("a.tmp"), false, 0).unwrap();
+    let (_, fh) = fs
+        .create(ROOT, OsStr::new("a.tmp"), false, 0, 0o644)
+        .unwrap();
     fs.write(fh, 0, b"content").unwrap();
     fs.rename(ROOT, OsStr::new("a.tmp"), ROOT, OsStr::new("a"), false)
         .unwrap();
@@ -639,7 +716,9 @@ fn creating_in_a_refused_directory_fails_at_open() {
             code: 553,
             text: "Can't open that file: Permission denied".into(),
         });
-    let err = fs.create(ROOT, OsStr::new("f"), false, 0).unwrap_err();
+    let err = fs
+        .create(ROOT, OsStr::new("f"), false, 0, 0o644)
+        .unwrap_err();
     assert_eq!(err.errno(), libc::EACCES);
     assert_eq!(
         lookup(&fs, ROOT, "f").unwrap_err().errno(),
@@ -759,7 +838,7 @@ fn only_the_opening_process_uploads_on_close() {
 }
 
 fn create(fs: &FtpFs<MemRemote>, parent: u64, name: &str) -> ftpfs::error::Result<(u64, u64)> {
-    let (attr, fh) = fs.create(parent, OsStr::new(name), false, 0)?;
+    let (attr, fh) = fs.create(parent, OsStr::new(name), false, 0, 0o644)?;
     Ok((attr.ino, fh))
 }
 
@@ -876,7 +955,7 @@ fn a_directory_time_the_server_refuses_is_accepted_unless_strict() {
             FsOptions {
                 uid: 1000,
                 gid: 1000,
-                umask: 0o022,
+                umask: None,
                 ttl: Duration::from_secs(60),
                 max_cached_entries: 10_000,
                 read_only: false,

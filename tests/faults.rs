@@ -549,3 +549,72 @@ fn a_host_name_whose_dns_never_answers_fails_within_the_timeout() {
         "no DNS query seen"
     );
 }
+
+/// Regression (issue 13): a file whose upload failed twice within one second lost the
+/// second version (`data could not be uploaded nor saved: File exists`): recovery names
+/// were `<seconds>-<pid>-<name>`. Here the names the clock would give for the next minute
+/// are already taken, so every save must find another name, and must not overwrite the
+/// files that hold them. Both versions end up in the recovery directory, 0600 in a 0700
+/// directory, each path logged at error level.
+#[test]
+fn the_same_file_failing_twice_within_a_second_keeps_both_versions() {
+    use common::faulty::{Fault, Kind, Verb};
+    use std::os::unix::fs::PermissionsExt;
+    let data = tempfile::tempdir().unwrap();
+    std::fs::write(data.path().join("app.txt"), b"old").unwrap();
+    let (server, faults) = Server::unftp_with_faults(data.path());
+    let m = Mount::new(&server, &["timeout=2,retries=1,retry_delay=1,deadline=10"]);
+    let rec = m.recovery_dir();
+    std::fs::create_dir_all(&rec).unwrap();
+    std::fs::set_permissions(&rec, std::fs::Permissions::from_mode(0o700)).unwrap();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    for s in now..now + 60 {
+        std::fs::write(rec.join(format!("{s}-{}-app.txt", m.pid())), b"decoy").unwrap();
+    }
+    faults.always(Verb::Stor, Fault::Fail(Kind::PermissionDenied));
+    let saved = |content: &[u8]| {
+        wait_for(Duration::from_secs(20), || {
+            std::fs::read_dir(&rec)
+                .unwrap()
+                .filter_map(|e| std::fs::read(e.ok()?.path()).ok())
+                .any(|d| d == content)
+        })
+    };
+    for version in [&b"first version"[..], b"second version"] {
+        let mut f = std::fs::File::create(m.path().join("app.txt")).unwrap();
+        f.write_all(version).unwrap();
+        assert_eq!(close(f), Err(libc::EACCES), "close reports the refusal");
+        // The save happens at release, after close returned: wait for it, so the second
+        // version is a second failure and not a later write to the same open file.
+        assert!(saved(version), "{:?} is in the recovery directory", version);
+    }
+    let files: Vec<PathBuf> = std::fs::read_dir(&rec)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(files.len(), 62, "60 decoys and two versions: {files:?}");
+    for p in &files {
+        let content = std::fs::read(p).unwrap();
+        if content != b"decoy" {
+            let mode = std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+            assert_eq!(mode, 0o600, "{}", p.display());
+            let name = p.file_name().unwrap().to_string_lossy().into_owned();
+            assert!(name.ends_with("-app.txt"), "{name}");
+            let log = m.log_text();
+            assert!(
+                log.lines()
+                    .any(|l| l.contains("ERROR") && l.contains(&p.display().to_string())),
+                "the path is logged at error level:\n{log}"
+            );
+        }
+    }
+    assert!(!m.log_text().contains("nor saved"));
+    assert_eq!(std::fs::read(data.path().join("app.txt")).unwrap(), b"old");
+    // The spool directory, which ftpfs made, is private too.
+    let spool = rec.parent().unwrap().join("spool");
+    let mode = std::fs::metadata(&spool).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o700, "{}", spool.display());
+}

@@ -338,6 +338,98 @@ fn a_remount_right_after_umount_survives_the_old_daemons_exit() {
     }
 }
 
+/// Mounting over a live ftpfs mount hid it (its process went on serving nobody) and
+/// `ftpfs umount` then took off only the top one. It is refused, and the first mount stays.
+#[test]
+fn mounting_on_an_existing_ftpfs_mount_is_refused() {
+    let Some((_data, server)) = setup(ServerKind::Unftp) else {
+        return;
+    };
+    let m = Mount::new(&server, &[]);
+    let out = mount_background(&server.url(), m.path(), Some(PASSWORD));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("already mounted"), "{err}");
+    let target = m.path().to_string_lossy().to_string();
+    let mounts = std::fs::read_to_string("/proc/self/mountinfo")
+        .unwrap()
+        .lines()
+        .filter(|l| l.split(' ').nth(4) == Some(target.as_str()))
+        .count();
+    assert_eq!(mounts, 1, "nothing mounted on top");
+    assert_eq!(daemon_pids_for(m.path()).len(), 1, "no second daemon");
+    assert_eq!(std::fs::read(m.path().join("hello.txt")).unwrap().len(), 6);
+}
+
+/// `ftpfs umount` of a mount in use fails as umount(8) does: `target is busy`, exit 1,
+/// still mounted and working. `--lazy` detaches it at once; the open file is still served
+/// until it is closed, then the daemon exits.
+#[test]
+fn umount_of_a_busy_mount_says_so_and_only_lazy_detaches_it() {
+    let Some((_data, server)) = setup(ServerKind::Unftp) else {
+        return;
+    };
+    let mnt = tempfile::tempdir().unwrap();
+    let out = mount_background(&server.url(), mnt.path(), Some(PASSWORD));
+    assert!(out.status.success());
+    let mut open = std::fs::File::open(mnt.path().join("hello.txt")).unwrap();
+    let out = ftpfs().arg("umount").arg(mnt.path()).output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("target is busy"), "{err}");
+    assert!(is_mounted(mnt.path()), "a busy mount stays");
+    assert_eq!(
+        std::fs::read(mnt.path().join("hello.txt")).unwrap().len(),
+        6
+    );
+    let out = ftpfs()
+        .args(["umount", "--lazy"])
+        .arg(mnt.path())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!is_mounted(mnt.path()), "detached at once");
+    let mut text = Vec::new();
+    open.read_to_end(&mut text).unwrap();
+    assert_eq!(text.len(), 6, "the open file is still served");
+    drop(open);
+    assert!(
+        wait_for(Duration::from_secs(10), || daemon_pids_for(mnt.path())
+            .is_empty()),
+        "the daemon exits once the mount is unused"
+    );
+}
+
+/// Every failure exits 1 (the README says so), a bad option as much as a bad server.
+#[test]
+fn a_bad_mount_option_exits_1_with_one_line() {
+    let mnt = tempfile::tempdir().unwrap();
+    let out = ftpfs()
+        .args(["mount", "127.0.0.1", "-o", "connections=0"])
+        .arg(mnt.path())
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.starts_with("ftpfs: ") && err.contains("connections"),
+        "{err}"
+    );
+    assert!(!is_mounted(mnt.path()));
+    // A usage error too (clap's own would be 2).
+    let out = ftpfs()
+        .args(["mount", "--no-such-flag", "127.0.0.1"])
+        .arg(mnt.path())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(!is_mounted(mnt.path()));
+}
+
 #[test]
 fn sigterm_unmounts_and_exits_zero() {
     let Some((_data, server)) = setup(ServerKind::Unftp) else {
@@ -404,6 +496,82 @@ fn unreachable_server_exits_nonzero_and_no_mount() {
     assert!(!is_mounted(mnt.path()));
 }
 
+/// pyftpdlib with `PASV` and `EPSV` taken out of its command table: a server that answers
+/// both with `500 Command "PASV" not understood.`, as one without passive mode does.
+const NO_PASSIVE_PYFTPDLIB: &str = r#"
+import sys
+from pyftpdlib.authorizers import DummyAuthorizer
+from pyftpdlib.handlers import FTPHandler
+from pyftpdlib.servers import FTPServer
+
+class NoPassive(FTPHandler):
+    proto_cmds = {k: v for k, v in FTPHandler.proto_cmds.items() if k not in ("PASV", "EPSV")}
+
+auth = DummyAuthorizer()
+auth.add_user(sys.argv[2], sys.argv[3], sys.argv[1], perm="elradfmwMT")
+NoPassive.authorizer = auth
+server = FTPServer(("127.0.0.1", 0), NoPassive)
+print(server.address[1], flush=True)
+server.serve_forever()
+"#;
+
+/// Regression (issue 13): a server refusing passive mode mounted (exit 0), then every
+/// operation failed with EINVAL. ftpfs has no active mode yet, so the mount is refused with
+/// both replies, exit 1, and nothing is left mounted or running.
+#[test]
+fn a_server_refusing_passive_mode_fails_the_mount_and_says_so() {
+    use std::io::BufRead;
+    let has_pyftpdlib = Command::new("/usr/bin/python3")
+        .args(["-c", "import pyftpdlib"])
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !has_pyftpdlib {
+        assert!(!require_servers(), "pyftpdlib is required");
+        eprintln!("SKIP: no pyftpdlib");
+        return;
+    }
+    struct Kill(std::process::Child);
+    impl Drop for Kill {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let data = tempfile::tempdir().unwrap();
+    let mut server = Kill(
+        Command::new("/usr/bin/python3")
+            .args(["-c", NO_PASSIVE_PYFTPDLIB])
+            .arg(data.path())
+            .args([USER, PASSWORD])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    // The server picks its own port and prints it once it listens.
+    let mut line = String::new();
+    std::io::BufReader::new(server.0.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let port: u16 = line.trim().parse().expect("the server's port");
+    let mnt = tempfile::tempdir().unwrap();
+    let url = format!("ftp://{USER}@127.0.0.1:{port}");
+    let out = mount_background(&url, mnt.path(), Some(PASSWORD));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains(&format!(
+            "ftpfs: 127.0.0.1:{port}: refuses passive mode (EPSV: 500 Command \"EPSV\" not understood., PASV: 500 Command \"PASV\" not understood.): active mode is not supported yet"
+        )),
+        "{err}"
+    );
+    assert_eq!(err.matches("passive").count(), 1, "said once: {err}");
+    assert!(!err.contains("panicked"), "{err}");
+    assert!(!is_mounted(mnt.path()));
+    assert!(daemon_pids_for(mnt.path()).is_empty());
+}
+
 #[test]
 fn ro_mount_refuses_writes_with_erofs() {
     let Some((data, server)) = setup(ServerKind::Unftp) else {
@@ -414,6 +582,9 @@ fn ro_mount_refuses_writes_with_erofs() {
         .write(true)
         .open(m.path().join("hello.txt"))
         .unwrap_err();
+    assert_eq!(err.raw_os_error(), Some(libc::EROFS));
+    // What FTP cannot create at all is EROFS too here, not EPERM: the mount says it first.
+    let err = std::os::unix::fs::symlink("hello.txt", m.path().join("link")).unwrap_err();
     assert_eq!(err.raw_os_error(), Some(libc::EROFS));
     assert_eq!(
         std::fs::read(data.path().join("hello.txt")).unwrap().len(),

@@ -100,6 +100,16 @@ struct Setup {
     dir: tempfile::TempDir,
 }
 
+/// Spool and recovery directories under `dir`: mount(8) and its helpers run ftpfs with the
+/// caller's environment, whose defaults are the real `~/.cache`.
+fn own_dirs(dir: &Path) -> String {
+    format!(
+        "spool_dir={},recovery_dir={}",
+        dir.join("spool").display(),
+        dir.join("recovered").display()
+    )
+}
+
 fn setup_with_credentials() -> Option<Setup> {
     let (data, server) = server_with_file()?;
     let secrets = tempfile::tempdir().unwrap();
@@ -138,7 +148,7 @@ fn mount_t_ftpfs_uses_the_mount_ftpfs_helper() {
     let Some(Setup {
         data: _data,
         server,
-        secrets: _secrets,
+        secrets,
         creds,
         dir,
     }) = setup_with_credentials()
@@ -151,7 +161,11 @@ fn mount_t_ftpfs_uses_the_mount_ftpfs_helper() {
             .arg(format!("127.0.0.1:{}:/", server.port))
             .arg(dir.path())
             .arg("-o")
-            .arg(format!("ro,credentials={}", creds.display())),
+            .arg(format!(
+                "ro,credentials={},{}",
+                creds.display(),
+                own_dirs(secrets.path())
+            )),
         "mount -t ftpfs",
     );
     let read = std::fs::read_to_string(dir.path().join("hello.txt"));
@@ -165,7 +179,7 @@ fn mount_t_fuse_ftpfs_with_a_credentials_file_reads_writes_and_umounts() {
     let Some(Setup {
         data,
         server,
-        secrets: _secrets,
+        secrets,
         creds,
         dir,
     }) = setup_with_credentials()
@@ -179,8 +193,9 @@ fn mount_t_fuse_ftpfs_with_a_credentials_file_reads_writes_and_umounts() {
             .arg(dir.path())
             .arg("-o")
             .arg(format!(
-                "credentials={},_netdev,nofail,x-systemd.automount",
-                creds.display()
+                "credentials={},_netdev,nofail,x-systemd.automount,{}",
+                creds.display(),
+                own_dirs(secrets.path())
             )),
         "mount",
     );
@@ -210,10 +225,11 @@ fn an_fstab_line_mounts_with_mount_capital_t() {
     std::fs::write(
         &fstab,
         format!(
-            "# a test fstab\n127.0.0.1:{}:/ {} fuse.ftpfs _netdev,noauto,x-systemd.automount,credentials={} 0 0\n",
+            "# a test fstab\n127.0.0.1:{}:/ {} fuse.ftpfs _netdev,noauto,x-systemd.automount,credentials={},{} 0 0\n",
             server.port,
             dir.path().display(),
-            creds.display()
+            creds.display(),
+            own_dirs(secrets.path())
         ),
     )
     .unwrap();
@@ -244,7 +260,11 @@ fn the_mount_ftpfs_link_takes_mount_helper_arguments() {
             .arg(format!("ftp://127.0.0.1:{}", server.port))
             .arg(dir.path())
             .args(["-s", "-n", "-o"])
-            .arg(format!("rw,relatime,credentials={}", creds.display())),
+            .arg(format!(
+                "rw,relatime,credentials={},{}",
+                creds.display(),
+                own_dirs(secrets.path())
+            )),
         "mount helper",
     );
     assert_eq!(read_hello_and_umount(dir.path()), "hello\n");
@@ -509,11 +529,13 @@ fn the_password_is_asked_for_on_a_terminal() {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
+    let state = tempfile::tempdir().unwrap();
     let cmd = format!(
-        "{} mount ftp://{USER}@127.0.0.1:{} {}",
+        "{} mount ftp://{USER}@127.0.0.1:{} {} -o {}",
         env!("CARGO_BIN_EXE_ftpfs"),
         server.port,
-        dir.path().display()
+        dir.path().display(),
+        own_dirs(state.path())
     );
     let mut child = Command::new("script")
         .args(["-q", "-e", "-c", &cmd, "/dev/null"])

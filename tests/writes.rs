@@ -590,3 +590,237 @@ fn big_sequential_writes_stream_while_written_and_patches_fall_back() {
         no_temp_files(data.path())
     }));
 }
+
+/// What FTP cannot hold is refused plainly: FIFOs, device nodes, symbolic and hard links
+/// are `EPERM`, logged at debug (fuser's defaults logged a multi-line warning per call, or
+/// answered `ENOSYS`). `mknod` of a regular file creates it, as `open(O_CREAT|O_EXCL)` and
+/// `close` do.
+#[test]
+fn special_files_and_links_are_eperm_and_mknod_of_a_regular_file_creates_it() {
+    use std::ffi::CString;
+    use std::os::unix::ffi::OsStrExt;
+    let Some((data, _s, m)) = setup(ServerKind::PureFtpd) else {
+        return;
+    };
+    let c = |name: &str| CString::new(m.path().join(name).as_os_str().as_bytes()).unwrap();
+    let errno = || std::io::Error::last_os_error().raw_os_error();
+    // SAFETY (all libc calls below): valid NUL-terminated paths owned by this function.
+    assert_eq!(unsafe { libc::mkfifo(c("fifo").as_ptr(), 0o644) }, -1);
+    assert_eq!(errno(), Some(libc::EPERM), "mkfifo");
+    let dev = libc::makedev(1, 3);
+    assert_eq!(
+        unsafe { libc::mknod(c("null").as_ptr(), libc::S_IFCHR | 0o644, dev) },
+        -1
+    );
+    assert_eq!(errno(), Some(libc::EPERM), "mknod of a character device");
+    let e = std::os::unix::fs::symlink("existing.txt", m.path().join("sym")).unwrap_err();
+    assert_eq!(e.raw_os_error(), Some(libc::EPERM), "symlink");
+    let e = std::fs::hard_link(m.path().join("existing.txt"), m.path().join("hard")).unwrap_err();
+    assert_eq!(e.raw_os_error(), Some(libc::EPERM), "link");
+    for name in ["fifo", "null", "sym", "hard"] {
+        assert!(!data.path().join(name).exists(), "{name} on the server");
+        assert!(
+            std::fs::symlink_metadata(m.path().join(name)).is_err(),
+            "{name}"
+        );
+    }
+
+    assert_eq!(
+        unsafe { libc::mknod(c("plain").as_ptr(), libc::S_IFREG | 0o644, 0) },
+        0,
+        "mknod of a regular file: {:?}",
+        std::io::Error::last_os_error()
+    );
+    assert!(
+        wait_for(std::time::Duration::from_secs(10), || data
+            .path()
+            .join("plain")
+            .is_file()),
+        "created on the server"
+    );
+    assert_eq!(std::fs::read(data.path().join("plain")).unwrap(), b"");
+    assert!(std::fs::metadata(m.path().join("plain")).unwrap().is_file());
+    assert_eq!(
+        unsafe { libc::mknod(c("existing.txt").as_ptr(), libc::S_IFREG | 0o644, 0) },
+        -1
+    );
+    assert_eq!(errno(), Some(libc::EEXIST), "mknod of an existing name");
+
+    let log = m.log_text();
+    for l in log
+        .lines()
+        .filter(|l| !l.contains("DEBUG") && !l.contains("TRACE"))
+    {
+        assert!(
+            !["mknod", "symlink", "link(", "Not Implemented"]
+                .iter()
+                .any(|w| l.contains(w)),
+            "logged above debug: {l}"
+        );
+    }
+}
+
+/// `lseek(SEEK_DATA/SEEK_HOLE)`: the whole file is data (FTP has no sparse files), so
+/// SEEK_DATA at an offset inside the file returns it, SEEK_HOLE returns the size, and
+/// both are ENXIO at or past the end; also on a file being written (its size so far).
+#[test]
+fn seek_data_and_seek_hole_see_the_whole_file_as_data() {
+    use std::os::fd::AsRawFd;
+    let Some((_data, _s, m)) = setup(ServerKind::PureFtpd) else {
+        return;
+    };
+    let seek = |f: &std::fs::File, off: i64, whence: i32| {
+        // SAFETY: a valid open descriptor; lseek has no memory arguments.
+        let r = unsafe { libc::lseek(f.as_raw_fd(), off, whence) };
+        if r < 0 {
+            Err(std::io::Error::last_os_error().raw_os_error().unwrap())
+        } else {
+            Ok(r)
+        }
+    };
+    let f = std::fs::File::open(m.path().join("existing.txt")).unwrap();
+    let size = "old content\n".len() as i64;
+    assert_eq!(seek(&f, 0, libc::SEEK_DATA), Ok(0));
+    assert_eq!(seek(&f, 5, libc::SEEK_DATA), Ok(5));
+    assert_eq!(seek(&f, 0, libc::SEEK_HOLE), Ok(size));
+    assert_eq!(seek(&f, 5, libc::SEEK_HOLE), Ok(size));
+    assert_eq!(seek(&f, size, libc::SEEK_DATA), Err(libc::ENXIO));
+    assert_eq!(seek(&f, size, libc::SEEK_HOLE), Err(libc::ENXIO));
+    assert_eq!(seek(&f, size + 100, libc::SEEK_DATA), Err(libc::ENXIO));
+    // The position is where SEEK_DATA left it: the read goes on from there.
+    assert_eq!(seek(&f, 4, libc::SEEK_DATA), Ok(4));
+    let mut rest = String::new();
+    (&f).read_to_string(&mut rest).unwrap();
+    assert_eq!(rest, "content\n");
+
+    let mut w = std::fs::File::create(m.path().join("growing.bin")).unwrap();
+    w.write_all(&[7u8; 3000]).unwrap();
+    assert_eq!(seek(&w, 100, libc::SEEK_DATA), Ok(100));
+    assert_eq!(seek(&w, 100, libc::SEEK_HOLE), Ok(3000));
+    assert_eq!(seek(&w, 3000, libc::SEEK_DATA), Err(libc::ENXIO));
+    // cp and tar use SEEK_DATA/SEEK_HOLE to copy sparse files: the copy is whole.
+    drop(w);
+    let copy = tempfile::tempdir().unwrap();
+    let st = Command::new("cp")
+        .arg("--sparse=always")
+        .arg(m.path().join("growing.bin"))
+        .arg(copy.path())
+        .status()
+        .unwrap();
+    assert!(st.success());
+    assert_eq!(
+        std::fs::read(copy.path().join("growing.bin")).unwrap(),
+        vec![7u8; 3000]
+    );
+}
+
+/// The process's umask, from /proc (reading it with umask(2) would change it for a moment
+/// under the other tests' threads).
+fn current_umask() -> u32 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    let v = status
+        .lines()
+        .find_map(|l| l.strip_prefix("Umask:"))
+        .expect("Umask: in /proc/self/status");
+    u32::from_str_radix(v.trim(), 8).unwrap()
+}
+
+/// The mode given to `open(O_CREAT)` and `mkdir` reaches the server (`SITE CHMOD`), for the
+/// first file of a directory (created at open), a later one (created with its first upload)
+/// and a directory; the usual 0644/0755 costs no command. Modes the server reports are shown
+/// as they are, not masked by a umask nobody set.
+#[test]
+fn the_mode_given_at_creation_reaches_the_server_and_server_modes_show_as_they_are() {
+    use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+    let data = tempfile::tempdir().unwrap();
+    std::fs::write(data.path().join("existing.txt"), "old content\n").unwrap();
+    let Some(server) = Server::start(ServerKind::PureFtpd, data.path()) else {
+        return;
+    };
+    // Listings trusted for a second: the server's change below shows quickly.
+    let m = Mount::new(&server, &["dir_cache_ttl=1"]);
+    let (p, d) = (m.path(), data.path());
+    let umask = current_umask();
+    let mode_of = |path: &Path| std::fs::metadata(path).unwrap().mode() & 0o7777;
+    let create = |name: &str, mode: u32| {
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(mode)
+            .open(p.join(name))
+            .unwrap();
+        f.write_all(name.as_bytes()).unwrap();
+        close(f).unwrap();
+    };
+    std::fs::DirBuilder::new()
+        .mode(0o700)
+        .create(p.join("private"))
+        .unwrap();
+    assert_eq!(mode_of(&d.join("private")), 0o700 & !umask);
+    create("private/first.txt", 0o600);
+    create("private/second.txt", 0o640);
+    create("private/usual.txt", 0o644);
+    for (name, mode) in [("first", 0o600), ("second", 0o640), ("usual", 0o644)] {
+        let rel = format!("private/{name}.txt");
+        assert_eq!(mode_of(&d.join(&rel)), mode & !umask, "{rel} on the server");
+        assert_eq!(mode_of(&p.join(&rel)), mode & !umask, "{rel} in the mount");
+        assert_eq!(std::fs::read(d.join(&rel)).unwrap(), rel.as_bytes());
+    }
+    assert!(
+        !m.log_text().contains("CHMOD 644"),
+        "the usual mode is not sent"
+    );
+    // What the server reports is shown as it is (a default umask of 022 made it 0755).
+    std::fs::set_permissions(
+        d.join("existing.txt"),
+        std::fs::Permissions::from_mode(0o777),
+    )
+    .unwrap();
+    let listed = m.path().join("existing.txt");
+    assert!(
+        wait_for(std::time::Duration::from_secs(10), || mode_of(&listed)
+            == 0o777),
+        "after the cache expires the server's 0777 shows, got {:o}",
+        mode_of(&listed)
+    );
+}
+
+/// A server without `SITE CHMOD` (libunftp): creating with a mode still works, without an
+/// error, and the server's mode stays; one info line says so.
+#[test]
+fn a_mode_at_creation_on_a_server_without_site_chmod_is_skipped_without_error() {
+    use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+    let Some((data, _s, m)) = setup(ServerKind::Unftp) else {
+        return;
+    };
+    for name in ["a.txt", "b.txt"] {
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(m.path().join(name))
+            .unwrap();
+        f.write_all(b"data").unwrap();
+        close(f).unwrap();
+        assert_eq!(std::fs::read(data.path().join(name)).unwrap(), b"data");
+    }
+    std::fs::DirBuilder::new()
+        .mode(0o700)
+        .create(m.path().join("dir"))
+        .unwrap();
+    assert!(data.path().join("dir").is_dir());
+    let log = m.log_text();
+    assert_eq!(
+        log.matches("has no SITE CHMOD").count(),
+        1,
+        "said once:\n{log}"
+    );
+    assert!(
+        !log.lines()
+            .any(|l| l.contains("WARN") && !l.contains("no TLS")),
+        "{log}"
+    );
+    if log.contains("CC OUT") {
+        assert_eq!(log.matches("CC OUT: SITE CHMOD").count(), 1, "asked once");
+    }
+}

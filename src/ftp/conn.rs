@@ -371,7 +371,7 @@ impl Conn {
         let caps = match known {
             Some(c) => c,
             None => {
-                let c = probe_transfers(&mut ftp, caps);
+                let c = probe_transfers(&mut ftp, caps)?;
                 log::info!("server {} capabilities: {c:?}", ep.display());
                 *info.caps.lock() = Some(c);
                 c
@@ -633,14 +633,40 @@ fn probe_features(ftp: &mut Ftp) -> Result<Caps> {
 
 /// EPSV and REST are often implemented but not advertised, so ask directly. An unused EPSV
 /// listener is closed by the server at the next EPSV/PASV; `REST 0` changes nothing.
-fn probe_transfers(ftp: &mut Ftp, mut caps: Caps) -> Caps {
-    caps.epsv = ftp
-        .custom_command("EPSV", &[Status::ExtendedPassiveMode])
-        .is_ok();
+///
+/// A server that refuses EPSV is asked for PASV as well, here rather than at the first
+/// transfer: one that refuses both (passive mode disabled, or a server that speaks only
+/// active mode) would otherwise mount and then fail every listing and read. Until ftpfs has
+/// an active mode, that refuses the mount with both replies.
+fn probe_transfers(ftp: &mut Ftp, mut caps: Caps) -> Result<Caps> {
+    let epsv = ftp.custom_command("EPSV", &[Status::ExtendedPassiveMode]);
+    caps.epsv = epsv.is_ok();
+    if let Err(epsv) = epsv {
+        match ftp.custom_command("PASV", &[Status::PassiveMode]) {
+            Ok(_) => {}
+            Err(pasv @ FtpError::UnexpectedResponse(_)) => {
+                return Err(Error::NoPassive {
+                    epsv: refusal(&epsv),
+                    pasv: refusal(&pasv),
+                });
+            }
+            Err(e) => return Err(Error::from_ftp(Op::Connect, e)),
+        }
+    }
     caps.rest = ftp
         .custom_command("REST 0", &[Status::RequestFilePending])
         .is_ok();
-    caps
+    Ok(caps)
+}
+
+/// A refusal as the server worded it: `500 Command "PASV" not understood.`
+fn refusal(e: &FtpError) -> String {
+    match e {
+        FtpError::UnexpectedResponse(r) => {
+            format!("{} {}", r.status.code(), crate::error::reply_text(&r.body))
+        }
+        other => other.to_string(),
+    }
 }
 
 /// Replaces a private or unspecified passive address by the control peer's when the peer is

@@ -226,7 +226,18 @@ impl Inner {
                     }
                 }
                 None => {
-                    let s = self.open_at(pos, deadline)?;
+                    // A stream that broke while reading through a gap (a readahead request
+                    // that overtook the one before it came first) resumes where the window
+                    // ends, not at the request: the overtaken request then finds its bytes
+                    // in the window instead of costing a third RETR, and the gap is read
+                    // through as it would have been without the break.
+                    let w = &st.window;
+                    let from = if w.bytes > 0 && w.end < pos && pos - w.end <= SKIP_MAX {
+                        w.end
+                    } else {
+                        pos
+                    };
+                    let s = self.open_at(from, deadline)?;
                     if !st.registered {
                         let me: Weak<dyn Reclaim> = Arc::downgrade(self) as Weak<dyn Reclaim>;
                         self.pool.register(me);

@@ -551,15 +551,25 @@ async fn serve_unftp<S>(
 }
 
 /// A live mount of a server through the ftpfs binary, in the foreground so the test owns
-/// the process. Unmounted and reaped on drop.
+/// the process. Unmounted and reaped on drop. Its spool and recovery directories are its
+/// own, under `state`, unless the test names others: a test never writes into the real
+/// `~/.cache`.
 pub struct Mount {
     pub dir: tempfile::TempDir,
     pub log: PathBuf,
+    state: tempfile::TempDir,
     child: Option<Child>,
 }
 
+/// The ftpfs binary, with `HOME` and `XDG_CACHE_HOME` pointing into the build's scratch
+/// directory: whatever a command falls back to (a default spool or recovery directory,
+/// `~/.netrc`) is never the invoking user's. Tests that mean another home set it again.
 pub fn ftpfs() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_ftpfs"))
+    let home = Path::new(env!("CARGO_TARGET_TMPDIR")).join("home");
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_ftpfs"));
+    cmd.env("HOME", &home)
+        .env("XDG_CACHE_HOME", home.join(".cache"));
+    cmd
 }
 
 /// Whether `child` exits within `limit`.
@@ -601,6 +611,7 @@ impl Mount {
     pub fn of_url(url: &str, opts: &[&str]) -> Mount {
         let dir = tempfile::tempdir().unwrap();
         let log = dir.path().with_extension("log");
+        let state = tempfile::tempdir().unwrap();
         let mut cmd = ftpfs();
         cmd.args(["mount", "-f"])
             .arg(url)
@@ -614,6 +625,16 @@ impl Mount {
                     .unwrap_or_else(|_| "ftpfs=debug,suppaftp=trace".into()),
             )
             .stdin(Stdio::null());
+        for (key, leaf) in [("spool_dir", "spool"), ("recovery_dir", "recovered")] {
+            let named = opts
+                .iter()
+                .flat_map(|o| o.split(','))
+                .any(|o| o.starts_with(&format!("{key}=")));
+            if !named {
+                cmd.arg("-o")
+                    .arg(format!("{key}={}", state.path().join(leaf).display()));
+            }
+        }
         for o in opts {
             cmd.arg("-o").arg(o);
         }
@@ -621,6 +642,7 @@ impl Mount {
         let mut m = Mount {
             dir,
             log,
+            state,
             child: Some(child),
         };
         let path = m.path().to_path_buf();
@@ -644,6 +666,11 @@ impl Mount {
 
     pub fn log_text(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Where this mount keeps data it could not upload (unless the test named a directory).
+    pub fn recovery_dir(&self) -> PathBuf {
+        self.state.path().join("recovered")
     }
 
     pub fn pid(&self) -> u32 {
