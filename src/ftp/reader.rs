@@ -449,11 +449,15 @@ impl Window {
     /// Appends bytes that were read at `pos`; a gap resets the window. The oldest buffers
     /// go once the rest still hold [`WINDOW`] bytes.
     fn push(&mut self, pos: u64, data: Data) {
-        if pos != self.end {
-            self.reset(pos);
-        }
+        // Nothing new: a request served whole from the window (across two of its buffers)
+        // pushes nothing at its own end, which is no gap. Resetting there emptied the
+        // window, and a stream broken next resumed at the request instead of the window's
+        // end: one more RETR for the request it had overtaken.
         if data.is_empty() {
             return;
+        }
+        if pos != self.end {
+            self.reset(pos);
         }
         self.bytes += data.len();
         self.end += data.len() as u64;
@@ -550,6 +554,20 @@ mod tests {
         assert_eq!(w.copy_out(0, &mut out), 0);
         assert_eq!(w.copy_out(10, &mut out), 3);
         assert_eq!(&out, b"xyz");
+    }
+
+    /// Regression: a request served whole from the window pushes nothing, at its own end,
+    /// which is not the window's: that emptied the window, and the next break of the
+    /// stream cost one more RETR (the flake of
+    /// `storage::a_download_cut_after_5_mib_resumes_at_that_byte` under load).
+    #[test]
+    fn nothing_pushed_behind_the_end_keeps_the_window() {
+        let mut w = Window::default();
+        w.push(0, b"abcdef".to_vec().into());
+        w.push(3, Vec::new().into());
+        assert_eq!((w.end, w.bytes), (6, 6));
+        let mut out = [0u8; 6];
+        assert_eq!(w.copy_out(0, &mut out), 6);
     }
 
     #[test]
