@@ -40,6 +40,6 @@ Try:
   grep -r FtpFs $demo/mnt/src | head -3
   tail -c 100 $demo/mnt/big.bin | xxd | tail -2
   echo hello >> $demo/mnt/README.txt && cat $demo/data/README.txt
-Log: $demo/ftpfs.log     Unmount: ./target/release/ftpfs umount $demo/mnt
-Stop everything: scripts/demo.sh stop
+Log: $demo/ftpfs.log     Unmount: $PWD/target/release/ftpfs umount $demo/mnt
+Stop everything: $PWD/scripts/demo.sh stop
 MSG

@@ -98,7 +98,8 @@ pub fn helper_args(args: Vec<std::ffi::OsString>) -> Option<Vec<std::ffi::OsStri
 
 #[derive(Args, Debug, Clone)]
 pub struct MountArgs {
-    /// [ftp://][USER@]HOST[:PORT][/PATH]; no USER means anonymous. PATH is relative to the
+    /// [ftp://|ftps://][USER@]HOST[:PORT][/PATH] (ftps:// is implicit TLS, port 990), or
+    /// [USER@]HOST:/PATH as in fstab; no USER means anonymous. PATH is relative to the
     /// login directory; start it with // for an absolute path
     pub source: String,
     /// An existing, empty directory
