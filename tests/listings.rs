@@ -190,3 +190,58 @@ fn eplf_listing_server_mounts_with_its_sizes_modes_and_second_times() {
         |l| l.starts_with("+i") && l.contains(",\t"),
     );
 }
+
+/// Names with leading, trailing and inner runs of spaces, read through `MLSD` (one space
+/// before the name, RFC 3659) and through `LIST` (the name starts one space after the date).
+fn spaced_names_survive(server: &Server, opts: &[&str]) {
+    let m = Mount::new(server, opts);
+    let mut names: Vec<String> = std::fs::read_dir(m.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    names.sort();
+    assert_eq!(names, SPACED, "{:?} {opts:?}", server.kind);
+    for name in SPACED {
+        assert_eq!(
+            std::fs::read_to_string(m.path().join(name)).unwrap(),
+            format!("<{name}>"),
+            "{:?} {opts:?}",
+            server.kind
+        );
+    }
+}
+
+const SPACED: [&str; 3] = ["  two leading", " one leading", "trailing and  inner "];
+
+fn spaced_tree() -> tempfile::TempDir {
+    let data = tempfile::tempdir().unwrap();
+    for name in SPACED {
+        std::fs::write(data.path().join(name), format!("<{name}>")).unwrap();
+    }
+    data
+}
+
+#[test]
+fn names_with_leading_spaces_survive_mlsd_and_list_of_every_server() {
+    let data = spaced_tree();
+    for kind in [
+        ServerKind::PureFtpd,
+        ServerKind::Proftpd,
+        ServerKind::Pyftpdlib,
+        ServerKind::Unftp,
+    ] {
+        let Some(server) = Server::start(kind, data.path()) else {
+            continue;
+        };
+        spaced_names_survive(&server, &[]);
+        spaced_names_survive(&server, &["listing=list"]);
+    }
+}
+
+#[test]
+fn names_with_leading_spaces_survive_an_eplf_listing() {
+    let data = spaced_tree();
+    if let Some(server) = Server::pyftpdlib_quirky(data.path(), &["--list=eplf", "--no-mlsd"]) {
+        spaced_names_survive(&server, &[]);
+    }
+}
