@@ -14,6 +14,10 @@ Quirks:
   --list=dos4   ... with IIS's four-digit years, a 24-hour clock and sizes with thousands
                 separators (`12-31-2020  23:59       1,234,567 name`)
   --list=eplf   LIST answers in Bernstein's EPLF: `+i8388621.29609,m824255902,/,\tdir`
+  --list=unix-odd  LIST answers in the unix variants of embedded and unusual servers: a
+                `total` line and a line of chatter first, then entries in turn with a numeric
+                owner and no group column and an ACL `+`, with a SELinux `.`, with GNU
+                long-iso dates (`2019-03-03 00:00`), always with the year form of the date
   --no-mlsd     no MLST/MLSD (so no MLST line in FEAT), as with vsftpd and older servers
   --no-mdtm     no MDTM, so the listing's own times are all a client has
 """
@@ -85,6 +89,34 @@ def quirk_list_eplf(fs_class):
     return EplfFS
 
 
+# --- quirk: --list=unix-odd
+
+
+def _unix_odd_line(i, name, st):
+    mode = stat.filemode(st.st_mode)
+    size = st.st_size
+    t = time.gmtime(st.st_mtime)
+    if i % 3 == 0:
+        return "%s+ 1 %d %8d %s %s" % (mode, st.st_uid, size, time.strftime("%b %d  %Y", t), name)
+    if i % 3 == 1:
+        date = time.strftime("%b %d  %Y", t)
+        return "%s. 1 %-8d %-8d %8d %s %s" % (mode, st.st_uid, st.st_gid, size, date, name)
+    date = time.strftime("%Y-%m-%d %H:%M", t)
+    return "%s 1 owner    group    %8d %s %s" % (mode, size, date, name)
+
+
+def quirk_list_unix_odd(fs_class):
+    class UnixOddFS(fs_class):
+        def format_list(self, basedir, listing, ignore_err=True):
+            entries = list(_entries(self, basedir, listing))
+            yield ("total %d\r\n" % len(entries)).encode("utf8")
+            yield b"Listing of this directory follows:\r\n"
+            for i, (name, st) in enumerate(entries):
+                yield (_unix_odd_line(i, name, st) + "\r\n").encode("utf8")
+
+    return UnixOddFS
+
+
 # --- quirks that remove a command: --no-mlsd, --no-mdtm
 
 
@@ -99,7 +131,7 @@ def main():
     p.add_argument("--port", type=int, required=True)
     p.add_argument("--root", required=True)
     p.add_argument("--user", required=True)
-    p.add_argument("--list", choices=["unix", "dos", "dos4", "eplf"], default="unix")
+    p.add_argument("--list", choices=["unix", "dos", "dos4", "eplf", "unix-odd"], default="unix")
     p.add_argument("--no-mlsd", action="store_true")
     p.add_argument("--no-mdtm", action="store_true")
     args = p.parse_args()
@@ -112,6 +144,8 @@ def main():
         fs_class = quirk_list_dos(fs_class, args.list == "dos4")
     elif args.list == "eplf":
         fs_class = quirk_list_eplf(fs_class)
+    elif args.list == "unix-odd":
+        fs_class = quirk_list_unix_odd(fs_class)
     Handler.abstracted_fs = fs_class
     if args.no_mlsd:
         quirk_without(Handler, {"MLST", "MLSD"})
