@@ -1,8 +1,10 @@
-//! Real mounts of servers whose `LIST` is not unix `ls -l`: pyftpdlib made to answer as IIS
-//! does (MS-DOS style, two- and four-digit years) and in EPLF (tests/common/quirky_ftpd.py),
-//! with no `MLSD` and no `MDTM`, so the listing is all ftpfs knows of names, kinds, sizes and
-//! times. What users do is checked against the served tree: `find`, `ls -lR`, `cat` (every
-//! file's bytes), sizes and modification times.
+//! Real mounts of servers whose `LIST` is not the `ls -l` of the usual servers: pyftpdlib made
+//! to answer as IIS does (MS-DOS style, two- and four-digit years), in EPLF, and in the unix
+//! variants of embedded servers (tests/common/quirky_ftpd.py), with no `MLSD` and no `MDTM`,
+//! so the listing is all ftpfs knows of names, kinds, sizes and times. What users do is
+//! checked against the served tree: `find`, `ls -lR`, `cat` (every file's bytes), sizes and
+//! modification times. And names with leading spaces, through every real server's `MLSD` and
+//! `LIST`.
 
 mod common;
 
