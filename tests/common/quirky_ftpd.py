@@ -11,13 +11,14 @@ Usage: QUIRKY_FTPD_PASSWORD=P quirky_ftpd.py --port PORT --root DIR --user U [qu
 
 Quirks:
   --list=dos    LIST answers as IIS does: `01-02-21  10:30AM       <DIR>          name`
-  --list=dos4   ... with IIS's four-digit years, a 24-hour clock and sizes with thousands
-                separators (`12-31-2020  23:59       1,234,567 name`)
+  --list=dos4   the same style with four-digit years (IIS's FourDigitYears), a 24-hour
+                clock and sizes with thousands separators (`12-31-2020  23:59  1,234,567 name`),
+                the variants a DOS-style parser must also take
   --list=eplf   LIST answers in Bernstein's EPLF: `+i8388621.29609,m824255902,/,\tdir`
   --list=unix-odd  LIST answers in the unix variants of embedded and unusual servers: a
                 `total` line and a line of chatter first, then entries in turn with a numeric
-                owner and no group column and an ACL `+`, with a SELinux `.`, with GNU
-                long-iso dates (`2019-03-03 00:00`), always with the year form of the date
+                owner and no group column and an ACL `+` (`Mar 03  2019`), with a SELinux `.`
+                (`Mar 03  2019`), and with GNU long-iso dates (`2019-03-03 00:00`)
   --no-mlsd     no MLST/MLSD (so no MLST line in FEAT), as with vsftpd and older servers
   --no-mdtm     no MDTM, so the listing's own times are all a client has
 """
