@@ -3,11 +3,11 @@
 //! FTP has two ways to list a directory. `MLSD` (RFC 3659) is machine-readable: `facts; name`,
 //! with UTC times. `LIST` has no specification at all: it returns whatever the server's `ls`
 //! (or its imitation) prints. In the wild that is:
-//! - unix `ls -l` lines and their variants ([`unix`]): numeric or missing owner and group
+//! - unix `ls -l` lines and their variants (`unix.rs`): numeric or missing owner and group
 //!   columns, ACL/SELinux marks after the mode, devices with `major, minor`, year-less dates
 //!   in the server's unknown timezone, symlinks as `name -> target`, NetWare's `d [RWCE…]`;
-//! - Windows/IIS "MS-DOS" lines ([`dos`]): `01-02-21  10:30AM  <DIR>  name`;
-//! - EPLF ([`eplf`]), Bernstein's `+i8388621.29609,m824255902,/,\tdir`.
+//! - Windows/IIS "MS-DOS" lines (`dos.rs`): `01-02-21  10:30AM  <DIR>  name`;
+//! - EPLF (`eplf.rs`), Bernstein's `+i8388621.29609,m824255902,/,\tdir`.
 //!
 //! The format is decided per line, from its first character (`+` EPLF, a digit DOS, anything
 //! else unix), so a listing that mixes chatter (`total 24`) with entries, or formats, loses
