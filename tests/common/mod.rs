@@ -140,6 +140,8 @@ struct Start<'a> {
     faults: Option<Arc<faulty::Faults>>,
     /// pure-ftpd: the network namespace to run in and the address to listen on there.
     netns: Option<(&'a str, &'a str)>,
+    /// pyftpdlib: run as tests/common/quirky_ftpd.py with these quirk flags.
+    quirks: &'a [&'a str],
 }
 
 impl Server {
@@ -161,6 +163,16 @@ impl Server {
     pub fn start_anonymous(root: &Path) -> Option<Server> {
         let start = Start {
             anonymous: true,
+            ..Start::default()
+        };
+        Self::start_with(ServerKind::Pyftpdlib, root, start)
+    }
+
+    /// pyftpdlib with the quirks of other servers (tests/common/quirky_ftpd.py): `quirks`
+    /// are its flags, e.g. `["--list=dos", "--no-mlsd"]`.
+    pub fn pyftpdlib_quirky(root: &Path, quirks: &[&str]) -> Option<Server> {
+        let start = Start {
+            quirks,
             ..Start::default()
         };
         Self::start_with(ServerKind::Pyftpdlib, root, start)
@@ -214,6 +226,7 @@ impl Server {
             extra,
             faults,
             netns,
+            quirks,
         } = start;
         let host = netns.map_or("127.0.0.1", |(_, addr)| addr).to_string();
         let work = tempfile::tempdir().unwrap();
@@ -294,12 +307,25 @@ impl Server {
                     return Ok(skip(kind));
                 }
                 let mut cmd = Command::new("/usr/bin/python3");
-                cmd.args(["-m", "pyftpdlib", "-i", "127.0.0.1", "-p"])
-                    .arg(port.to_string())
-                    .arg("-d")
-                    .arg(root);
-                if !anonymous {
-                    cmd.args(["-u", USER, "-P", PASSWORD, "-w"]);
+                if quirks.is_empty() {
+                    cmd.args(["-m", "pyftpdlib", "-i", "127.0.0.1", "-p"])
+                        .arg(port.to_string())
+                        .arg("-d")
+                        .arg(root);
+                    if !anonymous {
+                        cmd.args(["-u", USER, "-P", PASSWORD, "-w"]);
+                    }
+                } else {
+                    cmd.arg(concat!(
+                        env!("CARGO_MANIFEST_DIR"),
+                        "/tests/common/quirky_ftpd.py"
+                    ))
+                    .arg(format!("--port={port}"))
+                    .arg("--root")
+                    .arg(root)
+                    .args(["--user", USER])
+                    .env("QUIRKY_FTPD_PASSWORD", PASSWORD)
+                    .args(quirks);
                 }
                 Some(
                     cmd.stdout(Stdio::null())
