@@ -29,6 +29,9 @@ struct Row {
     mlsd: bool,
     /// It offers `EPSV`; otherwise ftpfs uses `PASV`.
     epsv: bool,
+    /// Its mounts are FTPS (`tls=required`, from [`Mount::new`]); otherwise the server
+    /// refuses `AUTH TLS` and the default `tls=try` goes on in plain FTP, saying so.
+    tls: bool,
     /// `SITE CHMOD` works; otherwise `chmod` is `ENOTSUP` (README, *Errors*).
     chmod: bool,
     /// A file's time can be set (`MFMT`, or vsftpd's `MDTM time path`); otherwise
@@ -49,6 +52,7 @@ const FULL: Row = Row {
     start: |_| None,
     mlsd: true,
     epsv: true,
+    tls: false,
     chmod: true,
     file_times: true,
     dir_times: true,
@@ -331,6 +335,8 @@ fn interop(row: Row) {
         far_rest.into_iter().any(|n| n > u32::MAX as u64),
         "a REST offset past 4 GiB was sent"
     );
+    let plain = log.contains("does not offer TLS");
+    assert_eq!(plain, !row.tls, "plain FTP after tls=try");
     let appe_refused = log.contains("refuses appending (APPE)");
     assert_eq!(appe_refused, !row.appe, "APPE refusal learned");
 
@@ -363,6 +369,7 @@ fn vsftpd() -> Row {
 fn vsftpd_tls() -> Row {
     Row {
         start: |root| Server::start(ServerKind::VsftpdTls, root),
+        tls: true,
         ..vsftpd()
     }
 }
