@@ -400,6 +400,14 @@ fn libunftp() -> Row {
     }
 }
 
+fn libunftp_tls() -> Row {
+    Row {
+        start: |root| Server::start(ServerKind::UnftpTls, root),
+        tls: true,
+        ..libunftp()
+    }
+}
+
 /// One test per row: `name => row function`.
 macro_rules! rows {
     ($($name:ident => $row:ident),* $(,)?) => {
@@ -419,6 +427,7 @@ rows! {
     interop_proftpd => proftpd,
     interop_pyftpdlib => pyftpdlib,
     interop_libunftp => libunftp,
+    interop_libunftp_ftps_required => libunftp_tls,
     // Rows for the pyftpdlib quirk variants (DOS and EPLF listings, a quirky FEAT, active
     // mode only, HOST) go here.
 }

@@ -35,6 +35,9 @@ pub enum ServerKind {
     /// recommended setting, with a certificate for `localhost` signed by a CA made for this
     /// server ([`Server::ca`]); a [`Mount::new`] of it trusts that CA.
     VsftpdTls,
+    /// libunftp with TLS required on control and data connections, its certificate made
+    /// like [`ServerKind::VsftpdTls`]'s.
+    UnftpTls,
 }
 
 pub struct Server {
@@ -247,7 +250,20 @@ impl Server {
         let mut ca = None;
         let child = match kind {
             ServerKind::Unftp => {
-                start_unftp(root, port, faults.clone());
+                start_unftp(root, port, faults.clone(), None);
+                None
+            }
+            ServerKind::UnftpTls => {
+                // Without openssl, make_pki has said so (or failed when required).
+                let Some((cafile, _)) = make_pki(work.path()) else {
+                    return Ok(None);
+                };
+                ca = Some(cafile);
+                let tls = (
+                    work.path().join("server.pem"),
+                    work.path().join("server.key"),
+                );
+                start_unftp(root, port, faults.clone(), Some(tls));
                 None
             }
             ServerKind::PureFtpd => {
@@ -744,7 +760,14 @@ fn make_world_readable(root: &Path) {
         .status();
 }
 
-fn start_unftp(root: &Path, port: u16, faults: Option<Arc<faulty::Faults>>) {
+/// libunftp in-process on `port`, over `root` (with storage `faults`), with FTPS required
+/// when given `tls` (certificate file, key file).
+fn start_unftp(
+    root: &Path,
+    port: u16,
+    faults: Option<Arc<faulty::Faults>>,
+    tls: Option<(PathBuf, PathBuf)>,
+) {
     let root = root.to_path_buf();
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
@@ -759,11 +782,11 @@ fn start_unftp(root: &Path, port: u16, faults: Option<Arc<faulty::Faults>>) {
             match faults {
                 None => {
                     let storage = move || unftp_sbe_fs::Filesystem::new(r.clone()).unwrap();
-                    serve_unftp(Box::new(storage), &addr, tx).await
+                    serve_unftp(Box::new(storage), &addr, tls, tx).await
                 }
                 Some(f) => {
                     let storage = move || faulty::FaultyFs::new(r.clone(), f.clone());
-                    serve_unftp(Box::new(storage), &addr, tx).await
+                    serve_unftp(Box::new(storage), &addr, tls, tx).await
                 }
             }
         });
@@ -775,17 +798,20 @@ fn start_unftp(root: &Path, port: u16, faults: Option<Arc<faulty::Faults>>) {
 async fn serve_unftp<S>(
     storage: Box<dyn Fn() -> S + Send + Sync>,
     addr: &str,
+    tls: Option<(PathBuf, PathBuf)>,
     built: std::sync::mpsc::Sender<()>,
 ) where
     S: unftp_core::storage::StorageBackend<unftp_core::auth::DefaultUser> + 'static,
 {
-    let server = libunftp::ServerBuilder::with_authenticator(storage, Arc::new(PasswordAuth))
+    let mut builder = libunftp::ServerBuilder::with_authenticator(storage, Arc::new(PasswordAuth))
         .greeting("ftpfs test server")
         // Outside the kernel's ephemeral range (32768-60999), where free_port() picks
         // the other servers' control ports.
-        .passive_ports(61000..=64999)
-        .build()
-        .unwrap();
+        .passive_ports(61000..=64999);
+    if let Some((cert, key)) = tls {
+        builder = builder.ftps(cert, key).ftps_required(true, true);
+    }
+    let server = builder.build().unwrap();
     let _ = built.send(());
     let _ = server.listen(addr).await;
 }
