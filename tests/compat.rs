@@ -122,6 +122,7 @@ const WHEN: u64 = 1_577_934_245;
 fn interop(row: Row) {
     let data = tempfile::tempdir().unwrap();
     make_tree(data.path());
+    let t0 = Instant::now();
     let Some(server) = (row.start)(data.path()) else {
         return;
     };
@@ -340,7 +341,11 @@ fn interop(row: Row) {
     let appe_refused = log.contains("refuses appending (APPE)");
     assert_eq!(appe_refused, !row.appe, "APPE refusal learned");
 
-    let mut report = format!("{:?}:\n", server.kind);
+    let mut report = format!(
+        "{:?} (started in {} ms):\n",
+        server.kind,
+        (started - t0).as_millis()
+    );
     for (name, t) in &times {
         report.push_str(&format!("{:>6} ms  {name}\n", t.as_millis()));
     }
@@ -354,6 +359,14 @@ fn pure_ftpd() -> Row {
     Row {
         start: |root| Server::start(ServerKind::PureFtpd, root),
         ..FULL
+    }
+}
+
+fn pure_ftpd_tls() -> Row {
+    Row {
+        start: |root| Server::start(ServerKind::PureFtpdTls, root),
+        tls: true,
+        ..pure_ftpd()
     }
 }
 
@@ -422,6 +435,7 @@ macro_rules! rows {
 
 rows! {
     interop_pure_ftpd => pure_ftpd,
+    interop_pure_ftpd_tls_required => pure_ftpd_tls,
     interop_vsftpd_plain_list_only => vsftpd,
     interop_vsftpd_ftps_session_reuse_required => vsftpd_tls,
     interop_proftpd => proftpd,

@@ -35,6 +35,9 @@ pub enum ServerKind {
     /// recommended setting, with a certificate for `localhost` signed by a CA made for this
     /// server ([`Server::ca`]); a [`Mount::new`] of it trusts that CA.
     VsftpdTls,
+    /// pure-ftpd with TLS required for logins (`-Y 2`), its certificate made like
+    /// [`ServerKind::VsftpdTls`]'s.
+    PureFtpdTls,
     /// libunftp with TLS required on control and data connections, its certificate made
     /// like [`ServerKind::VsftpdTls`]'s.
     UnftpTls,
@@ -266,7 +269,7 @@ impl Server {
                 start_unftp(root, port, faults.clone(), Some(tls));
                 None
             }
-            ServerKind::PureFtpd => {
+            ServerKind::PureFtpd | ServerKind::PureFtpdTls => {
                 if !installed("/usr/sbin/pure-ftpd") {
                     return Ok(skip(kind));
                 }
@@ -291,7 +294,17 @@ impl Server {
                     .expect("pure-pw runs");
                 assert!(st.success(), "pure-pw mkdb failed");
                 make_world_readable(root);
-                let extra: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
+                let mut extra: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
+                if kind == ServerKind::PureFtpdTls {
+                    // Without openssl, make_pki has said so (or failed when required).
+                    let Some((cafile, both)) = make_pki(work.path()) else {
+                        return Ok(None);
+                    };
+                    ca = Some(cafile);
+                    // -Y 2: no login without TLS.
+                    extra.extend(["-Y".into(), "2".into(), "-2".into()]);
+                    extra.push(both.display().to_string());
+                }
                 // Its own process group: pure-ftpd forks a process per session, and a crash
                 // test kills them all, as a real server crash would.
                 let netns = netns.map(|(ns, _)| ns.to_string());
