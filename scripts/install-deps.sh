@@ -55,7 +55,7 @@ for entry in "${proftpd_pkgs[@]}"; do
   mkdir -p "$proftpd" && dpkg -x "$tmp"/*.deb "$proftpd"
   rm -rf "$tmp"
 done
-# vsftpd's write tests (tests/tls.rs, tests/tools.rs) log in as a real local user: a unix account with the tests' password
+# vsftpd's write tests (ServerKind::Vsftpd and VsftpdTls in tests/common) log in as a real local user: a unix account with the tests' password
 # (a cheap hash: logins are many) and a PAM service of its own with pam_unix only, so that no
 # shell, securetty or ftpusers rule of the machine applies.
 id ftpfsvsu >/dev/null 2>&1 || useradd -M -d / -s /usr/sbin/nologin ftpfsvsu

@@ -9,78 +9,6 @@ use std::process::{Command, Stdio};
 
 use common::*;
 
-/// A CA, and a server certificate for DNS:localhost signed by it. Returns (ca, cert+key).
-fn make_pki(dir: &Path) -> Option<(std::path::PathBuf, std::path::PathBuf)> {
-    let run = |args: &[&str]| {
-        Command::new("openssl")
-            .args(args)
-            .current_dir(dir)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success())
-    };
-    std::fs::write(
-        dir.join("ext.cnf"),
-        "subjectAltName=DNS:localhost\nbasicConstraints=CA:FALSE\n",
-    )
-    .unwrap();
-    let ok = run(&[
-        "req",
-        "-x509",
-        "-newkey",
-        "rsa:2048",
-        "-nodes",
-        "-keyout",
-        "ca.key",
-        "-out",
-        "ca.pem",
-        "-days",
-        "2",
-        "-subj",
-        "/CN=ftpfs test CA",
-    ]) && run(&[
-        "req",
-        "-newkey",
-        "rsa:2048",
-        "-nodes",
-        "-keyout",
-        "server.key",
-        "-out",
-        "server.csr",
-        "-subj",
-        "/CN=localhost",
-    ]) && run(&[
-        "x509",
-        "-req",
-        "-in",
-        "server.csr",
-        "-CA",
-        "ca.pem",
-        "-CAkey",
-        "ca.key",
-        "-CAcreateserial",
-        "-out",
-        "server.pem",
-        "-days",
-        "2",
-        "-extfile",
-        "ext.cnf",
-    ]);
-    if !ok {
-        if require_servers() {
-            panic!("openssl is required to make test certificates");
-        }
-        eprintln!("SKIP: no openssl");
-        return None;
-    }
-    let both = dir.join("server-both.pem");
-    let mut pem = std::fs::read(dir.join("server.pem")).unwrap();
-    pem.extend(std::fs::read(dir.join("server.key")).unwrap());
-    std::fs::write(&both, pem).unwrap();
-    Some((dir.join("ca.pem"), both))
-}
-
 /// A server process, killed and reaped on drop.
 struct Kill(std::process::Child);
 
@@ -331,115 +259,6 @@ fn implicit_ftps_url_reads_and_writes() {
     );
 }
 
-/// vsftpd, if scripts/install-deps.sh unpacked it and made its users: `None` (a skip) when
-/// not, a failure when the servers are required.
-fn vsftpd_binary(local_user: bool) -> Option<std::path::PathBuf> {
-    let vsftpd = ["/usr/sbin/vsftpd", "/opt/ftpfs-test/vsftpd/usr/sbin/vsftpd"]
-        .into_iter()
-        .map(std::path::PathBuf::from)
-        .find(|p| p.exists());
-    let users: &[&str] = if local_user {
-        &["ftpfsvs", VSFTPD_USER]
-    } else {
-        &["ftpfsvs"]
-    };
-    let users_ok = users.iter().all(|u| uid_of(u).is_some())
-        && (!local_user || Path::new("/etc/pam.d/ftpfs-vsftpd").exists());
-    match (vsftpd, users_ok) {
-        (Some(v), true) => Some(v),
-        _ => {
-            if require_servers() {
-                panic!("vsftpd and its test users are required (scripts/install-deps.sh)");
-            }
-            eprintln!("SKIP: no vsftpd");
-            None
-        }
-    }
-}
-
-/// The unix user vsftpd's write tests log in as (password [`PASSWORD`]), made by
-/// scripts/install-deps.sh with the PAM service `ftpfs-vsftpd`.
-const VSFTPD_USER: &str = "ftpfsvsu";
-
-fn uid_of(user: &str) -> Option<u32> {
-    let out = Command::new("id").args(["-u", user]).output().ok()?;
-    if !out.status.success() {
-        return None;
-    }
-    String::from_utf8_lossy(&out.stdout).trim().parse().ok()
-}
-
-/// A vsftpd with FTPS required for logins and data and `require_ssl_reuse=YES`, its
-/// recommended setting, serving `root`: to the local user [`VSFTPD_USER`] with writes
-/// allowed, or read-only to anonymous.
-struct Vsftpd {
-    _server: Kill,
-    _pki: tempfile::TempDir,
-    _empty: tempfile::TempDir,
-    port: u16,
-    ca: std::path::PathBuf,
-}
-
-impl Vsftpd {
-    fn start(binary: &Path, root: &Path, local_user: bool) -> Option<Vsftpd> {
-        let pki = tempfile::tempdir().unwrap();
-        let (ca, both) = make_pki(pki.path())?;
-        let empty = tempfile::tempdir().unwrap();
-        let port = free_port();
-        let users = if local_user {
-            let uid = uid_of(VSFTPD_USER).unwrap();
-            std::os::unix::fs::chown(root, Some(uid), None).unwrap();
-            format!(
-                "anonymous_enable=NO\nlocal_enable=YES\nwrite_enable=YES\nlocal_umask=022\n\
-                 local_root={}\npam_service_name=ftpfs-vsftpd\nforce_local_logins_ssl=YES\n\
-                 force_local_data_ssl=YES\n",
-                root.display()
-            )
-        } else {
-            format!(
-                "anonymous_enable=YES\nanon_root={}\nno_anon_password=YES\nlocal_enable=NO\n\
-                 write_enable=NO\nftp_username=ftpfsvs\nallow_anon_ssl=YES\n\
-                 force_anon_logins_ssl=YES\nforce_anon_data_ssl=YES\n",
-                root.display()
-            )
-        };
-        let conf = pki.path().join("vsftpd.conf");
-        std::fs::write(
-            &conf,
-            format!(
-                "listen=YES\nlisten_address=127.0.0.1\nlisten_port={port}\nbackground=NO\n\
-                 {users}secure_chroot_dir={}\nnopriv_user=ftpfsvs\nseccomp_sandbox=NO\n\
-                 xferlog_enable=NO\nmax_per_ip=0\nmax_clients=0\nssl_enable=YES\n\
-                 require_ssl_reuse=YES\nrsa_cert_file={}\n",
-                empty.path().display(),
-                both.display()
-            ),
-        )
-        .unwrap();
-        let server = Kill::serve(Command::new(binary).arg(&conf), port);
-        Some(Vsftpd {
-            _server: server,
-            _pki: pki,
-            _empty: empty,
-            port,
-            ca,
-        })
-    }
-
-    /// A mount as [`VSFTPD_USER`] with TLS required, its spool and recovery directories
-    /// under `scratch`.
-    fn mount(&self, scratch: &Path, extra: &str) -> Mount {
-        let url = format!("ftp://{VSFTPD_USER}@localhost:{}", self.port);
-        let opts = format!(
-            "tls=required,cafile={},spool_dir={},recovery_dir={}{extra}",
-            self.ca.display(),
-            scratch.join("spool").display(),
-            scratch.join("recovered").display()
-        );
-        Mount::of_url(&url, &[&opts])
-    }
-}
-
 /// Asserts that the server's directory holds exactly `want` (relative path → bytes; the
 /// directories are those of the paths).
 fn assert_server_holds(root: &Path, want: &std::collections::BTreeMap<String, Vec<u8>>) {
@@ -482,15 +301,12 @@ fn assert_server_holds(root: &Path, want: &std::collections::BTreeMap<String, Ve
 /// no data connection is refused.
 #[test]
 fn vsftpd_with_session_reuse_required_takes_200_uploads_appends_and_reads_without_a_refusal() {
-    let Some(binary) = vsftpd_binary(true) else {
-        return;
-    };
     let data = tempfile::tempdir().unwrap();
-    let Some(server) = Vsftpd::start(&binary, data.path(), true) else {
+    let Some(server) = Server::start(ServerKind::VsftpdTls, data.path()) else {
         return;
     };
     let scratch = tempfile::tempdir().unwrap();
-    let m = server.mount(scratch.path(), ",connections=2");
+    let m = Mount::new(&server, &["connections=2"]);
     let root = m.path();
     let started = std::time::Instant::now();
     let mut want = std::collections::BTreeMap::new();
@@ -564,15 +380,11 @@ fn vsftpd_with_session_reuse_required_takes_200_uploads_appends_and_reads_withou
 /// of each resuming only their own, while four writers and readers work at once.
 #[test]
 fn vsftpd_with_session_reuse_required_serves_parallel_writers_and_readers() {
-    let Some(binary) = vsftpd_binary(true) else {
-        return;
-    };
     let data = tempfile::tempdir().unwrap();
-    let Some(server) = Vsftpd::start(&binary, data.path(), true) else {
+    let Some(server) = Server::start(ServerKind::VsftpdTls, data.path()) else {
         return;
     };
-    let scratch = tempfile::tempdir().unwrap();
-    let m = server.mount(scratch.path(), ",connections=4");
+    let m = Mount::new(&server, &["connections=4"]);
     let root = m.path().to_path_buf();
     let workers: Vec<_> = (0..4u64)
         .map(|w| {
@@ -610,9 +422,6 @@ fn vsftpd_with_session_reuse_required_serves_parallel_writers_and_readers() {
 /// read-only: a big file read whole and from its middle.
 #[test]
 fn vsftpd_requiring_tls_session_reuse_serves_listings_and_reads() {
-    let Some(binary) = vsftpd_binary(false) else {
-        return;
-    };
     let anon = tempfile::tempdir().unwrap();
     std::fs::set_permissions(
         anon.path(),
@@ -621,12 +430,15 @@ fn vsftpd_requiring_tls_session_reuse_serves_listings_and_reads() {
     .unwrap();
     let data = Rng(3).bytes(8 << 20);
     std::fs::write(anon.path().join("data.bin"), &data).unwrap();
-    let Some(server) = Vsftpd::start(&binary, anon.path(), false) else {
+    let Some(server) = Server::vsftpd_tls_anonymous(anon.path()) else {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
-    let url = format!("ftp://localhost:{}", server.port);
-    let opts = format!("tls=required,cafile={}", server.ca.display());
+    let url = server.url();
+    let opts = format!(
+        "tls=required,cafile={}",
+        server.ca.as_ref().unwrap().display()
+    );
     let (ok, err) = try_mount(&url, &opts, dir.path());
     assert!(ok, "{err}");
     let listed = std::fs::read_dir(dir.path()).map(|d| d.count());

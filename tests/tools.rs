@@ -7,7 +7,8 @@
 //! the cache expired (`dir_cache_ttl=1`), so they come from a fresh listing.
 //!
 //! vsftpd runs plain with a local user of our own (`ftpfsvsu`, made by
-//! scripts/install-deps.sh), from the package unpacked under /opt/ftpfs-test.
+//! scripts/install-deps.sh), from the package unpacked under /opt/ftpfs-test
+//! ([`ServerKind::Vsftpd`]).
 
 mod common;
 
@@ -265,103 +266,21 @@ fn chmod_survives_a_relist_on_pyftpdlib() {
     assert_eq!(on_server.permissions().mode() & 0o777, 0o600);
 }
 
-/// A plain vsftpd with a local user that may write, its root owned by that user.
-struct Vsftpd {
-    child: std::process::Child,
-    port: u16,
-    _conf: tempfile::TempDir,
-}
-
-impl Vsftpd {
-    fn start(root: &Path) -> Option<Vsftpd> {
-        let bin = ["/usr/sbin/vsftpd", "/opt/ftpfs-test/vsftpd/usr/sbin/vsftpd"]
-            .into_iter()
-            .map(PathBuf::from)
-            .find(|p| p.exists());
-        let user = Command::new("id")
-            .arg("ftpfsvsu")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success());
-        let pam = Path::new("/etc/pam.d/ftpfs-vsftpd").exists();
-        let (Some(bin), true, true) = (bin, user, pam) else {
-            if require_servers() {
-                panic!("vsftpd and user ftpfsvsu are required (scripts/install-deps.sh)");
-            }
-            eprintln!("SKIP: no vsftpd or no user ftpfsvsu");
-            return None;
-        };
-        let st = Command::new("chown")
-            .args(["-R", "ftpfsvsu:ftpfsvsu"])
-            .arg(root)
-            .status()
-            .unwrap();
-        assert!(st.success());
-        let conf = tempfile::tempdir().unwrap();
-        let empty = conf.path().join("empty");
-        std::fs::create_dir(&empty).unwrap();
-        for _ in 0..3 {
-            let port = free_port();
-            let file = conf.path().join("vsftpd.conf");
-            std::fs::write(
-                &file,
-                format!(
-                    "listen=YES\nlisten_address=127.0.0.1\nlisten_port={port}\nbackground=NO\n\
-                     anonymous_enable=NO\nlocal_enable=YES\nwrite_enable=YES\nlocal_umask=022\n\
-                     local_root={}\npam_service_name=ftpfs-vsftpd\ncheck_shell=NO\n\
-                     userlist_enable=NO\nsecure_chroot_dir={}\nnopriv_user=ftpfsvsu\n\
-                     seccomp_sandbox=NO\nxferlog_enable=NO\nmax_per_ip=0\nmax_clients=0\n",
-                    root.display(),
-                    empty.display()
-                ),
-            )
-            .unwrap();
-            let mut child = Command::new(&bin)
-                .arg(&file)
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()
-                .unwrap();
-            let up = wait_for(Duration::from_secs(10), || {
-                TcpStream::connect(("127.0.0.1", port)).is_ok()
-                    || child.try_wait().ok().flatten().is_some()
-            });
-            if up && child.try_wait().ok().flatten().is_none() {
-                return Some(Vsftpd {
-                    child,
-                    port,
-                    _conf: conf,
-                });
-            }
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-        panic!("vsftpd did not start");
-    }
-
-    fn url_via(port: u16) -> String {
-        format!("ftp://ftpfsvsu@127.0.0.1:{port}")
-    }
-}
-
-impl Drop for Vsftpd {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// vsftpd's URL through a proxy on `port`, as its local user.
+fn vsftpd_url_via(port: u16) -> String {
+    format!("ftp://{VSFTPD_USER}@127.0.0.1:{port}")
 }
 
 #[test]
 fn cp_tar_and_rsync_twice_into_vsftpd() {
     let root = tempfile::tempdir().unwrap();
-    let Some(server) = Vsftpd::start(root.path()) else {
+    let Some(server) = Server::start(ServerKind::Vsftpd, root.path()) else {
         return;
     };
     if !rsync_installed() {
         return;
     }
-    let m = Mount::of_url(&Vsftpd::url_via(server.port), &[TTL]);
+    let m = Mount::new(&server, &[TTL]);
     let src = tools_write_everything(m.path(), root.path());
     let log = m.log_text();
     assert_eq!(
@@ -371,7 +290,7 @@ fn cp_tar_and_rsync_twice_into_vsftpd() {
     );
     drop(m);
     // Without MDTM, LIST's day-precise dates make rsync send everything again.
-    let m = Mount::of_url(&Vsftpd::url_via(server.port), &[TTL, "exact_times=off"]);
+    let m = Mount::new(&server, &[TTL, "exact_times=off"]);
     let (_, again) = rsync(&src.path().join("tree"), &m.path().join("rs"));
     eprintln!("vsftpd, exact_times=off: the second rsync -a sent {again} of 49 files");
     assert_eq!(
@@ -388,7 +307,7 @@ fn vsftpd_times_read_back_exactly_and_strict_times_refuses_directories() {
     let root = tempfile::tempdir().unwrap();
     std::fs::create_dir(root.path().join("d")).unwrap();
     std::fs::write(root.path().join("f"), b"x").unwrap();
-    let Some(server) = Vsftpd::start(root.path()) else {
+    let Some(server) = Server::start(ServerKind::Vsftpd, root.path()) else {
         return;
     };
     let touch = |p: &Path| {
@@ -398,7 +317,7 @@ fn vsftpd_times_read_back_exactly_and_strict_times_refuses_directories() {
     };
     let want = 1_577_934_245;
     {
-        let m = Mount::of_url(&Vsftpd::url_via(server.port), &[TTL]);
+        let m = Mount::new(&server, &[TTL]);
         let (ok, out) = touch(&m.path().join("f"));
         assert!(ok, "touch of a file: {out}");
         let (ok, out) = touch(&m.path().join("d"));
@@ -410,7 +329,7 @@ fn vsftpd_times_read_back_exactly_and_strict_times_refuses_directories() {
             .unwrap();
         assert_eq!(secs(got), want, "the file's time after a re-list");
     }
-    let m = Mount::of_url(&Vsftpd::url_via(server.port), &[TTL, "strict_times"]);
+    let m = Mount::new(&server, &[TTL, "strict_times"]);
     let when = filetime_of(want);
     let err = std::fs::File::open(m.path().join("d"))
         .unwrap()
@@ -529,14 +448,14 @@ fn vsftpd_listing_asks_mdtm_for_a_directory_in_one_round_trip() {
         let f = std::fs::File::options().write(true).open(&p).unwrap();
         f.set_modified(filetime_of(1_577_934_245 + i * 13)).unwrap();
     }
-    let Some(server) = Vsftpd::start(root.path()) else {
+    let Some(server) = Server::start(ServerKind::Vsftpd, root.path()) else {
         return;
     };
     let mut cost = Vec::new();
     for exact in ["on", "off"] {
         let (port, seen) = control_proxy(server.port);
         let m = Mount::of_url(
-            &Vsftpd::url_via(port),
+            &vsftpd_url_via(port),
             &[TTL, &format!("exact_times={exact}")],
         );
         let before = {

@@ -1,8 +1,9 @@
 //! Test harness: real FTP servers on loopback and real FUSE mounts of them.
 //!
 //! Servers: libunftp in-process (always available to `cargo test`), and pure-ftpd,
-//! pyftpdlib and proftpd (unpacked under [`PROFTPD`] by scripts/install-deps.sh) from Debian
-//! as child processes. A test asking for a server that is not installed
+//! pyftpdlib, proftpd (unpacked under [`PROFTPD`] by scripts/install-deps.sh) and vsftpd
+//! (unpacked under [`VSFTPD`], plain or FTPS with `require_ssl_reuse=YES`) from Debian as
+//! child processes. A test asking for a server that is not installed
 //! is skipped with a message, unless `FTPFS_REQUIRE_SERVERS=1` (set by CI), where it fails.
 //!
 //! Everything a test starts is stopped by `Drop`, by PID, even when the test fails. Waits
@@ -28,6 +29,18 @@ pub enum ServerKind {
     PureFtpd,
     Pyftpdlib,
     Proftpd,
+    /// vsftpd without TLS, to the local user [`VSFTPD_USER`] with writes allowed. No MLSD.
+    Vsftpd,
+    /// vsftpd with TLS required for logins and data and `require_ssl_reuse=YES`, its
+    /// recommended setting, with a certificate for `localhost` signed by a CA made for this
+    /// server ([`Server::ca`]); a [`Mount::new`] of it trusts that CA.
+    VsftpdTls,
+    /// pure-ftpd with TLS required for logins (`-Y 2`), its certificate made like
+    /// [`ServerKind::VsftpdTls`]'s.
+    PureFtpdTls,
+    /// libunftp with TLS required on control and data connections, its certificate made
+    /// like [`ServerKind::VsftpdTls`]'s.
+    UnftpTls,
 }
 
 pub struct Server {
@@ -36,6 +49,14 @@ pub struct Server {
     pub host: String,
     pub port: u16,
     pub root: PathBuf,
+    /// The user in [`Server::url`]; `None` for an anonymous login.
+    pub user: Option<&'static str>,
+    /// The host name in [`Server::url`]: `localhost` where the certificate names it.
+    url_host: String,
+    /// The CA that signed the server's certificate (FTPS servers).
+    pub ca: Option<PathBuf>,
+    /// Mount options every mount of this server needs (`tls=required,cafile=…`).
+    mount_opts: Vec<String>,
     child: Option<Child>,
     /// Starts the server process again on the same port (pure-ftpd only).
     respawn: Option<Box<dyn Fn() -> Child + Send>>,
@@ -132,7 +153,7 @@ impl unftp_core::auth::Authenticator for PasswordAuth {
 /// How a server is started, beyond its kind and root.
 #[derive(Default, Clone)]
 struct Start<'a> {
-    /// pyftpdlib: anonymous (read-only) logins and no named user.
+    /// pyftpdlib, vsftpd: anonymous (read-only) logins and no named user.
     anonymous: bool,
     /// pure-ftpd: extra flags.
     extra: &'a [&'a str],
@@ -176,6 +197,16 @@ impl Server {
             ..Start::default()
         };
         Self::start_with(ServerKind::Pyftpdlib, root, start)
+    }
+
+    /// vsftpd with TLS required and `require_ssl_reuse=YES`, to anonymous (read-only)
+    /// logins as the unix user `ftpfsvs`, serving `root` (which must be world-readable).
+    pub fn vsftpd_tls_anonymous(root: &Path) -> Option<Server> {
+        let start = Start {
+            anonymous: true,
+            ..Start::default()
+        };
+        Self::start_with(ServerKind::VsftpdTls, root, start)
     }
 
     /// libunftp in-process over a storage that fails when the returned [`faulty::Faults`]
@@ -232,12 +263,26 @@ impl Server {
         let work = tempfile::tempdir().unwrap();
         let port = free_port();
         let mut respawn = None;
+        let mut ca = None;
         let child = match kind {
             ServerKind::Unftp => {
-                start_unftp(root, port, faults.clone());
+                start_unftp(root, port, faults.clone(), None);
                 None
             }
-            ServerKind::PureFtpd => {
+            ServerKind::UnftpTls => {
+                // Without openssl, make_pki has said so (or failed when required).
+                let Some((cafile, _)) = make_pki(work.path()) else {
+                    return Ok(None);
+                };
+                ca = Some(cafile);
+                let tls = (
+                    work.path().join("server.pem"),
+                    work.path().join("server.key"),
+                );
+                start_unftp(root, port, faults.clone(), Some(tls));
+                None
+            }
+            ServerKind::PureFtpd | ServerKind::PureFtpdTls => {
                 if !installed("/usr/sbin/pure-ftpd") {
                     return Ok(skip(kind));
                 }
@@ -262,7 +307,17 @@ impl Server {
                     .expect("pure-pw runs");
                 assert!(st.success(), "pure-pw mkdb failed");
                 make_world_readable(root);
-                let extra: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
+                let mut extra: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
+                if kind == ServerKind::PureFtpdTls {
+                    // Without openssl, make_pki has said so (or failed when required).
+                    let Some((cafile, both)) = make_pki(work.path()) else {
+                        return Ok(None);
+                    };
+                    ca = Some(cafile);
+                    // -Y 2: no login without TLS.
+                    extra.extend(["-Y".into(), "2".into(), "-2".into()]);
+                    extra.push(both.display().to_string());
+                }
                 // Its own process group: pure-ftpd forks a process per session, and a crash
                 // test kills them all, as a real server crash would.
                 let netns = netns.map(|(ns, _)| ns.to_string());
@@ -340,12 +395,53 @@ impl Server {
                 }
                 Some(start_proftpd(root, port, work.path()))
             }
+            ServerKind::Vsftpd | ServerKind::VsftpdTls => {
+                if !vsftpd_installed(anonymous) {
+                    return Ok(skip(kind));
+                }
+                let tls = if kind == ServerKind::VsftpdTls {
+                    // Without openssl, make_pki has said so (or failed when required).
+                    let Some((cafile, both)) = make_pki(work.path()) else {
+                        return Ok(None);
+                    };
+                    ca = Some(cafile);
+                    Some(both)
+                } else {
+                    None
+                };
+                Some(start_vsftpd(
+                    root,
+                    port,
+                    work.path(),
+                    tls.as_deref(),
+                    anonymous,
+                ))
+            }
         };
+        let vsftpd = matches!(kind, ServerKind::Vsftpd | ServerKind::VsftpdTls);
+        let user = match (vsftpd, anonymous) {
+            (_, true) => None,
+            (true, false) => Some(VSFTPD_USER),
+            (false, false) => Some(USER),
+        };
+        let mount_opts = ca
+            .iter()
+            .map(|c| format!("tls=required,cafile={}", c.display()))
+            .collect();
+        let server_host = host.clone();
         let mut server = Server {
             kind,
             host,
             port,
             root: root.to_path_buf(),
+            user,
+            url_host: if ca.is_some() {
+                "localhost".into()
+            } else {
+                server_host
+            },
+            ca,
+            mount_opts,
             child,
             respawn,
             _work: work,
@@ -366,7 +462,8 @@ impl Server {
     }
 
     pub fn url(&self) -> String {
-        format!("ftp://{USER}@{}:{}", self.host, self.port)
+        let user = self.user.map(|u| format!("{u}@")).unwrap_or_default();
+        format!("ftp://{user}{}:{}", self.url_host, self.port)
     }
 
     /// The commands the server received, one `COMMAND ARGUMENT CODE` line each (proftpd's
@@ -377,7 +474,11 @@ impl Server {
 
     fn stop(&mut self) {
         if let Some(mut c) = self.child.take() {
-            if self.respawn.is_some() || self.kind == ServerKind::Proftpd {
+            let group = matches!(
+                self.kind,
+                ServerKind::Proftpd | ServerKind::Vsftpd | ServerKind::VsftpdTls
+            );
+            if self.respawn.is_some() || group {
                 // The group we created for it: the server and its sessions.
                 // SAFETY: plain syscall on a process group id we own.
                 unsafe { libc::killpg(c.id() as i32, libc::SIGKILL) };
@@ -519,6 +620,174 @@ ExtendedLog {w}/commands.log ALL commands
         .expect("proftpd starts")
 }
 
+/// Where scripts/install-deps.sh unpacks vsftpd (it conflicts with pure-ftpd in apt).
+pub const VSFTPD: &str = "/opt/ftpfs-test/vsftpd";
+
+/// The unix user vsftpd's tests log in as (password [`PASSWORD`]), made by
+/// scripts/install-deps.sh with the PAM service `ftpfs-vsftpd`. Anonymous logins run as the
+/// unix user `ftpfsvs`, which vsftpd also uses as its unprivileged helper.
+pub const VSFTPD_USER: &str = "ftpfsvsu";
+
+fn vsftpd_binary() -> PathBuf {
+    ["/usr/sbin/vsftpd", &format!("{VSFTPD}/usr/sbin/vsftpd")]
+        .into_iter()
+        .map(PathBuf::from)
+        .find(|p| p.exists())
+        .unwrap_or_default()
+}
+
+pub fn uid_of(user: &str) -> Option<u32> {
+    let out = Command::new("id").args(["-u", user]).output().ok()?;
+    if !out.status.success() {
+        return None;
+    }
+    String::from_utf8_lossy(&out.stdout).trim().parse().ok()
+}
+
+/// vsftpd and the unix users and PAM service its configuration names.
+fn vsftpd_installed(anonymous: bool) -> bool {
+    let users: &[&str] = if anonymous {
+        &["ftpfsvs"]
+    } else {
+        &["ftpfsvs", VSFTPD_USER]
+    };
+    vsftpd_binary().exists()
+        && users.iter().all(|u| uid_of(u).is_some())
+        && (anonymous || Path::new("/etc/pam.d/ftpfs-vsftpd").exists())
+}
+
+/// vsftpd in the foreground (`background=NO`) with a configuration of its own in `work`,
+/// serving `root`: to [`VSFTPD_USER`] with writes allowed (the tree is given to that user),
+/// or read-only to anonymous. With `tls` (certificate and key in one file), TLS is
+/// required for logins and data, with `require_ssl_reuse=YES`.
+fn start_vsftpd(root: &Path, port: u16, work: &Path, tls: Option<&Path>, anonymous: bool) -> Child {
+    use std::os::unix::process::CommandExt;
+    let empty = work.join("empty");
+    std::fs::create_dir_all(&empty).unwrap();
+    let users = if anonymous {
+        format!(
+            "anonymous_enable=YES\nanon_root={}\nno_anon_password=YES\nlocal_enable=NO\n\
+             write_enable=NO\nftp_username=ftpfsvs\nnopriv_user=ftpfsvs\n",
+            root.display()
+        )
+    } else {
+        let st = Command::new("chown")
+            .args(["-R", &format!("{VSFTPD_USER}:{VSFTPD_USER}")])
+            .arg(root)
+            .status()
+            .expect("chown runs");
+        assert!(st.success(), "chown of the vsftpd root");
+        format!(
+            "anonymous_enable=NO\nlocal_enable=YES\nwrite_enable=YES\nlocal_umask=022\n\
+             local_root={}\npam_service_name=ftpfs-vsftpd\ncheck_shell=NO\n\
+             userlist_enable=NO\nnopriv_user={VSFTPD_USER}\n",
+            root.display()
+        )
+    };
+    let tls = match tls {
+        None => String::new(),
+        Some(cert) => format!(
+            "ssl_enable=YES\nrequire_ssl_reuse=YES\nrsa_cert_file={}\n\
+             force_local_logins_ssl=YES\nforce_local_data_ssl=YES\nallow_anon_ssl=YES\n\
+             force_anon_logins_ssl=YES\nforce_anon_data_ssl=YES\n",
+            cert.display()
+        ),
+    };
+    let conf = work.join("vsftpd.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "listen=YES\nlisten_address=127.0.0.1\nlisten_port={port}\nbackground=NO\n\
+             {users}{tls}secure_chroot_dir={}\nseccomp_sandbox=NO\nxferlog_enable=NO\n\
+             max_per_ip=0\nmax_clients=0\n",
+            empty.display()
+        ),
+    )
+    .unwrap();
+    // Its own process group: vsftpd forks processes per session, stopped with it.
+    Command::new(vsftpd_binary())
+        .arg(&conf)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .process_group(0)
+        .spawn()
+        .expect("vsftpd starts")
+}
+
+/// A CA, and a server certificate for DNS:localhost signed by it, made with openssl in
+/// `dir`. Returns (ca, cert+key in one file); `None` (a skip, or a failure when the servers
+/// are required) without openssl.
+pub fn make_pki(dir: &Path) -> Option<(PathBuf, PathBuf)> {
+    let run = |args: &[&str]| {
+        Command::new("openssl")
+            .args(args)
+            .current_dir(dir)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+    };
+    std::fs::write(
+        dir.join("ext.cnf"),
+        "subjectAltName=DNS:localhost\nbasicConstraints=CA:FALSE\n",
+    )
+    .unwrap();
+    let ok = run(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.pem",
+        "-days",
+        "2",
+        "-subj",
+        "/CN=ftpfs test CA",
+    ]) && run(&[
+        "req",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        "server.key",
+        "-out",
+        "server.csr",
+        "-subj",
+        "/CN=localhost",
+    ]) && run(&[
+        "x509",
+        "-req",
+        "-in",
+        "server.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-out",
+        "server.pem",
+        "-days",
+        "2",
+        "-extfile",
+        "ext.cnf",
+    ]);
+    if !ok {
+        if require_servers() {
+            panic!("openssl is required to make test certificates");
+        }
+        eprintln!("SKIP: no openssl");
+        return None;
+    }
+    let both = dir.join("server-both.pem");
+    let mut pem = std::fs::read(dir.join("server.pem")).unwrap();
+    pem.extend(std::fs::read(dir.join("server.key")).unwrap());
+    std::fs::write(&both, pem).unwrap();
+    Some((dir.join("ca.pem"), both))
+}
+
 /// pure-ftpd serves as an unprivileged virtual user (65534), which must be able to read
 /// and write the tree.
 fn make_world_readable(root: &Path) {
@@ -530,7 +799,14 @@ fn make_world_readable(root: &Path) {
         .status();
 }
 
-fn start_unftp(root: &Path, port: u16, faults: Option<Arc<faulty::Faults>>) {
+/// libunftp in-process on `port`, over `root` (with storage `faults`), with FTPS required
+/// when given `tls` (certificate file, key file).
+fn start_unftp(
+    root: &Path,
+    port: u16,
+    faults: Option<Arc<faulty::Faults>>,
+    tls: Option<(PathBuf, PathBuf)>,
+) {
     let root = root.to_path_buf();
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
@@ -545,11 +821,11 @@ fn start_unftp(root: &Path, port: u16, faults: Option<Arc<faulty::Faults>>) {
             match faults {
                 None => {
                     let storage = move || unftp_sbe_fs::Filesystem::new(r.clone()).unwrap();
-                    serve_unftp(Box::new(storage), &addr, tx).await
+                    serve_unftp(Box::new(storage), &addr, tls, tx).await
                 }
                 Some(f) => {
                     let storage = move || faulty::FaultyFs::new(r.clone(), f.clone());
-                    serve_unftp(Box::new(storage), &addr, tx).await
+                    serve_unftp(Box::new(storage), &addr, tls, tx).await
                 }
             }
         });
@@ -561,17 +837,20 @@ fn start_unftp(root: &Path, port: u16, faults: Option<Arc<faulty::Faults>>) {
 async fn serve_unftp<S>(
     storage: Box<dyn Fn() -> S + Send + Sync>,
     addr: &str,
+    tls: Option<(PathBuf, PathBuf)>,
     built: std::sync::mpsc::Sender<()>,
 ) where
     S: unftp_core::storage::StorageBackend<unftp_core::auth::DefaultUser> + 'static,
 {
-    let server = libunftp::ServerBuilder::with_authenticator(storage, Arc::new(PasswordAuth))
+    let mut builder = libunftp::ServerBuilder::with_authenticator(storage, Arc::new(PasswordAuth))
         .greeting("ftpfs test server")
         // Outside the kernel's ephemeral range (32768-60999), where free_port() picks
         // the other servers' control ports.
-        .passive_ports(61000..=64999)
-        .build()
-        .unwrap();
+        .passive_ports(61000..=64999);
+    if let Some((cert, key)) = tls {
+        builder = builder.ftps(cert, key).ftps_required(true, true);
+    }
+    let server = builder.build().unwrap();
     let _ = built.send(());
     let _ = server.listen(addr).await;
 }
@@ -629,8 +908,11 @@ pub fn is_mounted(path: &Path) -> bool {
 }
 
 impl Mount {
+    /// A mount of `server` with the options it needs (its CA for FTPS) and `opts`.
     pub fn new(server: &Server, opts: &[&str]) -> Mount {
-        Self::of_url(&server.url(), opts)
+        let mut all: Vec<&str> = server.mount_opts.iter().map(String::as_str).collect();
+        all.extend_from_slice(opts);
+        Self::of_url(&server.url(), &all)
     }
 
     /// A mount of any server (the scripted one, for instance), logging in as `alice`.
