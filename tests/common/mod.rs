@@ -140,6 +140,8 @@ struct Start<'a> {
     faults: Option<Arc<faulty::Faults>>,
     /// pure-ftpd: the network namespace to run in and the address to listen on there.
     netns: Option<(&'a str, &'a str)>,
+    /// pyftpdlib: a quirk of tests/common/pyftpd_quirks.py (`active-only`, ...).
+    quirk: Option<&'a str>,
 }
 
 impl Server {
@@ -161,6 +163,16 @@ impl Server {
     pub fn start_anonymous(root: &Path) -> Option<Server> {
         let start = Start {
             anonymous: true,
+            ..Start::default()
+        };
+        Self::start_with(ServerKind::Pyftpdlib, root, start)
+    }
+
+    /// pyftpdlib with a quirk of tests/common/pyftpd_quirks.py (e.g. `active-only`: no
+    /// `PASV`/`EPSV`), logging the commands it receives (see [`Server::command_log`]).
+    pub fn pyftpdlib_quirk(root: &Path, quirk: &str) -> Option<Server> {
+        let start = Start {
+            quirk: Some(quirk),
             ..Start::default()
         };
         Self::start_with(ServerKind::Pyftpdlib, root, start)
@@ -214,6 +226,7 @@ impl Server {
             extra,
             faults,
             netns,
+            quirk,
         } = start;
         let host = netns.map_or("127.0.0.1", |(_, addr)| addr).to_string();
         let work = tempfile::tempdir().unwrap();
@@ -294,11 +307,25 @@ impl Server {
                     return Ok(skip(kind));
                 }
                 let mut cmd = Command::new("/usr/bin/python3");
-                cmd.args(["-m", "pyftpdlib", "-i", "127.0.0.1", "-p"])
+                if let Some(quirk) = quirk {
+                    cmd.arg(concat!(
+                        env!("CARGO_MANIFEST_DIR"),
+                        "/tests/common/pyftpd_quirks.py"
+                    ))
+                    .args(["--quirk", quirk, "--user", USER, "--password", PASSWORD])
+                    .arg("--port")
                     .arg(port.to_string())
-                    .arg("-d")
-                    .arg(root);
-                if !anonymous {
+                    .arg("--root")
+                    .arg(root)
+                    .arg("--commands")
+                    .arg(work.path().join("commands.log"));
+                } else {
+                    cmd.args(["-m", "pyftpdlib", "-i", "127.0.0.1", "-p"])
+                        .arg(port.to_string())
+                        .arg("-d")
+                        .arg(root);
+                }
+                if !anonymous && quirk.is_none() {
                     cmd.args(["-u", USER, "-P", PASSWORD, "-w"]);
                 }
                 Some(
@@ -344,7 +371,7 @@ impl Server {
     }
 
     /// The commands the server received, one `COMMAND ARGUMENT CODE` line each (proftpd's
-    /// ExtendedLog; empty for the other servers).
+    /// ExtendedLog), or `COMMAND ARGUMENT` (pyftpdlib with a quirk); empty for the others.
     pub fn command_log(&self) -> String {
         std::fs::read_to_string(self._work.path().join("commands.log")).unwrap_or_default()
     }
