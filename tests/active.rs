@@ -267,3 +267,31 @@ fn a_server_that_never_connects_back_gives_etimedout_within_the_deadline() {
         "waited the timeout: {took:?}"
     );
 }
+
+/// A server whose passive ports a firewall rejects (it answers EPSV with a port where nothing
+/// listens): `data=auto` finds out at the first connection, warns once, and uses active mode.
+#[test]
+fn a_server_whose_passive_port_cannot_be_reached_is_used_in_active_mode() {
+    let Some((data, server)) = quirky("passive-unreachable") else {
+        return;
+    };
+    let m = Mount::new(&server, &[]);
+    use_the_mount(m.path(), data.path());
+    let log = m.log_text();
+    assert_eq!(
+        log.matches("a passive data connection to 127.0.0.1:")
+            .count(),
+        1,
+        "one warning:\n{log}"
+    );
+    assert!(log.contains("using active data connections"), "{log}");
+    let commands = server.command_log();
+    let count = |c: &str| {
+        commands
+            .lines()
+            .filter(|l| l.split(' ').next() == Some(c))
+            .count()
+    };
+    assert_eq!((count("EPSV"), count("PASV")), (1, 0), "{commands}");
+    assert!(count("PORT") >= 8, "{commands}");
+}

@@ -70,6 +70,32 @@ def never_connects(base):
     return NeverConnects
 
 
+def passive_unreachable(base):
+    """Passive mode behind a firewall that lets only the control port through: EPSV and PASV
+    are answered, with a port where nothing listens (connections are refused), as when the
+    firewall rejects them."""
+    import socket
+
+    def closed_port():
+        s = socket.socket()
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+        s.close()
+        return port
+
+    class PassiveUnreachable(base):
+        def ftp_EPSV(self, line):
+            self.respond("229 Entering extended passive mode (|||%d|)." % closed_port())
+
+        def ftp_PASV(self, line):
+            port = closed_port()
+            self.respond(
+                "227 Entering passive mode (127,0,0,1,%d,%d)." % (port // 256, port % 256)
+            )
+
+    return PassiveUnreachable
+
+
 def plain(base):
     """No quirk: stock pyftpdlib, with the command log."""
     return base
@@ -79,6 +105,7 @@ QUIRKS = {
     "active-only": active_only,
     "intruder": intruder,
     "never-connects": never_connects,
+    "passive-unreachable": passive_unreachable,
     "plain": plain,
 }
 
