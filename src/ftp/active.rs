@@ -26,6 +26,13 @@
 //! the same connector (and session resumption) as a passive data connection. The accepted
 //! socket gets the connection's read and write timeouts and is handed to the watchdog, as a
 //! passive one is, by [`adopt`].
+//!
+//! Not yet: announcing another address for a client behind NAT (`active_addr=`), a port
+//! range for the listener (`active_ports=`), and `EPRT` on IPv4 where the server offers it.
+//! suppaftp binds the listener and words `PORT` itself, and its `TransferStream`, which the
+//! reader and uploads hold, cannot be built outside it; those need ftpfs to own the data
+//! connection's set-up (listener, `PORT`/`EPRT`, `REST`, the command, accept, TLS, and
+//! reading the final reply), not a setting of suppaftp's.
 
 use std::net::{IpAddr, SocketAddr, TcpStream};
 use std::time::Duration;
