@@ -295,3 +295,28 @@ fn a_server_whose_passive_port_cannot_be_reached_is_used_in_active_mode() {
     assert_eq!((count("EPSV"), count("PASV")), (1, 0), "{commands}");
     assert!(count("PORT") >= 8, "{commands}");
 }
+
+/// `data=auto` against a server with working passive mode stays passive: no PORT, no
+/// warning, and the test connection made at the first connection did not disturb it.
+#[test]
+fn data_auto_keeps_passive_mode_where_it_works() {
+    let Some((data, server)) = quirky("plain") else {
+        return;
+    };
+    let m = Mount::new(&server, &[]);
+    use_the_mount(m.path(), data.path());
+    let commands = server.command_log();
+    assert!(
+        !commands.contains("PORT") && !commands.contains("EPRT"),
+        "{commands}"
+    );
+    let epsv = commands.lines().filter(|l| l.starts_with("EPSV")).count();
+    assert!(epsv >= 8, "{commands}");
+    let log = m.log_text();
+    assert!(!log.contains("active data connections"));
+    let warnings: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains(" WARN ") && !l.contains("no TLS"))
+        .collect();
+    assert!(warnings.is_empty(), "{warnings:?}");
+}
