@@ -320,3 +320,29 @@ fn data_auto_keeps_passive_mode_where_it_works() {
         .collect();
     assert!(warnings.is_empty(), "{warnings:?}");
 }
+
+/// `data=active` on proftpd (which refuses `APPE`: appends upload the whole file), counted
+/// from its command log: every transfer after a PORT, no EPSV or PASV.
+#[test]
+fn data_active_on_proftpd_sends_port_for_every_transfer() {
+    let data = served();
+    let Some(server) = Server::start(ServerKind::Proftpd, data.path()) else {
+        return;
+    };
+    let m = Mount::new(&server, &["data=active"]);
+    use_the_mount(m.path(), data.path());
+    let commands = server.command_log();
+    let count = |c: &str| {
+        commands
+            .lines()
+            .filter(|l| l.split(' ').next() == Some(c))
+            .count()
+    };
+    assert_eq!((count("EPSV"), count("PASV")), (0, 0), "{commands}");
+    let transfers: usize = ["RETR", "STOR", "APPE", "MLSD", "LIST"]
+        .iter()
+        .map(|c| count(c))
+        .sum();
+    assert!(transfers >= 6, "{commands}");
+    assert!(count("PORT") >= transfers, "{commands}");
+}
