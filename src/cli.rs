@@ -133,6 +133,9 @@ pub struct MountArgs {
     /// server certificate with this SHA-256 fingerprint), insecure (do not
     /// verify the server's certificate), credentials=FILE (username= and password= lines,
     /// for fstab; must be chmod 600),
+    /// data=auto|passive|active (data connections; auto: passive, active when the server
+    /// refuses passive mode or its passive ports cannot be reached), pasv_addr=fix|trust
+    /// (trust: connect to the address in a 227 reply even when it is private; default fix),
     /// listing=auto|list (list: use LIST even when MLSD is offered), exact_times=on|off
     /// (on LIST-only servers, exact file times from pipelined MDTM; default on),
     /// strict_times (a directory time the server cannot set is EPERM, not ignored), spool_dir=DIR,

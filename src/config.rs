@@ -224,6 +224,8 @@ pub struct MountOpts {
     pub umask: Option<u32>,
     pub debug: bool,
     pub listing: Option<crate::ftp::ListingMode>,
+    pub data: Option<crate::ftp::active::DataMode>,
+    pub pasv_addr: Option<crate::ftp::active::PasvAddr>,
     pub exact_times: Option<bool>,
     pub strict_times: bool,
     pub spool_dir: Option<PathBuf>,
@@ -317,6 +319,8 @@ pub fn parse_mount_options(s: &str, opts: &mut MountOpts) -> Result<(), String> 
                     v => return Err(format!("listing must be auto or list, not {v:?}")),
                 })
             }
+            "data" => opts.data = Some(crate::ftp::active::DataMode::parse(need()?)?),
+            "pasv_addr" => opts.pasv_addr = Some(crate::ftp::active::PasvAddr::parse(need()?)?),
             "exact_times" => {
                 opts.exact_times = Some(match need()? {
                     "on" => true,
@@ -379,6 +383,8 @@ impl Config {
                 .keepalive
                 .map(Duration::from_secs)
                 .unwrap_or(crate::ftp::conn::DEFAULT_KEEPALIVE),
+            data: o.data.unwrap_or_default(),
+            pasv_addr: o.pasv_addr.unwrap_or_default(),
             tls: {
                 use crate::ftp::tls::{Tls, TlsMode};
                 let mode = match (source.implicit_tls, o.tls) {
@@ -768,6 +774,26 @@ mod tests {
                 parse_mount_options(bad, &mut MountOpts::default()).is_err(),
                 "{bad}"
             );
+        }
+    }
+
+    #[test]
+    fn data_connection_options_parse_and_bad_values_are_refused() {
+        use crate::ftp::active::{DataMode, PasvAddr};
+        let mut o = MountOpts::default();
+        assert_eq!((o.data, o.pasv_addr), (None, None));
+        parse_mount_options("data=active,pasv_addr=trust", &mut o).unwrap();
+        assert_eq!(
+            (o.data, o.pasv_addr),
+            (Some(DataMode::Active), Some(PasvAddr::Trust))
+        );
+        parse_mount_options("data=passive,pasv_addr=fix", &mut o).unwrap();
+        assert_eq!(
+            (o.data, o.pasv_addr),
+            (Some(DataMode::Passive), Some(PasvAddr::Fix))
+        );
+        for bad in ["data", "data=port", "pasv_addr=keep", "pasv_addr"] {
+            assert!(parse_mount_options(bad, &mut o).is_err(), "{bad}");
         }
     }
 

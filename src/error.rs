@@ -120,9 +120,12 @@ pub enum Error {
     /// after it.
     #[error("offset at or past the end of the file")]
     PastEnd,
-    /// The server refuses both `EPSV` and `PASV` (each with the reply given), and ftpfs has
-    /// no active mode: no transfer can work, so the mount is refused.
-    #[error("refuses passive mode (EPSV: {epsv}, PASV: {pasv}): active mode is not supported yet")]
+    /// The server refuses both `EPSV` and `PASV` (each with the reply given), and
+    /// `-o data=passive` forbids active mode: no transfer can work, so the mount is refused.
+    #[error(
+        "refuses passive mode (EPSV: {epsv}, PASV: {pasv}), and data=passive forbids active \
+         mode; mount with -o data=active or data=auto"
+    )]
     NoPassive { epsv: String, pasv: String },
 }
 

@@ -9,7 +9,8 @@
 //!
 //! - [`cli`], [`config`]: what the user typed, and the validated configuration built from it.
 //! - [`remote`]: the `Remote` trait, the seam tests use to inject faults ([`testing`]).
-//! - [`ftp`]: the FTP implementation: `conn` (connect, login, capabilities), `pool`,
+//! - [`ftp`]: the FTP implementation: `conn` (connect, login, capabilities), `active`
+//!   (passive or active data connections, decided once per mount), `pool`,
 //!   `listing` (MLSD and LIST parsers), `mdtm` (exact times for LIST listings, pipelined),
 //!   `reader` (REST+RETR streams).
 

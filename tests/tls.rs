@@ -611,6 +611,8 @@ fn a_data_connection_refused_for_its_tls_session_is_repeated_on_a_new_connection
         tls: ftpfs::ftp::tls::Tls::off(),
         limit_recheck: ftpfs::ftp::pool::DEFAULT_LIMIT_RECHECK,
         keepalive: ftpfs::ftp::conn::DEFAULT_KEEPALIVE,
+        data: Default::default(),
+        pasv_addr: Default::default(),
     };
     let r = ftpfs::ftp::FtpRemote::connect(endpoint, 2, "", ftpfs::ftp::ListingMode::Auto).unwrap();
     let logins = || s.received("USER");
@@ -638,5 +640,80 @@ fn a_data_connection_refused_for_its_tls_session_is_repeated_on_a_new_connection
     assert!(
         logins() >= before + 3,
         "each refusal ended its connection and a new one logged in"
+    );
+}
+
+/// Issue 14: active mode over FTPS, on vsftpd with `require_ssl_reuse=YES`: ftpfs is the
+/// TLS client on each connection the server opens to it, and resumes the control
+/// connection's session there as on a passive one, or vsftpd refuses the transfer. Uploads,
+/// overwrites, appends, a read at an offset, listings, rename and mkdir, every byte checked
+/// on the server, nothing refused or retried.
+#[test]
+fn vsftpd_ftps_in_active_mode_resumes_the_session_on_every_data_connection() {
+    let data = tempfile::tempdir().unwrap();
+    let Some(server) = Server::start(ServerKind::VsftpdTls, data.path()) else {
+        return;
+    };
+    let mut rng = Rng(14);
+    let big = rng.bytes(300_000);
+    std::fs::write(data.path().join("offset.bin"), &big).unwrap();
+    let m = Mount::new(&server, &["data=active", "connections=2"]);
+    let root = m.path();
+    let mut want = std::collections::BTreeMap::new();
+    want.insert("offset.bin".to_string(), big.clone());
+    for i in 0..30u64 {
+        let name = format!("f{}.bin", i % 10);
+        let len = 1 + rng.below(200 * 1024) as usize;
+        let bytes = rng.bytes(len);
+        std::fs::write(root.join(&name), &bytes).unwrap();
+        want.insert(name.clone(), bytes);
+        if i % 5 == 4 {
+            assert!(std::fs::read(root.join(&name)).unwrap() == want[&name]);
+            assert_eq!(std::fs::read_dir(root).unwrap().count(), want.len());
+        }
+    }
+    // A read at an offset of a file never read through the mount before: REST.
+    let mut part = vec![0u8; 1000];
+    std::os::unix::fs::FileExt::read_exact_at(
+        &std::fs::File::open(root.join("offset.bin")).unwrap(),
+        &mut part,
+        250_000,
+    )
+    .unwrap();
+    assert!(part[..] == big[250_000..251_000], "bytes at 250000");
+    std::fs::create_dir(root.join("made")).unwrap();
+    let append = root.join("made/append.log");
+    let mut lines = Vec::new();
+    for n in 0..5 {
+        let mut f = std::fs::OpenOptions::new()
+            .append(true)
+            .create(true)
+            .open(&append)
+            .unwrap();
+        let line = format!("line {n}\n");
+        std::io::Write::write_all(&mut f, line.as_bytes()).unwrap();
+        assert_eq!(close(f), Ok(()), "append {n}");
+        lines.extend_from_slice(line.as_bytes());
+    }
+    std::fs::rename(append, root.join("made/renamed.log")).unwrap();
+    want.insert("made/renamed.log".into(), lines);
+    let log = m.log_text();
+    drop(m);
+    assert_server_holds(data.path(), &want);
+    assert!(
+        log.contains("Active mode, listening on 127.0.0.1:"),
+        "active mode"
+    );
+    assert!(
+        log.contains("resume transfer at offset") && !log.contains("offset 0\n"),
+        "a REST at an offset"
+    );
+    assert!(
+        !log.contains("session reuse") && !log.contains("WARN") && !log.contains("ERROR"),
+        "no data connection refused, nothing retried:\n{}",
+        log.lines()
+            .filter(|l| l.contains("WARN") || l.contains("ERROR"))
+            .collect::<Vec<_>>()
+            .join("\n")
     );
 }

@@ -22,7 +22,8 @@
 //! Passive mode: `EPSV` when the server has it (required for IPv6), else `PASV`. A server
 //! behind NAT often answers `PASV` with its private address; as lftp does, when the address
 //! given is private (or unspecified) and the control connection's peer is not, we connect to
-//! the peer's address instead.
+//! the peer's address instead (unless `-o pasv_addr=trust`). Whether data connections are
+//! passive or active at all is decided once, by [`super::active`].
 
 use std::net::{IpAddr, SocketAddr, TcpStream};
 use std::sync::Arc;
@@ -57,6 +58,10 @@ pub struct Endpoint {
     /// Idle time before TCP keepalive probes on control connections; zero for none
     /// (`-o keepalive=`).
     pub keepalive: Duration,
+    /// Passive, active or auto (`-o data=`).
+    pub data: super::active::DataMode,
+    /// Whether a private `227` address is replaced by the peer's (`-o pasv_addr=`).
+    pub pasv_addr: super::active::PasvAddr,
 }
 
 /// The control connection type: TLS-capable; a plain connection simply never upgrades.
@@ -81,6 +86,8 @@ pub struct Caps {
     pub rest: bool,
     /// `MDTM` is in `FEAT` (exact times on servers without `MLSD`).
     pub mdtm: bool,
+    /// Data connections are active (`PORT`/`EPRT`), as chosen by [`super::active::choose`].
+    pub active: bool,
     /// Which of [`MLST_FACTS`] (bit i for fact i) the server offers, when `OPTS MLST` must
     /// ask for them; 0 when it needs not be sent.
     pub mlst_opts: u8,
@@ -270,6 +277,9 @@ pub struct Conn {
     pub sockets: Arc<Sockets>,
     /// The TLS sessions this connection's data connections resume (see [`super::tls`]).
     pub sessions: Option<Arc<SessionStore>>,
+    /// In active mode, the data connections' read and write timeout (see
+    /// [`super::active::adopt`]); `None` in passive mode.
+    pub active: Option<Duration>,
 }
 
 impl Conn {
@@ -371,21 +381,28 @@ impl Conn {
         let caps = match known {
             Some(c) => c,
             None => {
-                let c = probe_transfers(&mut ftp, caps)?;
+                let c = probe_transfers(&mut ftp, caps, ep, peer)?;
                 log::info!("server {} capabilities: {c:?}", ep.display());
                 *info.caps.lock() = Some(c);
                 c
             }
         };
-        ftp.set_mode(if caps.epsv {
-            Mode::ExtendedPassive
-        } else {
-            Mode::Passive
-        });
         let timeout = ep.timeout;
+        ftp = if caps.active {
+            // suppaftp's accept waits at most this long for the server to connect.
+            ftp.active_mode(timeout)
+        } else {
+            ftp.set_mode(if caps.epsv {
+                Mode::ExtendedPassive
+            } else {
+                Mode::Passive
+            });
+            ftp
+        };
         let for_data = Arc::clone(sockets);
+        let pasv_addr = ep.pasv_addr;
         let ftp = ftp.passive_stream_builder(move |addr: SocketAddr| {
-            let addr = fix_passive_address(addr, peer);
+            let addr = pasv_addr.apply(addr, peer);
             let s =
                 TcpStream::connect_timeout(&addr, timeout).map_err(FtpError::ConnectionError)?;
             s.set_read_timeout(Some(timeout))
@@ -401,6 +418,7 @@ impl Conn {
             rest_used: false,
             sockets: Arc::clone(sockets),
             sessions,
+            active: caps.active.then_some(timeout),
         })
     }
 
@@ -627,6 +645,7 @@ fn probe_features(ftp: &mut Ftp) -> Result<Caps> {
         epsv: false,
         rest: false,
         mdtm: has("MDTM"),
+        active: false,
         mlst_opts: mlst_line.map_or(0, mlst_opts_from_feat),
     })
 }
@@ -634,39 +653,18 @@ fn probe_features(ftp: &mut Ftp) -> Result<Caps> {
 /// EPSV and REST are often implemented but not advertised, so ask directly. An unused EPSV
 /// listener is closed by the server at the next EPSV/PASV; `REST 0` changes nothing.
 ///
-/// A server that refuses EPSV is asked for PASV as well, here rather than at the first
-/// transfer: one that refuses both (passive mode disabled, or a server that speaks only
-/// active mode) would otherwise mount and then fail every listing and read. Until ftpfs has
-/// an active mode, that refuses the mount with both replies.
-fn probe_transfers(ftp: &mut Ftp, mut caps: Caps) -> Result<Caps> {
-    let epsv = ftp.custom_command("EPSV", &[Status::ExtendedPassiveMode]);
-    caps.epsv = epsv.is_ok();
-    if let Err(epsv) = epsv {
-        match ftp.custom_command("PASV", &[Status::PassiveMode]) {
-            Ok(_) => {}
-            Err(pasv @ FtpError::UnexpectedResponse(_)) => {
-                return Err(Error::NoPassive {
-                    epsv: refusal(&epsv),
-                    pasv: refusal(&pasv),
-                });
-            }
-            Err(e) => return Err(Error::from_ftp(Op::Connect, e)),
-        }
-    }
+/// Passive or active is decided here rather than at the first transfer (see
+/// [`super::active::choose`]): a server that refuses both EPSV and PASV would otherwise mount
+/// and then fail every listing and read.
+fn probe_transfers(ftp: &mut Ftp, mut caps: Caps, ep: &Endpoint, peer: IpAddr) -> Result<Caps> {
+    let choice =
+        super::active::choose(ftp, ep.data, ep.pasv_addr, peer, ep.timeout, &ep.display())?;
+    caps.epsv = choice.epsv;
+    caps.active = choice.active;
     caps.rest = ftp
         .custom_command("REST 0", &[Status::RequestFilePending])
         .is_ok();
     Ok(caps)
-}
-
-/// A refusal as the server worded it: `500 Command "PASV" not understood.`
-fn refusal(e: &FtpError) -> String {
-    match e {
-        FtpError::UnexpectedResponse(r) => {
-            format!("{} {}", r.status.code(), crate::error::reply_text(&r.body))
-        }
-        other => other.to_string(),
-    }
 }
 
 /// Replaces a private or unspecified passive address by the control peer's when the peer is

@@ -9,6 +9,7 @@
 //! `LIST` times are cut to the minute or the day, so a `LIST` listing's regular files get
 //! their exact times from pipelined `MDTM` on the same connection ([`mdtm`]).
 
+pub mod active;
 pub mod conn;
 pub mod listing;
 pub mod mdtm;
@@ -555,11 +556,13 @@ impl FtpUpload {
     fn open(mut lease: pool::Lease, op: Op, path: &str) -> Result<FtpUpload> {
         let stream = lease.run(|c| {
             c.clear_rest(op)?;
-            match op {
+            let stream = match op {
                 Op::Append => c.ftp.append_with_stream(path),
                 _ => c.ftp.put_with_stream(path),
             }
-            .map_err(|e| Error::from_ftp(op, e))
+            .map_err(|e| Error::from_ftp(op, e))?;
+            active::adopt(c, &stream);
+            Ok(stream)
         })?;
         Ok(FtpUpload {
             lease,
@@ -769,10 +772,12 @@ impl Drop for FtpUpload {
 
 /// Runs a listing command and reads its data connection as lines, with bounds.
 fn data_lines(c: &mut conn::Conn, command: &str) -> Result<Vec<String>> {
-    let (ftp, sockets) = (&mut c.ftp, &c.sockets);
-    let (_, stream) = ftp
+    let (_, stream) = c
+        .ftp
         .custom_data_command(command, &[Status::AboutToSend, Status::AlreadyOpen])
         .map_err(|e| Error::from_ftp(Op::List, e))?;
+    active::adopt(c, &stream);
+    let sockets = &c.sockets;
     let mut reader = BufReader::with_capacity(64 * 1024, stream);
     let mut lines = Vec::new();
     let mut line = Vec::with_capacity(256);

@@ -321,9 +321,12 @@ impl Inner {
             } else {
                 c.clear_rest(Op::Retr)?;
             }
-            c.ftp
+            let stream = c
+                .ftp
                 .retr_as_stream(path)
-                .map_err(|e| Error::from_ftp(Op::Retr, e))
+                .map_err(|e| Error::from_ftp(Op::Retr, e))?;
+            super::active::adopt(c, &stream);
+            Ok(stream)
         });
         let transfer = match transfer {
             Err(e) if start > 0 && refuses_rest(&e) => {

@@ -199,6 +199,18 @@ impl Server {
         Self::start_with(ServerKind::Pyftpdlib, root, start)
     }
 
+    /// pyftpdlib with one quirk of the command dialogue (`--quirk=NAME` of
+    /// tests/common/quirky_ftpd.py, e.g. `active-only`: no `PASV`/`EPSV`), logging the commands
+    /// it receives (see [`Server::command_log`]).
+    pub fn pyftpdlib_quirk(root: &Path, quirk: &str) -> Option<Server> {
+        let flag = format!("--quirk={quirk}");
+        let start = Start {
+            quirks: &[&flag],
+            ..Start::default()
+        };
+        Self::start_with(ServerKind::Pyftpdlib, root, start)
+    }
+
     /// vsftpd with TLS required and `require_ssl_reuse=YES`, to anonymous (read-only)
     /// logins as the unix user `ftpfsvs`, serving `root` (which must be world-readable).
     pub fn vsftpd_tls_anonymous(root: &Path) -> Option<Server> {
@@ -380,6 +392,8 @@ impl Server {
                     .arg(root)
                     .args(["--user", USER])
                     .env("QUIRKY_FTPD_PASSWORD", PASSWORD)
+                    .arg("--commands")
+                    .arg(work.path().join("commands.log"))
                     .args(quirks);
                 }
                 Some(
@@ -467,7 +481,7 @@ impl Server {
     }
 
     /// The commands the server received, one `COMMAND ARGUMENT CODE` line each (proftpd's
-    /// ExtendedLog; empty for the other servers).
+    /// ExtendedLog), or `COMMAND ARGUMENT` (pyftpdlib with quirks); empty for the others.
     pub fn command_log(&self) -> String {
         std::fs::read_to_string(self._work.path().join("commands.log")).unwrap_or_default()
     }

@@ -21,6 +21,11 @@ Quirks:
                 (`Mar 03  2019`), and with GNU long-iso dates (`2019-03-03 00:00`)
   --no-mlsd     no MLST/MLSD (so no MLST line in FEAT), as with vsftpd and older servers
   --no-mdtm     no MDTM, so the listing's own times are all a client has
+  --quirk=NAME[,NAME...]  quirks of the command dialogue, applied to the handler in order:
+                active-only, intruder, never-connects, passive-unreachable, plain (see
+                HANDLER_QUIRKS)
+  --commands=FILE  append every command received to FILE as `COMMAND ARGUMENT` (PASS
+                arguments left out), so a test can count commands instead of timing
 """
 
 import argparse
@@ -127,6 +132,109 @@ def quirk_without(handler_class, commands):
     }
 
 
+# --- quirks of the command dialogue: --quirk=NAME (each a function of the handler class)
+
+
+def active_only(base):
+    """No passive mode: EPSV and PASV answered `500 Command "..." not understood.`, as by a
+    server with passive mode disabled; PORT and EPRT work."""
+
+    class ActiveOnly(base):
+        proto_cmds = {k: v for k, v in base.proto_cmds.items() if k not in ("PASV", "EPSV")}
+
+    return ActiveOnly
+
+
+def intruder(base):
+    """A third party that races the server to an active-mode listener: on PORT, before the
+    server connects, a connection from 127.0.0.2 reaches the announced address and sends
+    bytes that must never be taken for a file's (or a listing's)."""
+    import socket
+
+    class Intruder(base):
+        def ftp_PORT(self, line):
+            try:
+                nums = [int(x) for x in line.split(",")]
+                addr = (".".join(map(str, nums[:4])), nums[4] * 256 + nums[5])
+                s = socket.socket()
+                s.bind(("127.0.0.2", 0))
+                s.settimeout(5)
+                s.connect(addr)
+                s.sendall(b"INTRUDER BYTES\r\n")
+                s.close()
+            except (OSError, ValueError, IndexError):
+                pass
+            return super().ftp_PORT(line)
+
+    return Intruder
+
+
+def never_connects(base):
+    """Active mode with a server that says yes and never connects back: PORT answered 200,
+    transfers answered 150, and then nothing."""
+
+    class NeverConnects(base):
+        def ftp_PORT(self, line):
+            self.respond("200 Active data connection established.")
+
+        def _silent(self, *args):
+            self.respond("150 File status okay. About to open data connection.")
+
+        ftp_LIST = ftp_NLST = ftp_MLSD = ftp_RETR = _silent
+
+    return NeverConnects
+
+
+def passive_unreachable(base):
+    """Passive mode behind a firewall that lets only the control port through: EPSV and PASV
+    are answered, with a port where nothing listens (connections are refused), as when the
+    firewall rejects them."""
+    import socket
+
+    def closed_port():
+        s = socket.socket()
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+        s.close()
+        return port
+
+    class PassiveUnreachable(base):
+        def ftp_EPSV(self, line):
+            self.respond("229 Entering extended passive mode (|||%d|)." % closed_port())
+
+        def ftp_PASV(self, line):
+            port = closed_port()
+            self.respond(
+                "227 Entering passive mode (127,0,0,1,%d,%d)." % (port // 256, port % 256)
+            )
+
+    return PassiveUnreachable
+
+
+def plain(base):
+    """No quirk: stock pyftpdlib (with the command log of --commands)."""
+    return base
+
+
+HANDLER_QUIRKS = {
+    "active-only": active_only,
+    "intruder": intruder,
+    "never-connects": never_connects,
+    "passive-unreachable": passive_unreachable,
+    "plain": plain,
+}
+
+
+def with_command_log(base, path):
+    class Logged(base):
+        def pre_process_command(self, line, cmd, arg):
+            with open(path, "a") as f:
+                f.write("%s %s\n" % (cmd, "" if cmd == "PASS" else arg))
+            return super().pre_process_command(line, cmd, arg)
+
+    return Logged
+
+
 def main():
     p = argparse.ArgumentParser()
     p.add_argument("--port", type=int, required=True)
@@ -135,10 +243,17 @@ def main():
     p.add_argument("--list", choices=["unix", "dos", "dos4", "eplf", "unix-odd"], default="unix")
     p.add_argument("--no-mlsd", action="store_true")
     p.add_argument("--no-mdtm", action="store_true")
+    p.add_argument("--quirk", action="append", default=[])
+    p.add_argument("--commands")
     args = p.parse_args()
 
     class Handler(FTPHandler):
         pass
+
+    for name in (n for q in args.quirk for n in q.split(",") if n):
+        if name not in HANDLER_QUIRKS:
+            p.error("unknown quirk %r; known: %s" % (name, ", ".join(sorted(HANDLER_QUIRKS))))
+        Handler = HANDLER_QUIRKS[name](Handler)
 
     fs_class = AbstractedFS
     if args.list in ("dos", "dos4"):
@@ -155,6 +270,8 @@ def main():
 
     authorizer = DummyAuthorizer()
     authorizer.add_user(args.user, os.environ["QUIRKY_FTPD_PASSWORD"], args.root, perm="elradfmwMT")
+    if args.commands:
+        Handler = with_command_log(Handler, args.commands)
     Handler.authorizer = authorizer
     Handler.use_gmt_times = True
     server = FTPServer(("127.0.0.1", args.port), Handler)
