@@ -449,10 +449,10 @@ impl Config {
             strict_times: o.strict_times,
             spool_dir: o
                 .spool_dir
-                .unwrap_or_else(|| crate::spool::default_dir("spool")),
+                .unwrap_or_else(|| crate::upload::spool::default_dir("spool")),
             recovery_dir: o
                 .recovery_dir
-                .unwrap_or_else(|| crate::spool::default_dir("recovered")),
+                .unwrap_or_else(|| crate::upload::spool::default_dir("recovered")),
             upload: o.upload.unwrap_or_default(),
             log_file: args.log_file.clone().or(o.log_file),
             kernel_options: o.kernel,

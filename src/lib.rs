@@ -23,6 +23,5 @@ pub mod fuse;
 pub mod inode;
 pub mod logging;
 pub mod remote;
-pub mod spool;
-pub mod stream;
 pub mod testing;
+pub mod upload;
