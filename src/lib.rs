@@ -13,15 +13,18 @@
 //!   `listing` (MLSD and LIST parsers), `mdtm` (exact times for LIST listings, pipelined),
 //!   `reader` (REST+RETR streams).
 
+pub mod argv;
 pub mod cache;
 pub mod cli;
 pub mod config;
+pub mod daemon;
 pub mod error;
 pub mod fs;
 pub mod ftp;
 pub mod fuse;
 pub mod inode;
 pub mod logging;
+pub mod mount;
 pub mod remote;
 pub mod testing;
 pub mod upload;
