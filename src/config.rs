@@ -14,25 +14,7 @@ use std::time::Duration;
 
 use crate::cli::MountArgs;
 use crate::ftp::conn::Endpoint;
-
-/// A password. Its `Debug` and `Display` never show it.
-#[derive(Clone, Default)]
-pub struct Secret(String);
-
-impl Secret {
-    pub fn new(s: impl Into<String>) -> Secret {
-        Secret(s.into())
-    }
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("****")
-    }
-}
+pub use crate::secret::Secret;
 
 /// `[ftp://][USER[:PASSWORD]@]HOST[:PORT][/PATH]`, parsed.
 #[derive(Clone, Debug, PartialEq, Eq)]

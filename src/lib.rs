@@ -26,5 +26,6 @@ pub mod inode;
 pub mod logging;
 pub mod mount;
 pub mod remote;
+pub mod secret;
 pub mod testing;
 pub mod upload;
