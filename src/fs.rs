@@ -4,7 +4,7 @@
 //! one into the other: names are checked before they become paths, attributes come from the
 //! parent directory's (cached) listing, reads go to a per-handle [`RemoteReader`]. Nothing
 //! here knows about FUSE types or FTP commands, so everything is testable against the
-//! in-memory [`crate::testing::MemRemote`] and its injected faults.
+//! in-memory `testing::MemRemote` and its injected faults (the `testing` feature).
 //!
 //! Decisions worth knowing:
 //! - A name that the server cannot have (`/`, NUL, CR, LF, not UTF-8) is `ENOENT` on lookup;

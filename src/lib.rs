@@ -8,7 +8,7 @@
 //! them into errno with [`error::Error::errno`], the one place that decides.
 //!
 //! - [`cli`], [`config`]: what the user typed, and the validated configuration built from it.
-//! - [`remote`]: the `Remote` trait, the seam tests use to inject faults ([`testing`]).
+//! - [`remote`]: the `Remote` trait, the seam tests use to inject faults (`testing`, behind the `testing` feature).
 //! - [`ftp`]: the FTP implementation: `conn` (connect, login, capabilities), `pool`,
 //!   `listing` (MLSD and LIST parsers), `mdtm` (exact times for LIST listings, pipelined),
 //!   `reader` (REST+RETR streams).
@@ -27,5 +27,6 @@ pub mod logging;
 pub mod mount;
 pub mod remote;
 pub mod secret;
+#[cfg(any(test, feature = "testing"))]
 pub mod testing;
 pub mod upload;
