@@ -45,7 +45,6 @@ pub struct Config {
     /// as they are, and `022` masks only the defaults used where it reports none.
     pub umask: Option<u32>,
     pub foreground: bool,
-    pub debug: bool,
     pub listing: crate::ftp::ListingMode,
     /// Exact file times from `MDTM` on `LIST` listings (`-o exact_times=on|off`).
     pub exact_times: bool,
@@ -204,7 +203,6 @@ pub struct MountOpts {
     pub uid: Option<u32>,
     pub gid: Option<u32>,
     pub umask: Option<u32>,
-    pub debug: bool,
     pub listing: Option<crate::ftp::ListingMode>,
     pub exact_times: Option<bool>,
     pub strict_times: bool,
@@ -281,7 +279,8 @@ pub fn parse_mount_options(s: &str, opts: &mut MountOpts) -> Result<(), String> 
                         .ok_or("umask must be octal, at most 777")?,
                 )
             }
-            "debug" => opts.debug = true,
+            // Read before validation, to start logging first (see main.rs).
+            "debug" => {}
             "spool_dir" => opts.spool_dir = Some(PathBuf::from(need()?)),
             "recovery_dir" => opts.recovery_dir = Some(PathBuf::from(need()?)),
             "log_file" => opts.log_file = Some(PathBuf::from(need()?)),
@@ -425,7 +424,6 @@ impl Config {
             gid: o.gid.unwrap_or(gid),
             umask: o.umask,
             foreground: args.foreground,
-            debug: o.debug,
             listing: o.listing.unwrap_or_default(),
             exact_times: o.exact_times.unwrap_or(true),
             strict_times: o.strict_times,

@@ -92,11 +92,6 @@ impl Streamer {
         self.shared.changed.notify_all();
     }
 
-    /// Whether the thread already gave up (the server refused, the connection broke).
-    pub fn failed(&self) -> bool {
-        matches!(self.shared.state.lock().result, Some(Err(_)))
-    }
-
     /// Sends the rest up to `len`, ends the STOR and returns the server's verdict.
     pub fn finish(mut self, len: u64) -> Result<()> {
         {
