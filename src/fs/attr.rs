@@ -2,9 +2,10 @@
 //!
 //! FTP has no single "set attributes" command: a mode is `SITE CHMOD` (often missing), a
 //! time is `MFMT` or `MDTM` with a time (often refused for directories), ownership cannot
-//! change at all, and a size is a new upload. Each change is tried on its own, and what the server cannot do
-//! is answered as the README's Semantics section says. A file open for writing keeps a time
-//! set before its data is sent and applies it after the upload (see [`crate::upload`]).
+//! change at all, and a size is a new upload. Each change is tried on its own, and what the
+//! server cannot do is answered as the README's Semantics section says. A file open for
+//! writing keeps a time set before its data is sent and applies it after the upload (see
+//! [`crate::upload`]).
 
 use super::{Attr, FtpFs, SetAttr, StatFs};
 use crate::error::{Error, Result};
