@@ -146,6 +146,12 @@ impl DirCache {
         listing
     }
 
+    /// The entry of `path` in its directory's cached listing, if that is cached.
+    pub fn entry(&self, path: &str) -> Option<RemoteEntry> {
+        self.get(crate::remote::parent(path))
+            .and_then(|l| l.get(crate::remote::basename(path)).cloned())
+    }
+
     /// Applies one of our own changes to `dir`'s cached listing (if it is cached): `entry`
     /// replaces the entry of its name, or, with `None`, `name` is removed. Cheaper than
     /// invalidating: creating 500 files in a directory must not cost 500 listings. Fetches

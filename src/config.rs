@@ -14,25 +14,7 @@ use std::time::Duration;
 
 use crate::cli::MountArgs;
 use crate::ftp::conn::Endpoint;
-
-/// A password. Its `Debug` and `Display` never show it.
-#[derive(Clone, Default)]
-pub struct Secret(String);
-
-impl Secret {
-    pub fn new(s: impl Into<String>) -> Secret {
-        Secret(s.into())
-    }
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("****")
-    }
-}
+pub use crate::secret::Secret;
 
 /// `[ftp://][USER[:PASSWORD]@]HOST[:PORT][/PATH]`, parsed.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -63,7 +45,6 @@ pub struct Config {
     /// as they are, and `022` masks only the defaults used where it reports none.
     pub umask: Option<u32>,
     pub foreground: bool,
-    pub debug: bool,
     pub listing: crate::ftp::ListingMode,
     /// Exact file times from `MDTM` on `LIST` listings (`-o exact_times=on|off`).
     pub exact_times: bool,
@@ -222,7 +203,6 @@ pub struct MountOpts {
     pub uid: Option<u32>,
     pub gid: Option<u32>,
     pub umask: Option<u32>,
-    pub debug: bool,
     pub listing: Option<crate::ftp::ListingMode>,
     pub data: Option<crate::ftp::active::DataMode>,
     pub pasv_addr: Option<crate::ftp::active::PasvAddr>,
@@ -301,7 +281,8 @@ pub fn parse_mount_options(s: &str, opts: &mut MountOpts) -> Result<(), String> 
                         .ok_or("umask must be octal, at most 777")?,
                 )
             }
-            "debug" => opts.debug = true,
+            // Read before validation, to start logging first (see main.rs).
+            "debug" => {}
             "spool_dir" => opts.spool_dir = Some(PathBuf::from(need()?)),
             "recovery_dir" => opts.recovery_dir = Some(PathBuf::from(need()?)),
             "log_file" => opts.log_file = Some(PathBuf::from(need()?)),
@@ -449,16 +430,15 @@ impl Config {
             gid: o.gid.unwrap_or(gid),
             umask: o.umask,
             foreground: args.foreground,
-            debug: o.debug,
             listing: o.listing.unwrap_or_default(),
             exact_times: o.exact_times.unwrap_or(true),
             strict_times: o.strict_times,
             spool_dir: o
                 .spool_dir
-                .unwrap_or_else(|| crate::spool::default_dir("spool")),
+                .unwrap_or_else(|| crate::upload::spool::default_dir("spool")),
             recovery_dir: o
                 .recovery_dir
-                .unwrap_or_else(|| crate::spool::default_dir("recovered")),
+                .unwrap_or_else(|| crate::upload::spool::default_dir("recovered")),
             upload: o.upload.unwrap_or_default(),
             log_file: args.log_file.clone().or(o.log_file),
             kernel_options: o.kernel,

@@ -2,28 +2,45 @@
 //!
 //! # Layout
 //!
-//! Data flows one way: kernel → [`fuse`] (type conversion only) → [`fs`] (all semantics, on
-//! plain types) → [`cache`] / [`inode`] → [`remote::Remote`] → [`ftp`] (pool, listings,
-//! streams) → the server. Errors travel back typed ([`error::Error`]) until [`fuse`] turns
-//! them into errno with [`error::Error::errno`], the one place that decides.
+//! Data flows one way: kernel → [`fuse`] (type conversion only) → [`fs`] (namespace,
+//! attributes and reads, on plain types) → [`upload`] for everything written → [`cache`] /
+//! [`inode`] → [`remote::Remote`] → [`ftp`] (pool, listings, streams) → the server. Errors
+//! travel back typed ([`error::Error`]) until [`fuse`] turns them into errno with
+//! [`error::Error::errno`], the one place that decides.
 //!
-//! - [`cli`], [`config`]: what the user typed, and the validated configuration built from it.
-//! - [`remote`]: the `Remote` trait, the seam tests use to inject faults ([`testing`]).
+//! - [`cli`], [`config`]: what the user typed, and the validated configuration built from it;
+//!   [`secret`]: the password type and its masking in logs (a leaf both `config` and `ftp`
+//!   use).
+//! - [`fs`]: lookups, listings, attributes (`fs::attr`), open handles (`fs::handles`), reads.
+//! - [`upload`]: the write protocol over a `Remote`, the cache and resolved paths, never
+//!   seeing `FtpFs`: spools (`upload::spool`), uploads while a file is written
+//!   (`upload::streaming`), atomic and move-aside replace (`upload::atomic`), APPE or STOR,
+//!   flush, fsync, release and recovery.
+//! - [`remote`]: the `Remote` trait, the seam tests use to inject faults (`testing`, an
+//!   in-memory `Remote` behind the `testing` feature, which the crate's own tests turn on).
 //! - [`ftp`]: the FTP implementation: `conn` (connect, login, capabilities), `active`
 //!   (passive or active data connections, decided once per mount), `pool`,
 //!   `listing` (MLSD and LIST parsers), `mdtm` (exact times for LIST listings, pipelined),
-//!   `reader` (REST+RETR streams).
+//!   `reader` (REST+RETR streams), `retry` (the one retry loop, for commands and reads).
+//! - The process around it: `main.rs` parses, starts logging and dispatches; [`daemon`] is
+//!   the mount process (background start, serving, signals, the end of a session);
+//!   [`mount`] mounts and unmounts (`mount::mountinfo` reads the mount table); [`argv`]
+//!   hides a URL's password from `ps`; [`logging`] writes the log.
 
+pub mod argv;
 pub mod cache;
 pub mod cli;
 pub mod config;
+pub mod daemon;
 pub mod error;
 pub mod fs;
 pub mod ftp;
 pub mod fuse;
 pub mod inode;
 pub mod logging;
+pub mod mount;
 pub mod remote;
-pub mod spool;
-pub mod stream;
+pub mod secret;
+#[cfg(any(test, feature = "testing"))]
 pub mod testing;
+pub mod upload;

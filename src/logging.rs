@@ -82,7 +82,7 @@ pub fn init(log_file: Option<&Path>, debug: bool) -> Result<(), String> {
     }
     b.target(env_logger::Target::Pipe(Box::new(Writer)));
     b.format(|buf, record| {
-        let msg = crate::error::mask_secrets(&record.args().to_string(), SECRET.get());
+        let msg = crate::secret::mask_secrets(&record.args().to_string(), SECRET.get());
         if SYSLOG.load(Ordering::Relaxed) {
             write!(
                 buf,

@@ -12,7 +12,7 @@ use parking_lot::Mutex;
 use crate::cache::Listing;
 
 pub enum Handle<Rd> {
-    /// An open file. `write` handles share the inode's spool (see [`crate::spool`]).
+    /// An open file. `write` handles share the inode's spool (see [`crate::upload`]).
     File {
         reader: Rd,
         ino: u64,

@@ -45,7 +45,7 @@ pub struct Endpoint {
     pub host: String,
     pub port: u16,
     pub user: String,
-    pub password: crate::config::Secret,
+    pub password: crate::secret::Secret,
     /// Timeout for connecting and for each reply or data read.
     pub timeout: Duration,
     /// Retries and the deadline of one operation.

@@ -33,6 +33,7 @@
 //! one file are sequential by nature. It is a per-file lock, never a shared one, and the pool
 //! only ever `try_lock`s it (see [`super::pool`]).
 
+use std::cell::Cell;
 use std::collections::VecDeque;
 use std::io::Read;
 use std::sync::{Arc, Weak};
@@ -125,37 +126,42 @@ impl RemoteReader for FtpReader {
         let from_window = st.window.copy_out(offset, &mut buf[..len]);
         st.stats.from_window += from_window as u64;
         let mut filled = from_window;
-        let mut attempt = 0;
-        while filled < len {
-            let pos = offset + filled as u64;
-            match self
-                .inner
-                .read_stream(&mut st, pos, &mut buf[filled..len], deadline)
-            {
-                Ok(0) => break,
-                Ok(n) => filled += n,
-                Err(e) => {
-                    attempt += 1;
-                    if attempt > policy.retries || !e.is_retryable(true) {
-                        self.inner.buffers.put(buf);
-                        return Err(e);
-                    }
-                    let delay = policy.delay(attempt, &e);
-                    if Instant::now() + delay >= deadline {
-                        log::warn!("reading {}: {e}; no time left to resume", self.inner.path);
-                        self.inner.buffers.put(buf);
-                        return Err(e);
-                    }
-                    log::warn!(
-                        "reading {} at byte {pos}: {e}; resuming in {} ms ({attempt}/{})",
-                        self.inner.path,
-                        delay.as_millis(),
-                        policy.retries
-                    );
+        // Each attempt reads on from the first byte not yet delivered; a failure that may be
+        // repeated resumes there (REST), with the policy's backoff, within the one deadline.
+        let pos = Cell::new(offset + filled as u64);
+        let what = Resume {
+            path: &self.inner.path,
+            pos: &pos,
+        };
+        let mut attempts = 0u32;
+        let read = policy.run_until(
+            &what,
+            deadline,
+            |e| e.is_retryable(true),
+            |deadline| {
+                if attempts > 0 {
                     st.stats.resumes += 1;
-                    std::thread::sleep(delay);
                 }
-            }
+                attempts += 1;
+                while filled < len {
+                    pos.set(offset + filled as u64);
+                    let n = self.inner.read_stream(
+                        &mut st,
+                        pos.get(),
+                        &mut buf[filled..len],
+                        deadline,
+                    )?;
+                    if n == 0 {
+                        break;
+                    }
+                    filled += n;
+                }
+                Ok(())
+            },
+        );
+        if let Err(e) = read {
+            self.inner.buffers.put(buf);
+            return Err(e);
         }
         st.stats.bytes += filled as u64;
         let data = self.inner.buffers.data(buf, 0, filled);
@@ -166,6 +172,24 @@ impl RemoteReader for FtpReader {
         // Between two reads this reader's stream may be taken by a waiting checkout.
         self.inner.pool.holder_idle();
         Ok(data)
+    }
+}
+
+/// What a read that is retried is doing, for the retry loop's log lines: where it resumes
+/// changes with each attempt.
+struct Resume<'a> {
+    path: &'a str,
+    pos: &'a Cell<u64>,
+}
+
+impl std::fmt::Display for Resume<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "reading {}, resuming at byte {}",
+            self.path,
+            self.pos.get()
+        )
     }
 }
 

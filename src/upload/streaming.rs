@@ -21,8 +21,10 @@ use std::thread::JoinHandle;
 
 use parking_lot::{Condvar, Mutex};
 
+use super::spool::Spool;
+use super::Writes;
 use crate::error::{Error, Result};
-use crate::remote::UploadStream;
+use crate::remote::{Remote, UploadStream};
 
 /// Files shorter than this go up at `close` in one piece; streaming them would only add a
 /// rename.
@@ -90,11 +92,6 @@ impl Streamer {
         self.shared.changed.notify_all();
     }
 
-    /// Whether the thread already gave up (the server refused, the connection broke).
-    pub fn failed(&self) -> bool {
-        matches!(self.shared.state.lock().result, Some(Err(_)))
-    }
-
     /// Sends the rest up to `len`, ends the STOR and returns the server's verdict.
     pub fn finish(mut self, len: u64) -> Result<()> {
         {
@@ -158,6 +155,84 @@ fn run(s: &Shared, mut upload: Box<dyn UploadStream>, file: &File) -> Result<()>
         }
         if end == Some(sent) {
             return upload.finish();
+        }
+    }
+}
+
+impl<R: Remote> Writes<'_, R> {
+    /// Starts uploading a file that is being written from start to end while it is written,
+    /// to a temporary name beside it. Nothing happens if no connection is free or anything
+    /// fails: the upload at `close` remains.
+    pub(super) fn start_stream(&self, ino: u64, s: &mut Spool) {
+        let Some(path) = self.inodes.path(ino) else {
+            return;
+        };
+        let temp = self.temp_name(&path, "part");
+        let upload = match self.remote.store_stream(&temp) {
+            Ok(Some(u)) => u,
+            Ok(None) => {
+                log::debug!("{path}: no free connection to stream the upload");
+                return;
+            }
+            Err(e) => {
+                log::debug!("{path}: not streaming: {e}");
+                return;
+            }
+        };
+        let file = match s.file_clone() {
+            Ok(f) => f,
+            Err(e) => {
+                log::debug!("{path}: not streaming: {e}");
+                drop(upload);
+                let _ = self.remote.delete(&temp);
+                return;
+            }
+        };
+        match Streamer::start(upload, file, temp.clone(), s.len) {
+            Ok(st) => {
+                log::debug!("{path}: streaming the upload to {temp}");
+                s.stream = Some(st);
+            }
+            Err(e) => {
+                log::debug!("{path}: not streaming: {e}");
+                let _ = self.remote.delete(&temp);
+            }
+        }
+    }
+
+    /// Ends a streamed upload that is no longer wanted and deletes its temporary file.
+    pub(super) fn stop_stream(&self, s: &mut Spool) {
+        if let Some(st) = s.stream.take() {
+            let temp = st.temp.clone();
+            st.abort();
+            if let Err(e) = self.remote.delete(&temp) {
+                log::warn!("could not delete the abandoned upload {temp}: {e}");
+            }
+        }
+    }
+
+    /// Completes the streamed upload of `s` as the file `path`: the rest of the bytes, the
+    /// server's verdict, the rename into place. `false` if any of it failed (logged; the
+    /// temporary file is deleted), and the ordinary upload takes over.
+    pub(super) fn finish_stream(&self, path: &str, s: &mut Spool) -> bool {
+        let Some(st) = s.stream.take() else {
+            return false;
+        };
+        let temp = st.temp.clone();
+        if let Err(e) = st.finish(s.len) {
+            log::warn!("{path}: streamed upload failed ({e}); uploading the spool");
+            let _ = self.remote.delete(&temp);
+            return false;
+        }
+        // put_in_place deletes the temporary file itself when it fails.
+        match self.put_in_place(&temp, path, s.len) {
+            Ok(()) => true,
+            Err(e) => {
+                log::warn!(
+                    "{path}: streamed upload not renamed into place ({e}); uploading the spool"
+                );
+                false
+            }
         }
     }
 }

@@ -46,10 +46,10 @@ pub struct Spool {
     /// duplicate them. Until an upload succeeds, only a whole STOR is safe.
     append_failed: bool,
     /// Written only from the start to the end so far (new or emptied file): the upload may
-    /// run while it is written (see [`crate::stream`]).
+    /// run while it is written (see [`super::streaming`]).
     pub sequential: bool,
     /// The streamed upload running for this spool, if any.
-    pub stream: Option<crate::stream::Streamer>,
+    pub stream: Option<super::streaming::Streamer>,
 }
 
 pub struct SpoolUpload<'a> {

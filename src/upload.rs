@@ -1,0 +1,628 @@
+//! The write protocol: how what programs write reaches the server, and how they learn
+//! whether it did.
+//!
+//! FTP cannot write at an offset: it uploads a whole file (STOR) or adds to its end (APPE),
+//! and a STOR onto a file truncates it first. Programs write anywhere, read back what they
+//! wrote, truncate, and expect `close(2)` (or `fsync`) to report whether it all reached the
+//! server, while other clients must never see a half-written replacement. So:
+//! - every file open for writing has one local spool shared by its handles ([`spool`]);
+//!   writes and reads of it go there, and `flush`/`fsync` upload it: APPE of the new tail
+//!   when that is all that changed, else the whole file;
+//! - a file written from start to end is uploaded *while* it is written ([`streaming`]);
+//! - an upload that replaces content goes to a temporary name and is renamed into place,
+//!   with fallbacks for servers that refuse that rename ([`atomic`]);
+//! - a file created in a directory that already took one waits for its first flush to reach
+//!   the server (one transfer per new file, not two); until then it is *pending*, and this
+//!   mount's listings show it;
+//! - the last `release` of a file whose upload failed tries once more, and if nobody can be
+//!   told any more its data goes to the recovery directory, logged at error level.
+//!
+//! This module works on a [`Remote`], the listing cache and paths resolved through the inode
+//! table; it never sees the filesystem core ([`crate::fs`]), which keeps namespace,
+//! attributes and reads and calls in here through [`Writes`].
+
+pub mod atomic;
+pub mod spool;
+pub mod streaming;
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use parking_lot::Mutex;
+
+use self::spool::{RemoteReaderDyn, Spool};
+use crate::cache::{DirCache, Listing};
+use crate::error::{Error, Result};
+use crate::inode::InodeTable;
+use crate::remote::{self, Kind, Remote, RemoteEntry};
+
+/// How a changed file reaches the server.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum UploadMode {
+    /// Upload to a temporary name in the same directory, then rename over the target: the
+    /// old content stays whole until the new one is complete.
+    #[default]
+    Atomic,
+    /// STOR straight onto the target (for servers that refuse renames onto existing names
+    /// and forbid deleting; a failed upload leaves a partial file).
+    InPlace,
+}
+
+/// The modes servers commonly give a new file and a new directory (umask 022).
+pub const NEW_FILE_MODE: u32 = 0o644;
+pub const NEW_DIR_MODE: u32 = 0o755;
+
+/// The spool of one inode and how many write handles share it.
+struct SpoolEntry {
+    /// Held across the upload on purpose: it is this file's own lock, and a write to the
+    /// file must wait until the upload of its previous content is decided.
+    spool: Mutex<Spool>,
+    writers: AtomicUsize,
+    /// The server's file had content when the spool was made: replace it atomically.
+    replaces: bool,
+}
+
+/// The state of the write path of one mount.
+pub struct Uploader {
+    /// Where spool files live.
+    spool_dir: PathBuf,
+    /// Where data that could not be uploaded is kept when nobody is left to tell.
+    recovery_dir: PathBuf,
+    mode: UploadMode,
+    /// How long a directory where a create worked counts as writable (see
+    /// [`Writes::create_on_server`]).
+    proven_for: Duration,
+    spools: Mutex<HashMap<u64, Arc<SpoolEntry>>>,
+    /// Files created here and not yet uploaded: path → inode. Listings keep showing them.
+    pending: Mutex<HashMap<String, u64>>,
+    /// Directories where a create worked recently.
+    writable_dirs: Mutex<HashMap<String, Instant>>,
+    /// Numbers the temporary names of uploads.
+    temp_names: AtomicU64,
+    /// The server refused `SITE CHMOD` as not implemented: new files and directories keep
+    /// the mode it gives them, and it is not asked again.
+    no_site_chmod: AtomicBool,
+}
+
+impl Uploader {
+    /// `ttl` is how long listings stay valid: a directory proven writable stays so as long.
+    pub fn new(spool_dir: PathBuf, recovery_dir: PathBuf, mode: UploadMode, ttl: Duration) -> Self {
+        Uploader {
+            spool_dir,
+            recovery_dir,
+            mode,
+            proven_for: ttl.max(Duration::from_secs(1)),
+            spools: Mutex::new(HashMap::new()),
+            pending: Mutex::new(HashMap::new()),
+            writable_dirs: Mutex::new(HashMap::new()),
+            temp_names: AtomicU64::new(0),
+            no_site_chmod: AtomicBool::new(false),
+        }
+    }
+
+    /// The write path over `remote`, `cache` and the paths of `inodes`.
+    pub fn with<'a, R: Remote>(
+        &'a self,
+        remote: &'a R,
+        cache: &'a DirCache,
+        inodes: &'a InodeTable,
+    ) -> Writes<'a, R> {
+        Writes {
+            remote,
+            cache,
+            inodes,
+            up: self,
+        }
+    }
+}
+
+/// The write path at work: the [`Uploader`]'s state with what it acts on.
+pub struct Writes<'a, R: Remote> {
+    remote: &'a R,
+    cache: &'a DirCache,
+    /// Only to resolve an inode to its current path, at the moment it is needed (a rename
+    /// may move an open file).
+    inodes: &'a InodeTable,
+    up: &'a Uploader,
+}
+
+impl<R: Remote> Writes<'_, R> {
+    /// The listing of `dir` as this mount shows it: from the cache or the server, with the
+    /// files created here and not uploaded yet.
+    pub fn listing(&self, dir: &str) -> Result<Arc<Listing>> {
+        if let Some(l) = self.cache.get(dir) {
+            return Ok(l);
+        }
+        let lock = self.cache.fetch_lock(dir);
+        let _guard = lock.lock();
+        if let Some(l) = self.cache.get(dir) {
+            return Ok(l);
+        }
+        let token = self.cache.token();
+        let mut entries = self.remote.list(dir)?;
+        // The remote promises safe names; a second check costs nothing and means no
+        // implementation mistake can ever form a path outside the mount.
+        entries.retain(|e| {
+            let ok = remote::valid_name(&e.name);
+            if !ok {
+                log::debug!("{dir:?}: dropped unsafe name {:?}", e.name);
+            }
+            ok
+        });
+        self.add_pending(dir, &mut entries);
+        Ok(self.cache.insert(dir, Listing::new(entries), token))
+    }
+
+    /// Files created here but not uploaded yet exist for us even if the server's listing
+    /// does not show them.
+    fn add_pending(&self, dir: &str, entries: &mut Vec<RemoteEntry>) {
+        let pending: Vec<(String, u64)> = self
+            .up
+            .pending
+            .lock()
+            .iter()
+            .filter(|(p, _)| remote::parent(p) == dir)
+            .map(|(p, &i)| (p.clone(), i))
+            .collect();
+        for (path, ino) in pending {
+            let name = remote::basename(&path);
+            if entries.iter().any(|e| e.name == name) {
+                continue;
+            }
+            // The spool may be busy uploading; its size is only a detail here (getattr
+            // asks the spool itself).
+            let (size, mtime) = self
+                .spool_of(ino)
+                .and_then(|e| e.spool.try_lock().map(|s| (s.len, s.mtime)))
+                .unwrap_or((0, SystemTime::now()));
+            entries.push(RemoteEntry {
+                name: name.to_string(),
+                kind: Kind::File,
+                size,
+                mtime: Some(mtime),
+                mode: None,
+                link_target: None,
+            });
+        }
+    }
+
+    /// A file created here exists on the server only after its first upload; operations
+    /// that act on the server's file (rename, chmod) upload it, and all pending files
+    /// below it, first.
+    pub fn ensure_on_server(&self, path: &str) -> Result<()> {
+        let prefix = format!("{path}/");
+        let inos: Vec<u64> = self
+            .up
+            .pending
+            .lock()
+            .iter()
+            .filter(|(p, _)| *p == path || p.starts_with(&prefix))
+            .map(|(_, &i)| i)
+            .collect();
+        for ino in inos {
+            self.upload(ino)?;
+        }
+        Ok(())
+    }
+
+    fn spool_of(&self, ino: u64) -> Option<Arc<SpoolEntry>> {
+        self.up.spools.lock().get(&ino).cloned()
+    }
+
+    /// Whether `ino` is open for writing (or has a spool not yet released).
+    pub fn is_open(&self, ino: u64) -> bool {
+        self.up.spools.lock().contains_key(&ino)
+    }
+
+    /// Size and mtime of a file open for writing: its spool is the truth, clean or not
+    /// (after an upload it equals the server).
+    pub fn spooled_attr(&self, ino: u64) -> Option<(u64, SystemTime)> {
+        let e = self.spool_of(ino)?;
+        let s = e.spool.lock();
+        Some((s.len, s.mtime))
+    }
+
+    /// A new write handle of `ino`, whose server file has `base` bytes: the inode's spool,
+    /// made if needed, with one more writer counted; emptied for `O_TRUNC`.
+    pub fn open(&self, ino: u64, base: u64, truncate: bool) -> Result<()> {
+        let e = self.writer_spool(ino, base)?;
+        if truncate {
+            let mut s = e.spool.lock();
+            self.stop_stream(&mut s);
+            s.truncate(0)?;
+        }
+        Ok(())
+    }
+
+    /// The inode's spool, made if needed, with one more writer counted.
+    fn writer_spool(&self, ino: u64, base: u64) -> Result<Arc<SpoolEntry>> {
+        let mut map = self.up.spools.lock();
+        if let Some(e) = map.get(&ino) {
+            e.writers.fetch_add(1, Ordering::SeqCst);
+            return Ok(Arc::clone(e));
+        }
+        let e = Arc::new(SpoolEntry {
+            spool: Mutex::new(Spool::new(&self.up.spool_dir, base)?),
+            writers: AtomicUsize::new(1),
+            replaces: base > 0,
+        });
+        map.insert(ino, Arc::clone(&e));
+        Ok(e)
+    }
+
+    /// Downloads the server's content into the spool if an operation needs it.
+    fn fill(&self, ino: u64, s: &mut Spool) -> Result<()> {
+        if s.filled {
+            return Ok(());
+        }
+        let path = self.inodes.path(ino).ok_or(Error::Stale)?;
+        let base = s.base;
+        s.fill(|| {
+            let r = self.remote.open_reader(&path, base)?;
+            Ok(Box::new(r) as Box<dyn RemoteReaderDyn>)
+        })
+    }
+
+    /// A read of a file open for writing, from its spool (any handle reads the written
+    /// data); `None` if it is not open for writing.
+    pub fn read(&self, ino: u64, offset: u64, size: u32) -> Option<Result<remote::Data>> {
+        let e = self.spool_of(ino)?;
+        let mut s = e.spool.lock();
+        if offset < s.base {
+            if let Err(err) = self.fill(ino, &mut s) {
+                return Some(Err(err));
+            }
+        }
+        Some(s.read_at(offset, size as usize).map(remote::Data::from))
+    }
+
+    /// A write into the spool; a write at the end of a file written from its start keeps
+    /// (or starts) its streamed upload, any other stops it.
+    pub fn write(&self, ino: u64, offset: u64, data: &[u8]) -> Result<u32> {
+        let e = self.spool_of(ino).ok_or(Error::Stale)?;
+        let mut s = e.spool.lock();
+        if offset < s.base {
+            self.fill(ino, &mut s)?;
+        }
+        let at_end = offset == s.len;
+        s.write_at(offset, data)?;
+        log::trace!("ino {ino}: spool len {} after write", s.len);
+        if !at_end {
+            self.stop_stream(&mut s);
+        } else if let Some(st) = &s.stream {
+            st.advance(s.len);
+        } else if s.sequential && s.base == 0 && s.len >= streaming::STREAM_MIN {
+            self.start_stream(ino, &mut s);
+        }
+        Ok(data.len() as u32)
+    }
+
+    /// `fsync` and `close`: uploads `ino` if it has unsent changes. This is where a failed
+    /// upload reaches the program.
+    pub fn upload(&self, ino: u64) -> Result<()> {
+        match self.spool_of(ino) {
+            Some(e) => self.upload_entry(ino, &e),
+            None => Ok(()),
+        }
+    }
+
+    fn upload_entry(&self, ino: u64, e: &SpoolEntry) -> Result<()> {
+        let mut s = e.spool.lock();
+        if s.orphaned {
+            self.stop_stream(&mut s);
+        }
+        if !s.dirty() || s.orphaned {
+            return Ok(());
+        }
+        let path = self.inodes.path(ino).ok_or(Error::Stale)?;
+        self.upload_spool(ino, &path, &mut s, e.replaces)
+    }
+
+    /// Sends the spool to the server: APPE of the new tail when that is all that changed,
+    /// else the whole file, atomically when it replaces content (see [`UploadMode`]).
+    ///
+    /// An APPE that fails may have left part of its bytes on the server, and repeating it
+    /// would duplicate them. The server's first `base` bytes are still what they were, so the
+    /// spool is filled with them and the whole file goes up with STOR: right away when the
+    /// failure was transient, at the next flush otherwise.
+    fn upload_spool(&self, ino: u64, path: &str, s: &mut Spool, replaces: bool) -> Result<()> {
+        let result = if s.stream.is_some() && self.finish_stream(path, s) {
+            Ok(())
+        } else if s.append_only() {
+            let from = s.base;
+            match self.remote.append(path, &s.upload_from(from)) {
+                // The server does not append (said once, at info, by the remote).
+                Err(Error::Unsupported) => {
+                    s.append_failed();
+                    self.store_whole(ino, path, s, true)
+                }
+                Err(e) => {
+                    s.append_failed();
+                    if e.is_retryable(true) {
+                        log::warn!("{path}: append failed ({e}); sending the whole file instead");
+                        self.store_whole(ino, path, s, true)
+                    } else {
+                        Err(e)
+                    }
+                }
+                ok => ok,
+            }
+        } else {
+            self.store_whole(ino, path, s, replaces)
+        };
+        match result {
+            Ok(()) => {
+                s.uploaded();
+                self.up.pending.lock().remove(path);
+                let wanted_mode = s.pending_mode.take();
+                let applied_mode =
+                    wanted_mode.and_then(|m| self.apply_new_mode(path, Kind::File, m));
+                if let Some(t) = s.pending_mtime.take() {
+                    // The data is on the server; a time the server cannot set is not worth
+                    // failing close(2) over (kernels set times as a side effect of writes).
+                    match self.remote.set_mtime(path, Kind::File, t) {
+                        Ok(()) => s.mtime = t,
+                        Err(Error::Unsupported) => {}
+                        Err(e) => log::warn!("{path}: uploaded, but setting its time failed: {e}"),
+                    }
+                }
+                let mut entry = self.cache.entry(path).unwrap_or(RemoteEntry {
+                    name: remote::basename(path).to_string(),
+                    kind: Kind::File,
+                    size: 0,
+                    mtime: None,
+                    mode: None,
+                    link_target: None,
+                });
+                entry.size = s.len;
+                entry.mtime = Some(s.mtime);
+                if wanted_mode.is_some() {
+                    // Shown since the create; not applied, the server's own is shown.
+                    entry.mode = applied_mode;
+                }
+                self.cache
+                    .update(remote::parent(path), &entry.name.clone(), Some(entry));
+                Ok(())
+            }
+            Err(e) => {
+                log::warn!("upload of {path} ({} bytes) failed: {e}", s.len);
+                Err(e)
+            }
+        }
+    }
+
+    /// The whole spool with STOR, atomically when it replaces content (see [`UploadMode`]).
+    fn store_whole(&self, ino: u64, path: &str, s: &mut Spool, replaces: bool) -> Result<()> {
+        self.fill(ino, s)?;
+        if replaces && self.up.mode == UploadMode::Atomic {
+            self.replace_atomically(path, s)
+        } else {
+            self.remote.store(path, &s.upload_from(0))
+        }
+    }
+
+    /// A write handle of `ino` is gone. When it was the last, unsent data gets one more
+    /// upload try; if that fails nobody can be told any more, so the spool is kept in the
+    /// recovery directory and its path logged at error level.
+    pub fn release(&self, ino: u64) {
+        let last = {
+            let mut map = self.up.spools.lock();
+            match map.get(&ino) {
+                Some(e) if e.writers.fetch_sub(1, Ordering::SeqCst) == 1 => map.remove(&ino),
+                _ => None,
+            }
+        };
+        if let Some(e) = last {
+            self.last_release(ino, &e);
+        }
+    }
+
+    /// The session is over, and no release will come any more. A written file whose last
+    /// release never arrived is handled as that release would have been: the kernel drops
+    /// the requests still queued when a mount goes away, so an unmount right after a failed
+    /// `close` could otherwise lose its data.
+    pub fn release_all(&self) {
+        let left: Vec<(u64, Arc<SpoolEntry>)> = self.up.spools.lock().drain().collect();
+        for (ino, e) in left {
+            log::info!(
+                "{}: its last release never came (the mount went away first); handled now",
+                self.inodes.path(ino).unwrap_or_default()
+            );
+            self.last_release(ino, &e);
+        }
+    }
+
+    /// One more upload try for a spool nobody holds any more; if it fails, the recovery
+    /// directory.
+    fn last_release(&self, ino: u64, e: &SpoolEntry) {
+        // The entry is out of the map now: upload it directly, not by inode.
+        if self.upload_entry(ino, e).is_ok() {
+            return;
+        }
+        let spool = e.spool.lock();
+        let path = self.inodes.path(ino).unwrap_or_default();
+        if self.up.pending.lock().remove(&path).is_some() {
+            // It never reached the server: it must not linger in our listings either.
+            self.cache
+                .update(remote::parent(&path), remote::basename(&path), None);
+        }
+        match spool.recover(&self.up.recovery_dir, &path) {
+            Ok(p) => log::error!(
+                "{path}: data that could not be uploaded was saved to {}",
+                p.display()
+            ),
+            Err(err) => log::error!("{path}: data could not be uploaded nor saved: {err}"),
+        }
+    }
+
+    /// The first step of creating the file `path` in `dir`. Errors belong at open(2): many
+    /// programs never look at close(2) (a shell's `>` does not). So the first create in a
+    /// directory is an empty STOR, and a refusal (EACCES, EDQUOT) is reported here. Once a
+    /// directory has taken a file, later creates in it wait for their first flush: one
+    /// transfer per new file, not two, and our own listings show the file meanwhile (it is
+    /// pending). Returns whether the file waits (`true`) and the mode applied, if any.
+    pub fn create_on_server(
+        &self,
+        dir: &str,
+        path: &str,
+        mode: u32,
+    ) -> Result<(bool, Option<u32>)> {
+        let proven = self
+            .up
+            .writable_dirs
+            .lock()
+            .get(dir)
+            .is_some_and(|t| t.elapsed() < self.up.proven_for);
+        if proven {
+            return Ok((true, None));
+        }
+        self.remote.store(path, &remote::Empty)?;
+        self.up
+            .writable_dirs
+            .lock()
+            .insert(dir.to_string(), Instant::now());
+        Ok((false, self.apply_new_mode(path, Kind::File, mode)))
+    }
+
+    /// The second step: the new file's spool and its first write handle. A file that waits
+    /// for its first flush is pending, and gets `mode` after that upload; returns the mode
+    /// to show meanwhile.
+    pub fn create_spool(
+        &self,
+        ino: u64,
+        path: &str,
+        waits: bool,
+        mode: u32,
+    ) -> Result<Option<u32>> {
+        let e = self.writer_spool(ino, 0)?;
+        if !waits {
+            return Ok(None);
+        }
+        let mut shown = None;
+        let mut s = e.spool.lock();
+        s.mark_new();
+        let mode = mode & 0o7777;
+        if mode != NEW_FILE_MODE && !self.up.no_site_chmod.load(Ordering::Relaxed) {
+            s.pending_mode = Some(mode);
+            shown = Some(mode);
+        }
+        drop(s);
+        self.up.pending.lock().insert(path.to_string(), ino);
+        Ok(shown)
+    }
+
+    /// Gives a new file or directory the mode its creator asked for, when that differs from
+    /// the usual 0644 or 0755 (what servers commonly give: the mode of a new entry is not
+    /// known without listing it again, which would cost more than the `SITE CHMOD` it could
+    /// save). Returns the mode applied, to be shown until the next listing says what the
+    /// server has. The object exists either way: a server without `SITE CHMOD` (learned
+    /// once), or one that refuses it, leaves the mode it gave, logged, and the creation
+    /// succeeds.
+    pub fn apply_new_mode(&self, path: &str, kind: Kind, mode: u32) -> Option<u32> {
+        let usual = if kind == Kind::Dir {
+            NEW_DIR_MODE
+        } else {
+            NEW_FILE_MODE
+        };
+        let mode = mode & 0o7777;
+        if mode == usual || self.up.no_site_chmod.load(Ordering::Relaxed) {
+            return None;
+        }
+        match self.remote.chmod(path, kind, mode) {
+            Ok(()) => Some(mode),
+            // The remote answers a SITE CHMOD it learned the server lacks with that first
+            // reply (`502`), without asking again.
+            Err(e) if e.errno() == libc::ENOTSUP => {
+                if !self.up.no_site_chmod.swap(true, Ordering::Relaxed) {
+                    log::info!(
+                        "the server has no SITE CHMOD: new files and directories keep the mode it gives them"
+                    );
+                }
+                None
+            }
+            Err(e) => {
+                log::info!("{path}: created, but mode {mode:o} was not applied: {e}");
+                None
+            }
+        }
+    }
+
+    /// Drops a created-but-never-uploaded file: true if `path` was one (nothing to delete
+    /// on the server). Decided under the spool's lock, so an upload cannot slip in between.
+    pub fn forget_pending(&self, path: &str) -> bool {
+        let Some(ino) = self.up.pending.lock().get(path).copied() else {
+            return false;
+        };
+        let Some(e) = self.spool_of(ino) else {
+            return self.up.pending.lock().remove(path).is_some();
+        };
+        let mut s = e.spool.lock();
+        let still = self.up.pending.lock().remove(path).is_some();
+        if still {
+            s.orphaned = true;
+            self.stop_stream(&mut s);
+        }
+        still
+    }
+
+    /// `ino`'s file is gone from the server: an open spool of it must not bring it back.
+    pub fn orphan(&self, ino: u64) {
+        if let Some(e) = self.spool_of(ino) {
+            let mut s = e.spool.lock();
+            s.orphaned = true;
+            self.stop_stream(&mut s);
+        }
+    }
+
+    /// An mtime set on a file open for writing with unsent data: kept and applied after its
+    /// upload (see [`Spool::pending_mtime`]). `false` if the file has nothing unsent, and
+    /// the time is to be set on the server now.
+    pub fn defer_mtime(&self, ino: u64, mtime: SystemTime) -> bool {
+        let Some(e) = self.spool_of(ino) else {
+            return false;
+        };
+        let mut s = e.spool.lock();
+        if s.dirty() {
+            s.mtime = mtime;
+            s.pending_mtime = Some(mtime);
+        }
+        s.dirty()
+    }
+
+    /// A time set on the server: an open spool shows it too.
+    pub fn mtime_set(&self, ino: u64, mtime: SystemTime) {
+        if let Some(e) = self.spool_of(ino) {
+            e.spool.lock().mtime = mtime;
+        }
+    }
+
+    /// `truncate(2)` of a file open for writing: its spool is cut, and uploaded at its
+    /// flush. `None` if it is not open for writing.
+    pub fn truncate_open(&self, ino: u64, size: u64) -> Option<Result<()>> {
+        let e = self.spool_of(ino)?;
+        let mut s = e.spool.lock();
+        if size != s.len {
+            self.stop_stream(&mut s);
+        }
+        if size > 0 {
+            if let Err(err) = self.fill(ino, &mut s) {
+                return Some(Err(err));
+            }
+        }
+        Some(s.truncate(size))
+    }
+
+    /// `truncate(2)` of a file nobody has open, of `base` bytes on the server: uploaded at
+    /// once, since no flush will follow.
+    pub fn truncate_closed(&self, ino: u64, path: &str, base: u64, size: u64) -> Result<()> {
+        let mut s = Spool::new(&self.up.spool_dir, base)?;
+        if size > 0 {
+            self.fill(ino, &mut s)?;
+        }
+        s.truncate(size)?;
+        self.upload_spool(ino, path, &mut s, base > 0)
+    }
+}
