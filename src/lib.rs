@@ -11,7 +11,7 @@
 //! - [`remote`]: the `Remote` trait, the seam tests use to inject faults ([`testing`]).
 //! - [`ftp`]: the FTP implementation: `conn` (connect, login, capabilities), `pool`,
 //!   `listing` (MLSD and LIST parsers), `mdtm` (exact times for LIST listings, pipelined),
-//!   `reader` (REST+RETR streams).
+//!   `reader` (REST+RETR streams), `reply` (replies read as RFC 959 says, `FEAT`, `PWD`).
 
 pub mod cache;
 pub mod cli;

@@ -22,6 +22,7 @@ fn endpoint(server: &Server) -> Endpoint {
         tls: ftpfs::ftp::tls::Tls::off(),
         limit_recheck: ftpfs::ftp::pool::DEFAULT_LIMIT_RECHECK,
         keepalive: ftpfs::ftp::conn::DEFAULT_KEEPALIVE,
+        dialogue: Default::default(),
     }
 }
 

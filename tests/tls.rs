@@ -799,6 +799,7 @@ fn a_data_connection_refused_for_its_tls_session_is_repeated_on_a_new_connection
         tls: ftpfs::ftp::tls::Tls::off(),
         limit_recheck: ftpfs::ftp::pool::DEFAULT_LIMIT_RECHECK,
         keepalive: ftpfs::ftp::conn::DEFAULT_KEEPALIVE,
+        dialogue: Default::default(),
     };
     let r = ftpfs::ftp::FtpRemote::connect(endpoint, 2, "", ftpfs::ftp::ListingMode::Auto).unwrap();
     let logins = || s.received("USER");

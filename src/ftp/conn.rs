@@ -1,10 +1,16 @@
 //! One logged-in control connection, and what we learn about a server once.
 //!
 //! Servers differ in what they support, and asking costs round trips. The first connection
-//! asks: `FEAT` (for `MLST`, `UTF8`, `REST STREAM`), then probes `EPSV` and `REST` directly,
+//! asks: `FEAT` (for `MLST`, `UTF8`, `MDTM`, `HOST`), then probes `EPSV` and `REST` directly,
 //! because many servers implement both without listing them. The answers are kept in
 //! [`Caps`] and every later connection only repeats what is per-connection state:
-//! login, `OPTS UTF8 ON`, `OPTS MLST`, `TYPE I`.
+//! `HOST`, login, `OPTS UTF8 ON`, `OPTS MLST`, `TYPE I`.
+//!
+//! `FEAT` is asked before `USER`: `HOST` (RFC 7151, virtual hosts) must come before `USER`,
+//! and only `FEAT` says whether the server has it. Asked there it costs nothing more than
+//! after login; a server that wants a login first (`530`) is asked again after it. `FEAT` is
+//! advisory: a refusal, or a reply that cannot be read, leaves ftpfs probing what it needs
+//! (see [`caps_from_feat`]); the reply itself is read tolerantly (see [`super::reply`]).
 //!
 //! `OPTS MLST`: a server chooses which facts its `MLSD` lines carry, and pyftpdlib leaves
 //! `unix.mode` out unless asked, so a `chmod` seemed undone at the next listing. Where the
@@ -30,7 +36,6 @@ use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
-use suppaftp::types::FileType;
 use suppaftp::{FtpError, Mode, Status};
 
 use super::retry::Policy;
@@ -57,12 +62,34 @@ pub struct Endpoint {
     /// Idle time before TCP keepalive probes on control connections; zero for none
     /// (`-o keepalive=`).
     pub keepalive: Duration,
+    /// Optional commands of the dialogue: `HOST`, `ALLO`.
+    pub dialogue: Dialogue,
+}
+
+/// Optional commands some servers need (`-o host=`, `-o allo`).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Dialogue {
+    /// `HOST` name to send before `USER` whatever `FEAT` says (RFC 7151 virtual hosts).
+    pub host: Option<String>,
+    /// `ALLO size` before every `STOR`.
+    pub allo: bool,
 }
 
 /// The control connection type: TLS-capable; a plain connection simply never upgrades.
 pub type Ftp = suppaftp::RustlsFtpStream;
 
 impl Endpoint {
+    /// The name `HOST` announces: `-o host=`, else the URL's host name when the server lists
+    /// `HOST` in `FEAT` (`listed`). An IP literal names no virtual host, so it is not sent
+    /// unless `host=` says so.
+    pub fn host_command(&self, listed: bool) -> Option<String> {
+        match &self.dialogue.host {
+            Some(h) => Some(h.clone()),
+            None if listed && self.host.parse::<IpAddr>().is_err() => Some(self.host.clone()),
+            None => None,
+        }
+    }
+
     pub fn display(&self) -> String {
         if self.host.contains(':') {
             format!("[{}]:{}", self.host, self.port)
@@ -84,6 +111,8 @@ pub struct Caps {
     /// Which of [`MLST_FACTS`] (bit i for fact i) the server offers, when `OPTS MLST` must
     /// ask for them; 0 when it needs not be sent.
     pub mlst_opts: u8,
+    /// `HOST` is in `FEAT`: every connection names the virtual host before `USER`.
+    pub host: bool,
 }
 
 /// The `MLSD` facts ftpfs wants, in the order `OPTS MLST` names them.
@@ -270,6 +299,8 @@ pub struct Conn {
     pub sockets: Arc<Sockets>,
     /// The TLS sessions this connection's data connections resume (see [`super::tls`]).
     pub sessions: Option<Arc<SessionStore>>,
+    /// `-o allo`: `ALLO size` before `STOR` (see [`Conn::allocate`]).
+    pub allo: bool,
 }
 
 impl Conn {
@@ -346,13 +377,31 @@ impl Conn {
                 ep.display()
             );
         }
+        let known = info.caps();
+        // FEAT before USER on the first connection: HOST, when listed, must come before
+        // USER, and asking here costs no more than asking after login. A server that wants
+        // a login first (530) is asked again afterwards, the one case that pays a round trip.
+        let mut feat = match known {
+            Some(_) => None,
+            None => Some(ask_feat(&mut ftp, secure, &ep.display())?),
+        };
+        let listed = match (&known, &feat) {
+            (Some(c), _) => c.host,
+            (None, Some(Feat::Listed(f))) => f.contains_key("HOST"),
+            _ => false,
+        };
+        if let Some(name) = ep.host_command(listed) {
+            send_host(&mut ftp, ep, &name)?;
+        }
         ftp.login(ep.user.as_str(), ep.password.expose())
             .map_err(|e| Error::from_ftp(Op::Login, e))?;
-
-        let known = info.caps();
-        let caps = match known {
-            Some(c) => c,
-            None => probe_features(&mut ftp)?,
+        if matches!(feat, Some(Feat::Refused(530, _))) {
+            feat = Some(ask_feat(&mut ftp, secure, &ep.display())?);
+        }
+        let caps = match (known, feat) {
+            (Some(c), _) => c,
+            (None, Some(f)) => caps_from_feat(&mut ftp, f, &ep.display()),
+            (None, None) => unreachable!("FEAT is asked when the capabilities are unknown"),
         };
         if caps.utf8 {
             // Servers that advertise UTF8 but refuse OPTS still speak it; ignore the answer.
@@ -366,8 +415,13 @@ impl Conn {
                 log::debug!("{cmd}: {e}");
             }
         }
-        ftp.transfer_type(FileType::Binary)
-            .map_err(|e| Error::from_ftp(Op::Connect, e))?;
+        // TYPE I: some servers answer 250 instead of 200; both mean done. suppaftp transfers
+        // in binary unless told TYPE A, so its own call is not needed.
+        ftp.custom_command(
+            "TYPE I",
+            &[Status::CommandOk, Status::RequestedFileActionOk],
+        )
+        .map_err(|e| Error::from_ftp(Op::Connect, e))?;
         let caps = match known {
             Some(c) => c,
             None => {
@@ -401,7 +455,31 @@ impl Conn {
             rest_used: false,
             sockets: Arc::clone(sockets),
             sessions,
+            allo: ep.dialogue.allo,
         })
+    }
+
+    /// `ALLO size` before a `STOR`, with `-o allo`, for servers that refuse an upload whose
+    /// size was not announced. `200` and `202` (not needed here) both mean go on; a server
+    /// without the command (`500`/`502`) gets the `STOR` anyway; any other refusal (`552`
+    /// no room) is the upload's error.
+    pub fn allocate(&mut self, size: u64) -> Result<()> {
+        if !self.allo {
+            return Ok(());
+        }
+        match self.ftp.custom_command(
+            format!("ALLO {size}"),
+            &[Status::CommandOk, Status::CommandNotImplemented],
+        ) {
+            Ok(_) => Ok(()),
+            Err(FtpError::UnexpectedResponse(r))
+                if matches!(crate::error::reply_code(&r), 500 | 502) =>
+            {
+                log::debug!("ALLO refused ({}); sending STOR anyway", refusal_of(&r));
+                Ok(())
+            }
+            Err(e) => Err(Error::from_ftp(Op::Store, e)),
+        }
     }
 
     /// Ends this connection's socket reads and writes at `deadline` (see [`watchdog`]).
@@ -608,27 +686,95 @@ fn keepalive(stream: &TcpStream, idle: Duration) {
     set(libc::IPPROTO_TCP, libc::TCP_KEEPCNT, 4);
 }
 
-/// FEAT: which optional commands the server advertises. A server without FEAT (500/502)
-/// advertises nothing; that is not an error.
-fn probe_features(ftp: &mut Ftp) -> Result<Caps> {
-    let feats = match ftp.feat() {
-        Ok(f) => f,
-        Err(FtpError::UnexpectedResponse(_)) => Default::default(),
-        Err(e) => return Err(Error::from_ftp(Op::Connect, e)),
+/// What `FEAT` said.
+enum Feat {
+    /// The features, names upper-cased, with their parameters.
+    Listed(std::collections::HashMap<String, String>),
+    /// A refusal: no `FEAT` (`500`/`502`), or not before login (`530`).
+    Refused(u32, String),
+    /// A reply suppaftp could not parse (over TLS, where ftpfs cannot read it itself).
+    Unreadable,
+}
+
+/// `FEAT`, which is advisory: a refusal or a reply that cannot be read never fails the
+/// connection (see [`super::reply`] for why a plain connection reads it itself).
+fn ask_feat(ftp: &mut Ftp, secure: bool, server: &str) -> Result<Feat> {
+    if !secure {
+        let reply = super::reply::ask_plain(ftp, "FEAT", Op::Connect)?;
+        return Ok(match reply.code {
+            211 => Feat::Listed(super::reply::parse_feat(&reply)),
+            code => Feat::Refused(code, reply.text()),
+        });
+    }
+    match ftp.feat() {
+        Ok(f) => Ok(Feat::Listed(
+            f.into_iter()
+                .map(|(k, v)| (k.to_ascii_uppercase(), v.unwrap_or_default()))
+                .collect(),
+        )),
+        Err(FtpError::UnexpectedResponse(r)) => {
+            Ok(Feat::Refused(crate::error::reply_code(&r), refusal_of(&r)))
+        }
+        Err(FtpError::BadResponse) => {
+            log::warn!("{server}: its FEAT reply does not parse; probing what is needed");
+            Ok(Feat::Unreadable)
+        }
+        Err(e) => Err(Error::from_ftp(Op::Connect, e)),
+    }
+}
+
+/// `HOST name` (RFC 7151) before `USER`. A refusal when the name came from `-o host=` fails
+/// the connection: the user asked for that site, and another one must not be written to. A
+/// refusal of the URL's own name (the server listed `HOST` but does not know that name as a
+/// virtual host) leaves the server's default site, as before `HOST` was sent, with a warning.
+fn send_host(ftp: &mut Ftp, ep: &Endpoint, name: &str) -> Result<()> {
+    let ok = [Status::Ready, Status::CommandOk];
+    match ftp.custom_command(format!("HOST {name}"), &ok) {
+        Ok(_) => Ok(()),
+        Err(FtpError::UnexpectedResponse(r)) if ep.dialogue.host.is_none() => {
+            log::warn!(
+                "{}: HOST {name} refused ({}); logging in to the default site",
+                ep.display(),
+                refusal_of(&r)
+            );
+            Ok(())
+        }
+        Err(e) => Err(Error::from_ftp(Op::Login, e)),
+    }
+}
+
+/// The capabilities `FEAT` lists. When it lists nothing usable (refused, unreadable), the
+/// commands that matter are probed instead, or left to be learned at first use: `MLST`
+/// (one control-connection round trip here), `MDTM` (tried at the first `LIST` listing, and
+/// given up at its first `500`/`502`, see [`super::mdtm`]), `UTF8` (`OPTS UTF8 ON` is sent
+/// and its answer ignored). `EPSV` and `REST` are always probed ([`probe_transfers`]).
+fn caps_from_feat(ftp: &mut Ftp, feat: Feat, server: &str) -> Caps {
+    let feats = match feat {
+        Feat::Listed(f) => f,
+        other => {
+            if let Feat::Refused(code, text) = other {
+                log::info!("{server} refuses FEAT ({code} {text}); probing what is needed");
+            }
+            let mlsd = ftp
+                .custom_command("MLST", &[Status::RequestedFileActionOk])
+                .is_ok();
+            return Caps {
+                mlsd,
+                utf8: true,
+                mdtm: true,
+                ..Caps::default()
+            };
+        }
     };
-    let has = |k: &str| feats.keys().any(|f| f.eq_ignore_ascii_case(k));
-    let mlst_line = feats
-        .iter()
-        .find(|(k, _)| k.eq_ignore_ascii_case("MLST"))
-        .and_then(|(_, v)| v.as_deref());
-    Ok(Caps {
-        mlsd: has("MLST"),
-        utf8: has("UTF8"),
+    Caps {
+        mlsd: feats.contains_key("MLST"),
+        utf8: feats.contains_key("UTF8"),
         epsv: false,
         rest: false,
-        mdtm: has("MDTM"),
-        mlst_opts: mlst_line.map_or(0, mlst_opts_from_feat),
-    })
+        mdtm: feats.contains_key("MDTM"),
+        mlst_opts: feats.get("MLST").map_or(0, |l| mlst_opts_from_feat(l)),
+        host: feats.contains_key("HOST"),
+    }
 }
 
 /// EPSV and REST are often implemented but not advertised, so ask directly. An unused EPSV
@@ -662,11 +808,17 @@ fn probe_transfers(ftp: &mut Ftp, mut caps: Caps) -> Result<Caps> {
 /// A refusal as the server worded it: `500 Command "PASV" not understood.`
 fn refusal(e: &FtpError) -> String {
     match e {
-        FtpError::UnexpectedResponse(r) => {
-            format!("{} {}", r.status.code(), crate::error::reply_text(&r.body))
-        }
+        FtpError::UnexpectedResponse(r) => refusal_of(r),
         other => other.to_string(),
     }
+}
+
+fn refusal_of(r: &suppaftp::types::Response) -> String {
+    format!(
+        "{} {}",
+        crate::error::reply_code(r),
+        crate::error::reply_text(&r.body)
+    )
 }
 
 /// Replaces a private or unspecified passive address by the control peer's when the peer is
@@ -684,6 +836,22 @@ pub fn fix_passive_address(addr: SocketAddr, peer: IpAddr) -> SocketAddr {
     } else {
         addr
     }
+}
+
+/// The current directory, from `PWD`, tolerant of servers that answer without quotes
+/// (see [`super::reply::pwd_path`]).
+pub fn pwd(ftp: &mut Ftp) -> Result<String> {
+    let r = ftp
+        .custom_command("PWD", &[Status::PathCreated])
+        .map_err(|e| Error::from_ftp(Op::Stat, e))?;
+    let body = String::from_utf8_lossy(&r.body);
+    super::reply::pwd_path(&body).ok_or_else(|| {
+        log::warn!("PWD: no directory in the reply {:?}", body.trim_end());
+        Error::Protocol {
+            op: Op::Stat,
+            detail: "no directory in the PWD reply".into(),
+        }
+    })
 }
 
 /// A shareable handle to [`ServerInfo`].
@@ -711,6 +879,30 @@ mod tests {
             0
         );
         assert_eq!(mlst_opts_from_feat(""), 0);
+    }
+
+    #[test]
+    fn host_names_the_url_host_only_when_listed_and_never_an_ip_literal() {
+        let mut ep = Endpoint {
+            host: "ftp.example.com".into(),
+            port: 21,
+            user: "u".into(),
+            password: crate::config::Secret::new("p"),
+            timeout: Duration::from_secs(1),
+            policy: Policy::default(),
+            tls: Tls::off(),
+            limit_recheck: Duration::from_secs(1),
+            keepalive: Duration::ZERO,
+            dialogue: Dialogue::default(),
+        };
+        assert_eq!(ep.host_command(false), None);
+        assert_eq!(ep.host_command(true).as_deref(), Some("ftp.example.com"));
+        for ip in ["192.0.2.1", "2001:db8::1"] {
+            ep.host = ip.into();
+            assert_eq!(ep.host_command(true), None, "{ip}");
+        }
+        ep.dialogue.host = Some("site-b.example".into());
+        assert_eq!(ep.host_command(false).as_deref(), Some("site-b.example"));
     }
 
     #[test]

@@ -77,6 +77,9 @@ pub struct FakeOpts {
     pub no_pipelining: bool,
     /// How long each `MDTM` takes to answer.
     pub mdtm_delay: Duration,
+    /// Commands answered with this reply, sent verbatim (CRLFs included): RFC 2228's
+    /// protected `6xx` replies, codes no RFC defines.
+    pub replies: Vec<(&'static str, &'static str)>,
 }
 
 pub struct FakeServer {
@@ -177,6 +180,10 @@ fn session(sock: TcpStream, o: &FakeOpts, log: &Mutex<Vec<String>>) -> std::io::
         let (verb, arg) = cmd.split_once(' ').unwrap_or((&cmd, ""));
         let upper = verb.to_ascii_uppercase();
         if o.silent.contains(&upper.as_str()) {
+            continue;
+        }
+        if let Some((_, reply)) = o.replies.iter().find(|(c, _)| *c == upper) {
+            out.write_all(reply.as_bytes())?;
             continue;
         }
         if o.unterminated.contains(&upper.as_str()) {

@@ -129,6 +129,9 @@ impl unftp_core::auth::Authenticator for PasswordAuth {
     }
 }
 
+/// RFC 7151 virtual hosts of [`Server::quirky`]: `HOST name` logs in to `dir`.
+pub type VirtualHosts<'a> = &'a [(&'a str, &'a Path)];
+
 /// How a server is started, beyond its kind and root.
 #[derive(Default, Clone)]
 struct Start<'a> {
@@ -138,6 +141,9 @@ struct Start<'a> {
     extra: &'a [&'a str],
     /// libunftp: storage faults.
     faults: Option<Arc<faulty::Faults>>,
+    /// pyftpdlib: run as tests/common/quirky_ftpd.py with these `--quirk` flags and
+    /// `NAME=DIR` virtual hosts.
+    quirky: Option<(&'a [&'a str], VirtualHosts<'a>)>,
     /// pure-ftpd: the network namespace to run in and the address to listen on there.
     netns: Option<(&'a str, &'a str)>,
 }
@@ -161,6 +167,17 @@ impl Server {
     pub fn start_anonymous(root: &Path) -> Option<Server> {
         let start = Start {
             anonymous: true,
+            ..Start::default()
+        };
+        Self::start_with(ServerKind::Pyftpdlib, root, start)
+    }
+
+    /// pyftpdlib with quirks (tests/common/quirky_ftpd.py: one `--quirk` flag each) and
+    /// RFC 7151 virtual hosts (`HOST name` logs in to `dir` instead of `root`). Its
+    /// [`Server::command_log`] has one `SESSION COMMAND ARGUMENT` line per command.
+    pub fn quirky(root: &Path, quirks: &[&str], vhosts: VirtualHosts) -> Option<Server> {
+        let start = Start {
+            quirky: Some((quirks, vhosts)),
             ..Start::default()
         };
         Self::start_with(ServerKind::Pyftpdlib, root, start)
@@ -214,6 +231,7 @@ impl Server {
             extra,
             faults,
             netns,
+            quirky,
         } = start;
         let host = netns.map_or("127.0.0.1", |(_, addr)| addr).to_string();
         let work = tempfile::tempdir().unwrap();
@@ -294,12 +312,29 @@ impl Server {
                     return Ok(skip(kind));
                 }
                 let mut cmd = Command::new("/usr/bin/python3");
-                cmd.args(["-m", "pyftpdlib", "-i", "127.0.0.1", "-p"])
-                    .arg(port.to_string())
-                    .arg("-d")
-                    .arg(root);
-                if !anonymous {
-                    cmd.args(["-u", USER, "-P", PASSWORD, "-w"]);
+                if let Some((quirks, vhosts)) = quirky {
+                    let script =
+                        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/common/quirky_ftpd.py");
+                    cmd.arg(script)
+                        .args(["--port", &port.to_string(), "--user", USER])
+                        .args(["--password", PASSWORD, "--dir"])
+                        .arg(root)
+                        .arg("--log")
+                        .arg(work.path().join("commands.log"));
+                    for q in quirks {
+                        cmd.args(["--quirk", q]);
+                    }
+                    for (name, dir) in vhosts {
+                        cmd.arg("--vhost").arg(format!("{name}={}", dir.display()));
+                    }
+                } else {
+                    cmd.args(["-m", "pyftpdlib", "-i", "127.0.0.1", "-p"])
+                        .arg(port.to_string())
+                        .arg("-d")
+                        .arg(root);
+                    if !anonymous {
+                        cmd.args(["-u", USER, "-P", PASSWORD, "-w"]);
+                    }
                 }
                 Some(
                     cmd.stdout(Stdio::null())
@@ -344,7 +379,8 @@ impl Server {
     }
 
     /// The commands the server received, one `COMMAND ARGUMENT CODE` line each (proftpd's
-    /// ExtendedLog; empty for the other servers).
+    /// ExtendedLog), or `SESSION COMMAND ARGUMENT` ([`Server::quirky`]); empty for the other
+    /// servers.
     pub fn command_log(&self) -> String {
         std::fs::read_to_string(self._work.path().join("commands.log")).unwrap_or_default()
     }
