@@ -11,7 +11,8 @@
 //! - [`remote`]: the `Remote` trait, the seam tests use to inject faults ([`testing`]).
 //! - [`ftp`]: the FTP implementation: `conn` (connect, login, capabilities), `pool`,
 //!   `listing` (MLSD and LIST parsers), `mdtm` (exact times for LIST listings, pipelined),
-//!   `reader` (REST+RETR streams), `reply` (replies read as RFC 959 says, `FEAT`, `PWD`).
+//!   `reader` (REST+RETR streams), `reply` (replies read as RFC 959 says, `PWD`),
+//!   `features` (what `FEAT` says or probes find; `HOST`).
 
 pub mod cache;
 pub mod cli;

@@ -10,7 +10,7 @@
 //! and only `FEAT` says whether the server has it. Asked there it costs nothing more than
 //! after login; a server that wants a login first (`530`) is asked again after it. `FEAT` is
 //! advisory: a refusal, or a reply that cannot be read, leaves ftpfs probing what it needs
-//! (see [`caps_from_feat`]); the reply itself is read tolerantly (see [`super::reply`]).
+//! (see [`super::features`]); the reply itself is read tolerantly (see [`super::reply`]).
 //!
 //! `OPTS MLST`: a server chooses which facts its `MLSD` lines carry, and pyftpdlib leaves
 //! `unix.mode` out unless asked, so a `chmod` seemed undone at the next listing. Where the
@@ -38,6 +38,7 @@ use parking_lot::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
 use suppaftp::{FtpError, Mode, Status};
 
+use super::features::{self, Feat};
 use super::retry::Policy;
 use super::tls::{SessionStore, Tls, TlsMode};
 use super::watchdog::{self, Sockets};
@@ -383,7 +384,7 @@ impl Conn {
         // a login first (530) is asked again afterwards, the one case that pays a round trip.
         let mut feat = match known {
             Some(_) => None,
-            None => Some(ask_feat(&mut ftp, secure, &ep.display())?),
+            None => Some(features::ask_feat(&mut ftp, secure, &ep.display())?),
         };
         let listed = match (&known, &feat) {
             (Some(c), _) => c.host,
@@ -391,16 +392,16 @@ impl Conn {
             _ => false,
         };
         if let Some(name) = ep.host_command(listed) {
-            send_host(&mut ftp, ep, &name)?;
+            features::send_host(&mut ftp, ep, &name)?;
         }
         ftp.login(ep.user.as_str(), ep.password.expose())
             .map_err(|e| Error::from_ftp(Op::Login, e))?;
         if matches!(feat, Some(Feat::Refused(530, _))) {
-            feat = Some(ask_feat(&mut ftp, secure, &ep.display())?);
+            feat = Some(features::ask_feat(&mut ftp, secure, &ep.display())?);
         }
         let caps = match (known, feat) {
             (Some(c), _) => c,
-            (None, Some(f)) => caps_from_feat(&mut ftp, f, &ep.display()),
+            (None, Some(f)) => features::caps_from_feat(&mut ftp, f, &ep.display()),
             (None, None) => unreachable!("FEAT is asked when the capabilities are unknown"),
         };
         if caps.utf8 {
@@ -686,97 +687,6 @@ fn keepalive(stream: &TcpStream, idle: Duration) {
     set(libc::IPPROTO_TCP, libc::TCP_KEEPCNT, 4);
 }
 
-/// What `FEAT` said.
-enum Feat {
-    /// The features, names upper-cased, with their parameters.
-    Listed(std::collections::HashMap<String, String>),
-    /// A refusal: no `FEAT` (`500`/`502`), or not before login (`530`).
-    Refused(u32, String),
-    /// A reply suppaftp could not parse (over TLS, where ftpfs cannot read it itself).
-    Unreadable,
-}
-
-/// `FEAT`, which is advisory: a refusal or a reply that cannot be read never fails the
-/// connection (see [`super::reply`] for why a plain connection reads it itself).
-fn ask_feat(ftp: &mut Ftp, secure: bool, server: &str) -> Result<Feat> {
-    if !secure {
-        let reply = super::reply::ask_plain(ftp, "FEAT", Op::Connect)?;
-        return Ok(match reply.code {
-            211 => Feat::Listed(super::reply::parse_feat(&reply)),
-            code => Feat::Refused(code, reply.text()),
-        });
-    }
-    match ftp.feat() {
-        Ok(f) => Ok(Feat::Listed(
-            f.into_iter()
-                .map(|(k, v)| (k.to_ascii_uppercase(), v.unwrap_or_default()))
-                .collect(),
-        )),
-        Err(FtpError::UnexpectedResponse(r)) => {
-            Ok(Feat::Refused(crate::error::reply_code(&r), refusal_of(&r)))
-        }
-        Err(FtpError::BadResponse) => {
-            log::warn!("{server}: its FEAT reply does not parse; probing what is needed");
-            Ok(Feat::Unreadable)
-        }
-        Err(e) => Err(Error::from_ftp(Op::Connect, e)),
-    }
-}
-
-/// `HOST name` (RFC 7151) before `USER`. A refusal when the name came from `-o host=` fails
-/// the connection: the user asked for that site, and another one must not be written to. A
-/// refusal of the URL's own name (the server listed `HOST` but does not know that name as a
-/// virtual host) leaves the server's default site, as before `HOST` was sent, with a warning.
-fn send_host(ftp: &mut Ftp, ep: &Endpoint, name: &str) -> Result<()> {
-    let ok = [Status::Ready, Status::CommandOk];
-    match ftp.custom_command(format!("HOST {name}"), &ok) {
-        Ok(_) => Ok(()),
-        Err(FtpError::UnexpectedResponse(r)) if ep.dialogue.host.is_none() => {
-            log::warn!(
-                "{}: HOST {name} refused ({}); logging in to the default site",
-                ep.display(),
-                refusal_of(&r)
-            );
-            Ok(())
-        }
-        Err(e) => Err(Error::from_ftp(Op::Login, e)),
-    }
-}
-
-/// The capabilities `FEAT` lists. When it lists nothing usable (refused, unreadable), the
-/// commands that matter are probed instead, or left to be learned at first use: `MLST`
-/// (one control-connection round trip here), `MDTM` (tried at the first `LIST` listing, and
-/// given up at its first `500`/`502`, see [`super::mdtm`]), `UTF8` (`OPTS UTF8 ON` is sent
-/// and its answer ignored). `EPSV` and `REST` are always probed ([`probe_transfers`]).
-fn caps_from_feat(ftp: &mut Ftp, feat: Feat, server: &str) -> Caps {
-    let feats = match feat {
-        Feat::Listed(f) => f,
-        other => {
-            if let Feat::Refused(code, text) = other {
-                log::info!("{server} refuses FEAT ({code} {text}); probing what is needed");
-            }
-            let mlsd = ftp
-                .custom_command("MLST", &[Status::RequestedFileActionOk])
-                .is_ok();
-            return Caps {
-                mlsd,
-                utf8: true,
-                mdtm: true,
-                ..Caps::default()
-            };
-        }
-    };
-    Caps {
-        mlsd: feats.contains_key("MLST"),
-        utf8: feats.contains_key("UTF8"),
-        epsv: false,
-        rest: false,
-        mdtm: feats.contains_key("MDTM"),
-        mlst_opts: feats.get("MLST").map_or(0, |l| mlst_opts_from_feat(l)),
-        host: feats.contains_key("HOST"),
-    }
-}
-
 /// EPSV and REST are often implemented but not advertised, so ask directly. An unused EPSV
 /// listener is closed by the server at the next EPSV/PASV; `REST 0` changes nothing.
 ///
@@ -813,7 +723,7 @@ fn refusal(e: &FtpError) -> String {
     }
 }
 
-fn refusal_of(r: &suppaftp::types::Response) -> String {
+pub(super) fn refusal_of(r: &suppaftp::types::Response) -> String {
     format!(
         "{} {}",
         crate::error::reply_code(r),
@@ -836,22 +746,6 @@ pub fn fix_passive_address(addr: SocketAddr, peer: IpAddr) -> SocketAddr {
     } else {
         addr
     }
-}
-
-/// The current directory, from `PWD`, tolerant of servers that answer without quotes
-/// (see [`super::reply::pwd_path`]).
-pub fn pwd(ftp: &mut Ftp) -> Result<String> {
-    let r = ftp
-        .custom_command("PWD", &[Status::PathCreated])
-        .map_err(|e| Error::from_ftp(Op::Stat, e))?;
-    let body = String::from_utf8_lossy(&r.body);
-    super::reply::pwd_path(&body).ok_or_else(|| {
-        log::warn!("PWD: no directory in the reply {:?}", body.trim_end());
-        Error::Protocol {
-            op: Op::Stat,
-            detail: "no directory in the PWD reply".into(),
-        }
-    })
 }
 
 /// A shareable handle to [`ServerInfo`].
@@ -879,30 +773,6 @@ mod tests {
             0
         );
         assert_eq!(mlst_opts_from_feat(""), 0);
-    }
-
-    #[test]
-    fn host_names_the_url_host_only_when_listed_and_never_an_ip_literal() {
-        let mut ep = Endpoint {
-            host: "ftp.example.com".into(),
-            port: 21,
-            user: "u".into(),
-            password: crate::config::Secret::new("p"),
-            timeout: Duration::from_secs(1),
-            policy: Policy::default(),
-            tls: Tls::off(),
-            limit_recheck: Duration::from_secs(1),
-            keepalive: Duration::ZERO,
-            dialogue: Dialogue::default(),
-        };
-        assert_eq!(ep.host_command(false), None);
-        assert_eq!(ep.host_command(true).as_deref(), Some("ftp.example.com"));
-        for ip in ["192.0.2.1", "2001:db8::1"] {
-            ep.host = ip.into();
-            assert_eq!(ep.host_command(true), None, "{ip}");
-        }
-        ep.dialogue.host = Some("site-b.example".into());
-        assert_eq!(ep.host_command(false).as_deref(), Some("site-b.example"));
     }
 
     #[test]

@@ -10,6 +10,7 @@
 //! their exact times from pipelined `MDTM` on the same connection ([`mdtm`]).
 
 pub mod conn;
+pub mod features;
 pub mod listing;
 pub mod mdtm;
 pub mod pool;
@@ -102,7 +103,7 @@ impl FtpRemote {
             let home = if path.starts_with("//") {
                 String::new()
             } else {
-                conn::pwd(&mut c.ftp)?
+                reply::pwd(&mut c.ftp)?
             };
             let joined = format!("{}/{}", home.trim_end_matches('/'), path.trim_matches('/'));
             let root = normalize(&joined);

@@ -158,6 +158,22 @@ pub fn parse_feat(reply: &Reply) -> HashMap<String, String> {
     features
 }
 
+/// The current directory, from `PWD`, tolerant of servers that answer without quotes
+/// (see [`pwd_path`]).
+pub fn pwd(ftp: &mut super::conn::Ftp) -> Result<String> {
+    let r = ftp
+        .custom_command("PWD", &[suppaftp::Status::PathCreated])
+        .map_err(|e| Error::from_ftp(Op::Stat, e))?;
+    let body = String::from_utf8_lossy(&r.body);
+    super::reply::pwd_path(&body).ok_or_else(|| {
+        log::warn!("PWD: no directory in the reply {:?}", body.trim_end());
+        Error::Protocol {
+            op: Op::Stat,
+            detail: "no directory in the PWD reply".into(),
+        }
+    })
+}
+
 /// The directory in a `257` reply to `PWD`: between the first and the last double quote
 /// (`""` inside is one quote, RFC 959 appendix II), or, from servers that send no quotes,
 /// the first word that is an absolute path.
