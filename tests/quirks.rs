@@ -97,6 +97,26 @@ fn a_server_that_refuses_feat_is_probed_for_what_is_needed() {
     assert_eq!(count(&log, "FEAT"), 1, "FEAT asked once per mount:\n{log}");
 }
 
+#[test]
+fn a_server_that_answers_feat_only_after_login_is_asked_again_then() {
+    let data = tempfile::tempdir().unwrap();
+    tree(data.path(), "hello from the server\n");
+    let Some(server) = Server::quirky(data.path(), &["feat-needs-login"], &[]) else {
+        return;
+    };
+    let m = Mount::new(&server, &[]);
+    use_mount(&m, data.path(), "feat-needs-login");
+    let log = server.command_log();
+    // The one case that pays a round trip: FEAT before USER (530), then after PASS.
+    assert_eq!(count(&log, "FEAT"), 2, "{log}");
+    assert_eq!(
+        count(&log, "MLST"),
+        0,
+        "the features were read, not probed:\n{log}"
+    );
+    assert!(log.contains(" MLSD"), "{log}");
+}
+
 /// How many commands `verb` the quirky server received (its log: `SESSION VERB ARG`).
 fn count(log: &str, verb: &str) -> usize {
     log.lines()
@@ -255,6 +275,16 @@ fn allo_announces_each_upload_to_a_server_that_requires_it() {
     let log = server.command_log();
     assert!(log.contains("ALLO 3145728"), "ALLO with the size:\n{log}");
     assert!(log.contains("ALLO 26000"), "{log}");
+    drop(m);
+    // pyftpdlib itself answers ALLO with 202 (not needed): the upload goes on.
+    let plain = tempfile::tempdir().unwrap();
+    tree(plain.path(), "hello from the server\n");
+    let Some(server) = Server::quirky(plain.path(), &[], &[]) else {
+        return;
+    };
+    let m = Mount::new(&server, &["allo"]);
+    use_mount(&m, plain.path(), "allo answered 202");
+    assert!(server.command_log().contains("ALLO 26000"));
 }
 
 /// The scripted server's endpoint: short waits.

@@ -30,6 +30,7 @@ QUIRKS = {
     "feat-malformed": "FEAT carries a line with a reply code inside the 211- block, "
     "and MLST unindented",
     "feat-500": "FEAT is answered 500",
+    "feat-needs-login": "FEAT before login is answered 530",
     "pwd-unquoted": "PWD is answered 257 /dir without quotes",
     "syst-500": "SYST is answered 500",
     "type-250": "TYPE is answered 250 instead of 200",
@@ -75,6 +76,8 @@ class QuirkyHandler(FTPHandler):
     # --- FEAT -----------------------------------------------------------------------------
 
     def ftp_FEAT(self, line):
+        if "feat-needs-login" in self.quirks and not self.authenticated:
+            return self.respond("530 Log in with USER and PASS first.")
         if "feat-500" in self.quirks:
             return self.respond('500 Command "FEAT" not understood.')
         if "feat-malformed" in self.quirks:
