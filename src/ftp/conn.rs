@@ -399,10 +399,12 @@ impl Conn {
         if matches!(feat, Some(Feat::Refused(530, _))) {
             feat = Some(features::ask_feat(&mut ftp, secure, &ep.display())?);
         }
-        let caps = match (known, feat) {
-            (Some(c), _) => c,
-            (None, Some(f)) => features::caps_from_feat(&mut ftp, f, &ep.display()),
-            (None, None) => unreachable!("FEAT is asked when the capabilities are unknown"),
+        let caps = match known {
+            Some(c) => c,
+            // `feat` is always there when the capabilities are unknown.
+            None => {
+                features::caps_from_feat(&mut ftp, feat.unwrap_or(Feat::Unreadable), &ep.display())
+            }
         };
         if caps.utf8 {
             // Servers that advertise UTF8 but refuse OPTS still speak it; ignore the answer.
