@@ -117,6 +117,44 @@ fn a_server_that_answers_feat_only_after_login_is_asked_again_then() {
     assert!(log.contains(" MLSD"), "{log}");
 }
 
+#[test]
+fn over_tls_a_feat_reply_that_does_not_parse_leaves_the_features_probed() {
+    let data = tempfile::tempdir().unwrap();
+    tree(data.path(), "hello from the server\n");
+    let pki = tempfile::tempdir().unwrap();
+    let made = std::process::Command::new("openssl")
+        .args([
+            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+        ])
+        .args([
+            "-keyout",
+            "key.pem",
+            "-out",
+            "cert.pem",
+            "-subj",
+            "/CN=localhost",
+        ])
+        .current_dir(pki.path())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    assert!(made, "openssl makes a test certificate");
+    let (cert, key) = (pki.path().join("cert.pem"), pki.path().join("key.pem"));
+    let tls = ["--tls", cert.to_str().unwrap(), key.to_str().unwrap()];
+    let Some(server) = Server::quirky_with(data.path(), &["feat-malformed"], &[], &tls) else {
+        return;
+    };
+    let m = Mount::new(&server, &["tls=required", "insecure"]);
+    use_mount(&m, data.path(), "feat-malformed over TLS");
+    let log = server.command_log();
+    assert!(log.contains("AUTH TLS"), "{log}");
+    assert!(m.log_text().contains("FEAT reply does not parse"));
+    // suppaftp read the reply to its end; the features were then probed: MLST found.
+    assert_eq!(count(&log, "MLST"), 1, "{log}");
+    assert!(log.contains(" MLSD"), "{log}");
+}
+
 /// How many commands `verb` the quirky server received (its log: `SESSION VERB ARG`).
 fn count(log: &str, verb: &str) -> usize {
     log.lines()

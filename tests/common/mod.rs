@@ -137,7 +137,7 @@ pub type VirtualHosts<'a> = &'a [(&'a str, &'a Path)];
 struct Start<'a> {
     /// pyftpdlib: anonymous (read-only) logins and no named user.
     anonymous: bool,
-    /// pure-ftpd: extra flags.
+    /// pure-ftpd: extra flags; quirky pyftpdlib: extra arguments.
     extra: &'a [&'a str],
     /// libunftp: storage faults.
     faults: Option<Arc<faulty::Faults>>,
@@ -176,8 +176,19 @@ impl Server {
     /// RFC 7151 virtual hosts (`HOST name` logs in to `dir` instead of `root`). Its
     /// [`Server::command_log`] has one `SESSION COMMAND ARGUMENT` line per command.
     pub fn quirky(root: &Path, quirks: &[&str], vhosts: VirtualHosts) -> Option<Server> {
+        Self::quirky_with(root, quirks, vhosts, &[])
+    }
+
+    /// [`Server::quirky`] with more arguments for the script (`--tls CERT KEY`).
+    pub fn quirky_with(
+        root: &Path,
+        quirks: &[&str],
+        vhosts: VirtualHosts,
+        extra: &[&str],
+    ) -> Option<Server> {
         let start = Start {
             quirky: Some((quirks, vhosts)),
+            extra,
             ..Start::default()
         };
         Self::start_with(ServerKind::Pyftpdlib, root, start)
@@ -327,6 +338,7 @@ impl Server {
                     for (name, dir) in vhosts {
                         cmd.arg("--vhost").arg(format!("{name}={}", dir.display()));
                     }
+                    cmd.args(extra);
                 } else {
                     cmd.args(["-m", "pyftpdlib", "-i", "127.0.0.1", "-p"])
                         .arg(port.to_string())

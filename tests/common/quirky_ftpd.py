@@ -8,13 +8,15 @@ those behaviours switched on by a flag, so the tests mount a real server and onl
 is scripted.
 
 Usage: quirky_ftpd.py --port N --dir ROOT --user U --password P [--quirk NAME]...
-                      [--vhost NAME=DIR]... [--log FILE]
+                      [--vhost NAME=DIR]... [--log FILE] [--tls CERT KEY]
 
 Each quirk is self-contained: a method below, named after its flag, that overrides one
 command. Add a new one the same way (a flag in QUIRKS and a `quirk_...` method).
 
 --log FILE appends every command received (PASS masked), one per line, with the session's
 number: "3 STOR /f". Tests count commands and check their order from it.
+
+--tls CERT KEY offers AUTH TLS (explicit FTPS) with that certificate, the quirks unchanged.
 """
 
 import argparse
@@ -23,7 +25,7 @@ import os
 import sys
 
 from pyftpdlib.authorizers import DummyAuthorizer
-from pyftpdlib.handlers import FTPHandler
+from pyftpdlib.handlers import FTPHandler, TLS_FTPHandler
 from pyftpdlib.servers import FTPServer
 
 QUIRKS = {
@@ -174,19 +176,28 @@ def main():
     p.add_argument("--quirk", action="append", default=[], choices=sorted(QUIRKS))
     p.add_argument("--vhost", action="append", default=[], metavar="NAME=DIR")
     p.add_argument("--log")
+    p.add_argument("--tls", nargs=2, metavar=("CERT", "KEY"))
     a = p.parse_args()
+
+    handler = QuirkyHandler
+    if a.tls:
+        class QuirkyTLS(QuirkyHandler, TLS_FTPHandler):
+            proto_cmds = dict(TLS_FTPHandler.proto_cmds, HOST=QuirkyHandler.proto_cmds["HOST"])
+
+        QuirkyTLS.certfile, QuirkyTLS.keyfile = a.tls
+        handler = QuirkyTLS
 
     auth = DummyAuthorizer()
     auth.add_user(a.user, a.password, os.path.realpath(a.dir), perm="elradfmwMT")
-    QuirkyHandler.authorizer = auth
-    QuirkyHandler.quirks = set(a.quirk)
-    QuirkyHandler.vhosts = {
+    handler.authorizer = auth
+    handler.quirks = set(a.quirk)
+    handler.vhosts = {
         n.lower(): os.path.realpath(d) for n, d in (v.split("=", 1) for v in a.vhost)
     }
-    QuirkyHandler.log_path = a.log
+    handler.log_path = a.log
     if not a.vhost:
-        del QuirkyHandler.proto_cmds["HOST"]
-    server = FTPServer((a.interface, a.port), QuirkyHandler)
+        del handler.proto_cmds["HOST"]
+    server = FTPServer((a.interface, a.port), handler)
     server.serve_forever()
 
 
