@@ -259,6 +259,40 @@ fn host_option_picks_the_site_and_an_ip_literal_sends_no_host() {
 }
 
 #[test]
+fn a_url_host_the_server_does_not_know_gets_the_default_site_and_is_not_asked_again() {
+    let sites = tempfile::tempdir().unwrap();
+    for site in ["default", "site-b"] {
+        tree(&sites.path().join(site), &format!("this is {site}\n"));
+    }
+    let default = sites.path().join("default");
+    std::fs::write(default.join("big.bin"), vec![1u8; 16 << 20]).unwrap();
+    std::fs::create_dir(default.join("other")).unwrap();
+    let b = sites.path().join("site-b");
+    let Some(mut server) = Server::quirky(&default, &[], &[("site-b.example", &b)]) else {
+        return;
+    };
+    server.host = "localhost".into();
+    let m = Mount::new(&server, &["connections=2"]);
+    assert_eq!(site_seen(&m), "this is default\n");
+    // A second connection, while a read holds the first.
+    let mut reader = std::fs::File::open(m.path().join("big.bin")).unwrap();
+    std::io::Read::read_exact(&mut reader, &mut [0u8; 1]).unwrap();
+    assert_eq!(
+        std::fs::read_dir(m.path().join("other")).unwrap().count(),
+        0
+    );
+    drop(reader);
+    let log = server.command_log();
+    assert!(count(&log, "USER") >= 2, "two logins:\n{log}");
+    assert_eq!(
+        count(&log, "HOST"),
+        1,
+        "refused once, not asked again:\n{log}"
+    );
+    assert!(m.log_text().contains("HOST localhost refused"));
+}
+
+#[test]
 fn a_host_option_the_server_does_not_know_fails_the_mount_instead_of_serving_another_site() {
     let (_sites, Some(server)) = virtual_hosts() else {
         return;

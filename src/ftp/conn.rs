@@ -391,21 +391,24 @@ impl Conn {
             (None, Some(Feat::Listed(f))) => f.contains_key("HOST"),
             _ => false,
         };
-        if let Some(name) = ep.host_command(listed) {
-            features::send_host(&mut ftp, ep, &name)?;
-        }
+        let host_refused = match ep.host_command(listed) {
+            Some(name) => !features::send_host(&mut ftp, ep, &name)?,
+            None => false,
+        };
         ftp.login(ep.user.as_str(), ep.password.expose())
             .map_err(|e| Error::from_ftp(Op::Login, e))?;
         if matches!(feat, Some(Feat::Refused(530, _))) {
             feat = Some(features::ask_feat(&mut ftp, secure, &ep.display())?);
         }
-        let caps = match known {
+        let mut caps = match known {
             Some(c) => c,
             // `feat` is always there when the capabilities are unknown.
             None => {
                 features::caps_from_feat(&mut ftp, feat.unwrap_or(Feat::Unreadable), &ep.display())
             }
         };
+        // The URL's name refused as a virtual host: later connections do not ask again.
+        caps.host &= !host_refused;
         if caps.utf8 {
             // Servers that advertise UTF8 but refuse OPTS still speak it; ignore the answer.
             let _ = ftp.custom_command("OPTS UTF8 ON", &[Status::CommandOk, Status::Unknown]);

@@ -54,18 +54,19 @@ pub(super) fn ask_feat(ftp: &mut Ftp, secure: bool, server: &str) -> Result<Feat
 /// `HOST name` (RFC 7151) before `USER`. A refusal when the name came from `-o host=` fails
 /// the connection: the user asked for that site, and another one must not be written to. A
 /// refusal of the URL's own name (the server listed `HOST` but does not know that name as a
-/// virtual host) leaves the server's default site, as before `HOST` was sent, with a warning.
-pub(super) fn send_host(ftp: &mut Ftp, ep: &Endpoint, name: &str) -> Result<()> {
+/// virtual host) leaves the server's default site, as before `HOST` was sent, with a warning,
+/// and `Ok(false)`: the mount then stops sending it.
+pub(super) fn send_host(ftp: &mut Ftp, ep: &Endpoint, name: &str) -> Result<bool> {
     let ok = [Status::Ready, Status::CommandOk];
     match ftp.custom_command(format!("HOST {name}"), &ok) {
-        Ok(_) => Ok(()),
+        Ok(_) => Ok(true),
         Err(FtpError::UnexpectedResponse(r)) if ep.dialogue.host.is_none() => {
             log::warn!(
                 "{}: HOST {name} refused ({}); logging in to the default site",
                 ep.display(),
                 refusal_of(&r)
             );
-            Ok(())
+            Ok(false)
         }
         Err(e) => Err(Error::from_ftp(Op::Login, e)),
     }
