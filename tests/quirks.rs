@@ -380,6 +380,18 @@ fn endpoint(server: &FakeServer) -> Endpoint {
 }
 
 #[test]
+fn a_greeting_with_other_codes_inside_is_read_to_its_end() {
+    let opts = FakeOpts {
+        greeting: common::fake::Greeting::StrayCodes,
+        listing: vec!["-rw-r--r-- 1 a b 3 Jan  1  2020 f".into()],
+        ..Default::default()
+    };
+    let s = FakeServer::start(opts);
+    let r = FtpRemote::connect(endpoint(&s), 1, "", ListingMode::Auto).unwrap();
+    assert_eq!(r.list("").unwrap().len(), 1);
+}
+
+#[test]
 fn protected_and_unknown_reply_codes_are_eproto_and_the_dialogue_stays_in_step() {
     let mut opts = FakeOpts {
         replies: vec![

@@ -522,7 +522,7 @@ fn greet(ep: &Endpoint, info: &ServerInfo, stream: TcpStream) -> Result<(Ftp, Se
         r.map_err(|e| Error::from_io(Op::Connect, e))?;
     }
     keepalive(&stream, ep.keepalive);
-    skip_not_ready(&stream)?;
+    super::reply::skip_to_greeting(&stream, ep.timeout)?;
     let ftp = Ftp::connect_with_stream(stream).map_err(|e| Error::from_ftp(Op::Connect, e))?;
     let connector = match (ep.tls.connector(ep.timeout), ep.tls.mode) {
         (None, _) | (_, TlsMode::Off) => return Ok((ftp, None)),
@@ -629,36 +629,6 @@ fn tcp_connect(ep: &Endpoint, deadline: Instant) -> Result<TcpStream> {
         Op::Connect,
         last.unwrap_or_else(|| std::io::Error::other("host name resolved to no address")),
     ))
-}
-
-/// `120 Service ready in nnn minutes` comes before the greeting when a server is starting up
-/// or busy; the real `220` follows on the same connection. suppaftp takes the first reply as
-/// the greeting, so the 120s are read off here first (bounded in count; the connection's
-/// deadline bounds the wait).
-fn skip_not_ready(stream: &TcpStream) -> Result<()> {
-    let io = |e| Error::from_io(Op::Connect, e);
-    for _ in 0..16 {
-        let mut head = [0u8; 512];
-        let n = stream.peek(&mut head).map_err(io)?;
-        if n < 4 || &head[..3] != b"120" {
-            return Ok(());
-        }
-        let Some(end) = head[..n].iter().position(|&b| b == b'\n') else {
-            // A partial line: wait for the rest.
-            std::thread::sleep(Duration::from_millis(20));
-            continue;
-        };
-        let mut line = vec![0u8; end + 1];
-        std::io::Read::read_exact(&mut &*stream, &mut line).map_err(io)?;
-        log::info!(
-            "server is not ready yet: {}",
-            String::from_utf8_lossy(&line).trim_end()
-        );
-    }
-    Err(Error::Protocol {
-        op: Op::Connect,
-        detail: "too many 120 replies".into(),
-    })
 }
 
 /// TCP keepalive on the control connection: during a long transfer it is idle for minutes,

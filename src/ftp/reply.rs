@@ -21,6 +21,10 @@
 //! its parser refuses a line the connection stays in step; the features are then unknown and
 //! ftpfs probes what it needs (see [`super::conn`]).
 //!
+//! The greeting, read by suppaftp as it connects, gets the same treatment on a plain
+//! connection: [`skip_to_greeting`] reads a multi-line greeting up to its last line (and any
+//! `120 not ready` before it), so suppaftp only sees that line.
+//!
 //! The other replies go through suppaftp, with tolerant expectations where servers differ:
 //! `PWD` without quotes ([`pwd_path`]), `TYPE I` answered `250`. ftpfs sends no `SYST`.
 
@@ -109,6 +113,71 @@ pub fn read_reply(r: &mut impl BufRead, op: Op) -> Result<Reply> {
         lines.push(line);
     }
     Err(protocol("reply of too many lines"))
+}
+
+/// Reads off the socket what comes before the greeting's last line, so that suppaftp, which
+/// takes the first reply as the greeting and ends a multi-line reply at any line with a
+/// code, reads a greeting it understands:
+///
+/// - `120 Service ready in nnn minutes`, sent by a server starting up or busy before the real
+///   `220` (at most 16 of them);
+/// - a multi-line greeting (`220-` ... `220 `) up to its last line: its text may hold lines
+///   like `999 what is this`, which suppaftp would take for the end.
+///
+/// Lines are peeked before they are read, so the last line stays for suppaftp. Bounded: a line
+/// of 4 KiB, [`MAX_REPLY`] bytes in all, a partial line waited for at most `wait` (each peek
+/// by the socket's read timeout and the connection's watchdog).
+pub fn skip_to_greeting(stream: &std::net::TcpStream, wait: std::time::Duration) -> Result<()> {
+    let op = Op::Connect;
+    let io = |e| Error::from_io(op, e);
+    let protocol = |detail: &str| Error::Protocol {
+        op,
+        detail: detail.into(),
+    };
+    let until = std::time::Instant::now() + wait;
+    let (mut not_ready, mut opened, mut consumed) = (0, false, 0);
+    let mut head = vec![0u8; 4096];
+    loop {
+        let n = stream.peek(&mut head).map_err(io)?;
+        if n == 0 {
+            // Closed: suppaftp reports it.
+            return Ok(());
+        }
+        let Some(end) = head[..n].iter().position(|&b| b == b'\n') else {
+            if n == head.len() {
+                return Err(protocol("greeting line too long"));
+            }
+            if std::time::Instant::now() >= until {
+                return Ok(());
+            }
+            // A partial line: wait for the rest.
+            std::thread::sleep(std::time::Duration::from_millis(20));
+            continue;
+        };
+        let line = String::from_utf8_lossy(&head[..end]).trim_end().to_string();
+        match (opened, code_of(&line)) {
+            (false, Some((120, _))) => {
+                not_ready += 1;
+                if not_ready > 16 {
+                    return Err(protocol("too many 120 replies"));
+                }
+                log::info!("server is not ready yet: {line}");
+            }
+            (false, Some((220, Some(b'-')))) => opened = true,
+            (false, _) => return Ok(()),
+            (true, Some((220, Some(b' ') | None))) => return Ok(()),
+            (true, _) => {
+                if code_of(&line).is_some() {
+                    log::debug!("greeting: a line with a code inside: {line:?}");
+                }
+            }
+        }
+        consumed += end + 1;
+        if consumed > MAX_REPLY {
+            return Err(protocol("reply too large"));
+        }
+        std::io::Read::read_exact(&mut &*stream, &mut head[..end + 1]).map_err(io)?;
+    }
 }
 
 /// Sends `command` on the plain control socket of `ftp` and reads its reply with

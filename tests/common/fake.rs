@@ -1,7 +1,8 @@
 //! A scripted FTP server for faults a real server cannot be made to produce: no `EPSV`, no
 //! `REST` (or only `REST 0`), no `FEAT`, multi-line greetings, hostile listing lines, `120`/`421`/garbage/endless
 //! greetings, an endless `FEAT`, busy, `421` and `425` replies on cue, stalled or broken transfers, replies
-//! that never come or never end, a server that hangs up on an idle connection. It speaks
+//! that never come or never end, a server that hangs up on an idle connection, replies no
+//! real server sends on cue (RFC 2228's `6xx`, undefined codes). It speaks
 //! just enough FTP for ftpfs and records every command it receives. Loopback only; every
 //! wait is bounded.
 
@@ -25,6 +26,8 @@ pub enum Greeting {
     Endless,
     /// Not FTP at all.
     Garbage,
+    /// A multi-line `220` greeting with lines carrying other codes inside.
+    StrayCodes,
 }
 #[derive(Clone, Default)]
 pub struct FakeOpts {
@@ -157,6 +160,12 @@ fn session(sock: TcpStream, o: &FakeOpts, log: &Mutex<Vec<String>>) -> std::io::
         }
         Greeting::Garbage => {
             write!(out, "HELLO, this is not FTP\r\n")?;
+        }
+        Greeting::StrayCodes => {
+            write!(
+                out,
+                "220-welcome\r\n999 what is this\r\n230 not yet\r\n220-still\r\n"
+            )?;
         }
     }
     for i in 1..o.greeting_lines.max(1) {
