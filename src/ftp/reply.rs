@@ -307,6 +307,36 @@ mod tests {
         assert_eq!(read("999-a\r\n998 b\r\n999 c\r\n").unwrap().code, 999);
     }
 
+    proptest::proptest! {
+        #[test]
+        fn arbitrary_replies_never_panic_and_end_within_bounds(
+            bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..2000)
+        ) {
+            let mut r = BufReader::new(&bytes[..]);
+            // Whatever comes, each call consumes something or ends: at most one per byte.
+            for _ in 0..=bytes.len() {
+                match read_reply(&mut r, Op::Connect) {
+                    Ok(reply) => {
+                        parse_feat(&reply);
+                        pwd_path(&reply.lines.join("\n"));
+                    }
+                    Err(_) => break,
+                }
+            }
+        }
+
+        #[test]
+        fn coded_lines_inside_a_multiline_reply_never_end_it(
+            inner in proptest::collection::vec("[0-9]{3}[ -][ -~]{0,20}", 0..20)
+        ) {
+            let inner: Vec<String> = inner.into_iter().filter(|l| !l.starts_with("211 ")).collect();
+            let text = format!("211-start\r\n{}211 end\r\n", inner.iter().map(|l| format!("{l}\r\n")).collect::<String>());
+            let reply = read_reply(&mut BufReader::new(text.as_bytes()), Op::Connect).unwrap();
+            proptest::prop_assert_eq!(reply.code, 211);
+            proptest::prop_assert_eq!(reply.lines.len(), inner.len() + 2);
+        }
+    }
+
     #[test]
     fn pwd_is_read_with_or_without_quotes() {
         assert_eq!(
