@@ -139,6 +139,8 @@ pub struct MountArgs {
     /// listing=auto|list (list: use LIST even when MLSD is offered), exact_times=on|off
     /// (on LIST-only servers, exact file times from pipelined MDTM; default on),
     /// strict_times (a directory time the server cannot set is EPERM, not ignored), spool_dir=DIR,
+    /// host=NAME (virtual host named with HOST before USER; default: the URL's host name when
+    /// the server lists HOST), allo (ALLO with the size before each STOR, for servers that need it),
     /// recovery_dir=DIR, upload=atomic|inplace, debug, log_file=FILE,
     /// nodev, nosuid, noexec, noatime. Options for mount(8) and systemd (_netdev, noauto,
     /// nofail, x-systemd.*, ...) are accepted and ignored

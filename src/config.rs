@@ -72,6 +72,7 @@ impl fmt::Debug for Endpoint {
             .field("tls", &self.tls.mode)
             .field("limit_recheck", &self.limit_recheck)
             .field("keepalive", &self.keepalive)
+            .field("dialogue", &self.dialogue)
             .finish()
     }
 }
@@ -208,6 +209,10 @@ pub struct MountOpts {
     pub pasv_addr: Option<crate::ftp::active::PasvAddr>,
     pub exact_times: Option<bool>,
     pub strict_times: bool,
+    /// `host=NAME`: the virtual host to name with `HOST` (RFC 7151).
+    pub vhost: Option<String>,
+    /// `allo`: `ALLO size` before each `STOR`.
+    pub allo: bool,
     pub spool_dir: Option<PathBuf>,
     pub recovery_dir: Option<PathBuf>,
     pub upload: Option<crate::fs::UploadMode>,
@@ -310,6 +315,15 @@ pub fn parse_mount_options(s: &str, opts: &mut MountOpts) -> Result<(), String> 
                 })
             }
             "strict_times" => opts.strict_times = true,
+            "host" => {
+                let h = need()?;
+                // One word on the command line: no spaces, no line ends, not empty.
+                if h.is_empty() || h.len() > 253 || h.bytes().any(|b| b <= b' ' || b == 0x7f) {
+                    return Err(format!("host must be a host name, not {h:?}"));
+                }
+                opts.vhost = Some(h.to_string());
+            }
+            "allo" => opts.allo = true,
             "nodev" | "nosuid" | "noexec" | "noatime" | "dev" | "suid" | "exec" | "atime"
             | "sync" | "async" | "dirsync" => opts.kernel.push(key.to_string()),
             // For mount(8), fstab and systemd, not for us.
@@ -366,6 +380,10 @@ impl Config {
                 .unwrap_or(crate::ftp::conn::DEFAULT_KEEPALIVE),
             data: o.data.unwrap_or_default(),
             pasv_addr: o.pasv_addr.unwrap_or_default(),
+            dialogue: crate::ftp::conn::Dialogue {
+                host: o.vhost.clone(),
+                allo: o.allo,
+            },
             tls: {
                 use crate::ftp::tls::{Tls, TlsMode};
                 let mode = match (source.implicit_tls, o.tls) {
@@ -785,6 +803,11 @@ mod tests {
         assert_eq!((o.exact_times, o.strict_times), (Some(false), true));
         parse_mount_options("exact_times=on", &mut o).unwrap();
         assert_eq!(o.exact_times, Some(true));
+        parse_mount_options("host=site-b.example,allo", &mut o).unwrap();
+        assert_eq!((o.vhost.as_deref(), o.allo), (Some("site-b.example"), true));
+        for bad in ["host=", "host=a b", "host=a\r\nUSER x"] {
+            assert!(parse_mount_options(bad, &mut o).is_err(), "{bad}");
+        }
         for bad in ["exact_times", "exact_times=yes"] {
             assert!(parse_mount_options(bad, &mut MountOpts::default()).is_err());
         }

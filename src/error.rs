@@ -136,6 +136,19 @@ impl Error {
     pub fn from_ftp(op: Op, err: suppaftp::FtpError) -> Error {
         use suppaftp::FtpError;
         match err {
+            // suppaftp ends a multi-line reply at any line with a code and a space (RFC 959
+            // says: only at the opening code), so `999-a` / `998 b` / `999 c` stops at `998`
+            // and leaves `999 c` to be taken as the next command's reply. Such a reply is a
+            // protocol error: the connection is given up rather than read out of step.
+            FtpError::UnexpectedResponse(resp) if ended_by_another_code(&resp.body) => {
+                Error::Protocol {
+                    op,
+                    detail: format!(
+                        "a multi-line reply ended by another code: {}",
+                        reply_text(&resp.body)
+                    ),
+                }
+            }
             FtpError::UnexpectedResponse(resp) => Error::Reply {
                 op,
                 code: reply_code(&resp),
@@ -503,9 +516,21 @@ fn reply_errno(op: Op, code: u32) -> i32 {
         (_, 500..=599) => libc::EIO,
         // 4xx not listed above: transient, but the operation did not happen.
         (_, 400..=499) => libc::EIO,
-        // A 1xx/2xx/3xx arriving where a failure is reported means the dialogue went astray.
+        // A 1xx/2xx/3xx arriving where a failure is reported means the dialogue went astray;
+        // RFC 2228's protected 6xx replies (we never ask for protection) and codes no RFC
+        // defines (0xx, 7xx-9xx) are not an answer we can act on: EPROTO, reply logged.
         (_, _) => libc::EPROTO,
     }
+}
+
+/// A multi-line reply (`ddd-` first) whose last line carries another code.
+fn ended_by_another_code(body: &[u8]) -> bool {
+    let text = String::from_utf8_lossy(body);
+    let mut lines = text.lines().filter(|l| !l.is_empty());
+    let (Some(first), Some(last)) = (lines.next(), text.lines().rfind(|l| !l.is_empty())) else {
+        return false;
+    };
+    first.as_bytes().get(3) == Some(&b'-') && first.get(..3) != last.get(..3)
 }
 
 /// A reply's code as the server sent it: suppaftp knows the RFC 959 codes by name and says

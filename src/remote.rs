@@ -183,6 +183,11 @@ pub trait Upload {
     fn as_file(&self) -> Option<(&File, u64, u64)> {
         None
     }
+
+    /// How many bytes, when known before reading them (for `ALLO`).
+    fn size(&self) -> Option<u64> {
+        self.as_file().map(|(_, _, len)| len)
+    }
 }
 
 /// An upload in progress, fed as the bytes come (see [`Remote::store_stream`]).
@@ -207,6 +212,10 @@ pub struct Empty;
 impl Upload for Empty {
     fn open(&self) -> Result<Box<dyn std::io::Read + '_>> {
         Ok(Box::new(std::io::empty()))
+    }
+
+    fn size(&self) -> Option<u64> {
+        Some(0)
     }
 }
 
@@ -265,6 +274,10 @@ pub fn send_file(out: &impl AsRawFd, file: &File, offset: u64, len: u64) -> std:
 impl Upload for Vec<u8> {
     fn open(&self) -> Result<Box<dyn std::io::Read + '_>> {
         Ok(Box::new(self.as_slice()))
+    }
+
+    fn size(&self) -> Option<u64> {
+        Some(self.len() as u64)
     }
 }
 

@@ -32,6 +32,7 @@ fn endpoint(server: &FakeServer) -> Endpoint {
         keepalive: ftpfs::ftp::conn::DEFAULT_KEEPALIVE,
         data: Default::default(),
         pasv_addr: Default::default(),
+        dialogue: Default::default(),
     }
 }
 

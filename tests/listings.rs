@@ -105,7 +105,7 @@ fn mount_of_quirky_listing_matches_the_served_tree(
     let data = tempfile::tempdir().unwrap();
     sample_tree(data.path());
     let times = stamp_tree(data.path(), base, step);
-    let Some(server) = Server::pyftpdlib_quirky(data.path(), quirks) else {
+    let Some(server) = Server::quirky_with(data.path(), &[], &[], quirks) else {
         return;
     };
     // The server really speaks the quirk's format, not unix `ls -l`.
@@ -279,7 +279,8 @@ fn names_with_leading_spaces_survive_mlsd_and_list_of_every_server() {
 #[test]
 fn names_with_leading_spaces_survive_an_eplf_listing() {
     let data = spaced_tree();
-    if let Some(server) = Server::pyftpdlib_quirky(data.path(), &["--list=eplf", "--no-mlsd"]) {
+    if let Some(server) = Server::quirky_with(data.path(), &[], &[], &["--list=eplf", "--no-mlsd"])
+    {
         spaced_names_survive(&server, &[]);
     }
 }

@@ -613,6 +613,7 @@ fn a_data_connection_refused_for_its_tls_session_is_repeated_on_a_new_connection
         keepalive: ftpfs::ftp::conn::DEFAULT_KEEPALIVE,
         data: Default::default(),
         pasv_addr: Default::default(),
+        dialogue: Default::default(),
     };
     let r = ftpfs::ftp::FtpRemote::connect(endpoint, 2, "", ftpfs::ftp::ListingMode::Auto).unwrap();
     let logins = || s.received("USER");

@@ -229,9 +229,7 @@ fn pasv_address(reply: &str) -> Option<SocketAddr> {
 /// A refusal as the server worded it: `500 Command "PASV" not understood.`
 fn refusal(e: Option<&FtpError>) -> String {
     match e {
-        Some(FtpError::UnexpectedResponse(r)) => {
-            format!("{} {}", r.status.code(), crate::error::reply_text(&r.body))
-        }
+        Some(FtpError::UnexpectedResponse(r)) => super::conn::refusal_of(r),
         Some(other) => other.to_string(),
         None => String::new(),
     }

@@ -1,10 +1,16 @@
 //! One logged-in control connection, and what we learn about a server once.
 //!
 //! Servers differ in what they support, and asking costs round trips. The first connection
-//! asks: `FEAT` (for `MLST`, `UTF8`, `REST STREAM`), then probes `EPSV` and `REST` directly,
+//! asks: `FEAT` (for `MLST`, `UTF8`, `MDTM`, `HOST`), then probes `EPSV` and `REST` directly,
 //! because many servers implement both without listing them. The answers are kept in
 //! [`Caps`] and every later connection only repeats what is per-connection state:
-//! login, `OPTS UTF8 ON`, `OPTS MLST`, `TYPE I`.
+//! `HOST`, login, `OPTS UTF8 ON`, `OPTS MLST`, `TYPE I`.
+//!
+//! `FEAT` is asked before `USER`: `HOST` (RFC 7151, virtual hosts) must come before `USER`,
+//! and only `FEAT` says whether the server has it. Asked there it costs nothing more than
+//! after login; a server that wants a login first (`530`) is asked again after it. `FEAT` is
+//! advisory: a refusal, or a reply that cannot be read, leaves ftpfs probing what it needs
+//! (see [`super::features`]); the reply itself is read tolerantly (see [`super::reply`]).
 //!
 //! `OPTS MLST`: a server chooses which facts its `MLSD` lines carry, and pyftpdlib leaves
 //! `unix.mode` out unless asked, so a `chmod` seemed undone at the next listing. Where the
@@ -31,9 +37,9 @@ use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
-use suppaftp::types::FileType;
 use suppaftp::{FtpError, Mode, Status};
 
+use super::features::{self, Feat};
 use super::retry::Policy;
 use super::tls::{SessionStore, Tls, TlsMode};
 use super::watchdog::{self, Sockets};
@@ -62,12 +68,34 @@ pub struct Endpoint {
     pub data: super::active::DataMode,
     /// Whether a private `227` address is replaced by the peer's (`-o pasv_addr=`).
     pub pasv_addr: super::active::PasvAddr,
+    /// Optional commands of the dialogue: `HOST`, `ALLO`.
+    pub dialogue: Dialogue,
+}
+
+/// Optional commands some servers need (`-o host=`, `-o allo`).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Dialogue {
+    /// `HOST` name to send before `USER` whatever `FEAT` says (RFC 7151 virtual hosts).
+    pub host: Option<String>,
+    /// `ALLO size` before every `STOR`.
+    pub allo: bool,
 }
 
 /// The control connection type: TLS-capable; a plain connection simply never upgrades.
 pub type Ftp = suppaftp::RustlsFtpStream;
 
 impl Endpoint {
+    /// The name `HOST` announces: `-o host=`, else the URL's host name when the server lists
+    /// `HOST` in `FEAT` (`listed`). An IP literal names no virtual host, so it is not sent
+    /// unless `host=` says so.
+    pub fn host_command(&self, listed: bool) -> Option<String> {
+        match &self.dialogue.host {
+            Some(h) => Some(h.clone()),
+            None if listed && self.host.parse::<IpAddr>().is_err() => Some(self.host.clone()),
+            None => None,
+        }
+    }
+
     pub fn display(&self) -> String {
         if self.host.contains(':') {
             format!("[{}]:{}", self.host, self.port)
@@ -91,6 +119,8 @@ pub struct Caps {
     /// Which of [`MLST_FACTS`] (bit i for fact i) the server offers, when `OPTS MLST` must
     /// ask for them; 0 when it needs not be sent.
     pub mlst_opts: u8,
+    /// `HOST` is in `FEAT`: every connection names the virtual host before `USER`.
+    pub host: bool,
 }
 
 /// The `MLSD` facts ftpfs wants, in the order `OPTS MLST` names them.
@@ -280,6 +310,8 @@ pub struct Conn {
     /// In active mode, the data connections' read and write timeout (see
     /// [`super::active::adopt`]); `None` in passive mode.
     pub active: Option<Duration>,
+    /// `-o allo`: `ALLO size` before `STOR` (see [`Conn::allocate`]).
+    pub allo: bool,
 }
 
 impl Conn {
@@ -356,14 +388,37 @@ impl Conn {
                 ep.display()
             );
         }
+        let known = info.caps();
+        // FEAT before USER on the first connection: HOST, when listed, must come before
+        // USER, and asking here costs no more than asking after login. A server that wants
+        // a login first (530) is asked again afterwards, the one case that pays a round trip.
+        let mut feat = match known {
+            Some(_) => None,
+            None => Some(features::ask_feat(&mut ftp, secure, &ep.display())?),
+        };
+        let listed = match (&known, &feat) {
+            (Some(c), _) => c.host,
+            (None, Some(Feat::Listed(f))) => f.contains_key("HOST"),
+            _ => false,
+        };
+        let host_refused = match ep.host_command(listed) {
+            Some(name) => !features::send_host(&mut ftp, ep, &name)?,
+            None => false,
+        };
         ftp.login(ep.user.as_str(), ep.password.expose())
             .map_err(|e| Error::from_ftp(Op::Login, e))?;
-
-        let known = info.caps();
-        let caps = match known {
+        if matches!(feat, Some(Feat::Refused(530, _))) {
+            feat = Some(features::ask_feat(&mut ftp, secure, &ep.display())?);
+        }
+        let mut caps = match known {
             Some(c) => c,
-            None => probe_features(&mut ftp)?,
+            // `feat` is always there when the capabilities are unknown.
+            None => {
+                features::caps_from_feat(&mut ftp, feat.unwrap_or(Feat::Unreadable), &ep.display())
+            }
         };
+        // The URL's name refused as a virtual host: later connections do not ask again.
+        caps.host &= !host_refused;
         if caps.utf8 {
             // Servers that advertise UTF8 but refuse OPTS still speak it; ignore the answer.
             let _ = ftp.custom_command("OPTS UTF8 ON", &[Status::CommandOk, Status::Unknown]);
@@ -376,8 +431,13 @@ impl Conn {
                 log::debug!("{cmd}: {e}");
             }
         }
-        ftp.transfer_type(FileType::Binary)
-            .map_err(|e| Error::from_ftp(Op::Connect, e))?;
+        // TYPE I: some servers answer 250 instead of 200; both mean done. suppaftp transfers
+        // in binary unless told TYPE A, so its own call is not needed.
+        ftp.custom_command(
+            "TYPE I",
+            &[Status::CommandOk, Status::RequestedFileActionOk],
+        )
+        .map_err(|e| Error::from_ftp(Op::Connect, e))?;
         let caps = match known {
             Some(c) => c,
             None => {
@@ -419,7 +479,31 @@ impl Conn {
             sockets: Arc::clone(sockets),
             sessions,
             active: caps.active.then_some(timeout),
+            allo: ep.dialogue.allo,
         })
+    }
+
+    /// `ALLO size` before a `STOR`, with `-o allo`, for servers that refuse an upload whose
+    /// size was not announced. `200` and `202` (not needed here) both mean go on; a server
+    /// without the command (`500`/`502`) gets the `STOR` anyway; any other refusal (`552`
+    /// no room) is the upload's error.
+    pub fn allocate(&mut self, size: u64) -> Result<()> {
+        if !self.allo {
+            return Ok(());
+        }
+        match self.ftp.custom_command(
+            format!("ALLO {size}"),
+            &[Status::CommandOk, Status::CommandNotImplemented],
+        ) {
+            Ok(_) => Ok(()),
+            Err(FtpError::UnexpectedResponse(r))
+                if matches!(crate::error::reply_code(&r), 500 | 502) =>
+            {
+                log::debug!("ALLO refused ({}); sending STOR anyway", refusal_of(&r));
+                Ok(())
+            }
+            Err(e) => Err(Error::from_ftp(Op::Store, e)),
+        }
     }
 
     /// Ends this connection's socket reads and writes at `deadline` (see [`watchdog`]).
@@ -456,7 +540,7 @@ fn greet(ep: &Endpoint, info: &ServerInfo, stream: TcpStream) -> Result<(Ftp, Se
         r.map_err(|e| Error::from_io(Op::Connect, e))?;
     }
     keepalive(&stream, ep.keepalive);
-    skip_not_ready(&stream)?;
+    super::reply::skip_to_greeting(&stream, ep.timeout)?;
     let ftp = Ftp::connect_with_stream(stream).map_err(|e| Error::from_ftp(Op::Connect, e))?;
     let connector = match (ep.tls.connector(ep.timeout), ep.tls.mode) {
         (None, _) | (_, TlsMode::Off) => return Ok((ftp, None)),
@@ -565,36 +649,6 @@ fn tcp_connect(ep: &Endpoint, deadline: Instant) -> Result<TcpStream> {
     ))
 }
 
-/// `120 Service ready in nnn minutes` comes before the greeting when a server is starting up
-/// or busy; the real `220` follows on the same connection. suppaftp takes the first reply as
-/// the greeting, so the 120s are read off here first (bounded in count; the connection's
-/// deadline bounds the wait).
-fn skip_not_ready(stream: &TcpStream) -> Result<()> {
-    let io = |e| Error::from_io(Op::Connect, e);
-    for _ in 0..16 {
-        let mut head = [0u8; 512];
-        let n = stream.peek(&mut head).map_err(io)?;
-        if n < 4 || &head[..3] != b"120" {
-            return Ok(());
-        }
-        let Some(end) = head[..n].iter().position(|&b| b == b'\n') else {
-            // A partial line: wait for the rest.
-            std::thread::sleep(Duration::from_millis(20));
-            continue;
-        };
-        let mut line = vec![0u8; end + 1];
-        std::io::Read::read_exact(&mut &*stream, &mut line).map_err(io)?;
-        log::info!(
-            "server is not ready yet: {}",
-            String::from_utf8_lossy(&line).trim_end()
-        );
-    }
-    Err(Error::Protocol {
-        op: Op::Connect,
-        detail: "too many 120 replies".into(),
-    })
-}
-
 /// TCP keepalive on the control connection: during a long transfer it is idle for minutes,
 /// and NAT boxes and firewalls forget idle connections; the server's reply at the end would
 /// then never arrive, and an upload that worked would fail. A probe every `idle` keeps them
@@ -626,30 +680,6 @@ fn keepalive(stream: &TcpStream, idle: Duration) {
     set(libc::IPPROTO_TCP, libc::TCP_KEEPCNT, 4);
 }
 
-/// FEAT: which optional commands the server advertises. A server without FEAT (500/502)
-/// advertises nothing; that is not an error.
-fn probe_features(ftp: &mut Ftp) -> Result<Caps> {
-    let feats = match ftp.feat() {
-        Ok(f) => f,
-        Err(FtpError::UnexpectedResponse(_)) => Default::default(),
-        Err(e) => return Err(Error::from_ftp(Op::Connect, e)),
-    };
-    let has = |k: &str| feats.keys().any(|f| f.eq_ignore_ascii_case(k));
-    let mlst_line = feats
-        .iter()
-        .find(|(k, _)| k.eq_ignore_ascii_case("MLST"))
-        .and_then(|(_, v)| v.as_deref());
-    Ok(Caps {
-        mlsd: has("MLST"),
-        utf8: has("UTF8"),
-        epsv: false,
-        rest: false,
-        mdtm: has("MDTM"),
-        active: false,
-        mlst_opts: mlst_line.map_or(0, mlst_opts_from_feat),
-    })
-}
-
 /// EPSV and REST are often implemented but not advertised, so ask directly. An unused EPSV
 /// listener is closed by the server at the next EPSV/PASV; `REST 0` changes nothing.
 ///
@@ -665,6 +695,15 @@ fn probe_transfers(ftp: &mut Ftp, mut caps: Caps, ep: &Endpoint, peer: IpAddr) -
         .custom_command("REST 0", &[Status::RequestFilePending])
         .is_ok();
     Ok(caps)
+}
+
+/// A refusal as the server worded it: `500 Command "PASV" not understood.`
+pub(super) fn refusal_of(r: &suppaftp::types::Response) -> String {
+    format!(
+        "{} {}",
+        crate::error::reply_code(r),
+        crate::error::reply_text(&r.body)
+    )
 }
 
 /// Replaces a private or unspecified passive address by the control peer's when the peer is

@@ -11,10 +11,12 @@
 
 pub mod active;
 pub mod conn;
+pub mod features;
 pub mod listing;
 pub mod mdtm;
 pub mod pool;
 pub mod reader;
+pub mod reply;
 pub mod resolve;
 pub mod retry;
 pub mod tls;
@@ -102,7 +104,7 @@ impl FtpRemote {
             let home = if path.starts_with("//") {
                 String::new()
             } else {
-                c.ftp.pwd().map_err(|e| Error::from_ftp(Op::Stat, e))?
+                reply::pwd(&mut c.ftp)?
             };
             let joined = format!("{}/{}", home.trim_end_matches('/'), path.trim_matches('/'));
             let root = normalize(&joined);
@@ -202,7 +204,7 @@ impl Remote for FtpRemote {
                 Repeat::Unsafe,
                 |deadline| {
                     let lease = self.pool.checkout(Purpose::Transfer, deadline)?;
-                    FtpUpload::open(lease, Op::Append, &path)
+                    FtpUpload::open(lease, Op::Append, &path, None)
                 },
             );
             let mut up = match opened {
@@ -226,10 +228,14 @@ impl Remote for FtpRemote {
     fn store_stream(&self, path: &str) -> Result<Option<Box<dyn UploadStream>>> {
         let path = self.abs(path);
         let deadline = self.pool.policy().deadline_from_now();
+        if self.pool.endpoint().dialogue.allo {
+            // ALLO needs the size before the first byte: the upload at close announces it.
+            return Ok(None);
+        }
         let Some(lease) = self.pool.checkout_nowait(Purpose::Transfer, deadline)? else {
             return Ok(None);
         };
-        let up = FtpUpload::open(lease, Op::Store, &path)?;
+        let up = FtpUpload::open(lease, Op::Store, &path, None)?;
         log::debug!("STOR {path} streaming");
         Ok(Some(Box::new(up)))
     }
@@ -494,7 +500,7 @@ impl FtpRemote {
             Some(range) => Source::File(range),
             None => Source::Read(data.open()?),
         };
-        let mut up = FtpUpload::open(lease, Op::Store, path)?;
+        let mut up = FtpUpload::open(lease, Op::Store, path, data.size())?;
         let copied = match &mut source {
             Source::File((file, offset, len)) => up.send_file(file, *offset, *len),
             Source::Read(r) => std::io::copy(r, up.writer()).map(drop),
@@ -552,10 +558,14 @@ struct FtpUpload {
 }
 
 impl FtpUpload {
-    /// Sends the command (within the lease's deadline) and opens the data connection.
-    fn open(mut lease: pool::Lease, op: Op, path: &str) -> Result<FtpUpload> {
+    /// Sends the command (within the lease's deadline) and opens the data connection; a
+    /// `STOR` of `size` bytes is announced with `ALLO` first when `-o allo` asks for it.
+    fn open(mut lease: pool::Lease, op: Op, path: &str, size: Option<u64>) -> Result<FtpUpload> {
         let stream = lease.run(|c| {
             c.clear_rest(op)?;
+            if let (Op::Store, Some(size)) = (op, size) {
+                c.allocate(size)?;
+            }
             let stream = match op {
                 Op::Append => c.ftp.append_with_stream(path),
                 _ => c.ftp.put_with_stream(path),

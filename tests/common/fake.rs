@@ -1,7 +1,8 @@
 //! A scripted FTP server for faults a real server cannot be made to produce: no `EPSV`, no
 //! `REST` (or only `REST 0`), no `FEAT`, multi-line greetings, hostile listing lines, `120`/`421`/garbage/endless
 //! greetings, an endless `FEAT`, busy, `421` and `425` replies on cue, stalled or broken transfers, replies
-//! that never come or never end, a server that hangs up on an idle connection. It speaks
+//! that never come or never end, a server that hangs up on an idle connection, replies no
+//! real server sends on cue (RFC 2228's `6xx`, undefined codes). It speaks
 //! just enough FTP for ftpfs and records every command it receives. Loopback only; every
 //! wait is bounded.
 
@@ -25,6 +26,8 @@ pub enum Greeting {
     Endless,
     /// Not FTP at all.
     Garbage,
+    /// A multi-line `220` greeting with lines carrying other codes inside.
+    StrayCodes,
 }
 #[derive(Clone, Default)]
 pub struct FakeOpts {
@@ -77,6 +80,9 @@ pub struct FakeOpts {
     pub no_pipelining: bool,
     /// How long each `MDTM` takes to answer.
     pub mdtm_delay: Duration,
+    /// Commands answered with this reply, sent verbatim (CRLFs included): RFC 2228's
+    /// protected `6xx` replies, codes no RFC defines.
+    pub replies: Vec<(&'static str, &'static str)>,
 }
 
 pub struct FakeServer {
@@ -155,6 +161,12 @@ fn session(sock: TcpStream, o: &FakeOpts, log: &Mutex<Vec<String>>) -> std::io::
         Greeting::Garbage => {
             write!(out, "HELLO, this is not FTP\r\n")?;
         }
+        Greeting::StrayCodes => {
+            write!(
+                out,
+                "220-welcome\r\n999 what is this\r\n230 not yet\r\n220-still\r\n"
+            )?;
+        }
     }
     for i in 1..o.greeting_lines.max(1) {
         write!(out, "220-greeting line {i}\r\n")?;
@@ -177,6 +189,10 @@ fn session(sock: TcpStream, o: &FakeOpts, log: &Mutex<Vec<String>>) -> std::io::
         let (verb, arg) = cmd.split_once(' ').unwrap_or((&cmd, ""));
         let upper = verb.to_ascii_uppercase();
         if o.silent.contains(&upper.as_str()) {
+            continue;
+        }
+        if let Some((_, reply)) = o.replies.iter().find(|(c, _)| *c == upper) {
+            out.write_all(reply.as_bytes())?;
             continue;
         }
         if o.unterminated.contains(&upper.as_str()) {

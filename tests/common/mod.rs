@@ -150,19 +150,23 @@ impl unftp_core::auth::Authenticator for PasswordAuth {
     }
 }
 
+/// RFC 7151 virtual hosts of [`Server::quirky`]: `HOST name` logs in to `dir`.
+pub type VirtualHosts<'a> = &'a [(&'a str, &'a Path)];
+
 /// How a server is started, beyond its kind and root.
 #[derive(Default, Clone)]
 struct Start<'a> {
     /// pyftpdlib, vsftpd: anonymous (read-only) logins and no named user.
     anonymous: bool,
-    /// pure-ftpd: extra flags.
+    /// pure-ftpd: extra flags; quirky pyftpdlib: extra arguments.
     extra: &'a [&'a str],
     /// libunftp: storage faults.
     faults: Option<Arc<faulty::Faults>>,
+    /// pyftpdlib: run as tests/common/quirky_ftpd.py with these `--quirk` flags and
+    /// `NAME=DIR` virtual hosts.
+    quirky: Option<(&'a [&'a str], VirtualHosts<'a>)>,
     /// pure-ftpd: the network namespace to run in and the address to listen on there.
     netns: Option<(&'a str, &'a str)>,
-    /// pyftpdlib: run as tests/common/quirky_ftpd.py with these quirk flags.
-    quirks: &'a [&'a str],
 }
 
 impl Server {
@@ -189,23 +193,23 @@ impl Server {
         Self::start_with(ServerKind::Pyftpdlib, root, start)
     }
 
-    /// pyftpdlib with the quirks of other servers (tests/common/quirky_ftpd.py): `quirks`
-    /// are its flags, e.g. `["--list=dos", "--no-mlsd"]`.
-    pub fn pyftpdlib_quirky(root: &Path, quirks: &[&str]) -> Option<Server> {
-        let start = Start {
-            quirks,
-            ..Start::default()
-        };
-        Self::start_with(ServerKind::Pyftpdlib, root, start)
+    /// pyftpdlib with quirks (tests/common/quirky_ftpd.py: one `--quirk` flag each) and
+    /// RFC 7151 virtual hosts (`HOST name` logs in to `dir` instead of `root`). Its
+    /// [`Server::command_log`] has one `SESSION COMMAND ARGUMENT` line per command.
+    pub fn quirky(root: &Path, quirks: &[&str], vhosts: VirtualHosts) -> Option<Server> {
+        Self::quirky_with(root, quirks, vhosts, &[])
     }
 
-    /// pyftpdlib with one quirk of the command dialogue (`--quirk=NAME` of
-    /// tests/common/quirky_ftpd.py, e.g. `active-only`: no `PASV`/`EPSV`), logging the commands
-    /// it receives (see [`Server::command_log`]).
-    pub fn pyftpdlib_quirk(root: &Path, quirk: &str) -> Option<Server> {
-        let flag = format!("--quirk={quirk}");
+    /// [`Server::quirky`] with more arguments for the script (`--tls CERT KEY`).
+    pub fn quirky_with(
+        root: &Path,
+        quirks: &[&str],
+        vhosts: VirtualHosts,
+        extra: &[&str],
+    ) -> Option<Server> {
         let start = Start {
-            quirks: &[&flag],
+            quirky: Some((quirks, vhosts)),
+            extra,
             ..Start::default()
         };
         Self::start_with(ServerKind::Pyftpdlib, root, start)
@@ -269,7 +273,7 @@ impl Server {
             extra,
             faults,
             netns,
-            quirks,
+            quirky,
         } = start;
         let host = netns.map_or("127.0.0.1", |(_, addr)| addr).to_string();
         let work = tempfile::tempdir().unwrap();
@@ -374,7 +378,23 @@ impl Server {
                     return Ok(skip(kind));
                 }
                 let mut cmd = Command::new("/usr/bin/python3");
-                if quirks.is_empty() {
+                if let Some((quirks, vhosts)) = quirky {
+                    let script =
+                        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/common/quirky_ftpd.py");
+                    cmd.arg(script)
+                        .args(["--port", &port.to_string(), "--user", USER, "--root"])
+                        .arg(root)
+                        .env("QUIRKY_FTPD_PASSWORD", PASSWORD)
+                        .arg("--log")
+                        .arg(work.path().join("commands.log"));
+                    for q in quirks {
+                        cmd.args(["--quirk", q]);
+                    }
+                    for (name, dir) in vhosts {
+                        cmd.arg("--vhost").arg(format!("{name}={}", dir.display()));
+                    }
+                    cmd.args(extra);
+                } else {
                     cmd.args(["-m", "pyftpdlib", "-i", "127.0.0.1", "-p"])
                         .arg(port.to_string())
                         .arg("-d")
@@ -382,19 +402,6 @@ impl Server {
                     if !anonymous {
                         cmd.args(["-u", USER, "-P", PASSWORD, "-w"]);
                     }
-                } else {
-                    cmd.arg(concat!(
-                        env!("CARGO_MANIFEST_DIR"),
-                        "/tests/common/quirky_ftpd.py"
-                    ))
-                    .arg(format!("--port={port}"))
-                    .arg("--root")
-                    .arg(root)
-                    .args(["--user", USER])
-                    .env("QUIRKY_FTPD_PASSWORD", PASSWORD)
-                    .arg("--commands")
-                    .arg(work.path().join("commands.log"))
-                    .args(quirks);
                 }
                 Some(
                     cmd.stdout(Stdio::null())
@@ -481,7 +488,8 @@ impl Server {
     }
 
     /// The commands the server received, one `COMMAND ARGUMENT CODE` line each (proftpd's
-    /// ExtendedLog), or `COMMAND ARGUMENT` (pyftpdlib with quirks); empty for the others.
+    /// ExtendedLog), or `SESSION COMMAND ARGUMENT` ([`Server::quirky`]); empty for the other
+    /// servers.
     pub fn command_log(&self) -> String {
         std::fs::read_to_string(self._work.path().join("commands.log")).unwrap_or_default()
     }

@@ -1,34 +1,40 @@
+#!/usr/bin/python3
 """pyftpdlib with the quirks of servers people actually run, one flag per quirk.
 
 The real servers the tests start (pure-ftpd, vsftpd, proftpd, pyftpdlib, libunftp) all speak
-unix `ls -l` listings and most offer MLSD; a Windows/IIS box, an EPLF server or an embedded
-ftpd does not. This file is pyftpdlib made to behave like them, so a real mount can be tested
-against each quirk. Every quirk is self-contained: a flag, and a function that applies it to the
-handler and file-system classes, so quirks compose and new ones merge without conflicts.
+unix `ls -l` listings, offer passive mode and answer RFC 959 by the book; a Windows/IIS box,
+an EPLF server, an embedded ftpd, a firewalled or virtual-hosted server does not. This is
+pyftpdlib (a real, complete server) with each of those behaviours switched on by a flag, so
+the tests mount a real server and only the quirk is scripted. Every quirk is self-contained,
+so quirks compose and new ones merge without conflicts:
 
-Usage: QUIRKY_FTPD_PASSWORD=P quirky_ftpd.py --port PORT --root DIR --user U [quirk flags]
+- listing formats, a file-system class each (`--list=`);
+- commands taken away (`--no-mlsd`, `--no-mdtm`);
+- the dialogue: `--quirk NAME` for a QuirkyHandler method's behaviour (DIALOGUE_QUIRKS), or
+  for a function that wraps the handler class (HANDLER_QUIRKS).
+
+Usage: QUIRKY_FTPD_PASSWORD=P quirky_ftpd.py --port N --root DIR --user U
+           [--list=unix|dos|dos4|eplf|unix-odd] [--no-mlsd] [--no-mdtm]
+           [--quirk NAME[,NAME]]... [--vhost NAME=DIR]... [--log FILE] [--tls CERT KEY]
 (the password comes from the environment, never from argv)
 
-Quirks:
   --list=dos    LIST answers as IIS does: `01-02-21  10:30AM       <DIR>          name`
   --list=dos4   the same style with four-digit years (IIS's FourDigitYears), a 24-hour
-                clock and sizes with thousands separators (`12-31-2020  23:59  1,234,567 name`),
-                the variants a DOS-style parser must also take
+                clock and sizes with thousands separators (`12-31-2020  23:59  1,234,567 name`)
   --list=eplf   LIST answers in Bernstein's EPLF: `+i8388621.29609,m824255902,/,\tdir`
-  --list=unix-odd  LIST answers in the unix variants of embedded and unusual servers: a
-                `total` line and a line of chatter first, then entries in turn with a numeric
-                owner and no group column and an ACL `+` (`Mar 03  2019`), with a SELinux `.`
-                (`Mar 03  2019`), and with GNU long-iso dates (`2019-03-03 00:00`)
+  --list=unix-odd  a `total` line and a line of chatter first, then entries in turn with a
+                numeric owner and no group column and an ACL `+`, with a SELinux `.`, and with
+                GNU long-iso dates (`2019-03-03 00:00`)
   --no-mlsd     no MLST/MLSD (so no MLST line in FEAT), as with vsftpd and older servers
   --no-mdtm     no MDTM, so the listing's own times are all a client has
-  --quirk=NAME[,NAME...]  quirks of the command dialogue, applied to the handler in order:
-                active-only, intruder, never-connects, passive-unreachable, plain (see
-                HANDLER_QUIRKS)
-  --commands=FILE  append every command received to FILE as `COMMAND ARGUMENT` (PASS
-                arguments left out), so a test can count commands instead of timing
+  --vhost NAME=DIR  RFC 7151 virtual hosts: `HOST NAME` before USER logs in to DIR
+  --log FILE    appends every command received (PASS masked), one per line, with the
+                session's number: "3 STOR /f". Tests count commands and check their order.
+  --tls CERT KEY  offers AUTH TLS (explicit FTPS) with that certificate, the quirks unchanged.
 """
 
 import argparse
+import itertools
 import os
 import stat
 import sys
@@ -36,8 +42,11 @@ import time
 
 from pyftpdlib.authorizers import DummyAuthorizer
 from pyftpdlib.filesystems import AbstractedFS
-from pyftpdlib.handlers import FTPHandler
+from pyftpdlib.handlers import FTPHandler, TLS_FTPHandler
 from pyftpdlib.servers import FTPServer
+
+
+# --- listing formats: --list=
 
 
 def _entries(fs, basedir, listing):
@@ -132,7 +141,147 @@ def quirk_without(handler_class, commands):
     }
 
 
-# --- quirks of the command dialogue: --quirk=NAME (each a function of the handler class)
+# --- quirks of the dialogue: --quirk=NAME, handled in QuirkyHandler
+
+DIALOGUE_QUIRKS = {
+    "feat-malformed": "FEAT carries a line with a reply code inside the 211- block, "
+    "and MLST unindented",
+    "feat-500": "FEAT is answered 500",
+    "feat-needs-login": "FEAT before login is answered 530",
+    "pwd-unquoted": "PWD is answered 257 /dir without quotes",
+    "syst-500": "SYST is answered 500",
+    "type-250": "TYPE is answered 250 instead of 200",
+    "allo-required": "STOR is refused with 503 unless an ALLO came since the last STOR "
+    "(ALLO answered 200)",
+}
+
+_sessions = itertools.count(1)
+
+
+class QuirkyHandler(FTPHandler):
+    proto_cmds = FTPHandler.proto_cmds.copy()
+    # RFC 7151; only listed in FEAT when virtual hosts are configured (--vhost).
+    proto_cmds["HOST"] = dict(
+        perm=None, auth=False, arg=True, help="Syntax: HOST <SP> host-name."
+    )
+
+    quirks = set()
+    vhosts = {}
+    log_path = None
+    _session = 0
+    _vhost_home = None
+    _allocated = False
+
+    def on_connect(self):
+        self._session = next(_sessions)
+        self._vhost_home = None
+        self._allocated = False
+
+    def record(self, line):
+        if self.log_path:
+            if line.upper().startswith("PASS "):
+                line = "PASS ******"
+            with open(self.log_path, "a") as f:
+                f.write("%d %s\n" % (self._session, line))
+
+    def pre_process_command(self, line, cmd, arg):
+        self.record(line)
+        if cmd == "ALLO" and "allo-required" in self.quirks:
+            return self.quirk_allo_required(arg)
+        return super().pre_process_command(line, cmd, arg)
+
+    # --- FEAT -----------------------------------------------------------------------------
+
+    def ftp_FEAT(self, line):
+        if "feat-needs-login" in self.quirks and not self.authenticated:
+            return self.respond("530 Log in with USER and PASS first.")
+        if "feat-500" in self.quirks:
+            return self.respond('500 Command "FEAT" not understood.')
+        if "feat-malformed" in self.quirks:
+            return self.quirk_feat_malformed()
+        if not self.vhosts:
+            return super().ftp_FEAT(line)
+        # pyftpdlib's own reply, with HOST added before its last line.
+        sent = []
+        push, respond = self.push, self.respond
+        self.push = lambda s: sent.append(s)
+        self.respond = lambda s, **kw: sent.append(s)
+        try:
+            super().ftp_FEAT(line)
+        finally:
+            self.push, self.respond = push, respond
+        self.push("".join(sent[:-1]) + " HOST\r\n")
+        self.respond(sent[-1])
+
+    def quirk_feat_malformed(self):
+        facts = "".join(
+            f + ("*;" if f in self._current_facts else ";") for f in self._available_facts
+        )
+        self.push(
+            "211-Features supported:\r\n"
+            " EPSV\r\n"
+            " MDTM\r\n"
+            "999 what is this\r\n"
+            "MLST %s\r\n"
+            " REST STREAM\r\n"
+            " SIZE\r\n"
+            "211-still inside\r\n"
+            " UTF8\r\n" % facts
+        )
+        self.respond("211 End FEAT.")
+
+    # --- PWD, SYST, TYPE ------------------------------------------------------------------
+
+    def ftp_PWD(self, line):
+        if "pwd-unquoted" in self.quirks:
+            return self.respond("257 %s is the current directory." % self.fs.cwd)
+        return super().ftp_PWD(line)
+
+    def ftp_SYST(self, line):
+        if "syst-500" in self.quirks:
+            return self.respond('500 Command "SYST" not understood.')
+        return super().ftp_SYST(line)
+
+    def ftp_TYPE(self, line):
+        if "type-250" in self.quirks and line.upper().replace(" ", "") in ("I", "L8", "A"):
+            self._current_type = "a" if line.upper() == "A" else "i"
+            return self.respond("250 Type set.")
+        return super().ftp_TYPE(line)
+
+    # --- ALLO -----------------------------------------------------------------------------
+
+    def quirk_allo_required(self, arg):
+        if not self.authenticated:
+            return self.respond("530 Log in with USER and PASS first.")
+        if not arg.strip().isdigit():
+            return self.respond("501 ALLO needs a size.")
+        self._allocated = True
+        self.respond("200 %s bytes allocated." % arg.strip())
+
+    def ftp_STOR(self, file, mode="w"):
+        if "allo-required" in self.quirks and not self._allocated:
+            return self.respond("503 ALLO required before STOR.")
+        self._allocated = False
+        return super().ftp_STOR(file, mode)
+
+    # --- HOST (RFC 7151) ------------------------------------------------------------------
+
+    def ftp_HOST(self, line):
+        if self.authenticated or self.username:
+            return self.respond("503 HOST must come before USER.")
+        name = line.strip().lower()
+        if name not in self.vhosts:
+            return self.respond("504 Unknown virtual host %s." % name)
+        self._vhost_home = self.vhosts[name]
+        self.respond("220 Host %s ready." % name)
+
+    def handle_auth_success(self, home, password, msg_login):
+        if self._vhost_home is not None:
+            home = self._vhost_home
+        return super().handle_auth_success(home, password, msg_login)
+
+
+# --- quirks that wrap the handler class: --quirk=NAME
 
 
 def active_only(base):
@@ -225,18 +374,9 @@ HANDLER_QUIRKS = {
 }
 
 
-def with_command_log(base, path):
-    class Logged(base):
-        def pre_process_command(self, line, cmd, arg):
-            with open(path, "a") as f:
-                f.write("%s %s\n" % (cmd, "" if cmd == "PASS" else arg))
-            return super().pre_process_command(line, cmd, arg)
-
-    return Logged
-
-
 def main():
-    p = argparse.ArgumentParser()
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[1])
+    p.add_argument("--interface", default="127.0.0.1")
     p.add_argument("--port", type=int, required=True)
     p.add_argument("--root", required=True)
     p.add_argument("--user", required=True)
@@ -244,37 +384,56 @@ def main():
     p.add_argument("--no-mlsd", action="store_true")
     p.add_argument("--no-mdtm", action="store_true")
     p.add_argument("--quirk", action="append", default=[])
-    p.add_argument("--commands")
-    args = p.parse_args()
+    p.add_argument("--vhost", action="append", default=[], metavar="NAME=DIR")
+    p.add_argument("--log")
+    p.add_argument("--tls", nargs=2, metavar=("CERT", "KEY"))
+    a = p.parse_args()
+    quirks = [n for q in a.quirk for n in q.split(",") if n]
+    for name in quirks:
+        if name not in DIALOGUE_QUIRKS and name not in HANDLER_QUIRKS:
+            known = sorted(list(DIALOGUE_QUIRKS) + list(HANDLER_QUIRKS))
+            p.error("unknown quirk %r; known: %s" % (name, ", ".join(known)))
 
-    class Handler(FTPHandler):
+    handler = QuirkyHandler
+    if a.tls:
+        class QuirkyTLS(QuirkyHandler, TLS_FTPHandler):
+            proto_cmds = dict(TLS_FTPHandler.proto_cmds, HOST=QuirkyHandler.proto_cmds["HOST"])
+
+        QuirkyTLS.certfile, QuirkyTLS.keyfile = a.tls
+        handler = QuirkyTLS
+    for name in quirks:
+        if name in HANDLER_QUIRKS:
+            handler = HANDLER_QUIRKS[name](handler)
+
+    class Handler(handler):
         pass
 
-    for name in (n for q in args.quirk for n in q.split(",") if n):
-        if name not in HANDLER_QUIRKS:
-            p.error("unknown quirk %r; known: %s" % (name, ", ".join(sorted(HANDLER_QUIRKS))))
-        Handler = HANDLER_QUIRKS[name](Handler)
-
     fs_class = AbstractedFS
-    if args.list in ("dos", "dos4"):
-        fs_class = quirk_list_dos(fs_class, args.list == "dos4")
-    elif args.list == "eplf":
+    if a.list in ("dos", "dos4"):
+        fs_class = quirk_list_dos(fs_class, a.list == "dos4")
+    elif a.list == "eplf":
         fs_class = quirk_list_eplf(fs_class)
-    elif args.list == "unix-odd":
+    elif a.list == "unix-odd":
         fs_class = quirk_list_unix_odd(fs_class)
     Handler.abstracted_fs = fs_class
-    if args.no_mlsd:
+    if a.no_mlsd:
         quirk_without(Handler, {"MLST", "MLSD"})
-    if args.no_mdtm:
+    if a.no_mdtm:
         quirk_without(Handler, {"MDTM"})
+    if not a.vhost:
+        quirk_without(Handler, {"HOST"})
 
-    authorizer = DummyAuthorizer()
-    authorizer.add_user(args.user, os.environ["QUIRKY_FTPD_PASSWORD"], args.root, perm="elradfmwMT")
-    if args.commands:
-        Handler = with_command_log(Handler, args.commands)
-    Handler.authorizer = authorizer
+    auth = DummyAuthorizer()
+    password = os.environ["QUIRKY_FTPD_PASSWORD"]
+    auth.add_user(a.user, password, os.path.realpath(a.root), perm="elradfmwMT")
+    Handler.authorizer = auth
     Handler.use_gmt_times = True
-    server = FTPServer(("127.0.0.1", args.port), Handler)
+    Handler.quirks = set(quirks)
+    Handler.vhosts = {
+        n.lower(): os.path.realpath(d) for n, d in (v.split("=", 1) for v in a.vhost)
+    }
+    Handler.log_path = a.log
+    server = FTPServer((a.interface, a.port), Handler)
     server.serve_forever()
 
 

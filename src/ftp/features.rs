@@ -1,0 +1,144 @@
+//! What `FEAT` says, and what ftpfs does when it says nothing useful; `HOST` before login.
+//!
+//! `FEAT` (RFC 2389) lists a server's optional commands, but it is advisory: servers refuse
+//! it (`500`, `502`, a `530` before login), list features unindented, or put stray coded
+//! lines in it. None of that may fail a mount. What `FEAT` lists becomes [`Caps`]; what it
+//! cannot tell is probed or learned at first use (see [`caps_from_feat`]).
+//!
+//! `HOST` (RFC 7151) names the virtual host before `USER`, so the server logs the user in to
+//! the right site; [`super::conn`] asks `FEAT` before login for it.
+
+use suppaftp::{FtpError, Status};
+
+use super::conn::{mlst_opts_from_feat, refusal_of, Caps, Endpoint, Ftp};
+use crate::error::{Error, Op, Result};
+
+/// What `FEAT` said.
+pub(super) enum Feat {
+    /// The features, names upper-cased, with their parameters.
+    Listed(std::collections::HashMap<String, String>),
+    /// A refusal (its code, and the reply as sent): no `FEAT` (`500`/`502`), or not before
+    /// login (`530`).
+    Refused(u32, String),
+    /// A reply suppaftp could not parse (over TLS, where ftpfs cannot read it itself).
+    Unreadable,
+}
+
+/// `FEAT`, which is advisory: a refusal or a reply that cannot be read never fails the
+/// connection (see [`super::reply`] for why a plain connection reads it itself).
+pub(super) fn ask_feat(ftp: &mut Ftp, secure: bool, server: &str) -> Result<Feat> {
+    if !secure {
+        let reply = super::reply::ask_plain(ftp, "FEAT", Op::Connect)?;
+        return Ok(match reply.code {
+            211 => Feat::Listed(super::reply::parse_feat(&reply)),
+            code => Feat::Refused(code, reply.text()),
+        });
+    }
+    match ftp.feat() {
+        Ok(f) => Ok(Feat::Listed(
+            f.into_iter()
+                .map(|(k, v)| (k.to_ascii_uppercase(), v.unwrap_or_default()))
+                .collect(),
+        )),
+        Err(FtpError::UnexpectedResponse(r)) => {
+            Ok(Feat::Refused(crate::error::reply_code(&r), refusal_of(&r)))
+        }
+        Err(FtpError::BadResponse) => {
+            log::warn!("{server}: its FEAT reply does not parse; probing what is needed");
+            Ok(Feat::Unreadable)
+        }
+        Err(e) => Err(Error::from_ftp(Op::Connect, e)),
+    }
+}
+
+/// `HOST name` (RFC 7151) before `USER`. A refusal when the name came from `-o host=` fails
+/// the connection: the user asked for that site, and another one must not be written to. A
+/// refusal of the URL's own name (the server listed `HOST` but does not know that name as a
+/// virtual host) leaves the server's default site, as before `HOST` was sent, with a warning,
+/// and `Ok(false)`: the mount then stops sending it.
+pub(super) fn send_host(ftp: &mut Ftp, ep: &Endpoint, name: &str) -> Result<bool> {
+    let ok = [Status::Ready, Status::CommandOk];
+    match ftp.custom_command(format!("HOST {name}"), &ok) {
+        Ok(_) => Ok(true),
+        Err(FtpError::UnexpectedResponse(r)) if ep.dialogue.host.is_none() => {
+            log::warn!(
+                "{}: HOST {name} refused ({}); logging in to the default site",
+                ep.display(),
+                refusal_of(&r)
+            );
+            Ok(false)
+        }
+        Err(e) => Err(Error::from_ftp(Op::Login, e)),
+    }
+}
+
+/// The capabilities `FEAT` lists. When it lists nothing usable (refused, unreadable), the
+/// commands that matter are probed instead, or left to be learned at first use: `MLST`
+/// (one control-connection round trip here), `MDTM` (tried at the first `LIST` listing, and
+/// given up at its first `500`/`502`, see [`super::mdtm`]), `UTF8` (`OPTS UTF8 ON` is sent
+/// and its answer ignored). `EPSV` and `REST` are always probed (`probe_transfers` in [`super::conn`]).
+pub(super) fn caps_from_feat(ftp: &mut Ftp, feat: Feat, server: &str) -> Caps {
+    let feats = match feat {
+        Feat::Listed(f) => f,
+        other => {
+            if let Feat::Refused(_, text) = other {
+                log::info!("{server} refuses FEAT ({text}); probing what is needed");
+            }
+            let mlsd = ftp
+                .custom_command("MLST", &[Status::RequestedFileActionOk])
+                .is_ok();
+            return Caps {
+                mlsd,
+                utf8: true,
+                mdtm: true,
+                ..Caps::default()
+            };
+        }
+    };
+    Caps {
+        mlsd: feats.contains_key("MLST"),
+        utf8: feats.contains_key("UTF8"),
+        epsv: false,
+        rest: false,
+        mdtm: feats.contains_key("MDTM"),
+        mlst_opts: feats.get("MLST").map_or(0, |l| mlst_opts_from_feat(l)),
+        host: feats.contains_key("HOST"),
+        active: false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::super::conn::Dialogue;
+    use super::super::retry::Policy;
+    use super::super::tls::Tls;
+    use super::*;
+
+    #[test]
+    fn host_names_the_url_host_only_when_listed_and_never_an_ip_literal() {
+        let mut ep = Endpoint {
+            host: "ftp.example.com".into(),
+            port: 21,
+            user: "u".into(),
+            password: crate::secret::Secret::new("p"),
+            timeout: Duration::from_secs(1),
+            policy: Policy::default(),
+            tls: Tls::off(),
+            limit_recheck: Duration::from_secs(1),
+            keepalive: Duration::ZERO,
+            data: Default::default(),
+            pasv_addr: Default::default(),
+            dialogue: Dialogue::default(),
+        };
+        assert_eq!(ep.host_command(false), None);
+        assert_eq!(ep.host_command(true).as_deref(), Some("ftp.example.com"));
+        for ip in ["192.0.2.1", "2001:db8::1"] {
+            ep.host = ip.into();
+            assert_eq!(ep.host_command(true), None, "{ip}");
+        }
+        ep.dialogue.host = Some("site-b.example".into());
+        assert_eq!(ep.host_command(false).as_deref(), Some("site-b.example"));
+    }
+}
