@@ -378,6 +378,8 @@ struct Vsftpd {
     _empty: tempfile::TempDir,
     port: u16,
     ca: std::path::PathBuf,
+    /// Its protocol log: every command and reply of every session.
+    log: std::path::PathBuf,
 }
 
 impl Vsftpd {
@@ -404,14 +406,17 @@ impl Vsftpd {
             )
         };
         let conf = pki.path().join("vsftpd.conf");
+        let log = pki.path().join("vsftpd.log");
         std::fs::write(
             &conf,
             format!(
                 "listen=YES\nlisten_address=127.0.0.1\nlisten_port={port}\nbackground=NO\n\
                  {users}secure_chroot_dir={}\nnopriv_user=ftpfsvs\nseccomp_sandbox=NO\n\
-                 xferlog_enable=NO\nmax_per_ip=0\nmax_clients=0\nssl_enable=YES\n\
+                 xferlog_enable=YES\nxferlog_std_format=NO\nlog_ftp_protocol=YES\n\
+                 vsftpd_log_file={}\nmax_per_ip=0\nmax_clients=0\nssl_enable=YES\n\
                  require_ssl_reuse=YES\nrsa_cert_file={}\n",
                 empty.path().display(),
+                log.display(),
                 both.display()
             ),
         )
@@ -423,7 +428,17 @@ impl Vsftpd {
             _empty: empty,
             port,
             ca,
+            log,
         })
+    }
+
+    /// The protocol log's lines so far.
+    fn log_lines(&self) -> Vec<String> {
+        std::fs::read_to_string(&self.log)
+            .unwrap_or_default()
+            .lines()
+            .map(str::to_string)
+            .collect()
     }
 
     /// A mount as [`VSFTPD_USER`] with TLS required, its spool and recovery directories
@@ -827,4 +842,91 @@ fn a_data_connection_refused_for_its_tls_session_is_repeated_on_a_new_connection
         logins() >= before + 3,
         "each refusal ended its connection and a new one logged in"
     );
+}
+
+/// Issue 13 follow-up: appends whose data connection vsftpd refuses for its TLS session
+/// (`require_ssl_reuse=YES`) are repeated on a new control connection and arrive exactly
+/// once each, in order; the refused `APPE` neither writes, truncates nor creates anything.
+/// The refusals are forced: the tickets of upload data connections are left unread, so each
+/// control connection's supply runs out after its first appends.
+#[test]
+fn vsftpd_appends_refused_for_their_tls_session_arrive_once_each_in_order() {
+    use ftpfs::remote::Remote;
+    let Some(binary) = vsftpd_binary(true) else {
+        return;
+    };
+    let data = tempfile::tempdir().unwrap();
+    let Some(server) = Vsftpd::start(&binary, data.path(), true) else {
+        return;
+    };
+    let tls = ftpfs::ftp::tls::Tls::new(
+        ftpfs::ftp::tls::TlsMode::Required,
+        Some(&server.ca),
+        &[],
+        false,
+    )
+    .unwrap()
+    .leaving_upload_tickets_unread();
+    let endpoint = ftpfs::ftp::conn::Endpoint {
+        host: "localhost".into(),
+        port: server.port,
+        user: VSFTPD_USER.into(),
+        password: ftpfs::config::Secret::new(PASSWORD),
+        timeout: std::time::Duration::from_secs(10),
+        policy: ftpfs::ftp::retry::Policy {
+            retries: 3,
+            max_delay: std::time::Duration::from_millis(200),
+            deadline: std::time::Duration::from_secs(20),
+        },
+        tls,
+        limit_recheck: ftpfs::ftp::pool::DEFAULT_LIMIT_RECHECK,
+        keepalive: ftpfs::ftp::conn::DEFAULT_KEEPALIVE,
+    };
+    let r = ftpfs::ftp::FtpRemote::connect(endpoint, 1, "", ftpfs::ftp::ListingMode::Auto).unwrap();
+    let on_server = data.path().join("append.log");
+    r.store("append.log", &b"line 0\n".to_vec()).unwrap();
+    let mut want = b"line 0\n".to_vec();
+    for n in 1..=40 {
+        let line = format!("line {n}\n").into_bytes();
+        r.append("append.log", &line)
+            .unwrap_or_else(|e| panic!("append {n}: {e}"));
+        want.extend_from_slice(&line);
+        assert!(
+            std::fs::read(&on_server).unwrap() == want,
+            "after append {n}: {:?}",
+            String::from_utf8_lossy(&std::fs::read(&on_server).unwrap())
+        );
+        if n % 10 == 0 {
+            // A listing between the appends (a data connection that reads its tickets)
+            // shows the size the appends made.
+            let listed = r.list("").unwrap();
+            let entry = listed.iter().find(|e| e.name == "append.log").unwrap();
+            assert_eq!(entry.size, want.len() as u64, "listed after append {n}");
+        }
+    }
+    // An append that creates its file, on a connection whose supply is spent.
+    for n in 0..3 {
+        let name = format!("new{n}.log");
+        r.append(&name, &b"first\n".to_vec()).unwrap();
+        assert_eq!(std::fs::read(data.path().join(&name)).unwrap(), b"first\n");
+    }
+    r.shutdown();
+    // vsftpd's log: each refusal answers an APPE, and that APPE was made once more.
+    let log = server.log_lines();
+    let appends = log.iter().filter(|l| l.contains("\"APPE ")).count();
+    let refused = log
+        .iter()
+        .filter(|l| l.contains("\"522 SSL connection failed: session reuse required"))
+        .count();
+    assert!(
+        refused >= 10,
+        "refusals forced: {refused}\n{}",
+        log.join("\n")
+    );
+    assert_eq!(
+        appends,
+        43 + refused,
+        "each refused APPE made once more, no other"
+    );
+    eprintln!("{appends} APPE, {refused} refused for their TLS session");
 }
