@@ -846,7 +846,9 @@ fn a_data_connection_refused_for_its_tls_session_is_repeated_on_a_new_connection
 
 /// Issue 13 follow-up: appends whose data connection vsftpd refuses for its TLS session
 /// (`require_ssl_reuse=YES`) are repeated on a new control connection and arrive exactly
-/// once each, in order; the refused `APPE` neither writes, truncates nor creates anything.
+/// once each, in order: the refused `APPE` (vsftpd answers `150`, then `522` once the data
+/// connection's handshake is done) writes nothing, and one that creates its file leaves
+/// it for the repeated `APPE` to fill, once.
 /// The refusals are forced: the tickets of upload data connections are left unread, so each
 /// control connection's supply runs out after its first appends.
 #[test]
@@ -927,6 +929,14 @@ fn vsftpd_appends_refused_for_their_tls_session_arrive_once_each_in_order() {
         appends,
         43 + refused,
         "each refused APPE made once more, no other"
+    );
+    let creating = log
+        .iter()
+        .filter(|l| l.contains("\"APPE ") && l.contains("/new"))
+        .count();
+    assert!(
+        creating > 3,
+        "one of the APPEs that create their file was refused too: {creating} for 3 files"
     );
     eprintln!("{appends} APPE, {refused} refused for their TLS session");
 }
