@@ -718,3 +718,100 @@ fn vsftpd_ftps_in_active_mode_resumes_the_session_on_every_data_connection() {
             .join("\n")
     );
 }
+
+/// Issue 13 follow-up: appends whose data connection vsftpd refuses for its TLS session
+/// (`require_ssl_reuse=YES`) are repeated on a new control connection and arrive exactly
+/// once each, in order: the refused `APPE` (vsftpd answers `150`, then `522` once the data
+/// connection's handshake is done) writes nothing, and one that creates its file leaves
+/// it for the repeated `APPE` to fill, once.
+/// The refusals are forced: the tickets of upload data connections are left unread, so each
+/// control connection's supply runs out after its first appends.
+#[test]
+fn vsftpd_appends_refused_for_their_tls_session_arrive_once_each_in_order() {
+    use ftpfs::remote::Remote;
+    let data = tempfile::tempdir().unwrap();
+    let Some(server) = Server::start(ServerKind::VsftpdTls, data.path()) else {
+        return;
+    };
+    let tls = ftpfs::ftp::tls::Tls::new(
+        ftpfs::ftp::tls::TlsMode::Required,
+        server.ca.as_deref(),
+        &[],
+        false,
+    )
+    .unwrap()
+    .leaving_upload_tickets_unread();
+    let endpoint = ftpfs::ftp::conn::Endpoint {
+        host: "localhost".into(),
+        port: server.port,
+        user: server.user.unwrap().into(),
+        password: ftpfs::secret::Secret::new(PASSWORD),
+        timeout: std::time::Duration::from_secs(10),
+        policy: ftpfs::ftp::retry::Policy {
+            retries: 3,
+            max_delay: std::time::Duration::from_millis(200),
+            deadline: std::time::Duration::from_secs(20),
+        },
+        tls,
+        limit_recheck: ftpfs::ftp::pool::DEFAULT_LIMIT_RECHECK,
+        keepalive: ftpfs::ftp::conn::DEFAULT_KEEPALIVE,
+        data: Default::default(),
+        pasv_addr: Default::default(),
+        dialogue: Default::default(),
+    };
+    let r = ftpfs::ftp::FtpRemote::connect(endpoint, 1, "", ftpfs::ftp::ListingMode::Auto).unwrap();
+    let on_server = data.path().join("append.log");
+    r.store("append.log", &b"line 0\n".to_vec()).unwrap();
+    let mut want = b"line 0\n".to_vec();
+    for n in 1..=40 {
+        let line = format!("line {n}\n").into_bytes();
+        r.append("append.log", &line)
+            .unwrap_or_else(|e| panic!("append {n}: {e}"));
+        want.extend_from_slice(&line);
+        assert!(
+            std::fs::read(&on_server).unwrap() == want,
+            "after append {n}: {:?}",
+            String::from_utf8_lossy(&std::fs::read(&on_server).unwrap())
+        );
+        if n % 10 == 0 {
+            // A listing between the appends (a data connection that reads its tickets)
+            // shows the size the appends made.
+            let listed = r.list("").unwrap();
+            let entry = listed.iter().find(|e| e.name == "append.log").unwrap();
+            assert_eq!(entry.size, want.len() as u64, "listed after append {n}");
+        }
+    }
+    // An append that creates its file, on a connection whose supply is spent.
+    for n in 0..3 {
+        let name = format!("new{n}.log");
+        r.append(&name, &b"first\n".to_vec()).unwrap();
+        assert_eq!(std::fs::read(data.path().join(&name)).unwrap(), b"first\n");
+    }
+    r.shutdown();
+    // vsftpd's log: each refusal answers an APPE, and that APPE was made once more.
+    let log: Vec<String> = server.command_log().lines().map(str::to_string).collect();
+    let appends = log.iter().filter(|l| l.contains("\"APPE ")).count();
+    let refused = log
+        .iter()
+        .filter(|l| l.contains("\"522 SSL connection failed: session reuse required"))
+        .count();
+    assert!(
+        refused >= 10,
+        "refusals forced: {refused}\n{}",
+        log.join("\n")
+    );
+    assert_eq!(
+        appends,
+        43 + refused,
+        "each refused APPE made once more, no other"
+    );
+    let creating = log
+        .iter()
+        .filter(|l| l.contains("\"APPE ") && l.contains("/new"))
+        .count();
+    assert!(
+        creating > 3,
+        "one of the APPEs that create their file was refused too: {creating} for 3 files"
+    );
+    eprintln!("{appends} APPE, {refused} refused for their TLS session");
+}

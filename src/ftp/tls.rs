@@ -88,6 +88,8 @@ pub struct Tls {
     pub config: Option<Arc<ClientConfig>>,
     /// Why the last certificate was refused, in words a user can act on.
     refusal: Option<Arc<Mutex<Option<String>>>>,
+    /// Tests only: see [`Tls::leaving_upload_tickets_unread`].
+    unread_upload_tickets: bool,
 }
 
 impl Tls {
@@ -97,6 +99,7 @@ impl Tls {
             mode: TlsMode::Off,
             config: None,
             refusal: None,
+            unread_upload_tickets: false,
         }
     }
 
@@ -104,7 +107,10 @@ impl Tls {
     /// store of its own; `None` when TLS is off.
     pub fn connector(&self, timeout: Duration) -> Option<Connector> {
         let mut config = ClientConfig::clone(self.config.as_ref()?);
-        let store = Arc::new(SessionStore::default());
+        let store = Arc::new(SessionStore {
+            unread_upload_tickets: self.unread_upload_tickets,
+            ..SessionStore::default()
+        });
         config.resumption = Resumption::store(Arc::clone(&store) as Arc<dyn ClientSessionStore>);
         Some(Connector {
             inner: RustlsConnector::from(Arc::new(config)),
@@ -112,6 +118,16 @@ impl Tls {
             first: Arc::new(Mutex::new(None)),
             store,
         })
+    }
+
+    /// For tests of the renewal path only: the tickets sent on upload data connections are
+    /// left unread ([`read_tickets`] does nothing), so a control connection's supply runs out
+    /// after its first uploads and the next data connection is refused, on cue, as by a
+    /// server that forgot the session. No real server can be made to do that on its own.
+    #[doc(hidden)]
+    pub fn leaving_upload_tickets_unread(mut self) -> Tls {
+        self.unread_upload_tickets = true;
+        self
     }
 
     /// Why the server's certificate was refused, if it was: the last refusal, taken.
@@ -198,6 +214,7 @@ impl Tls {
             mode,
             config: Some(Arc::new(config)),
             refusal: Some(refusal),
+            unread_upload_tickets: false,
         })
     }
 }
@@ -444,6 +461,8 @@ impl ServerCertVerifier for NoVerify {
 #[derive(Default)]
 pub struct SessionStore {
     inner: Mutex<Sessions>,
+    /// Tests only: see [`Tls::leaving_upload_tickets_unread`].
+    unread_upload_tickets: bool,
 }
 
 #[derive(Default)]
@@ -540,6 +559,9 @@ pub fn read_tickets(
     let suppaftp::DataStream::Ssl(tls) = data else {
         return;
     };
+    if store.unread_upload_tickets {
+        return;
+    }
     let s = suppaftp::TlsStream::mut_ref(tls.as_mut());
     if s.conn.protocol_version() != Some(ProtocolVersion::TLSv1_3) || s.conn.is_handshaking() {
         return;

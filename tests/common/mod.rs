@@ -488,8 +488,8 @@ impl Server {
     }
 
     /// The commands the server received, one `COMMAND ARGUMENT CODE` line each (proftpd's
-    /// ExtendedLog), or `SESSION COMMAND ARGUMENT` ([`Server::quirky`]); empty for the other
-    /// servers.
+    /// ExtendedLog), `SESSION COMMAND ARGUMENT` ([`Server::quirky`]), vsftpd's protocol log
+    /// (every command and reply); empty for the other servers.
     pub fn command_log(&self) -> String {
         std::fs::read_to_string(self._work.path().join("commands.log")).unwrap_or_default()
     }
@@ -720,9 +720,11 @@ fn start_vsftpd(root: &Path, port: u16, work: &Path, tls: Option<&Path>, anonymo
         &conf,
         format!(
             "listen=YES\nlisten_address=127.0.0.1\nlisten_port={port}\nbackground=NO\n\
-             {users}{tls}secure_chroot_dir={}\nseccomp_sandbox=NO\nxferlog_enable=NO\n\
+             {users}{tls}secure_chroot_dir={}\nseccomp_sandbox=NO\nxferlog_enable=YES\n\
+             xferlog_std_format=NO\nlog_ftp_protocol=YES\nvsftpd_log_file={}\n\
              max_per_ip=0\nmax_clients=0\n",
-            empty.display()
+            empty.display(),
+            work.join("commands.log").display()
         ),
     )
     .unwrap();
