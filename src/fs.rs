@@ -248,7 +248,22 @@ impl<R: Remote> FtpFs<R> {
         let entry = listing.get(name).ok_or(Error::NotFound)?;
         let path = remote::join(&dir, name);
         let ino = self.inodes.lookup(&path);
-        Ok(self.attr_of(ino, &path, entry))
+        Ok(self.attr_now(ino, &path, entry))
+    }
+
+    /// [`Self::attr_of`], with the size and mtime of a file open for writing taken from its
+    /// spool, as `getattr` does. The kernel takes the attributes of a lookup or a
+    /// readdirplus entry as the file's: a listing's smaller size made the next `>>` write
+    /// land on the last line (appends were lost while another process ran `stat` or `ls`).
+    fn attr_now(&self, ino: u64, path: &str, e: &RemoteEntry) -> Attr {
+        let mut attr = self.attr_of(ino, path, e);
+        if attr.kind == Kind::File {
+            if let Some((size, mtime)) = self.writes().spooled_attr(ino) {
+                attr.size = size;
+                attr.mtime = mtime;
+            }
+        }
+        attr
     }
 
     pub fn forget(&self, ino: u64, n: u64) {
@@ -357,7 +372,11 @@ impl<R: Remote> FtpFs<R> {
                         } else {
                             self.inodes.peek(&child)
                         };
-                        (e.name.clone(), self.attr_of(cino, &child, e))
+                        // The entry as this mount knows it now, not as the listing the
+                        // directory was opened with had it (a file written since).
+                        let live = self.cache.entry(&child);
+                        let e = live.as_ref().unwrap_or(e);
+                        (e.name.clone(), self.attr_now(cino, &child, e))
                     }
                     None => break,
                 },

@@ -58,11 +58,59 @@ pub const NEW_DIR_MODE: u32 = 0o755;
 /// The spool of one inode and how many write handles share it.
 struct SpoolEntry {
     /// Held across the upload on purpose: it is this file's own lock, and a write to the
-    /// file must wait until the upload of its previous content is decided.
+    /// file must wait until the upload of its previous content is decided. Taken through
+    /// [`SpoolEntry::lock`] only, so that `shown` follows it.
     spool: Mutex<Spool>,
+    /// The spool's size and mtime when its lock was last let go: what `stat`, lookups and
+    /// listings show while the file is open for writing, without waiting for an upload
+    /// that holds the lock (`ls -l` during a big `cp`).
+    shown: Mutex<(u64, SystemTime)>,
     writers: AtomicUsize,
     /// The server's file had content when the spool was made: replace it atomically.
     replaces: bool,
+}
+
+impl SpoolEntry {
+    fn new(spool: Spool, replaces: bool) -> SpoolEntry {
+        SpoolEntry {
+            shown: Mutex::new((spool.len, spool.mtime)),
+            spool: Mutex::new(spool),
+            writers: AtomicUsize::new(1),
+            replaces,
+        }
+    }
+
+    fn lock(&self) -> SpoolGuard<'_> {
+        SpoolGuard {
+            spool: self.spool.lock(),
+            shown: &self.shown,
+        }
+    }
+}
+
+/// The spool's lock; letting it go records the size and mtime others are shown.
+struct SpoolGuard<'a> {
+    spool: parking_lot::MutexGuard<'a, Spool>,
+    shown: &'a Mutex<(u64, SystemTime)>,
+}
+
+impl std::ops::Deref for SpoolGuard<'_> {
+    type Target = Spool;
+    fn deref(&self) -> &Spool {
+        &self.spool
+    }
+}
+
+impl std::ops::DerefMut for SpoolGuard<'_> {
+    fn deref_mut(&mut self) -> &mut Spool {
+        &mut self.spool
+    }
+}
+
+impl Drop for SpoolGuard<'_> {
+    fn drop(&mut self) {
+        *self.shown.lock() = (self.spool.len, self.spool.mtime);
+    }
 }
 
 /// The state of the write path of one mount.
@@ -221,8 +269,8 @@ impl<R: Remote> Writes<'_, R> {
     /// (after an upload it equals the server).
     pub fn spooled_attr(&self, ino: u64) -> Option<(u64, SystemTime)> {
         let e = self.spool_of(ino)?;
-        let s = e.spool.lock();
-        Some((s.len, s.mtime))
+        let shown = *e.shown.lock();
+        Some(shown)
     }
 
     /// A new write handle of `ino`, whose server file has `base` bytes: the inode's spool,
@@ -230,7 +278,7 @@ impl<R: Remote> Writes<'_, R> {
     pub fn open(&self, ino: u64, base: u64, truncate: bool) -> Result<()> {
         let e = self.writer_spool(ino, base)?;
         if truncate {
-            let mut s = e.spool.lock();
+            let mut s = e.lock();
             self.stop_stream(&mut s);
             s.truncate(0)?;
         }
@@ -244,11 +292,10 @@ impl<R: Remote> Writes<'_, R> {
             e.writers.fetch_add(1, Ordering::SeqCst);
             return Ok(Arc::clone(e));
         }
-        let e = Arc::new(SpoolEntry {
-            spool: Mutex::new(Spool::new(&self.up.spool_dir, base)?),
-            writers: AtomicUsize::new(1),
-            replaces: base > 0,
-        });
+        let e = Arc::new(SpoolEntry::new(
+            Spool::new(&self.up.spool_dir, base)?,
+            base > 0,
+        ));
         map.insert(ino, Arc::clone(&e));
         Ok(e)
     }
@@ -270,7 +317,7 @@ impl<R: Remote> Writes<'_, R> {
     /// data); `None` if it is not open for writing.
     pub fn read(&self, ino: u64, offset: u64, size: u32) -> Option<Result<remote::Data>> {
         let e = self.spool_of(ino)?;
-        let mut s = e.spool.lock();
+        let mut s = e.lock();
         if offset < s.base {
             if let Err(err) = self.fill(ino, &mut s) {
                 return Some(Err(err));
@@ -283,7 +330,7 @@ impl<R: Remote> Writes<'_, R> {
     /// (or starts) its streamed upload, any other stops it.
     pub fn write(&self, ino: u64, offset: u64, data: &[u8]) -> Result<u32> {
         let e = self.spool_of(ino).ok_or(Error::Stale)?;
-        let mut s = e.spool.lock();
+        let mut s = e.lock();
         if offset < s.base {
             self.fill(ino, &mut s)?;
         }
@@ -310,7 +357,7 @@ impl<R: Remote> Writes<'_, R> {
     }
 
     fn upload_entry(&self, ino: u64, e: &SpoolEntry) -> Result<()> {
-        let mut s = e.spool.lock();
+        let mut s = e.lock();
         if s.orphaned {
             self.stop_stream(&mut s);
         }
@@ -442,7 +489,7 @@ impl<R: Remote> Writes<'_, R> {
         if self.upload_entry(ino, e).is_ok() {
             return;
         }
-        let spool = e.spool.lock();
+        let spool = e.lock();
         let path = self.inodes.path(ino).unwrap_or_default();
         if self.up.pending.lock().remove(&path).is_some() {
             // It never reached the server: it must not linger in our listings either.
@@ -502,7 +549,7 @@ impl<R: Remote> Writes<'_, R> {
             return Ok(None);
         }
         let mut shown = None;
-        let mut s = e.spool.lock();
+        let mut s = e.lock();
         s.mark_new();
         let mode = mode & 0o7777;
         if mode != NEW_FILE_MODE && !self.up.no_site_chmod.load(Ordering::Relaxed) {
@@ -559,7 +606,7 @@ impl<R: Remote> Writes<'_, R> {
         let Some(e) = self.spool_of(ino) else {
             return self.up.pending.lock().remove(path).is_some();
         };
-        let mut s = e.spool.lock();
+        let mut s = e.lock();
         let still = self.up.pending.lock().remove(path).is_some();
         if still {
             s.orphaned = true;
@@ -571,7 +618,7 @@ impl<R: Remote> Writes<'_, R> {
     /// `ino`'s file is gone from the server: an open spool of it must not bring it back.
     pub fn orphan(&self, ino: u64) {
         if let Some(e) = self.spool_of(ino) {
-            let mut s = e.spool.lock();
+            let mut s = e.lock();
             s.orphaned = true;
             self.stop_stream(&mut s);
         }
@@ -584,7 +631,7 @@ impl<R: Remote> Writes<'_, R> {
         let Some(e) = self.spool_of(ino) else {
             return false;
         };
-        let mut s = e.spool.lock();
+        let mut s = e.lock();
         if s.dirty() {
             s.mtime = mtime;
             s.pending_mtime = Some(mtime);
@@ -595,7 +642,7 @@ impl<R: Remote> Writes<'_, R> {
     /// A time set on the server: an open spool shows it too.
     pub fn mtime_set(&self, ino: u64, mtime: SystemTime) {
         if let Some(e) = self.spool_of(ino) {
-            e.spool.lock().mtime = mtime;
+            e.lock().mtime = mtime;
         }
     }
 
@@ -603,7 +650,7 @@ impl<R: Remote> Writes<'_, R> {
     /// flush. `None` if it is not open for writing.
     pub fn truncate_open(&self, ino: u64, size: u64) -> Option<Result<()>> {
         let e = self.spool_of(ino)?;
-        let mut s = e.spool.lock();
+        let mut s = e.lock();
         if size != s.len {
             self.stop_stream(&mut s);
         }

@@ -444,7 +444,6 @@ fn appending_uploads_only_the_new_bytes() {
 /// next append overwrite the last. Found by appending while another thread ran `stat` and
 /// `ls` (see `writes::appends_while_others_stat_list_and_read_the_file_lose_no_line`).
 #[test]
-#[ignore = "fs.rs: lookup and readdirplus report the listing's size, not the spool's (fix in the followup report)"]
 fn a_file_being_written_is_looked_up_and_listed_with_its_written_size() {
     let r = MemRemote::new();
     r.add_file("log", b"line 0\n");
@@ -472,7 +471,6 @@ fn a_file_being_written_is_looked_up_and_listed_with_its_written_size() {
 /// upload gives the kernel the old size, the next `>>` writes there, and the line before
 /// it is gone from the server.
 #[test]
-#[ignore = "fs.rs: lookup reports the listing's size while the spool is larger (fix in the followup report)"]
 fn a_stat_between_appends_loses_no_line() {
     let r = MemRemote::new();
     r.add_file("log", b"line 0\n");
@@ -499,7 +497,6 @@ fn a_stat_between_appends_loses_no_line() {
 /// upload gave the kernel the size from before the upload, and the next `>>` overwrote
 /// the line just uploaded.
 #[test]
-#[ignore = "fs.rs: readdirplus attributes come from the directory handle's old listing (fix in the followup report)"]
 fn a_listing_opened_before_an_append_does_not_shrink_the_file_after_it() {
     let r = MemRemote::new();
     r.add_file("log", b"line 0\n");

@@ -831,7 +831,6 @@ fn a_mode_at_creation_on_a_server_without_site_chmod_is_skipped_without_error() 
 /// next `>>` wrote there, and lines vanished from the server with every `close` returning 0
 /// (the `append.log differs on the server` of issue 13's TLS work).
 #[test]
-#[ignore = "fs.rs: lookup and readdirplus report the listing's size, not the spool's (fix in the followup report)"]
 fn appends_while_others_stat_list_and_read_the_file_lose_no_line() {
     use std::sync::atomic::{AtomicBool, Ordering};
     use std::sync::Arc;
