@@ -407,14 +407,18 @@ impl<R: Remote> Writes<'_, R> {
                 let wanted_mode = s.pending_mode.take();
                 let applied_mode =
                     wanted_mode.and_then(|m| self.apply_new_mode(path, Kind::File, m));
-                if let Some(t) = s.pending_mtime.take() {
-                    // The data is on the server; a time the server cannot set is not worth
-                    // failing close(2) over (kernels set times as a side effect of writes).
-                    match self.remote.set_mtime(path, Kind::File, t) {
-                        Ok(()) => s.mtime = t,
-                        Err(Error::Unsupported) => {}
-                        Err(e) => log::warn!("{path}: uploaded, but setting its time failed: {e}"),
-                    }
+                // A time set while the data was unsent (`cp -p`, `rsync`: futimens before
+                // close). The data is on the server either way; a time it refused reaches
+                // close(2)/fsync(2), as it would have reached utimens: rsync relies on it.
+                let time_set = match s.pending_mtime.take() {
+                    Some(t) => self
+                        .remote
+                        .set_mtime(path, Kind::File, t)
+                        .map(|()| s.mtime = t),
+                    None => Ok(()),
+                };
+                if let Err(e) = &time_set {
+                    log::warn!("{path}: uploaded, but setting its time failed: {e}");
                 }
                 let mut entry = self.cache.entry(path).unwrap_or(RemoteEntry {
                     name: remote::basename(path).to_string(),
@@ -432,7 +436,7 @@ impl<R: Remote> Writes<'_, R> {
                 }
                 self.cache
                     .update(remote::parent(path), &entry.name.clone(), Some(entry));
-                Ok(())
+                time_set
             }
             Err(e) => {
                 log::warn!("upload of {path} ({} bytes) failed: {e}", s.len);

@@ -845,6 +845,39 @@ fn a_time_update_between_writes_uploads_nothing_partial() {
     assert_eq!(f.mtime, Some(when), "the time was applied after the upload");
 }
 
+/// Issue 13: a file's time that cannot be set is an error (rsync relies on it), also when
+/// it was set while the data was unsent (`cp -p`: futimens before close) and so is applied
+/// after the upload: close(2) reports it, with the data on the server and nothing left to
+/// upload again.
+#[test]
+fn a_time_set_before_close_that_the_server_refuses_fails_the_close_not_the_data() {
+    use ftpfs::fs::SetAttr;
+    let r = MemRemote::new();
+    r.add_file("f", b"old");
+    r.inject(Fault::Call("mtime", "f".into()), || Error::Reply {
+        op: Op::SetTime,
+        code: 550,
+        text: "Could not set file modification time.".into(),
+    });
+    let fs = writable(r);
+    let ino = lookup(&fs, ROOT, "f").unwrap();
+    let (fh, _) = fs.open(ino, truncating()).unwrap();
+    fs.write(fh, 0, b"new content").unwrap();
+    let when = std::time::UNIX_EPOCH + Duration::from_secs(1_600_000_000);
+    let set = SetAttr {
+        mtime: Some(when),
+        ..Default::default()
+    };
+    fs.setattr(ino, set).unwrap();
+    let err = fs.flush(fh).unwrap_err();
+    assert_eq!(err.errno(), libc::EPERM, "{err}");
+    assert_eq!(fs.remote().content("f").unwrap(), b"new content");
+    let stores = fs.remote().store_calls();
+    fs.flush(fh).unwrap();
+    fs.release(fh);
+    assert_eq!(fs.remote().store_calls(), stores, "the data went up once");
+}
+
 #[test]
 fn renaming_onto_a_file_works_where_the_server_refuses_rename_onto_a_name() {
     let r = MemRemote::new();
