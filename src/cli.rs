@@ -119,32 +119,54 @@ pub struct MountArgs {
     #[arg(long, value_name = "SECS", help_heading = "Cache")]
     pub dir_cache_ttl: Option<u64>,
 
-    /// Mount options, comma separated: ro, allow_other, allow_root, default_permissions,
-    /// uid=N, gid=N, umask=OOO, dir_cache_ttl=SECS, connections=N, connections_recheck=SECS
-    /// (after the server refused a connection as one too many, how long to stay below that
-    /// number before trying one more; default 60), keepalive=SECS (TCP keepalive on control
-    /// connections idle during long transfers, for NAT and firewalls; 0 off; default 60),
-    /// timeout=SECS,
-    /// retries=N (after a transient failure; default 5), retry_delay=SECS (longest wait
-    /// between attempts; default 5), deadline=SECS (the most one operation may take, retries
-    /// included; default 30), tls=off|try|required|implicit (default try; ftps:// means
-    /// implicit), cafile=PATH (trust this CA instead of the system's; a certificate in it
-    /// that is the server's own is trusted as it is), fingerprint=sha256:HEX (trust the
-    /// server certificate with this SHA-256 fingerprint), insecure (do not
-    /// verify the server's certificate), credentials=FILE (username= and password= lines,
-    /// for fstab; must be chmod 600),
-    /// data=auto|passive|active (data connections; auto: passive, active when the server
-    /// refuses passive mode or its passive ports cannot be reached), pasv_addr=fix|trust
-    /// (trust: connect to the address in a 227 reply even when it is private; default fix),
-    /// listing=auto|list (list: use LIST even when MLSD is offered), exact_times=on|off
-    /// (on LIST-only servers, exact file times from pipelined MDTM; default on),
-    /// strict_times (a directory time the server cannot set is EPERM, not ignored), spool_dir=DIR,
-    /// host=NAME (virtual host named with HOST before USER; default: the URL's host name when
-    /// the server lists HOST), allo (ALLO with the size before each STOR, for servers that need it),
-    /// recovery_dir=DIR, upload=atomic|inplace, debug, log_file=FILE,
-    /// nodev, nosuid, noexec, noatime. Options for mount(8) and systemd (_netdev, noauto,
-    /// nofail, x-systemd.*, ...) are accepted and ignored
-    #[arg(short = 'o', value_name = "OPTIONS", help_heading = "Mount")]
+    /// Mount options, comma separated (-o a,b=c; -o may be repeated):
+    ///
+    /// Connection:
+    ///   connections=N          most control connections at once (default 5)
+    ///   timeout=SECS           wait for a connection, a reply or data (default 20)
+    ///   deadline=SECS          the most one operation may take, retries included (30)
+    ///   retries=N              attempts after a transient failure (default 5)
+    ///   retry_delay=SECS       longest wait between attempts (default 5)
+    ///   keepalive=SECS         TCP keepalive on idle control connections; 0 off (60)
+    ///   connections_recheck=SECS  after a refused connection, how long to stay below
+    ///                          that number before trying one more (default 60)
+    ///   credentials=FILE       username= and password= lines, for fstab (mode 600)
+    ///   host=NAME              virtual host named with HOST before USER (default: the
+    ///                          URL's host name, when the server lists HOST)
+    /// TLS:
+    ///   tls=off|try|required|implicit  FTPS (default try; ftps:// means implicit)
+    ///   cafile=PATH            trust the CAs in this PEM file (a certificate in it that
+    ///                          is the server's own is trusted as it is)
+    ///   fingerprint=sha256:HEX trust the server certificate with this fingerprint
+    ///   insecure               do not verify the server's certificate
+    /// Data connections:
+    ///   data=auto|passive|active  auto: passive, active when the server refuses passive
+    ///                          mode or its passive ports cannot be reached
+    ///   pasv_addr=fix|trust    trust: use a private address in a 227 reply as it is
+    /// Listings and times:
+    ///   dir_cache_ttl=SECS     how long a listing is trusted (default 30)
+    ///   listing=auto|list      list: use LIST even when MLSD is offered
+    ///   exact_times=on|off     exact file times from MDTM on LIST-only servers (on)
+    ///   strict_times           a directory time the server cannot set is EPERM
+    /// Writes:
+    ///   upload=atomic|inplace  replace through a temporary name, or STOR in place
+    ///   allo                   ALLO with the size before each STOR
+    ///   spool_dir=DIR          where written data waits for upload
+    ///   recovery_dir=DIR       where unsent data is kept when nobody can be told
+    /// Access:
+    ///   ro                     read-only mount
+    ///   allow_other, allow_root, default_permissions
+    ///   uid=N, gid=N, umask=OOO  owner and mode mask shown for every file
+    /// Mount and logging:
+    ///   nodev, nosuid, noexec, noatime  passed to the kernel
+    ///   debug, log_file=FILE
+    ///   _netdev, noauto, nofail, x-systemd.*, ... (for mount(8) and systemd): ignored
+    #[arg(
+        short = 'o',
+        value_name = "OPTIONS",
+        help_heading = "Mount",
+        verbatim_doc_comment
+    )]
     pub options: Vec<String>,
     /// Stay in the foreground instead of detaching once mounted
     #[arg(short, long, help_heading = "Mount")]
