@@ -436,6 +436,20 @@ fn mount_help_documents_every_option_family() {
         "ro",
         "_netdev",
         "--password-file",
+        "fingerprint=",
+        "data=",
+        "pasv_addr=",
+        "exact_times=",
+        "strict_times",
+        "host=",
+        "allo",
+        "keepalive=",
+        "connections_recheck=",
+        "listing=",
+        "upload=",
+        "spool_dir=",
+        "recovery_dir=",
+        "log_file=",
     ] {
         assert!(help.contains(word), "--help lacks {word}");
     }
