@@ -43,6 +43,8 @@ struct Row {
     /// `APPE` is accepted; otherwise the refusal is learned and the whole file is sent
     /// (README, *Learned refusals*).
     appe: bool,
+    /// It refuses passive mode: `-o data=auto` chose active mode (`PORT`).
+    active: bool,
     /// Mount options beyond what [`Mount::new`] gives the server (its CA, for FTPS).
     opts: &'static [&'static str],
 }
@@ -57,6 +59,7 @@ const FULL: Row = Row {
     file_times: true,
     dir_times: true,
     appe: true,
+    active: false,
     opts: &[],
 };
 
@@ -324,6 +327,7 @@ fn interop(row: Row) {
         .expect("the capabilities are logged");
     assert!(caps.contains(&format!("mlsd: {}", row.mlsd)), "{caps}");
     assert!(caps.contains(&format!("epsv: {}", row.epsv)), "{caps}");
+    assert!(caps.contains(&format!("active: {}", row.active)), "{caps}");
     // The sparse file's tail came by a REST past 2^32, not by reading 4 GiB of zeros.
     let far_rest = log.lines().filter_map(|l| {
         let n = l.split("REST ").nth(1)?;
@@ -421,6 +425,54 @@ fn libunftp_tls() -> Row {
     }
 }
 
+/// pyftpdlib answering `LIST` as IIS does (four-digit years, 24-hour times, sizes with
+/// thousands separators), without `MLSD`: times come from `MDTM`.
+fn iis_dos_listing() -> Row {
+    Row {
+        start: |root| Server::quirky_with(root, &[], &[], &["--list=dos4", "--no-mlsd"]),
+        mlsd: false,
+        ..pyftpdlib()
+    }
+}
+
+/// pyftpdlib answering `LIST` in EPLF, without `MLSD`.
+fn eplf_listing() -> Row {
+    Row {
+        start: |root| Server::quirky_with(root, &[], &[], &["--list=eplf", "--no-mlsd"]),
+        mlsd: false,
+        ..pyftpdlib()
+    }
+}
+
+/// pyftpdlib whose `FEAT` has a `999 what is this` line inside its `211-` block and `MLST`
+/// unindented after it.
+fn malformed_feat() -> Row {
+    Row {
+        start: |root| Server::quirky(root, &["feat-malformed"], &[]),
+        ..pyftpdlib()
+    }
+}
+
+/// pyftpdlib that refuses `EPSV` and `PASV`: mounted in active mode.
+fn active_only() -> Row {
+    Row {
+        start: |root| Server::quirky(root, &["active-only"], &[]),
+        epsv: false,
+        active: true,
+        ..pyftpdlib()
+    }
+}
+
+/// pyftpdlib with RFC 7151 virtual hosts: `HOST localhost` (from `-o host=`, since the URL
+/// names an address) logs in to the served tree; an unknown name would fail the mount.
+fn virtual_host() -> Row {
+    Row {
+        start: |root| Server::quirky(root, &[], &[("localhost", root)]),
+        opts: &["host=localhost"],
+        ..pyftpdlib()
+    }
+}
+
 /// One test per row: `name => row function`.
 macro_rules! rows {
     ($($name:ident => $row:ident),* $(,)?) => {
@@ -442,6 +494,9 @@ rows! {
     interop_pyftpdlib => pyftpdlib,
     interop_libunftp => libunftp,
     interop_libunftp_ftps_required => libunftp_tls,
-    // Rows for the pyftpdlib quirk variants (DOS and EPLF listings, a quirky FEAT, active
-    // mode only, HOST) go here.
+    interop_iis_dos_listing => iis_dos_listing,
+    interop_eplf_listing => eplf_listing,
+    interop_malformed_feat => malformed_feat,
+    interop_active_mode_only => active_only,
+    interop_virtual_host => virtual_host,
 }
