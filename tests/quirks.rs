@@ -202,7 +202,7 @@ fn host_names_the_url_host_when_the_server_lists_it_and_the_right_site_is_served
     let (_sites, Some(mut server)) = virtual_hosts() else {
         return;
     };
-    server.host = "localhost".into();
+    server.url_host = "localhost".into();
     let site = server.root.parent().unwrap().join("localhost");
     std::fs::write(site.join("big.bin"), vec![1u8; 16 << 20]).unwrap();
     std::fs::create_dir(site.join("other")).unwrap();
@@ -271,7 +271,7 @@ fn a_url_host_the_server_does_not_know_gets_the_default_site_and_is_not_asked_ag
     let Some(mut server) = Server::quirky(&default, &[], &[("site-b.example", &b)]) else {
         return;
     };
-    server.host = "localhost".into();
+    server.url_host = "localhost".into();
     let m = Mount::new(&server, &["connections=2"]);
     assert_eq!(site_seen(&m), "this is default\n");
     // A second connection, while a read holds the first.

@@ -52,7 +52,7 @@ pub struct Server {
     /// The user in [`Server::url`]; `None` for an anonymous login.
     pub user: Option<&'static str>,
     /// The host name in [`Server::url`]: `localhost` where the certificate names it.
-    url_host: String,
+    pub url_host: String,
     /// The CA that signed the server's certificate (FTPS servers).
     pub ca: Option<PathBuf>,
     /// Mount options every mount of this server needs (`tls=required,cafile=…`).
