@@ -129,10 +129,11 @@ pub fn serve(cfg: Config, notify: Option<OwnedFd>) -> ExitCode {
     ));
 
     // Block the stop signals before fuser starts its threads, so they inherit the mask and
-    // only this thread receives them (with sigtimedwait below).
-    let signals = stop_signals();
-    // SAFETY: the set was initialised by stop_signals; a null old-set pointer is allowed.
-    unsafe { libc::pthread_sigmask(libc::SIG_BLOCK, &signals, std::ptr::null_mut()) };
+    // only this thread receives them (with sigtimedwait below); the threads started while
+    // connecting block them themselves (see crate::signals). Until here a signal ends the
+    // process at once: nothing is mounted yet.
+    crate::signals::block_here();
+    let signals = crate::signals::stop_set();
 
     // Absolute and free of symlinks, to find the mount in /proc/self/mountinfo later
     // (resolving it after mounting would ask our own filesystem).
@@ -259,18 +260,6 @@ fn describe_connect_error(cfg: &Config, e: &Error) -> String {
         ),
         Error::Network { source, .. } => format!("cannot connect to {}: {source}", ep.display()),
         other => format!("{}: {other}", ep.display()),
-    }
-}
-
-fn stop_signals() -> libc::sigset_t {
-    // SAFETY: sigset_t is plain data initialised by sigemptyset before use.
-    unsafe {
-        let mut set: libc::sigset_t = std::mem::zeroed();
-        libc::sigemptyset(&mut set);
-        for s in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP] {
-            libc::sigaddset(&mut set, s);
-        }
-        set
     }
 }
 

@@ -27,7 +27,8 @@
 //! - The process around it: `main.rs` parses, starts logging and dispatches; [`daemon`] is
 //!   the mount process (background start, serving, signals, the end of a session);
 //!   [`mount`] mounts and unmounts (`mount::mountinfo` reads the mount table); [`argv`]
-//!   hides a URL's password from `ps`; [`logging`] writes the log.
+//!   hides a URL's password from `ps`; [`logging`] writes the log; [`signals`] keeps the
+//!   stop signals for the main thread.
 
 pub mod argv;
 pub mod cache;
@@ -43,6 +44,7 @@ pub mod logging;
 pub mod mount;
 pub mod remote;
 pub mod secret;
+pub mod signals;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
 pub mod upload;

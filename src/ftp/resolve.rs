@@ -96,6 +96,7 @@ impl Resolver {
             let spawned = std::thread::Builder::new()
                 .name("ftpfs-resolve".into())
                 .spawn(move || {
+                    crate::signals::block_here();
                     let answer = lookup(&host, port);
                     let mut st = name.state.lock();
                     match answer {

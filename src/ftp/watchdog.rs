@@ -129,7 +129,10 @@ fn watchdog() -> &'static Watchdog {
         }));
         std::thread::Builder::new()
             .name("ftpfs-watchdog".into())
-            .spawn(move || w.run())
+            .spawn(move || {
+                crate::signals::block_here();
+                w.run()
+            })
             .expect("spawning the watchdog thread");
         w
     })
