@@ -15,6 +15,7 @@
 //! - An opened file keeps the kernel's page cache when its size and mtime are what they were
 //!   at its previous open, so re-reading an unchanged file costs no transfer.
 
+mod copy;
 pub mod handles;
 
 use std::collections::HashMap;

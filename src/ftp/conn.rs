@@ -151,6 +151,8 @@ pub enum Capability {
     Chmod { dir: bool },
     /// Setting a time (`MFMT`, or vsftpd's `MDTM time path`) on a file or a directory.
     SetTime { dir: bool },
+    /// Server-side copy, `SITE CPFR` then `SITE CPTO` (proftpd's mod_copy; rarely in `FEAT`).
+    Copy,
 }
 
 impl Capability {
@@ -165,6 +167,7 @@ impl Capability {
             (Capability::SetTime { .. }, true) => "setting times",
             (Capability::SetTime { dir: false }, false) => "setting a file's time",
             (Capability::SetTime { dir: true }, false) => "setting a directory's time",
+            (Capability::Copy, _) => "server-side copies (SITE CPFR/CPTO); copies go through ftpfs",
         }
     }
 }

@@ -290,6 +290,38 @@ impl Remote for FtpRemote {
         }
     }
 
+    /// `SITE CPFR from` (350) then `SITE CPTO to` (250), one pair on one connection: the
+    /// source is the connection's state between the two. Few servers list it in `FEAT`
+    /// (proftpd's mod_copy does not), so the first copy is the probe: a `500`-`504` to
+    /// `CPFR` is learned and later copies are [`Error::Unsupported`] without asking.
+    /// Repeated as a whole after a broken connection, which is safe: it rewrites `to`.
+    fn copy(&self, from: &str, to: &str) -> Result<()> {
+        let cap = Capability::Copy;
+        if let Some(r) = self.pool.info().refusal(cap) {
+            return Err(replay(r));
+        }
+        let (from, to) = (self.abs(from), self.abs(to));
+        let r = self.meta(&format_args!("copy {from} to {to}"), Repeat::Safe, |c| {
+            c.ftp
+                .custom_command(format!("SITE CPFR {from}"), &[Status::RequestFilePending])
+                .map_err(|e| Error::from_ftp(Op::Copy, e))?;
+            c.ftp
+                .custom_command(
+                    format!("SITE CPTO {to}"),
+                    &[Status::RequestedFileActionOk, Status::CommandOk],
+                )
+                .map(drop)
+                .map_err(|e| Error::from_ftp(Op::Copy, e))
+        });
+        match r {
+            Ok(()) => {
+                self.pool.info().worked(cap);
+                Ok(())
+            }
+            Err(e) => Err(self.learn_from(cap, e)),
+        }
+    }
+
     fn set_mtime(&self, path: &str, kind: Kind, mtime: SystemTime) -> Result<()> {
         let cap = Capability::SetTime {
             dir: kind == Kind::Dir,
