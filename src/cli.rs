@@ -134,6 +134,8 @@ pub struct MountArgs {
     /// for fstab; must be chmod 600),
     /// listing=auto|list (list: use LIST even when MLSD is offered), exact_times=on|off
     /// (on LIST-only servers, exact file times from pipelined MDTM; default on),
+    /// compress=on|off|auto (MODE Z downloads where offered; auto: once the link measured
+    /// slow; default auto),
     /// strict_times (a directory time the server cannot set is EPERM, not ignored), spool_dir=DIR,
     /// recovery_dir=DIR, upload=atomic|inplace, debug, log_file=FILE,
     /// nodev, nosuid, noexec, noatime. Options for mount(8) and systemd (_netdev, noauto,

@@ -81,6 +81,8 @@ pub struct Caps {
     pub rest: bool,
     /// `MDTM` is in `FEAT` (exact times on servers without `MLSD`).
     pub mdtm: bool,
+    /// `MODE Z` is in `FEAT` (deflate on data connections, see [`super::deflate`]).
+    pub mode_z: bool,
     /// Which of [`MLST_FACTS`] (bit i for fact i) the server offers, when `OPTS MLST` must
     /// ask for them; 0 when it needs not be sent.
     pub mlst_opts: u8,
@@ -208,6 +210,8 @@ pub struct ServerInfo {
     tls_refused: AtomicBool,
     /// The clear-text password warning was logged.
     warned_clear: AtomicBool,
+    /// `-o compress=` and what decides it (see [`super::deflate`]).
+    pub deflate: super::deflate::Deflate,
 }
 
 impl ServerInfo {
@@ -269,6 +273,9 @@ pub struct Conn {
     /// every later transfer of the session instead of the next one only, so a transfer from
     /// byte 0 on such a connection must send `REST 0` first or it gets the wrong bytes.
     pub rest_used: bool,
+    /// `MODE Z` is in force on this connection (only during a compressed download: a
+    /// connection in the pool is in `MODE S`, see [`super::deflate`]).
+    pub mode_z: bool,
     /// The sockets, for deadlines and for noticing a connection the server closed.
     pub sockets: Arc<Sockets>,
     /// The TLS sessions this connection's data connections resume (see [`super::tls`]).
@@ -402,6 +409,7 @@ impl Conn {
             secure,
             caps,
             rest_used: false,
+            mode_z: false,
             sockets: Arc::clone(sockets),
             sessions,
         })
@@ -630,6 +638,11 @@ fn probe_features(ftp: &mut Ftp) -> Result<Caps> {
         epsv: false,
         rest: false,
         mdtm: has("MDTM"),
+        mode_z: feats.iter().any(|(k, v)| {
+            k.eq_ignore_ascii_case("MODE")
+                && v.as_deref()
+                    .is_some_and(|v| v.split_whitespace().any(|m| m.eq_ignore_ascii_case("Z")))
+        }),
         mlst_opts: mlst_line.map_or(0, mlst_opts_from_feat),
     })
 }

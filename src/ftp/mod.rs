@@ -10,6 +10,7 @@
 //! their exact times from pipelined `MDTM` on the same connection ([`mdtm`]).
 
 pub mod conn;
+pub mod deflate;
 pub mod listing;
 pub mod mdtm;
 pub mod pool;
@@ -129,6 +130,12 @@ impl FtpRemote {
     /// `-o exact_times=off`: `LIST` listings keep `LIST`'s times, without `MDTM`.
     pub fn with_exact_times(mut self, on: bool) -> FtpRemote {
         self.exact = mdtm::ExactTimes::new(on);
+        self
+    }
+
+    /// `-o compress=`: `MODE Z` for downloads (see [`deflate`]).
+    pub fn with_compress(self, c: deflate::Compress) -> FtpRemote {
+        self.pool.info().deflate.set(c);
         self
     }
 

@@ -314,6 +314,11 @@ impl Lease {
             .expect("a lease holds its connection until dropped")
     }
 
+    /// What is known about the server this connection is to.
+    pub fn pool_info(&self) -> &ServerInfo {
+        self.pool.info()
+    }
+
     /// The longest wait on a silent server (`-o timeout`).
     pub fn timeout(&self) -> Duration {
         self.pool.endpoint.timeout
@@ -372,7 +377,8 @@ impl Drop for Lease {
             st.transfers -= 1;
         }
         match conn {
-            Some(conn) if !self.broken => st.idle.push(conn),
+            // One left in MODE Z would compress the next listing or upload: never reused.
+            Some(conn) if !self.broken && !conn.mode_z => st.idle.push(conn),
             _ => st.total -= 1,
         }
         drop(st);
