@@ -14,10 +14,16 @@
 //! - A download that starts elsewhere (a random read, a resumed transfer) is `MODE S`: the
 //!   meaning of `REST` under `MODE Z` is not agreed between servers, and a wrong byte is
 //!   worse than a slower read.
-//! - Uploads are never compressed. Debian 12's proftpd 1.3.8 mod_deflate corrupts,
-//!   truncates or aborts `MODE Z` uploads while still answering `226` (proftpd bug #1896,
-//!   fixed upstream in #1902; lftp and plain zlib clients hit it too), and it is the
-//!   server that offers `MODE Z` most often.
+//! - Uploads of whole files of at least [`UPLOAD_MIN`] bytes are compressed by the same
+//!   rule, and verified: Debian 12's proftpd 1.3.8 mod_deflate corrupts, truncates or
+//!   aborts `MODE Z` uploads while often still answering `226` (proftpd bug #1896, fixed
+//!   upstream in #1902; lftp and plain zlib clients hit it too). After the reply, `SIZE`
+//!   must give the number of bytes sent. An upload that fails, or whose size differs, or
+//!   cannot be checked, is sent again at once in `MODE S`, and so are all later uploads
+//!   of the mount (one warning). The check is made before the caller renames a
+//!   temporary upload into place, so a replaced file is never left corrupt; a new file is
+//!   overwritten by the plain upload. Appends and uploads streamed while a file is
+//!   written are always plain.
 //! - `MODE` is state of the control connection, and every other transfer on it (listings,
 //!   uploads) expects `MODE S`. A connection is switched to `MODE Z` right before its
 //!   `RETR` and back to `MODE S` when that transfer ends; one that cannot be switched back,
@@ -37,6 +43,9 @@ pub const SLOW: u64 = 8 * 1024 * 1024;
 /// The smallest plain download whose rate is taken as the link's.
 pub const MEASURE_MIN: u64 = 1024 * 1024;
 
+/// The smallest upload sent in `MODE Z`.
+pub const UPLOAD_MIN: u64 = 64 * 1024;
+
 /// `-o compress=`.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum Compress {
@@ -55,6 +64,8 @@ pub struct Deflate {
     /// Bytes per second of the last plain download of at least [`MEASURE_MIN`]; 0: none yet.
     rate: AtomicU64,
     refused: AtomicBool,
+    /// A `MODE Z` upload came out wrong or could not be verified: uploads are plain.
+    uploads_broken: AtomicBool,
 }
 
 impl Deflate {
@@ -90,6 +101,23 @@ impl Deflate {
         }
     }
 
+    /// Whether a whole-file upload should use `MODE Z` (same rule, until one failed).
+    pub fn upload_wanted(&self) -> bool {
+        !self.uploads_broken.load(Ordering::Relaxed) && self.wanted()
+    }
+
+    /// A `MODE Z` upload failed or came out wrong: warned once, plain from now on.
+    pub fn upload_failed(&self, server: &str, why: &str) {
+        if !self.uploads_broken.swap(true, Ordering::Relaxed) {
+            log::warn!(
+                "{server}: an upload in MODE Z failed its check ({why}); it is sent again \
+                 uncompressed, as are all uploads during this mount"
+            );
+        } else {
+            log::debug!("MODE Z upload failed: {why}");
+        }
+    }
+
     /// A plain download moved `bytes` in `took`. Small ones say more about round trips
     /// than about the link and are not counted.
     pub fn measured(&self, bytes: u64, took: Duration) {
@@ -111,6 +139,34 @@ impl Deflate {
     pub fn refused(&self, why: &str) {
         if !self.refused.swap(true, Ordering::Relaxed) {
             log::info!("the server refused MODE Z ({why}); downloads are not compressed");
+        }
+    }
+}
+
+/// Switches the leased connection to `MODE Z` (`on`) or back to `MODE S`; says whether it
+/// worked. A refused `MODE Z` is learned; a connection that cannot go back to `MODE S` is
+/// marked broken, so no later transfer runs on it in the wrong mode.
+pub fn to_mode(lease: &mut super::pool::Lease, on: bool) -> bool {
+    let cmd = if on { "MODE Z" } else { "MODE S" };
+    // Each wait is bounded by the socket timeouts; the lease's deadline may be long past
+    // after a long transfer.
+    let r = lease.run_unbounded(|c| {
+        c.ftp
+            .custom_command(cmd, &[suppaftp::Status::CommandOk])
+            .map_err(|e| crate::error::Error::from_ftp(crate::error::Op::Store, e))?;
+        c.mode_z = on;
+        Ok(())
+    });
+    match r {
+        Ok(()) => true,
+        Err(e) if on && matches!(e, crate::error::Error::Reply { .. }) => {
+            lease.pool_info().deflate.refused(&e.to_string());
+            false
+        }
+        Err(e) => {
+            log::debug!("{cmd} failed ({e}); connection closed");
+            lease.mark_broken();
+            false
         }
     }
 }

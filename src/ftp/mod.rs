@@ -525,19 +525,59 @@ impl FtpRemote {
     /// Only each wait is bounded, not the transfer: a big file on a slow link takes what it
     /// takes.
     fn store_once(&self, path: &str, data: &dyn Upload, deadline: Instant) -> Result<()> {
-        let lease = self.pool.checkout(Purpose::Transfer, deadline)?;
+        let mut lease = self.pool.checkout(Purpose::Transfer, deadline)?;
         // The source is opened before the command: a spool that cannot be read is not
         // worth a STOR that would leave an empty file behind.
         let mut source = match data.as_file() {
             Some(range) => Source::File(range),
             None => Source::Read(data.open()?),
         };
+        let deflate = &self.pool.info().deflate;
+        // A small file is not worth three more round trips (MODE Z, MODE S, SIZE).
+        let big = matches!(source, Source::File((_, _, len)) if len >= deflate::UPLOAD_MIN);
+        let z = big
+            && lease.conn().caps.mode_z
+            && deflate.upload_wanted()
+            && deflate::to_mode(&mut lease, true);
         let mut up = FtpUpload::open(lease, Op::Store, path)?;
+        up.z = z;
+        if !z {
+            let copied = match &mut source {
+                Source::File((file, offset, len)) => up.send_file(file, *offset, *len),
+                Source::Read(r) => std::io::copy(r, up.writer()).map(drop),
+            };
+            return up.end(copied);
+        }
+        use std::io::Write;
+        let mut enc = flate2::write::ZlibEncoder::new(up.writer(), flate2::Compression::fast());
         let copied = match &mut source {
-            Source::File((file, offset, len)) => up.send_file(file, *offset, *len),
-            Source::Read(r) => std::io::copy(r, up.writer()).map(drop),
+            Source::File((file, offset, len)) => {
+                crate::remote::read_pieces(file, *offset, *len, |e| e, |p| enc.write_all(p))
+            }
+            Source::Read(r) => std::io::copy(r, &mut enc).map(drop),
         };
-        up.end(copied)
+        let sent = enc.total_in();
+        let copied = copied.and_then(|()| enc.finish().map(drop));
+        let stored = up.end(copied);
+        // The server's 226 does not prove a MODE Z upload whole (proftpd bug #1896): its
+        // size must be what was sent. Any doubt, and it is sent again plain, as are all
+        // later uploads.
+        let verdict = stored.and_then(|()| {
+            self.meta(&format_args!("size of {path}"), Repeat::Safe, |c| {
+                c.ftp.size(path).map_err(|e| Error::from_ftp(Op::Stat, e))
+            })
+        });
+        match verdict {
+            Ok(size) if size as u64 == sent => Ok(()),
+            other => {
+                let why = match other {
+                    Ok(size) => format!("the server kept {size} bytes of {sent} sent"),
+                    Err(e) => format!("{e}"),
+                };
+                deflate.upload_failed(&self.pool.endpoint().display(), &why);
+                self.store_once(path, data, deadline)
+            }
+        }
     }
 
     /// Runs a short command on a metadata connection, with retries.
@@ -587,6 +627,8 @@ struct FtpUpload {
     lease: pool::Lease,
     op: Op,
     stream: Option<std::io::BufWriter<suppaftp::TransferStream<TlsStreamOf>>>,
+    /// Sent in `MODE Z`: the connection goes back to `MODE S` after the reply.
+    z: bool,
 }
 
 impl FtpUpload {
@@ -607,6 +649,7 @@ impl FtpUpload {
             // mmap and munmap per upload, which a small file's upload felt, and big pieces
             // bypass the buffer anyway.
             stream: Some(std::io::BufWriter::with_capacity(64 * 1024, stream)),
+            z: false,
         })
     }
 
@@ -664,6 +707,9 @@ impl FtpUpload {
             }
             r
         });
+        if self.z && !self.lease.is_broken() {
+            deflate::to_mode(&mut self.lease, false);
+        }
         match (sent, finished) {
             (Ok(()), r) => r,
             (Err(_), Err(reply @ Error::Reply { .. })) => Err(reply),

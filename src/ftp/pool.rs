@@ -324,6 +324,10 @@ impl Lease {
         self.pool.endpoint.timeout
     }
 
+    pub fn is_broken(&self) -> bool {
+        self.broken
+    }
+
     /// The connection is out of sync or dead: do not hand it out again.
     pub fn mark_broken(&mut self) {
         self.broken = true;
