@@ -229,14 +229,24 @@ impl Remote for FtpRemote {
         }
     }
 
+    /// In `MODE Z` by the same rule as [`Self::store_once`] (the stream is for files of
+    /// several MiB), checked with `SIZE` at its end: a failed check fails the stream, and
+    /// the caller uploads the spool instead, plain from then on.
     fn store_stream(&self, path: &str) -> Result<Option<Box<dyn UploadStream>>> {
         let path = self.abs(path);
         let deadline = self.pool.policy().deadline_from_now();
-        let Some(lease) = self.pool.checkout_nowait(Purpose::Transfer, deadline)? else {
+        let Some(mut lease) = self.pool.checkout_nowait(Purpose::Transfer, deadline)? else {
             return Ok(None);
         };
-        let up = FtpUpload::open(lease, Op::Store, &path)?;
-        log::debug!("STOR {path} streaming");
+        let z = lease.conn().caps.mode_z
+            && self.pool.info().deflate.upload_wanted()
+            && deflate::to_mode(&mut lease, true);
+        let mut up = FtpUpload::open(lease, Op::Store, &path)?;
+        if z {
+            up.z = Some(deflate::Deflater::default());
+            up.verify = Some((Arc::clone(&self.pool), path.clone()));
+        }
+        log::debug!("STOR {path} streaming{}", if z { " in MODE Z" } else { "" });
         Ok(Some(Box::new(up)))
     }
 
@@ -540,7 +550,6 @@ impl FtpRemote {
             && deflate.upload_wanted()
             && deflate::to_mode(&mut lease, true);
         let mut up = FtpUpload::open(lease, Op::Store, path)?;
-        up.z = z;
         if !z {
             let copied = match &mut source {
                 Source::File((file, offset, len)) => up.send_file(file, *offset, *len),
@@ -548,35 +557,26 @@ impl FtpRemote {
             };
             return up.end(copied);
         }
-        use std::io::Write;
-        let mut enc = flate2::write::ZlibEncoder::new(up.writer(), flate2::Compression::fast());
+        up.z = Some(deflate::Deflater::default());
         let copied = match &mut source {
-            Source::File((file, offset, len)) => {
-                crate::remote::read_pieces(file, *offset, *len, |e| e, |p| enc.write_all(p))
-            }
-            Source::Read(r) => std::io::copy(r, &mut enc).map(drop),
+            Source::File((file, offset, len)) => up.send_file(file, *offset, *len),
+            Source::Read(r) => read_into(r, &mut up),
         };
-        let sent = enc.total_in();
-        let copied = copied.and_then(|()| enc.finish().map(drop));
-        let stored = up.end(copied);
-        // The server's 226 does not prove a MODE Z upload whole (proftpd bug #1896): its
-        // size must be what was sent. Any doubt, and it is sent again plain, as are all
-        // later uploads.
-        let verdict = stored.and_then(|()| {
-            self.meta(&format_args!("size of {path}"), Repeat::Safe, |c| {
-                c.ftp.size(path).map_err(|e| Error::from_ftp(Op::Stat, e))
-            })
-        });
-        match verdict {
-            Ok(size) if size as u64 == sent => Ok(()),
-            other => {
-                let why = match other {
-                    Ok(size) => format!("the server kept {size} bytes of {sent} sent"),
-                    Err(e) => format!("{e}"),
-                };
-                deflate.upload_failed(&self.pool.endpoint().display(), &why);
-                self.store_once(path, data, deadline)
+        let sent = up.sent;
+        // The server's 226 does not prove a MODE Z upload whole (proftpd bug #1896). Any
+        // doubt, and it is sent again plain, as are all later uploads.
+        // verify_size turns MODE Z uploads off when it fails; a failed transfer does here,
+        // so the second attempt is plain (and there is no third).
+        let result = match up.end(copied) {
+            Ok(()) => verify_size(&self.pool, path, sent),
+            Err(e) => {
+                deflate.upload_failed(&self.pool.endpoint().display(), &e.to_string());
+                Err(e)
             }
+        };
+        match result {
+            Ok(()) => Ok(()),
+            Err(_) => self.store_once(path, data, deadline),
         }
     }
 
@@ -627,8 +627,13 @@ struct FtpUpload {
     lease: pool::Lease,
     op: Op,
     stream: Option<std::io::BufWriter<suppaftp::TransferStream<TlsStreamOf>>>,
-    /// Sent in `MODE Z`: the connection goes back to `MODE S` after the reply.
-    z: bool,
+    /// Sent in `MODE Z`, deflated on the way; the connection goes back to `MODE S` after
+    /// the reply.
+    z: Option<deflate::Deflater>,
+    /// Bytes given to the upload (before compression).
+    sent: u64,
+    /// A streamed upload in `MODE Z`: checked with `SIZE` at its end.
+    verify: Option<(Arc<Pool>, String)>,
 }
 
 impl FtpUpload {
@@ -649,7 +654,9 @@ impl FtpUpload {
             // mmap and munmap per upload, which a small file's upload felt, and big pieces
             // bypass the buffer anyway.
             stream: Some(std::io::BufWriter::with_capacity(64 * 1024, stream)),
-            z: false,
+            z: None,
+            sent: 0,
+            verify: None,
         })
     }
 
@@ -657,10 +664,24 @@ impl FtpUpload {
         self.stream.as_mut().expect("written until ended")
     }
 
+    /// Sends `data`, deflated in `MODE Z`.
+    fn put(&mut self, data: &[u8]) -> std::io::Result<()> {
+        let w = self.stream.as_mut().expect("written until ended");
+        self.sent += data.len() as u64;
+        match &mut self.z {
+            Some(d) => d.write(data, w),
+            None => std::io::Write::write_all(w, data),
+        }
+    }
+
     /// Sends a range of a local file: with `sendfile` on a plain data connection, through
     /// the writer (and TLS) otherwise.
     fn send_file(&mut self, file: &std::fs::File, offset: u64, len: u64) -> std::io::Result<()> {
         use std::io::Write;
+        if self.z.is_some() {
+            return crate::remote::read_pieces(file, offset, len, |e| e, |piece| self.put(piece));
+        }
+        self.sent += len;
         let w = self.stream.as_mut().expect("written until ended");
         w.flush()?;
         if let suppaftp::DataStream::Tcp(socket) = w.get_ref().get_ref() {
@@ -676,7 +697,12 @@ impl FtpUpload {
         use std::io::Write;
         let op = self.op;
         let mut w = self.stream.take().expect("ended once");
-        let sent = written.and_then(|()| w.flush());
+        let sent = written
+            .and_then(|()| match &mut self.z {
+                Some(d) => d.finish(&mut w),
+                None => Ok(()),
+            })
+            .and_then(|()| w.flush());
         // Flushed, or failed: any bytes still buffered are not going anywhere.
         let (mut stream, _) = w.into_parts();
         let extra = match sent.as_ref().map(|()| self.wait_taken(&stream)) {
@@ -707,7 +733,7 @@ impl FtpUpload {
             }
             r
         });
-        if self.z && !self.lease.is_broken() {
+        if self.z.is_some() && !self.lease.is_broken() {
             deflate::to_mode(&mut self.lease, false);
         }
         match (sent, finished) {
@@ -820,7 +846,7 @@ type TlsStreamOf = <suppaftp::RustlsConnector as suppaftp::TlsConnector>::Stream
 
 impl UploadStream for FtpUpload {
     fn write_all(&mut self, data: &[u8]) -> Result<()> {
-        let written = std::io::Write::write_all(self.writer(), data);
+        let written = self.put(data);
         written.map_err(|e| {
             self.lease.mark_broken();
             Error::from_io(self.op, e)
@@ -834,9 +860,58 @@ impl UploadStream for FtpUpload {
         })
     }
 
-    fn finish(self: Box<Self>) -> Result<()> {
-        self.end(Ok(()))
+    fn finish(mut self: Box<Self>) -> Result<()> {
+        let (verify, sent) = (self.verify.take(), self.sent);
+        let pool = verify.as_ref().map(|(pool, _)| Arc::clone(pool));
+        if let Err(e) = self.end(Ok(())) {
+            if let Some(pool) = pool {
+                let server = pool.endpoint().display();
+                pool.info().deflate.upload_failed(&server, &e.to_string());
+            }
+            return Err(e);
+        }
+        match verify {
+            Some((pool, path)) => verify_size(&pool, &path, sent),
+            None => Ok(()),
+        }
     }
+}
+
+/// Reads `r` to its end into the upload.
+fn read_into(r: &mut dyn std::io::Read, up: &mut FtpUpload) -> std::io::Result<()> {
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        match r.read(&mut buf) {
+            Ok(0) => return Ok(()),
+            Ok(n) => up.put(&buf[..n])?,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// After a `MODE Z` upload of `sent` bytes to `path`: `SIZE` must say the same. A wrong
+/// size, or none, turns `MODE Z` uploads off for the mount (one warning) and is an error,
+/// so that the caller sends the file again.
+fn verify_size(pool: &Arc<Pool>, path: &str, sent: u64) -> Result<()> {
+    let size = pool
+        .policy()
+        .run(&format_args!("size of {path}"), Repeat::Safe, |deadline| {
+            let mut lease = pool.checkout(Purpose::Meta, deadline)?;
+            lease.run(|c| c.ftp.size(path).map_err(|e| Error::from_ftp(Op::Stat, e)))
+        });
+    let why = match size {
+        Ok(n) if n as u64 == sent => return Ok(()),
+        Ok(n) => format!("the server kept {n} bytes of {sent} sent"),
+        Err(e) => format!("{e}"),
+    };
+    pool.info()
+        .deflate
+        .upload_failed(&pool.endpoint().display(), &why);
+    Err(Error::Protocol {
+        op: Op::Store,
+        detail: format!("MODE Z upload of {path} not verified: {why}"),
+    })
 }
 
 impl Drop for FtpUpload {
