@@ -26,8 +26,8 @@
 //!   overwritten by the plain upload; a streamed upload that fails is replaced by the
 //!   upload of the spool. Appends are always plain.
 //! - `MODE` is state of the control connection, and every other transfer on it (listings,
-//!   uploads) expects `MODE S`. A connection is switched to `MODE Z` right before its
-//!   `RETR` and back to `MODE S` when that transfer ends; one that cannot be switched back,
+//!   appends, reads at an offset) expects `MODE S`. A connection is switched to `MODE Z`
+//!   right before its `RETR` or `STOR` and back to `MODE S` when that transfer ends; one that cannot be switched back,
 //!   or is returned to the pool still in `MODE Z` for any reason, is closed rather than
 //!   reused (see the pool's `Lease`).
 //! - The compressed stream must end properly (zlib's own end marker and checksum): a data
