@@ -14,17 +14,16 @@
 //! - A download that starts elsewhere (a random read, a resumed transfer) is `MODE S`: the
 //!   meaning of `REST` under `MODE Z` is not agreed between servers, and a wrong byte is
 //!   worse than a slower read.
-//! - Uploads of whole files of at least [`UPLOAD_MIN`] bytes, and uploads streamed while
-//!   a big file is written, are compressed by the same rule (level 1: the link is what is
-//!   short), and verified: Debian 12's proftpd 1.3.8 mod_deflate corrupts, truncates or
+//! - Uploads of whole files of at least [`UPLOAD_MIN`] bytes are compressed by the same
+//!   rule (level 1: the link is what is short), and verified: Debian 12's proftpd 1.3.8 mod_deflate corrupts, truncates or
 //!   aborts `MODE Z` uploads while often still answering `226` (proftpd bug #1896, fixed
 //!   upstream in #1902; lftp and plain zlib clients hit it too). After the reply, `SIZE`
 //!   must give the number of bytes sent. An upload that fails, or whose size differs, or
 //!   cannot be checked, is sent again at once in `MODE S`, and so are all later uploads
 //!   of the mount (one warning). The check is made before the caller renames a
 //!   temporary upload into place, so a replaced file is never left corrupt; a new file is
-//!   overwritten by the plain upload; a streamed upload that fails is replaced by the
-//!   upload of the spool. Appends are always plain.
+//!   overwritten by the plain upload. Appends and uploads streamed while a file is written
+//!   are always plain (a compressed stream to that proftpd stalled rather than failed).
 //! - `MODE` is state of the control connection, and every other transfer on it (listings,
 //!   appends, reads at an offset) expects `MODE S`. A connection is switched to `MODE Z`
 //!   right before its `RETR` or `STOR` and back to `MODE S` when that transfer ends; one that cannot be switched back,
