@@ -151,6 +151,7 @@ pub struct MountArgs {
     /// Writes:
     ///   upload=atomic|inplace  replace through a temporary name, or STOR in place
     ///   allo                   ALLO with the size before each STOR
+    ///   compress=on|off|auto   MODE Z where offered; auto: once the link measured slow
     ///   spool_dir=DIR          where written data waits for upload
     ///   recovery_dir=DIR       where unsent data is kept when nobody can be told
     /// Access:

@@ -48,6 +48,8 @@ pub struct Config {
     pub listing: crate::ftp::ListingMode,
     /// Exact file times from `MDTM` on `LIST` listings (`-o exact_times=on|off`).
     pub exact_times: bool,
+    /// `MODE Z` for downloads (`-o compress=on|off|auto`).
+    pub compress: crate::ftp::deflate::Compress,
     /// A directory time the server cannot set fails (`-o strict_times`).
     pub strict_times: bool,
     pub spool_dir: PathBuf,
@@ -208,6 +210,7 @@ pub struct MountOpts {
     pub data: Option<crate::ftp::active::DataMode>,
     pub pasv_addr: Option<crate::ftp::active::PasvAddr>,
     pub exact_times: Option<bool>,
+    pub compress: Option<crate::ftp::deflate::Compress>,
     pub strict_times: bool,
     /// `host=NAME`: the virtual host to name with `HOST` (RFC 7151).
     pub vhost: Option<String>,
@@ -312,6 +315,15 @@ pub fn parse_mount_options(s: &str, opts: &mut MountOpts) -> Result<(), String> 
                     "on" => true,
                     "off" => false,
                     v => return Err(format!("exact_times must be on or off, not {v:?}")),
+                })
+            }
+            "compress" => {
+                use crate::ftp::deflate::Compress;
+                opts.compress = Some(match need()? {
+                    "on" => Compress::On,
+                    "off" => Compress::Off,
+                    "auto" => Compress::Auto,
+                    v => return Err(format!("compress must be on, off or auto, not {v:?}")),
                 })
             }
             "strict_times" => opts.strict_times = true,
@@ -450,6 +462,7 @@ impl Config {
             foreground: args.foreground,
             listing: o.listing.unwrap_or_default(),
             exact_times: o.exact_times.unwrap_or(true),
+            compress: o.compress.unwrap_or_default(),
             strict_times: o.strict_times,
             spool_dir: o
                 .spool_dir
@@ -808,6 +821,12 @@ mod tests {
         for bad in ["host=", "host=a b", "host=a\r\nUSER x"] {
             assert!(parse_mount_options(bad, &mut o).is_err(), "{bad}");
         }
+        parse_mount_options("compress=on", &mut o).unwrap();
+        assert_eq!(o.compress, Some(crate::ftp::deflate::Compress::On));
+        parse_mount_options("compress=off", &mut o).unwrap();
+        assert_eq!(o.compress, Some(crate::ftp::deflate::Compress::Off));
+        assert!(parse_mount_options("compress=yes", &mut o).is_err());
+        assert!(parse_mount_options("compress", &mut o).is_err());
         for bad in ["exact_times", "exact_times=yes"] {
             assert!(parse_mount_options(bad, &mut MountOpts::default()).is_err());
         }

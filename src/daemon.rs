@@ -109,7 +109,9 @@ pub fn serve(cfg: Config, notify: Option<OwnedFd>) -> ExitCode {
         &cfg.path,
         cfg.listing,
     ) {
-        Ok(r) => r.with_exact_times(cfg.exact_times),
+        Ok(r) => r
+            .with_exact_times(cfg.exact_times)
+            .with_compress(cfg.compress),
         Err(e) => return report(notify, &describe_connect_error(&cfg, &e)),
     };
     let fs = Arc::new(FtpFs::new(

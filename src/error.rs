@@ -30,6 +30,8 @@ pub enum Op {
     Rmdir,
     Chmod,
     SetTime,
+    /// A server-side copy (`SITE CPFR`/`SITE CPTO`).
+    Copy,
 }
 
 impl fmt::Display for Op {
@@ -48,6 +50,7 @@ impl fmt::Display for Op {
             Op::Rmdir => "rmdir",
             Op::Chmod => "chmod",
             Op::SetTime => "set mtime",
+            Op::Copy => "server-side copy",
         })
     }
 }

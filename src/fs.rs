@@ -16,6 +16,7 @@
 //!   at its previous open, so re-reading an unchanged file costs no transfer.
 
 mod attr;
+mod copy;
 pub mod handles;
 
 use std::collections::HashMap;

@@ -310,6 +310,11 @@ pub trait Remote: Send + Sync + 'static {
     /// Renames `from` to `to` (RNFR immediately followed by RNTO).
     fn rename(&self, from: &str, to: &str) -> Result<()>;
 
+    /// Copies the file `from` to `to` on the server, without its bytes passing through
+    /// us (`SITE CPFR`/`SITE CPTO`). [`crate::error::Error::Unsupported`] when the server
+    /// cannot (learned once); `to` is created or replaced.
+    fn copy(&self, from: &str, to: &str) -> Result<()>;
+
     /// Deletes the file `path` (DELE).
     fn delete(&self, path: &str) -> Result<()>;
 

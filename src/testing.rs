@@ -49,6 +49,9 @@ struct Shared {
     store_error: Mutex<Option<MakeError>>,
     /// Refuse RNTO onto an existing name with 553, as some servers do.
     refuse_rename_onto: std::sync::atomic::AtomicBool,
+    pub copies: AtomicUsize,
+    /// The server has no server-side copy, as most do not.
+    no_copy: std::sync::atomic::AtomicBool,
 }
 
 fn entry(name: &str, kind: Kind, size: u64) -> RemoteEntry {
@@ -194,6 +197,16 @@ impl MemRemote {
         self.inner.entries.lock().keys().cloned().collect()
     }
 
+    /// Server-side copies asked for (refused ones included).
+    pub fn copy_calls(&self) -> usize {
+        self.inner.copies.load(Ordering::SeqCst)
+    }
+
+    /// Makes the server refuse server-side copies, as most servers do.
+    pub fn without_copy(&self, on: bool) {
+        self.inner.no_copy.store(on, Ordering::SeqCst);
+    }
+
     pub fn store_calls(&self) -> usize {
         self.inner.stores.load(Ordering::SeqCst)
     }
@@ -246,6 +259,18 @@ impl Remote for MemRemote {
             path: path.to_string(),
             data: Vec::new(),
         })))
+    }
+
+    fn copy(&self, from: &str, to: &str) -> Result<()> {
+        self.inner.copies.fetch_add(1, Ordering::SeqCst);
+        self.fault("copy", from)?;
+        if self.inner.no_copy.load(Ordering::SeqCst) {
+            return Err(Error::Unsupported);
+        }
+        let data = self.content(from).ok_or_else(|| Self::missing(Op::Copy))?;
+        self.need_parent(to, Op::Copy)?;
+        self.add_file(to, &data);
+        Ok(())
     }
 
     fn rename(&self, from: &str, to: &str) -> Result<()> {

@@ -22,6 +22,7 @@
 //! attributes and reads and calls in here through [`Writes`].
 
 pub mod atomic;
+mod copy;
 pub mod spool;
 pub mod streaming;
 

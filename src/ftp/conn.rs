@@ -116,6 +116,8 @@ pub struct Caps {
     pub mdtm: bool,
     /// Data connections are active (`PORT`/`EPRT`), as chosen by [`super::active::choose`].
     pub active: bool,
+    /// `MODE Z` is in `FEAT` (deflate on data connections, see [`super::deflate`]).
+    pub mode_z: bool,
     /// Which of [`MLST_FACTS`] (bit i for fact i) the server offers, when `OPTS MLST` must
     /// ask for them; 0 when it needs not be sent.
     pub mlst_opts: u8,
@@ -188,6 +190,8 @@ pub enum Capability {
     Chmod { dir: bool },
     /// Setting a time (`MFMT`, or vsftpd's `MDTM time path`) on a file or a directory.
     SetTime { dir: bool },
+    /// Server-side copy, `SITE CPFR` then `SITE CPTO` (proftpd's mod_copy; rarely in `FEAT`).
+    Copy,
 }
 
 impl Capability {
@@ -202,6 +206,7 @@ impl Capability {
             (Capability::SetTime { .. }, true) => "setting times",
             (Capability::SetTime { dir: false }, false) => "setting a file's time",
             (Capability::SetTime { dir: true }, false) => "setting a directory's time",
+            (Capability::Copy, _) => "server-side copies (SITE CPFR/CPTO); copies go through ftpfs",
         }
     }
 }
@@ -242,6 +247,8 @@ pub struct ServerInfo {
     tls_refused: AtomicBool,
     /// The clear-text password warning was logged.
     warned_clear: AtomicBool,
+    /// `-o compress=` and what decides it (see [`super::deflate`]).
+    pub deflate: super::deflate::Deflate,
 }
 
 impl ServerInfo {
@@ -303,6 +310,9 @@ pub struct Conn {
     /// every later transfer of the session instead of the next one only, so a transfer from
     /// byte 0 on such a connection must send `REST 0` first or it gets the wrong bytes.
     pub rest_used: bool,
+    /// `MODE Z` is in force on this connection (only during a compressed download: a
+    /// connection in the pool is in `MODE S`, see [`super::deflate`]).
+    pub mode_z: bool,
     /// The sockets, for deadlines and for noticing a connection the server closed.
     pub sockets: Arc<Sockets>,
     /// The TLS sessions this connection's data connections resume (see [`super::tls`]).
@@ -476,6 +486,7 @@ impl Conn {
             secure,
             caps,
             rest_used: false,
+            mode_z: false,
             sockets: Arc::clone(sockets),
             sessions,
             active: caps.active.then_some(timeout),

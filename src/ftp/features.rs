@@ -104,6 +104,11 @@ pub(super) fn caps_from_feat(ftp: &mut Ftp, feat: Feat, server: &str) -> Caps {
         mlst_opts: feats.get("MLST").map_or(0, |l| mlst_opts_from_feat(l)),
         host: feats.contains_key("HOST"),
         active: false,
+        mode_z: feats.get("MODE").is_some_and(|modes| {
+            modes
+                .split_whitespace()
+                .any(|m| m.eq_ignore_ascii_case("Z"))
+        }),
     }
 }
 

@@ -314,9 +314,18 @@ impl Lease {
             .expect("a lease holds its connection until dropped")
     }
 
+    /// What is known about the server this connection is to.
+    pub fn pool_info(&self) -> &ServerInfo {
+        self.pool.info()
+    }
+
     /// The longest wait on a silent server (`-o timeout`).
     pub fn timeout(&self) -> Duration {
         self.pool.endpoint.timeout
+    }
+
+    pub fn is_broken(&self) -> bool {
+        self.broken
     }
 
     /// The connection is out of sync or dead: do not hand it out again.
@@ -372,7 +381,8 @@ impl Drop for Lease {
             st.transfers -= 1;
         }
         match conn {
-            Some(conn) if !self.broken => st.idle.push(conn),
+            // One left in MODE Z would compress the next listing or upload: never reused.
+            Some(conn) if !self.broken && !conn.mode_z => st.idle.push(conn),
             _ => st.total -= 1,
         }
         drop(st);

@@ -40,7 +40,7 @@ use std::sync::{Arc, Weak};
 use std::time::Instant;
 
 use parking_lot::Mutex;
-use suppaftp::{FtpError, FtpResult, TlsStream, TransferStream};
+use suppaftp::{FtpError, FtpResult, Status, TlsStream, TransferStream};
 
 use super::conn::Capability;
 use super::pool::{Lease, Pool, Purpose, Reclaim, Reclaimed};
@@ -94,6 +94,11 @@ struct Stream {
     pos: u64,
     /// Whether the server takes `REST`, so a restart anywhere is cheap.
     rest: bool,
+    /// In `MODE Z` (see [`super::deflate`]); else a plain one, whose rate is measured.
+    z: bool,
+    start: u64,
+    /// Time spent waiting in reads of this stream: the link's, not the reader's pauses.
+    busy: std::time::Duration,
 }
 
 impl FtpReader {
@@ -285,7 +290,9 @@ impl Inner {
         let pos = s.pos;
         let guard = s.lease.conn().guard(deadline);
         let transfer = s.transfer.as_mut().expect("an open stream has a transfer");
+        let began = Instant::now();
         let r = transfer.read(out);
+        s.busy += began.elapsed();
         let timed_out = |s: &mut Stream, e: Error| {
             if s.lease.conn().sockets.fired() {
                 Error::Timeout { op: Op::Retr }
@@ -335,6 +342,26 @@ impl Inner {
             return Err(Error::NoRandomAccess);
         };
         let path = &self.path;
+        // From byte 0 only: REST under MODE Z is not agreed between servers.
+        let z = start == 0 && lease.conn().caps.mode_z && info.deflate.wanted();
+        if z {
+            let switched = lease.run(|c| {
+                c.ftp
+                    .custom_command("MODE Z", &[Status::CommandOk])
+                    .map_err(|e| Error::from_ftp(Op::Retr, e))?;
+                c.mode_z = true;
+                Ok(())
+            });
+            match switched {
+                Ok(()) => {}
+                Err(e @ Error::Reply { .. }) => {
+                    info.deflate.refused(&e.to_string());
+                    drop(lease);
+                    return self.open_at(pos, deadline);
+                }
+                Err(e) => return Err(e),
+            }
+        }
         let transfer = lease.run(|c| {
             if start > 0 {
                 // suppaftp sends it right before RETR (after EPSV), as RFC 3659 asks.
@@ -352,7 +379,13 @@ impl Inner {
             super::active::adopt(c, &stream);
             Ok(stream)
         });
-        let transfer = match transfer {
+        let transfer: Box<dyn Transfer> = match transfer {
+            // The connection goes back in MODE S, or is not reused (see the pool's Lease).
+            Err(e) if z => {
+                let _ = back_to_mode_s(&mut lease);
+                return Err(e);
+            }
+            Ok(t) if z => Box::new(Inflating(super::deflate::Inflate::new(t))),
             Err(e) if start > 0 && refuses_rest(&e) => {
                 // Learned, and the same read again without REST (from 0, or ESPIPE).
                 info.learn(&[Capability::Rest], &e, &self.pool.endpoint().display());
@@ -361,14 +394,20 @@ impl Inner {
                 drop(lease);
                 return self.open_at(pos, deadline);
             }
-            r => r?,
+            r => Box::new(r?),
         };
-        log::debug!("RETR {path} from {start}");
+        log::debug!(
+            "RETR {path} from {start}{}",
+            if z { " in MODE Z" } else { "" }
+        );
         Ok(Stream {
             lease,
-            transfer: Some(Box::new(transfer)),
+            transfer: Some(transfer),
             pos: start,
             rest,
+            z,
+            start,
+            busy: std::time::Duration::ZERO,
         })
     }
 }
@@ -407,7 +446,11 @@ impl Stream {
     fn close(mut self) -> Option<Lease> {
         let transfer = self.transfer.take()?;
         self.lease.conn().sockets.end_data();
-        match transfer.finish() {
+        let finished = transfer.finish();
+        if self.z && back_to_mode_s(&mut self.lease).is_err() {
+            return None;
+        }
+        match finished {
             Ok(()) => Some(self.lease),
             Err(FtpError::UnexpectedResponse(r))
                 if (400..600).contains(&r.status.code())
@@ -427,7 +470,15 @@ impl Stream {
     fn finish_in_place(&mut self) -> Result<()> {
         let transfer = self.transfer.take().expect("finish is called once");
         self.lease.conn().sockets.end_data();
-        match transfer.finish() {
+        let finished = transfer.finish();
+        if self.z {
+            // A connection that stays in MODE Z is closed by the pool; the file is whole.
+            let _ = back_to_mode_s(&mut self.lease);
+        } else if finished.is_ok() {
+            let info = self.lease.pool_info();
+            info.deflate.measured(self.pos - self.start, self.busy);
+        }
+        match finished {
             Ok(()) => Ok(()),
             Err(e) => {
                 let err = Error::from_ftp(Op::Retr, e);
@@ -444,6 +495,40 @@ impl Stream {
 /// An open download, plain or (later) TLS: bytes to read, then the server's final reply.
 trait Transfer: Read + Send {
     fn finish(self: Box<Self>) -> FtpResult<()>;
+}
+
+/// A download in `MODE Z`: the file's bytes inflated from the data connection.
+struct Inflating<T: TlsStream + Send>(super::deflate::Inflate<TransferStream<T>>);
+
+impl<T: TlsStream + Send> Read for Inflating<T> {
+    fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
+        self.0.read(out)
+    }
+}
+
+impl<T: TlsStream + Send> Transfer for Inflating<T> {
+    fn finish(self: Box<Self>) -> FtpResult<()> {
+        self.0.into_inner().finish()
+    }
+}
+
+/// `MODE S` again after a compressed transfer. A connection that cannot be switched back is
+/// marked broken, so that no later transfer runs on it in the wrong mode.
+fn back_to_mode_s(lease: &mut Lease) -> Result<()> {
+    // Each wait is bounded by the socket timeouts; the lease's deadline may be long past
+    // after a long transfer.
+    let r = lease.run_unbounded(|c| {
+        c.ftp
+            .custom_command("MODE S", &[Status::CommandOk])
+            .map_err(|e| Error::from_ftp(Op::Retr, e))?;
+        c.mode_z = false;
+        Ok(())
+    });
+    if let Err(e) = &r {
+        log::debug!("MODE S after a compressed download failed ({e}); connection closed");
+        lease.mark_broken();
+    }
+    r
 }
 
 impl<T: TlsStream + Send> Transfer for TransferStream<T> {

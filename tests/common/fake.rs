@@ -83,6 +83,10 @@ pub struct FakeOpts {
     /// Commands answered with this reply, sent verbatim (CRLFs included): RFC 2228's
     /// protected `6xx` replies, codes no RFC defines.
     pub replies: Vec<(&'static str, &'static str)>,
+    /// `MODE Z` in `FEAT` and taken, but a `STOR` keeps the bytes as they arrive and says
+    /// `226`: a server that mangles compressed uploads while reporting success (proftpd bug
+    /// #1896). `SIZE` tells the stored length.
+    pub broken_mode_z: bool,
 }
 
 pub struct FakeServer {
@@ -247,9 +251,20 @@ fn session(sock: TcpStream, o: &FakeOpts, log: &Mutex<Vec<String>>) -> std::io::
                 if o.mdtm {
                     write!(out, " MDTM\r\n")?;
                 }
+                if o.broken_mode_z {
+                    write!(out, " MODE Z\r\n SIZE\r\n")?;
+                }
                 write!(out, "211 End\r\n")?;
             }
             "OPTS" | "TYPE" | "NOOP" => write!(out, "200 ok\r\n")?,
+            "MODE" if o.broken_mode_z => write!(out, "200 mode set\r\n")?,
+            "SIZE" if o.broken_mode_z => {
+                let name = arg.trim_start_matches('/');
+                match o.stored.lock().unwrap().get(name) {
+                    Some(d) => write!(out, "213 {}\r\n", d.len())?,
+                    None => write!(out, "550 {arg}: No such file\r\n")?,
+                }
+            }
             "MDTM" if o.mdtm => {
                 std::thread::sleep(o.mdtm_delay);
                 let name = arg.rsplit('/').next().unwrap_or("");

@@ -569,7 +569,9 @@ pub const PROFTPD: &str = "/opt/ftpfs-test/proftpd";
 /// and an ExtendedLog of every command with its reply code ([`Server::command_log`]).
 /// Its defaults are left as Debian ships them where they matter to ftpfs: `APPE` and `REST`
 /// for uploads are refused (`AllowStoreRestart off`). mod_copy (`SITE CPFR/CPTO`) is
-/// loaded, as Debian's packaged configuration does.
+/// loaded, as Debian's packaged configuration does, and mod_deflate with `DeflateEngine on`
+/// (`MODE Z`, which ftpfs uses for downloads only with `-o compress`, or once a link
+/// measured slow: never on loopback).
 fn start_proftpd(root: &Path, port: u16, work: &Path) -> Child {
     use std::os::unix::process::CommandExt;
     // SAFETY: plain syscalls without arguments.
@@ -595,6 +597,7 @@ Port {port}
 UseIPv6 off
 ModulePath {PROFTPD}/usr/lib/proftpd
 LoadModule mod_copy.c
+LoadModule mod_deflate.c
 ScoreboardFile {w}/scoreboard
 PidFile {w}/proftpd.pid
 DelayTable none
@@ -618,6 +621,9 @@ Umask 022
 MaxInstances 200
 LogFormat commands "%m %J %s"
 ExtendedLog {w}/commands.log ALL commands
+<IfModule mod_deflate.c>
+  DeflateEngine on
+</IfModule>
 <Directory />
   AllowOverwrite on
 </Directory>
