@@ -21,7 +21,8 @@
 //! - [`ftp`]: the FTP implementation: `conn` (connect, login, capabilities), `active`
 //!   (passive or active data connections, decided once per mount), `pool`,
 //!   `listing` (MLSD and LIST parsers), `mdtm` (exact times for LIST listings, pipelined),
-//!   `reader` (REST+RETR streams), `retry` (the one retry loop, for commands and reads),
+//!   `reader` (REST+RETR streams), `upload` (STOR/APPE streams and their end), `deflate`
+//!   (MODE Z), `retry` (the one retry loop, for commands and reads),
 //!   `reply` (replies read as RFC 959 says, `PWD`), `features` (what `FEAT` says or probes
 //!   find; `HOST`).
 //! - The process around it: `main.rs` parses, starts logging and dispatches; [`daemon`] is
