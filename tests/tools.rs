@@ -14,7 +14,7 @@ mod common;
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -532,82 +532,12 @@ fn listing_with_list_gets_exact_times_from_pipelined_mdtm() {
     }
 }
 
-/// A CA and a `localhost` server certificate it signed (key and certificate in one file,
-/// as pure-ftpd takes them); `None` without openssl, unless servers are required.
-fn tls_pki(dir: &Path) -> Option<(PathBuf, PathBuf)> {
-    let run = |args: &[&str]| {
-        Command::new("openssl")
-            .args(args)
-            .current_dir(dir)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success())
-    };
-    std::fs::write(
-        dir.join("ext.cnf"),
-        "subjectAltName=DNS:localhost\nbasicConstraints=CA:FALSE\n",
-    )
-    .unwrap();
-    let ok = run(&[
-        "req",
-        "-x509",
-        "-newkey",
-        "rsa:2048",
-        "-nodes",
-        "-keyout",
-        "ca.key",
-        "-out",
-        "ca.pem",
-        "-days",
-        "2",
-        "-subj",
-        "/CN=ftpfs test CA",
-    ]) && run(&[
-        "req",
-        "-newkey",
-        "rsa:2048",
-        "-nodes",
-        "-keyout",
-        "server.key",
-        "-out",
-        "server.csr",
-        "-subj",
-        "/CN=localhost",
-    ]) && run(&[
-        "x509",
-        "-req",
-        "-in",
-        "server.csr",
-        "-CA",
-        "ca.pem",
-        "-CAkey",
-        "ca.key",
-        "-CAcreateserial",
-        "-out",
-        "server.pem",
-        "-days",
-        "2",
-        "-extfile",
-        "ext.cnf",
-    ]);
-    if !ok {
-        assert!(!require_servers(), "openssl could not make certificates");
-        eprintln!("SKIP: openssl could not make certificates");
-        return None;
-    }
-    let mut both = std::fs::read(dir.join("server.key")).unwrap();
-    both.extend(std::fs::read(dir.join("server.pem")).unwrap());
-    std::fs::write(dir.join("both.pem"), both).unwrap();
-    Some((dir.join("ca.pem"), dir.join("both.pem")))
-}
-
 /// Over TLS the control socket is not ours to write, so `MDTM` goes one command at a time
 /// through suppaftp: slower, still exact (pure-ftpd with TLS required, `listing=list`).
 #[test]
 fn over_tls_list_listings_get_exact_times_one_command_at_a_time() {
     let pki = tempfile::tempdir().unwrap();
-    let Some((ca, both)) = tls_pki(pki.path()) else {
+    let Some((ca, both)) = make_pki(pki.path()) else {
         return;
     };
     let root = tempfile::tempdir().unwrap();
