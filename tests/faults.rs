@@ -526,10 +526,16 @@ fn a_host_name_whose_dns_never_answers_fails_within_the_timeout() {
     let start = Instant::now();
     let out = Command::new("unshare")
         .args(["-m", "sh", "-c"])
-        .arg(r#"mount --bind "$1" /etc/resolv.conf && exec "$2" mount "$3" "$4" -o timeout=2"#)
+        .arg(r#"mount --bind "$1" /etc/resolv.conf && exec "$2" mount "$3" "$4" -o "$5""#)
         .args(["sh", &resolv.to_string_lossy(), env!("CARGO_BIN_EXE_ftpfs")])
         .arg("ftp://alice@ftp.example.org:2121/")
         .arg(&mnt)
+        // Its own spool and recovery directories: the spool is made before connecting, and
+        // must not land in the invoking user's home.
+        .arg(format!(
+            "timeout=2,spool_dir={0}/spool,recovery_dir={0}/recovered",
+            dir.path().display()
+        ))
         .env("FTPFS_PASSWORD", PASSWORD)
         .output()
         .unwrap();
