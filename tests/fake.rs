@@ -7,37 +7,12 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::fake::{FakeOpts, FakeServer, Greeting};
-use ftpfs::config::Secret;
 use ftpfs::error::Error;
-use ftpfs::ftp::conn::Endpoint;
-use ftpfs::ftp::retry::Policy;
 use ftpfs::ftp::{FtpRemote, ListingMode};
 use ftpfs::remote::{Remote, RemoteReader};
 
-/// Short waits, so that faults end quickly: 2 s per wait, 4 s per operation.
-fn endpoint(server: &FakeServer) -> Endpoint {
-    Endpoint {
-        host: "127.0.0.1".into(),
-        port: server.port,
-        user: "alice".into(),
-        password: Secret::new("pw"),
-        timeout: Duration::from_secs(2),
-        policy: Policy {
-            retries: 3,
-            max_delay: Duration::from_millis(200),
-            deadline: Duration::from_secs(4),
-        },
-        tls: ftpfs::ftp::tls::Tls::off(),
-        limit_recheck: ftpfs::ftp::pool::DEFAULT_LIMIT_RECHECK,
-        keepalive: ftpfs::ftp::conn::DEFAULT_KEEPALIVE,
-        data: Default::default(),
-        pasv_addr: Default::default(),
-        dialogue: Default::default(),
-    }
-}
-
 fn try_connect(server: &FakeServer, connections: usize) -> Result<FtpRemote, Error> {
-    FtpRemote::connect(endpoint(server), connections, "", ListingMode::Auto)
+    FtpRemote::connect(server.endpoint(), connections, "", ListingMode::Auto)
 }
 
 fn connect(server: &FakeServer, connections: usize) -> FtpRemote {

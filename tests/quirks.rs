@@ -15,9 +15,6 @@ use std::time::{Duration, Instant};
 
 use common::fake::{FakeOpts, FakeServer};
 use common::*;
-use ftpfs::config::Secret;
-use ftpfs::ftp::conn::Endpoint;
-use ftpfs::ftp::retry::Policy;
 use ftpfs::ftp::{FtpRemote, ListingMode};
 use ftpfs::remote::Remote;
 
@@ -359,28 +356,6 @@ fn allo_announces_each_upload_to_a_server_that_requires_it() {
     assert!(server.command_log().contains("ALLO 26000"));
 }
 
-/// The scripted server's endpoint: short waits.
-fn endpoint(server: &FakeServer) -> Endpoint {
-    Endpoint {
-        host: "127.0.0.1".into(),
-        port: server.port,
-        user: "alice".into(),
-        password: Secret::new("pw"),
-        timeout: Duration::from_secs(2),
-        policy: Policy {
-            retries: 3,
-            max_delay: Duration::from_millis(200),
-            deadline: Duration::from_secs(4),
-        },
-        tls: ftpfs::ftp::tls::Tls::off(),
-        limit_recheck: ftpfs::ftp::pool::DEFAULT_LIMIT_RECHECK,
-        keepalive: ftpfs::ftp::conn::DEFAULT_KEEPALIVE,
-        data: Default::default(),
-        pasv_addr: Default::default(),
-        dialogue: Default::default(),
-    }
-}
-
 #[test]
 fn a_greeting_with_other_codes_inside_is_read_to_its_end() {
     let opts = FakeOpts {
@@ -389,7 +364,7 @@ fn a_greeting_with_other_codes_inside_is_read_to_its_end() {
         ..Default::default()
     };
     let s = FakeServer::start(opts);
-    let r = FtpRemote::connect(endpoint(&s), 1, "", ListingMode::Auto).unwrap();
+    let r = FtpRemote::connect(s.endpoint(), 1, "", ListingMode::Auto).unwrap();
     assert_eq!(r.list("").unwrap().len(), 1);
 }
 
@@ -409,7 +384,7 @@ fn protected_and_unknown_reply_codes_are_eproto_and_the_dialogue_stays_in_step()
     };
     opts.listing = vec!["-rw-r--r-- 1 a b 3 Jan  1  2020 f".into()];
     let s = FakeServer::start(opts);
-    let r = FtpRemote::connect(endpoint(&s), 1, "", ListingMode::Auto).unwrap();
+    let r = FtpRemote::connect(s.endpoint(), 1, "", ListingMode::Auto).unwrap();
     type Op<'a> = &'a dyn Fn() -> Result<(), ftpfs::error::Error>;
     let ops: [(&str, Op); 3] = [
         ("mkdir", &|| r.mkdir("d")),

@@ -102,6 +102,29 @@ impl Drop for FakeServer {
 }
 
 impl FakeServer {
+    /// How the FTP remote reaches it, with short waits so that faults end quickly: 2 s per
+    /// wait, 4 s per operation, 3 retries.
+    pub fn endpoint(&self) -> ftpfs::ftp::conn::Endpoint {
+        ftpfs::ftp::conn::Endpoint {
+            host: "127.0.0.1".into(),
+            port: self.port,
+            user: "alice".into(),
+            password: ftpfs::secret::Secret::new("pw"),
+            timeout: Duration::from_secs(2),
+            policy: ftpfs::ftp::retry::Policy {
+                retries: 3,
+                max_delay: Duration::from_millis(200),
+                deadline: Duration::from_secs(4),
+            },
+            tls: ftpfs::ftp::tls::Tls::off(),
+            limit_recheck: ftpfs::ftp::pool::DEFAULT_LIMIT_RECHECK,
+            keepalive: ftpfs::ftp::conn::DEFAULT_KEEPALIVE,
+            data: Default::default(),
+            pasv_addr: Default::default(),
+            dialogue: Default::default(),
+        }
+    }
+
     pub fn start(opts: FakeOpts) -> FakeServer {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         listener.set_nonblocking(true).unwrap();
