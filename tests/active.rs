@@ -124,12 +124,7 @@ fn a_server_refusing_passive_mode_is_mounted_in_active_mode_and_used() {
     );
     assert!(log.contains("refuses passive mode (EPSV: 500"), "{log}");
     let commands = commands_of(&server);
-    let count = |c: &str| {
-        commands
-            .lines()
-            .filter(|l| l.split(' ').next() == Some(c))
-            .count()
-    };
+    let count = |verb: &str| count_of(&commands, verb);
     // Asked once each, at the first connection; every transfer then went through PORT.
     assert_eq!((count("EPSV"), count("PASV")), (1, 1), "{commands}");
     assert!(count("PORT") >= 8, "{commands}");
@@ -286,12 +281,7 @@ fn a_server_whose_passive_port_cannot_be_reached_is_used_in_active_mode() {
     );
     assert!(log.contains("using active data connections"), "{log}");
     let commands = commands_of(&server);
-    let count = |c: &str| {
-        commands
-            .lines()
-            .filter(|l| l.split(' ').next() == Some(c))
-            .count()
-    };
+    let count = |verb: &str| count_of(&commands, verb);
     assert_eq!((count("EPSV"), count("PASV")), (1, 0), "{commands}");
     assert!(count("PORT") >= 8, "{commands}");
 }
@@ -332,12 +322,7 @@ fn data_active_on_proftpd_sends_port_for_every_transfer() {
     let m = Mount::new(&server, &["data=active"]);
     use_the_mount(m.path(), data.path());
     let commands = server.command_log();
-    let count = |c: &str| {
-        commands
-            .lines()
-            .filter(|l| l.split(' ').next() == Some(c))
-            .count()
-    };
+    let count = |verb: &str| count_of(&commands, verb);
     assert_eq!((count("EPSV"), count("PASV")), (0, 0), "{commands}");
     let transfers: usize = ["RETR", "STOR", "APPE", "MLSD", "LIST"]
         .iter()
@@ -356,4 +341,12 @@ fn commands_of(server: &Server) -> String {
         .map(|l| l.split_once(' ').map_or(l, |(_, rest)| rest))
         .map(|l| format!("{l}\n"))
         .collect()
+}
+
+/// How many lines of a `COMMAND ARGUMENT` log start with `verb`.
+fn count_of(commands: &str, verb: &str) -> usize {
+    commands
+        .lines()
+        .filter(|l| l.split(' ').next() == Some(verb))
+        .count()
 }

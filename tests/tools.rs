@@ -156,10 +156,10 @@ fn secs(t: SystemTime) -> u64 {
     t.duration_since(UNIX_EPOCH).unwrap().as_secs()
 }
 
-#[test]
-fn cp_tar_and_rsync_twice_into_pure_ftpd() {
+/// The tools through a mount of a server of `kind` that keeps modes and file times.
+fn tools_on(kind: ServerKind) {
     let root = tempfile::tempdir().unwrap();
-    let Some(server) = Server::start(ServerKind::PureFtpd, root.path()) else {
+    let Some(server) = Server::start(kind, root.path()) else {
         return;
     };
     if !rsync_installed() {
@@ -170,16 +170,13 @@ fn cp_tar_and_rsync_twice_into_pure_ftpd() {
 }
 
 #[test]
+fn cp_tar_and_rsync_twice_into_pure_ftpd() {
+    tools_on(ServerKind::PureFtpd);
+}
+
+#[test]
 fn cp_tar_and_rsync_twice_into_pyftpdlib() {
-    let root = tempfile::tempdir().unwrap();
-    let Some(server) = Server::start(ServerKind::Pyftpdlib, root.path()) else {
-        return;
-    };
-    if !rsync_installed() {
-        return;
-    }
-    let m = Mount::new(&server, &[TTL]);
-    tools_write_everything(m.path(), root.path());
+    tools_on(ServerKind::Pyftpdlib);
 }
 
 /// libunftp (its filesystem back end) can set neither a time nor a mode: `MFMT` and
