@@ -143,6 +143,8 @@ pub struct MountArgs {
     ///   data=auto|passive|active  auto: passive, active when the server refuses passive
     ///                          mode or its passive ports cannot be reached
     ///   pasv_addr=fix|trust    trust: use a private address in a 227 reply as it is
+    ///   active_addr=IP         active mode: the address announced (a client behind NAT)
+    ///   active_ports=LOW:HIGH  active mode: listen only on these ports
     /// Listings and times:
     ///   dir_cache_ttl=SECS     how long a listing is trusted (default 30)
     ///   listing=auto|list      list: use LIST even when MLSD is offered

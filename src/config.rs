@@ -214,6 +214,10 @@ pub struct MountOpts {
     pub listing: Option<crate::ftp::ListingMode>,
     pub data: Option<crate::ftp::active::DataMode>,
     pub pasv_addr: Option<crate::ftp::active::PasvAddr>,
+    /// `active_addr=IP`: the address active mode announces.
+    pub active_addr: Option<std::net::IpAddr>,
+    /// `active_ports=LOW:HIGH`: the ports active mode listens on.
+    pub active_ports: Option<(u16, u16)>,
     pub exact_times: Option<bool>,
     pub compress: Option<crate::ftp::deflate::Compress>,
     pub strict_times: bool,
@@ -315,6 +319,21 @@ pub fn parse_mount_options(s: &str, opts: &mut MountOpts) -> Result<(), String> 
             }
             "data" => opts.data = Some(crate::ftp::active::DataMode::parse(need()?)?),
             "pasv_addr" => opts.pasv_addr = Some(crate::ftp::active::PasvAddr::parse(need()?)?),
+            "active_addr" => {
+                let v = need()?;
+                // An IPv6 literal may come bracketed, as in URLs.
+                let bare = v.trim_start_matches('[').trim_end_matches(']');
+                let ip: std::net::IpAddr = bare
+                    .parse()
+                    .map_err(|_| format!("active_addr must be an IP address, not {v:?}"))?;
+                if ip.is_unspecified() || ip.is_multicast() {
+                    return Err(format!("active_addr must be a unicast address, not {v:?}"));
+                }
+                opts.active_addr = Some(ip);
+            }
+            "active_ports" => {
+                opts.active_ports = Some(crate::ftp::active::Listen::parse_ports(need()?)?)
+            }
             "exact_times" => {
                 opts.exact_times = Some(match need()? {
                     "on" => true,
@@ -387,6 +406,10 @@ impl Config {
                 .unwrap_or(crate::ftp::conn::DEFAULT_KEEPALIVE),
             data: o.data.unwrap_or_default(),
             pasv_addr: o.pasv_addr.unwrap_or_default(),
+            listen: crate::ftp::active::Listen {
+                addr: o.active_addr,
+                ports: o.active_ports,
+            },
             dialogue: crate::ftp::conn::Dialogue {
                 host: o.vhost.clone(),
                 allo: o.allo,
@@ -557,6 +580,23 @@ mod tests {
             (Some(DataMode::Passive), Some(PasvAddr::Fix))
         );
         for bad in ["data", "data=port", "pasv_addr=keep", "pasv_addr"] {
+            assert!(parse_mount_options(bad, &mut o).is_err(), "{bad}");
+        }
+        parse_mount_options("active_addr=203.0.113.9,active_ports=40000:40099", &mut o).unwrap();
+        assert_eq!(o.active_addr, Some("203.0.113.9".parse().unwrap()));
+        assert_eq!(o.active_ports, Some((40000, 40099)));
+        parse_mount_options("active_addr=[2001:db8::1],active_ports=5000-5000", &mut o).unwrap();
+        assert_eq!(o.active_addr, Some("2001:db8::1".parse().unwrap()));
+        assert_eq!(o.active_ports, Some((5000, 5000)));
+        for bad in [
+            "active_addr=nat.example.org",
+            "active_addr=0.0.0.0",
+            "active_addr=224.0.0.1",
+            "active_ports=40000",
+            "active_ports=0:10",
+            "active_ports=50000:40000",
+            "active_ports=40000:70000",
+        ] {
             assert!(parse_mount_options(bad, &mut o).is_err(), "{bad}");
         }
     }

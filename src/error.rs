@@ -231,6 +231,9 @@ impl Error {
                     || *code == 120
                     || self.is_tls_reuse_refusal()
             }
+            // Every port of `-o active_ports` busy: the listener failed before the command
+            // was sent, so any operation may be repeated; ports free up as transfers end.
+            Error::Network { source, .. } if source.kind() == io::ErrorKind::AddrInUse => true,
             Error::Network { op, .. } | Error::Timeout { op } => {
                 idempotent || matches!(op, Op::Connect | Op::Login)
             }
@@ -261,7 +264,7 @@ impl Error {
     /// An OS error about the file (`550 f: Permission denied`, `Operation not permitted`,
     /// `No such file or directory`) is about that file only, and so is a reply without a
     /// code of failure. This is what the FTP remote learns once per mount (see
-    /// `ftp::conn::Capability`).
+    /// `ftp::caps::Capability`).
     pub fn refuses_command(&self) -> bool {
         let Error::Reply { code, text, .. } = self else {
             return false;
@@ -364,6 +367,10 @@ impl Error {
                 .or_else(|| upload_write_failure(*op, *code, text))
                 .or_else(|| lasting_refusal(*code, text))
                 .unwrap_or_else(|| reply_errno(*op, *code)),
+            // No free port in `-o active_ports`: the only local cause worth its own errno.
+            Error::Network { source, .. } if source.kind() == io::ErrorKind::AddrInUse => {
+                libc::EADDRINUSE
+            }
             Error::Network { .. } => libc::EIO,
             Error::Timeout { .. } => libc::ETIMEDOUT,
             Error::Protocol { .. } => libc::EPROTO,

@@ -18,8 +18,9 @@
 //!   flush, fsync, release and recovery.
 //! - [`remote`]: the `Remote` trait, the seam tests use to inject faults (`testing`, an
 //!   in-memory `Remote` behind the `testing` feature, which the crate's own tests turn on).
-//! - [`ftp`]: the FTP implementation: `conn` (connect, login, capabilities), `active`
-//!   (passive or active data connections, decided once per mount), `pool`,
+//! - [`ftp`]: the FTP implementation: `conn` (connect, login, what the first connection
+//!   asks), `caps` (what the server can do, learned once per mount), `active` (passive or
+//!   active data connections, decided once per mount; the active listener), `pool`,
 //!   `listing` (MLSD and LIST parsers), `mdtm` (exact times for LIST listings, pipelined),
 //!   `reader` (REST+RETR streams), `upload` (STOR/APPE streams and their end), `deflate`
 //!   (MODE Z), `retry` (the one retry loop, for commands and reads),

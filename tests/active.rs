@@ -125,9 +125,11 @@ fn a_server_refusing_passive_mode_is_mounted_in_active_mode_and_used() {
     assert!(log.contains("refuses passive mode (EPSV: 500"), "{log}");
     let commands = commands_of(&server);
     let count = |verb: &str| count_of(&commands, verb);
-    // Asked once each, at the first connection; every transfer then went through PORT.
+    // Asked once each, at the first connection; every transfer then went through EPRT,
+    // which pyftpdlib lists in FEAT (one more EPRT was the first connection's question).
     assert_eq!((count("EPSV"), count("PASV")), (1, 1), "{commands}");
-    assert!(count("PORT") >= 8, "{commands}");
+    assert!(count("EPRT") >= 9, "{commands}");
+    assert_eq!(count("PORT"), 0, "{commands}");
     assert!(
         commands
             .lines()
@@ -196,7 +198,7 @@ fn data_active_on_pyftpdlib_never_asks_for_passive_mode() {
         !commands.contains("EPSV") && !commands.contains("PASV"),
         "{commands}"
     );
-    assert!(commands.contains("PORT 127,0,0,1,"), "{commands}");
+    assert!(commands.contains("EPRT |1|127.0.0.1|"), "{commands}");
     assert!(!m.log_text().contains("using active data connections"));
 }
 
@@ -283,7 +285,7 @@ fn a_server_whose_passive_port_cannot_be_reached_is_used_in_active_mode() {
     let commands = commands_of(&server);
     let count = |verb: &str| count_of(&commands, verb);
     assert_eq!((count("EPSV"), count("PASV")), (1, 0), "{commands}");
-    assert!(count("PORT") >= 8, "{commands}");
+    assert!(count("EPRT") >= 8, "{commands}");
 }
 
 /// `data=auto` against a server with working passive mode stays passive: no PORT, no
@@ -312,9 +314,9 @@ fn data_auto_keeps_passive_mode_where_it_works() {
 }
 
 /// `data=active` on proftpd (which refuses `APPE`: appends upload the whole file), counted
-/// from its command log: every transfer after a PORT, no EPSV or PASV.
+/// from its command log: every transfer after a PORT or EPRT, no EPSV or PASV.
 #[test]
-fn data_active_on_proftpd_sends_port_for_every_transfer() {
+fn data_active_on_proftpd_announces_a_listener_for_every_transfer() {
     let data = served();
     let Some(server) = Server::start(ServerKind::Proftpd, data.path()) else {
         return;
@@ -329,7 +331,93 @@ fn data_active_on_proftpd_sends_port_for_every_transfer() {
         .map(|c| count(c))
         .sum();
     assert!(transfers >= 6, "{commands}");
-    assert!(count("PORT") >= transfers, "{commands}");
+    assert!(count("PORT") + count("EPRT") >= transfers, "{commands}");
+}
+
+/// A server that lists `EPRT` in `FEAT` and refuses it: asked once, at the first
+/// connection, said once in the log, and every transfer announced with `PORT`.
+#[test]
+fn eprt_listed_but_refused_is_asked_once_then_port_announces_every_transfer() {
+    let Some((data, server)) = quirky("active-only,eprt-refused") else {
+        return;
+    };
+    let m = Mount::new(&server, &[]);
+    use_the_mount(m.path(), data.path());
+    let commands = commands_of(&server);
+    let count = |verb: &str| count_of(&commands, verb);
+    assert_eq!(count("EPRT"), 1, "{commands}");
+    assert!(count("PORT") >= 8, "{commands}");
+    let log = m.log_text();
+    assert_eq!(
+        log.matches("lists EPRT but refuses it (500").count(),
+        1,
+        "{log}"
+    );
+}
+
+/// `active_addr=` and `active_ports=`: every announcement names that address and a port of
+/// that range, and the server's data connections reach the listener there (127.0.0.3 is
+/// one of this machine's addresses, so ftpfs listens on it; the control connection is
+/// 127.0.0.1 to 127.0.0.1, so a listener on the control address would not be reached).
+/// pyftpdlib normally refuses an address other than the client's, as servers do against
+/// FTP bounce attacks; behind NAT the announced address is the one the server sees, which
+/// `permit-foreign` stands in for here.
+#[test]
+fn active_addr_and_active_ports_are_announced_and_the_server_connects_there() {
+    let Some((data, server)) = quirky("permit-foreign") else {
+        return;
+    };
+    let free = std::net::TcpListener::bind("127.0.0.3:0").unwrap();
+    let base = free.local_addr().unwrap().port().min(65535 - 9);
+    drop(free);
+    let (low, high) = (base, base + 9);
+    let m = Mount::new(
+        &server,
+        &[
+            "data=active",
+            "active_addr=127.0.0.3",
+            &format!("active_ports={low}:{high}"),
+        ],
+    );
+    use_the_mount(m.path(), data.path());
+    let commands = commands_of(&server);
+    let announced: Vec<&str> = commands
+        .lines()
+        .filter_map(|l| l.strip_prefix("EPRT "))
+        .collect();
+    assert!(announced.len() >= 9, "{commands}");
+    assert_eq!(count_of(&commands, "PORT"), 0, "{commands}");
+    for a in announced {
+        let port: u16 = a
+            .strip_prefix("|1|127.0.0.3|")
+            .and_then(|p| p.strip_suffix('|'))
+            .and_then(|p| p.parse().ok())
+            .unwrap_or_else(|| panic!("announced {a:?}"));
+        assert!((low..=high).contains(&port), "{port} outside {low}:{high}");
+    }
+}
+
+/// IPv6: a server on `::1` without passive mode is mounted in active mode, and every
+/// listener is announced with `EPRT |2|::1|PORT|` (`PORT` cannot carry an IPv6 address).
+#[test]
+fn an_ipv6_server_without_passive_mode_gets_eprt_with_an_ipv6_address() {
+    let data = served();
+    let Some(server) = Server::quirky_ipv6(data.path(), &["active-only"]) else {
+        return;
+    };
+    let m = Mount::new(&server, &[]);
+    use_the_mount(m.path(), data.path());
+    let commands = commands_of(&server);
+    let announced: Vec<&str> = commands
+        .lines()
+        .filter_map(|l| l.strip_prefix("EPRT "))
+        .collect();
+    assert!(announced.len() >= 9, "{commands}");
+    assert!(
+        announced.iter().all(|a| a.starts_with("|2|::1|")),
+        "{commands}"
+    );
+    assert_eq!(count_of(&commands, "PORT"), 0, "{commands}");
 }
 
 /// The commands a quirky pyftpdlib received, one `COMMAND ARGUMENT` line each (its log

@@ -24,6 +24,7 @@ fn endpoint(server: &Server) -> Endpoint {
         keepalive: ftpfs::ftp::conn::DEFAULT_KEEPALIVE,
         data: Default::default(),
         pasv_addr: Default::default(),
+        listen: Default::default(),
         dialogue: Default::default(),
     }
 }

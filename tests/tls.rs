@@ -613,6 +613,7 @@ fn a_data_connection_refused_for_its_tls_session_is_repeated_on_a_new_connection
         keepalive: ftpfs::ftp::conn::DEFAULT_KEEPALIVE,
         data: Default::default(),
         pasv_addr: Default::default(),
+        listen: Default::default(),
         dialogue: Default::default(),
     };
     let r = ftpfs::ftp::FtpRemote::connect(endpoint, 2, "", ftpfs::ftp::ListingMode::Auto).unwrap();
@@ -757,6 +758,7 @@ fn vsftpd_appends_refused_for_their_tls_session_arrive_once_each_in_order() {
         keepalive: ftpfs::ftp::conn::DEFAULT_KEEPALIVE,
         data: Default::default(),
         pasv_addr: Default::default(),
+        listen: Default::default(),
         dialogue: Default::default(),
     };
     let r = ftpfs::ftp::FtpRemote::connect(endpoint, 1, "", ftpfs::ftp::ListingMode::Auto).unwrap();

@@ -1,9 +1,10 @@
-//! One logged-in control connection, and what we learn about a server once.
+//! One logged-in control connection, and how the first one learns what a server can do.
 //!
 //! Servers differ in what they support, and asking costs round trips. The first connection
-//! asks: `FEAT` (for `MLST`, `UTF8`, `MDTM`, `HOST`), then probes `EPSV` and `REST` directly,
-//! because many servers implement both without listing them. The answers are kept in
-//! [`Caps`] and every later connection only repeats what is per-connection state:
+//! asks: `FEAT` (for `MLST`, `UTF8`, `MDTM`, `HOST`, `EPRT`), then probes `EPSV` and `REST`
+//! directly, because many servers implement both without listing them. The answers are kept
+//! in [`Caps`] ([`super::caps`]) and every later connection only repeats what is
+//! per-connection state:
 //! `HOST`, login, `OPTS UTF8 ON`, `OPTS MLST`, `TYPE I`.
 //!
 //! `FEAT` is asked before `USER`: `HOST` (RFC 7151, virtual hosts) must come before `USER`,
@@ -19,7 +20,7 @@
 //!
 //! What cannot be probed without changing a file (`APPE`, setting a directory's time) is
 //! learned from the first refusal instead, and kept beside [`Caps`] for the mount (see
-//! [`Capability`]).
+//! [`super::caps::Capability`]).
 //!
 //! Every socket has a deadline: connecting, each reply on the control connection, and each
 //! read or write on a data connection. A server that accepts a connection and then says
@@ -35,10 +36,10 @@ use std::net::{IpAddr, SocketAddr, TcpStream};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use parking_lot::Mutex;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use suppaftp::{FtpError, Mode, Status};
 
+use super::caps::{mlst_opts_command, Caps, ServerInfo};
 use super::features::{self, Feat};
 use super::retry::Policy;
 use super::tls::{SessionStore, Tls, TlsMode};
@@ -68,6 +69,9 @@ pub struct Endpoint {
     pub data: super::active::DataMode,
     /// Whether a private `227` address is replaced by the peer's (`-o pasv_addr=`).
     pub pasv_addr: super::active::PasvAddr,
+    /// Where active-mode listeners bind and what they announce (`-o active_addr=`,
+    /// `-o active_ports=`).
+    pub listen: super::active::Listen,
     /// Optional commands of the dialogue: `HOST`, `ALLO`.
     pub dialogue: Dialogue,
 }
@@ -101,198 +105,6 @@ impl Endpoint {
             format!("[{}]:{}", self.host, self.port)
         } else {
             format!("{}:{}", self.host, self.port)
-        }
-    }
-}
-
-/// What a server supports, learned on the first connection.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Caps {
-    pub mlsd: bool,
-    pub utf8: bool,
-    pub epsv: bool,
-    pub rest: bool,
-    /// `MDTM` is in `FEAT` (exact times on servers without `MLSD`).
-    pub mdtm: bool,
-    /// Data connections are active (`PORT`/`EPRT`), as chosen by [`super::active::choose`].
-    pub active: bool,
-    /// `MODE Z` is in `FEAT` (deflate on data connections, see [`super::deflate`]).
-    pub mode_z: bool,
-    /// Which of [`MLST_FACTS`] (bit i for fact i) the server offers, when `OPTS MLST` must
-    /// ask for them; 0 when it needs not be sent.
-    pub mlst_opts: u8,
-    /// `HOST` is in `FEAT`: every connection names the virtual host before `USER`.
-    pub host: bool,
-}
-
-/// The `MLSD` facts ftpfs wants, in the order `OPTS MLST` names them.
-pub const MLST_FACTS: [&str; 7] = [
-    "type",
-    "size",
-    "modify",
-    "unix.mode",
-    "perm",
-    "unix.owner",
-    "unix.group",
-];
-
-/// Reads the `FEAT` line of `MLST` (`type*;size*;modify*;unix.mode;…`): which of
-/// [`MLST_FACTS`] are offered, as a bit set, or 0 when every one offered is already sent
-/// (marked `*`) and `OPTS MLST` would change nothing.
-pub fn mlst_opts_from_feat(line: &str) -> u8 {
-    let mut offered = 0u8;
-    let mut missing = false;
-    for fact in line.split(';').map(str::trim).filter(|f| !f.is_empty()) {
-        let (name, on) = match fact.strip_suffix('*') {
-            Some(n) => (n, true),
-            None => (fact, false),
-        };
-        if let Some(i) = MLST_FACTS.iter().position(|f| f.eq_ignore_ascii_case(name)) {
-            offered |= 1 << i;
-            missing |= !on;
-        }
-    }
-    if missing {
-        offered
-    } else {
-        0
-    }
-}
-
-/// The `OPTS MLST` command for a set of offered facts.
-pub fn mlst_opts_command(facts: u8) -> String {
-    let mut cmd = String::from("OPTS MLST ");
-    for (i, f) in MLST_FACTS.iter().enumerate() {
-        if facts & (1 << i) != 0 {
-            cmd.push_str(f);
-            cmd.push(';');
-        }
-    }
-    cmd
-}
-
-/// Something a server may refuse as a rule rather than for one file, learned from its
-/// first refusal (see [`ServerInfo::learn`]).
-///
-/// Probing these at connect time would cost round trips every mount pays, and some cannot
-/// be probed without changing a file: proftpd takes `REST 0` but refuses `APPE`; vsftpd
-/// and pyftpdlib set a file's time but not a directory's. So they are learned when an
-/// operation first needs them, and remembered for the mount: the next operation takes the
-/// other path (STOR of the whole file, reading from the start) or gets the same refusal
-/// without asking, with one info line per capability instead of retries and warnings.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum Capability {
-    /// `APPE`.
-    Append,
-    /// `REST n` before `RETR`.
-    Rest,
-    /// `SITE CHMOD` on a file (`dir: false`) or a directory.
-    Chmod { dir: bool },
-    /// Setting a time (`MFMT`, or vsftpd's `MDTM time path`) on a file or a directory.
-    SetTime { dir: bool },
-    /// Server-side copy, `SITE CPFR` then `SITE CPTO` (proftpd's mod_copy; rarely in `FEAT`).
-    Copy,
-}
-
-impl Capability {
-    /// For the log line; `both`: for files and directories alike.
-    fn describe(self, both: bool) -> &'static str {
-        match (self, both) {
-            (Capability::Append, _) => "appending (APPE); appends upload the whole file",
-            (Capability::Rest, _) => "restarting transfers (REST); reads start at the beginning",
-            (Capability::Chmod { .. }, true) => "changing modes (SITE CHMOD)",
-            (Capability::Chmod { dir: false }, false) => "changing a file's mode (SITE CHMOD)",
-            (Capability::Chmod { dir: true }, false) => "changing a directory's mode (SITE CHMOD)",
-            (Capability::SetTime { .. }, true) => "setting times",
-            (Capability::SetTime { dir: false }, false) => "setting a file's time",
-            (Capability::SetTime { dir: true }, false) => "setting a directory's time",
-            (Capability::Copy, _) => "server-side copies (SITE CPFR/CPTO); copies go through ftpfs",
-        }
-    }
-}
-
-/// The reply with which a server refused a [`Capability`], given again to every later
-/// operation that needs it: the same errno, without the round trip.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Refusal {
-    pub op: Op,
-    pub code: u32,
-    pub text: String,
-}
-
-impl Refusal {
-    pub fn error(&self) -> Error {
-        Error::Reply {
-            op: self.op,
-            code: self.code,
-            text: self.text.clone(),
-        }
-    }
-}
-
-#[derive(Default)]
-struct Learned {
-    refused: std::collections::HashMap<Capability, Refusal>,
-    worked: std::collections::HashSet<Capability>,
-}
-
-/// Capabilities shared by all connections to one server.
-#[derive(Default)]
-pub struct ServerInfo {
-    caps: Mutex<Option<Caps>>,
-    /// What the server turned out to refuse, or to do, during this mount. The lock is held
-    /// only to read or record, never across a command.
-    learned: Mutex<Learned>,
-    /// `tls=try` and the server refused `AUTH TLS`: later connections do not ask again.
-    tls_refused: AtomicBool,
-    /// The clear-text password warning was logged.
-    warned_clear: AtomicBool,
-    /// `-o compress=` and what decides it (see [`super::deflate`]).
-    pub deflate: super::deflate::Deflate,
-}
-
-impl ServerInfo {
-    pub fn caps(&self) -> Option<Caps> {
-        *self.caps.lock()
-    }
-
-    /// How the server refused `cap`, if it did.
-    pub fn refusal(&self, cap: Capability) -> Option<Refusal> {
-        self.learned.lock().refused.get(&cap).cloned()
-    }
-
-    /// Records that `cap` worked once (on any connection).
-    pub fn worked(&self, cap: Capability) {
-        self.learned.lock().worked.insert(cap);
-    }
-
-    pub fn has_worked(&self, cap: Capability) -> bool {
-        self.learned.lock().worked.contains(&cap)
-    }
-
-    /// Remembers that the server refuses `caps` (one capability, or the same one for files
-    /// and directories), as it just did with `e`, a reply; says so once, in one info line.
-    pub fn learn(&self, caps: &[Capability], e: &Error, server: &str) {
-        let (Error::Reply { op, code, text }, Some(&first)) = (e, caps.first()) else {
-            return;
-        };
-        let refusal = Refusal {
-            op: *op,
-            code: *code,
-            text: text.clone(),
-        };
-        let mut new = false;
-        {
-            let mut learned = self.learned.lock();
-            for &cap in caps {
-                new |= learned.refused.insert(cap, refusal.clone()).is_none();
-            }
-        }
-        if new {
-            log::info!(
-                "{server} refuses {} ({code} {text}); not asking again during this mount",
-                first.describe(caps.len() > 1)
-            );
         }
     }
 }
@@ -459,8 +271,18 @@ impl Conn {
         };
         let timeout = ep.timeout;
         ftp = if caps.active {
-            // suppaftp's accept waits at most this long for the server to connect.
+            let (listen, extended) = (ep.listen, caps.eprt);
+            // suppaftp's accept waits at most `timeout` for the server to connect.
             ftp.active_mode(timeout)
+                .active_listener_builder(move |local: SocketAddr| {
+                    let (listener, announce) =
+                        listen.bind(local).map_err(FtpError::ConnectionError)?;
+                    Ok(suppaftp::ActiveListener {
+                        listener,
+                        announce,
+                        extended,
+                    })
+                })
         } else {
             ftp.set_mode(if caps.epsv {
                 Mode::ExtendedPassive
@@ -702,6 +524,8 @@ fn probe_transfers(ftp: &mut Ftp, mut caps: Caps, ep: &Endpoint, peer: IpAddr) -
         super::active::choose(ftp, ep.data, ep.pasv_addr, peer, ep.timeout, &ep.display())?;
     caps.epsv = choice.epsv;
     caps.active = choice.active;
+    caps.eprt =
+        choice.active && super::active::probe_eprt(ftp, &ep.listen, caps.eprt, &ep.display())?;
     caps.rest = ftp
         .custom_command("REST 0", &[Status::RequestFilePending])
         .is_ok();
@@ -743,22 +567,6 @@ mod tests {
 
     fn sa(s: &str) -> SocketAddr {
         s.parse().unwrap()
-    }
-
-    #[test]
-    fn opts_mlst_asks_for_offered_facts_only_when_some_are_off() {
-        // pyftpdlib: unix.mode offered, not sent by default.
-        let f = mlst_opts_from_feat("type*;perm*;size*;modify*;unique*;unix.mode;unix.uid;");
-        assert_eq!(
-            mlst_opts_command(f),
-            "OPTS MLST type;size;modify;unix.mode;perm;"
-        );
-        // pure-ftpd sends everything it offers already.
-        assert_eq!(
-            mlst_opts_from_feat("modify*;perm*;size*;type*;unique*;UNIX.mode*;"),
-            0
-        );
-        assert_eq!(mlst_opts_from_feat(""), 0);
     }
 
     #[test]

@@ -10,7 +10,8 @@
 
 use suppaftp::{FtpError, Status};
 
-use super::conn::{mlst_opts_from_feat, refusal_of, Caps, Endpoint, Ftp};
+use super::caps::{mlst_opts_from_feat, Caps};
+use super::conn::{refusal_of, Endpoint, Ftp};
 use crate::error::{Error, Op, Result};
 
 /// What `FEAT` said.
@@ -104,6 +105,8 @@ pub(super) fn caps_from_feat(ftp: &mut Ftp, feat: Feat, server: &str) -> Caps {
         mlst_opts: feats.get("MLST").map_or(0, |l| mlst_opts_from_feat(l)),
         host: feats.contains_key("HOST"),
         active: false,
+        // Confirmed by `probe_transfers` once active mode is chosen.
+        eprt: feats.contains_key("EPRT"),
         mode_z: feats.get("MODE").is_some_and(|modes| {
             modes
                 .split_whitespace()
@@ -135,6 +138,7 @@ mod tests {
             keepalive: Duration::ZERO,
             data: Default::default(),
             pasv_addr: Default::default(),
+            listen: Default::default(),
             dialogue: Dialogue::default(),
         };
         assert_eq!(ep.host_command(false), None);

@@ -10,6 +10,7 @@
 //! their exact times from pipelined `MDTM` on the same connection ([`mdtm`]).
 
 pub mod active;
+pub mod caps;
 pub mod conn;
 pub mod deflate;
 pub mod features;
@@ -31,7 +32,8 @@ use std::time::{Instant, SystemTime};
 
 use suppaftp::Status;
 
-use self::conn::{Capability, Endpoint, Refusal, ServerInfo};
+use self::caps::{Capability, Refusal, ServerInfo};
+use self::conn::Endpoint;
 use self::pool::{Pool, Purpose};
 use self::reader::FtpReader;
 use self::retry::Repeat;

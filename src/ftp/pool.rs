@@ -33,7 +33,8 @@ use std::time::{Duration, Instant};
 
 use parking_lot::{Condvar, Mutex};
 
-use super::conn::{Conn, Endpoint, ServerInfo};
+use super::caps::ServerInfo;
+use super::conn::{Conn, Endpoint};
 #[cfg(doc)]
 use super::watchdog::Sockets;
 use crate::error::{Error, Op, Result};

@@ -21,7 +21,7 @@
 //!   fails with `ESPIPE` instead of returning wrong bytes (within [`NO_REST_SKIP`] of the start
 //!   we restart at 0 and read through). A server that took the probe's `REST 0` but refuses
 //!   `REST n` is treated the same from its first refusal on, for the whole mount (see
-//!   [`super::conn::Capability`]), instead of failing every read that is not at 0;
+//!   [`super::caps::Capability`]), instead of failing every read that is not at 0;
 //! - a transfer ends only with the server's `226`: a data connection that closes early without
 //!   it is an error, never a silently short file;
 //! - a broken transfer (server restarted, connection reset, `426`) is resumed with `REST` at
@@ -42,7 +42,7 @@ use std::time::Instant;
 use parking_lot::Mutex;
 use suppaftp::{FtpError, FtpResult, Status, TlsStream, TransferStream};
 
-use super::conn::Capability;
+use super::caps::Capability;
 use super::pool::{Lease, Pool, Purpose, Reclaim, Reclaimed};
 use crate::error::{Error, Op, Result};
 use crate::remote::{Buffers, Data, RemoteReader};

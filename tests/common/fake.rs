@@ -121,6 +121,7 @@ impl FakeServer {
             keepalive: ftpfs::ftp::conn::DEFAULT_KEEPALIVE,
             data: Default::default(),
             pasv_addr: Default::default(),
+            listen: Default::default(),
             dialogue: Default::default(),
         }
     }

@@ -14,7 +14,7 @@
 pub mod fake;
 pub mod faulty;
 
-use std::net::{TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
@@ -99,7 +99,7 @@ pub fn free_port() -> u16 {
 
 fn port_open(host: &str, port: u16) -> bool {
     TcpStream::connect_timeout(
-        &format!("{host}:{port}").parse().unwrap(),
+        &SocketAddr::new(host.parse().unwrap(), port),
         Duration::from_millis(200),
     )
     .is_ok()
@@ -110,7 +110,7 @@ fn port_open(host: &str, port: u16) -> bool {
 fn ftp_greets(host: &str, port: u16) -> bool {
     use std::io::Read;
     let Ok(mut s) = TcpStream::connect_timeout(
-        &format!("{host}:{port}").parse().unwrap(),
+        &SocketAddr::new(host.parse().unwrap(), port),
         Duration::from_millis(200),
     ) else {
         return false;
@@ -167,6 +167,8 @@ struct Start<'a> {
     quirky: Option<(&'a [&'a str], VirtualHosts<'a>)>,
     /// pure-ftpd: the network namespace to run in and the address to listen on there.
     netns: Option<(&'a str, &'a str)>,
+    /// quirky pyftpdlib: listen on ::1 instead of 127.0.0.1.
+    ipv6: bool,
 }
 
 impl Server {
@@ -198,6 +200,16 @@ impl Server {
     /// [`Server::command_log`] has one `SESSION COMMAND ARGUMENT` line per command.
     pub fn quirky(root: &Path, quirks: &[&str], vhosts: VirtualHosts) -> Option<Server> {
         Self::quirky_with(root, quirks, vhosts, &[])
+    }
+
+    /// [`Server::quirky`] listening on `::1` (IPv6 loopback) instead of 127.0.0.1.
+    pub fn quirky_ipv6(root: &Path, quirks: &[&str]) -> Option<Server> {
+        let start = Start {
+            quirky: Some((quirks, &[])),
+            ipv6: true,
+            ..Start::default()
+        };
+        Self::start_with(ServerKind::Pyftpdlib, root, start)
     }
 
     /// [`Server::quirky`] with more arguments for the script (`--tls CERT KEY`).
@@ -274,8 +286,14 @@ impl Server {
             faults,
             netns,
             quirky,
+            ipv6,
         } = start;
-        let host = netns.map_or("127.0.0.1", |(_, addr)| addr).to_string();
+        let host = match (netns, ipv6) {
+            (Some((_, addr)), _) => addr,
+            (None, true) => "::1",
+            (None, false) => "127.0.0.1",
+        }
+        .to_string();
         let work = tempfile::tempdir().unwrap();
         let port = free_port();
         let mut respawn = None;
@@ -393,6 +411,7 @@ impl Server {
                     for (name, dir) in vhosts {
                         cmd.arg("--vhost").arg(format!("{name}={}", dir.display()));
                     }
+                    cmd.args(["--interface", &host]);
                     cmd.args(extra);
                 } else {
                     cmd.args(["-m", "pyftpdlib", "-i", "127.0.0.1", "-p"])
@@ -458,6 +477,8 @@ impl Server {
             user,
             url_host: if ca.is_some() {
                 "localhost".into()
+            } else if server_host.contains(':') {
+                format!("[{server_host}]")
             } else {
                 server_host
             },

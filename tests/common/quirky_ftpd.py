@@ -294,37 +294,56 @@ def active_only(base):
     return ActiveOnly
 
 
+def announced(verb, line):
+    """The (address, port) of a PORT or an IPv4 EPRT argument, or None."""
+    try:
+        if verb == "PORT":
+            nums = [int(x) for x in line.split(",")]
+            return ".".join(map(str, nums[:4])), nums[4] * 256 + nums[5]
+        _, ip, port = line.split(line[0])[1:-1]
+        return ip, int(port)
+    except (ValueError, IndexError):
+        return None
+
+
 def intruder(base):
-    """A third party that races the server to an active-mode listener: on PORT, before the
-    server connects, a connection from 127.0.0.2 reaches the announced address and sends
-    bytes that must never be taken for a file's (or a listing's)."""
+    """A third party that races the server to an active-mode listener: on PORT or EPRT,
+    before the server connects, a connection from 127.0.0.2 reaches the announced address
+    and sends bytes that must never be taken for a file's (or a listing's)."""
     import socket
+
+    def intrude(addr):
+        try:
+            s = socket.socket()
+            s.bind(("127.0.0.2", 0))
+            s.settimeout(5)
+            s.connect(addr)
+            s.sendall(b"INTRUDER BYTES\r\n")
+            s.close()
+        except (OSError, TypeError):
+            pass
 
     class Intruder(base):
         def ftp_PORT(self, line):
-            try:
-                nums = [int(x) for x in line.split(",")]
-                addr = (".".join(map(str, nums[:4])), nums[4] * 256 + nums[5])
-                s = socket.socket()
-                s.bind(("127.0.0.2", 0))
-                s.settimeout(5)
-                s.connect(addr)
-                s.sendall(b"INTRUDER BYTES\r\n")
-                s.close()
-            except (OSError, ValueError, IndexError):
-                pass
+            intrude(announced("PORT", line))
             return super().ftp_PORT(line)
+
+        def ftp_EPRT(self, line):
+            intrude(announced("EPRT", line))
+            return super().ftp_EPRT(line)
 
     return Intruder
 
 
 def never_connects(base):
-    """Active mode with a server that says yes and never connects back: PORT answered 200,
-    transfers answered 150, and then nothing."""
+    """Active mode with a server that says yes and never connects back: PORT and EPRT
+    answered 200, transfers answered 150, and then nothing."""
 
     class NeverConnects(base):
         def ftp_PORT(self, line):
             self.respond("200 Active data connection established.")
+
+        ftp_EPRT = ftp_PORT
 
         def _silent(self, *args):
             self.respond("150 File status okay. About to open data connection.")
@@ -360,6 +379,27 @@ def passive_unreachable(base):
     return PassiveUnreachable
 
 
+def eprt_refused(base):
+    """EPRT listed in FEAT but refused (`500`), as by servers that list what they parse and
+    then turn it down; PORT works."""
+
+    class EprtRefused(base):
+        def ftp_EPRT(self, line):
+            self.respond('500 Command "EPRT" not understood.')
+
+    return EprtRefused
+
+
+def permit_foreign(base):
+    """PORT and EPRT may name any address, not only the control connection's peer (what a
+    server sees from a client behind NAT that announces its public address)."""
+
+    class PermitForeign(base):
+        permit_foreign_addresses = True
+
+    return PermitForeign
+
+
 def plain(base):
     """No quirk: stock pyftpdlib (with the command log of --commands)."""
     return base
@@ -367,6 +407,8 @@ def plain(base):
 
 HANDLER_QUIRKS = {
     "active-only": active_only,
+    "eprt-refused": eprt_refused,
+    "permit-foreign": permit_foreign,
     "intruder": intruder,
     "never-connects": never_connects,
     "passive-unreachable": passive_unreachable,

@@ -1,0 +1,230 @@
+//! What a server can do, learned once per mount and shared by all its connections.
+//!
+//! Asking costs round trips, so the first connection asks (`FEAT`, then probes; see
+//! [`super::conn`]) and keeps the answers in [`Caps`]; every later connection reads them.
+//! What cannot be probed without changing a file (`APPE`, setting a directory's time) is
+//! learned from the first refusal instead and kept beside them ([`Capability`],
+//! [`ServerInfo::learn`]). The locks here are held only to read or record, never across a
+//! command.
+
+use std::sync::atomic::AtomicBool;
+
+use parking_lot::Mutex;
+
+use crate::error::{Error, Op};
+
+/// What a server supports, learned on the first connection.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Caps {
+    pub mlsd: bool,
+    pub utf8: bool,
+    pub epsv: bool,
+    pub rest: bool,
+    /// `MDTM` is in `FEAT` (exact times on servers without `MLSD`).
+    pub mdtm: bool,
+    /// Data connections are active (`PORT`/`EPRT`), as chosen by [`super::active::choose`].
+    pub active: bool,
+    /// `MODE Z` is in `FEAT` (deflate on data connections, see [`super::deflate`]).
+    pub mode_z: bool,
+    /// Which of [`MLST_FACTS`] (bit i for fact i) the server offers, when `OPTS MLST` must
+    /// ask for them; 0 when it needs not be sent.
+    pub mlst_opts: u8,
+    /// `HOST` is in `FEAT`: every connection names the virtual host before `USER`.
+    pub host: bool,
+    /// Active mode announces IPv4 listeners with `EPRT`: the server lists it and accepted
+    /// it (see [`super::active::probe_eprt`]).
+    pub eprt: bool,
+}
+
+/// The `MLSD` facts ftpfs wants, in the order `OPTS MLST` names them.
+pub const MLST_FACTS: [&str; 7] = [
+    "type",
+    "size",
+    "modify",
+    "unix.mode",
+    "perm",
+    "unix.owner",
+    "unix.group",
+];
+
+/// Reads the `FEAT` line of `MLST` (`type*;size*;modify*;unix.mode;…`): which of
+/// [`MLST_FACTS`] are offered, as a bit set, or 0 when every one offered is already sent
+/// (marked `*`) and `OPTS MLST` would change nothing.
+pub fn mlst_opts_from_feat(line: &str) -> u8 {
+    let mut offered = 0u8;
+    let mut missing = false;
+    for fact in line.split(';').map(str::trim).filter(|f| !f.is_empty()) {
+        let (name, on) = match fact.strip_suffix('*') {
+            Some(n) => (n, true),
+            None => (fact, false),
+        };
+        if let Some(i) = MLST_FACTS.iter().position(|f| f.eq_ignore_ascii_case(name)) {
+            offered |= 1 << i;
+            missing |= !on;
+        }
+    }
+    if missing {
+        offered
+    } else {
+        0
+    }
+}
+
+/// The `OPTS MLST` command for a set of offered facts.
+pub fn mlst_opts_command(facts: u8) -> String {
+    let mut cmd = String::from("OPTS MLST ");
+    for (i, f) in MLST_FACTS.iter().enumerate() {
+        if facts & (1 << i) != 0 {
+            cmd.push_str(f);
+            cmd.push(';');
+        }
+    }
+    cmd
+}
+
+/// Something a server may refuse as a rule rather than for one file, learned from its
+/// first refusal (see [`ServerInfo::learn`]).
+///
+/// Probing these at connect time would cost round trips every mount pays, and some cannot
+/// be probed without changing a file: proftpd takes `REST 0` but refuses `APPE`; vsftpd
+/// and pyftpdlib set a file's time but not a directory's. So they are learned when an
+/// operation first needs them, and remembered for the mount: the next operation takes the
+/// other path (STOR of the whole file, reading from the start) or gets the same refusal
+/// without asking, with one info line per capability instead of retries and warnings.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Capability {
+    /// `APPE`.
+    Append,
+    /// `REST n` before `RETR`.
+    Rest,
+    /// `SITE CHMOD` on a file (`dir: false`) or a directory.
+    Chmod { dir: bool },
+    /// Setting a time (`MFMT`, or vsftpd's `MDTM time path`) on a file or a directory.
+    SetTime { dir: bool },
+    /// Server-side copy, `SITE CPFR` then `SITE CPTO` (proftpd's mod_copy; rarely in `FEAT`).
+    Copy,
+}
+
+impl Capability {
+    /// For the log line; `both`: for files and directories alike.
+    fn describe(self, both: bool) -> &'static str {
+        match (self, both) {
+            (Capability::Append, _) => "appending (APPE); appends upload the whole file",
+            (Capability::Rest, _) => "restarting transfers (REST); reads start at the beginning",
+            (Capability::Chmod { .. }, true) => "changing modes (SITE CHMOD)",
+            (Capability::Chmod { dir: false }, false) => "changing a file's mode (SITE CHMOD)",
+            (Capability::Chmod { dir: true }, false) => "changing a directory's mode (SITE CHMOD)",
+            (Capability::SetTime { .. }, true) => "setting times",
+            (Capability::SetTime { dir: false }, false) => "setting a file's time",
+            (Capability::SetTime { dir: true }, false) => "setting a directory's time",
+            (Capability::Copy, _) => "server-side copies (SITE CPFR/CPTO); copies go through ftpfs",
+        }
+    }
+}
+
+/// The reply with which a server refused a [`Capability`], given again to every later
+/// operation that needs it: the same errno, without the round trip.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Refusal {
+    pub op: Op,
+    pub code: u32,
+    pub text: String,
+}
+
+impl Refusal {
+    pub fn error(&self) -> Error {
+        Error::Reply {
+            op: self.op,
+            code: self.code,
+            text: self.text.clone(),
+        }
+    }
+}
+
+#[derive(Default)]
+struct Learned {
+    refused: std::collections::HashMap<Capability, Refusal>,
+    worked: std::collections::HashSet<Capability>,
+}
+
+/// Capabilities shared by all connections to one server.
+#[derive(Default)]
+pub struct ServerInfo {
+    pub(super) caps: Mutex<Option<Caps>>,
+    /// What the server turned out to refuse, or to do, during this mount. The lock is held
+    /// only to read or record, never across a command.
+    learned: Mutex<Learned>,
+    /// `tls=try` and the server refused `AUTH TLS`: later connections do not ask again.
+    pub(super) tls_refused: AtomicBool,
+    /// The clear-text password warning was logged.
+    pub(super) warned_clear: AtomicBool,
+    /// `-o compress=` and what decides it (see [`super::deflate`]).
+    pub deflate: super::deflate::Deflate,
+}
+
+impl ServerInfo {
+    pub fn caps(&self) -> Option<Caps> {
+        *self.caps.lock()
+    }
+
+    /// How the server refused `cap`, if it did.
+    pub fn refusal(&self, cap: Capability) -> Option<Refusal> {
+        self.learned.lock().refused.get(&cap).cloned()
+    }
+
+    /// Records that `cap` worked once (on any connection).
+    pub fn worked(&self, cap: Capability) {
+        self.learned.lock().worked.insert(cap);
+    }
+
+    pub fn has_worked(&self, cap: Capability) -> bool {
+        self.learned.lock().worked.contains(&cap)
+    }
+
+    /// Remembers that the server refuses `caps` (one capability, or the same one for files
+    /// and directories), as it just did with `e`, a reply; says so once, in one info line.
+    pub fn learn(&self, caps: &[Capability], e: &Error, server: &str) {
+        let (Error::Reply { op, code, text }, Some(&first)) = (e, caps.first()) else {
+            return;
+        };
+        let refusal = Refusal {
+            op: *op,
+            code: *code,
+            text: text.clone(),
+        };
+        let mut new = false;
+        {
+            let mut learned = self.learned.lock();
+            for &cap in caps {
+                new |= learned.refused.insert(cap, refusal.clone()).is_none();
+            }
+        }
+        if new {
+            log::info!(
+                "{server} refuses {} ({code} {text}); not asking again during this mount",
+                first.describe(caps.len() > 1)
+            );
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn opts_mlst_asks_for_offered_facts_only_when_some_are_off() {
+        // pyftpdlib: unix.mode offered, not sent by default.
+        let f = mlst_opts_from_feat("type*;perm*;size*;modify*;unique*;unix.mode;unix.uid;");
+        assert_eq!(
+            mlst_opts_command(f),
+            "OPTS MLST type;size;modify;unix.mode;perm;"
+        );
+        // pure-ftpd sends everything it offers already.
+        assert_eq!(
+            mlst_opts_from_feat("modify*;perm*;size*;type*;unique*;UNIX.mode*;"),
+            0
+        );
+        assert_eq!(mlst_opts_from_feat(""), 0);
+    }
+}
