@@ -216,7 +216,7 @@ impl Conn {
         // a login first (530) is asked again afterwards, the one case that pays a round trip.
         let mut feat = match known {
             Some(_) => None,
-            None => Some(features::ask_feat(&mut ftp, secure, &ep.display())?),
+            None => Some(features::ask_feat(&mut ftp)?),
         };
         let listed = match (&known, &feat) {
             (Some(c), _) => c.host,
@@ -230,7 +230,7 @@ impl Conn {
         ftp.login(ep.user.as_str(), ep.password.expose())
             .map_err(|e| Error::from_ftp(Op::Login, e))?;
         if matches!(feat, Some(Feat::Refused(530, _))) {
-            feat = Some(features::ask_feat(&mut ftp, secure, &ep.display())?);
+            feat = Some(features::ask_feat(&mut ftp)?);
         }
         let mut caps = match known {
             Some(c) => c,

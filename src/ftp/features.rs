@@ -21,35 +21,18 @@ pub(super) enum Feat {
     /// A refusal (its code, and the reply as sent): no `FEAT` (`500`/`502`), or not before
     /// login (`530`).
     Refused(u32, String),
-    /// A reply suppaftp could not parse (over TLS, where ftpfs cannot read it itself).
+    /// Not asked (the capabilities are probed instead).
     Unreadable,
 }
 
-/// `FEAT`, which is advisory: a refusal or a reply that cannot be read never fails the
-/// connection (see [`super::reply`] for why a plain connection reads it itself).
-pub(super) fn ask_feat(ftp: &mut Ftp, secure: bool, server: &str) -> Result<Feat> {
-    if !secure {
-        let reply = super::reply::ask_plain(ftp, "FEAT", Op::Connect)?;
-        return Ok(match reply.code {
-            211 => Feat::Listed(super::reply::parse_feat(&reply)),
-            code => Feat::Refused(code, reply.text()),
-        });
-    }
-    match ftp.feat() {
-        Ok(f) => Ok(Feat::Listed(
-            f.into_iter()
-                .map(|(k, v)| (k.to_ascii_uppercase(), v.unwrap_or_default()))
-                .collect(),
-        )),
-        Err(FtpError::UnexpectedResponse(r)) => {
-            Ok(Feat::Refused(crate::error::reply_code(&r), refusal_of(&r)))
-        }
-        Err(FtpError::BadResponse) => {
-            log::warn!("{server}: its FEAT reply does not parse; probing what is needed");
-            Ok(Feat::Unreadable)
-        }
-        Err(e) => Err(Error::from_ftp(Op::Connect, e)),
-    }
+/// `FEAT`, which is advisory: a refusal or stray lines never fail the connection. Its reply
+/// is read by ftpfs, plain or TLS (see [`super::reply`] for why not by suppaftp).
+pub(super) fn ask_feat(ftp: &mut Ftp) -> Result<Feat> {
+    let reply = super::reply::ask(ftp, "FEAT", Op::Connect)?;
+    Ok(match reply.code {
+        211 => Feat::Listed(super::reply::parse_feat(&reply)),
+        code => Feat::Refused(code, reply.text()),
+    })
 }
 
 /// `HOST name` (RFC 7151) before `USER`. A refusal when the name came from `-o host=` fails

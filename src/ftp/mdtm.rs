@@ -9,10 +9,10 @@
 //! One `MDTM` per file at one round trip each would make listing a directory of 1000 files
 //! cost 1000 round trips. So the commands for a directory's regular files are written back to
 //! back on the control connection and the replies read afterwards, in order: one round trip
-//! per [`BATCH`] files. suppaftp has no pipelining, so the commands go straight to the
-//! control socket and the replies are read from it with the usual bounds (line length, the
-//! socket's read timeout, the lease's deadline); that needs the plain socket, so over TLS the
-//! commands go one at a time through suppaftp (correct, only slower).
+//! per [`BATCH`] files. suppaftp has no pipelining, so the commands are written on its
+//! control stream and the replies read from its buffer ([`super::reply::exchange`], plain
+//! or TLS alike) with the usual bounds (line length, the socket's read timeout, the lease's
+//! deadline).
 //!
 //! What can go wrong, and what we do:
 //! - one file's `550` (vanished, not readable): that file keeps its `LIST` time;
@@ -30,7 +30,6 @@
 //!
 //! `-o exact_times=off` turns all of this off.
 
-use std::io::{BufReader, Write};
 use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use std::time::{Instant, SystemTime};
 
@@ -129,7 +128,7 @@ impl ExactTimes {
                 .iter()
                 .map(|&i| format!("{base}/{}", entries[i].name))
                 .collect();
-            let pipelined = self.how.load(Ordering::Relaxed) == PIPELINED && !c.secure;
+            let pipelined = self.how.load(Ordering::Relaxed) == PIPELINED;
             let replies = if pipelined {
                 match pipelined_mdtm(c, &paths) {
                     Ok(r) => {
@@ -205,7 +204,7 @@ fn classify(code: u32, text: &str) -> Reply {
     }
 }
 
-/// One `MDTM` through suppaftp (TLS connections, and servers that cannot take pipelining).
+/// One `MDTM` through suppaftp (servers that cannot take pipelining).
 fn one_mdtm(c: &mut Conn, path: &str) -> Result<Reply> {
     match c
         .ftp
@@ -217,13 +216,10 @@ fn one_mdtm(c: &mut Conn, path: &str) -> Result<Reply> {
     }
 }
 
-/// All commands written at once, then every reply read, in order. The control connection
-/// is idle when this is called (suppaftp has read the last reply whole, and servers send
-/// nothing unasked), so the bytes read here are exactly these replies; anything else is a
-/// server out of step, and an error.
+/// All commands written at once, then every reply read, in order, plain or TLS (see
+/// [`super::reply::exchange`]: bytes after the last reply are a server out of step, and an
+/// error).
 fn pipelined_mdtm(c: &mut Conn, paths: &[String]) -> Result<Vec<Reply>> {
-    let io = |e| Error::from_io(Op::List, e);
-    let socket = c.ftp.get_ref();
     let mut out = Vec::with_capacity(paths.len() * 48);
     for p in paths {
         // Names come from a listing that dropped CR and LF; UTF-8 has no 0xFF to escape.
@@ -231,17 +227,14 @@ fn pipelined_mdtm(c: &mut Conn, paths: &[String]) -> Result<Vec<Reply>> {
         out.extend_from_slice(p.as_bytes());
         out.extend_from_slice(b"\r\n");
     }
-    (&*socket).write_all(&out).map_err(io)?;
-    let mut reader = BufReader::with_capacity(16 * 1024, &*socket);
-    let mut replies = Vec::with_capacity(paths.len());
-    while replies.len() < paths.len() {
-        let (code, text) = read_reply(&mut reader)?;
-        replies.push(classify(code, &text));
-    }
-    if !reader.buffer().is_empty() {
-        return Err(out_of_step("more replies than MDTM commands"));
-    }
-    Ok(replies)
+    super::reply::exchange(&c.ftp, &out, Op::List, |reader| {
+        let mut replies = Vec::with_capacity(paths.len());
+        while replies.len() < paths.len() {
+            let (code, text) = read_reply(reader)?;
+            replies.push(classify(code, &text));
+        }
+        Ok(replies)
+    })
 }
 
 fn out_of_step(detail: &str) -> Error {
@@ -252,7 +245,7 @@ fn out_of_step(detail: &str) -> Error {
 }
 
 /// One reply, single- or multi-line (`213-…` up to `213 …`): its code and last line.
-fn read_reply(r: &mut impl std::io::BufRead) -> Result<(u32, String)> {
+fn read_reply(r: &mut (impl std::io::BufRead + ?Sized)) -> Result<(u32, String)> {
     let mut line = Vec::with_capacity(64);
     let mut first: Option<u32> = None;
     // A multi-line reply is bounded too: a server that never ends one is out of step.

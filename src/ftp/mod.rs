@@ -688,7 +688,7 @@ fn data_lines(c: &mut conn::Conn, command: &str) -> Result<Vec<String>> {
 /// Reads up to and including `\n`, keeping at most `max` bytes. Returns the number of bytes
 /// consumed and whether the whole line fit.
 fn read_line_bounded(
-    r: &mut impl BufRead,
+    r: &mut (impl BufRead + ?Sized),
     line: &mut Vec<u8>,
     max: usize,
 ) -> std::io::Result<(usize, bool)> {

@@ -9,17 +9,15 @@
 //! either (it owns the socket, and over TLS the bytes are encrypted below it).
 //!
 //! The smallest robust design: the one reply where it matters at mount time, `FEAT`, is read
-//! here on a plain connection, as [`super::mdtm`] already reads pipelined `MDTM` replies:
-//! the command goes straight to the control socket and the reply is read from it by
-//! [`read_reply`], which follows RFC 959 §4.2 (only a line starting with the opening code and
-//! a space ends a multi-line reply; anything else inside is text) with the usual bounds
-//! ([`MAX_REPLY`] bytes, [`MAX_LINES`] lines, the socket's read timeout and the connection's
-//! watchdog). Between two commands suppaftp's buffer is empty, so nothing is lost; bytes after
-//! the reply mean the dialogue is out of step, and the connection is given up.
-//!
-//! Over TLS suppaftp's `feat()` is used: it reads up to the `211 ` line itself, so even when
-//! its parser refuses a line the connection stays in step; the features are then unknown and
-//! ftpfs probes what it needs (see [`super::conn`]).
+//! here, as [`super::mdtm`] reads pipelined `MDTM` replies: the command is written on the
+//! control stream and the reply read from suppaftp's own buffered reader ([`exchange`],
+//! through the one hook our vendored suppaftp adds for it, so plain and TLS connections
+//! alike) by [`read_reply`], which follows RFC 959 §4.2 (only a line starting with the
+//! opening code and a space ends a multi-line reply; anything else inside is text) with the
+//! usual bounds ([`MAX_REPLY`] bytes, [`MAX_LINES`] lines, the socket's read timeout and the
+//! connection's watchdog). Between two commands suppaftp's buffer is empty, so nothing is
+//! lost; bytes after the reply mean the dialogue is out of step, and the connection is given
+//! up.
 //!
 //! The greeting, read by suppaftp as it connects, gets the same treatment on a plain
 //! connection: [`skip_to_greeting`] reads a multi-line greeting up to its last line (and any
@@ -29,7 +27,7 @@
 //! `PWD` without quotes ([`pwd_path`]), `TYPE I` answered `250`. ftpfs sends no `SYST`.
 
 use std::collections::HashMap;
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufRead, Write};
 
 use crate::error::{Error, Op, Result};
 
@@ -64,7 +62,7 @@ fn code_of(line: &str) -> Option<(u32, Option<u8>)> {
 
 /// Reads one reply, following RFC 959 §4.2. `Err` is `EPROTO` for a reply that does not
 /// start with a code or exceeds the bounds, the I/O error otherwise.
-pub fn read_reply(r: &mut impl BufRead, op: Op) -> Result<Reply> {
+pub fn read_reply(r: &mut (impl BufRead + ?Sized), op: Op) -> Result<Reply> {
     let protocol = |detail: &str| Error::Protocol {
         op,
         detail: detail.into(),
@@ -180,24 +178,42 @@ pub fn skip_to_greeting(stream: &std::net::TcpStream, wait: std::time::Duration)
     }
 }
 
-/// Sends `command` on the plain control socket of `ftp` and reads its reply with
-/// [`read_reply`]. Only between commands, and never over TLS (the socket is below it).
-pub fn ask_plain(ftp: &super::conn::Ftp, command: &str, op: Op) -> Result<Reply> {
-    let socket = ftp.get_ref();
+/// Sends `command` on the control connection of `ftp` and reads its reply with
+/// [`read_reply`]. Only between commands.
+pub fn ask(ftp: &super::conn::Ftp, command: &str, op: Op) -> Result<Reply> {
     log::trace!("CC OUT (direct): {command}");
-    (&*socket)
-        .write_all(format!("{command}\r\n").as_bytes())
-        .map_err(|e| Error::from_io(op, e))?;
-    let mut reader = BufReader::with_capacity(16 * 1024, &*socket);
-    let reply = read_reply(&mut reader, op)?;
+    let reply = exchange(ftp, format!("{command}\r\n").as_bytes(), op, |r| {
+        read_reply(r, op)
+    })?;
     log::trace!("CC IN (direct): {}", reply.text());
-    if !reader.buffer().is_empty() {
-        return Err(Error::Protocol {
-            op,
-            detail: format!("bytes after the reply to {command}"),
-        });
-    }
     Ok(reply)
+}
+
+/// Writes `out` (whole command lines) on the control connection of `ftp`, plain or TLS, and
+/// lets `read` read the replies from suppaftp's own buffered reader (the patched
+/// `with_control_stream`), so no byte of a later reply is lost to another buffer. Only
+/// between commands: the connection is idle (suppaftp has read the last reply whole, and
+/// servers send nothing unasked), so what is read is exactly these replies; bytes left
+/// after them mean a server out of step, and an error.
+pub fn exchange<R>(
+    ftp: &super::conn::Ftp,
+    out: &[u8],
+    op: Op,
+    read: impl FnOnce(&mut dyn BufRead) -> Result<R>,
+) -> Result<R> {
+    ftp.with_control_stream(|stream| {
+        let io = |e| Error::from_io(op, e);
+        stream.get_mut().write_all(out).map_err(io)?;
+        stream.get_mut().flush().map_err(io)?;
+        let r = read(stream)?;
+        if !stream.buffer().is_empty() {
+            return Err(Error::Protocol {
+                op,
+                detail: "bytes after the replies".into(),
+            });
+        }
+        Ok(r)
+    })
 }
 
 /// The features of a `211` `FEAT` reply, names upper-cased, each with its parameters.
@@ -261,6 +277,7 @@ pub fn pwd_path(body: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::io::BufReader;
 
     fn read(s: &str) -> Result<Reply> {
         read_reply(&mut BufReader::new(s.as_bytes()), Op::Connect)

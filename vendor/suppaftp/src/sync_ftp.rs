@@ -356,6 +356,15 @@ where
         ControlSocket::lock(&self.control)
     }
 
+    /// ftpfs patch: runs `f` on the control connection's buffered stream, locked, plain or
+    /// TLS, for commands whose replies the caller reads itself (several commands sent at
+    /// once, replies read as RFC 959 words them). Writes go through
+    /// [`BufReader::get_mut`]; what `f` leaves in the buffer is the next reply's.
+    pub fn with_control_stream<R>(&self, f: impl FnOnce(&mut BufReader<DataStream<T>>) -> R) -> R {
+        let mut cc = self.control();
+        f(&mut cc.reader)
+    }
+
     /// Log in to the FTP server.
     pub fn login<S: AsRef<str>>(&mut self, user: S, password: S) -> FtpResult<()> {
         let mut cc = self.control();
