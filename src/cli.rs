@@ -145,6 +145,7 @@ pub struct MountArgs {
     ///   pasv_addr=fix|trust    trust: use a private address in a 227 reply as it is
     ///   active_addr=IP         active mode: the address announced (a client behind NAT)
     ///   active_ports=LOW:HIGH  active mode: listen only on these ports
+    ///   pipelining=on|off      off: one command at a time, no data connection ahead
     /// Listings and times:
     ///   dir_cache_ttl=SECS     how long a listing is trusted (default 30)
     ///   listing=auto|list      list: use LIST even when MLSD is offered

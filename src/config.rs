@@ -218,6 +218,8 @@ pub struct MountOpts {
     pub active_addr: Option<std::net::IpAddr>,
     /// `active_ports=LOW:HIGH`: the ports active mode listens on.
     pub active_ports: Option<(u16, u16)>,
+    /// `pipelining=on|off`.
+    pub pipelining: Option<bool>,
     pub exact_times: Option<bool>,
     pub compress: Option<crate::ftp::deflate::Compress>,
     pub strict_times: bool,
@@ -331,6 +333,13 @@ pub fn parse_mount_options(s: &str, opts: &mut MountOpts) -> Result<(), String> 
                 }
                 opts.active_addr = Some(ip);
             }
+            "pipelining" => {
+                opts.pipelining = Some(match need()? {
+                    "on" => true,
+                    "off" => false,
+                    v => return Err(format!("pipelining must be on or off, not {v:?}")),
+                })
+            }
             "active_ports" => {
                 opts.active_ports = Some(crate::ftp::active::Listen::parse_ports(need()?)?)
             }
@@ -410,6 +419,7 @@ impl Config {
                 addr: o.active_addr,
                 ports: o.active_ports,
             },
+            pipelining: o.pipelining.unwrap_or(true),
             dialogue: crate::ftp::conn::Dialogue {
                 host: o.vhost.clone(),
                 allo: o.allo,

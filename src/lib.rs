@@ -21,6 +21,7 @@
 //! - [`ftp`]: the FTP implementation: `conn` (connect, login, what the first connection
 //!   asks), `caps` (what the server can do, learned once per mount), `active` (passive or
 //!   active data connections, decided once per mount; the active listener), `pool`,
+//!   `prepare` (data connections opened ahead, by a thread of the pool),
 //!   `listing` (MLSD and LIST parsers), `mdtm` (exact times for LIST listings, pipelined),
 //!   `reader` (REST+RETR streams), `upload` (STOR/APPE streams and their end), `deflate`
 //!   (MODE Z), `retry` (the one retry loop, for commands and reads),

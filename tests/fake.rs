@@ -521,3 +521,28 @@ fn a_server_whose_mdtm_is_unknown_is_not_asked_again() {
     }
     assert_eq!(s.received("MDTM"), 2, "the first listing only");
 }
+
+/// A server that handles one command per read loses the `RETR` written together with its
+/// `REST`: that read waits out `timeout` once, the mount learns to send one command at a
+/// time (said once in the log), and the read is repeated and returns the right bytes.
+#[test]
+fn a_server_that_loses_pipelined_rest_and_retr_is_read_one_command_at_a_time() {
+    let data = pattern(300_000);
+    let mut opts = one_file("f", &data);
+    opts.no_pipelining = true;
+    let s = FakeServer::start(opts);
+    let mut ep = s.endpoint();
+    ep.timeout = Duration::from_secs(2);
+    let r = FtpRemote::connect(ep, 2, "", ListingMode::Auto).unwrap();
+    assert_eq!(r.list("").unwrap()[0].size, 300_000);
+    let rd = r.open_reader("f", 300_000).unwrap();
+    assert!(read(&rd, 250_000, 1000).unwrap() == data[250_000..251_000]);
+    assert!(read(&rd, 10_000, 1000).unwrap() == data[10_000..11_000]);
+    // The lost RETR never reached the server's log; its REST did, and was sent again.
+    assert_eq!(s.received("RETR"), 2, "one per read");
+    assert_eq!(
+        s.received("REST"),
+        1 + 3,
+        "the probe, the lost read's twice, the next"
+    );
+}

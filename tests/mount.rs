@@ -333,8 +333,12 @@ fn a_remount_right_after_umount_survives_the_old_daemons_exit() {
             std::fs::read(mnt.path().join("hello.txt")).unwrap().len(),
             6
         );
-        let st = ftpfs().arg("umount").arg(mnt.path()).status().unwrap();
-        assert!(st.success());
+        let out = ftpfs().arg("umount").arg(mnt.path()).output().unwrap();
+        assert!(
+            out.status.success(),
+            "round {round}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
 }
 

@@ -25,6 +25,7 @@ fn endpoint(server: &Server) -> Endpoint {
         data: Default::default(),
         pasv_addr: Default::default(),
         listen: Default::default(),
+        pipelining: true,
         dialogue: Default::default(),
     }
 }

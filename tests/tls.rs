@@ -614,6 +614,7 @@ fn a_data_connection_refused_for_its_tls_session_is_repeated_on_a_new_connection
         data: Default::default(),
         pasv_addr: Default::default(),
         listen: Default::default(),
+        pipelining: true,
         dialogue: Default::default(),
     };
     let r = ftpfs::ftp::FtpRemote::connect(endpoint, 2, "", ftpfs::ftp::ListingMode::Auto).unwrap();
@@ -759,6 +760,7 @@ fn vsftpd_appends_refused_for_their_tls_session_arrive_once_each_in_order() {
         data: Default::default(),
         pasv_addr: Default::default(),
         listen: Default::default(),
+        pipelining: true,
         dialogue: Default::default(),
     };
     let r = ftpfs::ftp::FtpRemote::connect(endpoint, 1, "", ftpfs::ftp::ListingMode::Auto).unwrap();

@@ -7,7 +7,7 @@
 //! [`ServerInfo::learn`]). The locks here are held only to read or record, never across a
 //! command.
 
-use std::sync::atomic::AtomicBool;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use parking_lot::Mutex;
 
@@ -160,11 +160,35 @@ pub struct ServerInfo {
     pub(super) warned_clear: AtomicBool,
     /// `-o compress=` and what decides it (see [`super::deflate`]).
     pub deflate: super::deflate::Deflate,
+    /// Commands are not pipelined and nothing is prepared ahead: `-o pipelining=off`, or a
+    /// server that lost pipelined commands (see [`ServerInfo::no_pipelining`]).
+    no_pipelining: AtomicBool,
 }
 
 impl ServerInfo {
+    /// For a mount with `-o pipelining=` `on` or off.
+    pub fn new(pipelining: bool) -> ServerInfo {
+        ServerInfo {
+            no_pipelining: AtomicBool::new(!pipelining),
+            ..ServerInfo::default()
+        }
+    }
+
     pub fn caps(&self) -> Option<Caps> {
         *self.caps.lock()
+    }
+
+    /// Whether commands may be written back to back, and data connections opened ahead.
+    pub fn pipelining(&self) -> bool {
+        !self.no_pipelining.load(Ordering::Relaxed)
+    }
+
+    /// The server lost or refused pipelined commands (`why`): one command at a time from
+    /// now on, for every connection, said once.
+    pub fn no_pipelining(&self, why: &str, server: &str) {
+        if !self.no_pipelining.swap(true, Ordering::Relaxed) {
+            log::info!("{server}: {why}; one command at a time from now on");
+        }
     }
 
     /// How the server refused `cap`, if it did.

@@ -72,6 +72,9 @@ pub struct Endpoint {
     /// Where active-mode listeners bind and what they announce (`-o active_addr=`,
     /// `-o active_ports=`).
     pub listen: super::active::Listen,
+    /// `-o pipelining=`: commands written back to back where the protocol allows, and
+    /// data connections opened ahead (see [`super::prepare`]).
+    pub pipelining: bool,
     /// Optional commands of the dialogue: `HOST`, `ALLO`.
     pub dialogue: Dialogue,
 }

@@ -182,6 +182,9 @@ pub fn to_mode(lease: &mut super::pool::Lease, on: bool) -> bool {
     // Each wait is bounded by the socket timeouts; the lease's deadline may be long past
     // after a long transfer.
     let r = lease.run_unbounded(|c| {
+        // A data connection opened before may carry the old mode on a server that fixes
+        // it when accepting (see `super::prepare`).
+        c.ftp.drop_prepared_data_connection();
         c.ftp
             .custom_command(cmd, &[suppaftp::Status::CommandOk])
             .map_err(|e| crate::error::Error::from_ftp(crate::error::Op::Store, e))?;

@@ -122,6 +122,7 @@ mod tests {
             data: Default::default(),
             pasv_addr: Default::default(),
             listen: Default::default(),
+            pipelining: true,
             dialogue: Dialogue::default(),
         };
         assert_eq!(ep.host_command(false), None);

@@ -35,6 +35,7 @@ use std::time::{Instant, SystemTime};
 
 use suppaftp::{FtpError, Status};
 
+use super::caps::ServerInfo;
 use super::conn::Conn;
 use super::listing::parse_mlsd_time;
 use crate::error::{Error, Op, Result};
@@ -48,8 +49,7 @@ pub const MAX_FILES: usize = 2000;
 /// The longest reply line kept (a `213` is 20 bytes; a `550` repeats the name).
 const MAX_REPLY_LINE: usize = 8 * 1024;
 
-const PIPELINED: u8 = 0;
-const ONE_BY_ONE: u8 = 1;
+const ASK: u8 = 0;
 const NEVER: u8 = 2;
 
 /// How this mount asks for exact times; learned as it goes.
@@ -80,7 +80,7 @@ pub struct Asked {
 impl ExactTimes {
     pub fn new(on: bool) -> ExactTimes {
         ExactTimes {
-            how: AtomicU8::new(if on { PIPELINED } else { NEVER }),
+            how: AtomicU8::new(if on { ASK } else { NEVER }),
             worked: AtomicBool::new(false),
         }
     }
@@ -89,9 +89,12 @@ impl ExactTimes {
     /// directory `dir`) by their `MDTM` times, within half the time left to `deadline`.
     /// `Err` means the connection is out of step and must not be reused; the entries keep
     /// whatever times they have then.
+    /// Pipelined while `info` says the server takes it; a failure of pipelined commands
+    /// turns pipelining off for the mount (`server` names it in that log line).
     pub fn fill(
         &self,
         c: &mut Conn,
+        (info, server): (&ServerInfo, &str),
         dir: &str,
         entries: &mut [RemoteEntry],
         deadline: Instant,
@@ -128,19 +131,14 @@ impl ExactTimes {
                 .iter()
                 .map(|&i| format!("{base}/{}", entries[i].name))
                 .collect();
-            let pipelined = self.how.load(Ordering::Relaxed) == PIPELINED;
-            let replies = if pipelined {
+            let replies = if info.pipelining() {
                 match pipelined_mdtm(c, &paths) {
                     Ok(r) => {
                         asked.round_trips += 1;
                         r
                     }
                     Err(e) => {
-                        if self.how.swap(ONE_BY_ONE, Ordering::Relaxed) == PIPELINED {
-                            log::info!(
-                                "{dir}: pipelined MDTM failed ({e}); asking one file at a time from now on"
-                            );
-                        }
+                        info.no_pipelining(&format!("{dir}: pipelined MDTM failed ({e})"), server);
                         return Err(e);
                     }
                 }

@@ -24,10 +24,14 @@
 //! - *Idle connections the server closed* (idle timeouts, restarts) are noticed without a
 //!   round trip when checked out ([`Sockets::is_stale`]) and replaced.
 //!
+//! - *A round trip per transfer for its data connection.* Connections coming back are
+//!   prepared for their next transfer before they go idle ([`super::prepare`]).
+//!
 //! Locks: the pool's mutex is never held across network I/O. Connecting, and closing a
 //! reclaimed stream, happen after it is released.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::mpsc::{SendError, Sender};
 use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
@@ -35,6 +39,7 @@ use parking_lot::{Condvar, Mutex};
 
 use super::caps::ServerInfo;
 use super::conn::{Conn, Endpoint};
+use super::prepare::{self, Job};
 #[cfg(doc)]
 use super::watchdog::Sockets;
 use crate::error::{Error, Op, Result};
@@ -72,6 +77,9 @@ pub struct Pool {
     freed: Condvar,
     /// Checkouts waiting for a connection; readers wake them when they go idle.
     waiting: AtomicUsize,
+    /// The thread that prepares data connections ([`super::prepare`]); `None` once the
+    /// pool is shut down.
+    preparer: Mutex<Option<Sender<Job>>>,
 }
 
 struct State {
@@ -82,6 +90,8 @@ struct State {
     total: usize,
     /// Leases held for transfers.
     transfers: usize,
+    /// Connections with the preparer (counted in `total`, not idle yet).
+    preparing: usize,
     holders: Vec<Weak<dyn Reclaim>>,
 }
 
@@ -97,7 +107,7 @@ pub struct Lease {
 
 impl Pool {
     pub fn new(endpoint: Endpoint, info: Arc<ServerInfo>, size: usize) -> Arc<Pool> {
-        Arc::new(Pool {
+        Arc::new_cyclic(|me| Pool {
             endpoint,
             info,
             size: size.max(1),
@@ -106,11 +116,68 @@ impl Pool {
                 idle: Vec::new(),
                 total: 0,
                 transfers: 0,
+                preparing: 0,
                 holders: Vec::new(),
             }),
             freed: Condvar::new(),
             waiting: AtomicUsize::new(0),
+            preparer: Mutex::new(Some(prepare::spawn(me.clone()))),
         })
+    }
+
+    /// Hands `job` to the preparer; `false` if there is none (shut down).
+    fn to_preparer(&self, job: Job) -> bool {
+        match &*self.preparer.lock() {
+            Some(tx) => tx.send(job).is_ok(),
+            None => false,
+        }
+    }
+
+    /// Hands `conn` to the preparer; it back in the error if there is none.
+    fn send_prepare(&self, conn: Box<Conn>) -> std::result::Result<(), SendError<Job>> {
+        match &*self.preparer.lock() {
+            Some(tx) => tx.send(Job::Prepare(conn)),
+            None => Err(SendError(Job::Prepare(conn))),
+        }
+    }
+
+    /// A connection comes back from the preparer (`None`: it broke there).
+    pub(super) fn prepared(&self, conn: Option<Conn>) {
+        let mut st = self.state.lock();
+        st.preparing -= 1;
+        let closing = self.preparer.lock().is_none();
+        match conn {
+            Some(conn) if !closing => st.idle.push(conn),
+            Some(conn) => {
+                st.total -= 1;
+                drop(st);
+                conn.quit();
+                self.freed.notify_all();
+                return;
+            }
+            None => st.total -= 1,
+        }
+        drop(st);
+        self.freed.notify_all();
+    }
+
+    /// A connection the preparer was to add could not be made: `e`.
+    pub(super) fn not_grown(&self, e: &Error) {
+        let mut st = self.state.lock();
+        st.preparing -= 1;
+        st.total -= 1;
+        if e.is_connection_limit() && st.total > 0 {
+            log::info!(
+                "server {} allows only {} connections ({e}); using that many",
+                self.endpoint.display(),
+                st.total
+            );
+            st.limit = Some((st.total, Instant::now()));
+        } else {
+            log::debug!("one more connection, opened ahead, failed: {e}");
+        }
+        drop(st);
+        self.freed.notify_all();
     }
 
     pub fn endpoint(&self) -> &Endpoint {
@@ -197,7 +264,9 @@ impl Pool {
                     }
                     return Ok(Some(self.lease(conn, purpose, deadline)));
                 }
-                if st.total < self.size_now(&mut st) {
+                // One being prepared comes back within a round trip; a new login costs
+                // four or more. Only a checkout that may wait waits for it.
+                if st.total < self.size_now(&mut st) && !(wait && st.preparing > 0) {
                     st.total += 1;
                     if purpose == Purpose::Transfer {
                         st.transfers += 1;
@@ -267,7 +336,9 @@ impl Pool {
             .find_map(|h| h.try_take())
     }
 
-    fn lease(self: &Arc<Self>, conn: Conn, purpose: Purpose, deadline: Instant) -> Lease {
+    fn lease(self: &Arc<Self>, mut conn: Conn, purpose: Purpose, deadline: Instant) -> Lease {
+        // Off for the mount since this connection last worked, perhaps.
+        conn.ftp.set_pipelining(self.info.pipelining());
         Lease {
             pool: Arc::clone(self),
             conn: Some(conn),
@@ -299,8 +370,10 @@ impl Pool {
         self.freed.notify_all();
     }
 
-    /// Closes idle connections (at unmount).
+    /// Closes idle connections (at unmount); those being prepared are closed when they
+    /// come back.
     pub fn shutdown(&self) {
+        *self.preparer.lock() = None;
         let idle = std::mem::take(&mut self.state.lock().idle);
         for conn in idle {
             conn.quit();
@@ -381,9 +454,33 @@ impl Drop for Lease {
         if self.purpose == Purpose::Transfer {
             st.transfers -= 1;
         }
+        let pipelining = self.pool.info.pipelining();
         match conn {
             // One left in MODE Z would compress the next listing or upload: never reused.
-            Some(conn) if !self.broken && !conn.mode_z => st.idle.push(conn),
+            Some(conn) if !self.broken && !conn.mode_z => {
+                if prepare::wanted(&conn, pipelining) {
+                    st.preparing += 1;
+                    if let Err(SendError(Job::Prepare(conn))) =
+                        self.pool.send_prepare(Box::new(conn))
+                    {
+                        st.preparing -= 1;
+                        st.idle.push(*conn);
+                    }
+                } else {
+                    st.idle.push(conn);
+                }
+                // A single connection, and room for more: a second one, logged in ahead,
+                // lets one transfer while the other is prepared.
+                if pipelining
+                    && st.total == 1
+                    && st.preparing <= 1
+                    && self.pool.size_now(&mut st) >= 2
+                    && self.pool.to_preparer(Job::Grow)
+                {
+                    st.total += 1;
+                    st.preparing += 1;
+                }
+            }
             _ => st.total -= 1,
         }
         drop(st);

@@ -346,6 +346,8 @@ impl Inner {
         let z = start == 0 && lease.conn().caps.mode_z && info.deflate.wanted();
         if z {
             let switched = lease.run(|c| {
+                // Opened in MODE S; see `super::prepare`.
+                c.ftp.drop_prepared_data_connection();
                 c.ftp
                     .custom_command("MODE Z", &[Status::CommandOk])
                     .map_err(|e| Error::from_ftp(Op::Retr, e))?;
@@ -386,6 +388,16 @@ impl Inner {
                 return Err(e);
             }
             Ok(t) if z => Box::new(Inflating(super::deflate::Inflate::new(t))),
+            // REST and RETR were written together (pipelining) and went unanswered: a server
+            // that takes one command per read lost the second. The read is retried, one
+            // command at a time from now on.
+            Err(e @ Error::Timeout { .. }) if start > 0 && info.pipelining() => {
+                info.no_pipelining(
+                    "REST and RETR written together went unanswered",
+                    &self.pool.endpoint().display(),
+                );
+                return Err(e);
+            }
             Err(e) if start > 0 && refuses_rest(&e) => {
                 // Learned, and the same read again without REST (from 0, or ESPIPE).
                 info.learn(&[Capability::Rest], &e, &self.pool.endpoint().display());

@@ -41,16 +41,29 @@ pub(super) struct FtpUpload {
 impl FtpUpload {
     /// Sends the command (within the lease's deadline) and opens the data connection; a
     /// `STOR` of `size` bytes is announced with `ALLO` first when `-o allo` asks for it.
+    ///
+    /// `early`: with pipelining, on a plain passive connection, the bytes go out with the
+    /// command instead of a round trip later, after its `150`; a refusal of the command is
+    /// then the error of [`FtpUpload::end`] instead of this one. Only for callers that
+    /// treat both alike (a whole-file `STOR`, repeated as a whole).
     pub(super) fn open(
         mut lease: pool::Lease,
         op: Op,
         path: &str,
         size: Option<u64>,
+        early: bool,
     ) -> Result<FtpUpload> {
+        let info_pipelining = lease.pool_info().pipelining();
         let stream = lease.run(|c| {
             c.clear_rest(op)?;
             if let (Op::Store, Some(size)) = (op, size) {
                 c.allocate(size)?;
+            }
+            if early {
+                c.ftp.set_early_upload();
+            }
+            if early && !c.secure && c.active.is_none() && info_pipelining {
+                log::debug!("{op} {path}: the bytes go with the command");
             }
             let stream = match op {
                 Op::Append => c.ftp.append_with_stream(path),
@@ -242,6 +255,12 @@ const TICKET_WAIT: Duration = Duration::from_secs(1);
 /// awaited at once (at 50 KB/s, 256 KiB take 5 s of the 20 s `timeout`). Small files
 /// never wait for the watch.
 const DRAIN_WATCH: u64 = 256 * 1024;
+
+/// The largest upload sent early (see [`FtpUpload::open`]): one that ends below the
+/// [`DRAIN_WATCH`]. A bigger one would need the watch, which cannot tell the `150` still
+/// unread on the control connection from an early verdict; and a round trip saved is
+/// little against its transfer.
+pub(super) const EARLY_MAX: u64 = DRAIN_WATCH;
 
 /// What a server's TCP receive buffer is assumed to hold at most (Linux autotunes it up to
 /// 6 MiB by default).

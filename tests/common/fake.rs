@@ -122,6 +122,7 @@ impl FakeServer {
             data: Default::default(),
             pasv_addr: Default::default(),
             listen: Default::default(),
+            pipelining: true,
             dialogue: Default::default(),
         }
     }

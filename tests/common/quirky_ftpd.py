@@ -153,6 +153,8 @@ DIALOGUE_QUIRKS = {
     "type-250": "TYPE is answered 250 instead of 200",
     "allo-required": "STOR is refused with 503 unless an ALLO came since the last STOR "
     "(ALLO answered 200)",
+    "mark-pipelined": "(no quirk) the command log marks a command the next one arrived "
+    "with, ' <+>' after its argument",
 }
 
 _sessions = itertools.count(1)
@@ -181,6 +183,9 @@ class QuirkyHandler(FTPHandler):
         if self.log_path:
             if line.upper().startswith("PASS "):
                 line = "PASS ******"
+            if "mark-pipelined" in self.quirks and getattr(self, "ac_in_buffer", b""):
+                # The next command had arrived with this one: written back to back.
+                line += " <+>"
             with open(self.log_path, "a") as f:
                 f.write("%d %s\n" % (self._session, line))
 

@@ -42,6 +42,10 @@ use crate::types::Features;
 /// It takes a [`SocketAddr`] and returns a [`TcpStream`].
 pub type PassiveStreamBuilder = dyn Fn(SocketAddr) -> FtpResult<TcpStream> + Send + Sync;
 
+/// ftpfs patch: how long a prepared passive data connection is used at most; servers
+/// close an unused passive listener after a while (pure-ftpd, vsftpd: a minute or more).
+pub const PREPARED_MAX_AGE: Duration = Duration::from_secs(20);
+
 /// ftpfs patch: a function that binds the listener of an active-mode data connection.
 ///
 /// It takes the control connection's local address and returns the listener and what to
@@ -80,6 +84,9 @@ where
     ascii_transfer: bool,
     passive_stream_builder: Box<PassiveStreamBuilder>,
     active_listener_builder: Option<Box<ActiveListenerBuilder>>,
+    /// ftpfs patch: `REST` is sent with the transfer command, and an upload's bytes on a
+    /// plain passive connection without waiting for its `150`.
+    pipelining: bool,
     #[cfg(not(feature = "secure"))]
     marker: PhantomData<T>,
     #[cfg(feature = "secure")]
@@ -121,6 +128,7 @@ where
             ascii_transfer: true,
             passive_stream_builder: Self::default_passive_stream_builder(),
             active_listener_builder: None,
+            pipelining: false,
             #[cfg(feature = "secure")]
             tls_ctx: None,
             #[cfg(feature = "secure")]
@@ -139,6 +147,49 @@ where
             }
             Err(err) => Err(err),
         }
+    }
+
+    /// ftpfs patch: pipelining on or off (off by default). On: `REST` is written together
+    /// with the transfer command and both replies read after (a refused `REST` ends the
+    /// transfer the command started, unread, and is the error).
+    pub fn set_pipelining(&mut self, on: bool) {
+        self.pipelining = on;
+    }
+
+    /// ftpfs patch: the next upload (`STOR`/`APPE`), when pipelining is on and its data
+    /// connection is plain and passive, returns its stream without waiting for the `150`,
+    /// so its bytes go out with the command; the `150` (or the refusal, which is then the
+    /// error of [`TransferStream::finish`]) is read when it is finished. One shot.
+    pub fn set_early_upload(&self) {
+        self.control().early_upload = true;
+    }
+
+    /// ftpfs patch: opens the next passive data connection now (`EPSV` or `PASV`, then the
+    /// stream builder), so that the next transfer costs only its command. Nothing in active
+    /// mode, or when one is open already.
+    pub fn prepare_data_connection(&self) -> FtpResult<()> {
+        let mut cc = self.control();
+        if cc.prepared.is_some() || cc.data_connection_open {
+            return Ok(());
+        }
+        let address = match self.mode {
+            Mode::Active => return Ok(()),
+            Mode::ExtendedPassive => self.epsv(&mut cc)?,
+            Mode::Passive => self.pasv(&mut cc)?,
+        };
+        let stream = (self.passive_stream_builder)(address)?;
+        cc.prepared = Some((stream, Instant::now()));
+        Ok(())
+    }
+
+    /// ftpfs patch: when the prepared data connection was opened, if there is one.
+    pub fn prepared_data_connection(&self) -> Option<Instant> {
+        self.control().prepared.as_ref().map(|(_, at)| *at)
+    }
+
+    /// ftpfs patch: closes the prepared data connection, if any.
+    pub fn drop_prepared_data_connection(&self) {
+        self.control().prepared = None;
     }
 
     /// ftpfs patch: set a custom [`ActiveListenerBuilder`] for active mode.
@@ -251,6 +302,7 @@ where
             active_peer_check: self.active_peer_check,
             passive_stream_builder: self.passive_stream_builder,
             active_listener_builder: self.active_listener_builder,
+            pipelining: self.pipelining,
             tls_ctx: Some(Box::new(tls_connector)),
             domain: Some(String::from(domain)),
             welcome_msg: self.welcome_msg,
@@ -312,6 +364,7 @@ where
             tls_ctx: Some(Box::new(tls_connector)),
             passive_stream_builder: Self::default_passive_stream_builder(),
             active_listener_builder: None,
+            pipelining: false,
             domain: Some(String::from(domain)),
             welcome_msg: None,
             active_timeout: Duration::from_secs(60),
@@ -411,6 +464,9 @@ where
     /// Change the current directory to the path specified.
     pub fn cwd<S: AsRef<str>>(&mut self, path: S) -> FtpResult<()> {
         let mut cc = self.control();
+        // ftpfs patch: some servers (libunftp) fix a data connection's directory when they
+        // accept it, so one prepared before a CWD would list the old directory.
+        cc.prepared = None;
         debug!("Changing working directory to {}", path.as_ref());
         cc.perform(Command::Cwd(path.as_ref().to_string()))?;
         cc.read_response_in(&[Status::CommandOk, Status::RequestedFileActionOk])
@@ -1088,6 +1144,8 @@ where
         // Reject overlapping transfers before negotiating or opening another data socket.
         cc.guard_multiple_data_connections()?;
 
+        // The early upload of `set_early_upload` is for this command only, whatever path.
+        let early = std::mem::take(&mut cc.early_upload);
         let (response, stream) = match self.mode {
             Mode::Active => {
                 let listener = self.active(cc)?;
@@ -1129,21 +1187,28 @@ where
                 };
                 (response, stream)
             }
-            Mode::ExtendedPassive => {
-                let address = self.epsv(cc)?;
-                let stream = (self.passive_stream_builder)(address)?;
-                Self::send_restart(cc, restart, &cmd)?;
-                cc.perform(cmd)?;
-                let response = cc.read_response_in(expected_code)?;
-                (response, stream)
-            }
-            Mode::Passive => {
-                let address = self.pasv(cc)?;
-                let stream = (self.passive_stream_builder)(address)?;
-                Self::send_restart(cc, restart, &cmd)?;
-                cc.perform(cmd)?;
-                let response = cc.read_response_in(expected_code)?;
-                (response, stream)
+            Mode::ExtendedPassive | Mode::Passive => {
+                let stream = match Self::take_prepared(cc) {
+                    Some(stream) => stream,
+                    None => {
+                        let address = if self.mode == Mode::ExtendedPassive {
+                            self.epsv(cc)?
+                        } else {
+                            self.pasv(cc)?
+                        };
+                        (self.passive_stream_builder)(address)?
+                    }
+                };
+                cc.early_upload = early;
+                if !self.pipelining {
+                    cc.early_upload = false;
+                    Self::send_restart(cc, restart, &cmd)?;
+                    cc.perform(cmd)?;
+                    let response = cc.read_response_in(expected_code)?;
+                    (response, stream)
+                } else {
+                    self.pipelined_command(cc, restart, cmd, expected_code, stream)?
+                }
             }
         };
 
@@ -1168,6 +1233,78 @@ where
 
         cc.data_connection_open = true;
         Ok((response, data_stream))
+    }
+
+    /// ftpfs patch: a prepared data connection still worth using: not older than
+    /// [`PREPARED_MAX_AGE`], and not closed by the server (a non-blocking peek that finds
+    /// neither an end nor an error nor unasked bytes).
+    fn take_prepared(cc: &mut ControlChannel<T>) -> Option<TcpStream> {
+        let (stream, at) = cc.prepared.take()?;
+        if at.elapsed() > PREPARED_MAX_AGE {
+            debug!("prepared data connection too old; opening another");
+            return None;
+        }
+        let mut probe = [0u8; 1];
+        let alive = stream.set_nonblocking(true).is_ok()
+            && matches!(stream.peek(&mut probe), Err(ref e) if e.kind() == std::io::ErrorKind::WouldBlock)
+            && stream.set_nonblocking(false).is_ok();
+        if !alive {
+            debug!("prepared data connection closed by the server; opening another");
+            return None;
+        }
+        debug!("using the prepared data connection");
+        Some(stream)
+    }
+
+    /// ftpfs patch: the transfer command with pipelining: `REST` (if any) and the command
+    /// written at once, their replies read after. A plain upload does not wait for its
+    /// `150` (read by [`ControlChannel::complete_transfer`]).
+    fn pipelined_command(
+        &self,
+        cc: &mut ControlChannel<T>,
+        restart: Option<usize>,
+        cmd: Command,
+        expected_code: &[Status],
+        stream: TcpStream,
+    ) -> FtpResult<(Response, TcpStream)> {
+        let transfers_file = matches!(
+            cmd,
+            Command::Retr(_) | Command::Store(_) | Command::Appe(_) | Command::Custom(_)
+        );
+        let upload = matches!(cmd, Command::Store(_) | Command::Appe(_));
+        let restart = restart.filter(|_| transfers_file);
+        match restart {
+            Some(offset) => cc.perform_all(vec![Command::Rest(offset), cmd])?,
+            None => cc.perform(cmd)?,
+        }
+        if let Some(offset) = restart {
+            if let Err(refused) = cc.read_response(Status::RequestFilePending) {
+                debug!("REST {offset} refused; ending what the transfer command started");
+                // The command went too: a transfer it started is from byte 0, not ours.
+                match cc.read_response_in(&[Status::AboutToSend, Status::AlreadyOpen]) {
+                    Ok(_) => {
+                        drop(stream);
+                        let _ = cc.read_response_in(&[
+                            Status::ClosingDataConnection,
+                            Status::RequestedFileActionOk,
+                            Status::TransferAborted,
+                        ]);
+                    }
+                    Err(_) => drop(stream),
+                }
+                return Err(refused);
+            }
+        }
+        #[cfg(feature = "secure")]
+        let plain = self.tls_ctx.is_none();
+        #[cfg(not(feature = "secure"))]
+        let plain = true;
+        if std::mem::take(&mut cc.early_upload) && upload && plain && restart.is_none() {
+            cc.preliminary_pending = true;
+            return Ok((Response::new(Status::AboutToSend, Vec::new()), stream));
+        }
+        let response = cc.read_response_in(expected_code)?;
+        Ok((response, stream))
     }
 
     /// Sends `restart` as `REST` if `cmd` transfers a file.

@@ -42,6 +42,13 @@ where
     pub(super) restart: Option<usize>,
     /// Encoding of command lines and of the file names read back.
     pub(super) encoding: Arc<dyn Encoding>,
+    /// ftpfs patch: a passive data connection opened ahead of its transfer, and when.
+    pub(super) prepared: Option<(TcpStream, std::time::Instant)>,
+    /// ftpfs patch: the transfer command's preliminary reply (`150`) has not been read yet
+    /// (an upload whose bytes were sent without waiting for it); read before the final one.
+    pub(super) preliminary_pending: bool,
+    /// ftpfs patch: the next upload may send its bytes before its `150` (one shot).
+    pub(super) early_upload: bool,
 }
 
 /// Locks `control`, recovering the inner state if a previous holder panicked.
@@ -85,6 +92,9 @@ where
             data_connection_open: false,
             restart: None,
             encoding,
+            prepared: None,
+            preliminary_pending: false,
+            early_upload: false,
         }
     }
 
@@ -113,6 +123,26 @@ where
         self.reader
             .get_mut()
             .write_all(&line)
+            .map_err(FtpError::ConnectionError)
+    }
+
+    /// ftpfs patch: sends `commands` in one write, so that they leave together.
+    pub(super) fn perform_all(&mut self, commands: Vec<Command>) -> FtpResult<()> {
+        let mut out = Vec::new();
+        for command in commands {
+            let command = command.to_string();
+            crate::command::validate_command_line(&command)?;
+            trace!("CC OUT: {}", command.trim_end_matches("\r\n"));
+            let line = self
+                .encoding
+                .encode(&command)
+                .map_err(FtpError::ConnectionError)?;
+            crate::command::validate_encoded_command_line(&line)?;
+            out.extend_from_slice(&crate::command::escape_telnet_iac(&line));
+        }
+        self.reader
+            .get_mut()
+            .write_all(&out)
             .map_err(FtpError::ConnectionError)
     }
 
@@ -222,6 +252,10 @@ where
     /// The data socket must already be closed, otherwise the server never sends the reply.
     pub(super) fn complete_transfer(&mut self) -> FtpResult<()> {
         self.data_connection_open = false;
+        if std::mem::take(&mut self.preliminary_pending) {
+            trace!("reading the transfer command's preliminary reply");
+            self.read_response_in(&[Status::AboutToSend, Status::AlreadyOpen])?;
+        }
         trace!("data connection closed; reading transfer reply");
         self.read_response_in(TRANSFER_COMPLETE).map(|_| ())
     }

@@ -1,0 +1,120 @@
+//! Data connections opened before they are needed.
+//!
+//! Every listing and transfer needs a data connection, and in passive mode opening one costs
+//! a round trip before the transfer command can even be sent (`EPSV`, its `229`, then a TCP
+//! handshake, which on a real network is one more). At 50 ms per round trip that was a third
+//! of a small file's upload and half of a random read. So a connection that comes back to
+//! the pool after using its data connection does not go idle at once: a background thread
+//! sends `EPSV`, connects (suppaftp keeps the socket, through our patched
+//! `prepare_data_connection`), and only then puts it back. The next transfer on it sends
+//! only its command.
+//!
+//! - A checkout that finds nothing idle but a connection being prepared waits for it
+//!   (at most one round trip) instead of logging in a new one (four or more).
+//! - A program that works one file at a time (`cp -r`, `tar`) would wait for the one
+//!   connection it uses to be prepared after every file, which gains nothing. So when the
+//!   pool has a single connection and room for more, the thread logs in a second one in
+//!   the background: the program then alternates, one connection transferring while the
+//!   other is prepared.
+//! - A prepared connection the server closed, or one older than suppaftp's
+//!   `PREPARED_MAX_AGE`, is noticed when it is about to be used and replaced by a fresh
+//!   `EPSV` then, as without preparation.
+//! - A prepared connection is closed, unused, when the connection changes directory (`CWD`)
+//!   or `MODE`: libunftp fixes a data connection's directory when it accepts it, so a
+//!   `LIST` after a `CWD` on a connection prepared before listed the old directory.
+//! - Nothing is prepared in active mode (the server connects to us, per transfer), or with
+//!   `-o pipelining=off`, or once the server lost pipelined commands.
+//!
+//! Locks: the pool's lock is held to hand a connection over, never during the `EPSV`.
+
+use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender};
+use std::sync::Weak;
+use std::time::{Duration, Instant};
+
+use super::conn::Conn;
+use super::pool::Pool;
+
+/// Work for the thread.
+pub(super) enum Job {
+    /// Prepare this connection's next data connection, then put it back idle.
+    Prepare(Box<Conn>),
+    /// Log in one more connection (already counted in the pool's total), prepare it, and
+    /// put it idle.
+    Grow,
+}
+
+/// Whether `conn`, coming back to the pool, should be prepared before it goes idle.
+pub(super) fn wanted(conn: &Conn, pipelining: bool) -> bool {
+    pipelining && conn.active.is_none() && conn.ftp.prepared_data_connection().is_none()
+}
+
+/// Starts the thread of `pool`; it ends when the pool is gone or stops sending.
+pub(super) fn spawn(pool: Weak<Pool>) -> Sender<Job> {
+    let (tx, rx) = std::sync::mpsc::channel();
+    let spawned = std::thread::Builder::new()
+        .name("ftpfs-prepare".into())
+        .spawn(move || run(pool, rx));
+    if let Err(e) = spawned {
+        // Without the thread, jobs are never taken: the pool then does not send any.
+        log::warn!("no thread to prepare data connections ({e}); each transfer opens its own");
+    }
+    tx
+}
+
+fn run(pool: Weak<Pool>, rx: Receiver<Job>) {
+    loop {
+        let job = match rx.recv_timeout(Duration::from_secs(5)) {
+            Ok(job) => job,
+            Err(RecvTimeoutError::Timeout) if pool.strong_count() > 0 => continue,
+            Err(_) => return,
+        };
+        let Some(pool) = pool.upgrade() else {
+            return;
+        };
+        match job {
+            Job::Prepare(conn) => {
+                let conn = prepare(*conn, pool.endpoint().timeout);
+                pool.prepared(conn);
+            }
+            Job::Grow => {
+                let deadline = Instant::now() + pool.endpoint().timeout;
+                match Conn::connect(pool.endpoint(), pool.info(), deadline) {
+                    Ok(conn) => {
+                        let conn = prepare(conn, pool.endpoint().timeout);
+                        pool.prepared(conn);
+                    }
+                    Err(e) => pool.not_grown(&e),
+                }
+            }
+        }
+    }
+}
+
+/// `EPSV` and connect, within `timeout`. The connection back, or `None` if it broke (a
+/// refusal leaves it in step and unprepared: the next transfer asks itself).
+fn prepare(conn: Conn, timeout: Duration) -> Option<Conn> {
+    let guard = conn.guard(Instant::now() + timeout);
+    let r = conn.ftp.prepare_data_connection();
+    drop(guard);
+    match r {
+        _ if conn.sockets.fired() => {
+            log::debug!("preparing a data connection timed out; the connection is dropped");
+            None
+        }
+        Ok(()) => {
+            log::debug!("prepared a data connection");
+            Some(conn)
+        }
+        Err(suppaftp::FtpError::UnexpectedResponse(r)) => {
+            log::debug!(
+                "preparing a data connection: {}",
+                super::conn::refusal_of(&r)
+            );
+            Some(conn)
+        }
+        Err(e) => {
+            log::debug!("preparing a data connection failed ({e}); the connection is dropped");
+            None
+        }
+    }
+}

@@ -1,0 +1,188 @@
+//! Fewer round trips per operation (issue 15), through real mounts of pyftpdlib, whose
+//! command log (tests/common/quirky_ftpd.py) says which session sent what, and with
+//! `mark-pipelined`, which commands arrived together:
+//!
+//! - data connections are opened ahead, between operations: a read then costs its `RETR`
+//!   alone;
+//! - `REST` goes out with its `RETR`;
+//! - `-o pipelining=off` sends one command at a time and opens nothing ahead.
+//!
+//! Round trips, not seconds: counted from the order of commands, they hold on a busy machine.
+
+mod common;
+
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+use common::*;
+
+/// `(session, command line)` of the quirky server's log, from line `from` on.
+fn commands(server: &Server, from: usize) -> Vec<(u32, String)> {
+    server
+        .command_log()
+        .lines()
+        .skip(from)
+        .filter_map(|l| {
+            let (n, cmd) = l.split_once(' ')?;
+            Some((n.parse().ok()?, cmd.to_string()))
+        })
+        .collect()
+}
+
+fn verb(cmd: &str) -> &str {
+    cmd.split(' ').next().unwrap_or("")
+}
+
+/// A served directory: `f.txt` and `offset.bin`.
+fn served() -> tempfile::TempDir {
+    let data = tempfile::tempdir().unwrap();
+    std::fs::write(
+        data.path().join("f.txt"),
+        b"hello from the server\n".repeat(5000),
+    )
+    .unwrap();
+    let body: Vec<u8> = (0..300_000u32).map(|i| (i * 13 % 253) as u8).collect();
+    std::fs::write(data.path().join("offset.bin"), body).unwrap();
+    data
+}
+
+/// Reads 3000 bytes at 250000 with `dd` (the kernel asks at an offset; ftpfs sends `REST`).
+fn read_at_offset(m: &Path) -> Vec<u8> {
+    let out = Command::new("dd")
+        .args([
+            "if=offset.bin",
+            "bs=1000",
+            "skip=250",
+            "count=3",
+            "status=none",
+        ])
+        .current_dir(m)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out.stdout
+}
+
+fn offset_bytes() -> Vec<u8> {
+    (250_000..253_000u32)
+        .map(|i| (i * 13 % 253) as u8)
+        .collect()
+}
+
+/// Once the mount's connections are prepared (the first one after mounting, and a second
+/// one logged in ahead), listing the root and reading a file both find a data connection
+/// ready: neither sends `EPSV` in its own path (suppaftp, patched, logs each use of a
+/// prepared one). Which connection serves which operation does not matter: after each
+/// operation its connection is prepared again before it is handed out.
+#[test]
+fn prepared_data_connections_leave_only_the_transfer_command_in_an_operation() {
+    let data = served();
+    let Some(server) = Server::quirky(data.path(), &["plain"], &[]) else {
+        return;
+    };
+    let m = Mount::new(&server, &[]);
+    let count = |what: &str| m.log_text().matches(what).count();
+    assert!(
+        wait_for(Duration::from_secs(20), || count(
+            "prepared a data connection"
+        ) >= 2),
+        "two connections prepared:\n{}",
+        m.log_text()
+    );
+    assert_eq!(count("using the prepared data connection"), 0);
+    let got = std::fs::read(m.path().join("f.txt")).unwrap();
+    assert!(got == b"hello from the server\n".repeat(5000));
+    let log = m.log_text();
+    assert_eq!(
+        log.matches("using the prepared data connection").count(),
+        2,
+        "MLSD and RETR:\n{log}"
+    );
+    let all = commands(&server, 0);
+    assert_eq!(
+        all.iter()
+            .filter(|(_, c)| matches!(verb(c), "MLSD" | "RETR"))
+            .count(),
+        2,
+        "{all:?}"
+    );
+}
+
+/// A read at an offset writes `REST` and `RETR` at once: the server had `RETR` in hand
+/// when it read `REST` (`<+>` in its log), and the bytes are the right ones.
+#[test]
+fn a_read_at_an_offset_sends_rest_and_retr_together() {
+    let data = served();
+    let Some(server) = Server::quirky(data.path(), &["mark-pipelined"], &[]) else {
+        return;
+    };
+    let m = Mount::new(&server, &[]);
+    assert!(read_at_offset(m.path()) == offset_bytes());
+    let all = commands(&server, 0);
+    let at = all
+        .iter()
+        .position(|(_, c)| c.starts_with("REST ") && !c.starts_with("REST 0"))
+        .unwrap_or_else(|| panic!("a REST at an offset: {all:?}"));
+    let (session, rest) = &all[at];
+    assert!(rest.ends_with(" <+>"), "REST arrived with RETR: {all:?}");
+    let next = all[at + 1..].iter().find(|(s, _)| s == session);
+    assert!(
+        next.is_some_and(|(_, c)| c.starts_with("RETR /offset.bin")),
+        "{all:?}"
+    );
+}
+
+/// `-o pipelining=off`: one command at a time (nothing arrives with another), every
+/// transfer after its own `EPSV`, nothing prepared ahead; the same bytes.
+#[test]
+fn pipelining_off_sends_one_command_at_a_time_and_prepares_nothing() {
+    let data = served();
+    let Some(server) = Server::quirky(data.path(), &["mark-pipelined"], &[]) else {
+        return;
+    };
+    let m = Mount::new(&server, &["pipelining=off"]);
+    assert!(read_at_offset(m.path()) == offset_bytes());
+    let got = std::fs::read(m.path().join("f.txt")).unwrap();
+    assert!(got == b"hello from the server\n".repeat(5000));
+    let all = commands(&server, 0);
+    assert!(all.iter().all(|(_, c)| !c.ends_with("<+>")), "{all:?}");
+    for (i, (session, c)) in all.iter().enumerate() {
+        if matches!(verb(c), "RETR" | "MLSD" | "LIST" | "STOR") {
+            let previous = all[..i].iter().rev().find(|(s, _)| s == session);
+            let asked = previous.map(|(_, p)| verb(p));
+            assert!(
+                matches!(asked, Some("EPSV" | "REST")),
+                "{c} after {asked:?}: {all:?}"
+            );
+        }
+    }
+    assert!(!m.log_text().contains("prepared a data connection"));
+}
+
+/// Small files uploaded one after another (as `cp -r` does): each one's bytes go out with
+/// its `STOR`, on a prepared connection, and every file arrives whole. (A refused one still
+/// fails with the server's reason: `writes::read_only_server_directory_gives_eacces_and_no_phantom`.)
+#[test]
+fn small_uploads_go_out_with_their_command_and_arrive_whole() {
+    let data = served();
+    let Some(server) = Server::start(ServerKind::PureFtpd, data.path()) else {
+        return;
+    };
+    let m = Mount::new(&server, &[]);
+    for i in 0..20u32 {
+        let body = format!("file {i}\n").repeat(100 + i as usize);
+        std::fs::write(m.path().join(format!("small{i}.txt")), &body).unwrap();
+        assert_eq!(
+            std::fs::read_to_string(data.path().join(format!("small{i}.txt"))).unwrap(),
+            body
+        );
+    }
+    let log = m.log_text();
+    assert!(log.contains("prepared a data connection"), "{log}");
+    assert!(log.contains("the bytes go with the command"), "{log}");
+}
