@@ -18,6 +18,7 @@
 mod attr;
 mod copy;
 pub mod handles;
+mod writeback;
 
 use std::collections::HashMap;
 use std::ffi::OsStr;
@@ -513,16 +514,25 @@ impl<R: Remote> FtpFs<R> {
         self.flush(fh)
     }
 
-    /// `fsync` (and the opener's `close`): upload if the file has unsent changes. This is
-    /// where a failed upload reaches the program, as the return value of `close`/`fsync`.
+    /// The opener's `close`: upload if the file has unsent changes. This is where a failed
+    /// upload reaches the program, as the return value of `close` (with write-back: the
+    /// data is journaled and queued, see [`crate::upload::queue`]).
     pub fn flush(&self, fh: u64) -> Result<()> {
+        match self.written_ino(fh)? {
+            Some(ino) => self.writes().close(ino),
+            None => Ok(()),
+        }
+    }
+
+    /// The inode of a write handle; `None` for other handles.
+    fn written_ino(&self, fh: u64) -> Result<Option<u64>> {
         let handle = self.handles.get(fh).ok_or(Error::Stale)?;
-        match &*handle {
+        Ok(match &*handle {
             Handle::File {
                 ino, write: true, ..
-            } => self.writes().upload(*ino),
-            _ => Ok(()),
-        }
+            } => Some(*ino),
+            _ => None,
+        })
     }
 
     /// The last handle of a written file is gone. Unsent data gets one more upload try;

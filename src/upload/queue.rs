@@ -1,0 +1,725 @@
+//! Write-back: `close` returns once the data is safe on local disk; uploads run behind it.
+//!
+//! By default `close` waits for the server, so `cp -r`, `tar x` and `rsync`, which close
+//! each file before opening the next, pay at least one round trip per file, one file at a
+//! time. With `-o writeback`, `close` (FUSE `flush`) journals the file instead (the spool's
+//! bytes copied and fsync'ed, a durable record: see [`super::journal`]) and queues it; worker
+//! threads, as many as the pool has connections, upload the queue in parallel, oldest first
+//! (files of one directory start in the order they were closed). Every guarantee that can be
+//! kept is kept:
+//! - uploads are the ordinary ones of the spool (APPE of a tail, else the whole file), and a
+//!   whole file always goes to a temporary name renamed into place, new files too, so a
+//!   crash never leaves a cut file under the real name;
+//! - the spool stays until the upload lands: `stat`, listings and reads show the local
+//!   version meanwhile;
+//! - `fsync` of a file waits for its upload and returns its errno; `fsync` of the mount's
+//!   root directory (`sync MOUNTPOINT`) waits for the whole queue and returns the first error
+//!   since the last such wait (the kernel sends nothing to a FUSE daemon for `syncfs`);
+//! - a server that cannot be reached keeps the upload queued, retried with growing waits;
+//!   any other failure (after the remote's own retries) moves the data to the recovery
+//!   directory, logged at error level, and is named by `ftpfs umount`;
+//! - past `writeback_max` queued bytes, or past the open-file budget, `close` uploads
+//!   itself, as without write-back.
+//!
+//! The queue never holds its lock across network I/O; a worker holds the file's spool lock
+//! during its upload, as `close` does without write-back, so a write to that file waits.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use parking_lot::{Condvar, Mutex};
+
+use super::journal::{Base, Journal, Record};
+use super::{SpoolEntry, Writes};
+use crate::error::{Error, Result};
+use crate::remote::{self, Remote};
+
+/// The longest wait before a queued upload to an unreachable server is tried again.
+const MAX_BACKOFF: Duration = Duration::from_secs(60);
+
+/// One file's queued upload.
+pub struct Job {
+    pub ino: u64,
+    /// Order: the oldest queued file goes first.
+    seq: u64,
+    /// Its journal records (the newest replaced the older ones, which stay listed until the
+    /// upload lands).
+    records: Vec<u64>,
+    bytes: u64,
+    since: Instant,
+    /// Failed attempts because the server could not be reached.
+    attempts: u32,
+    not_before: Instant,
+    /// When its last attempt found the server unreachable.
+    failed_at: Option<Instant>,
+    path: String,
+}
+
+/// A snapshot of the queue, cheap enough for a status display polled every second.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct QueueStats {
+    /// Files queued or uploading.
+    pub files: usize,
+    pub bytes: u64,
+    /// How long the oldest of them has waited.
+    pub oldest: Option<Duration>,
+    /// Uploads that failed for good this session: the file and where its data is.
+    pub failed: Vec<(String, PathBuf)>,
+    /// Files waiting for a server that cannot be reached, with their journal data.
+    pub waiting: Vec<(String, PathBuf)>,
+}
+
+/// The `ioctl` on the mount's root that `ftpfs umount` asks for [`QueueStats`] (a private
+/// type byte, read direction, [`STATS_SIZE`] bytes out): the one channel to the daemon that
+/// needs no socket and costs other operations nothing.
+pub const STATS_IOCTL: u32 = (2 << 30) | ((STATS_SIZE as u32) << 16) | (0xf7 << 8) | 1;
+pub const STATS_SIZE: usize = 8192;
+
+impl QueueStats {
+    /// The text `ftpfs umount` reads: `files bytes oldest_ms`, then one `F\tpath\tkept` per
+    /// failed file and one `W\tpath\tdata` per file waiting for the server, cut at
+    /// `limit` bytes on a line end.
+    pub fn encode(&self, limit: usize) -> Vec<u8> {
+        let mut t = format!(
+            "{} {} {}\n",
+            self.files,
+            self.bytes,
+            self.oldest.map_or(0, |d| d.as_millis())
+        );
+        let lines = self
+            .failed
+            .iter()
+            .map(|f| ('F', f))
+            .chain(self.waiting.iter().map(|w| ('W', w)));
+        for (tag, (path, data)) in lines {
+            let line = format!("{tag}\t{path}\t{}\n", data.display());
+            if t.len() + line.len() > limit {
+                break;
+            }
+            t.push_str(&line);
+        }
+        t.into_bytes()
+    }
+
+    pub fn decode(text: &str) -> Option<QueueStats> {
+        let mut lines = text.lines();
+        let mut head = lines.next()?.split(' ');
+        let mut stats = QueueStats {
+            files: head.next()?.parse().ok()?,
+            bytes: head.next()?.parse().ok()?,
+            oldest: Some(Duration::from_millis(head.next()?.parse().ok()?)),
+            ..QueueStats::default()
+        };
+        for l in lines {
+            let mut f = l.splitn(3, '\t');
+            let (tag, path, data) = (f.next()?, f.next()?, f.next()?);
+            let entry = (path.to_string(), PathBuf::from(data));
+            match tag {
+                "F" => stats.failed.push(entry),
+                _ => stats.waiting.push(entry),
+            }
+        }
+        Some(stats)
+    }
+}
+
+#[derive(Default)]
+struct State {
+    queued: BTreeMap<u64, Job>,
+    by_ino: HashMap<u64, u64>,
+    /// Files being uploaded: inode → (bytes, queued since).
+    running: HashMap<u64, (u64, Instant)>,
+    bytes: u64,
+    next_seq: u64,
+    failed: Vec<(String, PathBuf)>,
+    /// A failure per inode, for the next `fsync` of that file.
+    unreported: HashMap<u64, (i32, String)>,
+    /// The first failure since the last wait for the whole queue.
+    first_error: Option<(i32, String)>,
+    stopping: bool,
+}
+
+impl State {
+    fn files(&self) -> usize {
+        self.queued.len() + self.running.len()
+    }
+
+    /// Nothing can move: no upload runs and every queued one found the server unreachable
+    /// at an attempt made since `since`.
+    fn stalled_since(&self, since: Instant) -> bool {
+        self.running.is_empty()
+            && self
+                .queued
+                .values()
+                .all(|j| j.failed_at.is_some_and(|t| t >= since))
+    }
+}
+
+/// How a job ended.
+pub enum Outcome {
+    Done,
+    /// The server could not be reached: queue it again.
+    Retry(String),
+    /// For good; its data is at `kept` (the recovery directory, or still the journal).
+    Failed {
+        path: String,
+        kept: PathBuf,
+        errno: i32,
+        text: String,
+        in_journal: bool,
+    },
+}
+
+pub struct Queue {
+    journal: Journal,
+    max_bytes: u64,
+    max_files: usize,
+    state: Mutex<State>,
+    changed: Condvar,
+    workers: Mutex<Vec<JoinHandle<()>>>,
+}
+
+impl Queue {
+    pub fn new(journal: Journal, max_bytes: u64, max_files: usize) -> Queue {
+        Queue {
+            journal,
+            max_bytes,
+            max_files,
+            state: Mutex::new(State::default()),
+            changed: Condvar::new(),
+            workers: Mutex::new(Vec::new()),
+        }
+    }
+
+    pub fn journal(&self) -> &Journal {
+        &self.journal
+    }
+
+    /// Whether `bytes` more fit in the queue; if not, `close` uploads itself.
+    pub fn fits(&self, bytes: u64) -> bool {
+        let st = self.state.lock();
+        st.bytes.saturating_add(bytes) <= self.max_bytes && st.files() < self.max_files
+    }
+
+    /// Queues `ino`'s upload for journal record `record` of `bytes`. A file queued already
+    /// keeps its place; its older records are superseded by the new one and removed.
+    pub fn add(&self, ino: u64, path: &str, record: u64, bytes: u64) {
+        let mut st = self.state.lock();
+        let seq = st.by_ino.get(&ino).copied();
+        match seq.and_then(|s| st.queued.get_mut(&s)) {
+            Some(job) => {
+                let old = job.bytes;
+                for id in job.records.drain(..) {
+                    self.journal.remove(id);
+                }
+                job.records.push(record);
+                job.bytes = bytes;
+                job.path = path.to_string();
+                st.bytes = st.bytes - old + bytes;
+            }
+            None => {
+                let seq = st.next_seq;
+                st.next_seq += 1;
+                let now = Instant::now();
+                st.queued.insert(
+                    seq,
+                    Job {
+                        ino,
+                        seq,
+                        records: vec![record],
+                        bytes,
+                        since: now,
+                        attempts: 0,
+                        not_before: now,
+                        failed_at: None,
+                        path: path.to_string(),
+                    },
+                );
+                st.by_ino.insert(ino, seq);
+                st.bytes += bytes;
+            }
+        }
+        self.changed.notify_all();
+    }
+
+    /// Whether `ino` has an upload queued or running.
+    pub fn has(&self, ino: u64) -> bool {
+        let st = self.state.lock();
+        st.by_ino.contains_key(&ino) || st.running.contains_key(&ino)
+    }
+
+    /// The next job for a worker: the oldest whose file is not being uploaded and whose
+    /// wait is over. `None` once the queue stops.
+    fn next(&self) -> Option<Job> {
+        let mut st = self.state.lock();
+        loop {
+            if st.stopping {
+                return None;
+            }
+            let now = Instant::now();
+            let pick = st
+                .queued
+                .values()
+                .find(|j| j.not_before <= now && !st.running.contains_key(&j.ino))
+                .map(|j| j.seq);
+            if let Some(seq) = pick {
+                let job = st.queued.remove(&seq).expect("picked from the map");
+                st.by_ino.remove(&job.ino);
+                st.running.insert(job.ino, (job.bytes, job.since));
+                return Some(job);
+            }
+            let wake = st
+                .queued
+                .values()
+                .map(|j| j.not_before)
+                .filter(|t| *t > now)
+                .min()
+                .map_or(Duration::from_secs(1), |t| t - now);
+            self.changed
+                .wait_for(&mut st, wake.min(Duration::from_secs(1)));
+        }
+    }
+
+    /// Takes `ino`'s upload for an `fsync`: waits while a worker uploads it, then takes the
+    /// queued job (or an empty one) and marks the file busy, so no worker starts it.
+    pub fn claim(&self, ino: u64) -> Job {
+        let mut st = self.state.lock();
+        // A worker's upload is bounded by the remote's deadline; `finish` wakes us.
+        while st.running.contains_key(&ino) {
+            self.changed.wait_for(&mut st, Duration::from_secs(1));
+        }
+        let now = Instant::now();
+        let job = match st.by_ino.remove(&ino) {
+            Some(seq) => st.queued.remove(&seq).expect("indexed job"),
+            None => Job {
+                ino,
+                seq: u64::MAX,
+                records: Vec::new(),
+                bytes: 0,
+                since: now,
+                attempts: 0,
+                not_before: now,
+                failed_at: None,
+                path: String::new(),
+            },
+        };
+        st.running.insert(ino, (job.bytes, job.since));
+        job
+    }
+
+    /// A job ended (see [`Outcome`]).
+    pub fn finish(&self, mut job: Job, outcome: Outcome) {
+        let mut st = self.state.lock();
+        st.running.remove(&job.ino);
+        st.bytes -= job.bytes;
+        match outcome {
+            Outcome::Done => {
+                for id in &job.records {
+                    self.journal.remove(*id);
+                }
+            }
+            Outcome::Retry(_) if job.records.is_empty() => {}
+            Outcome::Retry(_) => {
+                job.attempts += 1;
+                job.failed_at = Some(Instant::now());
+                let wait = Duration::from_secs(1u64 << job.attempts.min(6)).min(MAX_BACKOFF);
+                job.not_before = Instant::now() + wait;
+                let newer = st.by_ino.get(&job.ino).copied();
+                // Written and closed again meanwhile: one job, the older place, the newer
+                // record (which replaces the older ones).
+                if let Some(newer) = newer.and_then(|s| st.queued.remove(&s)) {
+                    for id in job.records.drain(..) {
+                        self.journal.remove(id);
+                    }
+                    job.records = newer.records;
+                    job.bytes = newer.bytes;
+                    st.bytes -= newer.bytes;
+                }
+                st.bytes += job.bytes;
+                st.by_ino.insert(job.ino, job.seq);
+                st.queued.insert(job.seq, job);
+            }
+            Outcome::Failed {
+                path,
+                kept,
+                errno,
+                text,
+                in_journal,
+            } => {
+                if !in_journal {
+                    for id in &job.records {
+                        self.journal.remove(*id);
+                    }
+                }
+                if !job.records.is_empty() {
+                    st.failed.push((path, kept));
+                }
+                st.unreported.insert(job.ino, (errno, text.clone()));
+                st.first_error.get_or_insert((errno, text));
+            }
+        }
+        self.changed.notify_all();
+    }
+
+    /// The failure of `ino`'s queued upload that no `fsync` has reported yet.
+    pub fn take_error(&self, ino: u64) -> Option<Error> {
+        let (errno, text) = self.state.lock().unreported.remove(&ino)?;
+        Some(Error::WriteBack { errno, text })
+    }
+
+    /// Waits until every queued upload has landed or failed, or until the rest found the
+    /// server unreachable once more (uploads waiting for it are tried again at once, not at
+    /// the end of their backoff); returns the first failure since the last wait.
+    pub fn wait_idle(&self) -> Result<()> {
+        let mut st = self.state.lock();
+        let start = Instant::now();
+        for j in st.queued.values_mut() {
+            j.not_before = start;
+        }
+        self.changed.notify_all();
+        loop {
+            if st.files() == 0 || st.stalled_since(start) {
+                break;
+            }
+            self.changed.wait_for(&mut st, Duration::from_secs(1));
+        }
+        if let Some((errno, text)) = st.first_error.take() {
+            return Err(Error::WriteBack { errno, text });
+        }
+        match st.queued.values().next() {
+            Some(j) => Err(Error::WriteBack {
+                errno: libc::EIO,
+                text: format!(
+                    "{} file(s) wait for the server, {} first; kept in the journal",
+                    st.files(),
+                    j.path
+                ),
+            }),
+            None => Ok(()),
+        }
+    }
+
+    pub fn stats(&self) -> QueueStats {
+        let st = self.state.lock();
+        let oldest = st
+            .queued
+            .values()
+            .map(|j| j.since)
+            .chain(st.running.values().map(|r| r.1))
+            .min();
+        QueueStats {
+            files: st.files(),
+            bytes: st.bytes,
+            oldest: oldest.map(|t| t.elapsed()),
+            failed: st.failed.clone(),
+            waiting: st
+                .queued
+                .values()
+                .filter(|j| j.attempts > 0)
+                .map(|j| {
+                    let data = j.records.last().map(|id| self.journal.data_path(*id));
+                    (j.path.clone(), data.unwrap_or_default())
+                })
+                .collect(),
+        }
+    }
+
+    /// Starts a worker thread running `serve` (which calls [`Queue::serve`]).
+    pub fn spawn(&self, serve: impl FnOnce() + Send + 'static) -> std::io::Result<()> {
+        let handle = std::thread::Builder::new()
+            .name("ftpfs-writeback".into())
+            .spawn(serve)?;
+        self.workers.lock().push(handle);
+        Ok(())
+    }
+
+    /// A worker's loop: runs `work` on each job until the queue stops.
+    pub fn serve(&self, work: impl Fn(Job)) {
+        while let Some(job) = self.next() {
+            work(job);
+        }
+    }
+
+    /// The end of the session: waits as [`Queue::wait_idle`] does, stops the workers, and
+    /// logs what stays in the journal for the next mount.
+    pub fn drain(&self) {
+        let waited = self.wait_idle();
+        self.state.lock().stopping = true;
+        self.changed.notify_all();
+        for w in self.workers.lock().drain(..) {
+            let _ = w.join();
+        }
+        if let Err(e) = waited {
+            log::error!("write-back at the end of the session: {e}");
+        }
+        for (path, data) in self.stats().waiting {
+            log::error!(
+                "{path}: not uploaded (the server could not be reached); its data stays in {} \
+                 and the next mount of this server uploads it",
+                data.display()
+            );
+        }
+    }
+}
+
+/// How many files may wait in the queue: each holds its spool open. The soft limit on open
+/// files is raised to the hard one (1024 is a common soft limit, far below what a `cp -r`
+/// of small files queues), and half of it is the budget; past it `close` uploads itself.
+pub fn open_file_budget() -> usize {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit fills the struct it is given.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } != 0 {
+        return 256;
+    }
+    let want = lim.rlim_max.min(1 << 20);
+    if lim.rlim_cur < want {
+        let raised = libc::rlimit {
+            rlim_cur: want,
+            rlim_max: lim.rlim_max,
+        };
+        // SAFETY: setrlimit reads the struct; raising the soft limit up to the hard one is
+        // always allowed.
+        if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &raised) } == 0 {
+            lim.rlim_cur = want;
+        }
+    }
+    (lim.rlim_cur as usize / 2).max(16)
+}
+
+/// Whether a failed upload waits for the server to come back rather than failing: it could
+/// not be reached at all. A reply, even a 4xx one after the remote's own retries, is an
+/// answer, and fails the upload.
+fn unreachable(e: &Error) -> bool {
+    matches!(e, Error::Network { .. } | Error::Timeout { .. })
+}
+
+impl<R: Remote> Writes<'_, R> {
+    fn queue(&self) -> Option<&Arc<Queue>> {
+        self.up.queue.as_ref()
+    }
+
+    /// `close` in write-back mode: journals the spool and queues its upload, or uploads at
+    /// once when the queue is full or the journal cannot be written (said at warn). A close
+    /// with nothing new reports a queued upload of the file that failed since.
+    pub(super) fn flush_back(&self, ino: u64, e: &SpoolEntry, q: &Queue) -> Result<()> {
+        let mut s = e.lock();
+        if s.orphaned {
+            self.stop_stream(&mut s);
+        }
+        if !s.dirty() || s.orphaned {
+            return match q.take_error(ino) {
+                Some(err) => Err(err),
+                None => Ok(()),
+            };
+        }
+        let path = self.inodes.path(ino).ok_or(Error::Stale)?;
+        let tail = s.append_only();
+        let from = if tail { s.base } else { 0 };
+        let bytes = s.len - from;
+        if !q.fits(bytes) {
+            log::debug!("{path}: the write-back queue is full; uploading at close");
+            return self.upload_spool(ino, &path, &mut s, true);
+        }
+        if !tail {
+            self.fill(ino, &mut s)?;
+        }
+        let base = match s.chain {
+            Some(b) => b,
+            None if self.up.pending.lock().contains_key(&path) => Base::New,
+            None => Base::Size(s.remote_len),
+        };
+        let rec = Record {
+            id: 0,
+            path: path.clone(),
+            base,
+            tail,
+            len: bytes,
+            pid: std::process::id(),
+            mtime: s.pending_mtime,
+            mode: s.pending_mode,
+        };
+        let written = s
+            .reader_from(from)
+            .map_err(|e| std::io::Error::other(e.to_string()))
+            .and_then(|mut r| q.journal().write(rec, &mut r));
+        match written {
+            Ok(rec) => {
+                s.chain = Some(base);
+                drop(s);
+                q.add(ino, &path, rec.id, bytes);
+                Ok(())
+            }
+            Err(err) => {
+                log::warn!("{path}: cannot journal it for write-back ({err}); uploading at close");
+                self.upload_spool(ino, &path, &mut s, true)
+            }
+        }
+    }
+
+    /// Uploads `ino`'s spool if it has unsent changes; a whole file always through a
+    /// temporary name (see the module's doc).
+    fn run_job(&self, ino: u64) -> Result<()> {
+        let Some(e) = self.spool_of(ino) else {
+            return Ok(());
+        };
+        let mut s = e.lock();
+        if s.orphaned {
+            self.stop_stream(&mut s);
+        }
+        if !s.dirty() || s.orphaned {
+            return Ok(());
+        }
+        let path = self.inodes.path(ino).ok_or(Error::Stale)?;
+        self.upload_spool(ino, &path, &mut s, true)
+    }
+
+    /// A worker's job: upload, then tell the queue how it ended.
+    pub fn work(&self, job: Job) {
+        let Some(q) = self.queue() else {
+            return;
+        };
+        let ino = job.ino;
+        let result = self.run_job(ino);
+        let outcome = self.outcome(&job, result.as_ref().err());
+        q.finish(job, outcome);
+        self.retire(ino);
+    }
+
+    /// What a job's result means for its data.
+    fn outcome(&self, job: &Job, err: Option<&Error>) -> Outcome {
+        let Some(err) = err else {
+            return Outcome::Done;
+        };
+        let path = self
+            .inodes
+            .path(job.ino)
+            .unwrap_or_else(|| job.path.clone());
+        if unreachable(err) {
+            log::warn!("{path}: the server cannot be reached ({err}); the upload stays queued");
+            return Outcome::Retry(err.to_string());
+        }
+        if job.records.is_empty() {
+            // An fsync's own upload of unclosed data: the caller is told, the spool keeps it.
+            return Outcome::Failed {
+                path,
+                kept: PathBuf::new(),
+                errno: err.errno(),
+                text: err.to_string(),
+                in_journal: false,
+            };
+        }
+        let saved = self.spool_of(job.ino).map(|e| {
+            let mut s = e.lock();
+            let saved = s.recover(&self.up.recovery_dir, &path);
+            if saved.is_ok() {
+                // Kept: not queued again by the next close or the last release, unless it
+                // is written again. The next fsync or close reports the failure.
+                s.dirty_from = None;
+            }
+            saved
+        });
+        let (kept, in_journal) = match saved {
+            Some(Ok(p)) => {
+                log::error!(
+                    "{path}: the queued upload failed ({err}); its data was saved to {}",
+                    p.display()
+                );
+                (p, false)
+            }
+            other => {
+                let data = job
+                    .records
+                    .last()
+                    .map(|id| self.queue().expect("write-back").journal().data_path(*id))
+                    .unwrap_or_default();
+                let why = match other {
+                    Some(Err(e)) => e.to_string(),
+                    _ => "its spool is gone".into(),
+                };
+                log::error!(
+                    "{path}: the queued upload failed ({err}) and saving it failed ({why}); \
+                     its data stays in {}",
+                    data.display()
+                );
+                (data, true)
+            }
+        };
+        // Closed by everyone: it never reached the server, so it must not linger in our
+        // listings either. Still open: the spool keeps it for the next close or fsync.
+        if self.writers(job.ino) == 0 && self.up.pending.lock().remove(&path).is_some() {
+            self.cache
+                .update(remote::parent(&path), remote::basename(&path), None);
+        }
+        Outcome::Failed {
+            path,
+            kept,
+            errno: err.errno(),
+            text: err.to_string(),
+            in_journal,
+        }
+    }
+
+    fn writers(&self, ino: u64) -> usize {
+        self.spool_of(ino)
+            .map_or(0, |e| e.writers.load(Ordering::SeqCst))
+    }
+
+    /// Drops the spool of a file nobody has open and nothing queued: its upload landed
+    /// (or failed and was saved), and the server's listing is the truth again.
+    pub(super) fn retire(&self, ino: u64) {
+        let Some(q) = self.queue() else {
+            return;
+        };
+        if q.has(ino) {
+            return;
+        }
+        let mut map = self.up.spools.lock();
+        if map
+            .get(&ino)
+            .is_some_and(|e| e.writers.load(Ordering::SeqCst) == 0)
+        {
+            map.remove(&ino);
+            drop(map);
+            // Still pending: it never reached the server (its data was saved elsewhere), so
+            // it must not linger in our listings.
+            let path = self.inodes.path(ino).unwrap_or_default();
+            if self.up.pending.lock().remove(&path).is_some() {
+                self.cache
+                    .update(remote::parent(&path), remote::basename(&path), None);
+            }
+        }
+    }
+
+    /// `fsync` of a file: its queued upload is taken over and run now; its errno, or that of
+    /// a queued upload of it that failed since the last `fsync`, is returned.
+    pub fn fsync(&self, ino: u64) -> Result<()> {
+        let Some(q) = self.queue() else {
+            return self.upload(ino);
+        };
+        let job = q.claim(ino);
+        let result = self.run_job(ino);
+        let outcome = self.outcome(&job, result.as_ref().err());
+        q.finish(job, outcome);
+        self.retire(ino);
+        result?;
+        match q.take_error(ino) {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    }
+
+    /// `fsync` of the mount's root: waits for the whole queue (see [`Queue::wait_idle`]).
+    pub fn sync_all(&self) -> Result<()> {
+        match self.queue() {
+            Some(q) => q.wait_idle(),
+            None => Ok(()),
+        }
+    }
+}

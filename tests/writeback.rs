@@ -1,0 +1,331 @@
+//! Write-back mode (`-o writeback`) through real mounts of real servers: `close` returns
+//! before the upload, and still nothing is lost: every file arrives byte for byte, a failed
+//! upload reaches `fsync`, `sync MOUNTPOINT` and `ftpfs umount`, a killed daemon's queue is
+//! finished by the next mount (without duplicates, temporary files or overwriting a file
+//! someone changed meanwhile), and a queue past its limit makes `close` wait.
+//!
+//! Uploads are held back deterministically by stopping the server (pure-ftpd can be crashed
+//! and restarted on its port), never by timing.
+
+mod common;
+
+use std::io::Write;
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+use std::process::Command;
+
+use common::*;
+
+/// `sync DIR` is fsync(2) of the directory (not syncfs): on the mount's root, it waits for
+/// the whole write-back queue and fails with its first error.
+fn sync_mount(path: &Path) -> std::process::Output {
+    Command::new("sync").arg(path).output().unwrap()
+}
+
+fn temp_files_below(dir: &Path) -> Vec<String> {
+    snapshot(dir)
+        .into_keys()
+        .filter(|k| k.rsplit('/').next().unwrap().starts_with(".ftpfs-"))
+        .collect()
+}
+
+fn umount_cmd(path: &Path) -> std::process::Output {
+    ftpfs().arg("umount").arg(path).output().unwrap()
+}
+
+fn cp_r_returns_and_every_file_arrives(kind: ServerKind) {
+    let data = tempfile::tempdir().unwrap();
+    let Some(server) = Server::start(kind, data.path()) else {
+        return;
+    };
+    let src = tempfile::tempdir().unwrap();
+    sample_tree(src.path());
+    let mut rng = Rng(7);
+    std::fs::create_dir(src.path().join("many")).unwrap();
+    for i in 0..150 {
+        let n = rng.below(20_000) as usize;
+        std::fs::write(src.path().join(format!("many/f{i:03}")), rng.bytes(n)).unwrap();
+    }
+    let m = Mount::new(&server, &["writeback"]);
+    let st = Command::new("cp")
+        .arg("-r")
+        .arg(src.path())
+        .arg(m.path().join("copy"))
+        .status()
+        .unwrap();
+    assert!(st.success());
+    // Before anything is known to be uploaded, the mount shows and reads the local version.
+    let before = snapshot(&m.path().join("copy"));
+    assert_eq!(
+        before,
+        snapshot(src.path()),
+        "the mount shows what was written"
+    );
+    let out = sync_mount(m.path());
+    assert!(
+        out.status.success(),
+        "sync: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        snapshot(&data.path().join("copy")),
+        snapshot(src.path()),
+        "after sync every file is on the server, byte for byte"
+    );
+    assert!(temp_files_below(data.path()).is_empty());
+    let out = umount_cmd(m.path());
+    assert!(
+        out.status.success(),
+        "umount: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn cp_r_returns_and_every_file_arrives_on_pure_ftpd() {
+    cp_r_returns_and_every_file_arrives(ServerKind::PureFtpd);
+}
+
+#[test]
+fn cp_r_returns_and_every_file_arrives_on_vsftpd() {
+    cp_r_returns_and_every_file_arrives(ServerKind::Vsftpd);
+}
+
+/// A directory that stops taking files after it took one: the second file's `close`
+/// returns (it is queued), its upload is refused, and `fsync` of it returns EACCES; its
+/// data is in the recovery directory, and `ftpfs umount` exits 1 naming it.
+fn fsync_reports_the_errno_of_a_failed_queued_upload(kind: ServerKind) {
+    let data = tempfile::tempdir().unwrap();
+    let Some(server) = Server::start(kind, data.path()) else {
+        return;
+    };
+    // After the harness gave the tree to the FTP user: root's, writable by everyone for now.
+    let locked = data.path().join("locked");
+    std::fs::create_dir(&locked).unwrap();
+    std::fs::set_permissions(&locked, std::fs::Permissions::from_mode(0o777)).unwrap();
+    let m = Mount::new(&server, &["writeback", "dir_cache_ttl=600"]);
+    let p = m.path().join("locked");
+    std::fs::write(p.join("first.txt"), "taken").unwrap();
+    assert!(sync_mount(m.path()).status.success());
+    std::fs::set_permissions(&locked, std::fs::Permissions::from_mode(0o755)).unwrap();
+
+    let mut f = std::fs::File::create(p.join("second.txt")).unwrap();
+    f.write_all(b"refused by the server").unwrap();
+    // A close(2) of a duplicate is a FUSE flush: the file is queued, and close says yes.
+    let dup = f.try_clone().unwrap();
+    assert_eq!(close(dup), Ok(()));
+    let err = f.sync_all().unwrap_err();
+    assert_eq!(err.raw_os_error(), Some(libc::EACCES), "fsync: {err}");
+    drop(f);
+
+    let out = umount_cmd(m.path());
+    let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+    assert_eq!(out.status.code(), Some(1), "umount: {stderr}");
+    let line = stderr
+        .lines()
+        .find(|l| l.contains("locked/second.txt"))
+        .unwrap_or_else(|| panic!("umount names the file: {stderr}"));
+    let saved = line
+        .split("its data is in ")
+        .nth(1)
+        .expect("umount says where its data is");
+    assert_eq!(
+        std::fs::read(saved.trim()).unwrap(),
+        b"refused by the server"
+    );
+    assert!(!locked.join("second.txt").exists());
+    assert!(temp_files_below(data.path()).is_empty());
+    assert!(m.log_text().contains("ERROR"), "logged at error level");
+}
+
+#[test]
+fn fsync_reports_the_errno_of_a_failed_queued_upload_on_pure_ftpd() {
+    fsync_reports_the_errno_of_a_failed_queued_upload(ServerKind::PureFtpd);
+}
+
+/// A full server (pure-ftpd's quota, already exceeded): `close` returned, the upload is
+/// refused, the data is kept in the recovery directory, logged at error level, `sync` of
+/// the mount fails with the quota's errno and `ftpfs umount` exits 1 naming the file.
+#[test]
+fn a_full_server_keeps_the_data_in_recovery_and_umount_names_it() {
+    let data = tempfile::tempdir().unwrap();
+    std::fs::write(data.path().join("ballast"), vec![1u8; 2 << 20]).unwrap();
+    let Some(server) = Server::pure_ftpd_with(data.path(), &["-n", "1000:1"]) else {
+        return;
+    };
+    let m = Mount::new(&server, &["writeback"]);
+    let content: Vec<u8> = Rng(3).bytes(3 << 20);
+    let mut f = std::fs::File::create(m.path().join("big.bin")).unwrap();
+    f.write_all(&content).unwrap();
+    assert_eq!(close(f), Ok(()), "close returns once the data is journaled");
+    let out = sync_mount(m.path());
+    assert!(!out.status.success(), "sync reports the failure");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("quota") || stderr.contains("space"),
+        "sync: {stderr}"
+    );
+    let out = umount_cmd(m.path());
+    let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+    assert_eq!(out.status.code(), Some(1), "umount: {stderr}");
+    let saved = stderr
+        .lines()
+        .find(|l| l.contains("big.bin:"))
+        .and_then(|l| l.split("its data is in ").nth(1))
+        .unwrap_or_else(|| panic!("umount names the file and its data: {stderr}"));
+    assert!(std::fs::read(saved.trim()).unwrap() == content);
+    assert!(temp_files_below(data.path()).is_empty());
+    assert!(m.log_text().contains("ERROR"));
+}
+
+/// `kill -9` of the daemon while 500 new files, a changed file, an append and a file that
+/// someone else changes meanwhile are queued (the server is down, so none can land); the
+/// next mount of the same server finishes them before it serves: all 500 byte for byte,
+/// each once, no temporary file; the file changed on the server keeps the server's version
+/// and ours goes to the recovery directory.
+#[test]
+fn kill_9_with_500_queued_files_then_remount_finishes_each_once() {
+    let data = tempfile::tempdir().unwrap();
+    std::fs::create_dir(data.path().join("d")).unwrap();
+    std::fs::write(data.path().join("changed.txt"), "server version 1\n").unwrap();
+    std::fs::write(data.path().join("theirs.txt"), "base\n").unwrap();
+    std::fs::write(data.path().join("log.txt"), "line 0\n").unwrap();
+    let Some(mut server) = Server::start(ServerKind::PureFtpd, data.path()) else {
+        return;
+    };
+    let state = tempfile::tempdir().unwrap();
+    let spool = format!("spool_dir={}", state.path().join("spool").display());
+    let rec_dir = state.path().join("recovered");
+    let recovery = format!("recovery_dir={}", rec_dir.display());
+    let opts = ["writeback", "dir_cache_ttl=600", &spool, &recovery];
+    let mut m = Mount::new(&server, &opts);
+    let d = m.path().join("d");
+    // The directory takes one file while the server is up: later creates in it need no
+    // round trip, and the listings are cached.
+    std::fs::write(d.join("first"), "first").unwrap();
+    assert!(sync_mount(m.path()).status.success());
+    for name in ["changed.txt", "theirs.txt", "log.txt"] {
+        std::fs::metadata(m.path().join(name)).unwrap();
+    }
+    server.crash();
+
+    let mut rng = Rng(500);
+    let mut expected = Vec::new();
+    for i in 0..500 {
+        let n = rng.below(3000) as usize;
+        let content = rng.bytes(n);
+        std::fs::write(d.join(format!("f{i:03}")), &content).unwrap();
+        expected.push((format!("f{i:03}"), content));
+    }
+    std::fs::write(m.path().join("changed.txt"), "our version, longer\n").unwrap();
+    std::fs::write(m.path().join("theirs.txt"), "ours\n").unwrap();
+    let mut log = std::fs::OpenOptions::new()
+        .append(true)
+        .open(m.path().join("log.txt"))
+        .unwrap();
+    log.write_all(b"line 1\n").unwrap();
+    drop(log);
+
+    let mut child = m.take_child();
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let _ = unmount(m.path());
+    drop(m);
+    // Someone else changes a file while our version of it waits.
+    std::fs::write(data.path().join("theirs.txt"), "someone else's\n").unwrap();
+    server.restart();
+
+    let m = Mount::new(&server, &opts);
+    for (name, content) in &expected {
+        let on_server = std::fs::read(data.path().join("d").join(name)).unwrap();
+        assert!(on_server == *content, "{name} arrived byte for byte");
+    }
+    let names: Vec<String> = std::fs::read_dir(data.path().join("d"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().to_string())
+        .collect();
+    assert_eq!(names.len(), 501, "each file once, nothing else: {names:?}");
+    assert_eq!(
+        std::fs::read_to_string(data.path().join("changed.txt")).unwrap(),
+        "our version, longer\n"
+    );
+    assert_eq!(
+        std::fs::read_to_string(data.path().join("log.txt")).unwrap(),
+        "line 0\nline 1\n",
+        "the append went up once"
+    );
+    assert_eq!(
+        std::fs::read_to_string(data.path().join("theirs.txt")).unwrap(),
+        "someone else's\n",
+        "a file changed on the server is not overwritten"
+    );
+    let kept: Vec<_> = std::fs::read_dir(&rec_dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(kept.len(), 1, "{kept:?}");
+    assert_eq!(std::fs::read_to_string(&kept[0]).unwrap(), "ours\n");
+    let log = m.log_text();
+    assert!(log.contains("changed on the server"));
+    // Finished by the replay before the mount served, not by a later queue.
+    assert!(
+        log.contains("uploaded: 502, found: 0, conflicts: 1, kept: 0"),
+        "replay: {}",
+        log.lines()
+            .find(|l| l.contains("replayed"))
+            .unwrap_or("none")
+    );
+    assert!(temp_files_below(data.path()).is_empty());
+    let journal = state.path().join("spool/journal");
+    let left: Vec<_> = std::fs::read_dir(&journal)
+        .unwrap()
+        .flat_map(|d| std::fs::read_dir(d.unwrap().path()).unwrap())
+        .collect();
+    assert!(left.is_empty(), "the journal is empty: {left:?}");
+    // The mount serves what the server has now.
+    assert_eq!(
+        std::fs::read_to_string(m.path().join("theirs.txt")).unwrap(),
+        "someone else's\n"
+    );
+}
+
+/// Past `writeback_max` queued bytes `close` uploads itself, as without write-back: with the
+/// server down, the first close returns at once (queued) and the second reports the
+/// failure of its own upload. Once the server is back, `sync` of the mount lands the first.
+#[test]
+fn a_queue_past_writeback_max_makes_close_upload_itself() {
+    let data = tempfile::tempdir().unwrap();
+    std::fs::create_dir(data.path().join("d")).unwrap();
+    let Some(mut server) = Server::start(ServerKind::PureFtpd, data.path()) else {
+        return;
+    };
+    let m = Mount::new(
+        &server,
+        &[
+            "writeback",
+            "writeback_max=64K",
+            "dir_cache_ttl=600",
+            "retries=1",
+        ],
+    );
+    let d = m.path().join("d");
+    std::fs::write(d.join("first"), "first").unwrap();
+    assert!(sync_mount(m.path()).status.success());
+    server.crash();
+    let a: Vec<u8> = Rng(1).bytes(40_000);
+    let mut f = std::fs::File::create(d.join("a")).unwrap();
+    f.write_all(&a).unwrap();
+    assert_eq!(close(f), Ok(()), "within the limit: queued");
+    let mut f = std::fs::File::create(d.join("b")).unwrap();
+    f.write_all(&Rng(2).bytes(40_000)).unwrap();
+    let r = close(f);
+    assert!(r.is_err(), "past the limit close uploads, and fails: {r:?}");
+    server.restart();
+    let out = sync_mount(m.path());
+    assert!(
+        out.status.success(),
+        "sync: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(std::fs::read(data.path().join("d/a")).unwrap() == a);
+}
