@@ -686,6 +686,16 @@ impl<R: Remote> Writes<'_, R> {
     /// Drops a created-but-never-uploaded file: true if `path` was one (nothing to delete
     /// on the server). Decided under the spool's lock, so an upload cannot slip in between.
     pub fn forget_pending(&self, path: &str) -> bool {
+        if let Some(q) = &self.up.queue {
+            let queued = self.inodes.find(path).filter(|&i| q.has(i));
+            if let Some(ino) = queued {
+                if !self.up.pending.lock().contains_key(path) {
+                    // On the server already: its queued upload lands first and the delete
+                    // follows, or the upload would bring the file back after the unlink.
+                    let _ = self.fsync(ino);
+                }
+            }
+        }
         let Some(ino) = self.up.pending.lock().get(path).copied() else {
             return false;
         };
@@ -697,6 +707,12 @@ impl<R: Remote> Writes<'_, R> {
         if still {
             s.orphaned = true;
             self.stop_stream(&mut s);
+        }
+        drop(s);
+        if let (true, Some(q)) = (still, &self.up.queue) {
+            // Its journal record goes now: a replay must not create what was removed.
+            let job = q.claim(ino);
+            q.finish(job, queue::Outcome::Done);
         }
         still
     }

@@ -61,6 +61,12 @@ fn cp_r_returns_and_every_file_arrives(kind: ServerKind) {
         snapshot(src.path()),
         "the mount shows what was written"
     );
+    // Removed and renamed while (perhaps) still queued: the upload neither brings the
+    // removed file back nor lands under the old name.
+    for root in [m.path().join("copy"), src.path().to_path_buf()] {
+        std::fs::remove_file(root.join("many/f000")).unwrap();
+        std::fs::rename(root.join("many/f001"), root.join("many/renamed")).unwrap();
+    }
     let out = sync_mount(m.path());
     assert!(
         out.status.success(),

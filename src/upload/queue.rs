@@ -54,8 +54,6 @@ pub struct Job {
     /// Failed attempts because the server could not be reached.
     attempts: u32,
     not_before: Instant,
-    /// When its last attempt found the server unreachable.
-    failed_at: Option<Instant>,
     path: String,
 }
 
@@ -141,6 +139,13 @@ struct State {
     /// The first failure since the last wait for the whole queue.
     first_error: Option<(i32, String)>,
     stopping: bool,
+    /// The server could not be reached: no upload starts before this (one probe at a time,
+    /// not the whole queue hammering it).
+    paused_until: Option<Instant>,
+    /// When an upload last found the server unreachable.
+    unreachable_at: Option<Instant>,
+    /// Unreachable findings in a row, for the growing wait.
+    outage: u32,
 }
 
 impl State {
@@ -148,14 +153,10 @@ impl State {
         self.queued.len() + self.running.len()
     }
 
-    /// Nothing can move: no upload runs and every queued one found the server unreachable
-    /// at an attempt made since `since`.
+    /// Nothing can move: no upload runs, and one found the server unreachable since
+    /// `since`.
     fn stalled_since(&self, since: Instant) -> bool {
-        self.running.is_empty()
-            && self
-                .queued
-                .values()
-                .all(|j| j.failed_at.is_some_and(|t| t >= since))
+        self.running.is_empty() && self.unreachable_at.is_some_and(|t| t >= since)
     }
 }
 
@@ -235,7 +236,6 @@ impl Queue {
                         since: now,
                         attempts: 0,
                         not_before: now,
-                        failed_at: None,
                         path: path.to_string(),
                     },
                 );
@@ -261,9 +261,11 @@ impl Queue {
                 return None;
             }
             let now = Instant::now();
+            let paused = st.paused_until.filter(|t| *t > now);
             let pick = st
                 .queued
                 .values()
+                .filter(|_| paused.is_none())
                 .find(|j| j.not_before <= now && !st.running.contains_key(&j.ino))
                 .map(|j| j.seq);
             if let Some(seq) = pick {
@@ -276,6 +278,7 @@ impl Queue {
                 .queued
                 .values()
                 .map(|j| j.not_before)
+                .chain(paused)
                 .filter(|t| *t > now)
                 .min()
                 .map_or(Duration::from_secs(1), |t| t - now);
@@ -303,7 +306,6 @@ impl Queue {
                 since: now,
                 attempts: 0,
                 not_before: now,
-                failed_at: None,
                 path: String::new(),
             },
         };
@@ -321,13 +323,18 @@ impl Queue {
                 for id in &job.records {
                     self.journal.remove(*id);
                 }
+                st.paused_until = None;
+                st.outage = 0;
             }
             Outcome::Retry(_) if job.records.is_empty() => {}
             Outcome::Retry(_) => {
                 job.attempts += 1;
-                job.failed_at = Some(Instant::now());
-                let wait = Duration::from_secs(1u64 << job.attempts.min(6)).min(MAX_BACKOFF);
-                job.not_before = Instant::now() + wait;
+                st.outage += 1;
+                let now = Instant::now();
+                let wait = Duration::from_secs(1u64 << st.outage.min(6)).min(MAX_BACKOFF);
+                job.not_before = now;
+                st.paused_until = Some(now + wait);
+                st.unreachable_at = Some(now);
                 let newer = st.by_ino.get(&job.ino).copied();
                 // Written and closed again meanwhile: one job, the older place, the newer
                 // record (which replaces the older ones).
@@ -380,6 +387,7 @@ impl Queue {
         for j in st.queued.values_mut() {
             j.not_before = start;
         }
+        st.paused_until = None;
         self.changed.notify_all();
         loop {
             if st.files() == 0 || st.stalled_since(start) {
@@ -416,10 +424,11 @@ impl Queue {
             bytes: st.bytes,
             oldest: oldest.map(|t| t.elapsed()),
             failed: st.failed.clone(),
+            // While the server cannot be reached, everything queued waits for it.
             waiting: st
                 .queued
                 .values()
-                .filter(|j| j.attempts > 0)
+                .filter(|_| st.paused_until.is_some())
                 .map(|j| {
                     let data = j.records.last().map(|id| self.journal.data_path(*id));
                     (j.path.clone(), data.unwrap_or_default())
