@@ -335,3 +335,112 @@ fn a_queue_past_writeback_max_makes_close_upload_itself() {
     );
     assert!(std::fs::read(data.path().join("d/a")).unwrap() == a);
 }
+
+mod replay {
+    //! The journal's replay against the in-memory remote: the cases a real server shows only
+    //! with a crash at an exact byte.
+
+    use ftpfs::fs::{FsOptions, FtpFs, UploadMode};
+    use ftpfs::testing::MemRemote;
+    use ftpfs::upload::journal::{Base, Journal, Record, Replayed};
+
+    fn record(path: &str, base: Base, tail: bool, data: &[u8]) -> (Record, Vec<u8>) {
+        let rec = Record {
+            id: 0,
+            path: path.into(),
+            base,
+            tail,
+            len: data.len() as u64,
+            pid: 4242,
+            mtime: None,
+            mode: None,
+            offset: 0,
+        };
+        (rec, data.to_vec())
+    }
+
+    #[test]
+    fn replay_finishes_cut_uploads_recognises_landed_ones_and_keeps_conflicts() {
+        let state = tempfile::tempdir().unwrap();
+        let remote = MemRemote::new();
+        remote.add_dir("d");
+        // A new file whose in-place upload the crash cut after 4 bytes.
+        remote.add_file("d/cut.txt", b"0123");
+        // An append cut after 3 of its 5 bytes.
+        remote.add_file("d/log", b"12345678");
+        // Changed by someone else: 5 bytes where ours was based on 3.
+        remote.add_file("d/theirs", b"xxxxx");
+        // Landed before the crash removed its record.
+        remote.add_file("d/landed", b"abc");
+        // A temporary file of the dead process, and one of another process.
+        remote.add_file("d/.ftpfs-big.4242-7.part", b"half");
+        remote.add_file("d/.ftpfs-big.999-1.part", b"not ours");
+        let journal = Journal::open(state.path().join("journal")).unwrap();
+        for (rec, data) in [
+            record("d/cut.txt", Base::New, false, b"0123456789"),
+            record("d/log", Base::Size(5), true, b"67890"),
+            record("d/theirs", Base::Size(3), false, b"ours"),
+            record("d/landed", Base::New, false, b"abc"),
+            record("d/twice", Base::New, false, b"older"),
+            record("d/twice", Base::New, false, b"newer"),
+        ] {
+            journal.write(rec, &mut &data[..]).unwrap();
+        }
+        let spool = state.path().join("spool");
+        std::fs::create_dir_all(&spool).unwrap();
+        let mut fs = FtpFs::new(
+            remote,
+            FsOptions {
+                uid: 1000,
+                gid: 1000,
+                umask: None,
+                ttl: std::time::Duration::from_secs(30),
+                max_cached_entries: 1000,
+                read_only: false,
+                spool_dir: spool,
+                recovery_dir: state.path().join("recovered"),
+                upload: UploadMode::Atomic,
+                strict_times: false,
+            },
+        );
+        fs.enable_writeback(journal, 1 << 30, 1000);
+        let done = fs.replay_journal();
+        assert_eq!(
+            done,
+            Replayed {
+                uploaded: 3,
+                found: 1,
+                conflicts: 1,
+                kept: 0
+            }
+        );
+        let remote = fs.remote();
+        assert_eq!(remote.content("d/cut.txt").unwrap(), b"0123456789");
+        assert_eq!(
+            remote.content("d/log").unwrap(),
+            b"1234567890",
+            "no byte twice"
+        );
+        assert_eq!(
+            remote.content("d/theirs").unwrap(),
+            b"xxxxx",
+            "not overwritten"
+        );
+        assert_eq!(remote.content("d/landed").unwrap(), b"abc");
+        assert_eq!(remote.content("d/twice").unwrap(), b"newer");
+        assert!(!remote.exists("d/.ftpfs-big.4242-7.part"), "ours is swept");
+        assert!(
+            remote.exists("d/.ftpfs-big.999-1.part"),
+            "another's is left"
+        );
+        let kept: Vec<_> = std::fs::read_dir(state.path().join("recovered"))
+            .unwrap()
+            .map(|e| std::fs::read(e.unwrap().path()).unwrap())
+            .collect();
+        assert_eq!(kept, vec![b"ours".to_vec()]);
+        let left = std::fs::read_dir(state.path().join("journal"))
+            .unwrap()
+            .count();
+        assert_eq!(left, 0, "the journal is empty");
+    }
+}

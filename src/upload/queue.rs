@@ -7,9 +7,11 @@
 //! threads, as many as the pool has connections, upload the queue in parallel, oldest first
 //! (files of one directory start in the order they were closed). Every guarantee that can be
 //! kept is kept:
-//! - uploads are the ordinary ones of the spool (APPE of a tail, else the whole file), and a
-//!   whole file always goes to a temporary name renamed into place, new files too, so a
-//!   crash never leaves a cut file under the real name;
+//! - uploads are the ordinary ones of the spool: APPE of a tail, else the whole file, to a
+//!   temporary name renamed into place when it replaces content, in place when the file is
+//!   new or was empty (nothing to lose; two round trips fewer per file). A crash can leave
+//!   a cut copy of our own upload under the real name, which the replay recognises as a
+//!   prefix of ours and finishes;
 //! - the spool stays until the upload lands: `stat`, listings and reads show the local
 //!   version meanwhile;
 //! - `fsync` of a file waits for its upload and returns its errno; `fsync` of the mount's
@@ -430,7 +432,7 @@ impl Queue {
                 .values()
                 .filter(|_| st.paused_until.is_some())
                 .map(|j| {
-                    let data = j.records.last().map(|id| self.journal.data_path(*id));
+                    let data = j.records.last().map(|id| self.journal.file_path(*id));
                     (j.path.clone(), data.unwrap_or_default())
                 })
                 .collect(),
@@ -502,6 +504,13 @@ pub fn open_file_budget() -> usize {
     (lim.rlim_cur as usize / 2).max(16)
 }
 
+/// Whether an upload replaces content on the server (atomically, see [`super::atomic`]): a
+/// spool outlives its handles with write-back, so a file that was new when its spool was
+/// made may have content on the server by now.
+fn replaces(e: &SpoolEntry, s: &super::spool::Spool) -> bool {
+    e.replaces || s.remote_len > 0
+}
+
 /// Whether a failed upload waits for the server to come back rather than failing: it could
 /// not be reached at all. A reply, even a 4xx one after the remote's own retries, is an
 /// answer, and fails the upload.
@@ -534,7 +543,8 @@ impl<R: Remote> Writes<'_, R> {
         let bytes = s.len - from;
         if !q.fits(bytes) {
             log::debug!("{path}: the write-back queue is full; uploading at close");
-            return self.upload_spool(ino, &path, &mut s, true);
+            let replaces = replaces(e, &s);
+            return self.upload_spool(ino, &path, &mut s, replaces);
         }
         if !tail {
             self.fill(ino, &mut s)?;
@@ -553,6 +563,7 @@ impl<R: Remote> Writes<'_, R> {
             pid: std::process::id(),
             mtime: s.pending_mtime,
             mode: s.pending_mode,
+            offset: 0,
         };
         let written = s
             .reader_from(from)
@@ -567,13 +578,13 @@ impl<R: Remote> Writes<'_, R> {
             }
             Err(err) => {
                 log::warn!("{path}: cannot journal it for write-back ({err}); uploading at close");
-                self.upload_spool(ino, &path, &mut s, true)
+                let replaces = replaces(e, &s);
+                self.upload_spool(ino, &path, &mut s, replaces)
             }
         }
     }
 
-    /// Uploads `ino`'s spool if it has unsent changes; a whole file always through a
-    /// temporary name (see the module's doc).
+    /// Uploads `ino`'s spool if it has unsent changes, as `close` does without write-back.
     fn run_job(&self, ino: u64) -> Result<()> {
         let Some(e) = self.spool_of(ino) else {
             return Ok(());
@@ -586,7 +597,8 @@ impl<R: Remote> Writes<'_, R> {
             return Ok(());
         }
         let path = self.inodes.path(ino).ok_or(Error::Stale)?;
-        self.upload_spool(ino, &path, &mut s, true)
+        let replaces = replaces(&e, &s);
+        self.upload_spool(ino, &path, &mut s, replaces)
     }
 
     /// A worker's job: upload, then tell the queue how it ended.
@@ -646,7 +658,7 @@ impl<R: Remote> Writes<'_, R> {
                 let data = job
                     .records
                     .last()
-                    .map(|id| self.queue().expect("write-back").journal().data_path(*id))
+                    .map(|id| self.queue().expect("write-back").journal().file_path(*id))
                     .unwrap_or_default();
                 let why = match other {
                     Some(Err(e)) => e.to_string(),
