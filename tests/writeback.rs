@@ -232,6 +232,19 @@ fn kill_9_with_500_queued_files_then_remount_finishes_each_once() {
     log.write_all(b"line 1\n").unwrap();
     drop(log);
 
+    // Queued, not on the server: the mount shows and reads the local versions.
+    for (name, content) in expected.iter().step_by(50) {
+        let p = d.join(name);
+        assert_eq!(std::fs::metadata(&p).unwrap().len(), content.len() as u64);
+        assert!(std::fs::read(&p).unwrap() == *content, "{name} reads back");
+        assert!(!data.path().join("d").join(name).exists());
+    }
+    // An append downloads nothing: its size is shown, its old bytes still need the server.
+    assert_eq!(
+        std::fs::metadata(m.path().join("log.txt")).unwrap().len(),
+        14
+    );
+
     let mut child = m.take_child();
     child.kill().unwrap();
     child.wait().unwrap();
@@ -372,6 +385,12 @@ mod replay {
         remote.add_file("d/theirs", b"xxxxx");
         // Landed before the crash removed its record.
         remote.add_file("d/landed", b"abc");
+        // An append to a server that refuses APPE (proftpd by default).
+        remote.add_file("d/noappe", b"head-");
+        remote.inject(
+            ftpfs::testing::Fault::Call("append", "d/noappe".into()),
+            || ftpfs::error::Error::Unsupported,
+        );
         // A temporary file of the dead process, and one of another process.
         remote.add_file("d/.ftpfs-big.4242-7.part", b"half");
         remote.add_file("d/.ftpfs-big.999-1.part", b"not ours");
@@ -381,6 +400,7 @@ mod replay {
             record("d/log", Base::Size(5), true, b"67890"),
             record("d/theirs", Base::Size(3), false, b"ours"),
             record("d/landed", Base::New, false, b"abc"),
+            record("d/noappe", Base::Size(5), true, b"tail"),
             record("d/twice", Base::New, false, b"older"),
             record("d/twice", Base::New, false, b"newer"),
         ] {
@@ -408,7 +428,7 @@ mod replay {
         assert_eq!(
             done,
             Replayed {
-                uploaded: 3,
+                uploaded: 4,
                 found: 1,
                 conflicts: 1,
                 kept: 0
@@ -427,6 +447,11 @@ mod replay {
             "not overwritten"
         );
         assert_eq!(remote.content("d/landed").unwrap(), b"abc");
+        assert_eq!(
+            remote.content("d/noappe").unwrap(),
+            b"head-tail",
+            "sent whole"
+        );
         assert_eq!(remote.content("d/twice").unwrap(), b"newer");
         assert!(!remote.exists("d/.ftpfs-big.4242-7.part"), "ours is swept");
         assert!(

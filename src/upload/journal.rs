@@ -455,7 +455,20 @@ impl<R: Remote> Writes<'_, R> {
                 resume,
                 rec.len - (resume - start),
             )?;
-            self.remote.append(&rec.path, &spool.upload_from(resume))?;
+            match self.remote.append(&rec.path, &spool.upload_from(resume)) {
+                // A server that does not append (proftpd by default): the server's first
+                // bytes are what the record expects (checked above), so the whole file
+                // goes up, atomically, as a live upload would.
+                Err(Error::Unsupported) => {
+                    let path = rec.path.clone();
+                    spool.fill(|| {
+                        let r = self.remote.open_reader(&path, resume)?;
+                        Ok(Box::new(r) as Box<dyn super::spool::RemoteReaderDyn>)
+                    })?;
+                    self.replace_atomically(&rec.path, &spool)?;
+                }
+                other => other?,
+            }
         } else {
             let mut spool = Spool::new(&self.up.spool_dir, 0)?;
             copy_into(&data, &mut spool, 0, 0, rec.len)?;
