@@ -308,8 +308,20 @@ pub fn umount(mountpoint: &Path, lazy: bool) -> ExitCode {
 }
 
 /// The write-back queue of the mount at `mountpoint`, from the ioctl its root answers;
-/// `None` for a mount without write-back (or not ours).
+/// `None` for a mount without write-back (or not ours), or one that does not answer within
+/// 5 s (a stopped daemon must not hang `ftpfs umount`; the thread asking is left behind).
 fn writeback_queue(mountpoint: &Path) -> Option<crate::upload::queue::QueueStats> {
+    let (tx, rx) = std::sync::mpsc::channel();
+    let mp = mountpoint.to_path_buf();
+    std::thread::spawn(move || {
+        let _ = tx.send(ask_writeback_queue(&mp));
+    });
+    rx.recv_timeout(std::time::Duration::from_secs(5))
+        .ok()
+        .flatten()
+}
+
+fn ask_writeback_queue(mountpoint: &Path) -> Option<crate::upload::queue::QueueStats> {
     use crate::upload::queue::{QueueStats, STATS_IOCTL, STATS_SIZE};
     use std::os::fd::AsRawFd;
     let dir = std::fs::File::open(mountpoint).ok()?;

@@ -542,9 +542,11 @@ impl<R: Remote> Writes<'_, R> {
         let from = if tail { s.base } else { 0 };
         let bytes = s.len - from;
         if !q.fits(bytes) {
+            // As `fsync` does: an older queued version of the file is taken over too, so no
+            // stale journal record outlives this upload.
             log::debug!("{path}: the write-back queue is full; uploading at close");
-            let replaces = replaces(e, &s);
-            return self.upload_spool(ino, &path, &mut s, replaces);
+            drop(s);
+            return self.fsync(ino);
         }
         if !tail {
             self.fill(ino, &mut s)?;
@@ -578,8 +580,8 @@ impl<R: Remote> Writes<'_, R> {
             }
             Err(err) => {
                 log::warn!("{path}: cannot journal it for write-back ({err}); uploading at close");
-                let replaces = replaces(e, &s);
-                self.upload_spool(ino, &path, &mut s, replaces)
+                drop(s);
+                self.fsync(ino)
             }
         }
     }
