@@ -97,6 +97,11 @@ fn cp_r_returns_and_every_file_arrives_on_vsftpd() {
     cp_r_returns_and_every_file_arrives(ServerKind::Vsftpd);
 }
 
+#[test]
+fn cp_r_returns_and_every_file_arrives_on_proftpd() {
+    cp_r_returns_and_every_file_arrives(ServerKind::Proftpd);
+}
+
 /// A directory that stops taking files after it took one: the second file's `close`
 /// returns (it is queued), its upload is refused, and `fsync` of it returns EACCES; its
 /// data is in the recovery directory, and `ftpfs umount` exits 1 naming it.
