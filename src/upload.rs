@@ -761,7 +761,17 @@ impl<R: Remote> Writes<'_, R> {
                 return Some(Err(err));
             }
         }
-        Some(s.truncate(size))
+        if let Err(err) = s.truncate(size) {
+            return Some(Err(err));
+        }
+        drop(s);
+        match &self.up.queue {
+            // A spool kept only for its queued upload (write-back): no close will come, so
+            // the cut is journaled and queued now, as a truncate of a closed file would be
+            // uploaded now.
+            Some(q) if e.writers.load(Ordering::SeqCst) == 0 => Some(self.flush_back(ino, &e, q)),
+            _ => Some(Ok(())),
+        }
     }
 
     /// `truncate(2)` of a file nobody has open, of `base` bytes on the server: uploaded at

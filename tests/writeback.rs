@@ -66,6 +66,16 @@ fn cp_r_returns_and_every_file_arrives(kind: ServerKind) {
     for root in [m.path().join("copy"), src.path().to_path_buf()] {
         std::fs::remove_file(root.join("many/f000")).unwrap();
         std::fs::rename(root.join("many/f001"), root.join("many/renamed")).unwrap();
+        // truncate(2) of a closed file whose upload may still be queued.
+        let f = std::fs::OpenOptions::new()
+            .write(true)
+            .open(root.join("many/f002"))
+            .unwrap();
+        drop(f);
+        use std::os::unix::ffi::OsStrExt;
+        let c = std::ffi::CString::new(root.join("many/f003").as_os_str().as_bytes()).unwrap();
+        // SAFETY: a valid NUL-terminated path.
+        assert_eq!(unsafe { libc::truncate(c.as_ptr(), 10) }, 0);
     }
     let out = sync_mount(m.path());
     assert!(

@@ -700,23 +700,31 @@ impl<R: Remote> Writes<'_, R> {
         let Some(q) = self.queue() else {
             return;
         };
-        if q.has(ino) {
+        let Some(e) = self.spool_of(ino) else {
+            return;
+        };
+        // Unsent changes keep it: whoever made them queues them (a truncate does, see
+        // `truncate_open`), and a spool dropped now would lose them. Looked at outside the
+        // map's lock: an upload holding the spool's lock may need the map (listings show
+        // pending files from it).
+        if e.writers.load(Ordering::SeqCst) != 0 || e.lock().dirty() {
             return;
         }
         let mut map = self.up.spools.lock();
-        if map
+        let idle = map
             .get(&ino)
-            .is_some_and(|e| e.writers.load(Ordering::SeqCst) == 0)
-        {
-            map.remove(&ino);
-            drop(map);
-            // Still pending: it never reached the server (its data was saved elsewhere), so
-            // it must not linger in our listings.
-            let path = self.inodes.path(ino).unwrap_or_default();
-            if self.up.pending.lock().remove(&path).is_some() {
-                self.cache
-                    .update(remote::parent(&path), remote::basename(&path), None);
-            }
+            .is_some_and(|cur| Arc::ptr_eq(cur, &e) && cur.writers.load(Ordering::SeqCst) == 0);
+        if !idle || q.has(ino) {
+            return;
+        }
+        map.remove(&ino);
+        drop(map);
+        // Still pending: it never reached the server (its data was saved elsewhere), so it
+        // must not linger in our listings.
+        let path = self.inodes.path(ino).unwrap_or_default();
+        if self.up.pending.lock().remove(&path).is_some() {
+            self.cache
+                .update(remote::parent(&path), remote::basename(&path), None);
         }
     }
 
