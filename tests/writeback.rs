@@ -484,3 +484,51 @@ mod replay {
         assert_eq!(left, 0, "the journal is empty");
     }
 }
+
+/// The local disk is full (the spool directory is a 1 MiB tmpfs): the journal cannot take
+/// a copy of a 700 KiB file, so its `close` uploads it itself, as without write-back, says
+/// so in the log, and returns the server's answer; nothing is lost or silent.
+#[test]
+fn a_full_local_disk_makes_close_upload_itself_and_says_so() {
+    let spool = tempfile::tempdir().unwrap();
+    let st = Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=1m,mode=0700", "ftpfs-test"])
+        .arg(spool.path())
+        .status();
+    if !st.is_ok_and(|s| s.success()) {
+        if require_servers() {
+            panic!("cannot mount a tmpfs for the local disk-full test");
+        }
+        eprintln!("SKIP: no tmpfs");
+        return;
+    }
+    struct Unmount(std::path::PathBuf);
+    impl Drop for Unmount {
+        fn drop(&mut self) {
+            let _ = Command::new("umount").arg("-l").arg(&self.0).status();
+        }
+    }
+    let _tmpfs = Unmount(spool.path().to_path_buf());
+    let data = tempfile::tempdir().unwrap();
+    let Some(server) = Server::start(ServerKind::PureFtpd, data.path()) else {
+        return;
+    };
+    let opt = format!("spool_dir={}", spool.path().display());
+    let m = Mount::new(&server, &["writeback", &opt]);
+    let big = Rng(11).bytes(700 << 10);
+    let mut f = std::fs::File::create(m.path().join("big.bin")).unwrap();
+    f.write_all(&big).unwrap();
+    assert_eq!(close(f), Ok(()));
+    assert!(
+        std::fs::read(data.path().join("big.bin")).unwrap() == big,
+        "on the server when close returned"
+    );
+    assert!(m.log_text().contains("cannot journal it for write-back"));
+    // Small files still go through the journal.
+    std::fs::write(m.path().join("small.txt"), "small").unwrap();
+    assert!(sync_mount(m.path()).status.success());
+    assert_eq!(
+        std::fs::read_to_string(data.path().join("small.txt")).unwrap(),
+        "small"
+    );
+}
