@@ -754,3 +754,135 @@ impl<R: Remote> Writes<'_, R> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::upload::journal::{Base, Record};
+
+    fn queue(dir: &std::path::Path, max_bytes: u64) -> Queue {
+        Queue::new(Journal::open(dir.join("j")).unwrap(), max_bytes, 100)
+    }
+
+    fn journaled(q: &Queue, path: &str, data: &[u8]) -> u64 {
+        let rec = Record {
+            id: 0,
+            path: path.into(),
+            base: Base::New,
+            tail: false,
+            len: data.len() as u64,
+            pid: 1,
+            mtime: None,
+            mode: None,
+            offset: 0,
+        };
+        q.journal().write(rec, &mut &data[..]).unwrap().id
+    }
+
+    #[test]
+    fn a_newer_close_of_a_queued_file_replaces_its_record_and_keeps_its_place() {
+        let dir = tempfile::tempdir().unwrap();
+        let q = queue(dir.path(), 1 << 20);
+        let a1 = journaled(&q, "a", b"one");
+        q.add(1, "a", a1, 3);
+        let b = journaled(&q, "b", b"bee");
+        q.add(2, "b", b, 3);
+        let a2 = journaled(&q, "a", b"three");
+        q.add(1, "a", a2, 5);
+        assert!(!q.journal().file_path(a1).exists(), "superseded");
+        let s = q.stats();
+        assert_eq!((s.files, s.bytes), (2, 8));
+        let first = q.next().unwrap();
+        assert_eq!(
+            (first.ino, first.records.clone()),
+            (1, vec![a2]),
+            "oldest first"
+        );
+        q.finish(first, Outcome::Done);
+        assert!(!q.journal().file_path(a2).exists());
+        assert_eq!(q.stats().files, 1);
+    }
+
+    #[test]
+    fn past_the_byte_limit_nothing_more_fits() {
+        let dir = tempfile::tempdir().unwrap();
+        let q = queue(dir.path(), 10);
+        assert!(q.fits(10));
+        let a = journaled(&q, "a", b"12345678");
+        q.add(1, "a", a, 8);
+        assert!(q.fits(2));
+        assert!(!q.fits(3));
+    }
+
+    #[test]
+    fn an_unreachable_server_pauses_the_queue_and_a_sync_stops_waiting_once_it_is_found_so() {
+        let dir = tempfile::tempdir().unwrap();
+        let q = Arc::new(queue(dir.path(), 1 << 20));
+        for (ino, name) in [(1, "a"), (2, "b")] {
+            let id = journaled(&q, name, b"x");
+            q.add(ino, name, id, 1);
+        }
+        let job = q.next().unwrap();
+        q.finish(job, Outcome::Retry("connection refused".into()));
+        let s = q.stats();
+        assert_eq!(s.files, 2);
+        assert_eq!(s.waiting.len(), 2, "everything waits for the server");
+        // A sync tries again at once; a worker finds the server still unreachable.
+        let worker = {
+            let q = Arc::clone(&q);
+            std::thread::spawn(move || {
+                let job = q.next().unwrap();
+                q.finish(job, Outcome::Retry("connection refused".into()));
+            })
+        };
+        let err = q.wait_idle().unwrap_err();
+        assert_eq!(err.errno(), libc::EIO);
+        worker.join().unwrap();
+        assert_eq!(q.stats().files, 2, "still queued, still journaled");
+    }
+
+    #[test]
+    fn a_failure_reaches_the_files_fsync_once_and_the_next_sync() {
+        let dir = tempfile::tempdir().unwrap();
+        let q = queue(dir.path(), 1 << 20);
+        let a = journaled(&q, "a", b"x");
+        q.add(7, "a", a, 1);
+        let job = q.next().unwrap();
+        q.finish(
+            job,
+            Outcome::Failed {
+                path: "a".into(),
+                kept: "/rec/a".into(),
+                errno: libc::EDQUOT,
+                text: "quota".into(),
+                in_journal: false,
+            },
+        );
+        assert_eq!(q.take_error(7).unwrap().errno(), libc::EDQUOT);
+        assert!(q.take_error(7).is_none());
+        assert_eq!(q.wait_idle().unwrap_err().errno(), libc::EDQUOT);
+        assert!(q.wait_idle().is_ok());
+        assert_eq!(q.stats().failed, vec![("a".into(), "/rec/a".into())]);
+        assert!(
+            !q.journal().file_path(a).exists(),
+            "the data is in recovery"
+        );
+    }
+
+    #[test]
+    fn stats_survive_their_trip_through_the_ioctl() {
+        let s = QueueStats {
+            files: 3,
+            bytes: 12345,
+            oldest: Some(Duration::from_millis(1500)),
+            failed: vec![("d/a b".into(), "/rec/1-a".into())],
+            waiting: vec![("c".into(), "/j/0001.rec".into())],
+        };
+        let text = String::from_utf8(s.encode(STATS_SIZE)).unwrap();
+        assert_eq!(QueueStats::decode(&text), Some(s.clone()));
+        // Cut at a line end when it does not fit.
+        let short = String::from_utf8(s.encode(30)).unwrap();
+        let back = QueueStats::decode(&short).unwrap();
+        assert_eq!((back.files, back.failed.len() + back.waiting.len()), (3, 1));
+    }
+}
