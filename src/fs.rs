@@ -524,17 +524,6 @@ impl<R: Remote> FtpFs<R> {
         }
     }
 
-    /// The inode of a write handle; `None` for other handles.
-    fn written_ino(&self, fh: u64) -> Result<Option<u64>> {
-        let handle = self.handles.get(fh).ok_or(Error::Stale)?;
-        Ok(match &*handle {
-            Handle::File {
-                ino, write: true, ..
-            } => Some(*ino),
-            _ => None,
-        })
-    }
-
     /// The last handle of a written file is gone. Unsent data gets one more upload try;
     /// if that fails nobody can be told any more, so the spool is kept in the recovery
     /// directory and its path logged at error level.

@@ -27,6 +27,7 @@ pub mod journal;
 pub mod queue;
 pub mod spool;
 pub mod streaming;
+mod writeback;
 
 use std::collections::HashMap;
 use std::path::PathBuf;

@@ -5,8 +5,9 @@
 
 use std::sync::Arc;
 
+use super::handles::Handle;
 use super::FtpFs;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::inode::ROOT;
 use crate::remote::Remote;
 use crate::upload::journal::{Journal, Replayed};
@@ -71,5 +72,16 @@ impl<R: Remote + 'static> FtpFs<R> {
             return self.writes().sync_all();
         }
         Ok(())
+    }
+
+    /// The inode of a write handle; `None` for other handles.
+    pub(super) fn written_ino(&self, fh: u64) -> Result<Option<u64>> {
+        let handle = self.handles.get(fh).ok_or(Error::Stale)?;
+        Ok(match &*handle {
+            Handle::File {
+                ino, write: true, ..
+            } => Some(*ino),
+            _ => None,
+        })
     }
 }
