@@ -270,6 +270,7 @@ impl<R: Remote> FtpFs<R> {
 
     pub fn forget(&self, ino: u64, n: u64) {
         if self.inodes.forget(ino, n) {
+            log::debug!("inode {ino} forgotten");
             // Keep-cache bookkeeping lives exactly as long as the inode.
             self.opened.lock().remove(&ino);
         }

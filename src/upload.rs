@@ -72,6 +72,9 @@ struct SpoolEntry {
     writers: AtomicUsize,
     /// The server's file had content when the spool was made: replace it atomically.
     replaces: bool,
+    /// With write-back: the queue holds a reference on the inode, whose path it needs
+    /// after the kernel forgot the closed file (see `upload::writeback`).
+    held: AtomicBool,
 }
 
 impl SpoolEntry {
@@ -81,6 +84,7 @@ impl SpoolEntry {
             spool: Mutex::new(spool),
             writers: AtomicUsize::new(1),
             replaces,
+            held: AtomicBool::new(false),
         }
     }
 

@@ -13,6 +13,7 @@ use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::process::Command;
+use std::time::Duration;
 
 use common::*;
 
@@ -531,4 +532,48 @@ fn a_full_local_disk_makes_close_upload_itself_and_says_so() {
         std::fs::read_to_string(data.path().join("small.txt")).unwrap(),
         "small"
     );
+}
+
+/// The kernel forgets the inodes of closed files when it drops its caches (memory pressure;
+/// here `drop_caches`): a file still queued keeps its path, and lands.
+#[test]
+fn queued_files_land_after_the_kernel_forgets_their_inodes() {
+    let data = tempfile::tempdir().unwrap();
+    std::fs::create_dir(data.path().join("d")).unwrap();
+    let Some(mut server) = Server::start(ServerKind::PureFtpd, data.path()) else {
+        return;
+    };
+    let m = Mount::new(&server, &["writeback", "dir_cache_ttl=600"]);
+    let d = m.path().join("d");
+    std::fs::write(d.join("first"), "first").unwrap();
+    assert!(sync_mount(m.path()).status.success());
+    server.crash();
+    for i in 0..20 {
+        std::fs::write(d.join(format!("f{i}")), format!("content {i}")).unwrap();
+    }
+    if std::fs::write("/proc/sys/vm/drop_caches", "2").is_err() {
+        assert!(!require_servers(), "cannot drop the kernel's caches");
+        eprintln!("SKIP: cannot drop the kernel's caches (not root)");
+        return;
+    }
+    assert!(
+        wait_for(Duration::from_secs(10), || m
+            .log_text()
+            .contains("forgotten")),
+        "the kernel forgot inodes"
+    );
+    server.restart();
+    let out = sync_mount(m.path());
+    assert!(
+        out.status.success(),
+        "sync: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for i in 0..20 {
+        assert_eq!(
+            std::fs::read_to_string(data.path().join(format!("d/f{i}"))).unwrap(),
+            format!("content {i}")
+        );
+    }
+    assert!(std::fs::read_dir(m.recovery_dir()).map_or(true, |mut r| r.next().is_none()));
 }

@@ -85,6 +85,7 @@ impl<R: Remote> Writes<'_, R> {
                 s.chain = Some(base);
                 drop(s);
                 q.add(ino, &path, rec.id, bytes);
+                self.hold(ino, &path, e);
                 Ok(())
             }
             Err(err) => {
@@ -92,6 +93,21 @@ impl<R: Remote> Writes<'_, R> {
                 drop(s);
                 self.fsync(ino)
             }
+        }
+    }
+
+    /// Takes a reference on `ino` for the queue: the kernel forgets a closed file's inode
+    /// when it drops its caches, and the queued upload still needs its path (it failed with
+    /// ESTALE). Given back when the spool is dropped ([`Writes::retire`]).
+    fn hold(&self, ino: u64, path: &str, e: &SpoolEntry) {
+        if e.held.swap(true, Ordering::SeqCst) {
+            return;
+        }
+        let held = self.inodes.lookup(path);
+        if held != ino {
+            // The name is another inode's by now (renamed over): not ours to hold.
+            self.inodes.forget(held, 1);
+            e.held.store(false, Ordering::SeqCst);
         }
     }
 
@@ -228,9 +244,12 @@ impl<R: Remote> Writes<'_, R> {
         }
         map.remove(&ino);
         drop(map);
+        let path = self.inodes.path(ino).unwrap_or_default();
+        if e.held.swap(false, Ordering::SeqCst) {
+            self.inodes.forget(ino, 1);
+        }
         // Still pending: it never reached the server (its data was saved elsewhere), so it
         // must not linger in our listings.
-        let path = self.inodes.path(ino).unwrap_or_default();
         if self.up.pending.lock().remove(&path).is_some() {
             self.cache
                 .update(remote::parent(&path), remote::basename(&path), None);
