@@ -165,6 +165,11 @@ fn fsync_reports_the_errno_of_a_failed_queued_upload_on_pure_ftpd() {
     fsync_reports_the_errno_of_a_failed_queued_upload(ServerKind::PureFtpd);
 }
 
+#[test]
+fn fsync_reports_the_errno_of_a_failed_queued_upload_on_vsftpd() {
+    fsync_reports_the_errno_of_a_failed_queued_upload(ServerKind::Vsftpd);
+}
+
 /// A full server (pure-ftpd's quota, already exceeded): `close` returned, the upload is
 /// refused, the data is kept in the recovery directory, logged at error level, `sync` of
 /// the mount fails with the quota's errno and `ftpfs umount` exits 1 naming the file.
@@ -576,4 +581,57 @@ fn queued_files_land_after_the_kernel_forgets_their_inodes() {
         );
     }
     assert!(std::fs::read_dir(m.recovery_dir()).map_or(true, |mut r| r.next().is_none()));
+}
+
+/// Appends and shell redirections with write-back: a hundred `>>` of one file, each closed
+/// (and so queued) before the next opens it, arrive as one file with every line once; on
+/// proftpd, which refuses APPE, as whole uploads.
+fn appends_arrive_once_each(kind: ServerKind) {
+    let data = tempfile::tempdir().unwrap();
+    std::fs::write(data.path().join("log.txt"), "line 0\n").unwrap();
+    let Some(server) = Server::start(kind, data.path()) else {
+        return;
+    };
+    let m = Mount::new(&server, &["writeback"]);
+    let out = Command::new("sh")
+        .arg("-c")
+        .arg("for i in $(seq 100); do echo \"line $i\" >> log.txt; done; echo first > red.txt; echo second > red.txt")
+        .current_dir(m.path())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let expected: String = (0..=100).map(|i| format!("line {i}\n")).collect();
+    assert_eq!(
+        std::fs::read_to_string(m.path().join("log.txt")).unwrap(),
+        expected
+    );
+    let synced = sync_mount(m.path());
+    assert!(
+        synced.status.success(),
+        "sync: {}",
+        String::from_utf8_lossy(&synced.stderr)
+    );
+    assert_eq!(
+        std::fs::read_to_string(data.path().join("log.txt")).unwrap(),
+        expected
+    );
+    assert_eq!(
+        std::fs::read_to_string(data.path().join("red.txt")).unwrap(),
+        "second\n"
+    );
+    assert!(temp_files_below(data.path()).is_empty());
+}
+
+#[test]
+fn appends_arrive_once_each_on_pure_ftpd() {
+    appends_arrive_once_each(ServerKind::PureFtpd);
+}
+
+#[test]
+fn appends_arrive_once_each_on_proftpd() {
+    appends_arrive_once_each(ServerKind::Proftpd);
 }
