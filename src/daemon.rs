@@ -129,26 +129,39 @@ pub fn serve(cfg: Config, notify: Option<OwnedFd>) -> ExitCode {
             strict_times: cfg.strict_times,
         },
     );
-    if let (Some(max), false) = (cfg.writeback, cfg.read_only) {
+    if !cfg.read_only {
         // Per server and path, as the uploads it holds are; replayed before the mount
-        // serves anything, so nothing of this session races with them.
+        // serves anything, so nothing of this session races with them. A journal left by a
+        // write-back session is finished by the next mount with or without write-back.
         use crate::upload::{journal, queue};
         let key = format!(
             "{}@{}:{}/{}",
             cfg.endpoint.user, cfg.endpoint.host, cfg.endpoint.port, cfg.path
         );
         let dir = journal::dir_for(&cfg.spool_dir, &key);
-        match journal::Journal::open(dir.clone()) {
-            Ok(j) => fs.enable_writeback(j, max, queue::open_file_budget()),
-            Err(e) => {
-                fs.remote().shutdown();
-                return report(
-                    notify,
-                    &format!("cannot open the write-back journal {}: {e}", dir.display()),
-                );
-            }
+        match cfg.writeback {
+            Some(max) => match journal::Journal::open(dir.clone()) {
+                Ok(j) => {
+                    fs.enable_writeback(j, max, queue::open_file_budget());
+                    fs.replay_journal();
+                }
+                Err(e) => {
+                    fs.remote().shutdown();
+                    return report(
+                        notify,
+                        &format!("cannot open the write-back journal {}: {e}", dir.display()),
+                    );
+                }
+            },
+            // Without write-back nothing is made: only a journal that is there is read.
+            None if dir.is_dir() => match journal::Journal::open(dir.clone()) {
+                Ok(j) => {
+                    fs.replay_leftover(&j);
+                }
+                Err(e) => log::error!("cannot read the write-back journal {}: {e}", dir.display()),
+            },
+            None => {}
         }
-        fs.replay_journal();
     }
     let fs = Arc::new(fs);
 

@@ -275,7 +275,8 @@ fn kill_9_with_500_queued_files_then_remount_finishes_each_once() {
     std::fs::write(data.path().join("theirs.txt"), "someone else's\n").unwrap();
     server.restart();
 
-    let m = Mount::new(&server, &opts);
+    // The next mount need not use write-back itself to finish what the last one left.
+    let m = Mount::new(&server, &opts[1..]);
     for (name, content) in &expected {
         let on_server = std::fs::read(data.path().join("d").join(name)).unwrap();
         assert!(on_server == *content, "{name} arrived byte for byte");

@@ -29,6 +29,12 @@ impl<R: Remote + 'static> FtpFs<R> {
         }
     }
 
+    /// Finishes a journal an earlier write-back session left, for a mount without
+    /// write-back; to be called before the mount serves anything.
+    pub fn replay_leftover(&self, journal: &Journal) -> Replayed {
+        self.writes().replay(journal)
+    }
+
     /// Starts `workers` upload threads (the pool's size: they never wait for each other's
     /// connections).
     pub fn start_writeback(self: &Arc<Self>, workers: usize) -> std::io::Result<()> {
