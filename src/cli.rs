@@ -157,6 +157,8 @@ pub struct MountArgs {
     ///   compress=on|off|auto   MODE Z where offered; auto: once the link measured slow
     ///   spool_dir=DIR          where written data waits for upload
     ///   recovery_dir=DIR       where unsent data is kept when nobody can be told
+    ///   writeback              close returns once data is journaled; uploads queued
+    ///   writeback_max=SIZE     queued bytes past which close uploads itself (1G)
     /// Access:
     ///   ro                     read-only mount
     ///   allow_other, allow_root, default_permissions

@@ -60,6 +60,10 @@ pub struct Config {
     pub spool_dir: PathBuf,
     pub recovery_dir: PathBuf,
     pub upload: crate::fs::UploadMode,
+    /// `-o writeback[=SIZE]`: `close` returns once the data is journaled on local disk, and
+    /// the upload is queued; `None` uploads at `close` (see [`crate::upload::queue`]). The
+    /// value bounds the bytes queued: past it `close` uploads as without write-back.
+    pub writeback: Option<u64>,
     pub log_file: Option<PathBuf>,
     /// Options handed to the kernel as they are (nodev, nosuid, noexec, noatime…).
     pub kernel_options: Vec<String>,
@@ -230,8 +234,33 @@ pub struct MountOpts {
     pub spool_dir: Option<PathBuf>,
     pub recovery_dir: Option<PathBuf>,
     pub upload: Option<crate::fs::UploadMode>,
+    pub writeback: bool,
+    pub writeback_max: Option<u64>,
     pub log_file: Option<PathBuf>,
     pub kernel: Vec<String>,
+}
+
+/// The queued bytes past which `close` uploads itself again (`-o writeback_max=`).
+pub const DEFAULT_WRITEBACK_MAX: u64 = 1 << 30;
+
+/// A size: bytes, or with a `K`, `M` or `G` suffix (powers of 1024).
+fn parse_size(v: &str) -> Option<u64> {
+    let (digits, unit) = match v.char_indices().find(|(_, c)| !c.is_ascii_digit()) {
+        Some((i, _)) => v.split_at(i),
+        None => (v, ""),
+    };
+    let shift = match unit
+        .to_ascii_uppercase()
+        .trim_end_matches("IB")
+        .trim_end_matches('B')
+    {
+        "" => 0,
+        "K" => 10,
+        "M" => 20,
+        "G" => 30,
+        _ => return None,
+    };
+    digits.parse::<u64>().ok()?.checked_mul(1 << shift)
 }
 
 /// Parses a comma-separated `-o` string into `opts`.
@@ -369,6 +398,13 @@ pub fn parse_mount_options(s: &str, opts: &mut MountOpts) -> Result<(), String> 
                 opts.vhost = Some(h.to_string());
             }
             "allo" => opts.allo = true,
+            "writeback" => opts.writeback = true,
+            "writeback_max" => {
+                let v = need()?;
+                opts.writeback_max = Some(parse_size(v).filter(|n| *n > 0).ok_or(format!(
+                    "writeback_max must be a size such as 512M, not {v:?}"
+                ))?)
+            }
             "nodev" | "nosuid" | "noexec" | "noatime" | "dev" | "suid" | "exec" | "atime"
             | "sync" | "async" | "dirsync" => opts.kernel.push(key.to_string()),
             // For mount(8), fstab and systemd, not for us.
@@ -499,6 +535,9 @@ impl Config {
                 .recovery_dir
                 .unwrap_or_else(|| crate::upload::spool::default_dir("recovered")),
             upload: o.upload.unwrap_or_default(),
+            writeback: o
+                .writeback
+                .then(|| o.writeback_max.unwrap_or(DEFAULT_WRITEBACK_MAX)),
             log_file: args.log_file.clone().or(o.log_file),
             kernel_options: o.kernel,
             fsname,
@@ -509,6 +548,30 @@ impl Config {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn writeback_sizes_take_units_and_refuse_nonsense() {
+        let mut o = MountOpts::default();
+        parse_mount_options("writeback,writeback_max=512M", &mut o).unwrap();
+        assert!(o.writeback);
+        assert_eq!(o.writeback_max, Some(512 << 20));
+        for (v, n) in [
+            ("4096", 4096),
+            ("64k", 64 << 10),
+            ("2GiB", 2 << 30),
+            ("1MB", 1 << 20),
+        ] {
+            assert_eq!(parse_size(v), Some(n), "{v}");
+        }
+        for bad in [
+            "writeback_max=0",
+            "writeback_max=12X",
+            "writeback_max",
+            "writeback_max=M",
+        ] {
+            assert!(parse_mount_options(bad, &mut o).is_err(), "{bad}");
+        }
+    }
 
     #[test]
     fn sources_parse_in_all_their_forms() {

@@ -114,7 +114,7 @@ pub fn serve(cfg: Config, notify: Option<OwnedFd>) -> ExitCode {
             .with_compress(cfg.compress),
         Err(e) => return report(notify, &describe_connect_error(&cfg, &e)),
     };
-    let fs = Arc::new(FtpFs::new(
+    let mut fs = FtpFs::new(
         remote,
         FsOptions {
             uid: cfg.uid,
@@ -128,7 +128,42 @@ pub fn serve(cfg: Config, notify: Option<OwnedFd>) -> ExitCode {
             upload: cfg.upload,
             strict_times: cfg.strict_times,
         },
-    ));
+    );
+    if !cfg.read_only {
+        // Per server and path, as the uploads it holds are; replayed before the mount
+        // serves anything, so nothing of this session races with them. A journal left by a
+        // write-back session is finished by the next mount with or without write-back.
+        use crate::upload::{journal, queue};
+        let key = format!(
+            "{}@{}:{}/{}",
+            cfg.endpoint.user, cfg.endpoint.host, cfg.endpoint.port, cfg.path
+        );
+        let dir = journal::dir_for(&cfg.spool_dir, &key);
+        match cfg.writeback {
+            Some(max) => match journal::Journal::open(dir.clone()) {
+                Ok(j) => {
+                    fs.enable_writeback(j, max, queue::open_file_budget());
+                    fs.replay_journal();
+                }
+                Err(e) => {
+                    fs.remote().shutdown();
+                    return report(
+                        notify,
+                        &format!("cannot open the write-back journal {}: {e}", dir.display()),
+                    );
+                }
+            },
+            // Without write-back nothing is made: only a journal that is there is read.
+            None if dir.is_dir() => match journal::Journal::open(dir.clone()) {
+                Ok(j) => {
+                    fs.replay_leftover(&j);
+                }
+                Err(e) => log::error!("cannot read the write-back journal {}: {e}", dir.display()),
+            },
+            None => {}
+        }
+    }
+    let fs = Arc::new(fs);
 
     // Block the stop signals before fuser starts its threads, so they inherit the mask and
     // only this thread receives them (with sigtimedwait below); the threads started while
@@ -136,6 +171,10 @@ pub fn serve(cfg: Config, notify: Option<OwnedFd>) -> ExitCode {
     // process at once: nothing is mounted yet.
     crate::signals::block_here();
     let signals = crate::signals::stop_set();
+    if let Err(e) = fs.start_writeback(cfg.connections) {
+        fs.remote().shutdown();
+        return report(notify, &format!("cannot start the write-back workers: {e}"));
+    }
 
     // Absolute and free of symlinks, to find the mount in /proc/self/mountinfo later
     // (resolving it after mounting would ask our own filesystem).
@@ -221,8 +260,10 @@ pub fn serve(cfg: Config, notify: Option<OwnedFd>) -> ExitCode {
             }
         }
     };
-    // Every request is answered; a release the kernel dropped with the mount is done now.
+    // Every request is answered; a release the kernel dropped with the mount is done now,
+    // and with write-back the queue is uploaded before the process ends.
     fs.release_all();
+    fs.drain_writeback();
     fs.remote().shutdown();
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -130,6 +130,10 @@ pub enum Error {
          mode; mount with -o data=active or data=auto"
     )]
     NoPassive { epsv: String, pasv: String },
+    /// A queued upload (write-back) failed after `close` had returned; `fsync` or `sync` of
+    /// the mount learns it later, with the errno the failure had then.
+    #[error("queued upload failed: {text}")]
+    WriteBack { errno: i32, text: String },
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -254,7 +258,8 @@ impl Error {
             | Error::Access
             | Error::Stale
             | Error::PastEnd
-            | Error::NoPassive { .. } => false,
+            | Error::NoPassive { .. }
+            | Error::WriteBack { .. } => false,
         }
     }
 
@@ -356,7 +361,8 @@ impl Error {
             | Error::Access
             | Error::Stale
             | Error::PastEnd
-            | Error::NoPassive { .. } => false,
+            | Error::NoPassive { .. }
+            | Error::WriteBack { .. } => false,
         }
     }
 
@@ -391,6 +397,7 @@ impl Error {
             Error::Stale => libc::ESTALE,
             Error::PastEnd => libc::ENXIO,
             Error::NoPassive { .. } => libc::ENOTSUP,
+            Error::WriteBack { errno, .. } => *errno,
         }
     }
 
@@ -416,7 +423,8 @@ impl Error {
             | Error::Tls(_)
             | Error::Spool(_)
             | Error::NoRandomAccess
-            | Error::NoPassive { .. } => log::Level::Warn,
+            | Error::NoPassive { .. }
+            | Error::WriteBack { .. } => log::Level::Warn,
         }
     }
 }

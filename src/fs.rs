@@ -18,6 +18,7 @@
 mod attr;
 mod copy;
 pub mod handles;
+mod writeback;
 
 use std::collections::HashMap;
 use std::ffi::OsStr;
@@ -269,6 +270,7 @@ impl<R: Remote> FtpFs<R> {
 
     pub fn forget(&self, ino: u64, n: u64) {
         if self.inodes.forget(ino, n) {
+            log::debug!("inode {ino} forgotten");
             // Keep-cache bookkeeping lives exactly as long as the inode.
             self.opened.lock().remove(&ino);
         }
@@ -513,15 +515,13 @@ impl<R: Remote> FtpFs<R> {
         self.flush(fh)
     }
 
-    /// `fsync` (and the opener's `close`): upload if the file has unsent changes. This is
-    /// where a failed upload reaches the program, as the return value of `close`/`fsync`.
+    /// The opener's `close`: upload if the file has unsent changes. This is where a failed
+    /// upload reaches the program, as the return value of `close` (with write-back: the
+    /// data is journaled and queued, see [`crate::upload::queue`]).
     pub fn flush(&self, fh: u64) -> Result<()> {
-        let handle = self.handles.get(fh).ok_or(Error::Stale)?;
-        match &*handle {
-            Handle::File {
-                ino, write: true, ..
-            } => self.writes().upload(*ino),
-            _ => Ok(()),
+        match self.written_ino(fh)? {
+            Some(ino) => self.writes().close(ino),
+            None => Ok(()),
         }
     }
 

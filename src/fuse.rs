@@ -229,19 +229,18 @@ impl<R: Remote> Filesystem for Fuse<R> {
         _datasync: bool,
         reply: ReplyEmpty,
     ) {
-        empty(reply, "fsync", self.fs.flush(fh.0));
+        empty(reply, "fsync", self.fs.fsync(fh.0));
     }
 
     fn fsyncdir(
         &self,
         _req: &Request,
-        _ino: INodeNo,
+        ino: INodeNo,
         _fh: FileHandle,
         _datasync: bool,
         reply: ReplyEmpty,
     ) {
-        // Directory changes are made on the server when they happen.
-        reply.ok();
+        empty(reply, "fsyncdir", self.fs.fsyncdir(ino.0));
     }
 
     fn write(
@@ -621,16 +620,23 @@ impl<R: Remote> Filesystem for Fuse<R> {
     fn ioctl(
         &self,
         _req: &Request,
-        _ino: INodeNo,
+        ino: INodeNo,
         _fh: FileHandle,
         _flags: IoctlFlags,
-        _cmd: u32,
+        cmd: u32,
         _in_data: &[u8],
-        _out_size: u32,
+        out_size: u32,
         reply: ReplyIoctl,
     ) {
-        // No ioctls (sed and cp probe a few); the kernel reports ENOTTY to the caller.
-        reply.error(Errno::ENOSYS);
+        // The write-back queue for `ftpfs umount`, on the root; no other ioctls (sed and cp
+        // probe a few): the kernel reports ENOTTY to the caller.
+        use crate::upload::queue::STATS_IOCTL;
+        match self.fs.writeback_stats() {
+            Some(stats) if ino.0 == crate::inode::ROOT && cmd == STATS_IOCTL => {
+                reply.ioctl(0, &stats.encode(out_size as usize))
+            }
+            _ => reply.error(Errno::ENOSYS),
+        }
     }
 
     fn access(&self, req: &Request, ino: INodeNo, mask: AccessFlags, reply: ReplyEmpty) {

@@ -275,11 +275,102 @@ fn fuse_config(cfg: &Config) -> fuser::Config {
 /// `ftpfs umount`: `fusermount3 -u`. A busy mount is refused, as umount(8) does, unless
 /// `lazy` asks to detach it now; a mount whose process died is detached either way (it
 /// cannot be used any more, and nothing else would take it away).
+///
+/// A write-back mount is first waited for until its queue is uploaded (a progress line on a
+/// terminal), or until what is left waits for a server that cannot be reached; then each
+/// file that could not be uploaded is named with where its data is, and the exit is 1.
 pub fn umount(mountpoint: &Path, lazy: bool) -> ExitCode {
-    match fusermount_unmount(mountpoint, lazy) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => crate::daemon::fail(&e),
+    let left = wait_for_writeback(mountpoint);
+    if let Err(e) = fusermount_unmount(mountpoint, lazy) {
+        return crate::daemon::fail(&e);
     }
+    let Some(left) = left else {
+        return ExitCode::SUCCESS;
+    };
+    for (path, kept) in &left.failed {
+        eprintln!(
+            "ftpfs: {path}: could not be uploaded; its data is in {}",
+            kept.display()
+        );
+    }
+    for (path, data) in &left.waiting {
+        eprintln!(
+            "ftpfs: {path}: not uploaded, the server cannot be reached; its data stays in {} \
+             and the next mount of this server uploads it",
+            data.display()
+        );
+    }
+    if left.failed.is_empty() && left.waiting.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
+}
+
+/// The write-back queue of the mount at `mountpoint`, from the ioctl its root answers;
+/// `None` for a mount without write-back (or not ours), or one that does not answer within
+/// 5 s (a stopped daemon must not hang `ftpfs umount`; the thread asking is left behind).
+fn writeback_queue(mountpoint: &Path) -> Option<crate::upload::queue::QueueStats> {
+    let (tx, rx) = std::sync::mpsc::channel();
+    let mp = mountpoint.to_path_buf();
+    std::thread::spawn(move || {
+        let _ = tx.send(ask_writeback_queue(&mp));
+    });
+    rx.recv_timeout(std::time::Duration::from_secs(5))
+        .ok()
+        .flatten()
+}
+
+fn ask_writeback_queue(mountpoint: &Path) -> Option<crate::upload::queue::QueueStats> {
+    use crate::upload::queue::{QueueStats, STATS_IOCTL, STATS_SIZE};
+    use std::os::fd::AsRawFd;
+    let dir = std::fs::File::open(mountpoint).ok()?;
+    let mut buf = vec![0u8; STATS_SIZE];
+    // SAFETY: the request's size is STATS_SIZE, the buffer's length.
+    let r = unsafe { libc::ioctl(dir.as_raw_fd(), STATS_IOCTL as _, buf.as_mut_ptr()) };
+    if r < 0 {
+        return None;
+    }
+    let end = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
+    QueueStats::decode(&String::from_utf8_lossy(&buf[..end]))
+}
+
+/// Waits for the write-back queue at `mountpoint` as `sync MOUNTPOINT` does (fsync of its
+/// root: until every upload landed or failed, or what is left found the server
+/// unreachable once more), showing progress on a terminal; returns its last state.
+fn wait_for_writeback(mountpoint: &Path) -> Option<crate::upload::queue::QueueStats> {
+    use std::io::IsTerminal;
+    let first = writeback_queue(mountpoint)?;
+    let root = mountpoint.to_path_buf();
+    let (done_tx, done) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let synced = std::fs::File::open(&root).and_then(|d| d.sync_all());
+        let _ = done_tx.send(synced);
+    });
+    let tty = std::io::stderr().is_terminal();
+    let mut stats = first;
+    let mut shown = false;
+    // The fsync's own wait is bounded (see above); this loop only reports on it.
+    while done
+        .recv_timeout(std::time::Duration::from_millis(250))
+        .is_err_and(|e| e == std::sync::mpsc::RecvTimeoutError::Timeout)
+    {
+        if let Some(s) = writeback_queue(mountpoint) {
+            stats = s;
+        }
+        if tty && stats.files > 0 {
+            eprint!(
+                "\rftpfs: uploading {} queued file(s), {:.1} MiB left…   ",
+                stats.files,
+                stats.bytes as f64 / 1048576.0
+            );
+            shown = true;
+        }
+    }
+    if shown {
+        eprintln!();
+    }
+    writeback_queue(mountpoint).or(Some(stats))
 }
 
 pub fn fusermount_unmount(mountpoint: &Path, lazy: bool) -> Result<(), String> {

@@ -23,8 +23,11 @@
 
 pub mod atomic;
 mod copy;
+pub mod journal;
+pub mod queue;
 pub mod spool;
 pub mod streaming;
+mod writeback;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -69,6 +72,9 @@ struct SpoolEntry {
     writers: AtomicUsize,
     /// The server's file had content when the spool was made: replace it atomically.
     replaces: bool,
+    /// With write-back: the queue holds a reference on the inode, whose path it needs
+    /// after the kernel forgot the closed file (see `upload::writeback`).
+    held: AtomicBool,
 }
 
 impl SpoolEntry {
@@ -78,6 +84,7 @@ impl SpoolEntry {
             spool: Mutex::new(spool),
             writers: AtomicUsize::new(1),
             replaces,
+            held: AtomicBool::new(false),
         }
     }
 
@@ -134,6 +141,8 @@ pub struct Uploader {
     /// The server refused `SITE CHMOD` as not implemented: new files and directories keep
     /// the mode it gives them, and it is not asked again.
     no_site_chmod: AtomicBool,
+    /// `-o writeback`: the queue `close` hands uploads to (see [`queue`]).
+    queue: Option<Arc<queue::Queue>>,
 }
 
 impl Uploader {
@@ -149,7 +158,17 @@ impl Uploader {
             writable_dirs: Mutex::new(HashMap::new()),
             temp_names: AtomicU64::new(0),
             no_site_chmod: AtomicBool::new(false),
+            queue: None,
         }
+    }
+
+    /// Turns write-back on (before the mount serves anything).
+    pub fn set_queue(&mut self, queue: queue::Queue) {
+        self.queue = Some(Arc::new(queue));
+    }
+
+    pub fn queue(&self) -> Option<&Arc<queue::Queue>> {
+        self.queue.as_ref()
     }
 
     /// The write path over `remote`, `cache` and the paths of `inodes`.
@@ -243,14 +262,31 @@ impl<R: Remote> Writes<'_, R> {
     /// below it, first.
     pub fn ensure_on_server(&self, path: &str) -> Result<()> {
         let prefix = format!("{path}/");
-        let inos: Vec<u64> = self
+        let below = |p: &str| p == path || p.starts_with(&prefix);
+        let mut inos: Vec<u64> = self
             .up
             .pending
             .lock()
             .iter()
-            .filter(|(p, _)| *p == path || p.starts_with(&prefix))
+            .filter(|(p, _)| below(p))
             .map(|(_, &i)| i)
             .collect();
+        if let Some(q) = &self.up.queue {
+            // A queued upload (write-back) names the old path in its journal record: it
+            // lands before the rename, not after it under the new name.
+            let spooled: Vec<u64> = self.up.spools.lock().keys().copied().collect();
+            inos.extend(
+                spooled
+                    .into_iter()
+                    .filter(|&i| q.has(i) && self.inodes.path(i).is_some_and(|p| below(&p))),
+            );
+            inos.sort_unstable();
+            inos.dedup();
+            for ino in inos {
+                self.fsync(ino)?;
+            }
+            return Ok(());
+        }
         for ino in inos {
             self.upload(ino)?;
         }
@@ -342,14 +378,29 @@ impl<R: Remote> Writes<'_, R> {
             self.stop_stream(&mut s);
         } else if let Some(st) = &s.stream {
             st.advance(s.len);
-        } else if s.sequential && s.base == 0 && s.len >= streaming::STREAM_MIN {
+        } else if s.sequential
+            && s.base == 0
+            && s.len >= streaming::STREAM_MIN
+            && self.up.queue.is_none()
+        {
+            // Not with write-back: its uploads start after close, from the journal's copy.
             self.start_stream(ino, &mut s);
         }
         Ok(data.len() as u32)
     }
 
-    /// `fsync` and `close`: uploads `ino` if it has unsent changes. This is where a failed
-    /// upload reaches the program.
+    /// `close`: uploads `ino` if it has unsent changes (this is where a failed upload
+    /// reaches the program), or with write-back journals and queues it.
+    pub fn close(&self, ino: u64) -> Result<()> {
+        match (self.spool_of(ino), &self.up.queue) {
+            (Some(e), Some(q)) => self.flush_back(ino, &e, q),
+            (Some(e), None) => self.upload_entry(ino, &e),
+            (None, _) => Ok(()),
+        }
+    }
+
+    /// `fsync` without write-back, and uploads that cannot wait: uploads `ino` if it has
+    /// unsent changes.
     pub fn upload(&self, ino: u64) -> Result<()> {
         match self.spool_of(ino) {
             Some(e) => self.upload_entry(ino, &e),
@@ -463,13 +514,32 @@ impl<R: Remote> Writes<'_, R> {
         let last = {
             let mut map = self.up.spools.lock();
             match map.get(&ino) {
-                Some(e) if e.writers.fetch_sub(1, Ordering::SeqCst) == 1 => map.remove(&ino),
+                // With write-back the spool stays until its upload lands (see `retire`).
+                Some(e) if e.writers.fetch_sub(1, Ordering::SeqCst) == 1 => match self.up.queue {
+                    Some(_) => Some(Arc::clone(e)),
+                    None => map.remove(&ino),
+                },
                 _ => None,
             }
         };
-        if let Some(e) = last {
-            self.last_release(ino, &e);
+        match (last, &self.up.queue) {
+            (Some(e), Some(q)) => self.release_back(ino, &e, q),
+            (Some(e), None) => self.last_release(ino, &e),
+            (None, _) => {}
         }
+    }
+
+    /// The last release with write-back: unsent data (written by a process whose close did
+    /// not upload, or through mmap) is queued; if even that fails, the recovery directory.
+    fn release_back(&self, ino: u64, e: &SpoolEntry, q: &queue::Queue) {
+        // An error with nothing unsent is a queued upload that failed since: its data was
+        // saved and logged then.
+        if self.flush_back(ino, e, q).is_err() && e.lock().dirty() && !q.has(ino) {
+            self.up.spools.lock().remove(&ino);
+            self.last_release(ino, e);
+            return;
+        }
+        self.retire(ino);
     }
 
     /// The session is over, and no release will come any more. A written file whose last
@@ -477,6 +547,22 @@ impl<R: Remote> Writes<'_, R> {
     /// the requests still queued when a mount goes away, so an unmount right after a failed
     /// `close` could otherwise lose its data.
     pub fn release_all(&self) {
+        if let Some(q) = &self.up.queue {
+            // Spools nobody holds are queued already; the others are released now, into the
+            // queue, which the end of the session drains.
+            let held: Vec<(u64, Arc<SpoolEntry>)> = self
+                .up
+                .spools
+                .lock()
+                .iter()
+                .filter(|(_, e)| e.writers.swap(0, Ordering::SeqCst) > 0)
+                .map(|(&i, e)| (i, Arc::clone(e)))
+                .collect();
+            for (ino, e) in held {
+                self.release_back(ino, &e, q);
+            }
+            return;
+        }
         let left: Vec<(u64, Arc<SpoolEntry>)> = self.up.spools.lock().drain().collect();
         for (ino, e) in left {
             log::info!(
@@ -605,6 +691,16 @@ impl<R: Remote> Writes<'_, R> {
     /// Drops a created-but-never-uploaded file: true if `path` was one (nothing to delete
     /// on the server). Decided under the spool's lock, so an upload cannot slip in between.
     pub fn forget_pending(&self, path: &str) -> bool {
+        if let Some(q) = &self.up.queue {
+            let queued = self.inodes.find(path).filter(|&i| q.has(i));
+            if let Some(ino) = queued {
+                if !self.up.pending.lock().contains_key(path) {
+                    // On the server already: its queued upload lands first and the delete
+                    // follows, or the upload would bring the file back after the unlink.
+                    let _ = self.fsync(ino);
+                }
+            }
+        }
         let Some(ino) = self.up.pending.lock().get(path).copied() else {
             return false;
         };
@@ -616,6 +712,12 @@ impl<R: Remote> Writes<'_, R> {
         if still {
             s.orphaned = true;
             self.stop_stream(&mut s);
+        }
+        drop(s);
+        if let (true, Some(q)) = (still, &self.up.queue) {
+            // Its journal record goes now: a replay must not create what was removed.
+            let job = q.claim(ino);
+            q.finish(job, queue::Outcome::Done);
         }
         still
     }
@@ -664,7 +766,17 @@ impl<R: Remote> Writes<'_, R> {
                 return Some(Err(err));
             }
         }
-        Some(s.truncate(size))
+        if let Err(err) = s.truncate(size) {
+            return Some(Err(err));
+        }
+        drop(s);
+        match &self.up.queue {
+            // A spool kept only for its queued upload (write-back): no close will come, so
+            // the cut is journaled and queued now, as a truncate of a closed file would be
+            // uploaded now.
+            Some(q) if e.writers.load(Ordering::SeqCst) == 0 => Some(self.flush_back(ino, &e, q)),
+            _ => Some(Ok(())),
+        }
     }
 
     /// `truncate(2)` of a file nobody has open, of `base` bytes on the server: uploaded at

@@ -449,6 +449,8 @@ fn mount_help_documents_every_option_family() {
         "upload=",
         "spool_dir=",
         "recovery_dir=",
+        "writeback",
+        "writeback_max=",
         "log_file=",
     ] {
         assert!(help.contains(word), "--help lacks {word}");

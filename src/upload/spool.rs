@@ -50,6 +50,12 @@ pub struct Spool {
     pub sequential: bool,
     /// The streamed upload running for this spool, if any.
     pub stream: Option<super::streaming::Streamer>,
+    /// The server's size of the file as of the open or the last upload: the base a
+    /// write-back journal record expects (see [`super::journal`]).
+    pub remote_len: u64,
+    /// The base of the journal records written for this spool since its last upload:
+    /// a newer record replaces them and expects what the oldest expected.
+    pub chain: Option<super::journal::Base>,
 }
 
 pub struct SpoolUpload<'a> {
@@ -96,6 +102,8 @@ impl Spool {
             append_failed: false,
             sequential: base == 0,
             stream: None,
+            remote_len: base,
+            chain: None,
         })
     }
 
@@ -238,6 +246,8 @@ impl Spool {
     /// it must still download the prefix.
     pub fn uploaded(&mut self) {
         self.base = self.len;
+        self.remote_len = self.len;
+        self.chain = None;
         self.dirty_from = None;
         self.truncated = false;
         self.append_failed = false;

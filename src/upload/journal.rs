@@ -1,0 +1,672 @@
+//! The write-back journal: what `close` promised, kept on local disk until the server has it.
+//!
+//! With `-o writeback`, `close` returns before the upload. From that moment the data exists
+//! only on this machine, and the process may be killed (`kill -9`, the OOM killer), the
+//! machine may reboot, or the server may stay down for hours. The journal keeps, for every
+//! queued upload, a copy of the data and a record of what it is for: the remote path, the
+//! server's state the local version was based on (its size, or "new file"), and the time and
+//! mode still to be applied. The next mount of the same server and path ([`dir_for`])
+//! replays it *before* it serves anything ([`Writes::replay`]).
+//!
+//! Durability: one file per record, a text header and the data after it, written to a
+//! temporary name, fsync'ed, renamed into place, and the directory fsync'ed: two fsyncs per
+//! `close` (three, with the data in a file of its own, cost a `cp -r` of small files a
+//! third more on ext4). A record therefore exists only whole; a temporary file is a
+//! `close` that never returned, and is dropped. Removing a done record is not fsync'ed: a
+//! removal lost to a
+//! crash replays an upload that landed, which replay recognises (same size and bytes on the
+//! server) and drops, so it costs a comparison, never a duplicate.
+//!
+//! A newer record of a file replaces the older ones (it carries the whole change since the
+//! last upload and expects the base the oldest expected); if a crash leaves both, replay
+//! uses only the newest.
+//!
+//! Conflicts: a file whose server size is not the recorded base (changed by someone else
+//! since, or removed) is not overwritten: the local version goes to the recovery
+//! directory, logged at error level. FTP offers no content hash, and listings' times are
+//! often to the minute (and our own uploads' times are the server's), so the size is the
+//! base compared; a change that keeps the size is not detected (README, Write-back).
+
+use std::collections::{HashMap, HashSet};
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Read, Write};
+use std::os::unix::fs::{DirBuilderExt, FileExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use super::spool::Spool;
+use super::{UploadMode, Writes};
+use crate::error::{Error, Result};
+use crate::remote::{self, Kind, Remote};
+
+/// What the server had when the local version was made.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Base {
+    /// Nothing: the file was created here and never uploaded.
+    New,
+    /// A file of this many bytes.
+    Size(u64),
+}
+
+/// One queued upload.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Record {
+    /// Order of the records; names its files.
+    pub id: u64,
+    /// The remote path, below the mount's root.
+    pub path: String,
+    pub base: Base,
+    /// The data is what follows the base's bytes (an `APPE`), not the whole file.
+    pub tail: bool,
+    /// Bytes of data.
+    pub len: u64,
+    /// The process that wrote it: names its temporary files on the server.
+    pub pid: u32,
+    /// A time set before `close`, applied after the upload.
+    pub mtime: Option<SystemTime>,
+    /// The mode its creator asked for, applied after the first upload.
+    pub mode: Option<u32>,
+    /// Where the data starts in the record's file, after the header.
+    pub offset: u64,
+}
+
+impl Record {
+    fn to_text(&self) -> String {
+        let mut t = format!("ftpfs-journal 1\npid {}\n", self.pid);
+        match self.base {
+            Base::New => t.push_str("base new\n"),
+            Base::Size(n) => t.push_str(&format!("base {n}\n")),
+        }
+        t.push_str(&format!("tail {}\nlen {}\n", u8::from(self.tail), self.len));
+        if let Some(m) = self.mtime {
+            let d = m.duration_since(UNIX_EPOCH).unwrap_or_default();
+            t.push_str(&format!("mtime {} {}\n", d.as_secs(), d.subsec_nanos()));
+        }
+        if let Some(m) = self.mode {
+            t.push_str(&format!("mode {m:o}\n"));
+        }
+        // Last, and to the end of its line: a path holds no line end (remote::valid_name).
+        // An empty line ends the header; the data follows.
+        t.push_str(&format!("path {}\n\n", self.path));
+        t
+    }
+
+    /// The header at the start of a record's file.
+    fn parse(id: u64, head: &[u8]) -> Option<Record> {
+        let end = head.windows(2).position(|w| w == b"\n\n")?;
+        let text = std::str::from_utf8(&head[..end]).ok()?;
+        let mut lines = text.lines();
+        if lines.next()? != "ftpfs-journal 1" {
+            return None;
+        }
+        let mut rec = Record {
+            id,
+            path: String::new(),
+            base: Base::New,
+            tail: false,
+            len: 0,
+            pid: 0,
+            mtime: None,
+            mode: None,
+            offset: end as u64 + 2,
+        };
+        let mut has_path = false;
+        for line in lines {
+            let (key, value) = line.split_once(' ')?;
+            match key {
+                "pid" => rec.pid = value.parse().ok()?,
+                "base" if value == "new" => rec.base = Base::New,
+                "base" => rec.base = Base::Size(value.parse().ok()?),
+                "tail" => rec.tail = value == "1",
+                "len" => rec.len = value.parse().ok()?,
+                "mtime" => {
+                    let (s, n) = value.split_once(' ')?;
+                    let d = Duration::new(s.parse().ok()?, n.parse().ok()?);
+                    rec.mtime = Some(UNIX_EPOCH + d);
+                }
+                "mode" => rec.mode = Some(u32::from_str_radix(value, 8).ok()?),
+                "path" => {
+                    rec.path = value.to_string();
+                    has_path = true;
+                }
+                _ => return None,
+            }
+        }
+        (has_path && !(rec.tail && rec.base == Base::New)).then_some(rec)
+    }
+}
+
+/// The journal directory of one server and path inside `spool_dir`: a readable part and a
+/// hash of `key` (`user@host:port/path`), so two mounts of different servers or
+/// directories never replay each other's uploads.
+pub fn dir_for(spool_dir: &Path, key: &str) -> PathBuf {
+    let readable: String = key
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || "@.-_".contains(c) {
+                c
+            } else {
+                '_'
+            }
+        })
+        .take(80)
+        .collect();
+    // FNV-1a: stable across builds and Rust versions, unlike the standard hasher.
+    let hash = key.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
+    });
+    spool_dir
+        .join("journal")
+        .join(format!("{readable}-{hash:016x}"))
+}
+
+/// The journal of one mount.
+pub struct Journal {
+    dir: PathBuf,
+    next: AtomicU64,
+}
+
+impl Journal {
+    /// Opens (or makes, 0700) the journal in `dir`. A temporary file belongs to a `close`
+    /// that never returned: it is dropped.
+    pub fn open(dir: PathBuf) -> io::Result<Journal> {
+        fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&dir)?;
+        let mut last = 0;
+        for entry in fs::read_dir(&dir)? {
+            let name = entry?.file_name().to_string_lossy().to_string();
+            let Some((id, ext)) = name.split_once('.') else {
+                continue;
+            };
+            let Ok(id) = id.parse::<u64>() else {
+                continue;
+            };
+            last = last.max(id);
+            if ext == "tmp" {
+                log::debug!("journal: dropping {name} (its close never returned)");
+                let _ = fs::remove_file(dir.join(&name));
+            }
+        }
+        Ok(Journal {
+            dir,
+            next: AtomicU64::new(last + 1),
+        })
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The file of record `id`: its header, then its data (from [`Record::offset`]).
+    pub fn file_path(&self, id: u64) -> PathBuf {
+        self.dir.join(format!("{id:020}.rec"))
+    }
+
+    /// Writes `rec` and `len` bytes from `data` durably (see the module's doc); returns the
+    /// record with its id and offset.
+    pub fn write(&self, mut rec: Record, data: &mut dyn Read) -> io::Result<Record> {
+        rec.id = self.next.fetch_add(1, Ordering::Relaxed);
+        let tmp = self.dir.join(format!("{:020}.tmp", rec.id));
+        let head = rec.to_text();
+        rec.offset = head.len() as u64;
+        let written = (|| {
+            let mut f = new_private(&tmp)?;
+            f.write_all(head.as_bytes())?;
+            let n = io::copy(&mut data.take(rec.len), &mut f)?;
+            if n != rec.len {
+                return Err(io::Error::other(format!(
+                    "the spool gave {n} bytes, {} expected",
+                    rec.len
+                )));
+            }
+            f.sync_all()?;
+            fs::rename(&tmp, self.file_path(rec.id))?;
+            File::open(&self.dir)?.sync_all()
+        })();
+        if let Err(e) = written {
+            let _ = fs::remove_file(&tmp);
+            return Err(e);
+        }
+        Ok(rec)
+    }
+
+    /// The upload of record `id` landed (or its data is kept elsewhere now).
+    pub fn remove(&self, id: u64) {
+        let _ = fs::remove_file(self.file_path(id));
+    }
+
+    /// Every record, oldest first. One that cannot be read is logged and left alone.
+    pub fn records(&self) -> io::Result<Vec<Record>> {
+        let mut out = Vec::new();
+        for entry in fs::read_dir(&self.dir)? {
+            let path = entry?.path();
+            let name = path
+                .file_name()
+                .map(|n| n.to_string_lossy().to_string())
+                .unwrap_or_default();
+            let Some(id) = name.strip_suffix(".rec").and_then(|i| i.parse().ok()) else {
+                continue;
+            };
+            let read = || -> io::Result<Option<Record>> {
+                let f = File::open(&path)?;
+                // A header is a few short lines and a path of at most a few KiB.
+                let mut head = vec![0u8; 16 * 1024];
+                let n = f.read_at(&mut head, 0)?;
+                head.truncate(n);
+                let size = f.metadata()?.len();
+                Ok(Record::parse(id, &head).filter(|r| r.offset + r.len == size))
+            };
+            match read().ok().flatten() {
+                Some(r) => out.push(r),
+                None => log::error!("journal: cannot read {}; left as it is", path.display()),
+            }
+        }
+        out.sort_by_key(|r| r.id);
+        Ok(out)
+    }
+}
+
+fn new_private(path: &Path) -> io::Result<File> {
+    OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+}
+
+/// What replaying the journal did.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Replayed {
+    pub uploaded: usize,
+    /// Already on the server (the upload landed before the crash).
+    pub found: usize,
+    /// Changed on the server: the local version went to the recovery directory.
+    pub conflicts: usize,
+    /// Could not be finished now; kept for the next mount.
+    pub kept: usize,
+}
+
+enum Outcome {
+    Uploaded,
+    Found,
+    Conflict(String),
+}
+
+impl<R: Remote> Writes<'_, R> {
+    /// Finishes the uploads a previous session of this server and path left in `journal`,
+    /// oldest first, before the mount serves anything (so nothing of this session can race
+    /// with them). See the module's doc for conflicts.
+    pub fn replay(&self, journal: &Journal) -> Replayed {
+        let mut done = Replayed::default();
+        let records = match journal.records() {
+            Ok(r) => r,
+            Err(e) => {
+                log::error!("journal {}: cannot read it: {e}", journal.dir().display());
+                return done;
+            }
+        };
+        if records.is_empty() {
+            return done;
+        }
+        log::info!(
+            "journal: {} upload(s) left by an earlier session; finishing them",
+            records.len()
+        );
+        let newest: HashMap<&str, u64> = records.iter().map(|r| (r.path.as_str(), r.id)).collect();
+        let mut swept = HashSet::new();
+        for rec in &records {
+            if newest.get(rec.path.as_str()) != Some(&rec.id) {
+                journal.remove(rec.id);
+                continue;
+            }
+            let dir = remote::parent(&rec.path).to_string();
+            if swept.insert((dir.clone(), rec.pid)) {
+                self.sweep_temp_files(&dir, rec.pid);
+            }
+            match self.replay_one(journal, rec) {
+                Ok(Outcome::Uploaded) => {
+                    done.uploaded += 1;
+                    journal.remove(rec.id);
+                }
+                Ok(Outcome::Found) => {
+                    log::info!("{}: its upload had landed already", rec.path);
+                    done.found += 1;
+                    journal.remove(rec.id);
+                }
+                Ok(Outcome::Conflict(why)) => {
+                    done.conflicts += 1;
+                    match self.recover_record(journal, rec) {
+                        Ok(p) => {
+                            log::error!(
+                                "{}: not uploaded: {why}; the local version was saved to {}",
+                                rec.path,
+                                p.display()
+                            );
+                            journal.remove(rec.id);
+                        }
+                        Err(e) => log::error!(
+                            "{}: not uploaded: {why}; it stays in the journal ({}): {e}",
+                            rec.path,
+                            journal.file_path(rec.id).display()
+                        ),
+                    }
+                }
+                Err(e) => {
+                    done.kept += 1;
+                    log::error!(
+                        "{}: the queued upload failed again ({e}); kept in {} for the next mount",
+                        rec.path,
+                        journal.file_path(rec.id).display()
+                    );
+                }
+            }
+        }
+        log::info!("journal replayed: {done:?}");
+        done
+    }
+
+    /// Deletes the temporary files the process `pid` may have left in `dir` when it died
+    /// mid-upload (see [`Writes::temp_name`]).
+    fn sweep_temp_files(&self, dir: &str, pid: u32) {
+        self.cache.invalidate(dir);
+        let Ok(listing) = self.listing(dir) else {
+            return;
+        };
+        let mark = format!(".{pid}-");
+        for e in &listing.entries {
+            let ours = e.name.starts_with(".ftpfs-")
+                && e.name.ends_with(".part")
+                && e.name.contains(&mark);
+            if ours && e.kind == Kind::File {
+                let path = remote::join(dir, &e.name);
+                match self.remote.delete(&path) {
+                    Ok(()) => log::info!("{path}: removed, left by an interrupted upload"),
+                    Err(err) => log::warn!("{path}: left by an interrupted upload: {err}"),
+                }
+            }
+        }
+        self.cache.invalidate(dir);
+    }
+
+    fn replay_one(&self, journal: &Journal, rec: &Record) -> Result<Outcome> {
+        // Listed fresh once per directory (by the sweep before it), not once per file: the
+        // uploads of this replay change only their own names.
+        let dir = remote::parent(&rec.path);
+        let listing = match self.listing(dir) {
+            Ok(l) => l,
+            Err(Error::NotFound) => {
+                return Ok(Outcome::Conflict("its directory is gone".into()));
+            }
+            Err(e) => return Err(e),
+        };
+        let server = listing.get(remote::basename(&rec.path));
+        if server.is_some_and(|e| e.kind != Kind::File) {
+            return Ok(Outcome::Conflict(
+                "it is not a file on the server any more".into(),
+            ));
+        }
+        let size = server.map(|e| e.size);
+        let data = Data::open(journal, rec).map_err(Error::Spool)?;
+        let (start, expected) = match rec.base {
+            Base::New => (0, None),
+            Base::Size(n) => (if rec.tail { n } else { 0 }, Some(n)),
+        };
+        let base_holds = match (expected, size) {
+            (None, None) => true,
+            (Some(n), Some(s)) => n == s,
+            _ => false,
+        };
+        // A new or empty file goes up in place (nothing to lose), and an append is an APPE:
+        // a crash can leave a cut copy of our own upload, which is finished, not a conflict.
+        let in_place = !rec.tail && matches!(rec.base, Base::New | Base::Size(0));
+        let mut resume = start;
+        if !base_holds {
+            // Our own upload may have landed before the crash took its record away.
+            let landed = size == Some(start + rec.len)
+                && self.server_has(&rec.path, start, rec.len, &data)?;
+            if landed {
+                return Ok(Outcome::Found);
+            }
+            let cut = size.filter(|&s| s < start + rec.len && (s > start || in_place));
+            match cut {
+                Some(s) if self.server_has(&rec.path, start, s - start, &data)? => resume = s,
+                _ => {
+                    let was = match expected {
+                        None => "none".to_string(),
+                        Some(n) => format!("{n} bytes"),
+                    };
+                    let now = size.map_or("none".to_string(), |s| format!("{s} bytes"));
+                    return Ok(Outcome::Conflict(format!(
+                        "changed on the server since it was queued (the local version was \
+                         based on {was}, the server has {now})"
+                    )));
+                }
+            }
+        }
+        if rec.tail {
+            let mut spool = Spool::new(&self.up.spool_dir, resume)?;
+            copy_into(
+                &data,
+                &mut spool,
+                resume - start,
+                resume,
+                rec.len - (resume - start),
+            )?;
+            match self.remote.append(&rec.path, &spool.upload_from(resume)) {
+                // A server that does not append (proftpd by default): the server's first
+                // bytes are what the record expects (checked above), so the whole file
+                // goes up, atomically, as a live upload would.
+                Err(Error::Unsupported) => {
+                    let path = rec.path.clone();
+                    spool.fill(|| {
+                        let r = self.remote.open_reader(&path, resume)?;
+                        Ok(Box::new(r) as Box<dyn super::spool::RemoteReaderDyn>)
+                    })?;
+                    self.replace_atomically(&rec.path, &spool)?;
+                }
+                other => other?,
+            }
+        } else {
+            let mut spool = Spool::new(&self.up.spool_dir, 0)?;
+            copy_into(&data, &mut spool, 0, 0, rec.len)?;
+            if in_place || self.up.mode == UploadMode::InPlace {
+                self.remote.store(&rec.path, &spool.upload_from(0))?;
+            } else {
+                self.replace_atomically(&rec.path, &spool)?;
+            }
+        }
+        if let Some(mode) = rec.mode {
+            self.apply_new_mode(&rec.path, Kind::File, mode);
+        }
+        if let Some(t) = rec.mtime {
+            if let Err(e) = self.remote.set_mtime(&rec.path, Kind::File, t) {
+                log::warn!("{}: uploaded, but setting its time failed: {e}", rec.path);
+            }
+        }
+        Ok(Outcome::Uploaded)
+    }
+
+    /// Whether the server's `path` holds the `len` bytes of `data` from `start` on.
+    fn server_has(&self, path: &str, start: u64, len: u64, data: &Data) -> Result<bool> {
+        const CHUNK: usize = 1024 * 1024;
+        let reader = self.remote.open_reader(path, start + len)?;
+        let mut off = 0u64;
+        let mut mine = vec![0u8; CHUNK];
+        while off < len {
+            let want = CHUNK.min((len - off) as usize);
+            let theirs = crate::remote::RemoteReader::read_at(&reader, start + off, want)?;
+            if theirs.is_empty() {
+                return Ok(false);
+            }
+            let n = theirs.len();
+            data.read_exact_at(&mut mine[..n], off)
+                .map_err(Error::Spool)?;
+            if theirs[..] != mine[..n] {
+                return Ok(false);
+            }
+            off += n as u64;
+        }
+        Ok(true)
+    }
+
+    /// Copies the data of `rec` to the recovery directory: the whole local version, or the
+    /// appended tail as `<name>.appended`.
+    fn recover_record(&self, journal: &Journal, rec: &Record) -> io::Result<PathBuf> {
+        let data = Data::open(journal, rec)?;
+        let mut spool = Spool::new(&self.up.spool_dir, 0).map_err(io::Error::other)?;
+        copy_into(&data, &mut spool, 0, 0, rec.len).map_err(io::Error::other)?;
+        let name = if rec.tail {
+            format!("{}.appended", rec.path)
+        } else {
+            rec.path.clone()
+        };
+        spool.recover(&self.up.recovery_dir, &name)
+    }
+}
+
+/// A record's data in its file.
+struct Data {
+    file: File,
+    offset: u64,
+}
+
+impl Data {
+    fn open(journal: &Journal, rec: &Record) -> io::Result<Data> {
+        Ok(Data {
+            file: File::open(journal.file_path(rec.id))?,
+            offset: rec.offset,
+        })
+    }
+
+    fn read_exact_at(&self, buf: &mut [u8], at: u64) -> io::Result<()> {
+        self.file.read_exact_at(buf, self.offset + at)
+    }
+}
+
+/// `len` bytes of `data` from `from` into `spool` at `at`.
+fn copy_into(data: &Data, spool: &mut Spool, from: u64, at: u64, len: u64) -> Result<()> {
+    let mut buf = vec![0u8; 1024 * 1024];
+    let mut off = 0u64;
+    while off < len {
+        let n = buf.len().min((len - off) as usize);
+        data.read_exact_at(&mut buf[..n], from + off)
+            .map_err(Error::Spool)?;
+        spool.write_at(at + off, &buf[..n])?;
+        off += n as u64;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(path: &str, base: Base, tail: bool, len: u64) -> Record {
+        Record {
+            id: 0,
+            path: path.into(),
+            base,
+            tail,
+            len,
+            pid: 42,
+            mtime: Some(UNIX_EPOCH + Duration::new(1_500_000_000, 7)),
+            mode: Some(0o600),
+            offset: 0,
+        }
+    }
+
+    fn data_of(j: &Journal, r: &Record) -> Vec<u8> {
+        let all = std::fs::read(j.file_path(r.id)).unwrap();
+        all[r.offset as usize..].to_vec()
+    }
+
+    #[test]
+    fn a_record_survives_reopening_with_its_data() {
+        let dir = tempfile::tempdir().unwrap();
+        let j = Journal::open(dir.path().join("j")).unwrap();
+        let a = j
+            .write(
+                record("/a b/c.txt", Base::New, false, 5),
+                &mut &b"hello"[..],
+            )
+            .unwrap();
+        let b = j
+            .write(record("/log", Base::Size(10), true, 3), &mut &b"abc"[..])
+            .unwrap();
+        drop(j);
+        let j = Journal::open(dir.path().join("j")).unwrap();
+        assert_eq!(j.records().unwrap(), vec![a.clone(), b.clone()]);
+        assert_eq!(data_of(&j, &a), b"hello");
+        // Ids go on after the highest one found.
+        let c = j
+            .write(record("/x", Base::Size(0), false, 0), &mut &b""[..])
+            .unwrap();
+        assert!(c.id > b.id);
+        j.remove(a.id);
+        assert_eq!(j.records().unwrap().len(), 2);
+        assert!(!j.file_path(a.id).exists());
+    }
+
+    #[test]
+    fn a_record_never_renamed_into_place_is_a_close_that_never_returned_and_is_dropped() {
+        let dir = tempfile::tempdir().unwrap();
+        let j = Journal::open(dir.path().join("j")).unwrap();
+        let tmp = j.dir().join(format!("{:020}.tmp", 7));
+        std::fs::write(&tmp, b"ftpfs-journal 1\npid 1\n").unwrap();
+        drop(j);
+        let j = Journal::open(dir.path().join("j")).unwrap();
+        assert!(!tmp.exists());
+        assert!(j.records().unwrap().is_empty());
+    }
+
+    #[test]
+    fn a_record_whose_data_is_cut_is_not_replayed() {
+        let dir = tempfile::tempdir().unwrap();
+        let j = Journal::open(dir.path().join("j")).unwrap();
+        let a = j
+            .write(record("/a", Base::New, false, 5), &mut &b"hello"[..])
+            .unwrap();
+        let f = std::fs::OpenOptions::new()
+            .write(true)
+            .open(j.file_path(a.id))
+            .unwrap();
+        f.set_len(a.offset + 2).unwrap();
+        assert!(j.records().unwrap().is_empty());
+        assert!(j.file_path(a.id).exists(), "left alone, for a human");
+    }
+
+    #[test]
+    fn short_data_is_refused_and_leaves_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let j = Journal::open(dir.path().join("j")).unwrap();
+        let r = j.write(record("/a", Base::New, false, 10), &mut &b"short"[..]);
+        assert!(r.is_err());
+        assert_eq!(std::fs::read_dir(j.dir()).unwrap().count(), 0);
+    }
+
+    #[test]
+    fn journal_files_are_private() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let j = Journal::open(dir.path().join("j")).unwrap();
+        let a = j
+            .write(record("/a", Base::New, false, 1), &mut &b"x"[..])
+            .unwrap();
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(j.dir()), 0o700);
+        assert_eq!(mode(&j.file_path(a.id)), 0o600);
+    }
+
+    #[test]
+    fn each_server_and_path_has_its_own_journal() {
+        let d = Path::new("/s");
+        let a = dir_for(d, "alice@h:21/x");
+        assert_eq!(a, dir_for(d, "alice@h:21/x"));
+        assert_ne!(a, dir_for(d, "alice@h:21/y"));
+        assert_ne!(a, dir_for(d, "alice@h:2121/x"));
+        assert!(a.starts_with("/s/journal"));
+    }
+}

@@ -1,0 +1,635 @@
+//! Write-back: `close` returns once the data is safe on local disk; uploads run behind it.
+//!
+//! By default `close` waits for the server, so `cp -r`, `tar x` and `rsync`, which close
+//! each file before opening the next, pay at least one round trip per file, one file at a
+//! time. With `-o writeback`, `close` (FUSE `flush`) journals the file instead (the spool's
+//! bytes copied and fsync'ed, a durable record: see [`super::journal`]) and queues it; worker
+//! threads, as many as the pool has connections, upload the queue in parallel, oldest first
+//! (files of one directory start in the order they were closed). Every guarantee that can be
+//! kept is kept:
+//! - uploads are the ordinary ones of the spool: APPE of a tail, else the whole file, to a
+//!   temporary name renamed into place when it replaces content, in place when the file is
+//!   new or was empty (nothing to lose; two round trips fewer per file). A crash can leave
+//!   a cut copy of our own upload under the real name, which the replay recognises as a
+//!   prefix of ours and finishes;
+//! - the spool stays until the upload lands: `stat`, listings and reads show the local
+//!   version meanwhile;
+//! - `fsync` of a file waits for its upload and returns its errno; `fsync` of the mount's
+//!   root directory (`sync MOUNTPOINT`) waits for the whole queue and returns the first error
+//!   since the last such wait (the kernel sends nothing to a FUSE daemon for `syncfs`);
+//! - a server that cannot be reached keeps the upload queued, retried with growing waits;
+//!   any other failure (after the remote's own retries) moves the data to the recovery
+//!   directory, logged at error level, and is named by `ftpfs umount`;
+//! - past `writeback_max` queued bytes, or past the open-file budget, `close` uploads
+//!   itself, as without write-back.
+//!
+//! The queue never holds its lock across network I/O; a worker holds the file's spool lock
+//! during its upload, as `close` does without write-back, so a write to that file waits.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use parking_lot::{Condvar, Mutex};
+
+use super::journal::Journal;
+use crate::error::{Error, Result};
+
+/// The longest wait before a queued upload to an unreachable server is tried again.
+const MAX_BACKOFF: Duration = Duration::from_secs(60);
+
+/// One file's queued upload.
+pub struct Job {
+    pub ino: u64,
+    /// Order: the oldest queued file goes first.
+    seq: u64,
+    /// Its journal records (the newest replaced the older ones, which stay listed until the
+    /// upload lands).
+    pub(super) records: Vec<u64>,
+    bytes: u64,
+    since: Instant,
+    /// Failed attempts because the server could not be reached.
+    attempts: u32,
+    not_before: Instant,
+    pub(super) path: String,
+}
+
+/// A snapshot of the queue, cheap enough for a status display polled every second.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct QueueStats {
+    /// Files queued or uploading.
+    pub files: usize,
+    pub bytes: u64,
+    /// How long the oldest of them has waited.
+    pub oldest: Option<Duration>,
+    /// Uploads that failed for good this session: the file and where its data is.
+    pub failed: Vec<(String, PathBuf)>,
+    /// Files waiting for a server that cannot be reached, with their journal data.
+    pub waiting: Vec<(String, PathBuf)>,
+}
+
+/// The `ioctl` on the mount's root that `ftpfs umount` asks for [`QueueStats`] (a private
+/// type byte, read direction, [`STATS_SIZE`] bytes out): the one channel to the daemon that
+/// needs no socket and costs other operations nothing.
+pub const STATS_IOCTL: u32 = (2 << 30) | ((STATS_SIZE as u32) << 16) | (0xf7 << 8) | 1;
+pub const STATS_SIZE: usize = 8192;
+
+impl QueueStats {
+    /// The text `ftpfs umount` reads: `files bytes oldest_ms`, then one `F\tpath\tkept` per
+    /// failed file and one `W\tpath\tdata` per file waiting for the server, cut at
+    /// `limit` bytes on a line end.
+    pub fn encode(&self, limit: usize) -> Vec<u8> {
+        let mut t = format!(
+            "{} {} {}\n",
+            self.files,
+            self.bytes,
+            self.oldest.map_or(0, |d| d.as_millis())
+        );
+        let lines = self
+            .failed
+            .iter()
+            .map(|f| ('F', f))
+            .chain(self.waiting.iter().map(|w| ('W', w)));
+        for (tag, (path, data)) in lines {
+            let line = format!("{tag}\t{path}\t{}\n", data.display());
+            if t.len() + line.len() > limit {
+                break;
+            }
+            t.push_str(&line);
+        }
+        t.into_bytes()
+    }
+
+    pub fn decode(text: &str) -> Option<QueueStats> {
+        let mut lines = text.lines();
+        let mut head = lines.next()?.split(' ');
+        let mut stats = QueueStats {
+            files: head.next()?.parse().ok()?,
+            bytes: head.next()?.parse().ok()?,
+            oldest: Some(Duration::from_millis(head.next()?.parse().ok()?)),
+            ..QueueStats::default()
+        };
+        for l in lines {
+            let mut f = l.splitn(3, '\t');
+            let (tag, path, data) = (f.next()?, f.next()?, f.next()?);
+            let entry = (path.to_string(), PathBuf::from(data));
+            match tag {
+                "F" => stats.failed.push(entry),
+                _ => stats.waiting.push(entry),
+            }
+        }
+        Some(stats)
+    }
+}
+
+#[derive(Default)]
+struct State {
+    queued: BTreeMap<u64, Job>,
+    by_ino: HashMap<u64, u64>,
+    /// Files being uploaded: inode → (bytes, queued since).
+    running: HashMap<u64, (u64, Instant)>,
+    bytes: u64,
+    next_seq: u64,
+    failed: Vec<(String, PathBuf)>,
+    /// A failure per inode, for the next `fsync` of that file.
+    unreported: HashMap<u64, (i32, String)>,
+    /// The first failure since the last wait for the whole queue.
+    first_error: Option<(i32, String)>,
+    stopping: bool,
+    /// The server could not be reached: no upload starts before this (one probe at a time,
+    /// not the whole queue hammering it).
+    paused_until: Option<Instant>,
+    /// When an upload last found the server unreachable.
+    unreachable_at: Option<Instant>,
+    /// Unreachable findings in a row, for the growing wait.
+    outage: u32,
+}
+
+impl State {
+    fn files(&self) -> usize {
+        self.queued.len() + self.running.len()
+    }
+
+    /// Nothing can move: no upload runs, and one found the server unreachable since
+    /// `since`.
+    fn stalled_since(&self, since: Instant) -> bool {
+        self.running.is_empty() && self.unreachable_at.is_some_and(|t| t >= since)
+    }
+}
+
+/// How a job ended.
+pub enum Outcome {
+    Done,
+    /// The server could not be reached: queue it again.
+    Retry(String),
+    /// For good; its data is at `kept` (the recovery directory, or still the journal).
+    Failed {
+        path: String,
+        kept: PathBuf,
+        errno: i32,
+        text: String,
+        in_journal: bool,
+    },
+}
+
+pub struct Queue {
+    journal: Journal,
+    max_bytes: u64,
+    max_files: usize,
+    state: Mutex<State>,
+    changed: Condvar,
+    workers: Mutex<Vec<JoinHandle<()>>>,
+}
+
+impl Queue {
+    pub fn new(journal: Journal, max_bytes: u64, max_files: usize) -> Queue {
+        Queue {
+            journal,
+            max_bytes,
+            max_files,
+            state: Mutex::new(State::default()),
+            changed: Condvar::new(),
+            workers: Mutex::new(Vec::new()),
+        }
+    }
+
+    pub fn journal(&self) -> &Journal {
+        &self.journal
+    }
+
+    /// Whether `bytes` more fit in the queue; if not, `close` uploads itself.
+    pub fn fits(&self, bytes: u64) -> bool {
+        let st = self.state.lock();
+        st.bytes.saturating_add(bytes) <= self.max_bytes && st.files() < self.max_files
+    }
+
+    /// Queues `ino`'s upload for journal record `record` of `bytes`. A file queued already
+    /// keeps its place; its older records are superseded by the new one and removed.
+    pub fn add(&self, ino: u64, path: &str, record: u64, bytes: u64) {
+        let mut st = self.state.lock();
+        let seq = st.by_ino.get(&ino).copied();
+        match seq.and_then(|s| st.queued.get_mut(&s)) {
+            Some(job) => {
+                let old = job.bytes;
+                for id in job.records.drain(..) {
+                    self.journal.remove(id);
+                }
+                job.records.push(record);
+                job.bytes = bytes;
+                job.path = path.to_string();
+                st.bytes = st.bytes - old + bytes;
+            }
+            None => {
+                let seq = st.next_seq;
+                st.next_seq += 1;
+                let now = Instant::now();
+                st.queued.insert(
+                    seq,
+                    Job {
+                        ino,
+                        seq,
+                        records: vec![record],
+                        bytes,
+                        since: now,
+                        attempts: 0,
+                        not_before: now,
+                        path: path.to_string(),
+                    },
+                );
+                st.by_ino.insert(ino, seq);
+                st.bytes += bytes;
+            }
+        }
+        self.changed.notify_all();
+    }
+
+    /// Whether `ino` has an upload queued or running.
+    pub fn has(&self, ino: u64) -> bool {
+        let st = self.state.lock();
+        st.by_ino.contains_key(&ino) || st.running.contains_key(&ino)
+    }
+
+    /// The next job for a worker: the oldest whose file is not being uploaded and whose
+    /// wait is over. `None` once the queue stops.
+    fn next(&self) -> Option<Job> {
+        let mut st = self.state.lock();
+        loop {
+            if st.stopping {
+                return None;
+            }
+            let now = Instant::now();
+            let paused = st.paused_until.filter(|t| *t > now);
+            let pick = st
+                .queued
+                .values()
+                .filter(|_| paused.is_none())
+                .find(|j| j.not_before <= now && !st.running.contains_key(&j.ino))
+                .map(|j| j.seq);
+            if let Some(seq) = pick {
+                let job = st.queued.remove(&seq).expect("picked from the map");
+                st.by_ino.remove(&job.ino);
+                st.running.insert(job.ino, (job.bytes, job.since));
+                return Some(job);
+            }
+            let wake = st
+                .queued
+                .values()
+                .map(|j| j.not_before)
+                .chain(paused)
+                .filter(|t| *t > now)
+                .min()
+                .map_or(Duration::from_secs(1), |t| t - now);
+            self.changed
+                .wait_for(&mut st, wake.min(Duration::from_secs(1)));
+        }
+    }
+
+    /// Takes `ino`'s upload for an `fsync`: waits while a worker uploads it, then takes the
+    /// queued job (or an empty one) and marks the file busy, so no worker starts it.
+    pub fn claim(&self, ino: u64) -> Job {
+        let mut st = self.state.lock();
+        // A worker's upload is bounded by the remote's deadline; `finish` wakes us.
+        while st.running.contains_key(&ino) {
+            self.changed.wait_for(&mut st, Duration::from_secs(1));
+        }
+        let now = Instant::now();
+        let job = match st.by_ino.remove(&ino) {
+            Some(seq) => st.queued.remove(&seq).expect("indexed job"),
+            None => Job {
+                ino,
+                seq: u64::MAX,
+                records: Vec::new(),
+                bytes: 0,
+                since: now,
+                attempts: 0,
+                not_before: now,
+                path: String::new(),
+            },
+        };
+        st.running.insert(ino, (job.bytes, job.since));
+        job
+    }
+
+    /// A job ended (see [`Outcome`]).
+    pub fn finish(&self, mut job: Job, outcome: Outcome) {
+        let mut st = self.state.lock();
+        st.running.remove(&job.ino);
+        st.bytes -= job.bytes;
+        match outcome {
+            Outcome::Done => {
+                for id in &job.records {
+                    self.journal.remove(*id);
+                }
+                st.paused_until = None;
+                st.outage = 0;
+            }
+            Outcome::Retry(_) if job.records.is_empty() => {}
+            Outcome::Retry(_) => {
+                job.attempts += 1;
+                st.outage += 1;
+                let now = Instant::now();
+                let wait = Duration::from_secs(1u64 << st.outage.min(6)).min(MAX_BACKOFF);
+                job.not_before = now;
+                st.paused_until = Some(now + wait);
+                st.unreachable_at = Some(now);
+                let newer = st.by_ino.get(&job.ino).copied();
+                // Written and closed again meanwhile: one job, the older place, the newer
+                // record (which replaces the older ones).
+                if let Some(newer) = newer.and_then(|s| st.queued.remove(&s)) {
+                    for id in job.records.drain(..) {
+                        self.journal.remove(id);
+                    }
+                    job.records = newer.records;
+                    job.bytes = newer.bytes;
+                    st.bytes -= newer.bytes;
+                }
+                st.bytes += job.bytes;
+                st.by_ino.insert(job.ino, job.seq);
+                st.queued.insert(job.seq, job);
+            }
+            Outcome::Failed {
+                path,
+                kept,
+                errno,
+                text,
+                in_journal,
+            } => {
+                if !in_journal {
+                    for id in &job.records {
+                        self.journal.remove(*id);
+                    }
+                }
+                if !job.records.is_empty() {
+                    st.failed.push((path, kept));
+                }
+                st.unreported.insert(job.ino, (errno, text.clone()));
+                st.first_error.get_or_insert((errno, text));
+            }
+        }
+        self.changed.notify_all();
+    }
+
+    /// The failure of `ino`'s queued upload that no `fsync` has reported yet.
+    pub fn take_error(&self, ino: u64) -> Option<Error> {
+        let (errno, text) = self.state.lock().unreported.remove(&ino)?;
+        Some(Error::WriteBack { errno, text })
+    }
+
+    /// Waits until every queued upload has landed or failed, or until the rest found the
+    /// server unreachable once more (uploads waiting for it are tried again at once, not at
+    /// the end of their backoff); returns the first failure since the last wait.
+    pub fn wait_idle(&self) -> Result<()> {
+        let mut st = self.state.lock();
+        let start = Instant::now();
+        for j in st.queued.values_mut() {
+            j.not_before = start;
+        }
+        st.paused_until = None;
+        self.changed.notify_all();
+        loop {
+            if st.files() == 0 || st.stalled_since(start) {
+                break;
+            }
+            self.changed.wait_for(&mut st, Duration::from_secs(1));
+        }
+        if let Some((errno, text)) = st.first_error.take() {
+            return Err(Error::WriteBack { errno, text });
+        }
+        match st.queued.values().next() {
+            Some(j) => Err(Error::WriteBack {
+                errno: libc::EIO,
+                text: format!(
+                    "{} file(s) wait for the server, {} first; kept in the journal",
+                    st.files(),
+                    j.path
+                ),
+            }),
+            None => Ok(()),
+        }
+    }
+
+    pub fn stats(&self) -> QueueStats {
+        let st = self.state.lock();
+        let oldest = st
+            .queued
+            .values()
+            .map(|j| j.since)
+            .chain(st.running.values().map(|r| r.1))
+            .min();
+        QueueStats {
+            files: st.files(),
+            bytes: st.bytes,
+            oldest: oldest.map(|t| t.elapsed()),
+            failed: st.failed.clone(),
+            // While the server cannot be reached, everything queued waits for it.
+            waiting: st
+                .queued
+                .values()
+                .filter(|_| st.paused_until.is_some())
+                .map(|j| {
+                    let data = j.records.last().map(|id| self.journal.file_path(*id));
+                    (j.path.clone(), data.unwrap_or_default())
+                })
+                .collect(),
+        }
+    }
+
+    /// Starts a worker thread running `serve` (which calls [`Queue::serve`]).
+    pub fn spawn(&self, serve: impl FnOnce() + Send + 'static) -> std::io::Result<()> {
+        let handle = std::thread::Builder::new()
+            .name("ftpfs-writeback".into())
+            .spawn(serve)?;
+        self.workers.lock().push(handle);
+        Ok(())
+    }
+
+    /// A worker's loop: runs `work` on each job until the queue stops.
+    pub fn serve(&self, work: impl Fn(Job)) {
+        while let Some(job) = self.next() {
+            work(job);
+        }
+    }
+
+    /// The end of the session: waits as [`Queue::wait_idle`] does, stops the workers, and
+    /// logs what stays in the journal for the next mount.
+    pub fn drain(&self) {
+        let waited = self.wait_idle();
+        self.state.lock().stopping = true;
+        self.changed.notify_all();
+        for w in self.workers.lock().drain(..) {
+            let _ = w.join();
+        }
+        if let Err(e) = waited {
+            log::error!("write-back at the end of the session: {e}");
+        }
+        for (path, data) in self.stats().waiting {
+            log::error!(
+                "{path}: not uploaded (the server could not be reached); its data stays in {} \
+                 and the next mount of this server uploads it",
+                data.display()
+            );
+        }
+    }
+}
+
+/// How many files may wait in the queue: each holds its spool open. The soft limit on open
+/// files is raised to the hard one (1024 is a common soft limit, far below what a `cp -r`
+/// of small files queues), and half of it is the budget; past it `close` uploads itself.
+pub fn open_file_budget() -> usize {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit fills the struct it is given.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } != 0 {
+        return 256;
+    }
+    let want = lim.rlim_max.min(1 << 20);
+    if lim.rlim_cur < want {
+        let raised = libc::rlimit {
+            rlim_cur: want,
+            rlim_max: lim.rlim_max,
+        };
+        // SAFETY: setrlimit reads the struct; raising the soft limit up to the hard one is
+        // always allowed.
+        if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &raised) } == 0 {
+            lim.rlim_cur = want;
+        }
+    }
+    (lim.rlim_cur as usize / 2).max(16)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::upload::journal::{Base, Record};
+
+    fn queue(dir: &std::path::Path, max_bytes: u64) -> Queue {
+        Queue::new(Journal::open(dir.join("j")).unwrap(), max_bytes, 100)
+    }
+
+    fn journaled(q: &Queue, path: &str, data: &[u8]) -> u64 {
+        let rec = Record {
+            id: 0,
+            path: path.into(),
+            base: Base::New,
+            tail: false,
+            len: data.len() as u64,
+            pid: 1,
+            mtime: None,
+            mode: None,
+            offset: 0,
+        };
+        q.journal().write(rec, &mut &data[..]).unwrap().id
+    }
+
+    #[test]
+    fn a_newer_close_of_a_queued_file_replaces_its_record_and_keeps_its_place() {
+        let dir = tempfile::tempdir().unwrap();
+        let q = queue(dir.path(), 1 << 20);
+        let a1 = journaled(&q, "a", b"one");
+        q.add(1, "a", a1, 3);
+        let b = journaled(&q, "b", b"bee");
+        q.add(2, "b", b, 3);
+        let a2 = journaled(&q, "a", b"three");
+        q.add(1, "a", a2, 5);
+        assert!(!q.journal().file_path(a1).exists(), "superseded");
+        let s = q.stats();
+        assert_eq!((s.files, s.bytes), (2, 8));
+        let first = q.next().unwrap();
+        assert_eq!(
+            (first.ino, first.records.clone()),
+            (1, vec![a2]),
+            "oldest first"
+        );
+        q.finish(first, Outcome::Done);
+        assert!(!q.journal().file_path(a2).exists());
+        assert_eq!(q.stats().files, 1);
+    }
+
+    #[test]
+    fn past_the_byte_limit_nothing_more_fits() {
+        let dir = tempfile::tempdir().unwrap();
+        let q = queue(dir.path(), 10);
+        assert!(q.fits(10));
+        let a = journaled(&q, "a", b"12345678");
+        q.add(1, "a", a, 8);
+        assert!(q.fits(2));
+        assert!(!q.fits(3));
+    }
+
+    #[test]
+    fn an_unreachable_server_pauses_the_queue_and_a_sync_stops_waiting_once_it_is_found_so() {
+        let dir = tempfile::tempdir().unwrap();
+        let q = Arc::new(queue(dir.path(), 1 << 20));
+        for (ino, name) in [(1, "a"), (2, "b")] {
+            let id = journaled(&q, name, b"x");
+            q.add(ino, name, id, 1);
+        }
+        let job = q.next().unwrap();
+        q.finish(job, Outcome::Retry("connection refused".into()));
+        let s = q.stats();
+        assert_eq!(s.files, 2);
+        assert_eq!(s.waiting.len(), 2, "everything waits for the server");
+        // A sync tries again at once; a worker finds the server still unreachable.
+        let worker = {
+            let q = Arc::clone(&q);
+            std::thread::spawn(move || {
+                let job = q.next().unwrap();
+                q.finish(job, Outcome::Retry("connection refused".into()));
+            })
+        };
+        let err = q.wait_idle().unwrap_err();
+        assert_eq!(err.errno(), libc::EIO);
+        worker.join().unwrap();
+        assert_eq!(q.stats().files, 2, "still queued, still journaled");
+    }
+
+    #[test]
+    fn a_failure_reaches_the_files_fsync_once_and_the_next_sync() {
+        let dir = tempfile::tempdir().unwrap();
+        let q = queue(dir.path(), 1 << 20);
+        let a = journaled(&q, "a", b"x");
+        q.add(7, "a", a, 1);
+        let job = q.next().unwrap();
+        q.finish(
+            job,
+            Outcome::Failed {
+                path: "a".into(),
+                kept: "/rec/a".into(),
+                errno: libc::EDQUOT,
+                text: "quota".into(),
+                in_journal: false,
+            },
+        );
+        assert_eq!(q.take_error(7).unwrap().errno(), libc::EDQUOT);
+        assert!(q.take_error(7).is_none());
+        assert_eq!(q.wait_idle().unwrap_err().errno(), libc::EDQUOT);
+        assert!(q.wait_idle().is_ok());
+        assert_eq!(q.stats().failed, vec![("a".into(), "/rec/a".into())]);
+        assert!(
+            !q.journal().file_path(a).exists(),
+            "the data is in recovery"
+        );
+    }
+
+    #[test]
+    fn stats_survive_their_trip_through_the_ioctl() {
+        let s = QueueStats {
+            files: 3,
+            bytes: 12345,
+            oldest: Some(Duration::from_millis(1500)),
+            failed: vec![("d/a b".into(), "/rec/1-a".into())],
+            waiting: vec![("c".into(), "/j/0001.rec".into())],
+        };
+        let text = String::from_utf8(s.encode(STATS_SIZE)).unwrap();
+        assert_eq!(QueueStats::decode(&text), Some(s.clone()));
+        // Cut at a line end when it does not fit.
+        let short = String::from_utf8(s.encode(30)).unwrap();
+        let back = QueueStats::decode(&short).unwrap();
+        assert_eq!((back.files, back.failed.len() + back.waiting.len()), (3, 1));
+    }
+}
