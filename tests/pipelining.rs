@@ -186,3 +186,32 @@ fn small_uploads_go_out_with_their_command_and_arrive_whole() {
     assert!(log.contains("prepared a data connection"), "{log}");
     assert!(log.contains("the bytes go with the command"), "{log}");
 }
+
+/// Random reads (a database, a zip's index): each read elsewhere abandons the transfer in
+/// flight, which is ended in the background while the next read opens on another
+/// connection. Every byte is right, on pure-ftpd (which ends an abandoned `RETR` with a
+/// second `150`) and pyftpdlib.
+#[test]
+fn random_reads_that_abandon_transfers_get_the_right_bytes() {
+    let data = tempfile::tempdir().unwrap();
+    let body: Vec<u8> = (0..4_000_000u32).map(|i| (i * 7 % 251) as u8).collect();
+    std::fs::write(data.path().join("db.bin"), &body).unwrap();
+    for kind in [ServerKind::PureFtpd, ServerKind::Pyftpdlib] {
+        let Some(server) = Server::start(kind, data.path()) else {
+            return;
+        };
+        let m = Mount::new(&server, &[]);
+        let f = std::fs::File::open(m.path().join("db.bin")).unwrap();
+        let mut x: u64 = 12345;
+        for n in 0..40 {
+            x = x
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            let at = (x >> 33) % (body.len() as u64 - 4096);
+            let mut buf = vec![0u8; 4096];
+            std::os::unix::fs::FileExt::read_exact_at(&f, &mut buf, at).unwrap();
+            let at = at as usize;
+            assert!(buf[..] == body[at..at + 4096], "{kind:?}: read {n} at {at}");
+        }
+    }
+}

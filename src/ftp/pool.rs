@@ -90,8 +90,11 @@ struct State {
     total: usize,
     /// Leases held for transfers.
     transfers: usize,
-    /// Connections with the preparer (counted in `total`, not idle yet).
+    /// Connections with the preparer, or being ended in the background (counted in
+    /// `total`, not idle yet, back within a round trip or two).
     preparing: usize,
+    /// Of those, connections the preparer is logging in ahead (at most one at a time).
+    growing: usize,
     holders: Vec<Weak<dyn Reclaim>>,
 }
 
@@ -103,6 +106,8 @@ pub struct Lease {
     broken: bool,
     /// When the operation it was checked out for must end.
     deadline: Instant,
+    /// Counted as coming back soon ([`Lease::coming_back`]).
+    returning: bool,
 }
 
 impl Pool {
@@ -117,6 +122,7 @@ impl Pool {
                 total: 0,
                 transfers: 0,
                 preparing: 0,
+                growing: 0,
                 holders: Vec::new(),
             }),
             freed: Condvar::new(),
@@ -141,10 +147,14 @@ impl Pool {
         }
     }
 
-    /// A connection comes back from the preparer (`None`: it broke there).
-    pub(super) fn prepared(&self, conn: Option<Conn>) {
+    /// A connection comes back from the preparer (`None`: it broke there); `grown`: it is
+    /// the one logged in ahead.
+    pub(super) fn prepared(&self, conn: Option<Conn>, grown: bool) {
         let mut st = self.state.lock();
         st.preparing -= 1;
+        if grown {
+            st.growing -= 1;
+        }
         let closing = self.preparer.lock().is_none();
         match conn {
             Some(conn) if !closing => st.idle.push(conn),
@@ -165,6 +175,7 @@ impl Pool {
     pub(super) fn not_grown(&self, e: &Error) {
         let mut st = self.state.lock();
         st.preparing -= 1;
+        st.growing -= 1;
         st.total -= 1;
         if e.is_connection_limit() && st.total > 0 {
             log::info!(
@@ -345,6 +356,7 @@ impl Pool {
             purpose,
             broken: false,
             deadline,
+            returning: false,
         }
     }
 
@@ -402,6 +414,15 @@ impl Lease {
         self.broken
     }
 
+    /// This lease is being ended in the background and comes back within a round trip: a
+    /// checkout waits for it rather than logging in a new connection.
+    pub fn coming_back(&mut self) {
+        if !self.returning {
+            self.returning = true;
+            self.pool.state.lock().preparing += 1;
+        }
+    }
+
     /// The connection is out of sync or dead: do not hand it out again.
     pub fn mark_broken(&mut self) {
         self.broken = true;
@@ -454,6 +475,9 @@ impl Drop for Lease {
         if self.purpose == Purpose::Transfer {
             st.transfers -= 1;
         }
+        if self.returning {
+            st.preparing -= 1;
+        }
         let pipelining = self.pool.info.pipelining();
         match conn {
             // One left in MODE Z would compress the next listing or upload: never reused.
@@ -469,16 +493,19 @@ impl Drop for Lease {
                 } else {
                     st.idle.push(conn);
                 }
-                // A single connection, and room for more: a second one, logged in ahead,
-                // lets one transfer while the other is prepared.
+                // None ready for the next operation, and room for more: one more,
+                // logged in ahead, so that one works while another is prepared (with a
+                // single connection, a program working one file at a time would wait
+                // for its preparation after every file).
                 if pipelining
-                    && st.total == 1
-                    && st.preparing <= 1
-                    && self.pool.size_now(&mut st) >= 2
+                    && st.idle.is_empty()
+                    && st.growing == 0
+                    && st.total < self.pool.size_now(&mut st)
                     && self.pool.to_preparer(Job::Grow)
                 {
                     st.total += 1;
                     st.preparing += 1;
+                    st.growing += 1;
                 }
             }
             _ => st.total -= 1,

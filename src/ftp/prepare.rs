@@ -12,10 +12,11 @@
 //! - A checkout that finds nothing idle but a connection being prepared waits for it
 //!   (at most one round trip) instead of logging in a new one (four or more).
 //! - A program that works one file at a time (`cp -r`, `tar`) would wait for the one
-//!   connection it uses to be prepared after every file, which gains nothing. So when the
-//!   pool has a single connection and room for more, the thread logs in a second one in
-//!   the background: the program then alternates, one connection transferring while the
-//!   other is prepared.
+//!   connection it uses to be prepared after every file, which gains nothing. So when a
+//!   connection comes back and none is idle, and the pool has room, the thread logs in
+//!   one more in the background (one at a time): the program then alternates, one
+//!   connection working while another is prepared. A random reader, whose abandoned
+//!   transfers end in the background, grows the pool the same way.
 //! - A prepared connection the server closed, or one older than suppaftp's
 //!   `PREPARED_MAX_AGE`, is noticed when it is about to be used and replaced by a fresh
 //!   `EPSV` then, as without preparation.
@@ -74,14 +75,14 @@ fn run(pool: Weak<Pool>, rx: Receiver<Job>) {
         match job {
             Job::Prepare(conn) => {
                 let conn = prepare(*conn, pool.endpoint().timeout);
-                pool.prepared(conn);
+                pool.prepared(conn, false);
             }
             Job::Grow => {
                 let deadline = Instant::now() + pool.endpoint().timeout;
                 match Conn::connect(pool.endpoint(), pool.info(), deadline) {
                     Ok(conn) => {
                         let conn = prepare(conn, pool.endpoint().timeout);
-                        pool.prepared(conn);
+                        pool.prepared(conn, true);
                     }
                     Err(e) => pool.not_grown(&e),
                 }

@@ -251,7 +251,7 @@ impl Inner {
                 }
                 Some(_) => {
                     if let Some(s) = st.stream.take() {
-                        drop(s.close());
+                        close_in_background(s);
                     }
                 }
                 None => {
@@ -505,6 +505,22 @@ impl Stream {
 }
 
 /// An open download, plain or (later) TLS: bytes to read, then the server's final reply.
+/// Ends an abandoned transfer (a read elsewhere in the file) on a thread of its own: ending
+/// it waits a round trip for the server's reply (`426` or `226`), which the read that moved
+/// away should not pay; it opens its stream on another connection meanwhile, and this one
+/// goes back to the pool (and is prepared) once the server has answered. Bounded like any
+/// reply, by the socket's timeout.
+fn close_in_background(mut s: Stream) {
+    s.lease.coming_back();
+    let spawned = std::thread::Builder::new()
+        .name("ftpfs-close".into())
+        .spawn(move || drop(s.close()));
+    if let Err(e) = spawned {
+        // The stream went with the closure and was ended as it was dropped.
+        log::debug!("no thread to end a transfer in the background ({e})");
+    }
+}
+
 trait Transfer: Read + Send {
     fn finish(self: Box<Self>) -> FtpResult<()>;
 }
