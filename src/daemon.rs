@@ -136,6 +136,9 @@ pub fn serve(cfg: Config, notify: Option<OwnedFd>) -> ExitCode {
     // process at once: nothing is mounted yet.
     crate::signals::block_here();
     let signals = crate::signals::stop_set();
+    if cfg.prefetch {
+        fs.start_prefetch();
+    }
 
     // Absolute and free of symlinks, to find the mount in /proc/self/mountinfo later
     // (resolving it after mounting would ask our own filesystem).

@@ -20,6 +20,7 @@ pub mod reader;
 pub mod reply;
 pub mod resolve;
 pub mod retry;
+mod spare;
 pub mod tls;
 mod upload;
 pub mod watchdog;
@@ -169,6 +170,18 @@ impl Remote for FtpRemote {
             .run(&format_args!("list {path}"), Repeat::Safe, |deadline| {
                 self.list_once(&path, deadline)
             })
+    }
+
+    fn list_spare(
+        &self,
+        dir: &str,
+        claim: &mut dyn FnMut() -> bool,
+    ) -> Result<Option<Vec<RemoteEntry>>> {
+        self.list_on_spare(dir, claim)
+    }
+
+    fn read_spare(&self, path: &str, size: u64) -> Result<Option<Vec<u8>>> {
+        self.read_on_spare(path, size)
     }
 
     fn open_reader(&self, path: &str, _size_hint: u64) -> Result<FtpReader> {
@@ -464,8 +477,18 @@ fn learn_from(info: &ServerInfo, server: &str, cap: Capability, e: Error) -> Err
 impl FtpRemote {
     /// One attempt at listing `path`.
     fn list_once(&self, path: &str, deadline: std::time::Instant) -> Result<Vec<RemoteEntry>> {
+        let lease = self.pool.checkout(Purpose::Meta, deadline)?;
+        self.list_on(lease, path, deadline)
+    }
+
+    /// Lists `path` on `lease` (a demand checkout or a spare one, see [`spare`]).
+    fn list_on(
+        &self,
+        mut lease: pool::Lease,
+        path: &str,
+        deadline: Instant,
+    ) -> Result<Vec<RemoteEntry>> {
         let path = path.to_string();
-        let mut lease = self.pool.checkout(Purpose::Meta, deadline)?;
         let mlsd = lease.conn().caps.mlsd && self.listing == ListingMode::Auto;
         let lines = if mlsd {
             lease.run(|c| data_lines(c, &format!("MLSD {path}")))?
