@@ -273,11 +273,14 @@ impl Pool {
     ) -> Result<Option<Lease>> {
         let mut st = self.state.lock();
         loop {
-            let size = self.size_now(&mut st);
-            let free = st.idle.len() + size.saturating_sub(st.total);
+            let room = self.size_now(&mut st).saturating_sub(st.total);
+            let free = st.idle.len() + room;
             let wanted = self.waiting.load(Ordering::Relaxed) > 0;
             if free >= 2 && !wanted {
-                if let Some(conn) = st.idle.pop() {
+                // The one left free is an idle connection where there is one: a request
+                // finding only room for a connection pays for a login first.
+                let take_idle = st.idle.len() >= 2 || room == 0;
+                if let Some(conn) = take_idle.then(|| st.idle.pop()).flatten() {
                     if conn.sockets.is_stale() {
                         st.total -= 1;
                         drop(st);
