@@ -335,24 +335,31 @@ impl<R: Remote> FtpFs<R> {
             return;
         }
         let now = Instant::now();
-        let jobs: Vec<Job> = listing
+        let mut jobs = files_after(dir, listing, Some(name), &st, now);
+        // The walk goes on into the next directory once this one's files are done, when
+        // nothing else comes first (no subdirectory after this file): its first files too,
+        // if its listing is at hand (listed ahead).
+        let subdir_next = listing
             .entries
             .iter()
-            .filter(|e| e.name.as_str() > name && e.kind == Kind::File && e.size <= FILE_MAX)
-            .filter_map(|e| {
-                let mtime = e.mtime?;
-                let path = remote::join(dir, &e.name);
-                (!st.ready.contains_key(&path)).then_some(Job {
-                    path,
-                    what: What::Read {
-                        size: e.size,
-                        mtime,
-                    },
-                    queued: now,
-                })
-            })
-            .take(FILES_AHEAD)
-            .collect();
+            .any(|e| e.name.as_str() > name && e.kind == Kind::Dir);
+        if jobs.len() < FILES_AHEAD && !dir.is_empty() && !subdir_next {
+            let parent = remote::parent(dir);
+            let here = remote::basename(dir);
+            let next = self.cache.get(parent).and_then(|pl| {
+                let next = pl
+                    .entries
+                    .iter()
+                    .find(|e| e.kind == Kind::Dir && e.name.as_str() > here)?;
+                let path = remote::join(parent, &next.name);
+                Some((self.cache.get(&path)?, path))
+            });
+            if let Some((next, path)) = next {
+                let more = files_after(&path, &next, None, &st, now);
+                let room = FILES_AHEAD - jobs.len();
+                jobs.extend(more.into_iter().take(room));
+            }
+        }
         pf.queue(&mut st, jobs);
     }
 
@@ -498,6 +505,36 @@ impl<R: Remote> FtpFs<R> {
     }
 }
 
+/// Jobs to read ahead the small files of `dir` (whose listing is `listing`) after `after`
+/// (from the first without), in listing order, [`FILES_AHEAD`] at most.
+fn files_after(
+    dir: &str,
+    listing: &Listing,
+    after: Option<&str>,
+    st: &State,
+    now: Instant,
+) -> Vec<Job> {
+    listing
+        .entries
+        .iter()
+        .filter(|e| after.is_none_or(|a| e.name.as_str() > a))
+        .filter(|e| e.kind == Kind::File && e.size <= FILE_MAX)
+        .filter_map(|e| {
+            let mtime = e.mtime?;
+            let path = remote::join(dir, &e.name);
+            (!st.ready.contains_key(&path)).then_some(Job {
+                path,
+                what: What::Read {
+                    size: e.size,
+                    mtime,
+                },
+                queued: now,
+            })
+        })
+        .take(FILES_AHEAD)
+        .collect()
+}
+
 /// One worker: takes the next job, runs it while the filesystem exists.
 fn worker<R: Remote>(fs: Weak<FtpFs<R>>, pf: Arc<Prefetch>) {
     crate::signals::block_here();
@@ -535,5 +572,87 @@ fn worker<R: Remote>(fs: Weak<FtpFs<R>>, pf: Arc<Prefetch>) {
             st.queue.entry(key).or_insert(job);
         }
         pf.work.notify_all();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn list(path: &str, depth: u32) -> Job {
+        Job {
+            path: path.to_string(),
+            what: What::List { depth },
+            queued: Instant::now(),
+        }
+    }
+
+    fn read(path: &str, size: u64) -> Job {
+        Job {
+            path: path.to_string(),
+            what: What::Read {
+                size,
+                mtime: SystemTime::UNIX_EPOCH,
+            },
+            queued: Instant::now(),
+        }
+    }
+
+    #[test]
+    fn jobs_run_in_the_order_of_a_depth_first_walk_by_name() {
+        let pf = Prefetch::default();
+        let mut st = pf.state.lock();
+        let jobs = ["b", "a/z", "a", "a/b/c", "a-b", "a/b"];
+        pf.queue(&mut st, jobs.iter().map(|p| list(p, 1)).collect());
+        let order: Vec<String> = std::iter::from_fn(|| pf.next(&mut st).map(|j| j.path)).collect();
+        // `a-b` sorts before `a/…` by bytes but after the whole of `a` in a walk.
+        assert_eq!(order, ["a", "a/b", "a/b/c", "a/z", "a-b", "b"]);
+    }
+
+    #[test]
+    fn listings_ahead_stop_at_the_bound_until_the_walk_takes_them() {
+        let pf = Prefetch::default();
+        let mut st = pf.state.lock();
+        let jobs = (0..20).map(|i| list(&format!("d{i:02}"), 1)).collect();
+        pf.queue(&mut st, jobs);
+        let mut ran = Vec::new();
+        while let Some(j) = pf.next(&mut st) {
+            st.running.remove(&j.path);
+            ran.push(j.path);
+        }
+        assert_eq!(ran.len(), MAX_AHEAD);
+        // The walk opens the first: one more may go.
+        st.ahead.remove("d00");
+        assert_eq!(pf.next(&mut st).map(|j| j.path), Some("d08".into()));
+        assert!(pf.next(&mut st).is_none());
+    }
+
+    #[test]
+    fn reads_ahead_are_bounded_in_count_and_bytes() {
+        let pf = Prefetch::default();
+        let mut st = pf.state.lock();
+        let jobs = (0..20)
+            .map(|i| read(&format!("f{i:02}"), FILE_MAX))
+            .collect();
+        pf.queue(&mut st, jobs);
+        let mut n = 0;
+        while pf.next(&mut st).is_some() {
+            n += 1;
+        }
+        assert_eq!(n as u64, (BYTES_MAX / FILE_MAX).min(FILES_AHEAD as u64));
+        assert!(st.bytes <= BYTES_MAX);
+    }
+
+    #[test]
+    fn a_job_is_queued_once_and_keeps_the_smaller_depth() {
+        let pf = Prefetch::default();
+        let mut st = pf.state.lock();
+        pf.queue(&mut st, vec![list("a", 2), list("a", 1), list("a", 2)]);
+        assert_eq!(st.queue.len(), 1);
+        let job = pf.next(&mut st).unwrap();
+        assert!(matches!(job.what, What::List { depth: 1 }));
+        // Running: not queued again.
+        pf.queue(&mut st, vec![list("a", 1)]);
+        assert!(st.queue.is_empty());
     }
 }
