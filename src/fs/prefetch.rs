@@ -91,8 +91,8 @@ struct State {
     bytes: u64,
     /// Files being read ahead.
     reading_ahead: usize,
-    /// Handles served from a file read ahead.
-    served: HashMap<u64, Data>,
+    /// Handles served from a file read ahead: its path and bytes.
+    served: HashMap<u64, (String, Data)>,
     /// The file most recently opened for reading, for the streak.
     current: Option<Current>,
     streak: u32,
@@ -305,7 +305,7 @@ impl<R: Remote> FtpFs<R> {
             st.bytes -= r.size;
             if Some(r.mtime) == entry.mtime && r.size == entry.size {
                 log::debug!("prefetch: {path} was read ahead");
-                st.served.insert(fh, r.data);
+                st.served.insert(fh, (path.to_string(), r.data));
             } else {
                 log::debug!("prefetch: {path} changed since it was read ahead; not used");
             }
@@ -370,7 +370,7 @@ impl<R: Remote> FtpFs<R> {
             return None;
         }
         let mut st = pf.state.lock();
-        let data = st.served.get(&fh)?;
+        let (_, data) = st.served.get(&fh)?;
         let start = (offset.min(data.len() as u64)) as usize;
         let end = start.saturating_add(size as usize).min(data.len());
         let (out, whole) = (data.sub(start, end), end == data.len());
@@ -420,6 +420,9 @@ impl<R: Remote> FtpFs<R> {
                 st.bytes -= r.size;
             }
         }
+        // A handle still reading those bytes reads from the server from now on.
+        st.served
+            .retain(|_, (p, _)| *p != path && !p.starts_with(&prefix));
     }
 
     /// Runs one job.
@@ -492,15 +495,15 @@ impl<R: Remote> FtpFs<R> {
         log::debug!("prefetch: read {path} ahead, {size} bytes, {in_flight} in flight");
         // Counted in `bytes` since the job started; the job's end no longer counts it.
         st.bytes += size;
-        st.ready.insert(
-            path.to_string(),
-            Ready {
-                size,
-                mtime,
-                data: Data::from(data),
-                at: Instant::now(),
-            },
-        );
+        let ready = Ready {
+            size,
+            mtime,
+            data: Data::from(data),
+            at: Instant::now(),
+        };
+        if let Some(old) = st.ready.insert(path.to_string(), ready) {
+            st.bytes -= old.size;
+        }
         Outcome::Done
     }
 }
