@@ -473,7 +473,7 @@ impl<R: Remote> FtpFs<R> {
             owner: mode.owner,
         });
         if let (false, false, Some(listing)) = (write, spooled, &listing) {
-            self.prefetch_opened_file(fh, &path, &entry, listing);
+            self.prefetch_opened_file(fh, &path, &entry, listing, keep);
         }
         Ok((fh, keep))
     }

@@ -283,13 +283,15 @@ impl<R: Remote> FtpFs<R> {
 
     /// A file was opened for reading, handle `fh`: the data read ahead for it, if it is
     /// still what the listing shows, and the next files to read ahead when the kernel reads
-    /// a directory's files one after another.
+    /// a directory's files one after another. `cached`: the kernel keeps the pages of its
+    /// previous open, and may read nothing (it counts as read whole).
     pub(super) fn prefetch_opened_file(
         &self,
         fh: u64,
         path: &str,
         entry: &remote::RemoteEntry,
         listing: &Listing,
+        cached: bool,
     ) {
         let pf = &self.prefetch;
         if !pf.on() {
@@ -301,6 +303,8 @@ impl<R: Remote> FtpFs<R> {
         // A read ahead in flight is waited for, a little: it started before this open.
         let until = Instant::now() + READ_WAIT;
         while st.running.contains(path) && !pf.read_done.wait_until(&mut st, until).timed_out() {}
+        // One queued and not started is read by this open: not twice.
+        st.queue.remove(&walk_key(path));
         if let Some(r) = st.ready.remove(path) {
             st.bytes -= r.size;
             if Some(r.mtime) == entry.mtime && r.size == entry.size {
@@ -329,7 +333,7 @@ impl<R: Remote> FtpFs<R> {
             fh,
             path: path.to_string(),
             size: entry.size,
-            ended: entry.size == 0,
+            ended: entry.size == 0 || cached,
         });
         if st.streak < STREAK {
             return;
