@@ -158,7 +158,7 @@ impl Prefetch {
                     if let What::List { depth: d } = job.what {
                         *depth = (*depth).min(d);
                     }
-                    *queued = job.queued;
+                    *queued = (*queued).max(job.queued);
                 }
                 Some(_) => {}
                 None => {
@@ -432,12 +432,15 @@ impl<R: Remote> FtpFs<R> {
     /// Runs one job.
     fn prefetch_run(&self, job: &Job, in_flight: usize) -> Outcome {
         match job.what {
-            What::List { depth } => self.list_ahead(&job.path, depth, in_flight),
+            What::List { depth } => self.list_ahead(&job.path, depth, job.queued, in_flight),
             What::Read { size, mtime } => self.read_ahead(&job.path, size, mtime, in_flight),
         }
     }
 
-    fn list_ahead(&self, dir: &str, depth: u32, in_flight: usize) -> Outcome {
+    /// Lists `dir` ahead, and queues its subdirectories as if queued with it (`queued`):
+    /// a guess made from a guess expires with it, so that nothing listed ahead outlives
+    /// the place it holds among [`MAX_AHEAD`].
+    fn list_ahead(&self, dir: &str, depth: u32, queued: Instant, in_flight: usize) -> Outcome {
         let lock = self.cache.fetch_lock(dir);
         // The directory's fetch lock is taken only once a connection is in hand: a request
         // for this directory must not wait behind a login. Someone listing it now, or a
@@ -469,7 +472,7 @@ impl<R: Remote> FtpFs<R> {
             }
         };
         drop(guard);
-        let jobs = self.subdirs_to_list(dir, &listing, depth + 1, Instant::now());
+        let jobs = self.subdirs_to_list(dir, &listing, depth + 1, queued);
         let pf = &self.prefetch;
         pf.queue(&mut pf.state.lock(), jobs);
         Outcome::Done
