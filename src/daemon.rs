@@ -137,7 +137,7 @@ pub fn serve(cfg: Config, notify: Option<OwnedFd>) -> ExitCode {
     crate::signals::block_here();
     let signals = crate::signals::stop_set();
     if cfg.prefetch {
-        fs.start_prefetch();
+        fs.start_prefetch(cfg.connections);
     }
 
     // Absolute and free of symlinks, to find the mount in /proc/self/mountinfo later

@@ -150,22 +150,22 @@ fn listing_ahead_is_bounded_in_count_and_in_flight() {
     let log = server.command_log();
     let listed = listings(&log);
     let ahead = listed.keys().filter(|p| p.starts_with("/top/")).count();
-    // The directories listed ahead of a walk that never came: at most MAX_AHEAD.
+    // The directories listed ahead of a walk that never came: two per worker, and five
+    // connections (the default) give four workers.
     assert!(
-        (1..=ftpfs::fs::prefetch::MAX_AHEAD).contains(&ahead),
+        (1..=4 * ftpfs::fs::prefetch::AHEAD_PER_WORKER).contains(&ahead),
         "{ahead} listed ahead:\n{log}"
     );
+    // Five connections (the default): guesses use four at most.
     let most = most_in_flight(&m.log_text());
-    assert!(
-        (1..=ftpfs::fs::prefetch::WORKERS).contains(&most),
-        "{most} in flight"
-    );
+    assert!((1..=4).contains(&most), "{most} in flight");
 }
 
 #[test]
 fn a_kernel_request_is_not_blocked_behind_a_stalled_prefetch() {
     // Every directory lists the same: `slow/`, `fast/` and a file; a listing of any path
-    // with `slow` in it stalls for 20 s. Two connections: prefetch may hold one.
+    // with `slow` in it stalls for 20 s. Three connections: guesses may hold two (two
+    // workers), and do, in `fast/slow` and `slow`.
     let server = FakeServer::start(FakeOpts {
         mlsd: true,
         listing: vec![
@@ -177,19 +177,21 @@ fn a_kernel_request_is_not_blocked_behind_a_stalled_prefetch() {
         ..FakeOpts::default()
     });
     let url = format!("ftp://alice@127.0.0.1:{}", server.port);
-    let m = Mount::of_url(&url, &["connections=2", "timeout=30"]);
-    // Opening the root queues `slow` and `fast` (and below them): the spare connection
-    // ends up in a listing that stalls.
+    let m = Mount::of_url(&url, &["connections=3", "timeout=30"]);
+    // Opening the root queues `slow` and `fast` (and below them): both connections guesses
+    // may use end up in listings that stall.
     let root = std::fs::read_dir(m.path()).unwrap().count();
     assert_eq!(root, 3);
     let stalled = || {
         let c = server.commands.lock().unwrap();
         c.iter()
-            .any(|c| c.starts_with("MLSD") && c.contains("slow"))
+            .filter(|c| c.starts_with("MLSD") && c.contains("slow"))
+            .count()
+            >= 2
     };
     assert!(
         wait_for(Duration::from_secs(10), stalled),
-        "a stalled listing ahead"
+        "two stalled listings ahead"
     );
     // A stat elsewhere returns while the stalled listings hold their connections.
     let target = m.path().join("fast/fast/fast/f");
@@ -444,4 +446,44 @@ fn walkdir(root: &Path) -> Vec<std::path::PathBuf> {
         i += 1;
     }
     out
+}
+
+/// The pool's rule for guesses, without a mount: a guess takes a connection only while
+/// another stays free, so with two connections and one guess stalled, the next guess is
+/// refused at once and a request still gets the other connection.
+#[test]
+fn a_guess_never_takes_the_last_free_connection() {
+    let server = FakeServer::start(FakeOpts {
+        mlsd: true,
+        listing: vec!["type=file;size=3;modify=20200101000000; f".into()],
+        stall_list: Some("slow"),
+        ..FakeOpts::default()
+    });
+    let remote = std::sync::Arc::new(
+        ftpfs::ftp::FtpRemote::connect(server.endpoint(), 2, "/", ftpfs::ftp::ListingMode::Auto)
+            .unwrap(),
+    );
+    use ftpfs::remote::Remote;
+    let stalled = std::sync::Arc::clone(&remote);
+    std::thread::spawn(move || stalled.list_spare("slow", &mut || true));
+    assert!(
+        wait_for(Duration::from_secs(10), || {
+            server
+                .commands
+                .lock()
+                .unwrap()
+                .iter()
+                .any(|c| c == "MLSD /slow")
+        }),
+        "the first guess is under way"
+    );
+    let mut asked = false;
+    let second = remote.list_spare("other", &mut || {
+        asked = true;
+        true
+    });
+    assert!(matches!(second, Ok(None)), "{second:?}");
+    assert!(!asked, "no connection was in hand for the second guess");
+    let listed = remote.list("fast").unwrap();
+    assert_eq!(listed.len(), 1, "the request got the free connection");
 }

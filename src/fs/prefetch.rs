@@ -13,8 +13,9 @@
 //! - When the kernel opens a directory, its subdirectories are queued for listing, and the
 //!   subdirectories of those when their listing arrives, [`DEPTH`] levels below a directory
 //!   the kernel opened. Jobs run nearest first in the walk's order (depth-first, by name:
-//!   path components compared one by one), on at most [`WORKERS`] threads, so at most that
-//!   many speculative commands are outstanding.
+//!   path components compared one by one), on one thread per connection a guess may use
+//!   (all but one of the pool's, at most [`MAX_WORKERS`]), so at most that many speculative
+//!   commands are outstanding.
 //! - When files of a directory are opened in listing order and each read to its end
 //!   ([`STREAK`] of them), the next small files (at most [`FILE_MAX`] bytes each,
 //!   [`FILES_AHEAD`] files and [`BYTES_MAX`] bytes held or in flight) are read whole into
@@ -25,9 +26,9 @@
 //!   fetching waits for that job instead of fetching twice: a listing through the cache's
 //!   per-directory fetch lock, which the job holds; a file at `open`, at most
 //!   [`READ_WAIT`], after which it is read as usual.
-//! - Bounded and cancelled: at most [`MAX_AHEAD`] directories listed ahead and not opened
-//!   yet (an `ls -l` of a directory of 1000 subdirectories costs at most that many
-//!   listings); jobs, unused listings and unused files are dropped [`KEEP`] after they were
+//! - Bounded and cancelled: at most [`AHEAD_PER_WORKER`] directories per worker listed
+//!   ahead and not opened yet (an `ls -l` of a directory of 1000 subdirectories costs at
+//!   most that many listings, 8 with the default 5 connections); jobs, unused listings and unused files are dropped [`KEEP`] after they were
 //!   queued or fetched, so a walk that stops stops its prefetch, and when the kernel opens a
 //!   directory, whatever comes before it in the walk's order is dropped at once. Listings go to the
 //!   listing cache as a demand listing would, so its memory bound holds.
@@ -49,10 +50,11 @@ use crate::remote::{self, Data, Kind, Remote};
 
 /// Levels of subdirectories listed ahead below a directory the kernel opened.
 pub const DEPTH: u32 = 2;
-/// Worker threads, and so the most speculative commands outstanding at once.
-pub const WORKERS: usize = 4;
-/// The most directories listed ahead (or being listed) that the kernel has not opened.
-pub const MAX_AHEAD: usize = 8;
+/// The most worker threads, and so speculative commands outstanding at once.
+pub const MAX_WORKERS: usize = 8;
+/// The most directories listed ahead (or being listed) that the kernel has not opened, per
+/// worker: twice the fetches that can run, so the next ones are ready while they run.
+pub const AHEAD_PER_WORKER: usize = 2;
 /// Files opened in listing order and read to their end before reading ahead starts.
 pub const STREAK: u32 = 2;
 /// Files read ahead (or being read) at most.
@@ -98,6 +100,9 @@ struct State {
     streak: u32,
     /// Bumped by each change of ours, so a read ahead in flight across one is not kept.
     changes: u64,
+    /// The most directories listed ahead and not opened yet ([`AHEAD_PER_WORKER`] per
+    /// worker).
+    max_ahead: usize,
 }
 
 #[derive(Clone, Debug)]
@@ -192,7 +197,7 @@ impl Prefetch {
         }
         let key = st.queue.iter().find_map(|(k, j)| {
             let allowed = match j.what {
-                What::List { .. } => st.ahead.len() < MAX_AHEAD,
+                What::List { .. } => st.ahead.len() < st.max_ahead,
                 What::Read { size, .. } => {
                     st.reading_ahead + st.ready.len() < FILES_AHEAD && st.bytes + size <= BYTES_MAX
                 }
@@ -223,12 +228,15 @@ enum Outcome {
 }
 
 impl<R: Remote> FtpFs<R> {
-    /// Starts listing and reading ahead for this mount (`-o prefetch=on`).
-    pub fn start_prefetch(self: &Arc<Self>) {
+    /// Starts listing and reading ahead for this mount (`-o prefetch=on`), on a pool of
+    /// `connections`: guesses may use all but one of them.
+    pub fn start_prefetch(self: &Arc<Self>, connections: usize) {
         if self.prefetch.on.swap(true, AtomicOrdering::Relaxed) {
             return;
         }
-        for i in 0..WORKERS {
+        let workers = connections.saturating_sub(1).clamp(1, MAX_WORKERS);
+        self.prefetch.state.lock().max_ahead = AHEAD_PER_WORKER * workers;
+        for i in 0..workers {
             let fs = Arc::downgrade(self);
             let pf = Arc::clone(&self.prefetch);
             let spawned = std::thread::Builder::new()
@@ -439,7 +447,7 @@ impl<R: Remote> FtpFs<R> {
 
     /// Lists `dir` ahead, and queues its subdirectories as if queued with it (`queued`):
     /// a guess made from a guess expires with it, so that nothing listed ahead outlives
-    /// the place it holds among [`MAX_AHEAD`].
+    /// the place it holds among the directories listed ahead.
     fn list_ahead(&self, dir: &str, depth: u32, queued: Instant, in_flight: usize) -> Outcome {
         let lock = self.cache.fetch_lock(dir);
         // The directory's fetch lock is taken only once a connection is in hand: a request
@@ -608,9 +616,16 @@ mod tests {
         }
     }
 
+    /// As [`FtpFs::start_prefetch`] sets it up for 5 connections.
+    fn prefetch() -> Prefetch {
+        let pf = Prefetch::default();
+        pf.state.lock().max_ahead = 4 * AHEAD_PER_WORKER;
+        pf
+    }
+
     #[test]
     fn jobs_run_in_the_order_of_a_depth_first_walk_by_name() {
-        let pf = Prefetch::default();
+        let pf = prefetch();
         let mut st = pf.state.lock();
         let jobs = ["b", "a/z", "a", "a/b/c", "a-b", "a/b"];
         pf.queue(&mut st, jobs.iter().map(|p| list(p, 1)).collect());
@@ -621,7 +636,7 @@ mod tests {
 
     #[test]
     fn listings_ahead_stop_at_the_bound_until_the_walk_takes_them() {
-        let pf = Prefetch::default();
+        let pf = prefetch();
         let mut st = pf.state.lock();
         let jobs = (0..20).map(|i| list(&format!("d{i:02}"), 1)).collect();
         pf.queue(&mut st, jobs);
@@ -630,7 +645,7 @@ mod tests {
             st.running.remove(&j.path);
             ran.push(j.path);
         }
-        assert_eq!(ran.len(), MAX_AHEAD);
+        assert_eq!(ran.len(), st.max_ahead);
         // The walk opens the first: one more may go.
         st.ahead.remove("d00");
         assert_eq!(pf.next(&mut st).map(|j| j.path), Some("d08".into()));
@@ -639,7 +654,7 @@ mod tests {
 
     #[test]
     fn reads_ahead_are_bounded_in_count_and_bytes() {
-        let pf = Prefetch::default();
+        let pf = prefetch();
         let mut st = pf.state.lock();
         let jobs = (0..20)
             .map(|i| read(&format!("f{i:02}"), FILE_MAX))
@@ -655,7 +670,7 @@ mod tests {
 
     #[test]
     fn a_job_is_queued_once_and_keeps_the_smaller_depth() {
-        let pf = Prefetch::default();
+        let pf = prefetch();
         let mut st = pf.state.lock();
         pf.queue(&mut st, vec![list("a", 2), list("a", 1), list("a", 2)]);
         assert_eq!(st.queue.len(), 1);
