@@ -34,7 +34,7 @@
 //!   listing cache as a demand listing would, so its memory bound holds.
 //! - No stale bytes: a file read ahead is used only if the listing at `open` still shows
 //!   the size and time it was read with, and only whole and of that size; our own writes,
-//!   renames and deletions of it drop it ([`FtpFs::prefetch_forget`]), as they drop a read
+//!   renames and deletions of it drop it (`prefetch_forget`), as they drop a read
 //!   ahead that was in flight when they happened.
 
 use std::collections::{BTreeMap, HashMap, HashSet};

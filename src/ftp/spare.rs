@@ -52,7 +52,7 @@ impl FtpRemote {
                 .map_err(|e| Error::from_ftp(Op::Retr, e))?;
             super::active::adopt(c, &stream);
             // One byte more than the listing said tells a file that grew since.
-            let mut data = Vec::with_capacity(size as usize);
+            let mut data = Vec::with_capacity(size.min(1 << 20) as usize);
             let read = (&mut stream).take(size + 1).read_to_end(&mut data);
             if let Err(e) = read {
                 c.sockets.kill();
