@@ -268,6 +268,8 @@ impl<R: Remote> FtpFs<R> {
         st.queue.retain(|k, _| *k > here);
         st.ahead.retain(|p, _| walk_key(p) > here);
         pf.queue(&mut st, jobs);
+        // Places among the directories listed ahead came free: a job waiting for one runs.
+        pf.work.notify_all();
     }
 
     /// Listing jobs for the subdirectories of `dir` not in the cache already.
@@ -315,6 +317,8 @@ impl<R: Remote> FtpFs<R> {
         st.queue.remove(&walk_key(path));
         if let Some(r) = st.ready.remove(path) {
             st.bytes -= r.size;
+            // A place among the files read ahead came free.
+            pf.work.notify_all();
             if Some(r.mtime) == entry.mtime && r.size == entry.size {
                 log::debug!("prefetch: {path} was read ahead");
                 st.served.insert(fh, (path.to_string(), r.data));
@@ -566,7 +570,9 @@ fn worker<R: Remote>(fs: Weak<FtpFs<R>>, pf: Arc<Prefetch>) {
                 if let Some(job) = pf.next(&mut st) {
                     break (job, st.running.len());
                 }
-                pf.work.wait_for(&mut st, Duration::from_millis(500));
+                // Woken when jobs come or places free up; the period only notices the
+                // mount gone, and jobs expiring.
+                pf.work.wait_for(&mut st, Duration::from_secs(1));
             }
         };
         let Some(fs) = fs.upgrade() else {
