@@ -151,6 +151,8 @@ pub struct MountArgs {
     ///   listing=auto|list      list: use LIST even when MLSD is offered
     ///   exact_times=on|off     exact file times from MDTM on LIST-only servers (on)
     ///   strict_times           a directory time the server cannot set is EPERM
+    ///   prefetch=on|off        list subdirectories and read small files ahead of a
+    ///                          walk on idle connections (on)
     /// Writes:
     ///   upload=atomic|inplace  replace through a temporary name, or STOR in place
     ///   allo                   ALLO with the size before each STOR

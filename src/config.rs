@@ -57,6 +57,8 @@ pub struct Config {
     pub compress: crate::ftp::deflate::Compress,
     /// A directory time the server cannot set fails (`-o strict_times`).
     pub strict_times: bool,
+    /// List subdirectories and read small files ahead of a walk (`-o prefetch=on|off`).
+    pub prefetch: bool,
     pub spool_dir: PathBuf,
     pub recovery_dir: PathBuf,
     pub upload: crate::fs::UploadMode,
@@ -227,6 +229,7 @@ pub struct MountOpts {
     pub exact_times: Option<bool>,
     pub compress: Option<crate::ftp::deflate::Compress>,
     pub strict_times: bool,
+    pub prefetch: Option<bool>,
     /// `host=NAME`: the virtual host to name with `HOST` (RFC 7151).
     pub vhost: Option<String>,
     /// `allo`: `ALLO size` before each `STOR`.
@@ -389,6 +392,13 @@ pub fn parse_mount_options(s: &str, opts: &mut MountOpts) -> Result<(), String> 
                 })
             }
             "strict_times" => opts.strict_times = true,
+            "prefetch" => {
+                opts.prefetch = Some(match need()? {
+                    "on" => true,
+                    "off" => false,
+                    v => return Err(format!("prefetch must be on or off, not {v:?}")),
+                })
+            }
             "host" => {
                 let h = need()?;
                 // One word on the command line: no spaces, no line ends, not empty.
@@ -528,6 +538,7 @@ impl Config {
             exact_times: o.exact_times.unwrap_or(true),
             compress: o.compress.unwrap_or_default(),
             strict_times: o.strict_times,
+            prefetch: o.prefetch.unwrap_or(true),
             spool_dir: o
                 .spool_dir
                 .unwrap_or_else(|| crate::upload::spool::default_dir("spool")),
@@ -680,6 +691,9 @@ mod tests {
         assert_eq!((o.exact_times, o.strict_times), (None, false));
         parse_mount_options("exact_times=off,strict_times", &mut o).unwrap();
         assert_eq!((o.exact_times, o.strict_times), (Some(false), true));
+        parse_mount_options("prefetch=off", &mut o).unwrap();
+        assert_eq!(o.prefetch, Some(false));
+        assert!(parse_mount_options("prefetch=maybe", &mut o).is_err());
         parse_mount_options("exact_times=on", &mut o).unwrap();
         assert_eq!(o.exact_times, Some(true));
         parse_mount_options("host=site-b.example,allo", &mut o).unwrap();

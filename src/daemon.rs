@@ -175,6 +175,9 @@ pub fn serve(cfg: Config, notify: Option<OwnedFd>) -> ExitCode {
         fs.remote().shutdown();
         return report(notify, &format!("cannot start the write-back workers: {e}"));
     }
+    if cfg.prefetch {
+        fs.start_prefetch(cfg.connections);
+    }
 
     // Absolute and free of symlinks, to find the mount in /proc/self/mountinfo later
     // (resolving it after mounting would ask our own filesystem).

@@ -14,10 +14,14 @@
 //! - Attributes stay valid in the kernel for `ttl`, the same time a listing stays cached.
 //! - An opened file keeps the kernel's page cache when its size and mtime are what they were
 //!   at its previous open, so re-reading an unchanged file costs no transfer.
+//! - Walks are met half-way: subdirectories of an opened directory are listed, and the next
+//!   small files of a directory read file after file are read, ahead on spare connections
+//!   ([`prefetch`]).
 
 mod attr;
 mod copy;
 pub mod handles;
+pub mod prefetch;
 mod writeback;
 
 use std::collections::HashMap;
@@ -127,6 +131,8 @@ pub struct FtpFs<R: Remote> {
     uploader: Uploader,
     /// A directory time the server could not set was logged (once per mount).
     dir_time_logged: AtomicBool,
+    /// Listings and small files fetched ahead of a walk (see [`prefetch`]).
+    prefetch: Arc<prefetch::Prefetch>,
 }
 
 impl<R: Remote> FtpFs<R> {
@@ -147,6 +153,7 @@ impl<R: Remote> FtpFs<R> {
             opened: Mutex::new(HashMap::new()),
             uploader,
             dir_time_logged: AtomicBool::new(false),
+            prefetch: Arc::default(),
         }
     }
 
@@ -335,6 +342,7 @@ impl<R: Remote> FtpFs<R> {
             return Err(Error::NotDir);
         }
         let listing = self.listing(&path)?;
+        self.prefetch_opened_dir(&path, &listing);
         Ok(self.handles.insert(Handle::Dir { path, listing }))
     }
 
@@ -425,7 +433,15 @@ impl<R: Remote> FtpFs<R> {
             return Err(Error::ReadOnly);
         }
         let spooled = self.writes().is_open(ino);
-        let entry = match (self.entry(&path), spooled) {
+        // The listing is kept for the prefetch (without a cache, asking again costs one).
+        let (listing, listed) = match self.listing(remote::parent(&path)) {
+            Ok(l) => {
+                let e = l.get(remote::basename(&path)).cloned();
+                (Some(l), e.ok_or(Error::NotFound))
+            }
+            Err(e) => (None, Err(e)),
+        };
+        let entry = match (listed, spooled) {
             (Ok(e), _) => e,
             // Created by us and not yet listed, or unlinked while open: the spool knows.
             (Err(Error::NotFound), true) => RemoteEntry {
@@ -448,6 +464,7 @@ impl<R: Remote> FtpFs<R> {
             same && !spooled && !write
         };
         if write {
+            self.prefetch_forget(&path);
             self.writes().open(ino, entry.size, mode.truncate)?;
         }
         let reader = self.remote.open_reader(&path, entry.size)?;
@@ -457,6 +474,9 @@ impl<R: Remote> FtpFs<R> {
             write,
             owner: mode.owner,
         });
+        if let (false, false, Some(listing)) = (write, spooled, &listing) {
+            self.prefetch_opened_file(fh, &path, &entry, listing, keep);
+        }
         Ok((fh, keep))
     }
 
@@ -469,7 +489,12 @@ impl<R: Remote> FtpFs<R> {
         if let Some(read) = self.writes().read(*ino, offset, size) {
             return read;
         }
-        reader.read_at(offset, size as usize)
+        if let Some(data) = self.prefetch_read(fh, offset, size) {
+            return Ok(data);
+        }
+        let data = reader.read_at(offset, size as usize)?;
+        self.prefetch_note_read(fh, offset, data.len());
+        Ok(data)
     }
 
     pub fn write(&self, fh: u64, offset: u64, data: &[u8]) -> Result<u32> {
@@ -533,6 +558,7 @@ impl<R: Remote> FtpFs<R> {
             return;
         };
         self.handles.remove(fh);
+        self.prefetch_release(fh);
         let Handle::File {
             ino, write: true, ..
         } = &*handle
@@ -589,6 +615,7 @@ impl<R: Remote> FtpFs<R> {
         // The empty STOR that reports a refusal at open(2), or, in a directory that took a
         // file recently, a pending file that waits for its first flush (see
         // [`Writes::create_on_server`]).
+        self.prefetch_forget(&path);
         let (waits, applied_mode) = self.writes().create_on_server(&dir, &path, mode)?;
         let now = SystemTime::now();
         let ino = self.inodes.lookup(&path);
@@ -669,6 +696,7 @@ impl<R: Remote> FtpFs<R> {
             return Err(Error::IsDir);
         }
         let path = remote::join(&dir, name);
+        self.prefetch_forget(&path);
         if !self.writes().forget_pending(&path) {
             if let Err(e) = self.remote.delete(&path) {
                 return Err(self.explain(&dir, name, e, false));
@@ -742,6 +770,8 @@ impl<R: Remote> FtpFs<R> {
             return Ok(());
         }
         self.writes().ensure_on_server(&from)?;
+        self.prefetch_forget(&from);
+        self.prefetch_forget(&to);
         if src.kind == Kind::Dir && to.starts_with(&format!("{from}/")) {
             return Err(Error::InvalidName);
         }

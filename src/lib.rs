@@ -11,7 +11,8 @@
 //! - [`cli`], [`config`]: what the user typed, and the validated configuration built from it;
 //!   [`secret`]: the password type and its masking in logs (a leaf both `config` and `ftp`
 //!   use).
-//! - [`fs`]: lookups, listings, attributes (`fs::attr`), open handles (`fs::handles`), reads.
+//! - [`fs`]: lookups, listings, attributes (`fs::attr`), open handles (`fs::handles`), reads,
+//!   and listings and small files fetched ahead of a walk (`fs::prefetch`).
 //! - [`upload`]: the write protocol over a `Remote`, the cache and resolved paths, never
 //!   seeing `FtpFs`: spools (`upload::spool`), uploads while a file is written
 //!   (`upload::streaming`), atomic and move-aside replace (`upload::atomic`), APPE or STOR,
@@ -27,7 +28,8 @@
 //!   `prepare` (data connections opened ahead, by a thread of the pool),
 //!   `listing` (MLSD and LIST parsers), `mdtm` (exact times for LIST listings, pipelined),
 //!   `reader` (REST+RETR streams), `upload` (STOR/APPE streams and their end), `deflate`
-//!   (MODE Z), `retry` (the one retry loop, for commands and reads),
+//!   (MODE Z), `retry` (the one retry loop, for commands and reads), `spare` (listings and
+//!   reads ahead on connections nobody waits for),
 //!   `reply` (replies read as RFC 959 says, `PWD`), `features` (what `FEAT` says or probes
 //!   find; `HOST`).
 //! - The process around it: `main.rs` parses, starts logging and dispatches; [`daemon`] is

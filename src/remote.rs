@@ -287,6 +287,25 @@ pub trait Remote: Send + Sync + 'static {
     /// Lists directory `dir`, without `.` and `..` and without entries whose names are unsafe.
     fn list(&self, dir: &str) -> Result<Vec<RemoteEntry>>;
 
+    /// Lists `dir` speculatively, on a connection no request is waiting for; `Ok(None)`
+    /// when there is none to spare (or the remote cannot tell). Tried once. `claim` is
+    /// asked once a connection is in hand (getting one may take a login): unless it says
+    /// yes, nothing is sent and the answer is `Ok(None)` too.
+    fn list_spare(
+        &self,
+        _dir: &str,
+        _claim: &mut dyn FnMut() -> bool,
+    ) -> Result<Option<Vec<RemoteEntry>>> {
+        Ok(None)
+    }
+
+    /// Reads the whole of `path`, expected to be `size` bytes, speculatively as
+    /// [`Remote::list_spare`] lists. At most `size + 1` bytes are read: a length other than
+    /// `size` says the file changed.
+    fn read_spare(&self, _path: &str, _size: u64) -> Result<Option<Vec<u8>>> {
+        Ok(None)
+    }
+
     /// Prepares to read `path`. Network work is deferred to the first `read_at`, so opening a
     /// file that is never read costs nothing.
     fn open_reader(&self, path: &str, size_hint: u64) -> Result<Self::Reader>;

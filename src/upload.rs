@@ -226,7 +226,7 @@ impl<R: Remote> Writes<'_, R> {
 
     /// Files created here but not uploaded yet exist for us even if the server's listing
     /// does not show them.
-    fn add_pending(&self, dir: &str, entries: &mut Vec<RemoteEntry>) {
+    pub(crate) fn add_pending(&self, dir: &str, entries: &mut Vec<RemoteEntry>) {
         let pending: Vec<(String, u64)> = self
             .up
             .pending

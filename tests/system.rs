@@ -441,6 +441,7 @@ fn mount_help_documents_every_option_family() {
         "pasv_addr=",
         "exact_times=",
         "strict_times",
+        "prefetch=",
         "host=",
         "allo",
         "keepalive=",

@@ -24,6 +24,9 @@ impl<R: Remote> FtpFs<R> {
             return Err(Error::NotPermitted);
         }
         let path = self.path_of(ino)?;
+        if set.size.is_some() || set.mtime.is_some() {
+            self.prefetch_forget(&path);
+        }
         if let Some(size) = set.size {
             self.truncate(ino, &path, size)?;
         }

@@ -23,6 +23,7 @@ pub mod reader;
 pub mod reply;
 pub mod resolve;
 pub mod retry;
+mod spare;
 pub mod tls;
 mod upload;
 pub mod watchdog;
@@ -160,6 +161,18 @@ impl Remote for FtpRemote {
             })
     }
 
+    fn list_spare(
+        &self,
+        dir: &str,
+        claim: &mut dyn FnMut() -> bool,
+    ) -> Result<Option<Vec<RemoteEntry>>> {
+        self.list_on_spare(dir, claim)
+    }
+
+    fn read_spare(&self, path: &str, size: u64) -> Result<Option<Vec<u8>>> {
+        self.read_on_spare(path, size)
+    }
+
     fn open_reader(&self, path: &str, _size_hint: u64) -> Result<FtpReader> {
         Ok(FtpReader::new(Arc::clone(&self.pool), self.abs(path)))
     }
@@ -292,8 +305,18 @@ impl Remote for FtpRemote {
 impl FtpRemote {
     /// One attempt at listing `path`.
     fn list_once(&self, path: &str, deadline: std::time::Instant) -> Result<Vec<RemoteEntry>> {
+        let lease = self.pool.checkout(Purpose::Meta, deadline)?;
+        self.list_on(lease, path, deadline)
+    }
+
+    /// Lists `path` on `lease` (a demand checkout or a spare one, see [`spare`]).
+    fn list_on(
+        &self,
+        mut lease: pool::Lease,
+        path: &str,
+        deadline: Instant,
+    ) -> Result<Vec<RemoteEntry>> {
         let path = path.to_string();
-        let mut lease = self.pool.checkout(Purpose::Meta, deadline)?;
         let mlsd = lease.conn().caps.mlsd && self.listing == ListingMode::Auto;
         let lines = if mlsd {
             lease.run(|c| data_lines(c, &format!("MLSD {path}")))?

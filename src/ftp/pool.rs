@@ -21,6 +21,9 @@
 //!   has and waits for one of those instead of failing. After
 //!   [`Endpoint::limit_recheck`] (60 s by default) it tries one more again, since the limit
 //!   may have been shared with another client that has left.
+//! - *Guesses in the way of requests.* Listing and reading ahead of a walk
+//!   ([`Pool::checkout_spare`]) take only a connection that is idle or can be made while
+//!   another stays free, never one a checkout waits for, and never reclaim a stream.
 //! - *Idle connections the server closed* (idle timeouts, restarts) are noticed without a
 //!   round trip when checked out ([`Sockets::is_stale`]) and replaced.
 //!
@@ -336,6 +339,62 @@ impl Pool {
             let until = deadline.min(Instant::now() + Duration::from_millis(200));
             self.freed.wait_until(&mut st, until);
             self.waiting.fetch_sub(1, Ordering::Relaxed);
+        }
+    }
+
+    /// A connection for speculative work (listing or reading ahead), or `None`: only a
+    /// connection that is idle or can be made now, and only while another stays free for
+    /// the next request of the kernel, so that request never waits behind speculation.
+    /// Never reclaims a reader's stream and never takes a connection a checkout is waiting
+    /// for; waits until `until` at most for one to come free.
+    pub fn checkout_spare(
+        self: &Arc<Self>,
+        deadline: Instant,
+        until: Instant,
+    ) -> Result<Option<Lease>> {
+        let mut st = self.state.lock();
+        loop {
+            let room = self.size_now(&mut st).saturating_sub(st.total);
+            let free = st.idle.len() + room;
+            let wanted = self.waiting.load(Ordering::Relaxed) > 0;
+            if free >= 2 && !wanted {
+                // The one left free is an idle connection where there is one: a request
+                // finding only room for a connection pays for a login first.
+                let take_idle = st.idle.len() >= 2 || room == 0;
+                if let Some(conn) = take_idle.then(|| st.idle.pop()).flatten() {
+                    if conn.sockets.is_stale() {
+                        st.total -= 1;
+                        drop(st);
+                        drop(conn);
+                        st = self.state.lock();
+                        continue;
+                    }
+                    return Ok(Some(self.lease(conn, Purpose::Meta, deadline)));
+                }
+                st.total += 1;
+                drop(st);
+                return match Conn::connect(&self.endpoint, &self.info, deadline) {
+                    Ok(conn) => Ok(Some(self.lease(conn, Purpose::Meta, deadline))),
+                    Err(e) => {
+                        self.forget_one(Purpose::Meta);
+                        let mut st = self.state.lock();
+                        if e.is_connection_limit() && st.total > 0 {
+                            log::info!(
+                                "server {} allows only {} connections ({e}); using that many",
+                                self.endpoint.display(),
+                                st.total
+                            );
+                            st.limit = Some((st.total, Instant::now()));
+                            return Ok(None);
+                        }
+                        Err(e)
+                    }
+                };
+            }
+            if Instant::now() >= until {
+                return Ok(None);
+            }
+            self.freed.wait_until(&mut st, until);
         }
     }
 

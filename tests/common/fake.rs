@@ -49,6 +49,9 @@ pub struct FakeOpts {
     pub busy: Arc<AtomicUsize>,
     /// `RETR` opens the data connection and then sends nothing.
     pub stall_retr: bool,
+    /// A listing whose argument contains this opens the data connection and then sends
+    /// nothing for 20 s (a subtree the server is slow to list).
+    pub stall_list: Option<&'static str>,
     /// The next this many `RETR`s send half the data, then the server "crashes": both
     /// connections are reset without a reply.
     pub retr_crashes: Arc<AtomicUsize>,
@@ -364,6 +367,12 @@ fn session(sock: TcpStream, o: &FakeOpts, log: &Mutex<Vec<String>>) -> std::io::
                 send(&mut out, pasv.take(), &data[from..])?;
             }
             "LIST" | "MLSD" if busy() => write!(out, "450 Directory busy, try later\r\n")?,
+            "LIST" | "MLSD" if o.stall_list.is_some_and(|s| arg.contains(s)) => {
+                let conn = accept(&mut out, pasv.take())?;
+                std::thread::sleep(Duration::from_secs(20));
+                drop(conn);
+                return Ok(());
+            }
             "LIST" | "MLSD" => {
                 let mut body = o.listing.join("\r\n");
                 body.push_str("\r\n");
