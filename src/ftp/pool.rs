@@ -34,7 +34,6 @@
 //! reclaimed stream, happen after it is released.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::mpsc::{SendError, Sender};
 use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
@@ -82,7 +81,7 @@ pub struct Pool {
     waiting: AtomicUsize,
     /// The thread that prepares data connections ([`super::prepare`]); `None` once the
     /// pool is shut down.
-    preparer: Mutex<Option<Sender<Job>>>,
+    closing: std::sync::atomic::AtomicBool,
 }
 
 struct State {
@@ -115,7 +114,7 @@ pub struct Lease {
 
 impl Pool {
     pub fn new(endpoint: Endpoint, info: Arc<ServerInfo>, size: usize) -> Arc<Pool> {
-        Arc::new_cyclic(|me| Pool {
+        Arc::new(Pool {
             endpoint,
             info,
             size: size.max(1),
@@ -130,24 +129,17 @@ impl Pool {
             }),
             freed: Condvar::new(),
             waiting: AtomicUsize::new(0),
-            preparer: Mutex::new(Some(prepare::spawn(me.clone()))),
+            closing: std::sync::atomic::AtomicBool::new(false),
         })
     }
 
-    /// Hands `job` to the preparer; `false` if there is none (shut down).
-    fn to_preparer(&self, job: Job) -> bool {
-        match &*self.preparer.lock() {
-            Some(tx) => tx.send(job).is_ok(),
-            None => false,
+    /// Hands `job` to a preparing thread; gives it back once the pool is shut down, or if
+    /// no thread can be made.
+    fn to_preparer(self: &Arc<Self>, job: Job) -> std::result::Result<(), Job> {
+        if self.closing.load(Ordering::Relaxed) {
+            return Err(job);
         }
-    }
-
-    /// Hands `conn` to the preparer; it back in the error if there is none.
-    fn send_prepare(&self, conn: Box<Conn>) -> std::result::Result<(), SendError<Job>> {
-        match &*self.preparer.lock() {
-            Some(tx) => tx.send(Job::Prepare(conn)),
-            None => Err(SendError(Job::Prepare(conn))),
-        }
+        prepare::start(Arc::clone(self), job)
     }
 
     /// A connection comes back from the preparer (`None`: it broke there); `grown`: it is
@@ -158,7 +150,7 @@ impl Pool {
         if grown {
             st.growing -= 1;
         }
-        let closing = self.preparer.lock().is_none();
+        let closing = self.closing.load(Ordering::Relaxed);
         match conn {
             Some(conn) if !closing => st.idle.push(conn),
             Some(conn) => {
@@ -355,12 +347,15 @@ impl Pool {
         let mut st = self.state.lock();
         loop {
             let room = self.size_now(&mut st).saturating_sub(st.total);
-            let free = st.idle.len() + room;
+            let idle = st.idle.len();
+            // One being prepared (or ended in the background) is back within a round
+            // trip: it counts as free for the next request, as an idle one does.
+            let free = idle + room + st.preparing;
             let wanted = self.waiting.load(Ordering::Relaxed) > 0;
-            if free >= 2 && !wanted {
-                // The one left free is an idle connection where there is one: a request
-                // finding only room for a connection pays for a login first.
-                let take_idle = st.idle.len() >= 2 || room == 0;
+            if free >= 2 && !wanted && (idle > 0 || room > 0) {
+                // The one left free is an idle (or nearly idle) connection where there is
+                // one: a request finding only room for a connection pays for a login first.
+                let take_idle = idle >= 2 || (idle == 1 && (room == 0 || st.preparing > 0));
                 if let Some(conn) = take_idle.then(|| st.idle.pop()).flatten() {
                     if conn.sockets.is_stale() {
                         st.total -= 1;
@@ -444,7 +439,7 @@ impl Pool {
     /// Closes idle connections (at unmount); those being prepared are closed when they
     /// come back.
     pub fn shutdown(&self) {
-        *self.preparer.lock() = None;
+        self.closing.store(true, Ordering::Relaxed);
         let idle = std::mem::take(&mut self.state.lock().idle);
         for conn in idle {
             conn.quit();
@@ -543,8 +538,8 @@ impl Drop for Lease {
             Some(conn) if !self.broken && !conn.mode_z => {
                 if prepare::wanted(&conn, pipelining) {
                     st.preparing += 1;
-                    if let Err(SendError(Job::Prepare(conn))) =
-                        self.pool.send_prepare(Box::new(conn))
+                    if let Err(Job::Prepare(conn)) =
+                        self.pool.to_preparer(Job::Prepare(Box::new(conn)))
                     {
                         st.preparing -= 1;
                         st.idle.push(*conn);
@@ -560,7 +555,7 @@ impl Drop for Lease {
                     && st.idle.is_empty()
                     && st.growing == 0
                     && st.total < self.pool.size_now(&mut st)
-                    && self.pool.to_preparer(Job::Grow)
+                    && self.pool.to_preparer(Job::Grow).is_ok()
                 {
                     st.total += 1;
                     st.preparing += 1;

@@ -4,7 +4,7 @@
 //! a round trip before the transfer command can even be sent (`EPSV`, its `229`, then a TCP
 //! handshake, which on a real network is one more). At 50 ms per round trip that was a third
 //! of a small file's upload and half of a random read. So a connection that comes back to
-//! the pool after using its data connection does not go idle at once: a background thread
+//! the pool after using its data connection does not go idle at once: a thread of its own
 //! sends `EPSV`, connects (suppaftp keeps the socket, through our patched
 //! `prepare_data_connection`), and only then puts it back. The next transfer on it sends
 //! only its command.
@@ -28,9 +28,10 @@
 //!
 //! Locks: the pool's lock is held to hand a connection over, never during the `EPSV`.
 
-use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender};
-use std::sync::Weak;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+use parking_lot::Mutex;
 
 use super::conn::Conn;
 use super::pool::Pool;
@@ -49,43 +50,42 @@ pub(super) fn wanted(conn: &Conn, pipelining: bool) -> bool {
     pipelining && conn.active.is_none() && conn.ftp.prepared_data_connection().is_none()
 }
 
-/// Starts the thread of `pool`; it ends when the pool is gone or stops sending.
-pub(super) fn spawn(pool: Weak<Pool>) -> Sender<Job> {
-    let (tx, rx) = std::sync::mpsc::channel();
+/// Runs `job` on a thread of its own (preparations of several connections overlap: one
+/// thread for all made a returning connection wait a round trip per connection ahead of
+/// it, and a login ahead five). `Err` gives the job back when no thread can be made.
+pub(super) fn start(pool: Arc<Pool>, job: Job) -> Result<(), Job> {
+    let slot = Arc::new(Mutex::new(Some(job)));
+    let taken = Arc::clone(&slot);
     let spawned = std::thread::Builder::new()
         .name("ftpfs-prepare".into())
-        .spawn(move || run(pool, rx));
-    if let Err(e) = spawned {
-        // Without the thread, jobs are never taken: the pool then does not send any.
-        log::warn!("no thread to prepare data connections ({e}); each transfer opens its own");
+        .spawn(move || {
+            if let Some(job) = taken.lock().take() {
+                run(&pool, job);
+            }
+        });
+    match spawned {
+        Ok(_) => Ok(()),
+        Err(e) => {
+            log::debug!("no thread to prepare a data connection ({e})");
+            slot.lock().take().map_or(Ok(()), Err)
+        }
     }
-    tx
 }
 
-fn run(pool: Weak<Pool>, rx: Receiver<Job>) {
-    loop {
-        let job = match rx.recv_timeout(Duration::from_secs(5)) {
-            Ok(job) => job,
-            Err(RecvTimeoutError::Timeout) if pool.strong_count() > 0 => continue,
-            Err(_) => return,
-        };
-        let Some(pool) = pool.upgrade() else {
-            return;
-        };
-        match job {
-            Job::Prepare(conn) => {
-                let conn = prepare(*conn, pool.endpoint().timeout);
-                pool.prepared(conn, false);
-            }
-            Job::Grow => {
-                let deadline = Instant::now() + pool.endpoint().timeout;
-                match Conn::connect(pool.endpoint(), pool.info(), deadline) {
-                    Ok(conn) => {
-                        let conn = prepare(conn, pool.endpoint().timeout);
-                        pool.prepared(conn, true);
-                    }
-                    Err(e) => pool.not_grown(&e),
+fn run(pool: &Pool, job: Job) {
+    match job {
+        Job::Prepare(conn) => {
+            let conn = prepare(*conn, pool.endpoint().timeout);
+            pool.prepared(conn, false);
+        }
+        Job::Grow => {
+            let deadline = Instant::now() + pool.endpoint().timeout;
+            match Conn::connect(pool.endpoint(), pool.info(), deadline) {
+                Ok(conn) => {
+                    let conn = prepare(conn, pool.endpoint().timeout);
+                    pool.prepared(conn, true);
                 }
+                Err(e) => pool.not_grown(&e),
             }
         }
     }
