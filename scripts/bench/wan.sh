@@ -165,7 +165,7 @@ unmount() { # MOUNTPOINT
 lftp_do() { # lftp commands after open
   local pre="set cmd:fail-exit yes; set net:max-retries 2; set xfer:clobber on;"
   [ "$TLS" = 1 ] && pre="$pre set ftp:ssl-force yes; set ftp:ssl-protect-data yes; set ssl:verify-certificate no;"
-  lftp -c "$pre open -p $port $host; $*"
+  timeout 900 lftp -c "$pre open -p $port $host; $*"
 }
 plain_env() { if [ "$TLS" = 1 ]; then echo BENCH_TLS=1; else echo BENCH_TLS=0; fi; }
 # Waits until every file of MANIFEST (sha256sum output, paths under DIR) is on the server
@@ -196,6 +196,8 @@ measure() { # CLIENT WORKLOAD RUN FUNCTION...
     cp "$B/got" "$LOGS/$cl-$wl-$run.got" 2>/dev/null || true
   fi
   for m in "$M" "$R"; do mounted "$m" && unmount "$m"; done
+  # A mount that never came up: its process goes too.
+  if [ -n "$mount_pid" ]; then kill "$mount_pid" 2>/dev/null || true; wait "$mount_pid" 2>/dev/null || true; mount_pid=; fi
   sed -n "$((c0 + 1)),${c1}p" "$plog" > "$LOGS/$cl-$wl-$run.log"
   local cmds dconns
   cmds=$(awk '$3 == "C"' "$LOGS/$cl-$wl-$run.log" | wc -l)

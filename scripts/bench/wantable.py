@@ -86,7 +86,7 @@ for w, (label, floor) in WORKLOADS.items():
         if failed:
             cells += ["FAILED", "", "", ""]
         else:
-            cmd_cell = "encrypted" if tls else num(cmds)
+            cmd_cell = "encrypted" if tls and cmds is not None else num(cmds)
             cells += [f"{secs:.3f}" if secs < 10 else f"{secs:.2f}", f"{secs / rtt:.1f}", cmd_cell, num(dconns)]
         print("| " + " | ".join(cells) + " |")
         first = False
