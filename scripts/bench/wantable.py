@@ -73,6 +73,22 @@ def num(x):
     return f"{x:.0f}" if x == int(x) else f"{x:.1f}"
 
 
+# At a glance: seconds (÷ RTT) per client, as in the table.
+print("| workload | ftpfs | rclone mount | lftp (or ftplib) | lftp `--parallel=5` / `pget -n 4` | floor, RTT: 1 / 5 connections |")
+print("|---|---|---|---|---|---|")
+for w, (label, floor) in WORKLOADS.items():
+    cells = []
+    for cs in (["ftpfs"], ["rclone"], ["lftp", "plain"], ["lftp5"]):
+        s = next((summary(c, w) for c in cs if summary(c, w)), None)
+        if s is None:
+            cells.append("")
+        elif s[0]:
+            cells.append("FAILED")
+        else:
+            cells.append(f"{s[1]:.2f} s ({s[1] / rtt:.1f})")
+    if any(cells):
+        print(f"| {label} | " + " | ".join(cells) + f" | {floor} |")
+print()
 print("| workload | floor, round trips: 1 connection / 5 connections | client | seconds | ÷ RTT | commands | data connections |")
 print("|---|---|---|---|---|---|---|")
 for w, (label, floor) in WORKLOADS.items():
