@@ -111,7 +111,9 @@ async def pipe(reader, writer, transform=None, end=None):
                 # In pieces, so a big read does not go out in one burst.
                 for i in range(0, len(data), 16 * 1024):
                     piece = data[i:i + 16 * 1024]
-                    free = max(free, time.monotonic()) + len(piece) / rate
+                    # Oversleeping is made up for (up to 50 ms of bursts), so the
+                    # link carries its rate rather than a little less.
+                    free = max(free, time.monotonic() - 0.05) + len(piece) / rate
                     writer.write(piece)
                     await writer.drain()
                     wait = free - time.monotonic()

@@ -152,7 +152,7 @@ mount_ftpfs() {
 mount_rclone() { # extra rclone flags
   local t=()
   [ "$TLS" = 1 ] && t=(--ftp-explicit-tls --ftp-no-check-certificate)
-  RCLONE_FTP_HOST=$host RCLONE_FTP_PORT=$port RCLONE_FTP_USER=alice RCLONE_FTP_PASS=$(rclone obscure secret) \
+  RCLONE_FTP_HOST=$host RCLONE_FTP_PORT=$port RCLONE_FTP_USER=alice RCLONE_FTP_PASS=$(echo secret | rclone obscure -) \
     rclone mount :ftp: "$R" --cache-dir "$B/rcache" "${t[@]}" "$@" 2>>"$B/rclone.log" &
   mount_pid=$!
   wait_mounted "$R"
