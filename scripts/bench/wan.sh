@@ -14,10 +14,11 @@
 #   --server-rate BYTES/S  pure-ftpd's per-session limit for the throttled read (default
 #                          2 MiB/s; pure-ftpd -T, rounded to KiB/s)
 #   --tls                  explicit FTPS (pure-ftpd -Y 2); the proxy then sees no commands
-#   --quick                1 run, 15 random reads, no 1000-file grep (a few minutes)
+#   --quick                1 run, 15 random reads, no 1000-file grep (about 7 minutes)
 #   --runs N               runs per workload (default 3, quick 1)
 #   --only LIST            workloads: find ls cp grep grep1000 seq rand append stat mount throttled
-#   --clients LIST         ftpfs rclone lftp lftp5 (lftp5: --parallel=5, pget -n 4)
+#   --clients LIST         ftpfs rclone lftp lftp5 (lftp5: --parallel=5, pget -n 4; lftp
+#                          includes the Python ftplib rows)
 #
 # The table goes to stdout and to $BENCH_OUT (default target/bench-wan.md); the proxy's
 # command log of every measurement is kept next to it (target/bench-wan-logs/) for profiles.
@@ -35,7 +36,7 @@ while [ $# -gt 0 ]; do
     --runs) RUNS=$2; shift 2 ;;
     --only) ONLY=${2//,/ }; shift 2 ;;
     --clients) CLIENTS=${2//,/ }; shift 2 ;;
-    *) sed -n '10,22p' "$0" >&2; exit 2 ;;
+    *) sed -n '9,21p' "$0" >&2; exit 2 ;;
   esac
 done
 [ -n "$RUNS" ] || RUNS=$([ "$QUICK" = 1 ] && echo 1 || echo 3)
