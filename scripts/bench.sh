@@ -9,8 +9,12 @@
 #      rclone mount --vfs-cache-mode writes, peak RSS writing 1 GiB.
 # Every result is checked (sha256 of what was delivered, entry count of ls -lR). Medians of
 # $RUNS runs. Writes BENCHMARKS.md (or $BENCH_OUT). Loopback only; every loop is bounded.
+#
+#   scripts/bench.sh wan [--quick] [--rtt MS] ...: the WAN benchmark instead, through a delay
+#   proxy (scripts/bench/wan.sh; its options are listed there).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+[ "${1:-}" = wan ] && { shift; exec scripts/bench/wan.sh "$@"; }
 RUNS=${RUNS:-5}
 OUT=${BENCH_OUT:-BENCHMARKS.md}
 FTPFS_BENCH_DEPS=1 scripts/install-deps.sh
@@ -355,6 +359,8 @@ m_drls=$(median "${d_rls[@]}"); m_drread=$(median "${d_rread[@]}")
 rtts() { awk -v t="$1" 'BEGIN { printf "%.1f", t / 0.1 }'; }
 commit=$(git rev-parse --short HEAD)$(git diff --quiet HEAD -- src || echo "+changes")
 
+# What other scripts measured (the WAN table, MODE Z) follows a marker line in $OUT: kept.
+kept=$(sed -n '/^<!-- not from scripts\/bench.sh loopback/,$p' "$OUT" 2>/dev/null || true)
 cat > "$OUT" <<MD
 # Benchmarks
 
@@ -536,5 +542,6 @@ Peak RSS (VmHWM) of ftpfs: $((rss_read / 1024)) MiB after reading a 1 GiB file,
 $((rss_write / 1024)) MiB after writing one — target ≤ 32 MiB:
 $(verdict "$(( (rss_read > rss_write ? rss_read : rss_write) / 1024 ))" 32 le).
 MD
+[ -z "$kept" ] || printf '\n%s\n' "$kept" >> "$OUT"
 echo "wrote $OUT"
 cat "$OUT"

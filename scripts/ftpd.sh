@@ -12,9 +12,11 @@ chmod 755 "$dir"
 chown -R 65534:65534 "$dir"
 printf 'alice:$1$ftpfs0$TRVeXEx8mDlte8C9nnX4I1:65534:65534::%s/./::::::::::::\n' "$dir" > "$state/passwd"
 pure-pw mkdb "$state/pdb" -f "$state/passwd" >/dev/null
-# FTPD_PASSIVE=LOW:HIGH fixes the passive port range (for the benchmark's delay proxy).
+# FTPD_PASSIVE=LOW:HIGH fixes the passive port range (for the benchmark's delay proxy);
+# FTPD_ARGS adds flags, split on spaces (the WAN benchmark's rate limit and TLS).
+# shellcheck disable=SC2086
 /usr/sbin/pure-ftpd "-S127.0.0.1,$port" "-lpuredb:$state/pdb" -E -H -A -D -4 -c 64 -C 64 \
-  ${FTPD_PASSIVE:+-p "$FTPD_PASSIVE"} >/dev/null 2>&1 &
+  ${FTPD_PASSIVE:+-p "$FTPD_PASSIVE"} ${FTPD_ARGS:-} >/dev/null 2>&1 &
 pid=$!
 for _ in $(seq 100); do
   if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then echo "$pid"; exit 0; fi

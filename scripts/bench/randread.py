@@ -3,13 +3,14 @@
 
   randread.py file PATH SEED            pread()s on a file (a mount)
   randread.py ftp HOST PORT NAME SEED   plain REST+RETR on one logged-in FTP connection
-                                        (user alice, password from FTPFS_PASSWORD)
+                                        (user alice, password from FTPFS_PASSWORD; explicit
+                                        TLS, certificate unchecked, with BENCH_TLS=1)
 
-The same SEED gives the same 200 offsets, and every read is checked against the source
-file given in $BENCH_SOURCE."""
+The same SEED gives the same $RANDREAD_N (default 200) offsets, and every read is checked
+against the source file given in $BENCH_SOURCE."""
 import ftplib, os, random, statistics, sys, time
 
-N, SIZE = 200, 4096
+N, SIZE = int(os.environ.get("RANDREAD_N", "200")), 4096
 src = open(os.environ["BENCH_SOURCE"], "rb")
 total = os.fstat(src.fileno()).st_size
 mode = sys.argv[1]
@@ -25,9 +26,18 @@ if mode == "file":
         assert got == os.pread(src.fileno(), SIZE, off), f"wrong bytes at {off}"
 else:
     host, port, name = sys.argv[2], int(sys.argv[3]), sys.argv[4]
-    ftp = ftplib.FTP()
+    tls = os.environ.get("BENCH_TLS") == "1"
+    if tls:
+        import ssl
+        ctx = ssl.create_default_context()
+        ctx.check_hostname, ctx.verify_mode = False, ssl.CERT_NONE
+        ftp = ftplib.FTP_TLS(context=ctx)
+    else:
+        ftp = ftplib.FTP()
     ftp.connect(host, port, timeout=30)
     ftp.login("alice", os.environ["FTPFS_PASSWORD"])
+    if tls:
+        ftp.prot_p()
     ftp.voidcmd("TYPE I")
     for off in offsets:
         t = time.perf_counter()
