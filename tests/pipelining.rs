@@ -182,9 +182,32 @@ fn small_uploads_go_out_with_their_command_and_arrive_whole() {
             body
         );
     }
+    // Appends (`>>`): each tail goes out with its APPE.
+    let mut want = String::new();
+    for i in 0..10 {
+        let line = format!("appended {i}\n");
+        let mut f = std::fs::OpenOptions::new()
+            .append(true)
+            .create(true)
+            .open(m.path().join("log.txt"))
+            .unwrap();
+        std::io::Write::write_all(&mut f, line.as_bytes()).unwrap();
+        assert_eq!(close(f), Ok(()));
+        want.push_str(&line);
+    }
+    assert_eq!(
+        std::fs::read_to_string(data.path().join("log.txt")).unwrap(),
+        want
+    );
     let log = m.log_text();
     assert!(log.contains("prepared a data connection"), "{log}");
-    assert!(log.contains("the bytes go with the command"), "{log}");
+    let early = |what: &str| {
+        log.lines()
+            .filter(|l| l.contains(what) && l.contains("the bytes go with the command"))
+            .count()
+    };
+    assert!(early("small") >= 20, "{log}");
+    assert!(early("log.txt") >= 9, "the appends after the first: {log}");
 }
 
 /// Random reads (a database, a zip's index): each read elsewhere abandons the transfer in

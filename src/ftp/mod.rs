@@ -193,6 +193,9 @@ impl Remote for FtpRemote {
     /// APPE is repeated only while no byte can have reached the server: opening it (connect,
     /// login, the command and its reply) is retried as an unsafe operation, which repeats
     /// only 4xx refusals and failures before the command was sent; the data is sent once.
+    /// A tail small enough to go out with the command has no such reply to wait for: its
+    /// failures come at the end, where the caller sends the whole file instead of a
+    /// transient one (see `upload::Writes`), as it does for any failed append.
     ///
     /// A server that refuses `APPE` as such (proftpd's default `451 ... Append/Restart not
     /// permitted`, a `502`) gets [`Error::Unsupported`], now and for the rest of the mount
@@ -208,6 +211,9 @@ impl Remote for FtpRemote {
         }
         let path = self.abs(path);
         let mut renewed = false;
+        // A small tail goes out with its APPE (see `FtpUpload::open`): a refusal of the
+        // command then comes at its end, and is learned there.
+        let early = data.size().is_some_and(|n| n <= upload::EARLY_MAX);
         loop {
             let mut source = data.open()?;
             let opened = self.pool.policy().run(
@@ -215,7 +221,7 @@ impl Remote for FtpRemote {
                 Repeat::Unsafe,
                 |deadline| {
                     let lease = self.pool.checkout(Purpose::Transfer, deadline)?;
-                    FtpUpload::open(lease, Op::Append, &path, None, false)
+                    FtpUpload::open(lease, Op::Append, &path, None, early)
                 },
             );
             let mut up = match opened {
@@ -227,6 +233,12 @@ impl Remote for FtpRemote {
             };
             let copied = std::io::copy(&mut source, up.writer()).map(drop);
             match up.end(copied) {
+                // Refused as a command (proftpd's `451 ... Append/Restart not permitted`),
+                // not during a transfer: nothing was appended.
+                Err(e) if early && e.refuses_command() => {
+                    info.learn(&[Capability::Append], &e, &self.pool.endpoint().display());
+                    return Err(Error::Unsupported);
+                }
                 Err(e) if e.is_tls_reuse_refusal() && !renewed => {
                     log::info!("append {path}: {e}; again on a new connection");
                     renewed = true;
