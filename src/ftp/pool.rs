@@ -185,6 +185,7 @@ impl Pool {
                 if let Some(conn) = st.idle.pop() {
                     if conn.sockets.is_stale() {
                         log::debug!("an idle FTP connection was closed by the server");
+                        crate::status::stats().lost();
                         st.total -= 1;
                         drop(st);
                         drop(conn);
@@ -203,7 +204,10 @@ impl Pool {
                     }
                     drop(st);
                     match Conn::connect(&self.endpoint, &self.info, deadline) {
-                        Ok(conn) => return Ok(Some(self.lease(conn, purpose, deadline))),
+                        Ok(conn) => {
+                            crate::status::stats().login();
+                            return Ok(Some(self.lease(conn, purpose, deadline)));
+                        }
                         Err(e) => {
                             self.forget_one(purpose);
                             st = self.state.lock();
@@ -298,6 +302,20 @@ impl Pool {
         self.freed.notify_all();
     }
 
+    /// How many connections exist, are busy or idle, and the learned limit, for `ftpfs
+    /// status` (`max` is left for the caller).
+    pub fn figures(&self) -> crate::status::Connections {
+        let st = self.state.lock();
+        crate::status::Connections {
+            open: st.total,
+            busy: st.total - st.idle.len(),
+            idle: st.idle.len(),
+            transfers: st.transfers,
+            max: self.size,
+            limit: st.limit.map(|(n, _)| n),
+        }
+    }
+
     /// Closes idle connections (at unmount).
     pub fn shutdown(&self) {
         let idle = std::mem::take(&mut self.state.lock().idle);
@@ -383,7 +401,12 @@ impl Drop for Lease {
         match conn {
             // One left in MODE Z would compress the next listing or upload: never reused.
             Some(conn) if !self.broken && !conn.mode_z => st.idle.push(conn),
-            _ => st.total -= 1,
+            _ => {
+                if self.broken {
+                    crate::status::stats().lost();
+                }
+                st.total -= 1
+            }
         }
         drop(st);
         self.pool.freed.notify_all();

@@ -36,6 +36,8 @@ pub(super) struct FtpUpload {
     pub(super) z: Option<deflate::Deflater>,
     /// Bytes given to the upload (before compression).
     pub(super) sent: u64,
+    /// Listed by `ftpfs status` while it runs.
+    transfer: crate::status::Transfer,
 }
 
 impl FtpUpload {
@@ -69,6 +71,12 @@ impl FtpUpload {
             stream: Some(std::io::BufWriter::with_capacity(64 * 1024, stream)),
             z: None,
             sent: 0,
+            transfer: crate::status::stats().transfer(
+                path,
+                crate::status::Direction::Upload,
+                size,
+                0,
+            ),
         })
     }
 
@@ -80,6 +88,7 @@ impl FtpUpload {
     fn put(&mut self, data: &[u8]) -> std::io::Result<()> {
         let w = self.stream.as_mut().expect("written until ended");
         self.sent += data.len() as u64;
+        self.transfer.moved(data.len() as u64, self.sent);
         match &mut self.z {
             Some(d) => d.write(data, w),
             None => std::io::Write::write_all(w, data),
@@ -99,6 +108,7 @@ impl FtpUpload {
             return crate::remote::read_pieces(file, offset, len, |e| e, |piece| self.put(piece));
         }
         self.sent += len;
+        self.transfer.moved(len, self.sent);
         let w = self.stream.as_mut().expect("written until ended");
         w.flush()?;
         if let suppaftp::DataStream::Tcp(socket) = w.get_ref().get_ref() {
