@@ -27,6 +27,8 @@ pub mod render;
 pub mod socket;
 
 use std::collections::BTreeMap;
+#[cfg(test)]
+use std::path::Path;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, AtomicU8, Ordering::Relaxed};
 use std::sync::{Arc, OnceLock};
@@ -408,7 +410,30 @@ pub struct TransferStatus {
     pub elapsed_secs: f64,
 }
 
-/// The write-back queue's figures, the shape the queue reports as `QueueStats`.
+/// What the write-back queue reports about itself (`-o writeback`).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct QueueStats {
+    /// Uploads waiting or running.
+    pub files: u64,
+    pub bytes: u64,
+    /// Age of the oldest queued upload.
+    pub oldest: Option<Duration>,
+    /// Uploads that failed for good: the file, and where its data was saved.
+    pub failed: Vec<(String, PathBuf)>,
+}
+
+/// How the snapshot asks the write-back queue for its figures.
+type QueueSource = Box<dyn Fn() -> QueueStats + Send + Sync>;
+
+static QUEUE: OnceLock<QueueSource> = OnceLock::new();
+
+/// The mount has a write-back queue, and `figures` tells its state: `ftpfs status` shows
+/// it from then on. Once per process; a second call is ignored.
+pub fn set_queue(figures: impl Fn() -> QueueStats + Send + Sync + 'static) {
+    let _ = QUEUE.set(Box::new(figures));
+}
+
+/// The write-back queue in a snapshot.
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct Writeback {
     /// `false` while the mount has no write-back queue (the default: `close` uploads).
@@ -418,7 +443,34 @@ pub struct Writeback {
     /// Age of the oldest queued upload.
     pub oldest_secs: Option<f64>,
     /// Uploads that failed for good, and where their data is.
-    pub failed: Vec<Failure>,
+    pub failed: Vec<Saved>,
+}
+
+impl Writeback {
+    /// The queue's figures as the snapshot shows them; `None`: no queue, "off".
+    pub fn of(q: Option<QueueStats>) -> Writeback {
+        let Some(q) = q else {
+            return Writeback::default();
+        };
+        Writeback {
+            enabled: true,
+            files: q.files,
+            bytes: q.bytes,
+            oldest_secs: q.oldest.map(|d| d.as_secs_f64()),
+            failed: q
+                .failed
+                .into_iter()
+                .map(|(path, saved_to)| Saved { path, saved_to })
+                .collect(),
+        }
+    }
+}
+
+/// A file whose data could not be uploaded, and where it was saved.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Saved {
+    pub path: String,
+    pub saved_to: PathBuf,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -507,7 +559,7 @@ pub fn snapshot(fixed: &Fixed, remote: &crate::ftp::FtpRemote) -> Snapshot {
             ..pool.figures()
         },
         transfers: s.transfers(crate::remote::Remote::root(remote)),
-        writeback: Writeback::default(),
+        writeback: Writeback::of(QUEUE.get().map(|figures| figures())),
         failures: s.failures(),
         counters: s.counters(),
     }
@@ -577,6 +629,21 @@ mod tests {
             .transfers("/root")
             .iter()
             .any(|x| x.path == "/dir/f.bin"));
+    }
+
+    #[test]
+    fn the_write_back_queue_is_off_until_there_is_one() {
+        let off = Writeback::of(None);
+        assert!(!off.enabled && off.files == 0 && off.failed.is_empty());
+        let on = Writeback::of(Some(QueueStats {
+            files: 3,
+            bytes: 300,
+            oldest: Some(Duration::from_millis(1500)),
+            failed: vec![("/a".into(), "/r/a".into())],
+        }));
+        assert!(on.enabled);
+        assert_eq!((on.files, on.bytes, on.oldest_secs), (3, 300, Some(1.5)));
+        assert_eq!(on.failed[0].saved_to, Path::new("/r/a"));
     }
 
     #[test]

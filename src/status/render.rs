@@ -299,8 +299,17 @@ pub fn table(s: &Snapshot) -> String {
     } else {
         let _ = writeln!(t, "  write-back   off");
     }
-    let failed: Vec<_> = s.failures.iter().chain(&w.failed).collect();
-    for (i, f) in failed.iter().enumerate() {
+    let failed: Vec<(&str, &Path)> = s
+        .failures
+        .iter()
+        .map(|f| (f.path.as_str(), f.saved_to.as_path()))
+        .chain(
+            w.failed
+                .iter()
+                .map(|f| (f.path.as_str(), f.saved_to.as_path())),
+        )
+        .collect();
+    for (i, (path, saved_to)) in failed.iter().enumerate() {
         let _ = writeln!(
             t,
             "  {}{} not uploaded; saved to {}",
@@ -309,8 +318,8 @@ pub fn table(s: &Snapshot) -> String {
             } else {
                 "             "
             },
-            f.path,
-            f.saved_to.display()
+            path,
+            saved_to.display()
         );
     }
     let k = &s.counters;

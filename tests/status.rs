@@ -1,0 +1,366 @@
+//! `ftpfs status`: real mounts of pure-ftpd asked through their control sockets.
+//!
+//! What the command reports is checked against what can be seen independently: the
+//! transfer against the bytes the test itself has read, the command counts against a proxy
+//! that counts the commands on their way to the server, the socket's mode and life against
+//! the file system.
+
+mod common;
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::process::Output;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use common::*;
+use parking_lot::Mutex;
+use serde_json::Value;
+
+fn pure_ftpd(root: &Path) -> Option<Server> {
+    let s = Server::start(ServerKind::PureFtpd, root);
+    if s.is_none() && require_servers() {
+        panic!("pure-ftpd is not installed");
+    }
+    s
+}
+
+/// `ftpfs status ARGS`, with the tests' runtime directory.
+fn status(args: &[&str]) -> Output {
+    ftpfs()
+        .arg("status")
+        .args(args)
+        .output()
+        .expect("ftpfs status runs")
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+/// The JSON snapshot of the mount at `path`.
+fn snapshot(path: &Path) -> Value {
+    let out = status(&["--json", path.to_str().unwrap()]);
+    assert!(
+        out.status.success(),
+        "status of {}: {}",
+        path.display(),
+        text(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("status --json prints JSON")
+}
+
+fn canonical(p: &Path) -> String {
+    std::fs::canonicalize(p)
+        .unwrap()
+        .to_string_lossy()
+        .into_owned()
+}
+
+#[test]
+fn an_idle_mount_reports_its_server_and_pool_and_no_transfer() {
+    let data = tempfile::tempdir().unwrap();
+    std::fs::write(data.path().join("hello.txt"), "hello\n").unwrap();
+    let Some(server) = pure_ftpd(data.path()) else {
+        return;
+    };
+    let m = Mount::new(&server, &[]);
+    // One listing, so that a connection exists and has gone back to the pool.
+    assert!(std::fs::read_dir(m.path()).unwrap().count() >= 1);
+    let s = snapshot(m.path());
+    assert_eq!(s["version"], 1);
+    assert_eq!(s["pid"], m.pid());
+    assert_eq!(s["mountpoint"], canonical(m.path()));
+    let url = s["server"]["url"].as_str().unwrap();
+    assert!(
+        url.starts_with(&format!("ftp://{USER}@127.0.0.1:{}", server.port)),
+        "{url}"
+    );
+    // pure-ftpd here has no certificate: tls=try fell back to plain.
+    assert_eq!(s["server"]["tls"], "off");
+    assert_eq!(s["server"]["data"], "passive");
+    assert_eq!(s["transfers"].as_array().unwrap().len(), 0);
+    let c = &s["connections"];
+    assert!(c["open"].as_u64().unwrap() >= 1, "{c}");
+    assert_eq!(c["busy"], 0, "{c}");
+    assert_eq!(c["idle"], c["open"], "{c}");
+    assert_eq!(c["max"], 5, "{c}");
+    assert_eq!(s["writeback"]["enabled"], false);
+    let k = &s["counters"];
+    assert!(k["logins"].as_u64().unwrap() >= 1, "{k}");
+    assert!(k["commands"]["USER"].as_u64().unwrap() >= 1, "{k}");
+
+    // The socket: the mounting user's alone.
+    let sock = PathBuf::from(s["socket"].as_str().unwrap());
+    let mode = |p: &Path| std::fs::metadata(p).unwrap().mode() & 0o777;
+    assert_eq!(mode(&sock), 0o600);
+    assert_eq!(mode(sock.parent().unwrap()), 0o700);
+
+    // No password anywhere, in JSON or in the table.
+    let table = status(&[m.path().to_str().unwrap()]);
+    assert!(table.status.success(), "{}", text(&table.stderr));
+    let table = text(&table.stdout);
+    assert!(table.contains(&canonical(m.path())), "{table}");
+    assert!(table.contains("transfers    none"), "{table}");
+    for out in [table, s.to_string()] {
+        assert!(!out.contains(PASSWORD), "the password shows: {out}");
+    }
+
+    // Gone with the mount.
+    drop(m);
+    assert!(
+        wait_for(Duration::from_secs(10), || !sock.exists()),
+        "{} stayed after unmount",
+        sock.display()
+    );
+}
+
+#[test]
+fn a_slow_read_shows_as_a_transfer_whose_bytes_grow() {
+    let data = tempfile::tempdir().unwrap();
+    let size: u64 = 64 << 20;
+    let f = std::fs::File::create(data.path().join("big.bin")).unwrap();
+    f.set_len(size).unwrap();
+    drop(f);
+    let Some(server) = pure_ftpd(data.path()) else {
+        return;
+    };
+    let m = Mount::new(&server, &[]);
+    let mut file = std::fs::File::open(m.path().join("big.bin")).unwrap();
+    let mut buf = vec![0u8; 1 << 20];
+    file.read_exact(&mut buf).unwrap();
+    let transfer = |s: &Value| -> Value {
+        let t = s["transfers"].as_array().unwrap();
+        assert_eq!(t.len(), 1, "{s}");
+        t[0].clone()
+    };
+    let first = transfer(&snapshot(m.path()));
+    assert_eq!(first["path"], "/big.bin");
+    assert_eq!(first["direction"], "download");
+    assert_eq!(first["size"], size);
+    let at_first = first["bytes"].as_u64().unwrap();
+    assert!((1 << 20..size).contains(&at_first), "{first}");
+    // The pool shows the connection the stream holds.
+    assert!(
+        snapshot(m.path())["connections"]["transfers"]
+            .as_u64()
+            .unwrap()
+            >= 1
+    );
+
+    // Read on, well past what the kernel read ahead the first time.
+    for _ in 0..16 {
+        file.read_exact(&mut buf).unwrap();
+    }
+    let second = transfer(&snapshot(m.path()));
+    let at_second = second["bytes"].as_u64().unwrap();
+    assert!(
+        at_second >= 17 << 20 && at_second > at_first,
+        "{first} then {second}"
+    );
+    assert!(second["rate"].as_f64().unwrap() > 0.0, "{second}");
+    assert!(second["eta_secs"].as_f64().is_some(), "{second}");
+    let table = text(&status(&[m.path().to_str().unwrap()]).stdout);
+    assert!(table.contains("download /big.bin"), "{table}");
+
+    drop(file);
+    assert!(
+        wait_for(Duration::from_secs(10), || snapshot(m.path())["transfers"]
+            .as_array()
+            .unwrap()
+            .is_empty()),
+        "the closed file's transfer stayed"
+    );
+}
+
+/// A TCP proxy in front of an FTP server's control port that counts the commands going
+/// through it, by verb. Data connections (passive) go to the server directly.
+struct CountingProxy {
+    port: u16,
+    counts: Arc<Mutex<std::collections::BTreeMap<String, u64>>>,
+}
+
+impl CountingProxy {
+    fn start(upstream: u16) -> CountingProxy {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let counts = Arc::new(Mutex::new(std::collections::BTreeMap::new()));
+        let c = Arc::clone(&counts);
+        std::thread::spawn(move || {
+            for client in listener.incoming() {
+                let Ok(client) = client else { return };
+                let Ok(server) = TcpStream::connect(("127.0.0.1", upstream)) else {
+                    continue;
+                };
+                let (mut from_server, mut to_client) =
+                    (server.try_clone().unwrap(), client.try_clone().unwrap());
+                std::thread::spawn(move || {
+                    let _ = std::io::copy(&mut from_server, &mut to_client);
+                    let _ = to_client.shutdown(std::net::Shutdown::Both);
+                });
+                let c = Arc::clone(&c);
+                std::thread::spawn(move || {
+                    let mut lines = BufReader::new(client);
+                    let mut server = server;
+                    let mut line = Vec::new();
+                    loop {
+                        line.clear();
+                        match lines.read_until(b'\n', &mut line) {
+                            Ok(0) | Err(_) => break,
+                            Ok(_) => {}
+                        }
+                        let verb = String::from_utf8_lossy(&line)
+                            .split([' ', '\r', '\n'])
+                            .next()
+                            .unwrap_or_default()
+                            .to_ascii_uppercase();
+                        *c.lock().entry(verb).or_insert(0) += 1;
+                        if server.write_all(&line).is_err() {
+                            break;
+                        }
+                    }
+                    let _ = server.shutdown(std::net::Shutdown::Both);
+                });
+            }
+        });
+        CountingProxy { port, counts }
+    }
+}
+
+#[test]
+fn command_counts_are_the_commands_the_server_received() {
+    let data = tempfile::tempdir().unwrap();
+    std::fs::create_dir(data.path().join("dir")).unwrap();
+    std::fs::write(data.path().join("dir/a.txt"), "some text\n").unwrap();
+    let Some(server) = pure_ftpd(data.path()) else {
+        return;
+    };
+    let proxy = CountingProxy::start(server.port);
+    // Plain, so that the proxy can read the commands.
+    let m = Mount::of_url(
+        &format!("ftp://{USER}@127.0.0.1:{}", proxy.port),
+        &["tls=off"],
+    );
+    // A known mix: listings, a read, a write, a directory made and removed.
+    let names: Vec<_> = std::fs::read_dir(m.path().join("dir"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(names.len(), 1);
+    assert_eq!(
+        std::fs::read_to_string(m.path().join("dir/a.txt")).unwrap(),
+        "some text\n"
+    );
+    std::fs::write(m.path().join("dir/b.txt"), "written\n").unwrap();
+    std::fs::create_dir(m.path().join("new")).unwrap();
+    std::fs::remove_dir(m.path().join("new")).unwrap();
+
+    let counted = |s: &Value| -> std::collections::BTreeMap<String, u64> {
+        serde_json::from_value(s["counters"]["commands"].clone()).unwrap()
+    };
+    // The operations have returned, so the proxy has seen every command they sent; the
+    // poll only guards against a command still between the proxy's read and its count.
+    let mut last = (Default::default(), Default::default());
+    let same = wait_for(Duration::from_secs(10), || {
+        last = (counted(&snapshot(m.path())), proxy.counts.lock().clone());
+        last.0 == last.1
+    });
+    assert!(
+        same,
+        "status counted {:?}, the server received {:?}",
+        last.0, last.1
+    );
+    let ours = last.0;
+    for verb in ["USER", "PASS", "RETR", "STOR", "MKD", "RMD"] {
+        assert!(
+            ours.get(verb).copied().unwrap_or(0) >= 1,
+            "{verb}: {ours:?}"
+        );
+    }
+}
+
+#[test]
+fn every_mount_of_the_user_is_listed_without_an_argument() {
+    let data = tempfile::tempdir().unwrap();
+    let Some(server) = pure_ftpd(data.path()) else {
+        return;
+    };
+    let a = Mount::new(&server, &[]);
+    let b = Mount::new(&server, &[]);
+    let out = status(&["--json"]);
+    // Other tests' mounts may be listed too; these two must be.
+    let all: Vec<Value> = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}{}", text(&out.stdout), text(&out.stderr)));
+    let listed: Vec<&str> = all
+        .iter()
+        .filter_map(|s| s["mountpoint"].as_str())
+        .collect();
+    for m in [&a, &b] {
+        assert!(listed.contains(&canonical(m.path()).as_str()), "{listed:?}");
+    }
+    let table = text(&status(&[]).stdout);
+    for m in [&a, &b] {
+        assert!(table.contains(&canonical(m.path())), "{table}");
+    }
+}
+
+#[test]
+fn a_directory_that_is_not_an_ftpfs_mount_is_a_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = status(&[dir.path().to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = text(&out.stderr);
+    assert!(err.contains("not an ftpfs mount"), "{err}");
+}
+
+#[test]
+fn a_mount_whose_process_does_not_answer_fails_within_the_deadline() {
+    let data = tempfile::tempdir().unwrap();
+    let Some(server) = pure_ftpd(data.path()) else {
+        return;
+    };
+    let m = Mount::new(&server, &[]);
+    snapshot(m.path());
+    // Stopped, it answers neither FUSE nor its socket.
+    let pid = m.pid() as i32;
+    // SAFETY: a signal to the mount process this test started.
+    unsafe { libc::kill(pid, libc::SIGSTOP) };
+    let start = Instant::now();
+    let out = status(&[m.path().to_str().unwrap()]);
+    let took = start.elapsed();
+    // SAFETY: as above.
+    unsafe { libc::kill(pid, libc::SIGCONT) };
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stdout));
+    let err = text(&out.stderr);
+    assert!(err.contains("no answer within 5 s"), "{err}");
+    assert!(took < Duration::from_secs(9), "took {took:?}");
+    // And it answers again once it runs.
+    snapshot(m.path());
+}
+
+#[test]
+fn another_user_is_refused() {
+    let data = tempfile::tempdir().unwrap();
+    let Some(server) = pure_ftpd(data.path()) else {
+        return;
+    };
+    let m = Mount::new(&server, &[]);
+    // The binary where `nobody` can run it (the build directory may be under root's home).
+    let bin_dir = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(bin_dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let bin = bin_dir.path().join("ftpfs");
+    std::fs::copy(env!("CARGO_BIN_EXE_ftpfs"), &bin).unwrap();
+    let out = as_nobody()
+        .arg(&bin)
+        .arg("status")
+        .arg(m.path())
+        .env("XDG_RUNTIME_DIR", runtime_dir())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stdout));
+    let err = text(&out.stderr);
+    assert!(err.contains("permission denied"), "{err}");
+    assert!(out.stdout.is_empty(), "{}", text(&out.stdout));
+}
