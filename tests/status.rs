@@ -340,6 +340,10 @@ fn a_mount_whose_process_does_not_answer_fails_within_the_deadline() {
     snapshot(m.path());
 }
 
+/// Another user learns nothing: `ftpfs status` run as `nobody`, even pointed at root's
+/// runtime directory, fails without printing anything of the mount, and a direct connect
+/// to the socket is refused by its directory's mode. (The server's own `SO_PEERCRED` check
+/// behind that is proven in `status::socket`'s unit tests, which can pose as a stranger.)
 #[test]
 fn another_user_is_refused() {
     let data = tempfile::tempdir().unwrap();
@@ -347,20 +351,173 @@ fn another_user_is_refused() {
         return;
     };
     let m = Mount::new(&server, &[]);
+    let sock = snapshot(m.path())["socket"].as_str().unwrap().to_string();
     // The binary where `nobody` can run it (the build directory may be under root's home).
     let bin_dir = tempfile::tempdir().unwrap();
     std::fs::set_permissions(bin_dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
     let bin = bin_dir.path().join("ftpfs");
     std::fs::copy(env!("CARGO_BIN_EXE_ftpfs"), &bin).unwrap();
+    for args in [vec![m.path().to_str().unwrap()], vec!["--json"]] {
+        let out = as_nobody()
+            .arg(&bin)
+            .arg("status")
+            .args(&args)
+            .env("XDG_RUNTIME_DIR", runtime_dir())
+            .output()
+            .unwrap();
+        let (stdout, err) = (text(&out.stdout), text(&out.stderr));
+        assert!(!stdout.contains(&canonical(m.path())), "{args:?}: {stdout}");
+        assert!(
+            !stdout.contains(&server.port.to_string()),
+            "{args:?}: {stdout}"
+        );
+        if args.len() == 1 && args[0] != "--json" {
+            assert_eq!(out.status.code(), Some(1), "{stdout}");
+            assert!(err.contains(m.path().to_str().unwrap()), "{err}");
+        }
+    }
+    let connect = "import socket, sys\n\
+                   s = socket.socket(socket.AF_UNIX)\n\
+                   try:\n    s.connect(sys.argv[1])\nexcept PermissionError:\n    sys.exit(13)";
     let out = as_nobody()
-        .arg(&bin)
-        .arg("status")
-        .arg(m.path())
-        .env("XDG_RUNTIME_DIR", runtime_dir())
+        .args(["/usr/bin/python3", "-c", connect, &sock])
         .output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stdout));
-    let err = text(&out.stderr);
-    assert!(err.contains("permission denied"), "{err}");
-    assert!(out.stdout.is_empty(), "{}", text(&out.stdout));
+    assert_eq!(out.status.code(), Some(13), "{}", text(&out.stderr));
+}
+
+#[test]
+fn a_tls_mount_reports_explicit_tls_and_its_protocol() {
+    let data = tempfile::tempdir().unwrap();
+    let Some(server) = Server::start(ServerKind::PureFtpdTls, data.path()) else {
+        assert!(!require_servers(), "pure-ftpd is not installed");
+        return;
+    };
+    let m = Mount::new(&server, &[]);
+    std::fs::write(m.path().join("f.txt"), "over TLS\n").unwrap();
+    let s = snapshot(m.path());
+    assert_eq!(s["server"]["tls"], "explicit", "{s}");
+    let protocol = s["server"]["tls_protocol"].as_str().unwrap_or_default();
+    assert!(
+        ["TLSv1.2", "TLSv1.3"].contains(&protocol),
+        "{}",
+        s["server"]
+    );
+}
+
+#[test]
+fn a_server_restart_counts_lost_connections_and_reconnects() {
+    let data = tempfile::tempdir().unwrap();
+    for d in ["a", "b"] {
+        std::fs::create_dir(data.path().join(d)).unwrap();
+    }
+    let Some(mut server) = pure_ftpd(data.path()) else {
+        return;
+    };
+    let m = Mount::new(&server, &[]);
+    std::fs::read_dir(m.path().join("a"))
+        .unwrap()
+        .for_each(drop);
+    let before = snapshot(m.path())["counters"].clone();
+    assert_eq!(
+        (&before["lost"], &before["reconnects"]),
+        (&0.into(), &0.into())
+    );
+    server.crash_and_restart(Duration::from_millis(300));
+    // A directory not listed yet: the server must be asked.
+    std::fs::read_dir(m.path().join("b"))
+        .unwrap()
+        .for_each(drop);
+    let after = snapshot(m.path())["counters"].clone();
+    assert!(after["lost"].as_u64().unwrap() >= 1, "{after}");
+    assert!(after["reconnects"].as_u64().unwrap() >= 1, "{after}");
+    assert!(
+        after["logins"].as_u64().unwrap() > before["logins"].as_u64().unwrap(),
+        "{before} then {after}"
+    );
+}
+
+#[test]
+fn an_upload_in_progress_is_listed_with_its_bytes() {
+    let data = tempfile::tempdir().unwrap();
+    // 400 KB/s: 2 MiB take seconds to go up.
+    let Some(server) = Server::pure_ftpd_with(data.path(), &["-T", "400:400"]) else {
+        assert!(!require_servers(), "pure-ftpd is not installed");
+        return;
+    };
+    let m = Mount::new(&server, &[]);
+    let target = m.path().join("up.bin");
+    let writer = std::thread::spawn(move || std::fs::write(target, vec![7u8; 2 << 20]));
+    let mut seen = Value::Null;
+    let listed = wait_for(Duration::from_secs(20), || {
+        let s = snapshot(m.path());
+        let up = s["transfers"].as_array().unwrap().iter().find(|t| {
+            t["direction"] == "upload"
+                && t["path"].as_str().unwrap().contains("up.bin")
+                && t["bytes"].as_u64().unwrap() > 0
+        });
+        let found = up.is_some();
+        seen = up.cloned().unwrap_or_else(|| s.clone());
+        found
+    });
+    assert!(listed, "no upload listed: {seen}");
+    writer.join().unwrap().unwrap();
+    assert_eq!(
+        std::fs::metadata(data.path().join("up.bin")).unwrap().len(),
+        2 << 20
+    );
+    assert!(
+        snapshot(m.path())["transfers"]
+            .as_array()
+            .unwrap()
+            .is_empty(),
+        "the finished upload stayed listed"
+    );
+}
+
+#[test]
+fn watch_prints_again_and_ends_when_the_mount_goes_away() {
+    let data = tempfile::tempdir().unwrap();
+    let Some(server) = pure_ftpd(data.path()) else {
+        return;
+    };
+    let m = Mount::new(&server, &[]);
+    let mut child = ftpfs()
+        .args(["status", "--watch", "-n", "0.2"])
+        .arg(m.path())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let stdout = child.stdout.take().unwrap();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let head = canonical(m.path());
+    let mut tables = 0;
+    let end = Instant::now() + Duration::from_secs(10);
+    while tables < 2 && Instant::now() < end {
+        if let Ok(line) = rx.recv_timeout(Duration::from_millis(100)) {
+            tables += usize::from(line.starts_with(&head));
+        }
+    }
+    assert!(tables >= 2, "{tables} tables printed");
+    let path = m.path().to_path_buf();
+    drop(m);
+    assert!(
+        exits_within(&mut child, Duration::from_secs(10)),
+        "--watch went on"
+    );
+    assert!(child.wait().unwrap().success());
+    let rest: Vec<String> = rx.try_iter().collect();
+    assert!(
+        rest.iter()
+            .any(|l| l == &format!("{}: no longer mounted", path.display())),
+        "{rest:?}"
+    );
 }

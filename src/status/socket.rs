@@ -40,10 +40,13 @@ const STOP_POLL: Duration = Duration::from_millis(200);
 pub fn dir() -> PathBuf {
     // SAFETY: geteuid has no preconditions.
     let uid = unsafe { libc::geteuid() };
-    // An empty or relative value is to be ignored (XDG base directory specification).
+    // An empty or relative value is to be ignored (XDG base directory specification), and
+    // so is another user's (`sudo` keeps the caller's): the sockets of root's mounts in it
+    // would make it unusable for the user's own.
     if let Some(x) = std::env::var_os("XDG_RUNTIME_DIR")
         .map(PathBuf::from)
         .filter(|p| p.is_absolute())
+        .filter(|p| std::fs::metadata(p).map_or(true, |m| m.uid() == uid))
     {
         return x.join("ftpfs");
     }
