@@ -96,8 +96,19 @@ impl Stats {
         self.commands(verb, 1);
     }
 
-    /// `n` commands with this verb went to the server, written by ftpfs itself rather than
-    /// through suppaftp (`FEAT` read tolerantly, pipelined `MDTM`).
+    /// Command lines ftpfs wrote on a control connection itself rather than through
+    /// suppaftp (`FEAT` read tolerantly, pipelined `MDTM`): each line's verb counts once.
+    pub fn written(&self, out: &[u8]) {
+        for line in out.split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
+            let verb = line
+                .split(|&b| b == b' ' || b == b'\r')
+                .next()
+                .unwrap_or_default();
+            self.command(&String::from_utf8_lossy(verb));
+        }
+    }
+
+    /// `n` commands with this verb went to the server.
     pub fn commands(&self, verb: &str, n: u64) {
         let i = VERBS
             .iter()
@@ -582,6 +593,14 @@ mod tests {
         assert_eq!(verb_of("SOMETHINGLONG x").as_deref(), Some("OTHER"));
         assert_eq!(sent_verb(&format_args!("CC IN: {:?}", b"226 ok")), None);
         assert_eq!(sent_verb(&format_args!("Signin in")), None);
+    }
+
+    #[test]
+    fn pipelined_lines_count_one_command_each() {
+        let s = stats();
+        let before = s.counters().commands.get("MDTM").copied().unwrap_or(0);
+        s.written(b"MDTM /a b\r\nMDTM /c\r\nMDTM /d\r\n");
+        assert_eq!(s.counters().commands["MDTM"], before + 3);
     }
 
     #[test]

@@ -229,6 +229,8 @@ impl CountingProxy {
     }
 }
 
+/// Counted against a proxy, through MLSD listings and through LIST listings (whose exact
+/// times come from pipelined MDTM, which ftpfs writes itself rather than through suppaftp).
 #[test]
 fn command_counts_are_the_commands_the_server_received() {
     let data = tempfile::tempdir().unwrap();
@@ -237,47 +239,52 @@ fn command_counts_are_the_commands_the_server_received() {
     let Some(server) = pure_ftpd(data.path()) else {
         return;
     };
-    let proxy = CountingProxy::start(server.port);
-    // Plain, so that the proxy can read the commands.
-    let m = Mount::of_url(
-        &format!("ftp://{USER}@127.0.0.1:{}", proxy.port),
-        &["tls=off"],
-    );
-    // A known mix: listings, a read, a write, a directory made and removed.
-    let names: Vec<_> = std::fs::read_dir(m.path().join("dir"))
-        .unwrap()
-        .map(|e| e.unwrap().file_name())
-        .collect();
-    assert_eq!(names.len(), 1);
-    assert_eq!(
-        std::fs::read_to_string(m.path().join("dir/a.txt")).unwrap(),
-        "some text\n"
-    );
-    std::fs::write(m.path().join("dir/b.txt"), "written\n").unwrap();
-    std::fs::create_dir(m.path().join("new")).unwrap();
-    std::fs::remove_dir(m.path().join("new")).unwrap();
-
-    let counted = |s: &Value| -> std::collections::BTreeMap<String, u64> {
-        serde_json::from_value(s["counters"]["commands"].clone()).unwrap()
-    };
-    // The operations have returned, so the proxy has seen every command they sent; the
-    // poll only guards against a command still between the proxy's read and its count.
-    let mut last = (Default::default(), Default::default());
-    let same = wait_for(Duration::from_secs(10), || {
-        last = (counted(&snapshot(m.path())), proxy.counts.lock().clone());
-        last.0 == last.1
-    });
-    assert!(
-        same,
-        "status counted {:?}, the server received {:?}",
-        last.0, last.1
-    );
-    let ours = last.0;
-    for verb in ["USER", "PASS", "RETR", "STOR", "MKD", "RMD"] {
-        assert!(
-            ours.get(verb).copied().unwrap_or(0) >= 1,
-            "{verb}: {ours:?}"
+    for (listing, verbs) in [("auto", ["MLSD", "PWD"]), ("list", ["LIST", "MDTM"])] {
+        let proxy = CountingProxy::start(server.port);
+        // Plain, so that the proxy can read the commands.
+        let m = Mount::of_url(
+            &format!("ftp://{USER}@127.0.0.1:{}", proxy.port),
+            &["tls=off", &format!("listing={listing}")],
         );
+        // A known mix: listings, a read, a write, a directory made and removed.
+        let names: Vec<_> = std::fs::read_dir(m.path().join("dir"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert!(names.iter().any(|n| n == "a.txt"), "{names:?}");
+        assert_eq!(
+            std::fs::read_to_string(m.path().join("dir/a.txt")).unwrap(),
+            "some text\n"
+        );
+        std::fs::write(m.path().join(format!("dir/{listing}.txt")), "written\n").unwrap();
+        std::fs::create_dir(m.path().join(listing)).unwrap();
+        std::fs::remove_dir(m.path().join(listing)).unwrap();
+
+        let counted = |s: &Value| -> std::collections::BTreeMap<String, u64> {
+            serde_json::from_value(s["counters"]["commands"].clone()).unwrap()
+        };
+        // The operations have returned, so the proxy has seen every command they sent; the
+        // poll only guards against a command still between the proxy's read and its count.
+        let mut last = (Default::default(), Default::default());
+        let same = wait_for(Duration::from_secs(10), || {
+            last = (counted(&snapshot(m.path())), proxy.counts.lock().clone());
+            last.0 == last.1
+        });
+        assert!(
+            same,
+            "listing={listing}: status counted {:?}, the server received {:?}",
+            last.0, last.1
+        );
+        let ours = last.0;
+        for verb in ["USER", "PASS", "FEAT", "RETR", "STOR", "MKD", "RMD"]
+            .into_iter()
+            .chain(verbs)
+        {
+            assert!(
+                ours.get(verb).copied().unwrap_or(0) >= 1,
+                "listing={listing}: {verb}: {ours:?}"
+            );
+        }
     }
 }
 

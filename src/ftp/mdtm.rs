@@ -232,7 +232,7 @@ fn pipelined_mdtm(c: &mut Conn, paths: &[String]) -> Result<Vec<Reply>> {
         out.extend_from_slice(b"\r\n");
     }
     (&*socket).write_all(&out).map_err(io)?;
-    crate::status::stats().commands("MDTM", paths.len() as u64);
+    crate::status::stats().written(&out);
     let mut reader = BufReader::with_capacity(16 * 1024, &*socket);
     let mut replies = Vec::with_capacity(paths.len());
     while replies.len() < paths.len() {

@@ -188,7 +188,7 @@ pub fn ask_plain(ftp: &super::conn::Ftp, command: &str, op: Op) -> Result<Reply>
     (&*socket)
         .write_all(format!("{command}\r\n").as_bytes())
         .map_err(|e| Error::from_io(op, e))?;
-    crate::status::stats().commands(command.split(' ').next().unwrap_or_default(), 1);
+    crate::status::stats().written(command.as_bytes());
     let mut reader = BufReader::with_capacity(16 * 1024, &*socket);
     let reply = read_reply(&mut reader, op)?;
     log::trace!("CC IN (direct): {}", reply.text());
