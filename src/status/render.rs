@@ -127,10 +127,14 @@ impl std::fmt::Display for Failure {
             Failure::NotMounted(p) => write!(f, "{}: not an ftpfs mount", p.display()),
             Failure::Query(p, QueryError::Gone) => write!(
                 f,
-                "{}: the ftpfs process behind it does not answer (no control socket in {}; \
-                 started by another user, with another XDG_RUNTIME_DIR, or by an older ftpfs)",
+                "{}: the ftpfs process behind it does not answer (no control socket for it in \
+                 {}; started by another user, or by an older ftpfs)",
                 p.display(),
-                socket::dir().display()
+                socket::dirs_in_use()
+                    .iter()
+                    .map(|d| d.display().to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
             ),
             Failure::Query(p, e) => write!(f, "{}: {e}", p.display()),
         }
@@ -144,13 +148,19 @@ fn one(mountpoint: &Path) -> Result<Snapshot, Failure> {
         Some((fstype, _)) if fstype == "fuse.ftpfs" => {}
         _ => return Err(Failure::NotMounted(mountpoint.to_path_buf())),
     }
-    let Some(sock) = socket::path_for(&abs) else {
-        return Err(Failure::Query(
-            mountpoint.to_path_buf(),
-            QueryError::Other("its control socket's path is too long".into()),
-        ));
-    };
-    socket::query(&sock, DEADLINE).map_err(|e| Failure::Query(mountpoint.to_path_buf(), e))
+    // Where a socket is missing, or nobody listens on it, the next directory may have it.
+    for dir in socket::dirs_in_use() {
+        let Some(sock) = socket::path_in(&dir, &abs) else {
+            continue;
+        };
+        match socket::query(&sock, DEADLINE) {
+            Err(QueryError::Gone) => continue,
+            // Another mount that was at this path once, detached and still finishing.
+            Ok(s) if s.mountpoint != abs => continue,
+            r => return r.map_err(|e| Failure::Query(mountpoint.to_path_buf(), e)),
+        }
+    }
+    Err(Failure::Query(mountpoint.to_path_buf(), QueryError::Gone))
 }
 
 /// Every mount of this user that answers on its socket; a socket whose process is gone is

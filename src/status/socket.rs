@@ -36,42 +36,72 @@ pub const CLIENT_DEADLINE: Duration = Duration::from_secs(2);
 /// How often the server thread looks whether it should stop.
 const STOP_POLL: Duration = Duration::from_millis(200);
 
-/// The directory of this user's control sockets (not created here).
+/// The directory where a mount started now puts its control socket (not created here).
 pub fn dir() -> PathBuf {
+    dirs().swap_remove(0)
+}
+
+/// Every directory a mount of this user may have put its socket in, the one a mount
+/// started now would use first. The environment differs between where mounts start and
+/// where `ftpfs status` runs: root's fstab mounts run without `XDG_RUNTIME_DIR`, root's
+/// login shell has one; so the command looks in all of them.
+fn dirs() -> Vec<PathBuf> {
     // SAFETY: geteuid has no preconditions.
     let uid = unsafe { libc::geteuid() };
+    let mut v = Vec::new();
     // An empty or relative value is to be ignored (XDG base directory specification), and
-    // so is another user's (`sudo` keeps the caller's): the sockets of root's mounts in it
+    // so is another user's (`su` keeps the caller's): the sockets of root's mounts in it
     // would make it unusable for the user's own.
     if let Some(x) = std::env::var_os("XDG_RUNTIME_DIR")
         .map(PathBuf::from)
         .filter(|p| p.is_absolute())
         .filter(|p| std::fs::metadata(p).map_or(true, |m| m.uid() == uid))
     {
-        return x.join("ftpfs");
+        v.push(x.join("ftpfs"));
     }
     if uid == 0 {
-        return PathBuf::from("/run/ftpfs");
+        v.push(PathBuf::from("/run/ftpfs"));
     }
     let user_run = PathBuf::from(format!("/run/user/{uid}"));
     if user_run.is_dir() {
-        return user_run.join("ftpfs");
+        v.push(user_run.join("ftpfs"));
     }
-    std::env::temp_dir().join(format!("ftpfs-{uid}"))
+    v.push(std::env::temp_dir().join(format!("ftpfs-{uid}")));
+    v.dedup();
+    v
 }
 
-/// The control socket of the mount at `mountpoint` (absolute, free of symlinks). `None`
-/// when the path would be too long for a socket address.
-pub fn path_for(mountpoint: &Path) -> Option<PathBuf> {
+/// The socket directories that exist and are this user's alone: the only ones
+/// `ftpfs status` asks (a socket anyone else could have put there proves nothing).
+pub fn dirs_in_use() -> Vec<PathBuf> {
+    // SAFETY: geteuid has no preconditions.
+    let uid = unsafe { libc::geteuid() };
+    dirs()
+        .into_iter()
+        .filter(|d| {
+            std::fs::symlink_metadata(d)
+                .is_ok_and(|m| m.is_dir() && m.uid() == uid && m.mode() & 0o077 == 0)
+        })
+        .collect()
+}
+
+/// The control socket of the mount at `mountpoint` (absolute, free of symlinks) in `dir`.
+/// `None` when the path would be too long for a socket address.
+pub fn path_in(dir: &Path, mountpoint: &Path) -> Option<PathBuf> {
     use std::os::unix::ffi::OsStrExt;
     let digest = ring::digest::digest(&ring::digest::SHA256, mountpoint.as_os_str().as_bytes());
     let name: String = digest.as_ref()[..8]
         .iter()
         .map(|b| format!("{b:02x}"))
         .collect();
-    let path = dir().join(format!("{name}.sock"));
+    let path = dir.join(format!("{name}.sock"));
     // sun_path holds 108 bytes with the terminating NUL.
     (path.as_os_str().len() < 108).then_some(path)
+}
+
+/// The control socket a mount at `mountpoint` started now uses (see [`path_in`]).
+pub fn path_for(mountpoint: &Path) -> Option<PathBuf> {
+    path_in(&dir(), mountpoint)
 }
 
 /// Creates [`dir`] if needed, and checks that it is this user's and nobody else's.
@@ -355,16 +385,17 @@ fn query_now(path: &Path, deadline: Duration) -> Result<Snapshot, QueryError> {
         .map_err(|e| QueryError::Other(format!("{}: unreadable reply: {e}", path.display())))
 }
 
-/// The sockets in this user's socket directory.
+/// The sockets in this user's socket directories.
 pub fn all() -> Vec<PathBuf> {
-    let mut v: Vec<PathBuf> = std::fs::read_dir(dir())
-        .map(|d| {
+    let mut v: Vec<PathBuf> = dirs_in_use()
+        .iter()
+        .filter_map(|d| std::fs::read_dir(d).ok())
+        .flat_map(|d| {
             d.filter_map(|e| e.ok())
                 .map(|e| e.path())
                 .filter(|p| p.extension().is_some_and(|x| x == "sock"))
-                .collect()
         })
-        .unwrap_or_default();
+        .collect();
     v.sort();
     v
 }
