@@ -160,8 +160,13 @@ fn a_slow_read_shows_as_a_transfer_whose_bytes_grow() {
         at_second >= 17 << 20 && at_second > at_first,
         "{first} then {second}"
     );
-    assert!(second["rate"].as_f64().unwrap() > 0.0, "{second}");
-    assert!(second["eta_secs"].as_f64().is_some(), "{second}");
+    // The rate is given once the transfer is a tenth of a second old; it is held open.
+    let mut third = Value::Null;
+    let rated = wait_for(Duration::from_secs(5), || {
+        third = transfer(&snapshot(m.path()));
+        third["rate"].as_f64().is_some_and(|r| r > 0.0) && third["eta_secs"].is_number()
+    });
+    assert!(rated, "{third}");
     let table = text(&status(&[m.path().to_str().unwrap()]).stdout);
     assert!(table.contains("download /big.bin"), "{table}");
 
@@ -444,34 +449,46 @@ fn a_server_restart_counts_lost_connections_and_reconnects() {
     );
 }
 
+/// An upload is listed while it runs, part way through (progress is noted as it goes, not
+/// only when a whole `sendfile` returns), and gone once it is done.
 #[test]
 fn an_upload_in_progress_is_listed_with_its_bytes() {
     let data = tempfile::tempdir().unwrap();
-    // 400 KB/s: 2 MiB take seconds to go up.
-    let Some(server) = Server::pure_ftpd_with(data.path(), &["-T", "400:400"]) else {
+    // 8 MB/s: 32 MiB take seconds to go up.
+    let Some(server) = Server::pure_ftpd_with(data.path(), &["-T", "8000:8000"]) else {
         assert!(!require_servers(), "pure-ftpd is not installed");
         return;
     };
     let m = Mount::new(&server, &[]);
+    let size: u64 = 32 << 20;
     let target = m.path().join("up.bin");
-    let writer = std::thread::spawn(move || std::fs::write(target, vec![7u8; 2 << 20]));
+    // Sized first, then written: not an append, so it is not streamed while written but
+    // goes up whole at close, through sendfile on this plain connection.
+    let writer = std::thread::spawn(move || {
+        let mut f = std::fs::File::create(target).unwrap();
+        f.set_len(size).unwrap();
+        f.write_all(&vec![7u8; size as usize]).unwrap();
+        close(f)
+    });
     let mut seen = Value::Null;
-    let listed = wait_for(Duration::from_secs(20), || {
+    let partway = wait_for(Duration::from_secs(30), || {
         let s = snapshot(m.path());
         let up = s["transfers"].as_array().unwrap().iter().find(|t| {
+            let bytes = t["bytes"].as_u64().unwrap();
             t["direction"] == "upload"
                 && t["path"].as_str().unwrap().contains("up.bin")
-                && t["bytes"].as_u64().unwrap() > 0
+                && bytes > 0
+                && bytes < size
         });
         let found = up.is_some();
         seen = up.cloned().unwrap_or_else(|| s.clone());
         found
     });
-    assert!(listed, "no upload listed: {seen}");
-    writer.join().unwrap().unwrap();
+    assert!(partway, "no upload seen part way: {seen}");
+    assert_eq!(writer.join().unwrap(), Ok(()));
     assert_eq!(
         std::fs::metadata(data.path().join("up.bin")).unwrap().len(),
-        2 << 20
+        size
     );
     assert!(
         snapshot(m.path())["transfers"]

@@ -107,14 +107,36 @@ impl FtpUpload {
         if self.z.is_some() {
             return crate::remote::read_pieces(file, offset, len, |e| e, |piece| self.put(piece));
         }
+        let base = self.sent;
         self.sent += len;
-        self.transfer.moved(len, self.sent);
+        let transfer = &self.transfer;
         let w = self.stream.as_mut().expect("written until ended");
         w.flush()?;
         if let suppaftp::DataStream::Tcp(socket) = w.get_ref().get_ref() {
-            return crate::remote::send_file(socket, file, offset, len);
+            // In pieces, so that `ftpfs status` sees a big upload progress: one sendfile
+            // of the whole file returns only at its end.
+            let mut done = 0;
+            while done < len {
+                let n = (len - done).min(PROGRESS_PIECE);
+                crate::remote::send_file(socket, file, offset + done, n)?;
+                done += n;
+                transfer.moved(n, base + done);
+            }
+            return Ok(());
         }
-        crate::remote::read_pieces(file, offset, len, |e| e, |piece| w.write_all(piece))
+        let mut done = 0;
+        crate::remote::read_pieces(
+            file,
+            offset,
+            len,
+            |e| e,
+            |piece| {
+                w.write_all(piece)?;
+                done += piece.len() as u64;
+                transfer.moved(piece.len() as u64, base + done);
+                Ok(())
+            },
+        )
     }
 
     /// Flushes, closes the data connection and reads the server's reply, which decides: a
@@ -243,6 +265,9 @@ impl FtpUpload {
         Ok(extra)
     }
 }
+
+/// The most one `sendfile` call sends before the upload's progress is noted.
+const PROGRESS_PIECE: u64 = 8 * 1024 * 1024;
 
 /// How long an upload's data connection is read for session tickets at most: they come
 /// right after the handshake, so long before the server closes it (as suppaftp's own wait).
