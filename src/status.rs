@@ -153,14 +153,16 @@ impl Stats {
         self.tls_version.store(version, Relaxed);
     }
 
-    /// Data that could not be uploaded was saved to `saved_to`.
+    /// Data that could not be uploaded was saved to `saved_to`; `path` is relative to the
+    /// mount's root.
     pub fn recovered(&self, path: &str, saved_to: &std::path::Path) {
         let mut f = self.failures.lock();
         if f.len() >= MAX_FAILURES {
             f.remove(0);
         }
         f.push(Failure {
-            path: path.to_string(),
+            // As transfers show it: from the mount's root, starting with `/`.
+            path: format!("/{}", path.trim_start_matches('/')),
             saved_to: saved_to.to_path_buf(),
             time: unix_secs(SystemTime::now()),
         });

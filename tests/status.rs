@@ -545,3 +545,38 @@ fn watch_prints_again_and_ends_when_the_mount_goes_away() {
         "{rest:?}"
     );
 }
+
+/// An upload refused for good ends in the recovery directory, and status says which file
+/// and where its data is. (libunftp with injected faults: the refusal must be certain.)
+#[test]
+fn a_failed_upload_is_listed_with_where_its_data_was_saved() {
+    use common::faulty::{Fault, Kind, Verb};
+    let data = tempfile::tempdir().unwrap();
+    std::fs::write(data.path().join("app.txt"), b"old").unwrap();
+    let (server, faults) = Server::unftp_with_faults(data.path());
+    let m = Mount::new(&server, &["timeout=2,retries=1,retry_delay=1,deadline=10"]);
+    faults.always(Verb::Stor, Fault::Fail(Kind::PermissionDenied));
+    let mut f = std::fs::File::create(m.path().join("app.txt")).unwrap();
+    f.write_all(b"precious").unwrap();
+    assert_eq!(close(f), Err(libc::EACCES));
+    // Saved at release, after close returned.
+    let mut last = Value::Null;
+    let listed = wait_for(Duration::from_secs(20), || {
+        last = snapshot(m.path());
+        !last["failures"].as_array().unwrap().is_empty()
+    });
+    assert!(listed, "{last}");
+    let failure = &last["failures"][0];
+    assert_eq!(failure["path"], "/app.txt", "{failure}");
+    let saved = PathBuf::from(failure["saved_to"].as_str().unwrap());
+    assert!(saved.starts_with(m.recovery_dir()), "{failure}");
+    assert_eq!(std::fs::read(&saved).unwrap(), b"precious");
+    let table = text(&status(&[m.path().to_str().unwrap()]).stdout);
+    assert!(
+        table.contains(&format!(
+            "/app.txt not uploaded; saved to {}",
+            saved.display()
+        )),
+        "{table}"
+    );
+}
