@@ -580,3 +580,106 @@ fn a_failed_upload_is_listed_with_where_its_data_was_saved() {
         "{table}"
     );
 }
+
+/// A mount process run by `nobody` (65534), ended on drop even when the test fails.
+struct UserDaemon {
+    child: std::process::Child,
+    mnt: PathBuf,
+}
+
+impl Drop for UserDaemon {
+    fn drop(&mut self) {
+        let _ = unmount(&self.mnt);
+        if !exits_within(&mut self.child, Duration::from_secs(10)) {
+            let _ = self.child.kill();
+        }
+        let _ = self.child.wait();
+    }
+}
+
+/// An ordinary user's mount (through fusermount3) answers that user, from the runtime
+/// directory it names, and refuses root, which can reach the socket whatever its mode: the
+/// mount's own uid check (SO_PEERCRED) is what stops it.
+#[test]
+fn a_users_mount_answers_that_user_and_refuses_root() {
+    use std::os::unix::fs::chown;
+    const NOBODY: u32 = 65534;
+    if std::fs::metadata("/dev/fuse").map_or(0, |m| m.mode()) & 0o006 != 0o006 {
+        assert!(!require_servers(), "/dev/fuse: users cannot mount");
+        return;
+    }
+    let data = tempfile::tempdir().unwrap();
+    let Some(server) = pure_ftpd(data.path()) else {
+        return;
+    };
+    let home = tempfile::tempdir().unwrap();
+    let (bin, mnt, run) = (
+        home.path().join("ftpfs"),
+        home.path().join("mnt"),
+        home.path().join("run"),
+    );
+    std::fs::copy(env!("CARGO_BIN_EXE_ftpfs"), &bin).unwrap();
+    for (d, mode) in [(home.path(), 0o755), (&mnt, 0o755), (&run, 0o700)] {
+        std::fs::create_dir_all(d).unwrap();
+        chown(d, Some(NOBODY), Some(NOBODY)).unwrap();
+        std::fs::set_permissions(d, std::fs::Permissions::from_mode(mode)).unwrap();
+    }
+    let child = as_nobody()
+        .arg(&bin)
+        .args(["mount", "-f"])
+        .arg(server.url())
+        .arg(&mnt)
+        .arg("--log-file")
+        .arg(home.path().join("log"))
+        .env("HOME", home.path())
+        .env("XDG_RUNTIME_DIR", &run)
+        .env("NETRC", "/nonexistent")
+        .env("FTPFS_PASSWORD", PASSWORD)
+        .stdin(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut daemon = UserDaemon {
+        child,
+        mnt: mnt.clone(),
+    };
+    let up = wait_for(Duration::from_secs(20), || {
+        is_mounted(&mnt) || daemon.child.try_wait().ok().flatten().is_some()
+    });
+    let log = || std::fs::read_to_string(home.path().join("log")).unwrap_or_default();
+    assert!(up && is_mounted(&mnt), "no mount; log:\n{}", log());
+
+    let out = as_nobody()
+        .arg(&bin)
+        .args(["status", "--json"])
+        .arg(&mnt)
+        .env("XDG_RUNTIME_DIR", &run)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}\n{}", text(&out.stderr), log());
+    let s: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(s["pid"], daemon.child.id(), "{s}");
+    let sock = PathBuf::from(s["socket"].as_str().unwrap());
+    assert!(sock.starts_with(run.join("ftpfs")), "{s}");
+    let md = std::fs::metadata(&sock).unwrap();
+    assert_eq!((md.uid(), md.mode() & 0o777), (NOBODY, 0o600));
+
+    // Root passes the socket's mode; the mount refuses it all the same.
+    let ask = "import socket, sys\n\
+               s = socket.socket(socket.AF_UNIX)\n\
+               s.connect(sys.argv[1])\n\
+               s.sendall(b'status\\n')\n\
+               print(s.makefile().read())";
+    let out = std::process::Command::new("/usr/bin/python3")
+        .args(["-c", ask])
+        .arg(&sock)
+        .output()
+        .unwrap();
+    let reply = text(&out.stdout);
+    assert!(
+        reply.contains("\"error\"") && reply.contains("permission denied"),
+        "{reply}{}",
+        text(&out.stderr)
+    );
+    assert!(!reply.contains("pid"), "{reply}");
+    assert!(log().contains("refused a client of uid 0"), "{}", log());
+}
