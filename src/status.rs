@@ -423,16 +423,19 @@ pub struct TransferStatus {
     pub elapsed_secs: f64,
 }
 
-/// What the write-back queue reports about itself (`-o writeback`).
+/// What the write-back queue reports about itself (`-o writeback`), field for field the
+/// queue's own `QueueStats`.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct QueueStats {
     /// Uploads waiting or running.
-    pub files: u64,
+    pub files: usize,
     pub bytes: u64,
     /// Age of the oldest queued upload.
     pub oldest: Option<Duration>,
     /// Uploads that failed for good: the file, and where its data was saved.
     pub failed: Vec<(String, PathBuf)>,
+    /// Files waiting for a server that cannot be reached, and where their data is.
+    pub waiting: Vec<(String, PathBuf)>,
 }
 
 /// How the snapshot asks the write-back queue for its figures.
@@ -457,6 +460,8 @@ pub struct Writeback {
     pub oldest_secs: Option<f64>,
     /// Uploads that failed for good, and where their data is.
     pub failed: Vec<Saved>,
+    /// Uploads waiting for a server that cannot be reached, and where their data is.
+    pub waiting: Vec<Saved>,
 }
 
 impl Writeback {
@@ -465,16 +470,18 @@ impl Writeback {
         let Some(q) = q else {
             return Writeback::default();
         };
+        let saved = |v: Vec<(String, PathBuf)>| {
+            v.into_iter()
+                .map(|(path, saved_to)| Saved { path, saved_to })
+                .collect()
+        };
         Writeback {
             enabled: true,
-            files: q.files,
+            files: q.files as u64,
             bytes: q.bytes,
             oldest_secs: q.oldest.map(|d| d.as_secs_f64()),
-            failed: q
-                .failed
-                .into_iter()
-                .map(|(path, saved_to)| Saved { path, saved_to })
-                .collect(),
+            failed: saved(q.failed),
+            waiting: saved(q.waiting),
         }
     }
 }
@@ -661,10 +668,12 @@ mod tests {
             bytes: 300,
             oldest: Some(Duration::from_millis(1500)),
             failed: vec![("/a".into(), "/r/a".into())],
+            waiting: vec![("/b".into(), "/s/b".into())],
         }));
         assert!(on.enabled);
         assert_eq!((on.files, on.bytes, on.oldest_secs), (3, 300, Some(1.5)));
         assert_eq!(on.failed[0].saved_to, Path::new("/r/a"));
+        assert_eq!(on.waiting[0].path, "/b");
     }
 
     #[test]

@@ -299,12 +299,17 @@ pub fn table(s: &Snapshot) -> String {
     if w.enabled {
         let _ = writeln!(
             t,
-            "  write-back   {} files, {} queued{}",
+            "  write-back   {} files, {} queued{}{}",
             w.files,
             bytes(w.bytes),
             w.oldest_secs
                 .map(|o| format!(", oldest {}", duration(o)))
-                .unwrap_or_default()
+                .unwrap_or_default(),
+            if w.waiting.is_empty() {
+                String::new()
+            } else {
+                format!(", {} waiting for the server", w.waiting.len())
+            }
         );
     } else {
         let _ = writeln!(t, "  write-back   off");
