@@ -551,8 +551,10 @@ impl Fixed {
 pub fn snapshot(fixed: &Fixed, remote: &crate::ftp::FtpRemote) -> Snapshot {
     let s = stats();
     let pool = remote.pool();
-    // `tls=try` against a server that refused it is plain.
-    let plain = pool.info().tls_refused() || fixed.tls == "off";
+    // Every TLS connection's first handshake is a full one, which the verifier records: a
+    // mount with connections and no handshake is `tls=try` against a server that refused.
+    let counters = s.counters();
+    let plain = fixed.tls == "off" || (counters.logins > 0 && s.tls_protocol().is_none());
     let data = match pool.info().caps() {
         Some(c) if c.active => "active",
         Some(_) => "passive",
@@ -581,7 +583,7 @@ pub fn snapshot(fixed: &Fixed, remote: &crate::ftp::FtpRemote) -> Snapshot {
         transfers: s.transfers(crate::remote::Remote::root(remote)),
         writeback: Writeback::of(QUEUE.get().map(|figures| figures())),
         failures: s.failures(),
-        counters: s.counters(),
+        counters,
     }
 }
 

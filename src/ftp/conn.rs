@@ -256,11 +256,6 @@ impl ServerInfo {
         *self.caps.lock()
     }
 
-    /// `tls=try` and the server refused `AUTH TLS`: connections are plain.
-    pub fn tls_refused(&self) -> bool {
-        self.tls_refused.load(Ordering::Relaxed)
-    }
-
     /// How the server refused `cap`, if it did.
     pub fn refusal(&self, cap: Capability) -> Option<Refusal> {
         self.learned.lock().refused.get(&cap).cloned()
