@@ -493,6 +493,8 @@ pub struct Saved {
     pub saved_to: PathBuf,
 }
 
+/// Written data that could not be uploaded when nobody could be told any more (the last
+/// release), and the recovery file it was saved to.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Failure {
     pub path: String,
