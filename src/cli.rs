@@ -39,7 +39,7 @@ pub enum Command {
     },
     /// Show what mounts are doing: server, connections, transfers, failures, counters
     Status {
-        /// The mount to ask; without it, every ftpfs mount of this user
+        /// The mount to ask (or any path in it); without it, every ftpfs mount of this user
         mountpoint: Option<PathBuf>,
         /// Print JSON (the format the README documents) instead of a table
         #[arg(long)]

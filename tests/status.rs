@@ -683,3 +683,30 @@ fn a_users_mount_answers_that_user_and_refuses_root() {
     assert!(!reply.contains("pid"), "{reply}");
     assert!(log().contains("refused a client of uid 0"), "{}", log());
 }
+
+/// As `df` takes any path: a path in the mount, `.` in a subdirectory of it included, names
+/// the mount.
+#[test]
+fn a_path_inside_a_mount_names_that_mount() {
+    let data = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(data.path().join("dir/sub")).unwrap();
+    let Some(server) = pure_ftpd(data.path()) else {
+        return;
+    };
+    let m = Mount::new(&server, &[]);
+    let inside = m.path().join("dir/sub");
+    assert_eq!(snapshot(&inside)["mountpoint"], canonical(m.path()));
+    let out = ftpfs()
+        .args(["status", "--json", "."])
+        .current_dir(&inside)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let s: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(s["mountpoint"], canonical(m.path()));
+    // Beside the mount is not in it.
+    let beside = PathBuf::from(format!("{}-not", m.path().display()));
+    let out = status(&[beside.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out.stderr).contains("not an ftpfs mount"));
+}

@@ -143,11 +143,19 @@ impl std::fmt::Display for Failure {
 
 /// The snapshot of the mount at `mountpoint`.
 fn one(mountpoint: &Path) -> Result<Snapshot, Failure> {
-    let abs = resolve(mountpoint);
-    match crate::mount::mountinfo::mount_at(&abs) {
-        Some((fstype, _)) if fstype == "fuse.ftpfs" => {}
-        _ => return Err(Failure::NotMounted(mountpoint.to_path_buf())),
-    }
+    // A path in the mount (`ftpfs status .` in a subdirectory) names the mount, as `df`
+    // takes any path; found from the mount table alone. A symlink needs resolving, which
+    // stats its parent: only then.
+    let abs = match enclosing_ftpfs_mount(&lexical(mountpoint)) {
+        Some(m) => m,
+        None => {
+            let abs = resolve(mountpoint);
+            match crate::mount::mountinfo::mount_at(&abs) {
+                Some((fstype, _)) if fstype == "fuse.ftpfs" => abs,
+                _ => return Err(Failure::NotMounted(mountpoint.to_path_buf())),
+            }
+        }
+    };
     // Where a socket is missing, or nobody listens on it, the next directory may have it.
     for dir in socket::dirs_in_use() {
         let Some(sock) = socket::path_in(&dir, &abs) else {
@@ -186,6 +194,32 @@ fn every() -> (Vec<Snapshot>, Vec<Failure>) {
     }
     snaps.sort_by(|a, b| a.mountpoint.cmp(&b.mountpoint));
     (snaps, errors)
+}
+
+/// The ftpfs mount `abs` is in (or is), from /proc/self/mountinfo: the deepest mountpoint
+/// above it, the last mounted one where several share a path; `None` when that is not an
+/// ftpfs mount.
+fn enclosing_ftpfs_mount(abs: &Path) -> Option<PathBuf> {
+    use crate::mount::mountinfo::unescape_mountinfo;
+    let table = std::fs::read_to_string("/proc/self/mountinfo").ok()?;
+    let mut best: Option<(PathBuf, bool)> = None;
+    for line in table.lines() {
+        let Some((left, right)) = line.split_once(" - ") else {
+            continue;
+        };
+        let Some(mp) = left.split(' ').nth(4).map(unescape_mountinfo) else {
+            continue;
+        };
+        let mp = PathBuf::from(mp);
+        let deeper = best
+            .as_ref()
+            .is_none_or(|(b, _)| mp.components().count() >= b.components().count());
+        if abs.starts_with(&mp) && deeper {
+            let ftpfs = right.split(' ').next() == Some("fuse.ftpfs");
+            best = Some((mp, ftpfs));
+        }
+    }
+    best.filter(|(_, ftpfs)| *ftpfs).map(|(mp, _)| mp)
 }
 
 /// `p` made absolute and free of symlinks without looking inside the mount: `.` and `..`
