@@ -20,6 +20,10 @@
 //! (`FEAT` read tolerantly, pipelined `MDTM`) are counted where it writes them. A test
 //! compares the counts with what a proxy in front of a real server sees.
 //!
+//! Logins are counted the same way (each `USER` is one), so that every place a connection
+//! is opened counts, present and future; lost connections are counted where the pool
+//! drops one (broken, timed out, or found closed by the server).
+//!
 //! The snapshot ([`Snapshot`]) is what the socket sends, as JSON; its fields are the stable
 //! interface documented in the README, versioned by [`VERSION`].
 
@@ -108,13 +112,19 @@ impl Stats {
         }
     }
 
-    /// `n` commands with this verb went to the server.
+    /// `n` commands with this verb went to the server. Each `USER` is a login: counted on
+    /// the wire, every way a connection is opened is counted, wherever it is made.
     pub fn commands(&self, verb: &str, n: u64) {
         let i = VERBS
             .iter()
             .position(|v| v.eq_ignore_ascii_case(verb))
             .unwrap_or(VERBS.len());
         self.commands[i].fetch_add(n, Relaxed);
+        if VERBS.get(i) == Some(&"USER") {
+            for _ in 0..n {
+                self.login();
+            }
+        }
     }
 
     /// An operation is tried again.
@@ -122,8 +132,8 @@ impl Stats {
         self.retries.fetch_add(1, Relaxed);
     }
 
-    /// A control connection was opened and logged in; after a lost one, it is a reconnect.
-    pub fn login(&self) {
+    /// A control connection logs in (sends `USER`); after a lost one, it is a reconnect.
+    fn login(&self) {
         self.logins.fetch_add(1, Relaxed);
         let replaced = self
             .unreplaced
@@ -510,7 +520,7 @@ pub struct Counters {
     pub commands: BTreeMap<String, u64>,
     /// Attempts repeated after a transient failure.
     pub retries: u64,
-    /// Control connections opened and logged in.
+    /// Logins (`USER` sent: control connections opened).
     pub logins: u64,
     /// Control connections lost (broken, timed out, closed by the server).
     pub lost: u64,
@@ -640,13 +650,14 @@ mod tests {
             failures: Mutex::new(Vec::new()),
             started: OnceLock::new(),
         };
-        s.login();
-        s.login();
+        s.command("USER");
+        s.command("USER");
         s.lost();
-        s.login();
-        s.login();
+        s.command("user");
+        s.command("USER");
         let c = s.counters();
         assert_eq!((c.logins, c.lost, c.reconnects), (4, 1, 1));
+        assert_eq!(c.commands["USER"], 4);
     }
 
     #[test]

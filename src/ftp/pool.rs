@@ -204,10 +204,7 @@ impl Pool {
                     }
                     drop(st);
                     match Conn::connect(&self.endpoint, &self.info, deadline) {
-                        Ok(conn) => {
-                            crate::status::stats().login();
-                            return Ok(Some(self.lease(conn, purpose, deadline)));
-                        }
+                        Ok(conn) => return Ok(Some(self.lease(conn, purpose, deadline))),
                         Err(e) => {
                             self.forget_one(purpose);
                             st = self.state.lock();
