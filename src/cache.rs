@@ -105,17 +105,18 @@ impl DirCache {
     /// A fresh listing of `dir`, if cached.
     pub fn get(&self, dir: &str) -> Option<Arc<Listing>> {
         let mut inner = self.inner.lock();
-        let fresh = match inner.lru.get(dir) {
-            Some(l) if l.fetched.elapsed() < self.ttl => return Some(Arc::clone(l)),
-            Some(_) => false,
-            None => return None,
-        };
-        if !fresh {
-            if let Some(old) = inner.lru.pop(dir) {
-                inner.total -= old.entries.len();
+        let found = match inner.lru.get(dir) {
+            Some(l) if l.fetched.elapsed() < self.ttl => Some(Arc::clone(l)),
+            Some(_) => {
+                if let Some(old) = inner.lru.pop(dir) {
+                    inner.total -= old.entries.len();
+                }
+                None
             }
-        }
-        None
+            None => None,
+        };
+        crate::status::stats().cache(found.is_some());
+        found
     }
 
     pub fn token(&self) -> Token {

@@ -17,7 +17,7 @@ use clap::{Args, Parser, Subcommand};
                   masked in them.",
     after_help = "Examples:\n  ftpfs mount ftp.example.org /mnt/ftp\n  \
                   FTPFS_PASSWORD=... ftpfs mount ftp://alice@ftp.example.org/pub /mnt/ftp\n  \
-                  ftpfs umount /mnt/ftp"
+                  ftpfs status /mnt/ftp\n  ftpfs umount /mnt/ftp"
 )]
 pub struct Cli {
     #[command(subcommand)]
@@ -36,6 +36,20 @@ pub enum Command {
         /// kernel finish the unmount once it is no longer used
         #[arg(short, long)]
         lazy: bool,
+    },
+    /// Show what mounts are doing: server, connections, transfers, failures, counters
+    Status {
+        /// The mount to ask (or any path in it); without it, every ftpfs mount of this user
+        mountpoint: Option<PathBuf>,
+        /// Print JSON (the format the README documents) instead of a table
+        #[arg(long)]
+        json: bool,
+        /// Print again every --interval seconds, until Ctrl-C or the mount goes away
+        #[arg(short, long)]
+        watch: bool,
+        /// Seconds between two prints with --watch (0.1 to 3600)
+        #[arg(short = 'n', long, value_name = "SECS", default_value = "2", value_parser = interval)]
+        interval: std::time::Duration,
     },
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell) to stdout
     Completions {
@@ -63,7 +77,7 @@ pub fn helper_args(args: Vec<std::ffi::OsString>) -> Option<Vec<std::ffi::OsStri
         .unwrap_or_default();
     let as_helper = prog.starts_with("mount.");
     let first = args.get(1).map(|a| a.to_string_lossy().to_string());
-    let known = ["mount", "umount", "completions", "help"];
+    let known = ["mount", "umount", "status", "completions", "help"];
     let plain = match &first {
         None => true,
         Some(f) => f.starts_with('-') || known.contains(&f.as_str()),
@@ -94,6 +108,14 @@ pub fn helper_args(args: Vec<std::ffi::OsString>) -> Option<Vec<std::ffi::OsStri
         out.push(o);
     }
     Some(out)
+}
+
+/// `--interval`: seconds, bounded so that `--watch` neither spins nor sleeps for ever.
+fn interval(s: &str) -> Result<std::time::Duration, String> {
+    match s.parse::<f64>() {
+        Ok(v) if (0.1..=3600.0).contains(&v) => Ok(std::time::Duration::from_secs_f64(v)),
+        _ => Err(format!("{s:?} is not a number of seconds from 0.1 to 3600")),
+    }
 }
 
 #[derive(Args, Debug, Clone)]

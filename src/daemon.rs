@@ -194,6 +194,7 @@ pub fn serve(cfg: Config, notify: Option<OwnedFd>) -> ExitCode {
     };
     log::info!("mounted {} on {}", cfg.fsname, cfg.mountpoint.display());
     raise_readahead(&mountpoint);
+    let status = start_status(&cfg, &mountpoint, &fs);
     if let Some(fd) = notify {
         let _ = std::fs::File::from(fd).write_all(b"OK");
         detach_stdio(cfg.log_file.as_deref());
@@ -267,12 +268,47 @@ pub fn serve(cfg: Config, notify: Option<OwnedFd>) -> ExitCode {
     // and with write-back the queue is uploaded before the process ends.
     fs.release_all();
     fs.drain_writeback();
+    drop(status);
     fs.remote().shutdown();
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             log::error!("session ended with error: {e}");
             ExitCode::FAILURE
+        }
+    }
+}
+
+/// Serves `ftpfs status` on the mount's control socket (see [`crate::status::socket`]). A
+/// socket that cannot be made costs the mount nothing but its status: a warning.
+fn start_status(
+    cfg: &Config,
+    mountpoint: &Path,
+    fs: &Arc<FtpFs<FtpRemote>>,
+) -> Option<crate::status::socket::Server> {
+    use crate::status;
+    status::stats().mounted();
+    if fs.writeback_stats().is_some() {
+        let queue = Arc::clone(fs);
+        status::set_queue(move || queue.writeback_stats().unwrap_or_default());
+    }
+    let fixed = status::Fixed::from_config(cfg, mountpoint.to_path_buf());
+    let Some(path) = status::socket::path_for(mountpoint) else {
+        log::warn!("no `ftpfs status` for this mount: its socket's path would be too long");
+        return None;
+    };
+    // SAFETY: geteuid has no preconditions.
+    let owner = unsafe { libc::geteuid() };
+    let fs = Arc::clone(fs);
+    match status::socket::Server::start(&path, owner, move || status::snapshot(&fixed, fs.remote()))
+    {
+        Ok(s) => {
+            log::debug!("status socket {}", s.path().display());
+            Some(s)
+        }
+        Err(e) => {
+            log::warn!("no `ftpfs status` for this mount: {}: {e}", path.display());
+            None
         }
     }
 }

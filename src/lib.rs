@@ -37,6 +37,10 @@
 //!   [`mount`] mounts and unmounts (`mount::mountinfo` reads the mount table); [`argv`]
 //!   hides a URL's password from `ps`; [`logging`] writes the log; [`signals`] keeps the
 //!   stop signals for the main thread.
+//! - [`status`]: what the mount is doing, for `ftpfs status`: always-on counters fed by
+//!   one-line hooks (pool, retry loop, listing cache, readers, uploads), the control socket
+//!   that serves them (`status::socket`) and the command that prints them
+//!   (`status::render`).
 
 pub mod argv;
 pub mod cache;
@@ -53,6 +57,7 @@ pub mod mount;
 pub mod remote;
 pub mod secret;
 pub mod signals;
+pub mod status;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
 pub mod upload;

@@ -105,7 +105,9 @@ pub fn init(log_file: Option<&Path>, debug: bool) -> Result<(), String> {
         }
     });
     let inner = b.build();
-    log::set_max_level(inner.filter());
+    // Trace records reach the logger whatever it prints: suppaftp's record of each command
+    // it sends is what `ftpfs status` counts commands from (see crate::status).
+    log::set_max_level(log::LevelFilter::Trace);
     log::set_boxed_logger(Box::new(Demoting(inner))).map_err(|e| e.to_string())?;
     let default_hook = std::panic::take_hook();
     std::panic::set_hook(Box::new(move |info| {
@@ -182,6 +184,7 @@ impl log::Log for Demoting {
     }
 
     fn log(&self, record: &log::Record) {
+        crate::status::observe_log(record);
         let Some(k) = known(record) else {
             return self.0.log(record);
         };

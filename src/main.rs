@@ -47,6 +47,17 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Mount(args) => mount(args),
         Command::Umount { mountpoint, lazy } => umount(&mountpoint, lazy),
+        Command::Status {
+            mountpoint,
+            json,
+            watch,
+            interval,
+        } => ftpfs::status::render::run(&ftpfs::status::render::Request {
+            mountpoint,
+            json,
+            watch,
+            interval,
+        }),
         Command::Completions { shell } => {
             use clap::CommandFactory;
             clap_complete::generate(shell, &mut Cli::command(), "ftpfs", &mut std::io::stdout());

@@ -588,10 +588,13 @@ impl<R: Remote> Writes<'_, R> {
                 .update(remote::parent(&path), remote::basename(&path), None);
         }
         match spool.recover(&self.up.recovery_dir, &path) {
-            Ok(p) => log::error!(
-                "{path}: data that could not be uploaded was saved to {}",
-                p.display()
-            ),
+            Ok(p) => {
+                log::error!(
+                    "{path}: data that could not be uploaded was saved to {}",
+                    p.display()
+                );
+                crate::status::stats().recovered(&path, &p);
+            }
             Err(err) => log::error!("{path}: data could not be uploaded nor saved: {err}"),
         }
     }

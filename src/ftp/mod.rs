@@ -147,6 +147,11 @@ impl FtpRemote {
     pub fn shutdown(&self) {
         self.pool.shutdown();
     }
+
+    /// The connection pool, for `ftpfs status`.
+    pub fn pool(&self) -> &Arc<Pool> {
+        &self.pool
+    }
 }
 
 impl Remote for FtpRemote {
@@ -173,8 +178,9 @@ impl Remote for FtpRemote {
         self.read_on_spare(path, size)
     }
 
-    fn open_reader(&self, path: &str, _size_hint: u64) -> Result<FtpReader> {
-        Ok(FtpReader::new(Arc::clone(&self.pool), self.abs(path)))
+    fn open_reader(&self, path: &str, size_hint: u64) -> Result<FtpReader> {
+        let size = (size_hint > 0).then_some(size_hint);
+        Ok(FtpReader::new(Arc::clone(&self.pool), self.abs(path)).with_size(size))
     }
 
     fn root(&self) -> &str {

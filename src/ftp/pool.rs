@@ -259,6 +259,7 @@ impl Pool {
                 if let Some(conn) = st.idle.pop() {
                     if conn.sockets.is_stale() {
                         log::debug!("an idle FTP connection was closed by the server");
+                        crate::status::stats().lost();
                         st.total -= 1;
                         drop(st);
                         drop(conn);
@@ -358,6 +359,7 @@ impl Pool {
                 let take_idle = idle >= 2 || (idle == 1 && (room == 0 || st.preparing > 0));
                 if let Some(conn) = take_idle.then(|| st.idle.pop()).flatten() {
                     if conn.sockets.is_stale() {
+                        crate::status::stats().lost();
                         st.total -= 1;
                         drop(st);
                         drop(conn);
@@ -434,6 +436,21 @@ impl Pool {
         }
         drop(st);
         self.freed.notify_all();
+    }
+
+    /// How many connections exist, are busy or idle, and the learned limit, for `ftpfs
+    /// status` (`max` is left for the caller). Connections being prepared count as idle.
+    pub fn figures(&self) -> crate::status::Connections {
+        let st = self.state.lock();
+        let idle = st.idle.len() + st.preparing;
+        crate::status::Connections {
+            open: st.total,
+            busy: st.total.saturating_sub(idle),
+            idle,
+            transfers: st.transfers,
+            max: self.size,
+            limit: st.limit.map(|(n, _)| n),
+        }
     }
 
     /// Closes idle connections (at unmount); those being prepared are closed when they
@@ -562,7 +579,12 @@ impl Drop for Lease {
                     st.growing += 1;
                 }
             }
-            _ => st.total -= 1,
+            _ => {
+                if self.broken {
+                    crate::status::stats().lost();
+                }
+                st.total -= 1
+            }
         }
         drop(st);
         self.pool.freed.notify_all();

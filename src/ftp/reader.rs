@@ -64,6 +64,8 @@ pub struct FtpReader {
 struct Inner {
     pool: Arc<Pool>,
     path: String,
+    /// The file's size as listed, if known (for `ftpfs status`).
+    size: Option<u64>,
     buffers: Arc<Buffers>,
     state: Mutex<State>,
 }
@@ -74,6 +76,8 @@ struct State {
     window: Window,
     registered: bool,
     stats: Stats,
+    /// Listed by `ftpfs status` from the first stream until the file is closed.
+    transfer: Option<crate::status::Transfer>,
 }
 
 /// What one open file cost, logged at debug when it is closed.
@@ -107,10 +111,19 @@ impl FtpReader {
             inner: Arc::new(Inner {
                 pool,
                 path,
+                size: None,
                 buffers: Buffers::new(),
                 state: Mutex::new(State::default()),
             }),
         }
+    }
+
+    /// The size the listing gave, for the progress `ftpfs status` shows.
+    pub fn with_size(mut self, size: Option<u64>) -> FtpReader {
+        if let Some(inner) = Arc::get_mut(&mut self.inner) {
+            inner.size = size;
+        }
+        self
     }
 }
 
@@ -277,6 +290,12 @@ impl Inner {
                     // may still come (overtaken readahead). A stream opened elsewhere is a
                     // gap, and the window resets itself on the next push.
                     st.stats.retrs += 1;
+                    let (path, size, at) = (&self.path, self.size, s.pos);
+                    let stats = crate::status::stats();
+                    let transfer = st.transfer.get_or_insert_with(|| {
+                        stats.transfer(path, crate::status::Direction::Download, size, at)
+                    });
+                    transfer.seek(at);
                     st.stream = Some(s);
                 }
             }
@@ -311,6 +330,9 @@ impl Inner {
             Ok(n) => {
                 st.stats.socket_reads += 1;
                 s.pos += n as u64;
+                if let Some(t) = &st.transfer {
+                    t.moved(n as u64, s.pos);
+                }
                 Ok(n)
             }
             Err(e) => {

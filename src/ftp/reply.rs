@@ -205,6 +205,7 @@ pub fn exchange<R>(
         let io = |e| Error::from_io(op, e);
         stream.get_mut().write_all(out).map_err(io)?;
         stream.get_mut().flush().map_err(io)?;
+        crate::status::stats().written(out);
         let r = read(stream)?;
         if !stream.buffer().is_empty() {
             return Err(Error::Protocol {

@@ -104,6 +104,7 @@ impl Policy {
                         delay.as_millis(),
                         self.retries
                     );
+                    crate::status::stats().retry();
                     std::thread::sleep(delay);
                 }
             }

@@ -351,6 +351,7 @@ impl ServerCertVerifier for Verifier {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        crate::status::stats().tls_handshake(12);
         rustls::crypto::verify_tls12_signature(
             message,
             cert,
@@ -365,6 +366,7 @@ impl ServerCertVerifier for Verifier {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        crate::status::stats().tls_handshake(13);
         rustls::crypto::verify_tls13_signature(
             message,
             cert,
@@ -428,6 +430,7 @@ impl ServerCertVerifier for NoVerify {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        crate::status::stats().tls_handshake(12);
         rustls::crypto::verify_tls12_signature(
             message,
             cert,
@@ -442,6 +445,7 @@ impl ServerCertVerifier for NoVerify {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        crate::status::stats().tls_handshake(13);
         rustls::crypto::verify_tls13_signature(
             message,
             cert,

@@ -36,6 +36,8 @@ pub(super) struct FtpUpload {
     pub(super) z: Option<deflate::Deflater>,
     /// Bytes given to the upload (before compression).
     pub(super) sent: u64,
+    /// Listed by `ftpfs status` while it runs.
+    transfer: crate::status::Transfer,
 }
 
 impl FtpUpload {
@@ -82,6 +84,12 @@ impl FtpUpload {
             stream: Some(std::io::BufWriter::with_capacity(64 * 1024, stream)),
             z: None,
             sent: 0,
+            transfer: crate::status::stats().transfer(
+                path,
+                crate::status::Direction::Upload,
+                size,
+                0,
+            ),
         })
     }
 
@@ -93,6 +101,7 @@ impl FtpUpload {
     fn put(&mut self, data: &[u8]) -> std::io::Result<()> {
         let w = self.stream.as_mut().expect("written until ended");
         self.sent += data.len() as u64;
+        self.transfer.moved(data.len() as u64, self.sent);
         match &mut self.z {
             Some(d) => d.write(data, w),
             None => std::io::Write::write_all(w, data),
@@ -111,13 +120,36 @@ impl FtpUpload {
         if self.z.is_some() {
             return crate::remote::read_pieces(file, offset, len, |e| e, |piece| self.put(piece));
         }
+        let base = self.sent;
         self.sent += len;
+        let transfer = &self.transfer;
         let w = self.stream.as_mut().expect("written until ended");
         w.flush()?;
         if let suppaftp::DataStream::Tcp(socket) = w.get_ref().get_ref() {
-            return crate::remote::send_file(socket, file, offset, len);
+            // In pieces, so that `ftpfs status` sees a big upload progress: one sendfile
+            // of the whole file returns only at its end.
+            let mut done = 0;
+            while done < len {
+                let n = (len - done).min(PROGRESS_PIECE);
+                crate::remote::send_file(socket, file, offset + done, n)?;
+                done += n;
+                transfer.moved(n, base + done);
+            }
+            return Ok(());
         }
-        crate::remote::read_pieces(file, offset, len, |e| e, |piece| w.write_all(piece))
+        let mut done = 0;
+        crate::remote::read_pieces(
+            file,
+            offset,
+            len,
+            |e| e,
+            |piece| {
+                w.write_all(piece)?;
+                done += piece.len() as u64;
+                transfer.moved(piece.len() as u64, base + done);
+                Ok(())
+            },
+        )
     }
 
     /// Flushes, closes the data connection and reads the server's reply, which decides: a
@@ -246,6 +278,9 @@ impl FtpUpload {
         Ok(extra)
     }
 }
+
+/// The most one `sendfile` call sends before the upload's progress is noted.
+const PROGRESS_PIECE: u64 = 8 * 1024 * 1024;
 
 /// How long an upload's data connection is read for session tickets at most: they come
 /// right after the handshake, so long before the server closes it (as suppaftp's own wait).

@@ -917,15 +917,22 @@ pub struct Mount {
     child: Option<Child>,
 }
 
-/// The ftpfs binary, with `HOME` and `XDG_CACHE_HOME` pointing into the build's scratch
-/// directory: whatever a command falls back to (a default spool or recovery directory,
-/// `~/.netrc`) is never the invoking user's. Tests that mean another home set it again.
+/// The ftpfs binary, with `HOME`, `XDG_CACHE_HOME` and `XDG_RUNTIME_DIR` pointing into the
+/// build's scratch directory: whatever a command falls back to (a default spool or recovery
+/// directory, `~/.netrc`, the `ftpfs status` sockets) is never the invoking user's. Tests
+/// that mean another home set it again.
 pub fn ftpfs() -> Command {
     let home = Path::new(env!("CARGO_TARGET_TMPDIR")).join("home");
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_ftpfs"));
     cmd.env("HOME", &home)
-        .env("XDG_CACHE_HOME", home.join(".cache"));
+        .env("XDG_CACHE_HOME", home.join(".cache"))
+        .env("XDG_RUNTIME_DIR", runtime_dir());
     cmd
+}
+
+/// The `XDG_RUNTIME_DIR` of every ftpfs the tests run (see [`ftpfs`]).
+pub fn runtime_dir() -> PathBuf {
+    Path::new(env!("CARGO_TARGET_TMPDIR")).join("run")
 }
 
 /// Whether `child` exits within `limit`.
