@@ -38,7 +38,9 @@ impl Setup {
         let recovery = tempfile::tempdir().unwrap();
         let (server, faults) = Server::unftp_with_faults(data.path());
         let rec = format!("recovery_dir={}", recovery.path().display());
-        let m = Mount::new(&server, &[QUICK, &rec]);
+        // Faults are set between operations: the mount must ask for nothing but what the
+        // test does (a listing ahead of the root's would list `slow/` before its fault).
+        let m = Mount::new(&server, &[QUICK, &rec, "prefetch=off"]);
         Setup {
             m,
             faults,

@@ -56,13 +56,16 @@ pub(super) fn wanted(conn: &Conn, pipelining: bool) -> bool {
 pub(super) fn start(pool: Arc<Pool>, job: Job) -> Result<(), Job> {
     let slot = Arc::new(Mutex::new(Some(job)));
     let taken = Arc::clone(&slot);
-    let spawned = std::thread::Builder::new()
-        .name("ftpfs-prepare".into())
-        .spawn(move || {
+    // The first ones start before the daemon's main thread blocks the stop signals: a
+    // SIGTERM landing on one would end the process (see `signals`).
+    let spawned = crate::signals::spawn_blocked(
+        std::thread::Builder::new().name("ftpfs-prepare".into()),
+        move || {
             if let Some(job) = taken.lock().take() {
                 run(&pool, job);
             }
-        });
+        },
+    );
     match spawned {
         Ok(_) => Ok(()),
         Err(e) => {

@@ -534,9 +534,10 @@ impl Stream {
 /// reply, by the socket's timeout.
 fn close_in_background(mut s: Stream) {
     s.lease.coming_back();
-    let spawned = std::thread::Builder::new()
-        .name("ftpfs-close".into())
-        .spawn(move || drop(s.close()));
+    let spawned = crate::signals::spawn_blocked(
+        std::thread::Builder::new().name("ftpfs-close".into()),
+        move || drop(s.close()),
+    );
     if let Err(e) = spawned {
         // The stream went with the closure and was ended as it was dropped.
         log::debug!("no thread to end a transfer in the background ({e})");

@@ -93,10 +93,9 @@ impl Resolver {
                 Arc::clone(&name),
                 host.to_string(),
             );
-            let spawned = std::thread::Builder::new()
-                .name("ftpfs-resolve".into())
-                .spawn(move || {
-                    crate::signals::block_here();
+            let spawned = crate::signals::spawn_blocked(
+                std::thread::Builder::new().name("ftpfs-resolve".into()),
+                move || {
                     let answer = lookup(&host, port);
                     let mut st = name.state.lock();
                     match answer {
@@ -110,7 +109,8 @@ impl Resolver {
                     st.in_flight = false;
                     st.finished += 1;
                     name.done.notify_all();
-                });
+                },
+            );
             if let Err(e) = spawned {
                 st.in_flight = false;
                 return Err(Error::from_io(Op::Connect, e));

@@ -127,13 +127,11 @@ fn watchdog() -> &'static Watchdog {
             changed: Condvar::new(),
             next_id: AtomicU64::new(1),
         }));
-        std::thread::Builder::new()
-            .name("ftpfs-watchdog".into())
-            .spawn(move || {
-                crate::signals::block_here();
-                w.run()
-            })
-            .expect("spawning the watchdog thread");
+        crate::signals::spawn_blocked(
+            std::thread::Builder::new().name("ftpfs-watchdog".into()),
+            move || w.run(),
+        )
+        .expect("spawning the watchdog thread");
         w
     })
 }
