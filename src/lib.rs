@@ -6,7 +6,8 @@
 //! attributes and reads, on plain types) → [`upload`] for everything written → [`cache`] /
 //! [`inode`] → [`remote::Remote`] → [`ftp`] (pool, listings, streams) → the server. Errors
 //! travel back typed ([`error::Error`]) until [`fuse`] turns them into errno with
-//! [`error::Error::errno`], the one place that decides.
+//! [`error::Error::errno`], the one place that decides (it asks `error::reply` what a
+//! server's reply text and code say).
 //!
 //! - [`cli`], [`config`]: what the user typed, and the validated configuration built from it;
 //!   [`secret`]: the password type and its masking in logs (a leaf both `config` and `ftp`
