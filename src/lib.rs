@@ -9,7 +9,9 @@
 //! [`error::Error::errno`], the one place that decides (it asks `error::reply` what a
 //! server's reply text and code say).
 //!
-//! - [`cli`], [`config`]: what the user typed, and the validated configuration built from it;
+//! - [`cli`], [`config`]: what the user typed, and the validated configuration built from it
+//!   (`config::options`: the `-o` options; `config::credentials`: where the password comes
+//!   from);
 //!   [`secret`]: the password type and its masking in logs (a leaf both `config` and `ftp`
 //!   use).
 //! - [`fs`]: lookups, listings, attributes (`fs::attr`), open handles (`fs::handles`), reads,
