@@ -15,7 +15,8 @@
 //!   [`secret`]: the password type and its masking in logs (a leaf both `config` and `ftp`
 //!   use).
 //! - [`fs`]: lookups, listings, attributes (`fs::attr`), open handles (`fs::handles`), reads,
-//!   and listings and small files fetched ahead of a walk (`fs::prefetch`).
+//!   mkdir, unlink, rmdir and rename (`fs::namespace`), and listings and small files fetched
+//!   ahead of a walk (`fs::prefetch`).
 //! - [`upload`]: the write protocol over a `Remote`, the cache and resolved paths, never
 //!   seeing `FtpFs`: spools (`upload::spool`), uploads while a file is written
 //!   (`upload::streaming`), atomic and move-aside replace (`upload::atomic`), APPE or STOR,
