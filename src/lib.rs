@@ -6,13 +6,17 @@
 //! attributes and reads, on plain types) → [`upload`] for everything written → [`cache`] /
 //! [`inode`] → [`remote::Remote`] → [`ftp`] (pool, listings, streams) → the server. Errors
 //! travel back typed ([`error::Error`]) until [`fuse`] turns them into errno with
-//! [`error::Error::errno`], the one place that decides.
+//! [`error::Error::errno`], the one place that decides (it asks `error::reply` what a
+//! server's reply text and code say).
 //!
-//! - [`cli`], [`config`]: what the user typed, and the validated configuration built from it;
+//! - [`cli`], [`config`]: what the user typed, and the validated configuration built from it
+//!   (`config::options`: the `-o` options; `config::credentials`: where the password comes
+//!   from);
 //!   [`secret`]: the password type and its masking in logs (a leaf both `config` and `ftp`
 //!   use).
 //! - [`fs`]: lookups, listings, attributes (`fs::attr`), open handles (`fs::handles`), reads,
-//!   and listings and small files fetched ahead of a walk (`fs::prefetch`).
+//!   mkdir, unlink, rmdir and rename (`fs::namespace`), and listings and small files fetched
+//!   ahead of a walk (`fs::prefetch`).
 //! - [`upload`]: the write protocol over a `Remote`, the cache and resolved paths, never
 //!   seeing `FtpFs`: spools (`upload::spool`), uploads while a file is written
 //!   (`upload::streaming`), atomic and move-aside replace (`upload::atomic`), APPE or STOR,

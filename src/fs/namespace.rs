@@ -1,0 +1,183 @@
+//! Changes to the namespace: `mkdir`, `unlink`, `rmdir` and `rename`.
+//!
+//! FTP's answers to a change are poor: one `550` may mean the name is missing, already
+//! there, a directory not empty, or not permitted, and servers differ on whether `RNTO`
+//! replaces an existing target. So each change checks the (cached) listing first and gives
+//! POSIX's errno for what it finds (ENOENT, EEXIST, ENOTEMPTY, EISDIR, ENOTDIR); a refusal
+//! that still comes is looked at again with a fresh listing (`explain`) before the server's
+//! answer stands. What changed is written into the listing cache and the inode table, so
+//! the next lookup costs no listing, and an open spool of a removed file does not bring it
+//! back. Creating files (`create`) stays with opening them, in `fs`.
+
+use std::ffi::OsStr;
+use std::time::SystemTime;
+
+use super::{Attr, FtpFs};
+use crate::cache::Listing;
+use crate::error::{Error, Result};
+use crate::remote::{self, Kind, Remote, RemoteEntry};
+
+impl<R: Remote> FtpFs<R> {
+    /// `mode` (the caller's, its umask applied) is given to the new directory with `SITE
+    /// CHMOD` when it differs from the 0755 servers commonly give.
+    pub fn mkdir(&self, parent: u64, name: &OsStr, mode: u32) -> Result<Attr> {
+        let name = self.new_name(name)?;
+        let dir = self.path_of(parent)?;
+        if self.listing(&dir)?.get(name).is_some() {
+            return Err(Error::Exists);
+        }
+        let path = remote::join(&dir, name);
+        if let Err(e) = self.remote.mkdir(&path) {
+            return Err(self.explain(&dir, name, e, true));
+        }
+        let entry = RemoteEntry {
+            name: name.to_string(),
+            kind: Kind::Dir,
+            size: 0,
+            mtime: Some(SystemTime::now()),
+            mode: self.writes().apply_new_mode(&path, Kind::Dir, mode),
+            link_target: None,
+        };
+        self.cache.update(&dir, name, Some(entry.clone()));
+        // A directory we just made is empty: `mkdir -p a/b`, `tar x` and `cp -r` look up
+        // names in it right away, and need not wait for a listing to learn that.
+        self.cache
+            .insert(&path, Listing::new(Vec::new()), self.cache.token());
+        let ino = self.inodes.lookup(&path);
+        Ok(self.attr_of(ino, &path, &entry))
+    }
+
+    /// After the server refused a change, looks again: the name appeared (someone else made
+    /// it: EEXIST) or vanished (ENOENT); else the server's own answer stands.
+    fn explain(&self, dir: &str, name: &str, err: Error, creating: bool) -> Error {
+        self.cache.invalidate(dir);
+        match self.listing(dir).map(|l| l.get(name).is_some()) {
+            Ok(true) if creating => Error::Exists,
+            Ok(false) if !creating => Error::NotFound,
+            _ => err,
+        }
+    }
+
+    pub fn unlink(&self, parent: u64, name: &OsStr) -> Result<()> {
+        let name = self.new_name(name)?;
+        let dir = self.path_of(parent)?;
+        if self.kind_in(&dir, name)? == Kind::Dir {
+            return Err(Error::IsDir);
+        }
+        let path = remote::join(&dir, name);
+        self.prefetch_forget(&path);
+        if !self.writes().forget_pending(&path) {
+            if let Err(e) = self.remote.delete(&path) {
+                return Err(self.explain(&dir, name, e, false));
+            }
+        }
+        self.cache.update(&dir, name, None);
+        self.detach(&path);
+        Ok(())
+    }
+
+    /// What `name` is in `dir`, from the (cached) listing; ENOENT if absent.
+    fn kind_in(&self, dir: &str, name: &str) -> Result<Kind> {
+        self.listing(dir)?
+            .get(name)
+            .map(|e| e.kind)
+            .ok_or(Error::NotFound)
+    }
+
+    /// `path` is gone from the server: an open spool of it must not bring it back.
+    fn detach(&self, path: &str) {
+        if let Some(ino) = self.inodes.find(path) {
+            self.writes().orphan(ino);
+        }
+        self.inodes.unlink(path);
+    }
+
+    pub fn rmdir(&self, parent: u64, name: &OsStr) -> Result<()> {
+        let name = self.new_name(name)?;
+        let dir = self.path_of(parent)?;
+        if self.kind_in(&dir, name)? != Kind::Dir {
+            return Err(Error::NotDir);
+        }
+        let path = remote::join(&dir, name);
+        if !self.listing(&path)?.entries.is_empty() {
+            return Err(Error::NotEmpty);
+        }
+        if let Err(e) = self.remote.rmdir(&path) {
+            self.cache.invalidate(&path);
+            if self.listing(&path).is_ok_and(|l| !l.entries.is_empty()) {
+                return Err(Error::NotEmpty);
+            }
+            return Err(self.explain(&dir, name, e, false));
+        }
+        self.cache.update(&dir, name, None);
+        self.cache.invalidate_tree(&path);
+        self.inodes.unlink(&path);
+        Ok(())
+    }
+
+    /// rename(2) over RNFR/RNTO. POSIX replaces an existing target; FTP servers differ, so
+    /// an existing target is handled here: an empty directory is removed first, a file is
+    /// replaced by the rename itself or, if the server refuses, deleted first.
+    pub fn rename(
+        &self,
+        parent: u64,
+        name: &OsStr,
+        newparent: u64,
+        newname: &OsStr,
+        noreplace: bool,
+    ) -> Result<()> {
+        let name = self.new_name(name)?;
+        let newname = self.new_name(newname)?;
+        let (dir, newdir) = (self.path_of(parent)?, self.path_of(newparent)?);
+        let (from, to) = (remote::join(&dir, name), remote::join(&newdir, newname));
+        let src = self
+            .listing(&dir)?
+            .get(name)
+            .cloned()
+            .ok_or(Error::NotFound)?;
+        if from == to {
+            return Ok(());
+        }
+        self.writes().ensure_on_server(&from)?;
+        self.prefetch_forget(&from);
+        self.prefetch_forget(&to);
+        if src.kind == Kind::Dir && to.starts_with(&format!("{from}/")) {
+            return Err(Error::InvalidName);
+        }
+        let dst = self.listing(&newdir)?.get(newname).cloned();
+        if let Some(d) = &dst {
+            if noreplace {
+                return Err(Error::Exists);
+            }
+            match (src.kind == Kind::Dir, d.kind == Kind::Dir) {
+                (true, false) => return Err(Error::NotDir),
+                (false, true) => return Err(Error::IsDir),
+                (true, true) => {
+                    if !self.listing(&to)?.entries.is_empty() {
+                        return Err(Error::NotEmpty);
+                    }
+                    self.remote.rmdir(&to)?;
+                }
+                (false, false) => {}
+            }
+        }
+        if let Err(e) = self.remote.rename(&from, &to) {
+            let file_target = dst.as_ref().is_some_and(|d| d.kind != Kind::Dir);
+            let replaced = file_target && self.writes().replace_by_moving_aside(&from, &to).is_ok();
+            if !replaced {
+                return Err(self.explain(&dir, name, e, false));
+            }
+        }
+        self.cache.update(&dir, name, None);
+        let mut moved = src;
+        moved.name = newname.to_string();
+        self.cache.update(&newdir, newname, Some(moved));
+        self.cache.invalidate_tree(&from);
+        self.cache.invalidate_tree(&to);
+        if dst.is_some() {
+            self.detach(&to);
+        }
+        self.inodes.rename(&from, &to);
+        Ok(())
+    }
+}
