@@ -628,6 +628,15 @@ impl<R: Remote> Writes<'_, R> {
         Ok((false, self.apply_new_mode(path, Kind::File, mode)))
     }
 
+    /// `dir` was just made by this mount: it is known writable, as a directory that took
+    /// a file is (see [`Writes::create_on_server`]).
+    pub fn dir_made(&self, dir: &str) {
+        self.up
+            .writable_dirs
+            .lock()
+            .insert(dir.to_string(), Instant::now());
+    }
+
     /// The second step: the new file's spool and its first write handle. A file that waits
     /// for its first flush is pending, and gets `mode` after that upload; returns the mode
     /// to show meanwhile.

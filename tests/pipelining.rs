@@ -238,3 +238,33 @@ fn random_reads_that_abandon_transfers_get_the_right_bytes() {
         }
     }
 }
+
+/// A directory the mount just made is known writable: the files `cp -r` or `tar x` put in
+/// it go up once each, with their content, without an empty `STOR` first to prove the
+/// directory (one round trip and one connection per directory).
+#[test]
+fn files_in_a_directory_the_mount_made_are_stored_once() {
+    let data = served();
+    let Some(server) = Server::quirky(data.path(), &["plain"], &[]) else {
+        return;
+    };
+    let m = Mount::new(&server, &[]);
+    std::fs::create_dir(m.path().join("made")).unwrap();
+    for i in 0..3 {
+        std::fs::write(m.path().join(format!("made/f{i}.txt")), format!("{i}\n")).unwrap();
+    }
+    for i in 0..3 {
+        assert_eq!(
+            std::fs::read_to_string(data.path().join(format!("made/f{i}.txt"))).unwrap(),
+            format!("{i}\n")
+        );
+    }
+    let all = commands(&server, 0);
+    for i in 0..3 {
+        let stors = all
+            .iter()
+            .filter(|(_, c)| c == &format!("STOR /made/f{i}.txt"))
+            .count();
+        assert_eq!(stors, 1, "f{i}: {all:?}");
+    }
+}

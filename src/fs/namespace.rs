@@ -43,6 +43,13 @@ impl<R: Remote> FtpFs<R> {
         // names in it right away, and need not wait for a listing to learn that.
         self.cache
             .insert(&path, Listing::new(Vec::new()), self.cache.token());
+        // The server let us make it, so it lets us write in it (unless the mode asked for
+        // says otherwise): files created in it go up with their first flush, without the
+        // empty STOR that proves a directory writable (a round trip, and a connection,
+        // per directory of a `cp -r` or `tar x`).
+        if mode & 0o200 != 0 {
+            self.writes().dir_made(&path);
+        }
         let ino = self.inodes.lookup(&path);
         Ok(self.attr_of(ino, &path, &entry))
     }
