@@ -15,7 +15,7 @@
 # directories must be empty, or the row says FAILED.
 #
 #   scripts/bench/writeback.sh [--runs N] [--rtt MS] [--only untar,cp] [--clients LIST]
-#                              [--state-dir DIR]
+#                              [--state-dir DIR] [--ftpfs-opts OPTS]
 #
 #   --runs N        runs per workload and client (default 3); the table gives medians
 #   --rtt MS        round-trip time the proxy adds for cp (default 50)
@@ -24,6 +24,7 @@
 #   --state-dir DIR where the mounts' spool, recovery and cache directories go (default:
 #                   the run's directory in /tmp); a tmpfs there shows what the fsyncs of
 #                   the write-back journal cost
+#   --ftpfs-opts OPTS more -o options for both ftpfs clients (e.g. connections=10)
 #
 # The table goes to stdout and to $BENCH_OUT (default target/bench-writeback.md), the raw
 # figures to target/bench-writeback.tsv, the proxy's log of each cp (commands, replies,
@@ -33,7 +34,7 @@
 # exit.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-RUNS=3 RTT=50 ONLY="untar cp" CLIENTS="ftpfs ftpfs-wb rclone" STATE_BASE=
+RUNS=3 RTT=50 ONLY="untar cp" CLIENTS="ftpfs ftpfs-wb rclone" STATE_BASE= FTPFS_OPTS=
 while [ $# -gt 0 ]; do
   case $1 in
     --runs) RUNS=$2; shift 2 ;;
@@ -41,7 +42,8 @@ while [ $# -gt 0 ]; do
     --only) ONLY=${2//,/ }; shift 2 ;;
     --clients) CLIENTS=${2//,/ }; shift 2 ;;
     --state-dir) STATE_BASE=$2; shift 2 ;;
-    *) sed -n '17,26p' "$0" >&2; exit 2 ;;
+    --ftpfs-opts) FTPFS_OPTS=$2; shift 2 ;;
+    *) sed -n '17,27p' "$0" >&2; exit 2 ;;
   esac
 done
 OUT=${BENCH_OUT:-target/bench-writeback.md}
@@ -137,6 +139,7 @@ mount_client() { # CLIENT HOST TAG: a fresh mount with its own spool/recovery/ca
     ftpfs|ftpfs-wb)
       local o="spool_dir=$dirs/spool,recovery_dir=$dirs/recovered"
       [ "$1" = ftpfs-wb ] && o="$o,writeback"
+      [ -z "$FTPFS_OPTS" ] || o="$o,$FTPFS_OPTS"
       "$ftpfs" mount -f "ftp://alice@$2:$port" "$M" -o "$o" --log-file "$dirs/ftpfs.log" &
       ;;
     rclone)
@@ -260,7 +263,7 @@ load1=$(cut -d' ' -f1-3 /proc/loadavg)
 cp "$results" "$TSV"
 {
   echo "Write-back benchmark: $start–$(date -u '+%H:%M') UTC, medians of $RUNS run(s); untar of $tar_entries entries on loopback, cp -r of 100 x 4 KiB files at RTT $RTT ms"
-  echo "ftpfs $(git rev-parse --short HEAD)$(git diff --quiet HEAD -- src || echo +changes) (release), pure-ftpd $(dpkg-query -W -f='${Version}' pure-ftpd 2>/dev/null || echo '?'), rclone $(rclone version | awk 'NR == 1 { print $2 }'), kernel $(uname -r), $(nproc) cores, load $load0 at the start, $load1 at the end"
+  echo "ftpfs${FTPFS_OPTS:+ -o $FTPFS_OPTS} $(git rev-parse --short HEAD)$(git diff --quiet HEAD -- src || echo +changes) (release), pure-ftpd $(dpkg-query -W -f='${Version}' pure-ftpd 2>/dev/null || echo '?'), rclone $(rclone version | awk 'NR == 1 { print $2 }'), kernel $(uname -r), $(nproc) cores, load $load0 at the start, $load1 at the end"
   echo
   $PY - "$results" "$tar_entries" "$RTT" <<'EOF'
 import statistics, sys
