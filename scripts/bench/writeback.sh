@@ -27,11 +27,11 @@
 #   --ftpfs-opts OPTS more -o options for both ftpfs clients (e.g. connections=10)
 #
 # The table goes to stdout and to $BENCH_OUT (default target/bench-writeback.md), the raw
-# figures to target/bench-writeback.tsv, the proxy's log of each cp (commands, replies,
-# data connections, a mark where cp returned) and each client's log (RUST_LOG=ftpfs=debug
-# for more) to target/bench-writeback-logs/. Loopback
-# only; every wait is bounded; everything started here is stopped (by PID) and removed on
-# exit.
+# figures to target/bench-writeback.tsv, and to target/bench-writeback-logs/ the proxy's
+# log of each cp (commands, replies, data connections, a mark where cp returned) and each
+# client's log (RUST_LOG=ftpfs=debug for more). Exits 1 when any measurement failed.
+# Loopback only; every wait is bounded; everything started here is stopped (by PID) and
+# removed on exit.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 RUNS=3 RTT=50 ONLY="untar cp" CLIENTS="ftpfs ftpfs-wb rclone" STATE_BASE= FTPFS_OPTS=
@@ -243,7 +243,7 @@ measure() { # CLIENT WORKLOAD RUN
   ret=$(secs "$s" "$r")
   [ -n "$e" ] && onsrv=$(secs "$s" "$e")
   printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$cl" "$wl" "$run" "$ret" "$onsrv" "$sync_s" "$cmds" "$dconns" "$ok" "$cmds_r" >> "$results"
-  echo "$cl $wl run $run: returned $ret s, on the server ${onsrv:--} s${sync_s:+, sync $sync_s s}${cmds:+, $cmds commands ($cmds_r before it returned), $dconns data connections}, $ok${note:+ ($note)}$([ "$ok" = ok ] || echo "; logs kept in $S/$tag")" >&2
+  echo "$cl $wl run $run: returned $ret s, on the server ${onsrv:--} s${sync_s:+, sync $sync_s s}${cmds:+, $cmds commands ($cmds_r before it returned), $dconns data connections}, $ok${note:+ ($note)}$([ "$ok" = ok ] || echo "; logs in $LOGS/$tag-*")" >&2
   for f in ftpfs.log rclone.log; do
     [ -f "$S/$tag/$f" ] && cp "$S/$tag/$f" "$LOGS/$tag-$f"
   done
@@ -298,3 +298,5 @@ EOF
 } > "$OUT"
 cat "$OUT"
 echo "wrote $OUT and $TSV; the proxy's log of each cp in $LOGS" >&2
+# A failed measurement fails the run (its row says FAILED too).
+! cut -f9 "$results" | grep -q FAILED
