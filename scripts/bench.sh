@@ -12,6 +12,8 @@
 #
 #   scripts/bench.sh wan [--quick] [--rtt MS] ...: the WAN benchmark instead, through a delay
 #   proxy (scripts/bench/wan.sh; its options are listed there).
+#   scripts/bench/writeback.sh [--runs N] [--rtt MS]: write-back (-o writeback) against
+#   rclone --vfs-cache-mode writes, to return and to be on the server (its own run).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 [ "${1:-}" = wan ] && { shift; exec scripts/bench/wan.sh "$@"; }
