@@ -136,7 +136,10 @@ fn a_server_refusing_passive_mode_is_mounted_in_active_mode_and_used() {
             .any(|l| l.starts_with("REST ") && l != "REST 0"),
         "a REST at an offset: {commands}"
     );
-    assert!(count("APPE") >= 1, "{commands}");
+    // The `>>` goes up as APPE, or as a whole STOR when the kernel's release of the `>`
+    // before it has not come yet (the spool is still open): both are right, and the
+    // content is checked above; which one is a matter of timing.
+    assert!(count("APPE") + count("STOR") >= 3, "{commands}");
 }
 
 /// `data=passive` never switches: the server without passive mode refuses the mount, with

@@ -109,7 +109,12 @@ fn listing_reports_names_types_and_sizes() {
     };
     let mut entries = r.list("").unwrap();
     entries.sort_by(|a, b| a.name.cmp(&b.name));
-    let get = |n: &str| entries.iter().find(|e| e.name == n).unwrap();
+    let get = |n: &str| {
+        entries
+            .iter()
+            .find(|e| e.name == n)
+            .unwrap_or_else(|| panic!("{n} not in {entries:?}, root {:?}", r.root()))
+    };
     assert_eq!(get("big.bin").size, 5 * 1024 * 1024 + 123);
     assert_eq!(get("docs").kind, Kind::Dir);
     assert_eq!(get("with space.txt").kind, Kind::File);
