@@ -178,7 +178,7 @@ fn daemon_pids_for(mountpoint: &Path) -> Vec<u32> {
 /// exit: the daemon it leaves behind is the test's to unmount.
 fn mount_background(source: &str, mnt: &Path, password: Option<&str>) -> std::process::Output {
     let mut cmd = ftpfs();
-    cmd.args(["mount", source])
+    cmd.args(["mount", "-o", &own_state(), source])
         .arg(mnt)
         .env_remove("FTPFS_PASSWORD")
         .env("NETRC", "/nonexistent")
@@ -550,7 +550,7 @@ fn background_mount_does_not_hold_the_callers_output_open() {
     let mnt = tempfile::tempdir().unwrap();
     let log = mnt.path().with_extension("log");
     let mut child = ftpfs()
-        .args(["mount", &server.url()])
+        .args(["mount", "-o", &own_state(), &server.url()])
         .arg(mnt.path())
         .arg("--log-file")
         .arg(&log)

@@ -100,16 +100,6 @@ struct Setup {
     dir: tempfile::TempDir,
 }
 
-/// Spool and recovery directories under `dir`: mount(8) and its helpers run ftpfs with the
-/// caller's environment, whose defaults are the real `~/.cache`.
-fn own_dirs(dir: &Path) -> String {
-    format!(
-        "spool_dir={},recovery_dir={}",
-        dir.join("spool").display(),
-        dir.join("recovered").display()
-    )
-}
-
 fn setup_with_credentials() -> Option<Setup> {
     let (data, server) = server_with_file()?;
     let secrets = tempfile::tempdir().unwrap();
@@ -322,7 +312,11 @@ fn a_detached_mount_logs_to_syslog_or_to_the_log_file_option() {
                 .arg(format!("ftp://127.0.0.1:{}", server.port))
                 .arg(dir.path())
                 .arg("-o")
-                .arg(format!("credentials={},debug{extra}", creds.display()))
+                .arg(format!(
+                    "credentials={},debug{extra},{}",
+                    creds.display(),
+                    own_state()
+                ))
                 .env("FTPFS_SYSLOG_SOCKET", &sock_path),
             "mount",
         );
@@ -380,7 +374,7 @@ fn a_password_in_the_url_is_not_in_the_daemons_command_line() {
     };
     let dir = tempfile::tempdir().unwrap();
     let mut child = ftpfs()
-        .args(["mount", "-f"])
+        .args(["mount", "-f", "-o", &own_state()])
         .arg(format!("ftp://{USER}:{PASSWORD}@127.0.0.1:{}", server.port))
         .arg(dir.path())
         .stdin(Stdio::null())
@@ -609,7 +603,8 @@ fn a_netrc_entry_or_a_password_file_logs_in_with_no_password_on_the_command_line
     // No user in the source: the netrc entry names it.
     run_ok(
         ftpfs()
-            .args(["mount", &format!("ftp://127.0.0.1:{}/", server.port)])
+            .args(["mount", "-o", &own_state()])
+            .arg(format!("ftp://127.0.0.1:{}/", server.port))
             .arg(dir.path())
             .env_remove("FTPFS_PASSWORD")
             .env("NETRC", &netrc),
@@ -619,7 +614,7 @@ fn a_netrc_entry_or_a_password_file_logs_in_with_no_password_on_the_command_line
 
     run_ok(
         ftpfs()
-            .args(["mount", "--password-file"])
+            .args(["mount", "-o", &own_state(), "--password-file"])
             .arg(&pwfile)
             .arg(server.url())
             .arg(dir.path())

@@ -72,7 +72,7 @@ fn try_mount(url: &str, opts: &str, dir: &Path) -> (bool, String) {
     let out = ftpfs()
         .args(["mount", url])
         .arg(dir)
-        .args(["-o", opts])
+        .args(["-o", opts, "-o", &own_state()])
         .env("FTPFS_PASSWORD", PASSWORD)
         .stdin(Stdio::null())
         .output()

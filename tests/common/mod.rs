@@ -930,6 +930,26 @@ pub fn ftpfs() -> Command {
     cmd
 }
 
+/// `spool_dir=…,recovery_dir=…` under `dir`, for mounts made outside [`Mount`]: mount(8)
+/// and its helpers run ftpfs with the caller's environment, whose defaults are the real
+/// `~/.cache`, and mounts through [`ftpfs`] would share the scratch home's.
+pub fn own_dirs(dir: &Path) -> String {
+    format!(
+        "spool_dir={},recovery_dir={}",
+        dir.join("spool").display(),
+        dir.join("recovered").display()
+    )
+}
+
+/// [`own_dirs`] under a new directory of the build's scratch space, kept after the test:
+/// for a daemon that may outlive the function that mounted it.
+pub fn own_state() -> String {
+    let base = Path::new(env!("CARGO_TARGET_TMPDIR")).join("state");
+    std::fs::create_dir_all(&base).unwrap();
+    let dir = tempfile::tempdir_in(&base).unwrap().keep();
+    own_dirs(&dir)
+}
+
 /// The `XDG_RUNTIME_DIR` of every ftpfs the tests run (see [`ftpfs`]).
 pub fn runtime_dir() -> PathBuf {
     Path::new(env!("CARGO_TARGET_TMPDIR")).join("run")
