@@ -78,23 +78,28 @@ pub struct Stats {
 /// The account of this process.
 pub fn stats() -> &'static Stats {
     static STATS: OnceLock<Stats> = OnceLock::new();
-    STATS.get_or_init(|| Stats {
-        commands: std::array::from_fn(|_| AtomicU64::new(0)),
-        retries: AtomicU64::new(0),
-        logins: AtomicU64::new(0),
-        lost: AtomicU64::new(0),
-        unreplaced: AtomicU64::new(0),
-        reconnects: AtomicU64::new(0),
-        cache_hits: AtomicU64::new(0),
-        cache_misses: AtomicU64::new(0),
-        tls_version: AtomicU8::new(0),
-        transfers: Mutex::new(Vec::new()),
-        failures: Mutex::new(Vec::new()),
-        started: OnceLock::new(),
-    })
+    STATS.get_or_init(Stats::new)
 }
 
 impl Stats {
+    /// All zero: the process's own is [`stats`]; tests make their own.
+    fn new() -> Stats {
+        Stats {
+            commands: std::array::from_fn(|_| AtomicU64::new(0)),
+            retries: AtomicU64::new(0),
+            logins: AtomicU64::new(0),
+            lost: AtomicU64::new(0),
+            unreplaced: AtomicU64::new(0),
+            reconnects: AtomicU64::new(0),
+            cache_hits: AtomicU64::new(0),
+            cache_misses: AtomicU64::new(0),
+            tls_version: AtomicU8::new(0),
+            transfers: Mutex::new(Vec::new()),
+            failures: Mutex::new(Vec::new()),
+            started: OnceLock::new(),
+        }
+    }
+
     /// One command with this verb went to the server.
     pub fn command(&self, verb: &str) {
         self.commands(verb, 1);
@@ -624,20 +629,7 @@ mod tests {
 
     #[test]
     fn a_login_after_a_lost_connection_is_a_reconnect() {
-        let s = Stats {
-            commands: std::array::from_fn(|_| AtomicU64::new(0)),
-            retries: AtomicU64::new(0),
-            logins: AtomicU64::new(0),
-            lost: AtomicU64::new(0),
-            unreplaced: AtomicU64::new(0),
-            reconnects: AtomicU64::new(0),
-            cache_hits: AtomicU64::new(0),
-            cache_misses: AtomicU64::new(0),
-            tls_version: AtomicU8::new(0),
-            transfers: Mutex::new(Vec::new()),
-            failures: Mutex::new(Vec::new()),
-            started: OnceLock::new(),
-        };
+        let s = Stats::new();
         s.command("USER");
         s.command("USER");
         s.lost();

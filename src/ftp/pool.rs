@@ -166,20 +166,29 @@ impl Pool {
         self.freed.notify_all();
     }
 
+    /// Whether `e`, a refused login while others of ours are open, is the server's limit
+    /// on connections: then learned (and said once per learning), so that checkouts wait
+    /// for one of those instead of failing.
+    fn limit_reached(&self, st: &mut State, e: &Error) -> bool {
+        if !(e.is_connection_limit() && st.total > 0) {
+            return false;
+        }
+        log::warn!(
+            "server {} allows only {} connections ({e}); using that many",
+            self.endpoint.display(),
+            st.total
+        );
+        st.limit = Some((st.total, Instant::now()));
+        true
+    }
+
     /// A connection the preparer was to add could not be made: `e`.
     pub(super) fn not_grown(&self, e: &Error) {
         let mut st = self.state.lock();
         st.preparing -= 1;
         st.growing -= 1;
         st.total -= 1;
-        if e.is_connection_limit() && st.total > 0 {
-            log::info!(
-                "server {} allows only {} connections ({e}); using that many",
-                self.endpoint.display(),
-                st.total
-            );
-            st.limit = Some((st.total, Instant::now()));
-        } else {
+        if !self.limit_reached(&mut st, e) {
             log::debug!("one more connection, opened ahead, failed: {e}");
         }
         drop(st);
@@ -286,13 +295,7 @@ impl Pool {
                             st = self.state.lock();
                             // Refused for too many connections while others of ours are
                             // open: that is the server's limit; wait for one of them.
-                            if e.is_connection_limit() && st.total > 0 {
-                                log::warn!(
-                                    "server {} allows only {} connections ({e}); using that many",
-                                    self.endpoint.display(),
-                                    st.total
-                                );
-                                st.limit = Some((st.total, Instant::now()));
+                            if self.limit_reached(&mut st, &e) {
                                 continue;
                             }
                             return Err(e);
@@ -375,13 +378,7 @@ impl Pool {
                     Err(e) => {
                         self.forget_one(Purpose::Meta);
                         let mut st = self.state.lock();
-                        if e.is_connection_limit() && st.total > 0 {
-                            log::info!(
-                                "server {} allows only {} connections ({e}); using that many",
-                                self.endpoint.display(),
-                                st.total
-                            );
-                            st.limit = Some((st.total, Instant::now()));
+                        if self.limit_reached(&mut st, &e) {
                             return Ok(None);
                         }
                         Err(e)
