@@ -174,6 +174,33 @@ fn daemon_pids_for(mountpoint: &Path) -> Vec<u32> {
     pids
 }
 
+/// A mount point for a daemon that outlives the `ftpfs mount` that started it: if a test
+/// fails with it still mounted, it is detached (`fusermount3 -u -z`, so the daemon exits)
+/// before its directory is removed, instead of being left in the mount table.
+struct MountPoint(tempfile::TempDir);
+
+impl MountPoint {
+    fn new() -> MountPoint {
+        MountPoint(tempfile::tempdir().unwrap())
+    }
+
+    fn path(&self) -> &Path {
+        self.0.path()
+    }
+}
+
+impl Drop for MountPoint {
+    fn drop(&mut self) {
+        if is_mounted(self.path()) {
+            let _ = Command::new("fusermount3")
+                .arg("-u")
+                .arg("-z")
+                .arg(self.path())
+                .status();
+        }
+    }
+}
+
 /// `ftpfs mount SOURCE MNT` in the background (no -f), with `password` if any, run to its
 /// exit: the daemon it leaves behind is the test's to unmount.
 fn mount_background(source: &str, mnt: &Path, password: Option<&str>) -> std::process::Output {
@@ -194,7 +221,7 @@ fn background_mount_returns_when_live_and_umount_leaves_no_process() {
     let Some((_data, server)) = setup(ServerKind::Unftp) else {
         return;
     };
-    let mnt = tempfile::tempdir().unwrap();
+    let mnt = MountPoint::new();
     let out = mount_background(&server.url(), mnt.path(), Some(PASSWORD));
     assert!(
         out.status.success(),
@@ -306,7 +333,7 @@ fn a_remount_right_after_umount_survives_the_old_daemons_exit() {
     let Some((_data, server)) = setup(ServerKind::Unftp) else {
         return;
     };
-    let mnt = tempfile::tempdir().unwrap();
+    let mnt = MountPoint::new();
     for round in 0..5 {
         let out = mount_background(&server.url(), mnt.path(), Some(PASSWORD));
         assert!(out.status.success(), "round {round}");
@@ -373,7 +400,7 @@ fn umount_of_a_busy_mount_says_so_and_only_lazy_detaches_it() {
     let Some((_data, server)) = setup(ServerKind::Unftp) else {
         return;
     };
-    let mnt = tempfile::tempdir().unwrap();
+    let mnt = MountPoint::new();
     let out = mount_background(&server.url(), mnt.path(), Some(PASSWORD));
     assert!(out.status.success());
     let mut open = std::fs::File::open(mnt.path().join("hello.txt")).unwrap();
@@ -473,7 +500,7 @@ fn bad_password_exits_nonzero_with_one_clear_line_and_no_mount() {
     let Some((_data, server)) = setup(ServerKind::Unftp) else {
         return;
     };
-    let mnt = tempfile::tempdir().unwrap();
+    let mnt = MountPoint::new();
     let out = mount_background(&server.url(), mnt.path(), Some("wrong-password"));
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
@@ -491,7 +518,7 @@ fn bad_password_exits_nonzero_with_one_clear_line_and_no_mount() {
 
 #[test]
 fn unreachable_server_exits_nonzero_and_no_mount() {
-    let mnt = tempfile::tempdir().unwrap();
+    let mnt = MountPoint::new();
     let port = free_port();
     let out = mount_background(&format!("127.0.0.1:{port}"), mnt.path(), None);
     assert_eq!(out.status.code(), Some(1));
@@ -661,7 +688,7 @@ fn anonymous_login_when_the_source_names_no_user() {
     let Some(server) = Server::start_anonymous(data.path()) else {
         return;
     };
-    let mnt = tempfile::tempdir().unwrap();
+    let mnt = MountPoint::new();
     let out = mount_background(&format!("127.0.0.1:{}", server.port), mnt.path(), None);
     assert!(
         out.status.success(),

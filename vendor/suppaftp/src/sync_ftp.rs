@@ -1281,16 +1281,39 @@ where
             if let Err(refused) = cc.read_response(Status::RequestFilePending) {
                 debug!("REST {offset} refused; ending what the transfer command started");
                 // The command went too: a transfer it started is from byte 0, not ours.
-                match cc.read_response_in(&[Status::AboutToSend, Status::AlreadyOpen]) {
+                let in_step = match cc.read_response_in(&[Status::AboutToSend, Status::AlreadyOpen])
+                {
                     Ok(_) => {
                         drop(stream);
-                        let _ = cc.read_response_in(&[
-                            Status::ClosingDataConnection,
-                            Status::RequestedFileActionOk,
-                            Status::TransferAborted,
-                        ]);
+                        // Its end: `226`, `426`, or pure-ftpd's lone second `150`. Any
+                        // reply read keeps the channel in step; none (a timeout) does not.
+                        matches!(
+                            cc.read_response_in(&[
+                                Status::ClosingDataConnection,
+                                Status::RequestedFileActionOk,
+                                Status::TransferAborted,
+                            ]),
+                            Ok(_) | Err(FtpError::UnexpectedResponse(_))
+                        )
                     }
-                    Err(_) => drop(stream),
+                    // The command's own refusal (`550`) was read: in step.
+                    Err(FtpError::UnexpectedResponse(_)) => {
+                        drop(stream);
+                        true
+                    }
+                    Err(_) => {
+                        drop(stream);
+                        false
+                    }
+                };
+                if !in_step {
+                    // Which reply comes next is unknown: a command sent now could be answered
+                    // by a reply meant for this transfer. The connection is closed, so that
+                    // its next use fails as a lost connection and a new one is made.
+                    debug!(
+                        "the control connection is out of step after a refused REST; closing it"
+                    );
+                    let _ = cc.socket().shutdown(std::net::Shutdown::Both);
                 }
                 return Err(refused);
             }
