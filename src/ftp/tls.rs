@@ -44,6 +44,18 @@
 //! - When a data connection is still refused (the supply ran out, the server forgot the
 //!   session), the connection is given up and the transfer repeated on a new control
 //!   connection, with a new session: the refusal came before any byte was transferred.
+//!
+//! *Round trips.* A TLS data connection costs one round trip more than a plain one at the
+//! least (the server sends data, or takes it, only after the handshake), and costed two
+//! more when the hello waited for the server's `150`. The TCP connection is opened ahead
+//! like a plain one (`prepare`), and the hello is written with the transfer command
+//! ([`Connector::connect_before_reply`]), unless it would spend the last TLS 1.3 ticket on
+//! a command the server may refuse. Resuming saves the server's signature and our
+//! certificate check, not a round trip (TLS 1.3's full handshake is one round trip too):
+//! pure-ftpd issues no tickets, and each of its data connections is a full handshake.
+//! Left (BENCHMARKS.md, "WAN over FTPS"): pure-ftpd answers a listing's `226` only after our
+//! `close_notify`, one more round trip per listing; sending it before the listing is read
+//! would save it, at the risk of a server that takes it for an abort.
 
 use std::collections::VecDeque;
 use std::net::TcpStream;
