@@ -46,7 +46,7 @@
 //!   connection, with a new session: the refusal came before any byte was transferred.
 //!
 //! *Round trips.* A TLS data connection costs one round trip more than a plain one at the
-//! least (the server sends data, or takes it, only after the handshake), and costed two
+//! least (the server sends data, or takes it, only after the handshake), and cost two
 //! more when the hello waited for the server's `150`. The TCP connection is opened ahead
 //! like a plain one (`prepare`), and the hello is written with the transfer command
 //! ([`Connector::connect_before_reply`]), unless it would spend the last TLS 1.3 ticket on
