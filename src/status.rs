@@ -70,6 +70,8 @@ pub struct Stats {
     cache_misses: AtomicU64,
     /// The TLS version of the last full handshake: 0 none, 12 or 13.
     tls_version: AtomicU8,
+    tls_full: AtomicU64,
+    tls_data: AtomicU64,
     transfers: Mutex<Vec<Arc<Entry>>>,
     failures: Mutex<Vec<Failure>>,
     started: OnceLock<Instant>,
@@ -94,6 +96,8 @@ impl Stats {
             cache_hits: AtomicU64::new(0),
             cache_misses: AtomicU64::new(0),
             tls_version: AtomicU8::new(0),
+            tls_full: AtomicU64::new(0),
+            tls_data: AtomicU64::new(0),
             transfers: Mutex::new(Vec::new()),
             failures: Mutex::new(Vec::new()),
             started: OnceLock::new(),
@@ -163,9 +167,17 @@ impl Stats {
         }
     }
 
-    /// A TLS handshake completed in full with this version (12 or 13).
+    /// A TLS handshake completed in full with this version (12 or 13): the server's
+    /// certificate was checked, as on a control connection or a data connection that did not
+    /// resume its control connection's session.
     pub fn tls_handshake(&self, version: u8) {
         self.tls_version.store(version, Relaxed);
+        self.tls_full.fetch_add(1, Relaxed);
+    }
+
+    /// A data connection starts its TLS handshake.
+    pub fn tls_data_connection(&self) {
+        self.tls_data.fetch_add(1, Relaxed);
     }
 
     /// Data that could not be uploaded was saved to `saved_to`; `path` is relative to the
@@ -227,6 +239,8 @@ impl Stats {
             reconnects: self.reconnects.load(Relaxed),
             cache_hits: self.cache_hits.load(Relaxed),
             cache_misses: self.cache_misses.load(Relaxed),
+            tls_data_connections: self.tls_data.load(Relaxed),
+            tls_full_handshakes: self.tls_full.load(Relaxed),
         }
     }
 
@@ -522,6 +536,13 @@ pub struct Counters {
     /// Lookups answered by the listing cache, and those that were not.
     pub cache_hits: u64,
     pub cache_misses: u64,
+    /// Data connections that started a TLS handshake.
+    #[serde(default)]
+    pub tls_data_connections: u64,
+    /// TLS handshakes made in full (certificate checked): one per control connection, plus
+    /// the data connections that did not resume their control connection's session.
+    #[serde(default)]
+    pub tls_full_handshakes: u64,
 }
 
 /// What a snapshot is made of that does not change during the mount.

@@ -6,26 +6,32 @@
 # seconds ÷ RTT, commands and data connections counted in the proxy, next to the floor (the
 # fewest round trips a correct client needs). Every result is checked, or its row says FAILED.
 #
-#   scripts/bench.sh wan [--rtt MS] [--rate BYTES/S] [--server-rate BYTES/S] [--tls]
+#   scripts/bench.sh wan [--rtt MS] [--rate BYTES/S] [--server-rate BYTES/S] [--tls | --both]
 #                        [--quick] [--runs N] [--only WORKLOAD,...] [--clients CLIENT,...]
 #
 #   --rtt MS               round-trip time the proxy adds (default 50)
 #   --rate BYTES/S         cap of the proxy per connection and direction (default none)
 #   --server-rate BYTES/S  pure-ftpd's per-session limit for the throttled read (default
 #                          2 MiB/s; pure-ftpd -T, rounded to KiB/s)
-#   --tls                  explicit FTPS (pure-ftpd -Y 2); the proxy then sees no commands
+#   --tls                  explicit FTPS (pure-ftpd -Y 2); the proxy then sees no commands:
+#                          ftpfs's are counted by ftpfs itself (`ftpfs status --json`)
+#   --both                 plain FTP and FTPS in one run (pure-ftpd -Y 1): every ftpfs
+#                          measurement is made in plain FTP, then over FTPS (rows
+#                          "ftpfs-tls"), and a table compares the two; other clients plain
 #   --quick                1 run, 15 random reads, no 1000-file grep (about 7 minutes)
 #   --runs N               runs per workload (default 3, quick 1)
 #   --only LIST            workloads: find ls cp grep grep1000 seq rand append stat mount throttled
 #   --clients LIST         ftpfs rclone lftp lftp5 (lftp5: --parallel=5, pget -n 4; lftp
 #                          includes the Python ftplib rows)
 #
+# BENCH_FTPFS=PATH measures that ftpfs binary instead of this tree's release build (a
+# before/after comparison in one sitting; the header then names it).
 # The table goes to stdout and to $BENCH_OUT (default target/bench-wan.md); the proxy's
 # command log of every measurement is kept next to it (target/bench-wan-logs/) for profiles.
 # Loopback only; every wait is bounded; everything started here is stopped on exit.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-RTT=50 RATE= SERVER_RATE=2097152 TLS=0 QUICK=0 RUNS= ONLY= CLIENTS="ftpfs rclone lftp lftp5"
+RTT=50 RATE= SERVER_RATE=2097152 TLS=0 BOTH=0 QUICK=0 RUNS= ONLY= CLIENTS="ftpfs rclone lftp lftp5"
 while [ $# -gt 0 ]; do
   case $1 in
     --rtt) RTT=$2; shift 2 ;;
@@ -36,7 +42,8 @@ while [ $# -gt 0 ]; do
     --runs) RUNS=$2; shift 2 ;;
     --only) ONLY=${2//,/ }; shift 2 ;;
     --clients) CLIENTS=${2//,/ }; shift 2 ;;
-    *) sed -n '9,21p' "$0" >&2; exit 2 ;;
+    --both) BOTH=1; shift ;;
+    *) sed -n '9,25p' "$0" >&2; exit 2 ;;
   esac
 done
 [ -n "$RUNS" ] || RUNS=$([ "$QUICK" = 1 ] && echo 1 || echo 3)
@@ -51,8 +58,12 @@ client() { [[ " $CLIENTS " == *" $1 "* ]]; }
 for t in rclone lftp pure-ftpd fusermount3 openssl; do
   command -v "$t" >/dev/null || { echo "missing $t: run scripts/install-deps.sh with FTPFS_BENCH_DEPS=1" >&2; exit 1; }
 done
-cargo build --release --locked 2>/dev/null
-ftpfs=$PWD/target/release/ftpfs
+if [ -n "${BENCH_FTPFS:-}" ]; then
+  ftpfs=$(realpath "$BENCH_FTPFS")
+else
+  cargo build --release --locked 2>/dev/null
+  ftpfs=$PWD/target/release/ftpfs
+fi
 PY=/usr/bin/python3
 bench=$PWD/scripts/bench
 
@@ -112,12 +123,12 @@ seq_sha=$(sha "$data/seq32.bin"); big_sha=$(sha "$data/big64.bin")
 port=$($PY -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 pasv_lo=$((40000 + RANDOM % 20000)); pasv_hi=$((pasv_lo + 63))
 tls_args=
-if [ "$TLS" = 1 ]; then
+if [ "$TLS" = 1 ] || [ "$BOTH" = 1 ]; then
   openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=localhost \
     -addext subjectAltName=IP:127.0.0.2,DNS:localhost -keyout "$B/key.pem" -out "$B/cert.pem" 2>/dev/null
   cat "$B/cert.pem" "$B/key.pem" > "$B/both.pem"
   fp=$(openssl x509 -in "$B/cert.pem" -noout -fingerprint -sha256 | cut -d= -f2)
-  tls_args="-Y 2 -2 $B/both.pem"
+  tls_args="-Y $([ "$TLS" = 1 ] && echo 2 || echo 1) -2 $B/both.pem"
 fi
 start_ftpd() { # extra pure-ftpd flags
   ftpd_pid=$(FTPD_PASSIVE="$pasv_lo:$pasv_hi" FTPD_ARGS="$tls_args $*" scripts/ftpd.sh "$data" "$port" "$B/ftpd")
@@ -143,9 +154,16 @@ wait_mounted() { # MOUNTPOINT: until the kernel has it and its root answers (10 
   for _ in $(seq 2000); do mounted "$1" && stat "$1" >/dev/null 2>&1 && return 0; sleep 0.005; done
   echo "no mount on $1" >&2; return 1
 }
+# With --both, ftpfs is plain unless a measurement runs under tls_on.
+ftpfs_tls=0
+tls_on() { ftpfs_tls=1; local tls_rc=0; "$@" || tls_rc=$?; ftpfs_tls=0; return "$tls_rc"; }
 mount_ftpfs() {
   local o="spool_dir=$B/spool,recovery_dir=$B/recovered"
-  [ "$TLS" = 1 ] && o="$o,tls=required,fingerprint=sha256:$fp"
+  if [ "$TLS" = 1 ] || [ "$ftpfs_tls" = 1 ]; then
+    o="$o,tls=required,fingerprint=sha256:$fp"
+  elif [ "$BOTH" = 1 ]; then
+    o="$o,tls=off"
+  fi
   "$ftpfs" mount -f "ftp://alice@$host:$port" "$M" -o "$o" --log-file "$B/ftpfs.log" &
   mount_pid=$!
   wait_mounted "$M"
@@ -184,12 +202,20 @@ up_clean() { find "$data/up" -mindepth 1 -delete; }
 # t0/t1 (mounting comes before t0) and returns non-zero when the result is wrong.
 results=$B/results.tsv
 : > "$results"
-t0() { c0=$(wc -l < "$plog"); s=$(now); }
-t1() { e=$(now); c1=$(wc -l < "$plog"); }
+# Over TLS the proxy sees ftpfs's data connections but not its commands: ftpfs's own
+# counters (`ftpfs status --json`) are read at t0 and t1 instead, when its mount is up.
+status_of() { # FILE
+  : > "$1"
+  if { [ "$TLS" = 1 ] || [ "$ftpfs_tls" = 1 ]; } && mounted "$M"; then
+    timeout 10 "$ftpfs" status "$M" --json > "$1" 2>/dev/null || : > "$1"
+  fi
+}
+t0() { status_of "$B/st0.json"; c0=$(wc -l < "$plog"); s=$(now); }
+t1() { e=$(now); c1=$(wc -l < "$plog"); status_of "$B/st1.json"; }
 measure() { # CLIENT WORKLOAD RUN FUNCTION...
   local cl=$1 wl=$2 run=$3 ok=ok; shift 3
   c0=0 c1=0 s=0 e=0 value=
-  rm -f "$B/got"
+  rm -f "$B/got" "$B/st0.json" "$B/st1.json"
   up_clean
   if ! "$@" > "$B/out.txt" 2> "$B/err.txt"; then
     ok=FAILED
@@ -200,14 +226,36 @@ measure() { # CLIENT WORKLOAD RUN FUNCTION...
   # A mount that never came up: its process goes too.
   if [ -n "$mount_pid" ]; then kill "$mount_pid" 2>/dev/null || true; wait "$mount_pid" 2>/dev/null || true; mount_pid=; fi
   sed -n "$((c0 + 1)),${c1}p" "$plog" > "$LOGS/$cl-$wl-$run.log"
-  local cmds dconns
+  local cmds dconns source=proxy
   cmds=$(awk '$3 == "C"' "$LOGS/$cl-$wl-$run.log" | wc -l)
   dconns=$(awk '$3 == "D"' "$LOGS/$cl-$wl-$run.log" | wc -l)
+  if [ -s "$B/st1.json" ]; then
+    # ftpfs over TLS: its commands by verb, as ftpfs counted them.
+    cmds=$($PY "$bench/statusdiff.py" "$B/st0.json" "$B/st1.json" "$LOGS/$cl-$wl-$run.verbs") source=ftpfs
+  fi
   [ -n "$value" ] || value=$(secs "$s" "$e")
-  printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$cl" "$wl" "$run" "$value" "$cmds" "$dconns" "$ok" >> "$results"
-  echo "$cl $wl run $run: $value s, $cmds commands, $dconns data connections, $ok" >&2
+  printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$cl" "$wl" "$run" "$value" "$cmds" "$dconns" "$ok" "$source" >> "$results"
+  echo "$cl $wl run $run: $value s, $cmds commands ($source), $dconns data connections, $ok" >&2
 }
-settle() { sleep 0.3; }  # after the mount is live, before the clock starts
+# After the mount is live, before the clock starts: ftpfs logs in a second connection in the
+# background after mounting (longer over TLS), which the measurement should not include.
+settle() {
+  sleep 0.3
+  mounted "$M" || return 0
+  local st
+  for _ in $(seq 100); do
+    st=$(timeout 10 "$ftpfs" status "$M" --json 2>/dev/null) || return 0
+    $PY -c 'import json, sys; c = json.loads(sys.argv[1])["connections"]; sys.exit(c["open"] != c["idle"])' "$st" && return 0
+    sleep 0.05
+  done
+}
+ftpfs_measure() { # WORKLOAD RUN FUNCTION...: ftpfs's measurement; with --both, then over FTPS
+  measure ftpfs "$@"
+  if [ "$BOTH" = 1 ]; then
+    local w=$1 r=$2; shift 2
+    measure ftpfs-tls "$w" "$r" tls_on "$@"
+  fi
+}
 
 # --- find of 41 directories, cold
 find_want() { (cd "$data" && find find41 | sort); }
@@ -299,65 +347,65 @@ rclone_w() { mount_rclone --vfs-cache-mode writes; }
 for run in $(seq "$RUNS"); do
   echo "== run $run of $RUNS" >&2
   if want mount; then
-    client ftpfs && measure ftpfs mount "$run" mount_live mount_ftpfs
+    client ftpfs && ftpfs_measure mount "$run" mount_live mount_ftpfs
     client rclone && measure rclone mount "$run" mount_live rclone_ro
     client lftp && measure lftp mount "$run" mount_lftp
   fi
   if want find; then
-    client ftpfs && measure ftpfs find "$run" find_mount mount_ftpfs "$M"
+    client ftpfs && ftpfs_measure find "$run" find_mount mount_ftpfs "$M"
     client rclone && measure rclone find "$run" find_mount rclone_ro "$R"
     client lftp && measure lftp find "$run" find_lftp
     client lftp5 && measure lftp5 find "$run" find_lftp5
   fi
   if want ls; then
-    client ftpfs && measure ftpfs ls "$run" ls_mount mount_ftpfs "$M"
+    client ftpfs && ftpfs_measure ls "$run" ls_mount mount_ftpfs "$M"
     client rclone && measure rclone ls "$run" ls_mount rclone_ro "$R"
     client lftp && measure lftp ls "$run" ls_lftp
   fi
   if want stat; then
-    client ftpfs && measure ftpfs stat "$run" stat_mount mount_ftpfs "$M"
+    client ftpfs && ftpfs_measure stat "$run" stat_mount mount_ftpfs "$M"
     client rclone && measure rclone stat "$run" stat_mount rclone_ro "$R"
     client lftp && measure lftp stat "$run" stat_lftp
   fi
   if want cp; then
-    client ftpfs && measure ftpfs cp "$run" cp_ftpfs
+    client ftpfs && ftpfs_measure cp "$run" cp_ftpfs
     client rclone && { measure rclone cp "$run" cp_rclone; returned rclone cp-return "$run"; }
     client lftp && measure lftp cp "$run" cp_lftp
     client lftp5 && measure lftp5 cp "$run" cp_lftp5
   fi
   if want append; then
-    client ftpfs && measure ftpfs append "$run" append_mount mount_ftpfs "$M"
+    client ftpfs && ftpfs_measure append "$run" append_mount mount_ftpfs "$M"
     client rclone && { measure rclone append "$run" append_mount rclone_w "$R"; returned rclone append-return "$run"; }
     client lftp && measure plain append "$run" append_plain
   fi
   if want grep; then
-    client ftpfs && measure ftpfs grep "$run" grep_mount mount_ftpfs "$M" grep200
+    client ftpfs && ftpfs_measure grep "$run" grep_mount mount_ftpfs "$M" grep200
     client rclone && measure rclone grep "$run" grep_mount rclone_ro "$R" grep200
     client lftp && measure lftp grep "$run" grep_lftp grep200
     client lftp5 && measure lftp5 grep "$run" grep_lftp grep200 5
   fi
   if want seq; then
-    client ftpfs && measure ftpfs seq "$run" seq_mount mount_ftpfs "$M"
+    client ftpfs && ftpfs_measure seq "$run" seq_mount mount_ftpfs "$M"
     client rclone && measure rclone seq "$run" seq_mount rclone_ro "$R"
     client lftp && measure lftp seq "$run" seq_lftp
     client lftp5 && measure lftp5 seq "$run" seq_lftp "pget -n 4"
   fi
   if want rand; then
-    client ftpfs && measure ftpfs rand "$run" rand_mount mount_ftpfs "$M"
+    client ftpfs && ftpfs_measure rand "$run" rand_mount mount_ftpfs "$M"
     client rclone && measure rclone rand "$run" rand_mount rclone_ro "$R"
     client lftp && measure plain rand "$run" rand_plain
   fi
 done
 # The 1000-file grep runs once: it takes minutes per client.
 if want grep1000; then
-  client ftpfs && measure ftpfs grep1000 1 grep_mount mount_ftpfs "$M" grep1000
+  client ftpfs && ftpfs_measure grep1000 1 grep_mount mount_ftpfs "$M" grep1000
   client lftp5 && measure lftp5 grep1000 1 grep_lftp grep1000 5
 fi
 if want throttled; then
   stop_ftpd
   start_ftpd -T "$((SERVER_RATE / 1024))"
   for run in $(seq "$RUNS"); do
-    client ftpfs && measure ftpfs throttled "$run" big_mount mount_ftpfs "$M"
+    client ftpfs && ftpfs_measure throttled "$run" big_mount mount_ftpfs "$M"
     client rclone && measure rclone throttled "$run" big_mount rclone_ro "$R"
     client lftp && measure lftp throttled "$run" big_lftp
     client lftp5 && measure lftp5 throttled "$run" big_lftp "pget -n 4"
@@ -366,7 +414,7 @@ fi
 
 cp "$results" "$LOGS/results.tsv"
 {
-  echo "WAN benchmark: RTT $RTT ms$([ -n "$RATE" ] && echo ", link $RATE B/s per connection and direction")$([ "$TLS" = 1 ] && echo ", explicit FTPS"), medians of $RUNS run(s); $(date -u '+%Y-%m-%d %H:%M UTC'), commit $(git rev-parse --short HEAD)$(git diff --quiet HEAD -- src || echo +changes), $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg)"
+  echo "WAN benchmark: RTT $RTT ms$([ -n "$RATE" ] && echo ", link $RATE B/s per connection and direction")$([ "$TLS" = 1 ] && echo ", explicit FTPS")$([ "$BOTH" = 1 ] && echo ", ftpfs in plain FTP and over explicit FTPS (pure-ftpd -Y 1)"), medians of $RUNS run(s); $(date -u '+%Y-%m-%d %H:%M UTC'), $([ -n "${BENCH_FTPFS:-}" ] && echo "binary $BENCH_FTPFS" || echo "commit $(git rev-parse --short HEAD)$(git diff --quiet HEAD -- src vendor || echo +changes)"), $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg)"
   echo "pure-ftpd $(dpkg-query -W -f='${Version}' pure-ftpd), rclone $(rclone version | awk 'NR == 1 { print $2 }'), lftp $(lftp --version | awk 'NR == 1 { print $4 }'), Python $($PY -c 'import platform; print(platform.python_version())') ftplib"
   echo
   $PY "$bench/wantable.py" "$results" "$RTT" "$RANDN" "$SERVER_RATE" "$TLS" "$LOGS"

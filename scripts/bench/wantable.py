@@ -4,8 +4,13 @@ scripts/bench/wan.sh from its measurements (client, workload, run, seconds, comm
 connections, ok|FAILED per line). Medians over the runs; a workload with any failed run
 shows FAILED. The floors are derived in BENCHMARKS.md (section "WAN"): round trips at the
 least for a correct client on one connection, one command at a time / on 5 connections with
-a data connection prepared ahead on each."""
-import statistics, sys
+a data connection prepared ahead on each.
+
+Rows of client "ftpfs-tls" (wan.sh --both) are ftpfs over FTPS in the same run: a further
+table compares them with the plain rows (issue 15's FTPS target: within one round trip per
+data connection of plain FTP). Commands over TLS are ftpfs's own count (`ftpfs status`; the
+results' 8th column says "ftpfs"), since the proxy sees only ciphertext."""
+import json, os, statistics, sys
 from collections import defaultdict
 
 path, rtt, randn, server_rate, tls = sys.argv[1], int(sys.argv[2]) / 1000, int(sys.argv[3]), int(sys.argv[4]), sys.argv[5] == "1"
@@ -28,12 +33,14 @@ WORKLOADS = {
     "throttled": (f"64 MiB read, server limits each session to {mib_s:g} MiB/s",
                   f"{64 / mib_s:.1f} s / {64 / mib_s / 5:.1f} s"),
 }
-CLIENTS = ["ftpfs", "rclone", "lftp", "plain", "lftp5"]
+CLIENTS = ["ftpfs", "ftpfs-tls", "rclone", "lftp", "plain", "lftp5"]
 
 
 def client_label(c, w):
     if c == "ftpfs":
         return "**ftpfs**"
+    if c == "ftpfs-tls":
+        return "**ftpfs over FTPS**"
     if c == "rclone":
         return "rclone mount" + (" (`--vfs-cache-mode writes`)" if w.startswith(("cp", "append")) else "")
     if c == "lftp":
@@ -46,9 +53,11 @@ def client_label(c, w):
 
 
 rows = defaultdict(list)
+source = {}
 for line in open(path):
-    c, w, run, secs, cmds, dconns, ok = line.rstrip("\n").split("\t")
+    c, w, run, secs, cmds, dconns, ok, *src = line.rstrip("\n").split("\t")
     rows[(c, w)].append((float(secs), cmds, dconns, ok))
+    source[(c, w)] = src[0] if src else "proxy"
 
 
 def median(xs):
@@ -102,7 +111,8 @@ for w, (label, floor) in WORKLOADS.items():
         if failed:
             cells += ["FAILED", "", "", ""]
         else:
-            cmd_cell = "encrypted" if tls and cmds is not None else num(cmds)
+            encrypted = (tls or c == "ftpfs-tls") and source.get((c, w)) == "proxy"
+            cmd_cell = "encrypted" if encrypted and cmds is not None else num(cmds)
             cells += [f"{secs:.3f}" if secs < 10 else f"{secs:.2f}", f"{secs / rtt:.1f}", cmd_cell, num(dconns)]
         print("| " + " | ".join(cells) + " |")
         first = False
@@ -135,7 +145,6 @@ def profile(log):
 
 
 if len(sys.argv) > 6 and not tls:
-    import os
     print()
     print("ftpfs's commands in run 1 (from the proxy's log): by verb; control connections that sent")
     print("commands; the most commands awaiting a reply at once on one connection (more than 1 is")
@@ -149,3 +158,68 @@ if len(sys.argv) > 6 and not tls:
             continue
         by, n, deepest, widest = profile(log)
         print(f"| {label} | {by} | {n} | {deepest} | {widest} |")
+
+
+def verbs_of(log):
+    """ftpfs's own count (statusdiff.py's file): commands by verb and the TLS figures."""
+    with open(log) as f:
+        d = json.load(f)
+    by = ", ".join(f"{v} {n}" for v, n in sorted(d["commands"].items(), key=lambda x: (-x[1], x[0])))
+    return by, d["_"]
+
+
+tls_client = "ftpfs" if tls else "ftpfs-tls"
+if len(sys.argv) > 6 and any(c == tls_client for c, _ in rows):
+    print()
+    print("ftpfs over FTPS in run 1, as ftpfs counted it (`ftpfs status --json` before and after):")
+    print("commands by verb, logins, data connections with a TLS handshake, and full TLS handshakes")
+    print("(certificate checked: one per login; any more is a data connection that did not resume).")
+    print()
+    print("| workload | commands by verb | logins | TLS data connections | full handshakes |")
+    print("|---|---|---|---|---|")
+    for w, (label, _) in WORKLOADS.items():
+        log = os.path.join(sys.argv[6], f"{tls_client}-{w}-1.verbs")
+        if not os.path.exists(log):
+            continue
+        by, x = verbs_of(log)
+        print(f"| {label} | {by} | {x['logins']} | {x['tls_data_connections']} | {x['tls_full_handshakes']} |")
+
+def handshakes(w):
+    """Median over the runs of the TLS data connections ftpfs counted (per read for rand)."""
+    n = []
+    for run in range(1, 100):
+        log = os.path.join(sys.argv[6], f"ftpfs-tls-{w}-{run}.verbs") if len(sys.argv) > 6 else ""
+        if not os.path.exists(log):
+            break
+        n.append(verbs_of(log)[1]["tls_data_connections"] / (randn if w == "rand" else 1))
+    # An old ftpfs without the counter reports 0 for every run.
+    return median(n) if n and any(n) else None
+
+
+if any(c == "ftpfs-tls" for c, _ in rows):
+    print()
+    print("Plain FTP against FTPS, same run, medians: the difference in round trips against the data")
+    print("connections the FTPS transfers used (TLS handshakes ftpfs counted). Target (issue 15): FTPS")
+    print("within one round trip per data connection of plain FTP" + ("; per read for the random reads" if ("ftpfs", "rand") in rows else "") + ".")
+    print()
+    print("| workload | plain: s (÷ RTT) | FTPS: s (÷ RTT) | difference, RTT | FTPS data connections | commands plain / FTPS | target |")
+    print("|---|---|---|---|---|---|---|")
+    for w, (label, _) in WORKLOADS.items():
+        p, t = summary("ftpfs", w), summary("ftpfs-tls", w)
+        if p is None or t is None:
+            continue
+        if p[0] or t[0]:
+            print(f"| {label} | {'FAILED' if p[0] else ''} | {'FAILED' if t[0] else ''} | | | | |")
+            continue
+        diff = (t[1] - p[1]) / rtt
+        # The data connections the FTPS transfers used, as ftpfs counted their handshakes
+        # (the proxy counts connections when opened: one prepared before the clock started
+        # is missed, one prepared at its end counted); the proxy's count otherwise.
+        used = handshakes(w)
+        dconns = used if used is not None else (t[3] or 0)
+        if w == "mount":
+            verdict = "not in this target (login)"
+        else:
+            verdict = "met" if diff <= dconns else "**missed**"
+        print(f"| {label} | {p[1]:.3f} ({p[1] / rtt:.1f}) | {t[1]:.3f} ({t[1] / rtt:.1f}) | {diff:+.1f} | "
+              f"{num(dconns)} | {num(p[2])} / {num(t[2])} | {verdict} |")

@@ -44,6 +44,18 @@
 //! - When a data connection is still refused (the supply ran out, the server forgot the
 //!   session), the connection is given up and the transfer repeated on a new control
 //!   connection, with a new session: the refusal came before any byte was transferred.
+//!
+//! *Round trips.* A TLS data connection costs one round trip more than a plain one at the
+//! least (the server sends data, or takes it, only after the handshake), and cost two
+//! more when the hello waited for the server's `150`. The TCP connection is opened ahead
+//! like a plain one (`prepare`), and the hello is written with the transfer command
+//! ([`Connector::connect_before_reply`]), unless it would spend the last TLS 1.3 ticket on
+//! a command the server may refuse. Resuming saves the server's signature and our
+//! certificate check, not a round trip (TLS 1.3's full handshake is one round trip too):
+//! pure-ftpd issues no tickets, and each of its data connections is a full handshake.
+//! Left (BENCHMARKS.md, "WAN over FTPS"): pure-ftpd answers a listing's `226` only after our
+//! `close_notify`, one more round trip per listing; sending it before the listing is read
+//! would save it, at the risk of a server that takes it for an abort.
 
 use std::collections::VecDeque;
 use std::net::TcpStream;
@@ -285,17 +297,64 @@ impl TlsConnector for Connector {
     fn connect(&self, domain: &str, stream: TcpStream) -> FtpResult<RustlsStream> {
         let _ = stream.set_read_timeout(Some(self.timeout));
         let _ = stream.set_write_timeout(Some(self.timeout));
-        {
+        let data = {
             let mut first = self.first.lock();
             if first.is_none() {
                 *first = stream.try_clone().ok();
-            } else if !self.store.can_resume() {
-                // Worth knowing when a server then refuses the data connection.
-                log::debug!("TLS: no session left to resume on this data connection");
+                false
+            } else {
+                if !self.store.can_resume() {
+                    // Worth knowing when a server then refuses the data connection.
+                    log::debug!("TLS: no session left to resume on this data connection");
+                }
+                true
             }
+        };
+        let resuming = data && self.store.can_resume();
+        let mut tls = self.inner.connect(domain, stream)?;
+        if data {
+            crate::status::stats().tls_data_connection();
+            send_client_hello(&mut tls)?;
+            log::debug!(
+                "TLS: data connection hello sent{}",
+                if resuming {
+                    ", resuming the session"
+                } else {
+                    ""
+                }
+            );
         }
-        self.inner.connect(domain, stream)
+        Ok(tls)
     }
+
+    /// With pipelining, the data connection's hello goes out with the transfer command
+    /// ([`send_client_hello`]), unless it would spend the last TLS 1.3 ticket: a server
+    /// that refuses the command never reads the hello, and the ticket in it is gone, so
+    /// with one ticket left the hello waits for the `150` (a round trip later; a refusal
+    /// comes before it then). A TLS 1.2 session serves again; two tickets leave one; with
+    /// none (pure-ftpd issues none: every data connection is a full handshake, one round
+    /// trip in TLS 1.3 all the same) there is nothing to spend.
+    fn connect_before_reply(&self) -> bool {
+        !self.store.last_ticket()
+    }
+}
+
+/// Writes a data connection's first handshake message (the `ClientHello`, which offers the
+/// session to resume) at once, without waiting for an answer: the server reads it when it
+/// accepts the data connection for the transfer command. The rest of the handshake happens
+/// at the first read or write, as before. Where suppaftp makes the TLS stream right after
+/// the transfer command ([`Connector::connect_before_reply`]), the hello travels with the
+/// command, and the first byte of a download arrives two round trips after the command
+/// instead of three: the server's `150` and its handshake come together, and its data after
+/// our `Finished` (see `vendor/suppaftp/FTPFS-PATCH.md`).
+fn send_client_hello(tls: &mut RustlsStream) -> FtpResult<()> {
+    let s = suppaftp::TlsStream::mut_ref(tls);
+    while s.conn.wants_write() {
+        s.conn
+            .write_tls(&mut s.sock)
+            .map_err(suppaftp::FtpError::ConnectionError)?;
+    }
+    Ok(())
 }
 
 /// Verifies the server's certificate: pinned certificates (in `cafile`, or by fingerprint)
@@ -498,6 +557,13 @@ impl SessionStore {
     pub fn can_resume(&self) -> bool {
         let s = self.inner.lock();
         s.tls12.is_some() || !s.tls13.is_empty()
+    }
+
+    /// Whether the next connection would take the last session there is: one TLS 1.3
+    /// ticket and no TLS 1.2 session (which serves again and again).
+    pub fn last_ticket(&self) -> bool {
+        let s = self.inner.lock();
+        s.tls12.is_none() && s.tls13.len() == 1
     }
 }
 

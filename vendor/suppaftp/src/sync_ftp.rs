@@ -1146,7 +1146,7 @@ where
 
         // The early upload of `set_early_upload` is for this command only, whatever path.
         let early = std::mem::take(&mut cc.early_upload);
-        let (response, stream) = match self.mode {
+        let (response, data_stream) = match self.mode {
             Mode::Active => {
                 let listener = self.active(cc)?;
                 Self::send_restart(cc, restart, &cmd)?;
@@ -1185,7 +1185,7 @@ where
                         Err(error) => return Err(FtpError::ConnectionError(error)),
                     }
                 };
-                (response, stream)
+                (response, self.secure_data_stream(stream)?)
             }
             Mode::ExtendedPassive | Mode::Passive => {
                 let stream = match Self::take_prepared(cc) {
@@ -1205,34 +1205,48 @@ where
                     Self::send_restart(cc, restart, &cmd)?;
                     cc.perform(cmd)?;
                     let response = cc.read_response_in(expected_code)?;
-                    (response, stream)
+                    (response, self.secure_data_stream(stream)?)
                 } else {
                     self.pipelined_command(cc, restart, cmd, expected_code, stream)?
                 }
             }
         };
 
+        cc.data_connection_open = true;
+        Ok((response, data_stream))
+    }
+
+    /// The data connection as the transfer uses it: TLS (made by the connector) when the
+    /// control connection is, plain otherwise.
+    fn secure_data_stream(&self, stream: TcpStream) -> FtpResult<DataStream<T>> {
         #[cfg(not(feature = "secure"))]
-        let data_stream = DataStream::Tcp(stream);
+        return Ok(DataStream::Tcp(stream));
 
         #[cfg(feature = "secure")]
-        let data_stream = match (self.tls_ctx.as_ref(), self.domain.as_ref()) {
-            (Some(tls_ctx), Some(domain)) => DataStream::Ssl(Box::new(
+        match (self.tls_ctx.as_ref(), self.domain.as_ref()) {
+            (Some(tls_ctx), Some(domain)) => Ok(DataStream::Ssl(Box::new(
                 tls_ctx
                     .connect(domain, stream)
                     .map_err(|error| FtpError::SecureError(format!("{error}")))?,
+            ))),
+            (Some(_), None) => Err(FtpError::SecureError(
+                "TLS context is set but no domain is available for the secure connection"
+                    .to_string(),
             )),
-            (Some(_), None) => {
-                return Err(FtpError::SecureError(
-                    "TLS context is set but no domain is available for the secure connection"
-                        .to_string(),
-                ));
-            }
-            (None, _) => DataStream::Tcp(stream),
-        };
+            (None, _) => Ok(DataStream::Tcp(stream)),
+        }
+    }
 
-        cc.data_connection_open = true;
-        Ok((response, data_stream))
+    /// ftpfs patch: closes a data connection the server refused to use, without the TLS
+    /// goodbye a TLS stream sends when dropped (its handshake may have begun only on our
+    /// side, and flushing it would wait for a server that does not answer).
+    fn discard_data_stream(stream: DataStream<T>) {
+        #[cfg(feature = "secure")]
+        if let DataStream::Ssl(tls) = stream {
+            drop(tls.tcp_stream());
+            return;
+        }
+        drop(stream);
     }
 
     /// ftpfs patch: a prepared data connection still worth using: not older than
@@ -1258,7 +1272,9 @@ where
 
     /// ftpfs patch: the transfer command with pipelining: `REST` (if any) and the command
     /// written at once, their replies read after. A plain upload does not wait for its
-    /// `150` (read by [`ControlChannel::complete_transfer`]).
+    /// `150` (read by [`ControlChannel::complete_transfer`]). A TLS data connection's
+    /// stream is made right after the command is written, before the replies, when the
+    /// connector asks for it ([`TlsConnector::connect_before_reply`]), after them otherwise.
     fn pipelined_command(
         &self,
         cc: &mut ControlChannel<T>,
@@ -1266,17 +1282,30 @@ where
         cmd: Command,
         expected_code: &[Status],
         stream: TcpStream,
-    ) -> FtpResult<(Response, TcpStream)> {
+    ) -> FtpResult<(Response, DataStream<T>)> {
         let transfers_file = matches!(
             cmd,
             Command::Retr(_) | Command::Store(_) | Command::Appe(_) | Command::Custom(_)
         );
         let upload = matches!(cmd, Command::Store(_) | Command::Appe(_));
         let restart = restart.filter(|_| transfers_file);
+        #[cfg(feature = "secure")]
+        let (plain, before_reply) = match &self.tls_ctx {
+            Some(tls) => (false, tls.connect_before_reply()),
+            None => (true, false),
+        };
+        #[cfg(not(feature = "secure"))]
+        let (plain, before_reply) = (true, false);
         match restart {
             Some(offset) => cc.perform_all(vec![Command::Rest(offset), cmd])?,
             None => cc.perform(cmd)?,
         }
+        // Made now, or once the reply says the server takes the data connection.
+        let stream = if before_reply {
+            self.secure_data_stream(stream)?
+        } else {
+            DataStream::Tcp(stream)
+        };
         if let Some(offset) = restart {
             if let Err(refused) = cc.read_response(Status::RequestFilePending) {
                 debug!("REST {offset} refused; ending what the transfer command started");
@@ -1284,7 +1313,7 @@ where
                 let in_step = match cc.read_response_in(&[Status::AboutToSend, Status::AlreadyOpen])
                 {
                     Ok(_) => {
-                        drop(stream);
+                        Self::discard_data_stream(stream);
                         // Its end: `226`, `426`, or pure-ftpd's lone second `150`. Any
                         // reply read keeps the channel in step; none (a timeout) does not.
                         matches!(
@@ -1298,11 +1327,11 @@ where
                     }
                     // The command's own refusal (`550`) was read: in step.
                     Err(FtpError::UnexpectedResponse(_)) => {
-                        drop(stream);
+                        Self::discard_data_stream(stream);
                         true
                     }
                     Err(_) => {
-                        drop(stream);
+                        Self::discard_data_stream(stream);
                         false
                     }
                 };
@@ -1318,16 +1347,23 @@ where
                 return Err(refused);
             }
         }
-        #[cfg(feature = "secure")]
-        let plain = self.tls_ctx.is_none();
-        #[cfg(not(feature = "secure"))]
-        let plain = true;
+        // Over TLS the upload's first write waits for the server's handshake, which comes
+        // right after its `150`: reading the `150` first costs nothing there.
         if std::mem::take(&mut cc.early_upload) && upload && plain && restart.is_none() {
             cc.preliminary_pending = true;
             return Ok((Response::new(Status::AboutToSend, Vec::new()), stream));
         }
-        let response = cc.read_response_in(expected_code)?;
-        Ok((response, stream))
+        let response = match cc.read_response_in(expected_code) {
+            Ok(response) => response,
+            Err(refused) => {
+                Self::discard_data_stream(stream);
+                return Err(refused);
+            }
+        };
+        match stream {
+            DataStream::Tcp(tcp) if !plain => Ok((response, self.secure_data_stream(tcp)?)),
+            stream => Ok((response, stream)),
+        }
     }
 
     /// Sends `restart` as `REST` if `cmd` transfers a file.

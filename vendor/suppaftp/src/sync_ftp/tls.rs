@@ -31,6 +31,15 @@ pub trait TlsConnector: Debug {
     ///
     /// Returns an error when the TLS session cannot be established.
     fn connect(&self, domain: &str, stream: TcpStream) -> crate::FtpResult<Self::Stream>;
+
+    /// ftpfs patch: whether, with pipelining, the next data connection's TLS stream is made
+    /// right after its transfer command is written, before the reply, so that a `connect`
+    /// that writes its first handshake message at once (without waiting for the server,
+    /// which reads it only once it has the command) saves a round trip. Default: no, after
+    /// the reply, as without the patch.
+    fn connect_before_reply(&self) -> bool {
+        false
+    }
 }
 
 /// A trait for a TLS stream.

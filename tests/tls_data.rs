@@ -1,0 +1,193 @@
+//! FTPS data connections on real servers (issue 15). On a network, a TLS data connection
+//! whose hello waits for the server's `150` costs two round trips more than a plain one;
+//! sent with the transfer command, one. Each must also resume its control connection's TLS
+//! session (a full handshake costs more, and vsftpd with `require_ssl_reuse=YES` refuses the
+//! transfer) where the server issues session tickets. A hello sent with a command the
+//! server refuses is never read, and its TLS 1.3 ticket is spent: that must not leave the
+//! next data connection without a session.
+//!
+//! The order of command, hello and `150` is read from the mount's log with one control
+//! connection (`connections=1`), where one thread at a time writes those lines; the
+//! sessions are counted by the mount itself (`ftpfs status --json`).
+
+mod common;
+
+use std::path::Path;
+
+use common::*;
+
+/// The counters of the mount at `path`, from `ftpfs status --json`.
+fn counters(path: &Path) -> serde_json::Value {
+    let out = ftpfs()
+        .args(["status", "--json"])
+        .arg(path)
+        .output()
+        .expect("ftpfs status runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    v["counters"].clone()
+}
+
+/// For each transfer command in `log` (one control connection): whether its data
+/// connection's hello was written before the server's `150` was read. (early, late)
+fn hello_order(log: &str) -> (usize, usize) {
+    const TRANSFERS: [&str; 6] = ["RETR", "STOR", "APPE", "MLSD", "LIST", "NLST"];
+    let (mut early, mut late) = (0, 0);
+    let mut pending = false;
+    let mut replied = false;
+    for line in log.lines() {
+        if let Some(cmd) = line.split("CC OUT: ").nth(1) {
+            if TRANSFERS.iter().any(|v| cmd.starts_with(v)) {
+                (pending, replied) = (true, false);
+            }
+        } else if pending && (line.contains("CC IN: \"150") || line.contains("CC IN: \"125")) {
+            replied = true;
+        } else if pending && line.contains("TLS: data connection hello sent") {
+            if replied {
+                late += 1;
+            } else {
+                early += 1;
+            }
+            pending = false;
+        }
+    }
+    (early, late)
+}
+
+/// Listings, reads (whole and at an offset), uploads and appends through `m`: every kind of
+/// data connection, each checked. Returns how many transfers it made at the least.
+fn every_kind_of_transfer(m: &Mount, served: &Path) -> usize {
+    let root = m.path();
+    let mut rng = Rng(15);
+    let big = rng.bytes(300_000);
+    std::fs::write(root.join("big.bin"), &big).unwrap();
+    let mut part = vec![0u8; 1000];
+    std::os::unix::fs::FileExt::read_exact_at(
+        &std::fs::File::open(root.join("big.bin")).unwrap(),
+        &mut part,
+        200_000,
+    )
+    .unwrap();
+    assert!(part[..] == big[200_000..201_000], "bytes at 200000");
+    for i in 0..5 {
+        let bytes = rng.bytes(1000 + i * 100);
+        let name = format!("f{i}.txt");
+        std::fs::write(root.join(&name), &bytes).unwrap();
+        assert!(std::fs::read(served.join(&name)).unwrap() == bytes);
+    }
+    std::fs::create_dir(root.join("d")).unwrap();
+    assert_eq!(std::fs::read_dir(root.join("d")).unwrap().count(), 0);
+    let log_path = root.join("d/append.log");
+    let mut lines = String::new();
+    for n in 0..3 {
+        let mut f = std::fs::OpenOptions::new()
+            .append(true)
+            .create(true)
+            .open(&log_path)
+            .unwrap();
+        let line = format!("line {n}\n");
+        std::io::Write::write_all(&mut f, line.as_bytes()).unwrap();
+        assert_eq!(close(f), Ok(()), "append {n}");
+        lines.push_str(&line);
+    }
+    assert_eq!(
+        std::fs::read_to_string(served.join("d/append.log")).unwrap(),
+        lines
+    );
+    assert_eq!(std::fs::read_dir(root).unwrap().count(), 7);
+    12
+}
+
+/// `resumes`: the server issues session tickets (vsftpd); pure-ftpd issues none, so each of
+/// its data connections is a full handshake (one round trip in TLS 1.3 all the same), and
+/// a hello with no ticket in it has nothing to spend: it goes early too.
+fn hello_goes_with_the_command(kind: ServerKind, resumes: bool) {
+    let data = tempfile::tempdir().unwrap();
+    let Some(server) = Server::start(kind, data.path()) else {
+        return;
+    };
+    let m = Mount::new(&server, &["connections=1"]);
+    let transfers = every_kind_of_transfer(&m, data.path());
+    let c = counters(m.path());
+    let log = m.log_text();
+    drop(m);
+    let (early, late) = hello_order(&log);
+    assert!(
+        c["tls_data_connections"].as_u64().unwrap() >= transfers as u64,
+        "{c}"
+    );
+    if resumes {
+        assert_eq!(
+            c["tls_full_handshakes"], c["logins"],
+            "one full handshake per login: every data connection resumed ({c})"
+        );
+    }
+    assert!(early >= transfers, "{early} hellos with their command");
+    assert_eq!(late, 0, "no hello waited for the 150 ({early} did not)");
+    assert!(!log.contains("session reuse") && !log.contains("WARN"));
+}
+
+#[test]
+fn pure_ftpd_tls_data_connections_send_their_hello_with_the_command() {
+    hello_goes_with_the_command(ServerKind::PureFtpdTls, false);
+}
+
+#[test]
+fn vsftpd_tls_data_connections_send_their_hello_with_the_command_and_resume() {
+    hello_goes_with_the_command(ServerKind::VsftpdTls, true);
+}
+
+/// Downloads the server refuses (the files went away after they were listed): each refused
+/// `RETR` had its hello sent, unread, with a session ticket in it. vsftpd with
+/// `require_ssl_reuse=YES` then still takes every later data connection on the same
+/// control connection without a refusal: the hello goes early only while a session would
+/// remain for the next data connection.
+#[test]
+fn refused_downloads_over_tls_leave_a_session_for_the_next_data_connection() {
+    let data = tempfile::tempdir().unwrap();
+    let Some(server) = Server::start(ServerKind::VsftpdTls, data.path()) else {
+        return;
+    };
+    for i in 0..10 {
+        std::fs::write(data.path().join(format!("gone{i}.txt")), "soon gone\n").unwrap();
+    }
+    std::fs::write(data.path().join("kept.txt"), "kept\n").unwrap();
+    let m = Mount::new(&server, &["connections=1"]);
+    let root = m.path();
+    assert_eq!(std::fs::read_dir(root).unwrap().count(), 11);
+    for i in 0..10 {
+        std::fs::remove_file(data.path().join(format!("gone{i}.txt"))).unwrap();
+    }
+    for i in 0..10 {
+        assert!(
+            std::fs::read(root.join(format!("gone{i}.txt"))).is_err(),
+            "gone{i}.txt was deleted on the server"
+        );
+        // A transfer the server takes, after each refusal, on the same control connection.
+        assert_eq!(
+            std::fs::read_to_string(root.join("kept.txt")).unwrap(),
+            "kept\n"
+        );
+        let up = format!("up{i}.txt");
+        std::fs::write(root.join(&up), format!("up {i}\n")).unwrap();
+        assert_eq!(
+            std::fs::read_to_string(data.path().join(&up)).unwrap(),
+            format!("up {i}\n")
+        );
+    }
+    let c = counters(root);
+    let log = m.log_text();
+    drop(m);
+    let refused = log
+        .lines()
+        .filter(|l| l.contains("CC OUT: RETR") && l.contains("gone"))
+        .count();
+    assert!(refused >= 10, "{refused} RETR of deleted files sent");
+    assert!(!log.contains("session reuse"), "no data connection refused");
+    assert_eq!(c["logins"], 1, "one control connection throughout ({c})");
+    assert_eq!(c["tls_full_handshakes"], 1, "{c}");
+}
