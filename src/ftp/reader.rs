@@ -46,6 +46,7 @@ use super::pool::{Lease, Pool, Purpose, Reclaim, Reclaimed};
 use crate::error::{Error, Op, Result};
 use crate::remote::{Buffers, Data, RemoteReader};
 
+mod segments;
 mod window;
 use window::Window;
 
@@ -80,6 +81,7 @@ struct State {
     stats: Stats,
     /// Listed by `ftpfs status` from the first stream until the file is closed.
     transfer: Option<crate::status::Transfer>,
+    segments: segments::Slot,
 }
 
 /// What one open file cost, logged at debug when it is closed.
@@ -146,6 +148,22 @@ impl RemoteReader for FtpReader {
         let from_window = st.window.copy_out(offset, &mut buf[..len]);
         st.stats.from_window += from_window as u64;
         let mut filled = from_window;
+        // Fetched ahead on other connections (a slow stream of a big file).
+        let at = offset + filled as u64;
+        let end = match segments::serve(&mut st, at, &mut buf[filled..len], deadline) {
+            Ok((n, eof)) => {
+                filled += n;
+                if eof {
+                    filled
+                } else {
+                    len
+                }
+            }
+            Err(e) => {
+                self.inner.buffers.put(buf);
+                return Err(e);
+            }
+        };
         // Each attempt reads on from the first byte not yet delivered; a failure that may be
         // repeated resumes there (REST), with the policy's backoff, within the one deadline.
         let pos = Cell::new(offset + filled as u64);
@@ -163,12 +181,12 @@ impl RemoteReader for FtpReader {
                     st.stats.resumes += 1;
                 }
                 attempts += 1;
-                while filled < len {
+                while filled < end {
                     pos.set(offset + filled as u64);
                     let n = self.inner.read_stream(
                         &mut st,
                         pos.get(),
-                        &mut buf[filled..len],
+                        &mut buf[filled..end],
                         deadline,
                     )?;
                     if n == 0 {
@@ -188,6 +206,7 @@ impl RemoteReader for FtpReader {
         // What came from the stream joins the window as it is: no copy.
         st.window
             .push(offset + from_window as u64, data.sub(from_window, filled));
+        segments::consider(&self.inner, &mut st);
         drop(st);
         // Between two reads this reader's stream may be taken by a waiting checkout.
         self.inner.pool.holder_idle();
@@ -546,7 +565,7 @@ fn close_in_background(mut s: Stream) {
     }
 }
 
-trait Transfer: Read + Send {
+pub(super) trait Transfer: Read + Send {
     fn finish(self: Box<Self>) -> FtpResult<()>;
 }
 
