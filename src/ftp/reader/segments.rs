@@ -26,7 +26,7 @@
 //!   reader goes back to one stream. (Adding one at a time, a second apart, would spend
 //!   several seconds at a fraction of the rate; per-session limits are the common case.)
 //! - memory: at most `segments + 1` ranges are held at once, i.e. at most
-//!   `(pool size) × CHUNK` bytes per file (16 MiB with the default pool of 5), besides the
+//!   `(pool size) × CHUNK` bytes per file (20 MiB with the default pool of 5), besides the
 //!   reader's window. A range is freed once the reader has read past it;
 //! - a range cut midway (connection reset, `426`, server restart) is taken again, by the
 //!   same segment on a new connection or by another, with `REST` at its first missing
@@ -135,7 +135,8 @@ pub(super) fn consider(inner: &Arc<Inner>, st: &mut State) {
         inner.path,
         rate / 1024.0
     );
-    let first_end = ((s.pos + CHUNK / 2) / CHUNK + 1) * CHUNK;
+    // To the next boundary: every range is at most CHUNK long.
+    let first_end = (s.pos / CHUNK + 1) * CHUNK;
     let mut plan = Plan::new(size, s.pos, cap, rate);
     plan.chunks
         .push_back(Chunk::new(s.pos, first_end.min(size), Taken));
@@ -248,9 +249,12 @@ impl Drop for Segments {
     }
 }
 
+/// A transfer running on a segment's connection, and the byte of the file it has reached.
+type Open = (Box<dyn Transfer>, u64);
+
 /// Starts a segment on its own thread: with the reader's stream (`first`), or on a spare
 /// connection (given up at once when there is none).
-fn spawn(shared: &Arc<Shared>, first: Option<(Lease, Option<(Box<dyn Transfer>, u64)>, Job)>) {
+fn spawn(shared: &Arc<Shared>, first: Option<(Lease, Option<Open>, Job)>) {
     let sh = Arc::clone(shared);
     let spare = first.is_none();
     let spawned = crate::signals::spawn_blocked(
@@ -305,12 +309,7 @@ fn spawn(shared: &Arc<Shared>, first: Option<(Lease, Option<(Box<dyn Transfer>, 
 /// A segment: takes ranges and fetches them until there is nothing left for it, the reader
 /// is gone, there are more segments than wanted, or a checkout waits for a connection.
 /// `open` is a transfer already running on `lease` and the position it has reached.
-fn run(
-    sh: &Arc<Shared>,
-    mut lease: Lease,
-    mut open: Option<(Box<dyn Transfer>, u64)>,
-    mut job: Option<Job>,
-) {
+fn run(sh: &Arc<Shared>, mut lease: Lease, mut open: Option<Open>, mut job: Option<Job>) {
     let policy = *sh.pool.policy();
     loop {
         let next = match job.take() {
@@ -400,12 +399,7 @@ fn next_job(sh: &Shared) -> Option<Job> {
 /// Fetches range `j` on `lease`, reusing the transfer in `open` if it is at `j.from`;
 /// leaves the transfer in `open` when the range ends before the file does (the next range
 /// may follow on). The bytes go to the plan as they arrive.
-fn fetch(
-    sh: &Arc<Shared>,
-    lease: &mut Lease,
-    open: &mut Option<(Box<dyn Transfer>, u64)>,
-    j: Job,
-) -> Result<()> {
+fn fetch(sh: &Arc<Shared>, lease: &mut Lease, open: &mut Option<Open>, j: Job) -> Result<()> {
     let policy = *sh.pool.policy();
     let mut t = match open.take() {
         Some((t, at)) if at == j.from => t,
