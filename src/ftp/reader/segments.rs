@@ -68,14 +68,14 @@ pub const CHUNK: u64 = 4 << 20;
 pub const MIN_LEFT: u64 = 2 * CHUNK;
 /// The stream is measured over at least this much time spent waiting for its socket (and
 /// [`MEASURE_BYTES`]) before segments are considered.
-pub const MEASURE_BUSY: Duration = Duration::from_millis(500);
+pub const MEASURE_BUSY: Duration = Duration::from_millis(300);
 const MEASURE_BYTES: u64 = 1 << 20;
 /// A stream faster than this (bytes per second) is not limited per connection, or not
 /// enough to matter: segments are not tried.
 pub const FAST: f64 = 64.0 * 1024.0 * 1024.0;
 /// How long the total rate is measured before a segment is added (or the last one found
 /// useless).
-pub const INTERVAL: Duration = Duration::from_millis(1000);
+pub const INTERVAL: Duration = Duration::from_millis(600);
 /// A segment with nothing to fetch for this long gives its connection back.
 const IDLE: Duration = Duration::from_secs(5);
 /// One socket read of a segment.
@@ -237,10 +237,11 @@ impl Drop for Segments {
         let mut plan = self.shared.plan.lock();
         plan.cancelled = true;
         log::info!(
-            "read of {} in segments: {} ranges fetched, {} resumed, up to {} connections, at most {} bytes held",
+            "read of {} in segments: {} ranges fetched, {} resumed, {} split, up to {} connections, at most {} bytes held",
             self.shared.path,
             plan.tally.ranges,
             plan.tally.resumes,
+            plan.tally.splits,
             plan.tally.most_workers,
             plan.peak
         );
@@ -399,7 +400,7 @@ fn next_job(sh: &Shared) -> Option<Job> {
 /// Fetches range `j` on `lease`, reusing the transfer in `open` if it is at `j.from`;
 /// leaves the transfer in `open` when the range ends before the file does (the next range
 /// may follow on). The bytes go to the plan as they arrive.
-fn fetch(sh: &Arc<Shared>, lease: &mut Lease, open: &mut Option<Open>, j: Job) -> Result<()> {
+fn fetch(sh: &Arc<Shared>, lease: &mut Lease, open: &mut Option<Open>, mut j: Job) -> Result<()> {
     let policy = *sh.pool.policy();
     let mut t = match open.take() {
         Some((t, at)) if at == j.from => t,
@@ -440,10 +441,15 @@ fn fetch(sh: &Arc<Shared>, lease: &mut Lease, open: &mut Option<Open>, j: Job) -
                     }
                     return Err(e);
                 }
+                let mut plan = sh.plan.lock();
+                if let Some((end, last)) = plan.bounds(j.start) {
+                    (j.end, j.last) = (end, last);
+                }
                 // Only the last range may end here; another ending early means the file
                 // shrank, and the reader finds out with its own stream.
                 let eof = j.last && pos == j.end;
-                sh.plan.lock().finish(j.start, Done { eof });
+                plan.finish(j.start, Done { eof });
+                drop(plan);
                 sh.changed.notify_all();
                 return Ok(());
             }
@@ -459,11 +465,16 @@ fn fetch(sh: &Arc<Shared>, lease: &mut Lease, open: &mut Option<Open>, j: Job) -
                 });
             }
         };
-        // The file grew past its listed size: what is beyond is the reader's to read.
-        let grew = pos + n as u64 > j.end;
-        let keep = if grew { (j.end - pos) as usize } else { n };
         let now = Instant::now();
         let mut plan = sh.plan.lock();
+        // Another segment may have taken this range's second half.
+        if let Some((end, last)) = plan.bounds(j.start) {
+            (j.end, j.last) = (end, last);
+        }
+        // Past the range's end: its second half was taken, or the file grew past its
+        // listed size (what is beyond is the reader's to read).
+        let beyond = pos + n as u64 > j.end;
+        let keep = if beyond { (j.end - pos) as usize } else { n };
         if !plan.append(j.start, &buf[..keep]) {
             drop(plan);
             end_early(lease, t);
@@ -490,7 +501,7 @@ fn fetch(sh: &Arc<Shared>, lease: &mut Lease, open: &mut Option<Open>, j: Job) -
             }
             Step::Nothing => {}
         }
-        if grew {
+        if beyond {
             plan.finish(j.start, Done { eof: false });
         }
         drop(plan);
@@ -500,7 +511,7 @@ fn fetch(sh: &Arc<Shared>, lease: &mut Lease, open: &mut Option<Open>, j: Job) -
                 spawn(sh, None);
             }
         }
-        if grew {
+        if beyond {
             end_early(lease, t);
             return Ok(());
         }

@@ -7,6 +7,12 @@ use std::time::Instant;
 
 use super::{CHUNK, INTERVAL};
 
+/// The least a range split near the end of the file leaves to each half: starting a range
+/// costs about 3 round trips.
+pub(super) const MIN_SPLIT: u64 = 1 << 20;
+/// Where a range is split: on a 64 KiB boundary.
+const READ_ALIGN: u64 = 64 * 1024;
+
 /// A range to fetch: the range `[start, end)`, from its first missing byte `from`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(super) struct Job {
@@ -94,6 +100,7 @@ pub(super) struct Plan {
 #[derive(Default, Debug)]
 pub(super) struct Tally {
     pub(super) ranges: u64,
+    pub(super) splits: u64,
     pub(super) resumes: u64,
     pub(super) most_workers: usize,
 }
@@ -170,7 +177,13 @@ impl Plan {
                 last: c.end == size,
             });
         }
-        if self.disbanded || self.next >= size || self.chunks.len() > self.target {
+        if self.disbanded {
+            return None;
+        }
+        if self.next >= size {
+            return self.steal();
+        }
+        if self.chunks.len() > self.target {
             return None;
         }
         let start = self.next;
@@ -183,6 +196,42 @@ impl Plan {
             end,
             last: end == size,
         })
+    }
+
+    /// Near the end of the file, a free segment takes the second half of the range with
+    /// the most bytes still to come (if at least 2 × [`MIN_SPLIT`]), so that the last
+    /// ranges end together instead of one connection fetching the tail alone. The segment
+    /// fetching it learns its new end at its next bytes ([`Plan::bounds`]).
+    fn steal(&mut self) -> Option<Job> {
+        let size = self.size;
+        let (i, left) = self
+            .chunks
+            .iter()
+            .enumerate()
+            .filter(|(_, c)| c.state == Taken)
+            .map(|(i, c)| (i, c.end - c.start - c.data.len() as u64))
+            .max_by_key(|&(_, left)| left)?;
+        if left < 2 * MIN_SPLIT {
+            return None;
+        }
+        let c = &mut self.chunks[i];
+        let at = c.end - left / 2 / READ_ALIGN * READ_ALIGN;
+        let end = c.end;
+        c.end = at;
+        self.chunks.insert(i + 1, Chunk::new(at, end, Taken));
+        self.tally.splits += 1;
+        Some(Job {
+            start: at,
+            from: at,
+            end,
+            last: end == size,
+        })
+    }
+
+    /// The range `start` ends at (a steal may have moved it), and whether it is the last.
+    pub(super) fn bounds(&self, start: u64) -> Option<(u64, bool)> {
+        let c = self.chunks.iter().find(|c| c.start == start)?;
+        Some((c.end, c.end == self.size))
     }
 
     pub(super) fn chunk(&mut self, start: u64) -> Option<&mut Chunk> {
@@ -358,7 +407,7 @@ mod tests {
     fn ranges_are_reassembled_in_order_whatever_order_they_arrive_in() {
         let size = 3 * CHUNK + 1000;
         let mut p = plan(size, 4);
-        let jobs: Vec<Job> = std::iter::from_fn(|| p.take()).collect();
+        let jobs: Vec<Job> = (0..4).map(|_| p.take().unwrap()).collect();
         assert_eq!(jobs.len(), 4);
         assert_eq!(jobs[3].end, size);
         assert!(jobs[3].last && !jobs[2].last);
@@ -468,7 +517,8 @@ mod tests {
         p.workers = 2;
         p.settled(t0);
         // Two connections, twice the single stream: one more.
-        p.ramp.received = 2000;
+        let secs = INTERVAL.as_secs_f64();
+        p.ramp.received = (2000.0 * secs) as u64;
         assert_eq!(
             p.step(t0 + INTERVAL),
             Step::Add(2),
@@ -479,14 +529,54 @@ mod tests {
         p.ramp.settling = true;
         p.settled(t0 + INTERVAL);
         // Four, no faster than two: one fewer, and no more tries.
-        p.ramp.received += 2000;
+        p.ramp.received += (2000.0 * secs) as u64;
         assert_eq!(p.step(t0 + 2 * INTERVAL), Step::Fewer);
         assert_eq!(p.step(t0 + 4 * INTERVAL), Step::Nothing);
         // Two no faster than one: segments stop.
         let mut p = Plan::new(100 * CHUNK, 0, 4, 1000.0);
         p.workers = 2;
         p.settled(t0);
-        p.ramp.received = 1200;
+        p.ramp.received = (1200.0 * secs) as u64;
         assert_eq!(p.step(t0 + INTERVAL), Step::Stop);
+    }
+
+    #[test]
+    fn near_the_end_a_free_segment_takes_the_second_half_of_the_longest_range() {
+        let size = 2 * CHUNK;
+        let mut p = plan(size, 3);
+        let a = p.take().unwrap();
+        let b = p.take().unwrap();
+        assert!(b.last);
+        p.append(a.start, &pattern(0, 1 << 20));
+        // Nothing new to take: half of what `b` still has to fetch.
+        let c = p.take().unwrap();
+        assert_eq!((c.start, c.end, c.last), (CHUNK + CHUNK / 2, size, true));
+        assert_eq!(
+            p.bounds(b.start),
+            Some((c.start, false)),
+            "b learns its new end"
+        );
+        // Then `a`, whose 3 MiB left are the most.
+        let d = p.take().unwrap();
+        assert_eq!(d.start, CHUNK - (3 << 20) / 2);
+        assert_eq!(p.bounds(a.start), Some((d.start, false)));
+        // Every byte still comes in order.
+        for (start, from, end) in [(a.start, 1 << 20, d.start), (d.start, d.start, d.end)] {
+            p.append(start, &pattern(from, (end - from) as usize));
+            p.finish(start, Done { eof: false });
+        }
+        for (start, end, eof) in [(b.start, c.start, false), (c.start, c.end, true)] {
+            p.append(start, &pattern(start, (end - start) as usize));
+            p.finish(start, Done { eof });
+        }
+        let mut got = Vec::new();
+        let mut out = vec![0u8; 300_000];
+        while let Served::Bytes(n) = p.copy(got.len() as u64, &mut out) {
+            got.extend_from_slice(&out[..n]);
+            p.release(got.len() as u64);
+        }
+        assert_eq!(got, pattern(0, size as usize));
+        assert_eq!(p.copy(size, &mut out), Served::Eof);
+        assert_eq!(p.tally.splits, 2);
     }
 }
