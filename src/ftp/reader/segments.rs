@@ -69,7 +69,7 @@ pub const MIN_LEFT: u64 = 2 * CHUNK;
 /// The stream is measured over at least this much time spent waiting for its socket (and
 /// [`MEASURE_BYTES`]) before segments are considered.
 pub const MEASURE_BUSY: Duration = Duration::from_millis(300);
-const MEASURE_BYTES: u64 = 1 << 20;
+const MEASURE_BYTES: u64 = 256 << 10;
 /// A stream faster than this (bytes per second) is not limited per connection, or not
 /// enough to matter: segments are not tried.
 pub const FAST: f64 = 64.0 * 1024.0 * 1024.0;
