@@ -27,7 +27,9 @@
 //! - a broken transfer (server restarted, connection reset, `426`) is resumed with `REST` at
 //!   the first byte not yet delivered, with the retry policy's backoff, within one deadline
 //!   per read call (the watchdog ends a transfer that drips too slowly to meet it). The
-//!   caller sees either the server's bytes or, once the retries are spent, an error.
+//!   caller sees either the server's bytes or, once the retries are spent, an error;
+//! - a stream too slow for the link (a server limiting each session) of a big file read in
+//!   order is handed over to [`segments`]: ranges fetched on several connections at once.
 //!
 //! The per-file mutex is held while the stream is read: a stream has one position, so reads of
 //! one file are sequential by nature. It is a per-file lock, never a shared one, and the pool
