@@ -195,6 +195,16 @@ impl RemoteReader for FtpReader {
                         break;
                     }
                     filled += n;
+                    // Handed over to segments midway: the rest comes from them.
+                    if filled < end && segments::consider(&self.inner, &mut st) {
+                        let at = offset + filled as u64;
+                        let (n, eof) =
+                            segments::serve(&mut st, at, &mut buf[filled..end], deadline)?;
+                        filled += n;
+                        if eof {
+                            break;
+                        }
+                    }
                 }
                 Ok(())
             },
@@ -208,7 +218,6 @@ impl RemoteReader for FtpReader {
         // What came from the stream joins the window as it is: no copy.
         st.window
             .push(offset + from_window as u64, data.sub(from_window, filled));
-        segments::consider(&self.inner, &mut st);
         drop(st);
         // Between two reads this reader's stream may be taken by a waiting checkout.
         self.inner.pool.holder_idle();

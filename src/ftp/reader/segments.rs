@@ -105,18 +105,23 @@ struct Shared {
     changed: Condvar,
 }
 
-/// Considers handing the reader's stream over to segments, after a read that went well.
-/// Cheap when nothing is to be done: a few comparisons.
-pub(super) fn consider(inner: &Arc<Inner>, st: &mut State) {
+/// Considers handing the reader's stream over to segments, after bytes came from it; whether
+/// it was handed over now. Cheap when nothing is to be done: a few comparisons. Called
+/// between two socket reads, not only between two reads of the kernel: at 2 MiB/s one
+/// 1 MiB read of the kernel takes half a second.
+pub(super) fn consider(inner: &Arc<Inner>, st: &mut State) -> bool {
     if !matches!(st.segments, Slot::Untried) {
-        return;
+        return false;
     }
     let (Some(size), Some(s)) = (inner.size, st.stream.as_ref()) else {
-        return;
+        return false;
     };
     let bytes = s.pos - s.start;
     if s.z || !s.rest || s.transfer.is_none() || bytes < MEASURE_BYTES || s.busy < MEASURE_BUSY {
-        return;
+        return false;
+    }
+    if size < s.pos + MIN_LEFT {
+        return false;
     }
     let rate = bytes as f64 / s.busy.as_secs_f64();
     let figures = inner.pool.figures();
@@ -124,10 +129,7 @@ pub(super) fn consider(inner: &Arc<Inner>, st: &mut State) {
     let cap = figures.limit.unwrap_or(figures.max).min(figures.max) - 1;
     if rate >= FAST || cap < 2 {
         st.segments = Slot::Useless;
-        return;
-    }
-    if size < s.pos + MIN_LEFT {
-        return;
+        return false;
     }
     let s = st.stream.take().expect("checked above");
     log::debug!(
@@ -165,6 +167,7 @@ pub(super) fn consider(inner: &Arc<Inner>, st: &mut State) {
     spawn(&shared, Some((lease, transfer.map(|t| (t, pos)), job)));
     spawn(&shared, None);
     st.segments = Slot::Active(Segments { shared });
+    true
 }
 
 /// Fills `out` with the file's bytes from `at` on, from the segments' ranges, waiting
