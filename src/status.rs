@@ -216,6 +216,7 @@ impl Stats {
             started: Instant::now(),
             at: AtomicU64::new(from),
             moved: AtomicU64::new(0),
+            segments: AtomicU64::new(0),
         });
         self.transfers.lock().push(Arc::clone(&entry));
         Transfer(entry)
@@ -330,6 +331,8 @@ struct Entry {
     at: AtomicU64,
     /// Bytes moved so far (a seek moves `at` without moving bytes), for the rate.
     moved: AtomicU64,
+    /// Connections a segmented download runs on (0: one stream).
+    segments: AtomicU64,
 }
 
 impl Entry {
@@ -356,6 +359,7 @@ impl Entry {
             rate,
             eta_secs,
             elapsed_secs: secs,
+            segments: self.segments.load(Relaxed),
         }
     }
 }
@@ -368,6 +372,11 @@ impl Transfer {
     pub fn moved(&self, n: u64, at: u64) {
         self.0.moved.fetch_add(n, Relaxed);
         self.0.at.store(at, Relaxed);
+    }
+
+    /// The download runs on `n` connections at once (segments), 0 for one stream.
+    pub fn segments(&self, n: usize) {
+        self.0.segments.store(n as u64, Relaxed);
     }
 
     /// The transfer goes on from byte `at` (a new stream after a seek or a resume).
@@ -450,6 +459,10 @@ pub struct TransferStatus {
     /// Seconds left at that rate, when the size is known.
     pub eta_secs: Option<f64>,
     pub elapsed_secs: f64,
+    /// Connections a segmented download is fetching ranges of the file on, ahead of the
+    /// reader (see `ftp::reader::segments`); 0 for one stream.
+    #[serde(default)]
+    pub segments: u64,
 }
 
 /// What the write-back queue reports about itself (`-o writeback`).
@@ -701,6 +714,7 @@ mod tests {
             started: Instant::now() - Duration::from_secs(2),
             at: AtomicU64::new(1000),
             moved: AtomicU64::new(1000),
+            segments: AtomicU64::new(0),
         };
         let st = e.status("");
         let rate = st.rate.unwrap();

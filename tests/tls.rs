@@ -6,6 +6,7 @@ mod common;
 
 use std::path::Path;
 use std::process::{Command, Stdio};
+use std::time::Duration;
 
 use common::*;
 
@@ -818,4 +819,38 @@ fn vsftpd_appends_refused_for_their_tls_session_arrive_once_each_in_order() {
         "one of the APPEs that create their file was refused too: {creating} for 3 files"
     );
     eprintln!("{appends} APPE, {refused} refused for their TLS session");
+}
+
+/// Segmented reads over FTPS (issue 15): pure-ftpd limiting each session (`-T`, as hosting
+/// servers do) and requiring TLS; each segment's data connection resumes its control
+/// connection's TLS session, and the file arrives whole from several connections.
+#[test]
+fn a_big_file_of_a_server_limiting_each_session_is_read_in_segments_over_tls() {
+    // About 4 MB/s per session for downloads.
+    let Some(t) = tls_server_with(&["-T", "4000:4000"]) else {
+        return;
+    };
+    let want = Rng(34).bytes(32 << 20);
+    std::fs::write(t.data_path.join("big.bin"), &want).unwrap();
+    let url = format!("ftp://{USER}@localhost:{}", t.server.port);
+    let cafile = format!("cafile={}", t.ca.display());
+    let m = Mount::of_url(&url, &[&cafile, "tls=required"]);
+    let got = std::fs::read(m.path().join("big.bin")).unwrap();
+    assert!(got == want, "the file arrives whole");
+    // Logged when the file is released, just after close returns.
+    let logged = wait_for(Duration::from_secs(10), || {
+        m.log_text().contains("in segments: ")
+    });
+    let log = m.log_text();
+    assert!(logged, "{log}");
+    let line = log.lines().find(|l| l.contains("in segments: ")).unwrap();
+    let most: u64 = line
+        .split(" connections")
+        .next()
+        .and_then(|s| s.rsplit(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap();
+    assert!(most >= 2, "{line}");
+    let rests = log.lines().filter(|l| l.contains("CC OUT: REST ")).count();
+    assert!(rests >= 2, "ranges asked for with REST: {rests}");
 }

@@ -232,6 +232,12 @@ impl Pool {
         }
     }
 
+    /// Whether a checkout is waiting for a connection: long speculative work (segments of a
+    /// download) gives its connection back at the next pause.
+    pub fn wanted(&self) -> bool {
+        self.waiting.load(Ordering::Relaxed) > 0
+    }
+
     /// Registers a holder whose connection may be reclaimed when the pool runs dry.
     pub fn register(&self, holder: Weak<dyn Reclaim>) {
         let mut st = self.state.lock();

@@ -317,9 +317,13 @@ pub fn table(s: &Snapshot) -> String {
             .eta_secs
             .map(|e| format!(", {} left", duration(e)))
             .unwrap_or_default();
+        let segments = match x.segments {
+            0 => String::new(),
+            n => format!(", {n} segments"),
+        };
         let _ = writeln!(
             t,
-            "  {}{arrow} {}  {}{of}{rate}{eta}",
+            "  {}{arrow} {}  {}{of}{rate}{eta}{segments}",
             if i == 0 {
                 "transfers    "
             } else {

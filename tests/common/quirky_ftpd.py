@@ -34,6 +34,7 @@ Usage: QUIRKY_FTPD_PASSWORD=P quirky_ftpd.py --port N --root DIR --user U
 """
 
 import argparse
+import errno
 import itertools
 import os
 import stat
@@ -42,7 +43,7 @@ import time
 
 from pyftpdlib.authorizers import DummyAuthorizer
 from pyftpdlib.filesystems import AbstractedFS
-from pyftpdlib.handlers import FTPHandler, TLS_FTPHandler
+from pyftpdlib.handlers import FTPHandler, TLS_FTPHandler, ThrottledDTPHandler
 from pyftpdlib.servers import FTPServer
 
 
@@ -405,6 +406,88 @@ def permit_foreign(base):
     return PermitForeign
 
 
+THROTTLE = 4 << 20
+CUT_AFTER = 1 << 20
+
+
+def throttled(base):
+    """Each data connection sends at most 4 MiB/s, as a hosting server limits each session
+    (pure-ftpd -T, proftpd TransferRate): one connection cannot fill the link."""
+
+    class ThrottledDTP(ThrottledDTPHandler):
+        write_limit = THROTTLE
+
+        def _throttle_bandwidth(self, len_chunk, max_speed):
+            # Paced, where pyftpdlib's own sends a second's worth at once and then sleeps:
+            # the bytes sent never run more than 50 ms ahead of the rate.
+            now = time.monotonic()
+            if not getattr(self, "_paced_from", None):
+                self._paced_from, self._paced = now, 0
+            self._paced += len_chunk
+            ahead = self._paced_from + self._paced / max_speed - now
+            if ahead > 0.05:
+
+                def unsleep():
+                    self.add_channel(
+                        events=self.ioloop.READ if self.receive else self.ioloop.WRITE
+                    )
+
+                self.del_channel()
+                self._cancel_throttler()
+                self._throttler = self.ioloop.call_later(
+                    ahead, unsleep, _errback=self.handle_error
+                )
+
+    class Throttled(base):
+        dtp_handler = ThrottledDTP
+
+    return Throttled
+
+
+class _CutFile:
+    """A file that fails to read after `limit` bytes: the transfer is aborted with 426."""
+
+    def __init__(self, f, limit):
+        self._f, self._left = f, limit
+
+    def read(self, n=-1):
+        if self._left <= 0:
+            raise OSError(errno.EIO, "cut by the test server")
+        data = self._f.read(self._left if n < 0 else min(n, self._left))
+        self._left -= len(data)
+        return data
+
+    def fileno(self):
+        # No sendfile(), which would read past the cut.
+        raise OSError(errno.EBADF, "not a real file")
+
+    def __getattr__(self, name):
+        return getattr(self._f, name)
+
+
+def cut_retr_once(base):
+    """The first RETR after a REST to a non-zero offset is cut after 1 MiB (426, data
+    connection closed), once per server; the command log gets a `CUT OFFSET` line."""
+
+    class CutRetrOnce(base):
+        _cut_done = [False]
+
+        def ftp_RETR(self, file):
+            rest = self._restart_position
+            if rest > 0 and not self._cut_done[0]:
+                self._cut_done[0] = True
+                self.record("CUT %d" % rest)
+                opener = self.fs.open
+                self.fs.open = lambda path, mode: _CutFile(opener(path, mode), CUT_AFTER)
+                try:
+                    return super().ftp_RETR(file)
+                finally:
+                    self.fs.open = opener
+            return super().ftp_RETR(file)
+
+    return CutRetrOnce
+
+
 def plain(base):
     """No quirk: stock pyftpdlib (with the command log of --commands)."""
     return base
@@ -412,6 +495,8 @@ def plain(base):
 
 HANDLER_QUIRKS = {
     "active-only": active_only,
+    "cut-retr-once": cut_retr_once,
+    "throttled": throttled,
     "eprt-refused": eprt_refused,
     "permit-foreign": permit_foreign,
     "intruder": intruder,
