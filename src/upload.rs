@@ -25,6 +25,7 @@ pub mod atomic;
 mod copy;
 pub mod journal;
 pub mod queue;
+mod replay;
 pub mod spool;
 pub mod streaming;
 mod writeback;
