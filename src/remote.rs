@@ -17,6 +17,26 @@ use std::time::SystemTime;
 
 use crate::error::Result;
 
+thread_local! {
+    static BACKGROUND: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Runs `f` as background work: nobody waits for what it asks of the remote (the
+/// write-back queue's uploads), so the remote serves it only when no request a process waits
+/// for would be delayed by it (see [`crate::ftp::pool`]). Everything `f` does on this thread
+/// counts, and nothing else.
+pub fn in_background<T>(f: impl FnOnce() -> T) -> T {
+    let was = BACKGROUND.with(|b| b.replace(true));
+    let out = f();
+    BACKGROUND.with(|b| b.set(was));
+    out
+}
+
+/// Whether this thread is doing background work ([`in_background`]).
+pub fn is_background() -> bool {
+    BACKGROUND.with(|b| b.get())
+}
+
 /// What an entry is. Devices, pipes and sockets in a unix listing show up as files.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Kind {

@@ -25,6 +25,7 @@ pub mod atomic;
 mod copy;
 pub mod journal;
 pub mod queue;
+mod replay;
 pub mod spool;
 pub mod streaming;
 mod writeback;
@@ -323,11 +324,29 @@ impl<R: Remote> Writes<'_, R> {
     }
 
     /// The inode's spool, made if needed, with one more writer counted.
+    ///
+    /// `base` was read before: a spool seen then may have been dropped since, its upload
+    /// landed (a queued append, with write-back), and `base` is then the size before that
+    /// upload. A new spool on it would hold a hole where the landed bytes are, and its
+    /// `APPE` would send zeros there. So a new spool takes the size our cache has once the
+    /// spool is seen gone: an upload updates the cache before its spool is dropped.
     fn writer_spool(&self, ino: u64, base: u64) -> Result<Arc<SpoolEntry>> {
+        let existing = |map: &HashMap<u64, Arc<SpoolEntry>>| {
+            map.get(&ino).map(|e| {
+                e.writers.fetch_add(1, Ordering::SeqCst);
+                Arc::clone(e)
+            })
+        };
+        if let Some(e) = existing(&self.up.spools.lock()) {
+            return Ok(e);
+        }
+        let cached = self.inodes.path(ino).and_then(|p| self.cache.entry(&p));
+        let base = cached
+            .filter(|c| c.kind == Kind::File)
+            .map_or(base, |c| c.size);
         let mut map = self.up.spools.lock();
-        if let Some(e) = map.get(&ino) {
-            e.writers.fetch_add(1, Ordering::SeqCst);
-            return Ok(Arc::clone(e));
+        if let Some(e) = existing(&map) {
+            return Ok(e);
         }
         let e = Arc::new(SpoolEntry::new(
             Spool::new(&self.up.spool_dir, base)?,

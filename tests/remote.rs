@@ -187,3 +187,63 @@ fn listing_uses_the_reserved_connection_while_readers_stream() {
     }
     assert!(read_all_at(&rd, 1000, 1000) == src[1000..2000]);
 }
+
+/// Background work (the write-back queue's uploads) never takes the connection a request
+/// needs: it leaves one idle, stands back while a request waits, and takes the last one
+/// only when requests leave two.
+#[test]
+fn background_checkouts_leave_a_connection_for_requests_and_let_them_go_first() {
+    use ftpfs::ftp::pool::Purpose;
+    use std::time::Instant;
+    let Some((_data, _s, r)) = remote(ServerKind::PureFtpd, 3) else {
+        return;
+    };
+    let pool = Arc::clone(r.pool());
+    let deadline = || Instant::now() + Duration::from_secs(20);
+    // Checkouts that may wait: a connection coming back is prepared (or one more logged
+    // in ahead) for a round trip before it is idle, and what is idle decides.
+    let bg = |p: &Arc<ftpfs::ftp::pool::Pool>| {
+        ftpfs::remote::in_background(|| p.checkout(Purpose::Meta, deadline()).unwrap())
+    };
+    let b1 = bg(&pool);
+    let b2 = bg(&pool);
+    let b3 =
+        ftpfs::remote::in_background(|| pool.checkout_nowait(Purpose::Meta, deadline()).unwrap());
+    assert!(b3.is_none(), "the third connection is kept for requests");
+    let f1 = pool.checkout(Purpose::Meta, deadline()).unwrap();
+    // Both wait for a connection: the background one first.
+    let waiting_bg = {
+        let pool = Arc::clone(&pool);
+        std::thread::spawn(move || {
+            ftpfs::remote::in_background(|| pool.checkout(Purpose::Meta, deadline()).unwrap())
+        })
+    };
+    std::thread::sleep(Duration::from_millis(300));
+    let waiting_fg = {
+        let pool = Arc::clone(&pool);
+        std::thread::spawn(move || pool.checkout(Purpose::Meta, deadline()).unwrap())
+    };
+    std::thread::sleep(Duration::from_millis(300));
+    drop(b1);
+    assert!(
+        wait_for(Duration::from_secs(20), || waiting_fg.is_finished()),
+        "the request gets the connection that came back"
+    );
+    let f2 = waiting_fg.join().unwrap();
+    assert!(
+        !waiting_bg.is_finished(),
+        "the background checkout stood back"
+    );
+    drop(f1);
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(
+        !waiting_bg.is_finished(),
+        "one connection stays for requests"
+    );
+    drop(f2);
+    assert!(
+        wait_for(Duration::from_secs(20), || waiting_bg.is_finished()),
+        "with two idle, background work takes one"
+    );
+    drop((waiting_bg.join().unwrap(), b2));
+}

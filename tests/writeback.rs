@@ -636,3 +636,67 @@ fn appends_arrive_once_each_on_pure_ftpd() {
 fn appends_arrive_once_each_on_proftpd() {
     appends_arrive_once_each(ServerKind::Proftpd);
 }
+
+/// The queue's uploads are background work: while they hold every connection the queue may
+/// use (each `STOR` stuck in a slow server), a `mkdir`, a lookup and a listing through the
+/// mount are answered at once, on the connection the queue leaves for them, before any
+/// queued upload has landed. (libunftp with slow storage for `STOR`: it starts writing a file
+/// only after the delay, so a file on the server's disk means an upload landed; a request
+/// that waited for a queue's connection would come after one.)
+#[test]
+fn requests_do_not_wait_for_the_queues_uploads_to_a_slow_server() {
+    use common::faulty::{Fault, Verb};
+    let data = tempfile::tempdir().unwrap();
+    std::fs::create_dir(data.path().join("old")).unwrap();
+    std::fs::write(data.path().join("old/there.txt"), b"x").unwrap();
+    let (server, faults) = Server::unftp_with_faults(data.path());
+    let m = Mount::new(&server, &["writeback,connections=3"]);
+    // Made through the mount, so known writable: its new files need no empty STOR at
+    // creation, and the only STORs are the queue's.
+    std::fs::create_dir(m.path().join("out")).unwrap();
+    faults.always(Verb::Stor, Fault::Slow(Duration::from_secs(8)));
+    for i in 0..4 {
+        let mut f = std::fs::File::create(m.path().join(format!("out/q{i}.bin"))).unwrap();
+        f.write_all(&[i as u8; 1000]).unwrap();
+        assert_eq!(close(f), Ok(()));
+    }
+    // The queue takes two of the three connections, and both are in a STOR.
+    assert!(
+        wait_for(Duration::from_secs(20), || faults.calls(Verb::Stor).len()
+            >= 2),
+        "two uploads started"
+    );
+    let landed = || {
+        (0..4)
+            .filter(|i| {
+                std::fs::metadata(data.path().join(format!("out/q{i}.bin")))
+                    .is_ok_and(|m| m.len() == 1000)
+            })
+            .count()
+    };
+    std::fs::create_dir(m.path().join("new dir")).unwrap();
+    let listed: Vec<_> = std::fs::read_dir(m.path().join("old"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    let looked_up = std::fs::metadata(m.path().join("old/there.txt")).unwrap();
+    assert_eq!(
+        landed(),
+        0,
+        "the requests were answered before any upload landed"
+    );
+    assert!(
+        data.path().join("new dir").is_dir(),
+        "MKD was made on the server"
+    );
+    assert_eq!(listed, ["there.txt"]);
+    assert_eq!(looked_up.len(), 1);
+    // And the queue still finishes.
+    faults.clear();
+    let out = sync_mount(m.path());
+    assert!(out.status.success(), "{out:?}");
+    for i in 0..4u8 {
+        let got = std::fs::read(data.path().join(format!("out/q{i}.bin"))).unwrap();
+        assert!(got == [i; 1000], "q{i}.bin");
+    }
+}

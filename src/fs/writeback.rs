@@ -36,14 +36,17 @@ impl<R: Remote + 'static> FtpFs<R> {
     }
 
     /// Starts `workers` upload threads (the pool's size: they never wait for each other's
-    /// connections).
+    /// connections). Their work is background work ([`crate::remote::in_background`]): it
+    /// never delays a request a process waits for.
     pub fn start_writeback(self: &Arc<Self>, workers: usize) -> std::io::Result<()> {
         let Some(q) = self.uploader.queue() else {
             return Ok(());
         };
         for _ in 0..workers.max(1) {
             let (fs, queue) = (Arc::clone(self), Arc::clone(q));
-            q.spawn(move || queue.serve(|job| fs.writes().work(job)))?;
+            q.spawn(move || {
+                crate::remote::in_background(|| queue.serve(|job| fs.writes().work(job)))
+            })?;
         }
         Ok(())
     }

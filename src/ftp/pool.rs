@@ -21,6 +21,13 @@
 //!   has and waits for one of those instead of failing. After
 //!   [`Endpoint::limit_recheck`] (60 s by default) it tries one more again, since the limit
 //!   may have been shared with another client that has left.
+//! - *Background work in the way of requests.* The write-back queue's uploads
+//!   ([`crate::remote::in_background`]) hold connections while `cp` waits for its `mkdir`
+//!   and lookups. A process's request comes first: a background checkout takes nothing
+//!   while a foreground checkout waits, and leaves one connection idle (or room to make
+//!   one) for the next request, so a request finds one without waiting for an upload to
+//!   end or a connection to be prepared. With a pool of one there is nothing to keep: the
+//!   queue takes it when no request waits.
 //! - *Guesses in the way of requests.* Listing and reading ahead of a walk
 //!   ([`Pool::checkout_spare`]) take only a connection that is idle or can be made while
 //!   another stays free, never one a checkout waits for, and never reclaim a stream.
@@ -79,6 +86,9 @@ pub struct Pool {
     freed: Condvar,
     /// Checkouts waiting for a connection; readers wake them when they go idle.
     waiting: AtomicUsize,
+    /// Of those, the foreground ones (not [`crate::remote::is_background`]): while there
+    /// is one, background checkouts take nothing.
+    foreground_waiting: AtomicUsize,
     /// The thread that prepares data connections ([`super::prepare`]); `None` once the
     /// pool is shut down.
     closing: std::sync::atomic::AtomicBool,
@@ -98,6 +108,29 @@ struct State {
     /// Of those, connections the preparer is logging in ahead (at most one at a time).
     growing: usize,
     holders: Vec<Weak<dyn Reclaim>>,
+}
+
+/// Where a background checkout's connection comes from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Take {
+    Idle,
+    New,
+}
+
+/// A foreground checkout that had to wait: counted in `foreground_waiting` from its first
+/// wait until it ends (with a connection, or not), so background checkouts stand back
+/// meanwhile, and woken when the last such checkout ends.
+struct InLine<'a> {
+    pool: &'a Pool,
+    counted: bool,
+}
+
+impl Drop for InLine<'_> {
+    fn drop(&mut self) {
+        if self.counted && self.pool.foreground_waiting.fetch_sub(1, Ordering::Relaxed) == 1 {
+            self.pool.freed.notify_all();
+        }
+    }
 }
 
 /// A connection checked out of the pool. Returned on drop, unless marked broken.
@@ -129,6 +162,7 @@ impl Pool {
             }),
             freed: Condvar::new(),
             waiting: AtomicUsize::new(0),
+            foreground_waiting: AtomicUsize::new(0),
             closing: std::sync::atomic::AtomicBool::new(false),
         })
     }
@@ -225,6 +259,33 @@ impl Pool {
         (self.size_now(st) - 1).max(1)
     }
 
+    /// What a background checkout may take now (see the module's doc): nothing while a
+    /// request waits; else an idle connection if another stays idle, or a new one if room
+    /// for one more (or an idle one) stays. `None`: nothing.
+    fn background_take(&self, st: &mut State) -> Option<Take> {
+        if self.foreground_waiting.load(Ordering::Relaxed) > 0 {
+            return None;
+        }
+        let size = self.size_now(st);
+        let room = size.saturating_sub(st.total);
+        let idle = st.idle.len();
+        if size < 2 {
+            // Nothing to keep with a pool of one.
+            return if idle > 0 {
+                Some(Take::Idle)
+            } else {
+                (room > 0).then_some(Take::New)
+            };
+        }
+        if idle >= 2 {
+            Some(Take::Idle)
+        } else if room >= 2 || (room >= 1 && idle == 1) {
+            Some(Take::New)
+        } else {
+            None
+        }
+    }
+
     /// A reader let go of its stream between two reads: a waiting checkout may reclaim it.
     pub fn holder_idle(&self) {
         if self.waiting.load(Ordering::Relaxed) > 0 {
@@ -267,11 +328,22 @@ impl Pool {
         deadline: Instant,
         wait: bool,
     ) -> Result<Option<Lease>> {
+        let background = crate::remote::is_background();
+        // Declared before the lock's guard, so dropped after it.
+        let mut in_line = InLine {
+            pool: self,
+            counted: false,
+        };
         let mut st = self.state.lock();
         loop {
             let slot_ok = purpose == Purpose::Meta || st.transfers < self.max_transfers(&mut st);
-            if slot_ok {
-                if let Some(conn) = st.idle.pop() {
+            let take = match background {
+                false => None,
+                true => self.background_take(&mut st),
+            };
+            if slot_ok && (!background || take.is_some()) {
+                let from_idle = take.is_none_or(|t| t == Take::Idle);
+                if let Some(conn) = from_idle.then(|| st.idle.pop()).flatten() {
                     if conn.sockets.is_stale() {
                         log::debug!("an idle FTP connection was closed by the server");
                         crate::status::stats().lost();
@@ -288,7 +360,8 @@ impl Pool {
                 }
                 // One being prepared comes back within a round trip; a new login costs
                 // four or more. Only a checkout that may wait waits for it.
-                if st.total < self.size_now(&mut st) && !(wait && st.preparing > 0) {
+                let new_ok = take == Some(Take::New) || !(wait && st.preparing > 0);
+                if st.total < self.size_now(&mut st) && new_ok {
                     st.total += 1;
                     if purpose == Purpose::Transfer {
                         st.transfers += 1;
@@ -309,8 +382,15 @@ impl Pool {
                     }
                 }
             }
-            // Nothing free: take the connection of an idle streaming reader, if any.
-            if let Some(taken) = Self::take_idle_holder(&mut st) {
+            // Nothing free: take the connection of an idle streaming reader, if any (for
+            // background work only when nothing else is left: the reader would reopen
+            // its stream for an upload nobody waits for).
+            let reclaim = !background
+                || (st.idle.is_empty()
+                    && st.preparing == 0
+                    && st.total >= self.size_now(&mut st)
+                    && self.foreground_waiting.load(Ordering::Relaxed) == 0);
+            if let Some(taken) = reclaim.then(|| Self::take_idle_holder(&mut st)).flatten() {
                 drop(st);
                 let lease = taken.into_lease();
                 match lease {
@@ -338,6 +418,11 @@ impl Pool {
             // Readers wake us when they go idle; the short period is a safety net for a
             // holder that went idle just before we started waiting.
             self.waiting.fetch_add(1, Ordering::Relaxed);
+            if !background && !in_line.counted {
+                // Counted until this checkout ends (see `InLine`).
+                self.foreground_waiting.fetch_add(1, Ordering::Relaxed);
+                in_line.counted = true;
+            }
             let until = deadline.min(Instant::now() + Duration::from_millis(200));
             self.freed.wait_until(&mut st, until);
             self.waiting.fetch_sub(1, Ordering::Relaxed);
