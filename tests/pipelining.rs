@@ -5,7 +5,8 @@
 //! - data connections are opened ahead, between operations: a read then costs its `RETR`
 //!   alone;
 //! - `REST` goes out with its `RETR`;
-//! - `-o pipelining=off` sends one command at a time and opens nothing ahead.
+//! - `-o pipelining=off` sends one command at a time and opens nothing ahead;
+//! - a refused `AUTH TLS` (`tls=try`) goes on in plain on the same connection.
 //!
 //! Round trips, not seconds: counted from the order of commands, they hold on a busy machine.
 
@@ -267,4 +268,40 @@ fn files_in_a_directory_the_mount_made_are_stored_once() {
             .count();
         assert_eq!(stors, 1, "f{i}: {all:?}");
     }
+}
+
+/// `tls=try` (the default) against a server without TLS: the refused `AUTH TLS` costs its
+/// own round trip and nothing more. The same connection goes on in plain, so the mount's
+/// first connection is one session of the server, not a refused one and a second one; later
+/// connections do not ask again; the mount works.
+#[test]
+fn a_refused_auth_tls_goes_on_in_plain_on_the_same_connection() {
+    let data = served();
+    let Some(server) = Server::quirky(data.path(), &["mark-pipelined"], &[]) else {
+        return;
+    };
+    let m = Mount::new(&server, &[]);
+    let got = std::fs::read(m.path().join("f.txt")).unwrap();
+    assert!(got == b"hello from the server\n".repeat(5000));
+    let all = commands(&server, 0);
+    let asked: Vec<u32> = all
+        .iter()
+        .filter(|(_, c)| c.eq_ignore_ascii_case("AUTH TLS"))
+        .map(|(s, _)| *s)
+        .collect();
+    assert_eq!(asked.len(), 1, "AUTH TLS asked once: {all:?}");
+    let mut sessions: Vec<u32> = all.iter().map(|(s, _)| *s).collect();
+    sessions.dedup();
+    assert_eq!(sessions.first(), Some(&asked[0]), "{all:?}");
+    for s in sessions {
+        assert!(
+            all.iter().any(|(t, c)| *t == s && verb(c) == "USER"),
+            "session {s} logged in (none was given up after AUTH TLS): {all:?}"
+        );
+    }
+    assert!(
+        m.log_text().contains("does not offer TLS"),
+        "{}",
+        m.log_text()
+    );
 }

@@ -144,8 +144,9 @@ impl Conn {
     pub fn connect(ep: &Endpoint, info: &ServerInfo, deadline: Instant) -> Result<Conn> {
         let refused_before = info.tls_refused.load(Ordering::Relaxed);
         match Self::connect_once(ep, info, deadline) {
-            // tls=try, and the server just refused AUTH TLS: the refusal used up that
-            // connection (suppaftp consumes it); a plain one follows.
+            // tls=try, and the server just refused PBSZ/PROT after AUTH TLS: that
+            // connection is half secured; a plain one follows. (A refused AUTH TLS itself
+            // goes on in plain on the same connection, see `greet`.)
             Err(_) if !refused_before && info.tls_refused.load(Ordering::Relaxed) => {
                 Self::connect_once(ep, info, deadline)
             }
@@ -386,7 +387,27 @@ fn greet(ep: &Endpoint, info: &ServerInfo, stream: TcpStream) -> Result<(Ftp, Se
         (Some(c), _) => c,
     };
     let sessions = Arc::clone(&connector.store);
-    match ftp.into_secure(connector, &ep.host) {
+    // `AUTH TLS` is sent here, not by suppaftp's `into_secure`, which consumes the
+    // connection when the server refuses: in `try` mode a refusal then cost a second
+    // connection and greeting (two round trips). Refused here, the same connection goes on
+    // in plain (see [`refuse_plain`]).
+    let auth = super::reply::ask(&ftp, "AUTH TLS", Op::Connect)?;
+    if auth.code != 234 {
+        let e = refuse_plain(
+            ep,
+            info,
+            Error::Reply {
+                op: Op::Connect,
+                code: auth.code,
+                text: auth.text(),
+            },
+        );
+        return match ep.tls.mode {
+            TlsMode::Try if info.tls_refused.load(Ordering::Relaxed) => Ok((ftp, None)),
+            _ => Err(e),
+        };
+    }
+    match ftp.secure_after_auth(connector, &ep.host) {
         Ok(ftp) => Ok((ftp, Some(sessions))),
         Err(FtpError::UnexpectedResponse(r)) => Err(Error::Reply {
             op: Op::Connect,

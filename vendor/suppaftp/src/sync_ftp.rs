@@ -287,6 +287,23 @@ where
             cc.perform(Command::Auth)?;
             cc.read_response(Status::AuthOk)?;
         }
+        self.secure_after_auth(tls_connector, domain)
+    }
+
+    /// ftpfs patch: [`ImplFtpStream::into_secure`] after the caller itself sent `AUTH TLS`
+    /// and read its `234`: the TLS handshake, `PBSZ 0` and `PROT P`. A server refusing
+    /// `AUTH TLS` then leaves the connection usable in plain, where `into_secure` consumes
+    /// it.
+    #[cfg(feature = "secure")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "secure")))]
+    pub fn secure_after_auth(
+        self,
+        tls_connector: impl TlsConnector<Stream = T> + Send + Sync + 'static,
+        domain: &str,
+    ) -> FtpResult<Self> {
+        if Arc::strong_count(&self.control) != 1 {
+            return Err(FtpError::DataConnectionAlreadyOpen);
+        }
         debug!("TLS OK; initializing ssl stream");
         let plain = control::into_exclusive(self.control)?;
         let encoding = Arc::clone(&plain.encoding);
