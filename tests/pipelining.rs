@@ -305,3 +305,96 @@ fn a_refused_auth_tls_goes_on_in_plain_on_the_same_connection() {
         m.log_text()
     );
 }
+
+/// After login, `OPTS UTF8 ON`, `OPTS MLST` and `TYPE I` (and on the mount's first
+/// connection the `REST` probe and `PWD`) are written at once: each arrived with the next
+/// one (`<+>`), in every session; the mount works and lists what `OPTS MLST` asked for.
+#[test]
+fn the_commands_after_login_arrive_together() {
+    let data = served();
+    let Some(server) = Server::quirky(data.path(), &["mark-pipelined"], &[]) else {
+        return;
+    };
+    let m = Mount::new(&server, &["connections=2"]);
+    let got = std::fs::read(m.path().join("f.txt")).unwrap();
+    assert!(got == b"hello from the server\n".repeat(5000));
+    assert!(
+        wait_for(Duration::from_secs(20), || {
+            let all = commands(&server, 0);
+            all.iter().filter(|(_, c)| verb(c) == "TYPE").count() >= 2
+        }),
+        "two sessions: {:?}",
+        commands(&server, 0)
+    );
+    let all = commands(&server, 0);
+    let mut sessions: Vec<u32> = all.iter().map(|(s, _)| *s).collect();
+    sessions.sort();
+    sessions.dedup();
+    for (i, s) in sessions.iter().enumerate() {
+        let mine: Vec<&str> = all
+            .iter()
+            .filter(|(t, _)| t == s)
+            .map(|(_, c)| match c.strip_prefix("OPTS MLST ") {
+                // The facts asked for do not matter here.
+                Some(facts) if facts.ends_with(" <+>") => "OPTS MLST <+>",
+                Some(_) => "OPTS MLST",
+                None => c.as_str(),
+            })
+            .collect();
+        let pass = mine.iter().position(|c| verb(c) == "PASS").unwrap();
+        let want: &[&str] = if i == 0 {
+            &[
+                "OPTS UTF8 ON <+>",
+                "OPTS MLST <+>",
+                "TYPE I <+>",
+                "REST 0 <+>",
+                "PWD",
+            ]
+        } else {
+            &["OPTS UTF8 ON <+>", "OPTS MLST <+>", "TYPE I"]
+        };
+        assert_eq!(&mine[pass + 1..pass + 1 + want.len()], want, "{all:?}");
+    }
+    // The mount's root needed no CWD: PWD named it.
+    assert!(!all.iter().any(|(_, c)| verb(c) == "CWD"), "{all:?}");
+}
+
+/// A server that loses commands written together (it reads one per packet): the first
+/// connection's set-up goes unanswered until the reply timeout, then pipelining is off for
+/// the mount and the connection is made again, one command at a time; the mount works.
+#[test]
+fn a_server_that_loses_pipelined_commands_gets_them_one_at_a_time() {
+    let data = served();
+    let Some(server) = Server::quirky(data.path(), &["lose-pipelined", "mark-pipelined"], &[])
+    else {
+        return;
+    };
+    let m = Mount::new(&server, &["timeout=2"]);
+    let got = std::fs::read(m.path().join("f.txt")).unwrap();
+    assert!(got == b"hello from the server\n".repeat(5000));
+    assert!(read_at_offset(m.path()) == offset_bytes());
+    let log = m.log_text();
+    assert!(log.contains("one command at a time from now on"), "{log}");
+    let all = commands(&server, 0);
+    let first = all[0].0;
+    let pipelined: Vec<_> = all.iter().filter(|(_, c)| c.ends_with("<+>")).collect();
+    assert!(
+        !pipelined.is_empty() && pipelined.iter().all(|(s, _)| *s == first),
+        "only the first session had commands written together: {all:?}"
+    );
+    assert!(
+        all.iter()
+            .any(|(s, c)| *s == first && c == "OPTS UTF8 ON <+>"),
+        "the set-up written at once, then lost: {all:?}"
+    );
+    let again = all.iter().find(|(s, _)| *s != first).unwrap().0;
+    let retried: Vec<&str> = all
+        .iter()
+        .filter(|(s, _)| *s == again)
+        .map(|(_, c)| c.as_str())
+        .collect();
+    assert!(
+        retried.contains(&"TYPE I") && retried.contains(&"PWD"),
+        "the mount's connection made again, one command at a time: {all:?}"
+    );
+}
