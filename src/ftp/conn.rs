@@ -258,13 +258,13 @@ impl Conn {
         // written at once when pipelining is on (see [`super::session`]).
         let set_up = super::session::set_up(&ftp, info, &caps, known.is_none(), &ep.display())?;
         caps.rest = set_up.rest.unwrap_or(caps.rest);
-        let caps = match known {
-            Some(c) => c,
+        let (caps, probe) = match known {
+            Some(c) => (c, None),
             None => {
-                let c = probe_transfers(&mut ftp, caps, ep, peer)?;
+                let (c, probe) = probe_transfers(&mut ftp, caps, ep, peer)?;
                 log::info!("server {} capabilities: {c:?}", ep.display());
                 *info.caps.lock() = Some(c);
-                c
+                (c, probe)
             }
         };
         let timeout = ep.timeout;
@@ -301,6 +301,19 @@ impl Conn {
             for_data.set_data(s.try_clone().ok());
             Ok(s)
         });
+        // The passive-mode probe's data connection is the first transfer's, set up as the
+        // stream builder sets up its own (see `super::active`: closed unused, libunftp
+        // could give the next transfer to it).
+        if let Some(s) = probe {
+            if s.set_read_timeout(Some(timeout))
+                .and_then(|_| s.set_write_timeout(Some(timeout)))
+                .is_ok()
+            {
+                sockets.set_data(s.try_clone().ok());
+                ftp.adopt_prepared_data_connection(s);
+                log::debug!("the passive-mode test connection is kept for the first transfer");
+            }
+        }
         Ok(Conn {
             ftp,
             secure,
@@ -538,7 +551,12 @@ fn keepalive(stream: &TcpStream, idle: Duration) {
 /// Passive or active is decided here rather than at the first transfer (see
 /// [`super::active::choose`]): a server that refuses both EPSV and PASV would otherwise mount
 /// and then fail every listing and read.
-fn probe_transfers(ftp: &mut Ftp, mut caps: Caps, ep: &Endpoint, peer: IpAddr) -> Result<Caps> {
+fn probe_transfers(
+    ftp: &mut Ftp,
+    mut caps: Caps,
+    ep: &Endpoint,
+    peer: IpAddr,
+) -> Result<(Caps, Option<TcpStream>)> {
     let choice =
         super::active::choose(ftp, ep.data, ep.pasv_addr, peer, ep.timeout, &ep.display())?;
     caps.epsv = choice.epsv;
@@ -546,7 +564,7 @@ fn probe_transfers(ftp: &mut Ftp, mut caps: Caps, ep: &Endpoint, peer: IpAddr) -
     caps.eprt =
         choice.active && super::active::probe_eprt(ftp, &ep.listen, caps.eprt, &ep.display())?;
     // `caps.rest` was probed with the set-up commands (see [`super::session`]).
-    Ok(caps)
+    Ok((caps, choice.probe))
 }
 
 /// A refusal as the server worded it: `500 Command "PASV" not understood.`

@@ -104,11 +104,20 @@ impl FtpRemote {
             let joined = format!("{}/{}", home.trim_end_matches('/'), path.trim_matches('/'));
             let root = normalize(&joined);
             // The home directory (PWD just named it) and `/` need no CWD to prove they are
-            // directories; a path below does. Every command names absolute paths.
+            // directories; a path below does. Every command names absolute paths, so this
+            // CWD keeps the data connection the first connection has open (suppaftp's `cwd`
+            // would close it unused, which libunftp can answer with the next transfer
+            // empty, see `active`).
             if !path.trim_matches('/').is_empty() {
-                c.ftp
-                    .cwd(if root.is_empty() { "/" } else { &root })
-                    .map_err(|e| Error::from_ftp(Op::Stat, e))?;
+                let dir = if root.is_empty() { "/" } else { &root };
+                let r = reply::ask(&c.ftp, &format!("CWD {dir}"), Op::Stat)?;
+                if !matches!(r.code, 200 | 250) {
+                    return Err(Error::Reply {
+                        op: Op::Stat,
+                        code: r.code,
+                        text: r.text(),
+                    });
+                }
             }
             Ok(root)
         })?;

@@ -182,6 +182,17 @@ where
         Ok(())
     }
 
+    /// ftpfs patch: keeps `stream`, a passive data connection the caller opened to the
+    /// address of the last `EPSV`/`PASV` on this connection, as the prepared one, for the
+    /// next transfer to use (as [`Self::prepare_data_connection`] would have opened it).
+    /// Ignored (the stream closed) when one is prepared already or a transfer is open.
+    pub fn adopt_prepared_data_connection(&self, stream: TcpStream) {
+        let mut cc = self.control();
+        if cc.prepared.is_none() && !cc.data_connection_open {
+            cc.prepared = Some((stream, Instant::now()));
+        }
+    }
+
     /// ftpfs patch: when the prepared data connection was opened, if there is one.
     pub fn prepared_data_connection(&self) -> Option<Instant> {
         self.control().prepared.as_ref().map(|(_, at)| *at)
