@@ -5,7 +5,9 @@
 //! - data connections are opened ahead, between operations: a read then costs its `RETR`
 //!   alone;
 //! - `REST` goes out with its `RETR`;
-//! - `-o pipelining=off` sends one command at a time and opens nothing ahead.
+//! - `-o pipelining=off` sends one command at a time and opens nothing ahead;
+//! - a refused `AUTH TLS` (`tls=try`) goes on in plain on the same connection;
+//! - no passive data connection is opened and left unused before the next one.
 //!
 //! Round trips, not seconds: counted from the order of commands, they hold on a busy machine.
 
@@ -74,11 +76,11 @@ fn offset_bytes() -> Vec<u8> {
         .collect()
 }
 
-/// Once the mount's connections are prepared (the first one after mounting, and a second
-/// one logged in ahead), listing the root and reading a file both find a data connection
-/// ready: neither sends `EPSV` in its own path (suppaftp, patched, logs each use of a
-/// prepared one). Which connection serves which operation does not matter: after each
-/// operation its connection is prepared again before it is handed out.
+/// Listing the root and reading a file both find a data connection ready: neither sends
+/// `EPSV` in its own path (suppaftp, patched, logs each use of a prepared one). The mount's
+/// first connection keeps its passive-mode test connection for the first; after each
+/// operation its connection is prepared again before it is handed out (and one more is
+/// logged in ahead), so which connection serves which operation does not matter.
 #[test]
 fn prepared_data_connections_leave_only_the_transfer_command_in_an_operation() {
     let data = served();
@@ -87,13 +89,7 @@ fn prepared_data_connections_leave_only_the_transfer_command_in_an_operation() {
     };
     let m = Mount::new(&server, &[]);
     let count = |what: &str| m.log_text().matches(what).count();
-    assert!(
-        wait_for(Duration::from_secs(20), || count(
-            "prepared a data connection"
-        ) >= 2),
-        "two connections prepared:\n{}",
-        m.log_text()
-    );
+    assert_eq!(count("test connection is kept for the first transfer"), 1);
     assert_eq!(count("using the prepared data connection"), 0);
     let got = std::fs::read(m.path().join("f.txt")).unwrap();
     assert!(got == b"hello from the server\n".repeat(5000));
@@ -266,5 +262,185 @@ fn files_in_a_directory_the_mount_made_are_stored_once() {
             .filter(|(_, c)| c == &format!("STOR /made/f{i}.txt"))
             .count();
         assert_eq!(stors, 1, "f{i}: {all:?}");
+    }
+}
+
+/// `tls=try` (the default) against a server without TLS: the refused `AUTH TLS` costs its
+/// own round trip and nothing more. The same connection goes on in plain, so the mount's
+/// first connection is one session of the server, not a refused one and a second one; later
+/// connections do not ask again; the mount works.
+#[test]
+fn a_refused_auth_tls_goes_on_in_plain_on_the_same_connection() {
+    let data = served();
+    let Some(server) = Server::quirky(data.path(), &["mark-pipelined"], &[]) else {
+        return;
+    };
+    let m = Mount::new(&server, &[]);
+    let got = std::fs::read(m.path().join("f.txt")).unwrap();
+    assert!(got == b"hello from the server\n".repeat(5000));
+    let all = commands(&server, 0);
+    let asked: Vec<u32> = all
+        .iter()
+        .filter(|(_, c)| c.eq_ignore_ascii_case("AUTH TLS"))
+        .map(|(s, _)| *s)
+        .collect();
+    assert_eq!(asked.len(), 1, "AUTH TLS asked once: {all:?}");
+    let mut sessions: Vec<u32> = all.iter().map(|(s, _)| *s).collect();
+    sessions.dedup();
+    assert_eq!(sessions.first(), Some(&asked[0]), "{all:?}");
+    for s in sessions {
+        assert!(
+            all.iter().any(|(t, c)| *t == s && verb(c) == "USER"),
+            "session {s} logged in (none was given up after AUTH TLS): {all:?}"
+        );
+    }
+    assert!(
+        m.log_text().contains("does not offer TLS"),
+        "{}",
+        m.log_text()
+    );
+}
+
+/// After login, `OPTS UTF8 ON`, `OPTS MLST` and `TYPE I` (and on the mount's first
+/// connection the `REST` probe and `PWD`) are written at once: each arrived with the next
+/// one (`<+>`), in every session; the mount works and lists what `OPTS MLST` asked for.
+#[test]
+fn the_commands_after_login_arrive_together() {
+    let data = served();
+    let Some(server) = Server::quirky(data.path(), &["mark-pipelined"], &[]) else {
+        return;
+    };
+    let m = Mount::new(&server, &["connections=2"]);
+    let got = std::fs::read(m.path().join("f.txt")).unwrap();
+    assert!(got == b"hello from the server\n".repeat(5000));
+    assert!(
+        wait_for(Duration::from_secs(20), || {
+            let all = commands(&server, 0);
+            all.iter().filter(|(_, c)| verb(c) == "TYPE").count() >= 2
+        }),
+        "two sessions: {:?}",
+        commands(&server, 0)
+    );
+    let all = commands(&server, 0);
+    let mut sessions: Vec<u32> = all.iter().map(|(s, _)| *s).collect();
+    sessions.sort();
+    sessions.dedup();
+    for (i, s) in sessions.iter().enumerate() {
+        let mine: Vec<&str> = all
+            .iter()
+            .filter(|(t, _)| t == s)
+            .map(|(_, c)| match c.strip_prefix("OPTS MLST ") {
+                // The facts asked for do not matter here.
+                Some(facts) if facts.ends_with(" <+>") => "OPTS MLST <+>",
+                Some(_) => "OPTS MLST",
+                None => c.as_str(),
+            })
+            .collect();
+        let pass = mine.iter().position(|c| verb(c) == "PASS").unwrap();
+        let want: &[&str] = if i == 0 {
+            &[
+                "OPTS UTF8 ON <+>",
+                "OPTS MLST <+>",
+                "TYPE I <+>",
+                "REST 0 <+>",
+                "PWD",
+            ]
+        } else {
+            &["OPTS UTF8 ON <+>", "OPTS MLST <+>", "TYPE I"]
+        };
+        assert_eq!(&mine[pass + 1..pass + 1 + want.len()], want, "{all:?}");
+    }
+    // The mount's root needed no CWD: PWD named it.
+    assert!(!all.iter().any(|(_, c)| verb(c) == "CWD"), "{all:?}");
+}
+
+/// A server that loses commands written together (it reads one per packet): the first
+/// connection's set-up goes unanswered until the reply timeout, then pipelining is off for
+/// the mount and the connection is made again, one command at a time; the mount works.
+#[test]
+fn a_server_that_loses_pipelined_commands_gets_them_one_at_a_time() {
+    let data = served();
+    let Some(server) = Server::quirky(data.path(), &["lose-pipelined", "mark-pipelined"], &[])
+    else {
+        return;
+    };
+    let m = Mount::new(&server, &["timeout=2"]);
+    let got = std::fs::read(m.path().join("f.txt")).unwrap();
+    assert!(got == b"hello from the server\n".repeat(5000));
+    assert!(read_at_offset(m.path()) == offset_bytes());
+    let log = m.log_text();
+    assert!(log.contains("one command at a time from now on"), "{log}");
+    let all = commands(&server, 0);
+    let first = all[0].0;
+    let pipelined: Vec<_> = all.iter().filter(|(_, c)| c.ends_with("<+>")).collect();
+    assert!(
+        !pipelined.is_empty() && pipelined.iter().all(|(s, _)| *s == first),
+        "only the first session had commands written together: {all:?}"
+    );
+    assert!(
+        all.iter()
+            .any(|(s, c)| *s == first && c == "OPTS UTF8 ON <+>"),
+        "the set-up written at once, then lost: {all:?}"
+    );
+    let again = all.iter().find(|(s, _)| *s != first).unwrap().0;
+    let retried: Vec<&str> = all
+        .iter()
+        .filter(|(s, _)| *s == again)
+        .map(|(_, c)| c.as_str())
+        .collect();
+    assert!(
+        retried.contains(&"TYPE I") && retried.contains(&"PWD"),
+        "the mount's connection made again, one command at a time: {all:?}"
+    );
+}
+
+/// Every `EPSV` is used by a transfer before the next one on its connection, from the
+/// passive-mode probe of the mount's first connection on (with a mount of `/` and one of a
+/// directory below, whose `CWD` comes after the probe). An unused data connection closed
+/// before the next `EPSV` broke libunftp, which may give the next transfer to it: the first
+/// listing or read of a mount came back empty (`remote::listing_reports_names_types_and_
+/// sizes` under load).
+#[test]
+fn no_data_connection_is_left_unused_before_the_next() {
+    let data = served();
+    std::fs::create_dir(data.path().join("sub")).unwrap();
+    std::fs::write(data.path().join("sub/g.txt"), b"below\n").unwrap();
+    let Some(server) = Server::quirky(data.path(), &[], &[]) else {
+        return;
+    };
+    for (url, opts) in [
+        (server.url(), &[][..]),
+        (format!("{}/sub", server.url()), &[][..]),
+        (server.url(), &["pipelining=off"][..]),
+    ] {
+        let m = Mount::of_url(&url, opts);
+        let names: Vec<String> = std::fs::read_dir(m.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        assert!(!names.is_empty(), "{url}: {names:?}");
+        let file = if url.ends_with("/sub") {
+            "g.txt"
+        } else {
+            "f.txt"
+        };
+        assert!(!std::fs::read(m.path().join(file)).unwrap().is_empty());
+    }
+    let all = commands(&server, 0);
+    let mut open: std::collections::HashMap<u32, usize> = Default::default();
+    for (i, (session, c)) in all.iter().enumerate() {
+        match verb(c) {
+            "EPSV" | "PASV" => {
+                if let Some(before) = open.insert(*session, i) {
+                    panic!(
+                        "the data connection of line {before} left unused before line {i}: {all:?}"
+                    );
+                }
+            }
+            "RETR" | "STOR" | "APPE" | "LIST" | "MLSD" | "NLST" => {
+                open.remove(session);
+            }
+            _ => {}
+        }
     }
 }

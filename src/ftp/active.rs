@@ -13,6 +13,14 @@
 //!   within `timeout`: active;
 //! - otherwise passive.
 //!
+//! The test connection is not closed: it is the data connection of the mount's first
+//! transfer (the `EPSV` that opened it is that transfer's, see [`Choice::probe`]). Closed
+//! unused, it cost the first transfer an `EPSV` of its own, and it broke libunftp: that
+//! server hands a transfer command to the data connection it accepted last, so when it
+//! accepted the closed test connection after the next `EPSV` (it accepts in a task of its
+//! own, whenever that runs), the first listing or read went to the closed one and came
+//! back empty, with `226`.
+//!
 //! Choosing active says so in one warning, with the reason. `-o data=passive` never switches
 //! (a server without passive mode refuses the mount, naming `data=active`), `-o data=active`
 //! never asks.
@@ -211,6 +219,10 @@ fn eprt_command(addr: SocketAddr) -> Option<String> {
 pub struct Choice {
     pub active: bool,
     pub epsv: bool,
+    /// The test connection, open, to the address of the last `EPSV`/`PASV` (`data=auto` in
+    /// passive mode): the caller keeps it for the first transfer and must not close it
+    /// unused (see the module docs).
+    pub probe: Option<TcpStream>,
 }
 
 /// Decides the data connection mode on the first connection (see the module docs). `peer`
@@ -228,6 +240,7 @@ pub fn choose(
         return Ok(Choice {
             active: true,
             epsv: false,
+            probe: None,
         });
     }
     let epsv = ftp.custom_command("EPSV", &[Status::ExtendedPassiveMode]);
@@ -247,6 +260,7 @@ pub fn choose(
                 return Ok(Choice {
                     active: true,
                     epsv: false,
+                    probe: None,
                 });
             }
             Err(e) => return Err(Error::from_ftp(crate::error::Op::Connect, e)),
@@ -257,26 +271,25 @@ pub fn choose(
         return Ok(Choice {
             active: false,
             epsv,
+            probe: None,
         });
     }
-    // The server listens now for the transfer that never comes; a connection that is
-    // closed at once costs it nothing, and the next EPSV/PASV closes that listener.
+    // The server listens now; the test connection is kept for the first transfer.
     let Some(addr) = offered else {
         // A reply we cannot read now will not be read at the first transfer either; that
         // transfer says so. Not a reason to choose active mode.
         return Ok(Choice {
             active: false,
             epsv,
+            probe: None,
         });
     };
     match TcpStream::connect_timeout(&addr, timeout) {
-        Ok(s) => {
-            drop(s);
-            Ok(Choice {
-                active: false,
-                epsv,
-            })
-        }
+        Ok(s) => Ok(Choice {
+            active: false,
+            epsv,
+            probe: Some(s),
+        }),
         Err(e) => {
             log::warn!(
                 "{server}: a passive data connection to {addr} cannot be opened ({e}); using \
@@ -285,6 +298,7 @@ pub fn choose(
             Ok(Choice {
                 active: true,
                 epsv: false,
+                probe: None,
             })
         }
     }

@@ -5,7 +5,8 @@
 //! directly, because many servers implement both without listing them. The answers are kept
 //! in [`Caps`] ([`super::caps`]) and every later connection only repeats what is
 //! per-connection state:
-//! `HOST`, login, `OPTS UTF8 ON`, `OPTS MLST`, `TYPE I`.
+//! `HOST`, login, `OPTS UTF8 ON`, `OPTS MLST`, `TYPE I` (the last three written at once,
+//! see [`super::session`]).
 //!
 //! `FEAT` is asked before `USER`: `HOST` (RFC 7151, virtual hosts) must come before `USER`,
 //! and only `FEAT` says whether the server has it. Asked there it costs nothing more than
@@ -39,7 +40,7 @@ use std::time::{Duration, Instant};
 use std::sync::atomic::Ordering;
 use suppaftp::{FtpError, Mode, Status};
 
-use super::caps::{mlst_opts_command, Caps, ServerInfo};
+use super::caps::{Caps, ServerInfo};
 use super::features::{self, Feat};
 use super::retry::Policy;
 use super::tls::{SessionStore, Tls, TlsMode};
@@ -137,15 +138,24 @@ pub struct Conn {
     pub active: Option<Duration>,
     /// `-o allo`: `ALLO size` before `STOR` (see [`Conn::allocate`]).
     pub allo: bool,
+    /// The home directory, from the `PWD` the mount's first connection sends with its
+    /// set-up commands (see [`super::session`]); taken by the mount.
+    pub home: Option<String>,
 }
 
 impl Conn {
     /// Connects and logs in, all of it before `deadline`.
     pub fn connect(ep: &Endpoint, info: &ServerInfo, deadline: Instant) -> Result<Conn> {
         let refused_before = info.tls_refused.load(Ordering::Relaxed);
+        let pipelined_before = info.pipelining();
         match Self::connect_once(ep, info, deadline) {
-            // tls=try, and the server just refused AUTH TLS: the refusal used up that
-            // connection (suppaftp consumes it); a plain one follows.
+            // The server lost the set-up commands written at once: one at a time now.
+            Err(_) if pipelined_before && !info.pipelining() => {
+                Self::connect_once(ep, info, deadline)
+            }
+            // tls=try, and the server just refused PBSZ/PROT after AUTH TLS: that
+            // connection is half secured; a plain one follows. (A refused AUTH TLS itself
+            // goes on in plain on the same connection, see `greet`.)
             Err(_) if !refused_before && info.tls_refused.load(Ordering::Relaxed) => {
                 Self::connect_once(ep, info, deadline)
             }
@@ -244,32 +254,17 @@ impl Conn {
         };
         // The URL's name refused as a virtual host: later connections do not ask again.
         caps.host &= !host_refused;
-        if caps.utf8 {
-            // Servers that advertise UTF8 but refuse OPTS still speak it; ignore the answer.
-            let _ = ftp.custom_command("OPTS UTF8 ON", &[Status::CommandOk, Status::Unknown]);
-        }
-        if caps.mlst_opts != 0 {
-            // Per session, like OPTS UTF8. A refusal leaves the server's default facts,
-            // which still list; it is not worth failing the connection over.
-            let cmd = mlst_opts_command(caps.mlst_opts);
-            if let Err(e) = ftp.custom_command(&cmd, &[Status::CommandOk]) {
-                log::debug!("{cmd}: {e}");
-            }
-        }
-        // TYPE I: some servers answer 250 instead of 200; both mean done. suppaftp transfers
-        // in binary unless told TYPE A, so its own call is not needed.
-        ftp.custom_command(
-            "TYPE I",
-            &[Status::CommandOk, Status::RequestedFileActionOk],
-        )
-        .map_err(|e| Error::from_ftp(Op::Connect, e))?;
-        let caps = match known {
-            Some(c) => c,
+        // OPTS UTF8, OPTS MLST, TYPE I, and on the first connection the REST probe and PWD:
+        // written at once when pipelining is on (see [`super::session`]).
+        let set_up = super::session::set_up(&ftp, info, &caps, known.is_none(), &ep.display())?;
+        caps.rest = set_up.rest.unwrap_or(caps.rest);
+        let (caps, probe) = match known {
+            Some(c) => (c, None),
             None => {
-                let c = probe_transfers(&mut ftp, caps, ep, peer)?;
+                let (c, probe) = probe_transfers(&mut ftp, caps, ep, peer)?;
                 log::info!("server {} capabilities: {c:?}", ep.display());
                 *info.caps.lock() = Some(c);
-                c
+                (c, probe)
             }
         };
         let timeout = ep.timeout;
@@ -306,6 +301,19 @@ impl Conn {
             for_data.set_data(s.try_clone().ok());
             Ok(s)
         });
+        // The passive-mode probe's data connection is the first transfer's, set up as the
+        // stream builder sets up its own (see `super::active`: closed unused, libunftp
+        // could give the next transfer to it).
+        if let Some(s) = probe {
+            if s.set_read_timeout(Some(timeout))
+                .and_then(|_| s.set_write_timeout(Some(timeout)))
+                .is_ok()
+            {
+                sockets.set_data(s.try_clone().ok());
+                ftp.adopt_prepared_data_connection(s);
+                log::debug!("the passive-mode test connection is kept for the first transfer");
+            }
+        }
         Ok(Conn {
             ftp,
             secure,
@@ -316,6 +324,7 @@ impl Conn {
             sessions,
             active: caps.active.then_some(timeout),
             allo: ep.dialogue.allo,
+            home: set_up.home,
         })
     }
 
@@ -386,7 +395,27 @@ fn greet(ep: &Endpoint, info: &ServerInfo, stream: TcpStream) -> Result<(Ftp, Se
         (Some(c), _) => c,
     };
     let sessions = Arc::clone(&connector.store);
-    match ftp.into_secure(connector, &ep.host) {
+    // `AUTH TLS` is sent here, not by suppaftp's `into_secure`, which consumes the
+    // connection when the server refuses: in `try` mode a refusal then cost a second
+    // connection and greeting (two round trips). Refused here, the same connection goes on
+    // in plain (see [`refuse_plain`]).
+    let auth = super::reply::ask(&ftp, "AUTH TLS", Op::Connect)?;
+    if auth.code != 234 {
+        let e = refuse_plain(
+            ep,
+            info,
+            Error::Reply {
+                op: Op::Connect,
+                code: auth.code,
+                text: auth.text(),
+            },
+        );
+        return match ep.tls.mode {
+            TlsMode::Try if info.tls_refused.load(Ordering::Relaxed) => Ok((ftp, None)),
+            _ => Err(e),
+        };
+    }
+    match ftp.secure_after_auth(connector, &ep.host) {
         Ok(ftp) => Ok((ftp, Some(sessions))),
         Err(FtpError::UnexpectedResponse(r)) => Err(Error::Reply {
             op: Op::Connect,
@@ -522,17 +551,20 @@ fn keepalive(stream: &TcpStream, idle: Duration) {
 /// Passive or active is decided here rather than at the first transfer (see
 /// [`super::active::choose`]): a server that refuses both EPSV and PASV would otherwise mount
 /// and then fail every listing and read.
-fn probe_transfers(ftp: &mut Ftp, mut caps: Caps, ep: &Endpoint, peer: IpAddr) -> Result<Caps> {
+fn probe_transfers(
+    ftp: &mut Ftp,
+    mut caps: Caps,
+    ep: &Endpoint,
+    peer: IpAddr,
+) -> Result<(Caps, Option<TcpStream>)> {
     let choice =
         super::active::choose(ftp, ep.data, ep.pasv_addr, peer, ep.timeout, &ep.display())?;
     caps.epsv = choice.epsv;
     caps.active = choice.active;
     caps.eprt =
         choice.active && super::active::probe_eprt(ftp, &ep.listen, caps.eprt, &ep.display())?;
-    caps.rest = ftp
-        .custom_command("REST 0", &[Status::RequestFilePending])
-        .is_ok();
-    Ok(caps)
+    // `caps.rest` was probed with the set-up commands (see [`super::session`]).
+    Ok((caps, choice.probe))
 }
 
 /// A refusal as the server worded it: `500 Command "PASV" not understood.`

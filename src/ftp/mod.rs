@@ -23,6 +23,7 @@ pub mod reader;
 pub mod reply;
 pub mod resolve;
 pub mod retry;
+mod session;
 mod spare;
 pub mod tls;
 mod upload;
@@ -94,16 +95,30 @@ impl FtpRemote {
         // No retries here: a mount that cannot log in says so at once.
         let mut lease = pool.checkout(Purpose::Meta, pool.policy().deadline_from_now())?;
         let root = lease.run(|c| {
-            let home = if path.starts_with("//") {
-                String::new()
-            } else {
-                reply::pwd(&mut c.ftp)?
+            // The first connection asked PWD with its set-up commands (see `session`).
+            let home = match (path.starts_with("//"), c.home.take()) {
+                (true, _) => String::new(),
+                (false, Some(home)) => home,
+                (false, None) => reply::pwd(&mut c.ftp)?,
             };
             let joined = format!("{}/{}", home.trim_end_matches('/'), path.trim_matches('/'));
             let root = normalize(&joined);
-            c.ftp
-                .cwd(if root.is_empty() { "/" } else { &root })
-                .map_err(|e| Error::from_ftp(Op::Stat, e))?;
+            // The home directory (PWD just named it) and `/` need no CWD to prove they are
+            // directories; a path below does. Every command names absolute paths, so this
+            // CWD keeps the data connection the first connection has open (suppaftp's `cwd`
+            // would close it unused, which libunftp can answer with the next transfer
+            // empty, see `active`).
+            if !path.trim_matches('/').is_empty() {
+                let dir = if root.is_empty() { "/" } else { &root };
+                let r = reply::ask(&c.ftp, &format!("CWD {dir}"), Op::Stat)?;
+                if !matches!(r.code, 200 | 250) {
+                    return Err(Error::Reply {
+                        op: Op::Stat,
+                        code: r.code,
+                        text: r.text(),
+                    });
+                }
+            }
             Ok(root)
         })?;
         drop(lease);

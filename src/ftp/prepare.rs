@@ -20,9 +20,14 @@
 //! - A prepared connection the server closed, or one older than suppaftp's
 //!   `PREPARED_MAX_AGE`, is noticed when it is about to be used and replaced by a fresh
 //!   `EPSV` then, as without preparation.
-//! - A prepared connection is closed, unused, when the connection changes directory (`CWD`)
-//!   or `MODE`: libunftp fixes a data connection's directory when it accepts it, so a
-//!   `LIST` after a `CWD` on a connection prepared before listed the old directory.
+//! - A prepared connection is closed, unused, when the connection changes directory for a
+//!   relative `LIST` (`CWD`) or `MODE`: libunftp fixes a data connection's directory when
+//!   it accepts it, so a `LIST` after a `CWD` on a connection prepared before listed the
+//!   old directory. The mount's `CWD` to its root keeps it: every other data command names
+//!   an absolute path. Closing one unused is avoided where it can be: libunftp gives the
+//!   next transfer to the data connection it accepted last, and it may accept a closed
+//!   one after the next `EPSV` (see [`super::active`], whose test connection is the first
+//!   prepared one for that reason).
 //! - Nothing is prepared in active mode (the server connects to us, per transfer), or with
 //!   `-o pipelining=off`, or once the server lost pipelined commands.
 //!

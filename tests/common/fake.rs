@@ -79,7 +79,9 @@ pub struct FakeOpts {
     /// name starting with `bad`, `550` for others.
     pub mdtm: bool,
     /// Handles one command per read, dropping what else came with it, as naive servers
-    /// do: pipelined commands after the first are lost.
+    /// do: pipelined commands after the first are lost. Only once the session is set up
+    /// (after `TYPE` and what came with it), so that the loss shows where the test looks;
+    /// a lost set-up after login is tests/pipelining.rs's (quirky `lose-pipelined`).
     pub no_pipelining: bool,
     /// How long each `MDTM` takes to answer.
     pub mdtm_delay: Duration,
@@ -206,6 +208,7 @@ fn session(sock: TcpStream, o: &FakeOpts, log: &Mutex<Vec<String>>) -> std::io::
     write!(out, "220 fake ready\r\n")?;
     let mut pasv: Option<TcpListener> = None;
     let mut rest = 0usize;
+    let (mut typed, mut lossy) = (false, false);
     let mut line = String::new();
     loop {
         line.clear();
@@ -214,10 +217,12 @@ fn session(sock: TcpStream, o: &FakeOpts, log: &Mutex<Vec<String>>) -> std::io::
         }
         let cmd = line.trim_end().to_string();
         log.lock().unwrap().push(cmd.clone());
-        if o.no_pipelining {
+        if o.no_pipelining && lossy {
             let lost = rd.buffer().len();
             rd.consume(lost);
         }
+        typed |= cmd.to_ascii_uppercase().starts_with("TYPE");
+        lossy |= typed && rd.buffer().is_empty();
         let (verb, arg) = cmd.split_once(' ').unwrap_or((&cmd, ""));
         let upper = verb.to_ascii_uppercase();
         if o.silent.contains(&upper.as_str()) {

@@ -156,6 +156,8 @@ DIALOGUE_QUIRKS = {
     "(ALLO answered 200)",
     "mark-pipelined": "(no quirk) the command log marks a command the next one arrived "
     "with, ' <+>' after its argument",
+    "lose-pipelined": "commands that arrived with an earlier one are lost (a server that "
+    "reads one command per packet)",
 }
 
 _sessions = itertools.count(1)
@@ -192,6 +194,8 @@ class QuirkyHandler(FTPHandler):
 
     def pre_process_command(self, line, cmd, arg):
         self.record(line)
+        if "lose-pipelined" in self.quirks and getattr(self, "ac_in_buffer", b""):
+            self.ac_in_buffer = b""
         if cmd == "ALLO" and "allo-required" in self.quirks:
             return self.quirk_allo_required(arg)
         return super().pre_process_command(line, cmd, arg)

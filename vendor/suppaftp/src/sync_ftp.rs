@@ -182,6 +182,17 @@ where
         Ok(())
     }
 
+    /// ftpfs patch: keeps `stream`, a passive data connection the caller opened to the
+    /// address of the last `EPSV`/`PASV` on this connection, as the prepared one, for the
+    /// next transfer to use (as [`Self::prepare_data_connection`] would have opened it).
+    /// Ignored (the stream closed) when one is prepared already or a transfer is open.
+    pub fn adopt_prepared_data_connection(&self, stream: TcpStream) {
+        let mut cc = self.control();
+        if cc.prepared.is_none() && !cc.data_connection_open {
+            cc.prepared = Some((stream, Instant::now()));
+        }
+    }
+
     /// ftpfs patch: when the prepared data connection was opened, if there is one.
     pub fn prepared_data_connection(&self) -> Option<Instant> {
         self.control().prepared.as_ref().map(|(_, at)| *at)
@@ -286,6 +297,23 @@ where
             debug!("Initializing TLS auth");
             cc.perform(Command::Auth)?;
             cc.read_response(Status::AuthOk)?;
+        }
+        self.secure_after_auth(tls_connector, domain)
+    }
+
+    /// ftpfs patch: [`ImplFtpStream::into_secure`] after the caller itself sent `AUTH TLS`
+    /// and read its `234`: the TLS handshake, `PBSZ 0` and `PROT P`. A server refusing
+    /// `AUTH TLS` then leaves the connection usable in plain, where `into_secure` consumes
+    /// it.
+    #[cfg(feature = "secure")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "secure")))]
+    pub fn secure_after_auth(
+        self,
+        tls_connector: impl TlsConnector<Stream = T> + Send + Sync + 'static,
+        domain: &str,
+    ) -> FtpResult<Self> {
+        if Arc::strong_count(&self.control) != 1 {
+            return Err(FtpError::DataConnectionAlreadyOpen);
         }
         debug!("TLS OK; initializing ssl stream");
         let plain = control::into_exclusive(self.control)?;
