@@ -248,6 +248,15 @@ impl<R: Remote> FtpFs<R> {
         }
     }
 
+    /// The kernel is opening a directory, or looking up a name in a directory not listed
+    /// yet: a walk may start, and the pool's connections are logged in now, while this
+    /// directory is listed, ready for its subdirectories.
+    pub(super) fn prefetch_walk_may_start(&self) {
+        if self.prefetch.on() {
+            self.remote.warm_spare();
+        }
+    }
+
     /// The kernel opened directory `dir` (whose listing is `listing`): list its
     /// subdirectories ahead.
     pub(super) fn prefetch_opened_dir(&self, dir: &str, listing: &Listing) {

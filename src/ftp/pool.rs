@@ -24,6 +24,8 @@
 //! - *Guesses in the way of requests.* Listing and reading ahead of a walk
 //!   ([`Pool::checkout_spare`]) take only a connection that is idle or can be made while
 //!   another stays free, never one a checkout waits for, and never reclaim a stream.
+//!   Their connections come back idle unprepared, for the walk's next guess at once; a
+//!   request takes a prepared idle connection before an unprepared one.
 //! - *Idle connections the server closed* (idle timeouts, restarts) are noticed without a
 //!   round trip when checked out ([`Sockets::is_stale`]) and replaced.
 //!
@@ -95,7 +97,8 @@ struct State {
     /// Connections with the preparer, or being ended in the background (counted in
     /// `total`, not idle yet, back within a round trip or two).
     preparing: usize,
-    /// Of those, connections the preparer is logging in ahead (at most one at a time).
+    /// Of those, connections the preparer is logging in ahead (one at a time, or all the
+    /// pool has room for at the start of a walk: [`Pool::grow_ahead`]).
     growing: usize,
     holders: Vec<Weak<dyn Reclaim>>,
 }
@@ -110,6 +113,8 @@ pub struct Lease {
     deadline: Instant,
     /// Counted as coming back soon ([`Lease::coming_back`]).
     returning: bool,
+    /// Checked out for a guess ([`Pool::checkout_spare`]): back idle without preparing.
+    spare: bool,
 }
 
 impl Pool {
@@ -265,7 +270,7 @@ impl Pool {
         loop {
             let slot_ok = purpose == Purpose::Meta || st.transfers < self.max_transfers(&mut st);
             if slot_ok {
-                if let Some(conn) = st.idle.pop() {
+                if let Some(conn) = Self::take_idle(&mut st) {
                     if conn.sockets.is_stale() {
                         log::debug!("an idle FTP connection was closed by the server");
                         crate::status::stats().lost();
@@ -369,12 +374,12 @@ impl Pool {
                         st = self.state.lock();
                         continue;
                     }
-                    return Ok(Some(self.lease(conn, Purpose::Meta, deadline)));
+                    return Ok(Some(self.spare_lease(conn, deadline)));
                 }
                 st.total += 1;
                 drop(st);
                 return match Conn::connect(&self.endpoint, &self.info, deadline) {
-                    Ok(conn) => Ok(Some(self.lease(conn, Purpose::Meta, deadline))),
+                    Ok(conn) => Ok(Some(self.spare_lease(conn, deadline))),
                     Err(e) => {
                         self.forget_one(Purpose::Meta);
                         let mut st = self.state.lock();
@@ -389,6 +394,42 @@ impl Pool {
                 return Ok(None);
             }
             self.freed.wait_until(&mut st, until);
+        }
+    }
+
+    /// An idle connection for a request, one with its data connection prepared first.
+    fn take_idle(st: &mut State) -> Option<Conn> {
+        let prepared = st
+            .idle
+            .iter()
+            .rposition(|c| c.ftp.prepared_data_connection().is_some());
+        match prepared {
+            Some(i) => Some(st.idle.remove(i)),
+            None => st.idle.pop(),
+        }
+    }
+
+    /// A lease for a guess: it comes back idle unprepared (see [`Lease`]'s drop).
+    fn spare_lease(self: &Arc<Self>, conn: Conn, deadline: Instant) -> Lease {
+        let mut lease = self.lease(conn, Purpose::Meta, deadline);
+        lease.spare = true;
+        lease
+    }
+
+    /// Logs in, in the background and all at once, every connection the pool has room for
+    /// (within a learned limit), each prepared for its first transfer. For a walk about to
+    /// spread over the pool: the logins (4 round trips or more each) then overlap the
+    /// walk's first listings instead of following them one by one as guesses find no
+    /// connection. Nothing when the pool is full, nor when a login ahead is under way.
+    pub fn grow_ahead(self: &Arc<Self>) {
+        let mut st = self.state.lock();
+        if st.growing > 0 || self.closing.load(Ordering::Relaxed) {
+            return;
+        }
+        while st.total < self.size_now(&mut st) && self.to_preparer(Job::Grow).is_ok() {
+            st.total += 1;
+            st.preparing += 1;
+            st.growing += 1;
         }
     }
 
@@ -410,6 +451,7 @@ impl Pool {
             broken: false,
             deadline,
             returning: false,
+            spare: false,
         }
     }
 
@@ -550,7 +592,10 @@ impl Drop for Lease {
         match conn {
             // One left in MODE Z would compress the next listing or upload: never reused.
             Some(conn) if !self.broken && !conn.mode_z => {
-                if prepare::wanted(&conn, pipelining) {
+                // A walk ahead takes its connection back at once for the next guess, and
+                // sends `EPSV` with its command (one round trip): preparing it first would
+                // put the `EPSV`'s round trip before that command instead.
+                if !self.spare && prepare::wanted(&conn, pipelining) {
                     st.preparing += 1;
                     if let Err(Job::Prepare(conn)) =
                         self.pool.to_preparer(Job::Prepare(Box::new(conn)))
