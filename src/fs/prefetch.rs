@@ -91,6 +91,8 @@ struct State {
     ready: HashMap<String, Ready>,
     /// Bytes in `ready` and in reads ahead in flight.
     bytes: u64,
+    /// The most `bytes` has been (for `ftpfs status`: the bound held).
+    bytes_most: u64,
     /// Files being read ahead.
     reading_ahead: usize,
     /// Handles served from a file read ahead: its path and bytes.
@@ -143,6 +145,21 @@ fn walk_key(path: &str) -> Vec<String> {
 impl Prefetch {
     fn on(&self) -> bool {
         self.on.load(AtomicOrdering::Relaxed)
+    }
+
+    /// What `ftpfs status` shows of the prefetch.
+    pub fn figures(&self) -> crate::status::PrefetchStatus {
+        let st = self.state.lock();
+        crate::status::PrefetchStatus {
+            enabled: self.on(),
+            held_bytes: st.bytes,
+            held_bytes_most: st.bytes_most,
+            held_bytes_bound: BYTES_MAX,
+            files_ready: st.ready.len(),
+            files_reading: st.reading_ahead,
+            listings_ahead: st.ahead.len(),
+            jobs_queued: st.queue.len(),
+        }
     }
 
     /// Queues `jobs`, unless already queued, running or done.
@@ -212,6 +229,7 @@ impl Prefetch {
             What::Read { size, .. } => {
                 st.reading_ahead += 1;
                 st.bytes += size;
+                st.bytes_most = st.bytes_most.max(st.bytes);
             }
         }
         st.running.insert(job.path.clone());
@@ -223,6 +241,9 @@ impl Prefetch {
 enum Outcome {
     /// Done (or not worth doing any more).
     Done,
+    /// A file read ahead and kept: its bytes, counted since the job started, stay counted
+    /// (in `ready` now).
+    Kept,
     /// No connection to spare: back in the queue, to try when one comes free.
     NoConnection,
 }
@@ -236,6 +257,8 @@ impl<R: Remote> FtpFs<R> {
         }
         let workers = connections.saturating_sub(1).clamp(1, MAX_WORKERS);
         self.prefetch.state.lock().max_ahead = AHEAD_PER_WORKER * workers;
+        let pf = Arc::clone(&self.prefetch);
+        crate::status::set_prefetch(move || pf.figures());
         for i in 0..workers {
             let fs = Arc::downgrade(self);
             let pf = Arc::clone(&self.prefetch);
@@ -521,8 +544,6 @@ impl<R: Remote> FtpFs<R> {
             return Outcome::Done;
         }
         log::debug!("prefetch: read {path} ahead, {size} bytes, {in_flight} in flight");
-        // Counted in `bytes` since the job started; the job's end no longer counts it.
-        st.bytes += size;
         let ready = Ready {
             size,
             mtime,
@@ -532,7 +553,7 @@ impl<R: Remote> FtpFs<R> {
         if let Some(old) = st.ready.insert(path.to_string(), ready) {
             st.bytes -= old.size;
         }
-        Outcome::Done
+        Outcome::Kept
     }
 }
 
@@ -593,7 +614,9 @@ fn worker<R: Remote>(fs: Weak<FtpFs<R>>, pf: Arc<Prefetch>) {
         st.running.remove(&job.path);
         if let What::Read { size, .. } = job.what {
             st.reading_ahead -= 1;
-            st.bytes -= size;
+            if !matches!(outcome, Outcome::Kept) {
+                st.bytes -= size;
+            }
             pf.read_done.notify_all();
         }
         if let (Outcome::NoConnection, What::List { .. }) = (&outcome, job.what) {
