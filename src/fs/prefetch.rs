@@ -32,6 +32,11 @@
 //!   queued or fetched, so a walk that stops stops its prefetch, and when the kernel opens a
 //!   directory, whatever comes before it in the walk's order is dropped at once. Listings go to the
 //!   listing cache as a demand listing would, so its memory bound holds.
+//! - Ready when the walk is: when the kernel opens a directory, or looks up a name in one
+//!   not listed yet, the pool logs in all its connections at once
+//!   ([`crate::remote::Remote::warm_spare`]), so they are there for the first guesses
+//!   instead of being logged in one by one (4 round trips or more each) as guesses find
+//!   none. The bytes held against [`BYTES_MAX`] show in `ftpfs status --json`.
 //! - No stale bytes: a file read ahead is used only if the listing at `open` still shows
 //!   the size and time it was read with, and only whole and of that size; our own writes,
 //!   renames and deletions of it drop it (`prefetch_forget`), as they drop a read
