@@ -70,6 +70,11 @@ pub trait Reclaimed: Send {
     fn into_lease(self: Box<Self>) -> Option<Lease>;
 }
 
+/// How long after a failed login ahead [`Pool::grow_ahead`] tries again: every lookup in a
+/// directory not listed yet asks for it, and a server that is down must not see a burst of
+/// logins for each.
+pub const GROW_RETRY: Duration = Duration::from_secs(10);
+
 /// How long a learned connection limit holds before the pool tries one more connection.
 pub const DEFAULT_LIMIT_RECHECK: Duration = Duration::from_secs(60);
 
@@ -100,6 +105,8 @@ struct State {
     /// Of those, connections the preparer is logging in ahead (one at a time, or all the
     /// pool has room for at the start of a walk: [`Pool::grow_ahead`]).
     growing: usize,
+    /// When a login ahead last failed: [`Pool::grow_ahead`] waits [`GROW_RETRY`] after.
+    grow_failed: Option<Instant>,
     holders: Vec<Weak<dyn Reclaim>>,
 }
 
@@ -130,6 +137,7 @@ impl Pool {
                 transfers: 0,
                 preparing: 0,
                 growing: 0,
+                grow_failed: None,
                 holders: Vec::new(),
             }),
             freed: Condvar::new(),
@@ -193,6 +201,7 @@ impl Pool {
         st.preparing -= 1;
         st.growing -= 1;
         st.total -= 1;
+        st.grow_failed = Some(Instant::now());
         if !self.limit_reached(&mut st, e) {
             log::debug!("one more connection, opened ahead, failed: {e}");
         }
@@ -420,10 +429,12 @@ impl Pool {
     /// (within a learned limit), each prepared for its first transfer. For a walk about to
     /// spread over the pool: the logins (4 round trips or more each) then overlap the
     /// walk's first listings instead of following them one by one as guesses find no
-    /// connection. Nothing when the pool is full, nor when a login ahead is under way.
+    /// connection. Nothing when the pool is full, when a login ahead is under way, or
+    /// within [`GROW_RETRY`] of one that failed.
     pub fn grow_ahead(self: &Arc<Self>) {
         let mut st = self.state.lock();
-        if st.growing > 0 || self.closing.load(Ordering::Relaxed) {
+        let failed_lately = st.grow_failed.is_some_and(|t| t.elapsed() < GROW_RETRY);
+        if st.growing > 0 || failed_lately || self.closing.load(Ordering::Relaxed) {
             return;
         }
         while st.total < self.size_now(&mut st) && self.to_preparer(Job::Grow).is_ok() {
