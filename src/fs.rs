@@ -257,6 +257,9 @@ impl<R: Remote> FtpFs<R> {
     pub fn lookup(&self, parent: u64, name: &OsStr) -> Result<Attr> {
         let name = self.name(name)?;
         let dir = self.path_of(parent)?;
+        if self.cache.get(&dir).is_none() {
+            self.prefetch_walk_may_start();
+        }
         let listing = self.listing(&dir)?;
         let entry = listing.get(name).ok_or(Error::NotFound)?;
         let path = remote::join(&dir, name);
@@ -345,6 +348,7 @@ impl<R: Remote> FtpFs<R> {
         if ino != ROOT && self.entry(&path)?.kind != Kind::Dir {
             return Err(Error::NotDir);
         }
+        self.prefetch_walk_may_start();
         let listing = self.listing(&path)?;
         self.prefetch_opened_dir(&path, &listing);
         Ok(self.handles.insert(Handle::Dir { path, listing }))

@@ -319,6 +319,10 @@ pub trait Remote: Send + Sync + 'static {
         Ok(None)
     }
 
+    /// A walk is starting: connections that speculative work will want are made now, in
+    /// the background, rather than one by one when each is first wanted.
+    fn warm_spare(&self) {}
+
     /// Reads the whole of `path`, expected to be `size` bytes, speculatively as
     /// [`Remote::list_spare`] lists. At most `size + 1` bytes are read: a length other than
     /// `size` says the file changed.

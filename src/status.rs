@@ -414,6 +414,9 @@ pub struct Snapshot {
     pub connections: Connections,
     pub transfers: Vec<TransferStatus>,
     pub writeback: Writeback,
+    /// Listing and reading ahead of walks (`-o prefetch`); all zero while off.
+    #[serde(default)]
+    pub prefetch: PrefetchStatus,
     /// Written data that could not be uploaded and was saved instead, oldest first.
     pub failures: Vec<Failure>,
     pub counters: Counters,
@@ -477,6 +480,33 @@ static QUEUE: OnceLock<QueueSource> = OnceLock::new();
 /// it from then on. Once per process; a second call is ignored.
 pub fn set_queue(figures: impl Fn() -> QueueStats + Send + Sync + 'static) {
     let _ = QUEUE.set(Box::new(figures));
+}
+
+type PrefetchSource = Box<dyn Fn() -> PrefetchStatus + Send + Sync>;
+
+static PREFETCH: OnceLock<PrefetchSource> = OnceLock::new();
+
+/// The mount lists and reads ahead, and `figures` tells its state. Once per process.
+pub fn set_prefetch(figures: impl Fn() -> PrefetchStatus + Send + Sync + 'static) {
+    let _ = PREFETCH.set(Box::new(figures));
+}
+
+/// The prefetch in a snapshot: what it holds in memory against its bound, and its work.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct PrefetchStatus {
+    pub enabled: bool,
+    /// Bytes of files read ahead and not opened yet, and of reads ahead in flight (counted
+    /// from when they start). A file opened from them belongs to its handle from then on.
+    pub held_bytes: u64,
+    /// The most `held_bytes` has been since the mount.
+    pub held_bytes_most: u64,
+    /// The bound `held_bytes` keeps to.
+    pub held_bytes_bound: u64,
+    pub files_ready: usize,
+    pub files_reading: usize,
+    /// Directories listed ahead (or being listed) that the kernel has not opened.
+    pub listings_ahead: usize,
+    pub jobs_queued: usize,
 }
 
 /// The write-back queue in a snapshot.
@@ -621,6 +651,7 @@ pub fn snapshot(fixed: &Fixed, remote: &crate::ftp::FtpRemote) -> Snapshot {
         },
         transfers: s.transfers(crate::remote::Remote::root(remote)),
         writeback: Writeback::of(QUEUE.get().map(|figures| figures())),
+        prefetch: PREFETCH.get().map(|figures| figures()).unwrap_or_default(),
         failures: s.failures(),
         counters,
     }

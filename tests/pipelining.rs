@@ -5,6 +5,8 @@
 //! - data connections are opened ahead, between operations: a read then costs its `RETR`
 //!   alone;
 //! - `REST` goes out with its `RETR`;
+//! - a connection without a data connection opened ahead (one a walk ahead takes back at
+//!   once) sends `EPSV` with its transfer command;
 //! - `-o pipelining=off` sends one command at a time and opens nothing ahead;
 //! - a refused `AUTH TLS` (`tls=try`) goes on in plain on the same connection;
 //! - no passive data connection is opened and left unused before the next one.
@@ -443,4 +445,48 @@ fn no_data_connection_is_left_unused_before_the_next() {
             _ => {}
         }
     }
+}
+
+/// The connections of a walk ahead come back unprepared and are taken again at once: their
+/// next listing sends `EPSV` in the same write as its `MLSD` (one round trip for both), and
+/// the walk still sees every entry.
+#[test]
+fn a_walk_ahead_sends_epsv_with_its_listing() {
+    let data = tempfile::tempdir().unwrap();
+    for d in 0..4 {
+        for s in 0..4 {
+            let dir = data.path().join(format!("tree/d{d}/s{s}"));
+            std::fs::create_dir_all(&dir).unwrap();
+            std::fs::write(dir.join("f"), "x\n").unwrap();
+        }
+    }
+    let Some(server) = Server::quirky(data.path(), &["mark-pipelined"], &[]) else {
+        return;
+    };
+    let m = Mount::new(&server, &[]);
+    let out = Command::new("find")
+        .arg(m.path().join("tree"))
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    // `tree`, 4 + 16 directories, 16 files.
+    assert_eq!(String::from_utf8_lossy(&out.stdout).lines().count(), 37);
+    // suppaftp says so (in the mount's log) when it writes them together.
+    let log = m.log_text();
+    let pipelined = log
+        .lines()
+        .filter(|l| l.contains("passive command pipelined with the transfer command"))
+        .count();
+    assert!(pipelined >= 1, "no EPSV sent with its MLSD:\n{log}");
+    // And the server took them in that order: each such `EPSV` is followed, on its
+    // session, by the listing.
+    let all = commands(&server, 0);
+    let epsv_then_mlsd = all.iter().enumerate().any(|(i, (session, c))| {
+        verb(c) == "EPSV"
+            && all[i + 1..]
+                .iter()
+                .find(|(s, _)| s == session)
+                .is_some_and(|(_, next)| verb(next) == "MLSD")
+    });
+    assert!(epsv_then_mlsd, "{all:?}");
 }

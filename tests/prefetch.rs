@@ -4,7 +4,8 @@
 //! The walks are real (`find`, `ls -l`, `cat` in listing order, `grep -r`) through real
 //! mounts. What was sent is counted in the server's command log (the quirky pyftpdlib logs
 //! `SESSION COMMAND ARGUMENT` per command), and what the prefetch did in the mount's debug
-//! log ("listed … ahead, … N in flight", "… was read ahead"). A subtree whose listing
+//! log ("listed … ahead, … N in flight", "… was read ahead") and `ftpfs status --json` (the bytes
+//! it holds against its bound). A subtree whose listing
 //! stalls comes from the scripted server.
 
 mod common;
@@ -12,6 +13,8 @@ mod common;
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
 use std::process::Command;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use common::fake::{FakeOpts, FakeServer};
@@ -161,11 +164,17 @@ fn listing_ahead_is_bounded_in_count_and_in_flight() {
     assert!((1..=4).contains(&most), "{most} in flight");
 }
 
+/// Never in a kernel request's way, shown by the order of events rather than by time:
+/// every connection guesses may use is stalled in a listing ahead that the server holds
+/// until the test lets it go, and a `stat` elsewhere, which needs three listings of its
+/// own, is answered before that. Were it queued behind the guesses it could not return
+/// until they were released (the mount's timeout is longer than the test's bound).
 #[test]
-fn a_kernel_request_is_not_blocked_behind_a_stalled_prefetch() {
+fn a_kernel_request_is_served_while_every_guess_is_stalled() {
     // Every directory lists the same: `slow/`, `fast/` and a file; a listing of any path
-    // with `slow` in it stalls for 20 s. Three connections: guesses may hold two (two
-    // workers), and do, in `fast/slow` and `slow`.
+    // with `slow` in it stalls until released. Three connections: guesses may hold two
+    // (two workers), and do, in `fast/slow` and `slow`.
+    let released = Arc::new(AtomicBool::new(false));
     let server = FakeServer::start(FakeOpts {
         mlsd: true,
         listing: vec![
@@ -174,10 +183,19 @@ fn a_kernel_request_is_not_blocked_behind_a_stalled_prefetch() {
             "type=file;size=3;modify=20200101000000; f".into(),
         ],
         stall_list: Some("slow"),
+        stall_until: Some(Arc::clone(&released)),
         ..FakeOpts::default()
     });
+    // Whatever happens, the stalled listings end with the test.
+    struct Release(Arc<AtomicBool>);
+    impl Drop for Release {
+        fn drop(&mut self) {
+            self.0.store(true, Ordering::SeqCst);
+        }
+    }
+    let _release = Release(Arc::clone(&released));
     let url = format!("ftp://alice@127.0.0.1:{}", server.port);
-    let m = Mount::of_url(&url, &["connections=3", "timeout=30"]);
+    let m = Mount::of_url(&url, &["connections=3", "timeout=300"]);
     // Opening the root queues `slow` and `fast` (and below them): both connections guesses
     // may use end up in listings that stall.
     let root = std::fs::read_dir(m.path()).unwrap().count();
@@ -190,22 +208,172 @@ fn a_kernel_request_is_not_blocked_behind_a_stalled_prefetch() {
             >= 2
     };
     assert!(
-        wait_for(Duration::from_secs(10), stalled),
+        wait_for(Duration::from_secs(30), stalled),
         "two stalled listings ahead"
     );
-    // A stat elsewhere returns while the stalled listings hold their connections.
+    let sent_before = server.commands.lock().unwrap().len();
+    // A stat three directories down, none of them listed yet.
     let target = m.path().join("fast/fast/fast/f");
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         let _ = tx.send(std::fs::metadata(&target).map(|md| md.len()));
     });
-    let got = rx.recv_timeout(Duration::from_secs(10));
+    // The bound only turns a request stuck behind the guesses into a failure: such a
+    // request could return only after the release below, and the mount's timeout (300 s)
+    // would not end the stalled listings first.
+    let got = rx.recv_timeout(Duration::from_secs(120));
+    assert!(!released.load(Ordering::SeqCst));
     match got {
         Ok(Ok(len)) => assert_eq!(len, 3),
         other => panic!(
             "stat waited behind the prefetch: {other:?}\n{}",
             m.log_text()
         ),
+    }
+    // It was served by the server while the guesses held their connections: its listings
+    // came after the stalled ones were sent, and both stalled ones are still unanswered.
+    let c = server.commands.lock().unwrap();
+    assert!(
+        c[sent_before..]
+            .iter()
+            .any(|c| c.starts_with("MLSD") && c.contains("fast/fast/fast")),
+        "{c:?}"
+    );
+    drop(c);
+    let figures = status_json(m.path());
+    assert!(
+        figures["connections"]["busy"].as_u64().unwrap() >= 2,
+        "{figures}"
+    );
+}
+
+/// `ftpfs status --json` of the mount at `path`.
+fn status_json(path: &Path) -> serde_json::Value {
+    let out = ftpfs()
+        .arg("status")
+        .arg("--json")
+        .arg(path)
+        .output()
+        .expect("ftpfs status runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("JSON")
+}
+
+/// Bounded memory: a directory of files each as big as a read ahead may be, together three
+/// times the bound, read whole in listing order. The bytes held by reads ahead (done and in
+/// flight, as the mount counts them for `ftpfs status`) never went past the bound, and
+/// reading ahead did happen.
+#[test]
+fn files_read_ahead_never_hold_more_than_the_bound() {
+    use ftpfs::fs::prefetch::{BYTES_MAX, FILE_MAX};
+    let data = tempfile::tempdir().unwrap();
+    let dir = data.path().join("big");
+    std::fs::create_dir(&dir).unwrap();
+    let n = (3 * BYTES_MAX / FILE_MAX) as usize;
+    let body = |i: usize| vec![b'a' + (i % 26) as u8; FILE_MAX as usize];
+    for i in 0..n {
+        std::fs::write(dir.join(format!("f{i:02}")), body(i)).unwrap();
+    }
+    let Some(server) = Server::start(ServerKind::PureFtpd, data.path()) else {
+        return;
+    };
+    let m = Mount::new(&server, &[]);
+    for i in 0..n {
+        let got = std::fs::read(m.path().join(format!("big/f{i:02}"))).unwrap();
+        assert!(got == body(i), "f{i:02}");
+        let all = status_json(m.path());
+        let p = &all["prefetch"];
+        assert!(
+            p["held_bytes"].as_u64().unwrap_or_else(|| panic!("{all}")) <= BYTES_MAX,
+            "{p}"
+        );
+    }
+    let p = &status_json(m.path())["prefetch"];
+    assert_eq!(p["enabled"], true);
+    assert_eq!(p["held_bytes_bound"].as_u64(), Some(BYTES_MAX), "{p}");
+    let most = p["held_bytes_most"].as_u64().unwrap();
+    assert!(most <= BYTES_MAX, "held {most} bytes: {p}");
+    assert!(most >= FILE_MAX, "nothing was read ahead: {p}");
+    assert!(m.log_text().contains("was read ahead"));
+}
+
+/// Cancelled: a walk that stops (its process ends) stops its prefetch. Past where the walk
+/// stopped the server sees at most what the prefetch's bounds let it guess (the next
+/// [`FILES_AHEAD`] files, [`AHEAD_PER_WORKER`] directories per worker), then nothing, and
+/// the mount lets go of every job, listing place and byte it held.
+#[test]
+fn a_walk_that_stops_stops_its_prefetch_within_its_bounds() {
+    use ftpfs::fs::prefetch::{AHEAD_PER_WORKER, FILES_AHEAD};
+    let data = tempfile::tempdir().unwrap();
+    // 43 directories, 720 files.
+    make_tree(&data.path().join("tree"), 6, 6, 20);
+    let Some(server) = Server::quirky(data.path(), &[], &[]) else {
+        return;
+    };
+    let m = Mount::new(&server, &[]);
+    // The walk: `tree` and `tree/t0` opened, then the first 10 files of `tree/t0/s0` read
+    // whole in listing order, by a process that then ends.
+    let mut names: Vec<String> = (0..20).map(|f| format!("f{f}")).collect();
+    names.sort();
+    let read: Vec<String> = names[..10].to_vec();
+    let script = format!(
+        "ls tree >/dev/null && ls tree/t0 >/dev/null && cd tree/t0/s0 && cat {} >/dev/null",
+        read.join(" ")
+    );
+    run(Command::new("sh")
+        .arg("-c")
+        .arg(&script)
+        .current_dir(m.path()));
+    // Then the server's log goes quiet (jobs and results expire 5 s after they were made),
+    // with a bound.
+    let mut last = (0, std::time::Instant::now());
+    let quiet = wait_for(Duration::from_secs(60), || {
+        let n = server.command_log().len();
+        if n != last.0 {
+            last = (n, std::time::Instant::now());
+        }
+        last.1.elapsed() > Duration::from_secs(7)
+    });
+    assert!(quiet, "the prefetch went on after the walk stopped");
+    let log = server.command_log();
+    let retrs: Vec<String> = commands(&log)
+        .into_iter()
+        .filter(|(_, v, _)| v == "RETR")
+        .map(|(_, _, a)| a)
+        .collect();
+    let walked: HashSet<String> = read.iter().map(|f| format!("/tree/t0/s0/{f}")).collect();
+    let guessed: HashSet<&String> = retrs.iter().filter(|p| !walked.contains(*p)).collect();
+    assert!(
+        guessed.len() <= FILES_AHEAD,
+        "{} files read ahead past the walk: {guessed:?}",
+        guessed.len()
+    );
+    let opened = ["/", "/tree", "/tree/t0", "/tree/t0/s0"];
+    let listed = listings(&log);
+    let ahead: Vec<&String> = listed
+        .keys()
+        .filter(|p| !opened.contains(&p.as_str()))
+        .collect();
+    // Five connections (the default): four workers.
+    assert!(
+        ahead.len() <= 4 * AHEAD_PER_WORKER,
+        "{} directories listed past the walk: {ahead:?}",
+        ahead.len()
+    );
+    // And the mount holds nothing for it any more.
+    let p = &status_json(m.path())["prefetch"];
+    for figure in [
+        "held_bytes",
+        "files_ready",
+        "files_reading",
+        "listings_ahead",
+        "jobs_queued",
+    ] {
+        assert_eq!(p[figure].as_u64(), Some(0), "{figure}: {p}");
     }
 }
 

@@ -32,6 +32,11 @@
 //!   queued or fetched, so a walk that stops stops its prefetch, and when the kernel opens a
 //!   directory, whatever comes before it in the walk's order is dropped at once. Listings go to the
 //!   listing cache as a demand listing would, so its memory bound holds.
+//! - Ready when the walk is: when the kernel opens a directory, or looks up a name in one
+//!   not listed yet, the pool logs in all its connections at once
+//!   ([`crate::remote::Remote::warm_spare`]), so they are there for the first guesses
+//!   instead of being logged in one by one (4 round trips or more each) as guesses find
+//!   none. The bytes held against [`BYTES_MAX`] show in `ftpfs status --json`.
 //! - No stale bytes: a file read ahead is used only if the listing at `open` still shows
 //!   the size and time it was read with, and only whole and of that size; our own writes,
 //!   renames and deletions of it drop it (`prefetch_forget`), as they drop a read
@@ -91,6 +96,8 @@ struct State {
     ready: HashMap<String, Ready>,
     /// Bytes in `ready` and in reads ahead in flight.
     bytes: u64,
+    /// The most `bytes` has been (for `ftpfs status`: the bound held).
+    bytes_most: u64,
     /// Files being read ahead.
     reading_ahead: usize,
     /// Handles served from a file read ahead: its path and bytes.
@@ -143,6 +150,21 @@ fn walk_key(path: &str) -> Vec<String> {
 impl Prefetch {
     fn on(&self) -> bool {
         self.on.load(AtomicOrdering::Relaxed)
+    }
+
+    /// What `ftpfs status` shows of the prefetch.
+    pub fn figures(&self) -> crate::status::PrefetchStatus {
+        let st = self.state.lock();
+        crate::status::PrefetchStatus {
+            enabled: self.on(),
+            held_bytes: st.bytes,
+            held_bytes_most: st.bytes_most,
+            held_bytes_bound: BYTES_MAX,
+            files_ready: st.ready.len(),
+            files_reading: st.reading_ahead,
+            listings_ahead: st.ahead.len(),
+            jobs_queued: st.queue.len(),
+        }
     }
 
     /// Queues `jobs`, unless already queued, running or done.
@@ -212,6 +234,7 @@ impl Prefetch {
             What::Read { size, .. } => {
                 st.reading_ahead += 1;
                 st.bytes += size;
+                st.bytes_most = st.bytes_most.max(st.bytes);
             }
         }
         st.running.insert(job.path.clone());
@@ -223,6 +246,9 @@ impl Prefetch {
 enum Outcome {
     /// Done (or not worth doing any more).
     Done,
+    /// A file read ahead and kept: its bytes, counted since the job started, stay counted
+    /// (in `ready` now).
+    Kept,
     /// No connection to spare: back in the queue, to try when one comes free.
     NoConnection,
 }
@@ -236,6 +262,8 @@ impl<R: Remote> FtpFs<R> {
         }
         let workers = connections.saturating_sub(1).clamp(1, MAX_WORKERS);
         self.prefetch.state.lock().max_ahead = AHEAD_PER_WORKER * workers;
+        let pf = Arc::clone(&self.prefetch);
+        crate::status::set_prefetch(move || pf.figures());
         for i in 0..workers {
             let fs = Arc::downgrade(self);
             let pf = Arc::clone(&self.prefetch);
@@ -245,6 +273,15 @@ impl<R: Remote> FtpFs<R> {
             if let Err(e) = spawned {
                 log::warn!("prefetch: cannot start a worker thread: {e}");
             }
+        }
+    }
+
+    /// The kernel is opening a directory, or looking up a name in a directory not listed
+    /// yet: a walk may start, and the pool's connections are logged in now, while this
+    /// directory is listed, ready for its subdirectories.
+    pub(super) fn prefetch_walk_may_start(&self) {
+        if self.prefetch.on() {
+            self.remote.warm_spare();
         }
     }
 
@@ -512,8 +549,6 @@ impl<R: Remote> FtpFs<R> {
             return Outcome::Done;
         }
         log::debug!("prefetch: read {path} ahead, {size} bytes, {in_flight} in flight");
-        // Counted in `bytes` since the job started; the job's end no longer counts it.
-        st.bytes += size;
         let ready = Ready {
             size,
             mtime,
@@ -523,7 +558,7 @@ impl<R: Remote> FtpFs<R> {
         if let Some(old) = st.ready.insert(path.to_string(), ready) {
             st.bytes -= old.size;
         }
-        Outcome::Done
+        Outcome::Kept
     }
 }
 
@@ -584,7 +619,9 @@ fn worker<R: Remote>(fs: Weak<FtpFs<R>>, pf: Arc<Prefetch>) {
         st.running.remove(&job.path);
         if let What::Read { size, .. } = job.what {
             st.reading_ahead -= 1;
-            st.bytes -= size;
+            if !matches!(outcome, Outcome::Kept) {
+                st.bytes -= size;
+            }
             pf.read_done.notify_all();
         }
         if let (Outcome::NoConnection, What::List { .. }) = (&outcome, job.what) {

@@ -189,6 +189,10 @@ impl Remote for FtpRemote {
         self.list_on_spare(dir, claim)
     }
 
+    fn warm_spare(&self) {
+        self.pool.grow_ahead();
+    }
+
     fn read_spare(&self, path: &str, size: u64) -> Result<Option<Vec<u8>>> {
         self.read_on_spare(path, size)
     }

@@ -31,6 +31,8 @@
 //! - *Guesses in the way of requests.* Listing and reading ahead of a walk
 //!   ([`Pool::checkout_spare`]) take only a connection that is idle or can be made while
 //!   another stays free, never one a checkout waits for, and never reclaim a stream.
+//!   Their connections come back idle unprepared, for the walk's next guess at once; a
+//!   request takes a prepared idle connection before an unprepared one.
 //! - *Idle connections the server closed* (idle timeouts, restarts) are noticed without a
 //!   round trip when checked out ([`Sockets::is_stale`]) and replaced.
 //!
@@ -75,6 +77,11 @@ pub trait Reclaimed: Send {
     fn into_lease(self: Box<Self>) -> Option<Lease>;
 }
 
+/// How long after a failed login ahead [`Pool::grow_ahead`] tries again: every lookup in a
+/// directory not listed yet asks for it, and a server that is down must not see a burst of
+/// logins for each.
+pub const GROW_RETRY: Duration = Duration::from_secs(10);
+
 /// How long a learned connection limit holds before the pool tries one more connection.
 pub const DEFAULT_LIMIT_RECHECK: Duration = Duration::from_secs(60);
 
@@ -105,8 +112,11 @@ struct State {
     /// Connections with the preparer, or being ended in the background (counted in
     /// `total`, not idle yet, back within a round trip or two).
     preparing: usize,
-    /// Of those, connections the preparer is logging in ahead (at most one at a time).
+    /// Of those, connections the preparer is logging in ahead (one at a time, or all the
+    /// pool has room for at the start of a walk: [`Pool::grow_ahead`]).
     growing: usize,
+    /// When a login ahead last failed: [`Pool::grow_ahead`] waits [`GROW_RETRY`] after.
+    grow_failed: Option<Instant>,
     holders: Vec<Weak<dyn Reclaim>>,
 }
 
@@ -143,6 +153,8 @@ pub struct Lease {
     deadline: Instant,
     /// Counted as coming back soon ([`Lease::coming_back`]).
     returning: bool,
+    /// Checked out for a guess ([`Pool::checkout_spare`]): back idle without preparing.
+    spare: bool,
 }
 
 impl Pool {
@@ -158,6 +170,7 @@ impl Pool {
                 transfers: 0,
                 preparing: 0,
                 growing: 0,
+                grow_failed: None,
                 holders: Vec::new(),
             }),
             freed: Condvar::new(),
@@ -222,6 +235,7 @@ impl Pool {
         st.preparing -= 1;
         st.growing -= 1;
         st.total -= 1;
+        st.grow_failed = Some(Instant::now());
         if !self.limit_reached(&mut st, e) {
             log::debug!("one more connection, opened ahead, failed: {e}");
         }
@@ -343,7 +357,7 @@ impl Pool {
             };
             if slot_ok && (!background || take.is_some()) {
                 let from_idle = take.is_none_or(|t| t == Take::Idle);
-                if let Some(conn) = from_idle.then(|| st.idle.pop()).flatten() {
+                if let Some(conn) = from_idle.then(|| Self::take_idle(&mut st)).flatten() {
                     if conn.sockets.is_stale() {
                         log::debug!("an idle FTP connection was closed by the server");
                         crate::status::stats().lost();
@@ -460,12 +474,12 @@ impl Pool {
                         st = self.state.lock();
                         continue;
                     }
-                    return Ok(Some(self.lease(conn, Purpose::Meta, deadline)));
+                    return Ok(Some(self.spare_lease(conn, deadline)));
                 }
                 st.total += 1;
                 drop(st);
                 return match Conn::connect(&self.endpoint, &self.info, deadline) {
-                    Ok(conn) => Ok(Some(self.lease(conn, Purpose::Meta, deadline))),
+                    Ok(conn) => Ok(Some(self.spare_lease(conn, deadline))),
                     Err(e) => {
                         self.forget_one(Purpose::Meta);
                         let mut st = self.state.lock();
@@ -480,6 +494,44 @@ impl Pool {
                 return Ok(None);
             }
             self.freed.wait_until(&mut st, until);
+        }
+    }
+
+    /// An idle connection for a request, one with its data connection prepared first.
+    fn take_idle(st: &mut State) -> Option<Conn> {
+        let prepared = st
+            .idle
+            .iter()
+            .rposition(|c| c.ftp.prepared_data_connection().is_some());
+        match prepared {
+            Some(i) => Some(st.idle.remove(i)),
+            None => st.idle.pop(),
+        }
+    }
+
+    /// A lease for a guess: it comes back idle unprepared (see [`Lease`]'s drop).
+    fn spare_lease(self: &Arc<Self>, conn: Conn, deadline: Instant) -> Lease {
+        let mut lease = self.lease(conn, Purpose::Meta, deadline);
+        lease.spare = true;
+        lease
+    }
+
+    /// Logs in, in the background and all at once, every connection the pool has room for
+    /// (within a learned limit), each prepared for its first transfer. For a walk about to
+    /// spread over the pool: the logins (4 round trips or more each) then overlap the
+    /// walk's first listings instead of following them one by one as guesses find no
+    /// connection. Nothing when the pool is full, when a login ahead is under way, or
+    /// within [`GROW_RETRY`] of one that failed.
+    pub fn grow_ahead(self: &Arc<Self>) {
+        let mut st = self.state.lock();
+        let failed_lately = st.grow_failed.is_some_and(|t| t.elapsed() < GROW_RETRY);
+        if st.growing > 0 || failed_lately || self.closing.load(Ordering::Relaxed) {
+            return;
+        }
+        while st.total < self.size_now(&mut st) && self.to_preparer(Job::Grow).is_ok() {
+            st.total += 1;
+            st.preparing += 1;
+            st.growing += 1;
         }
     }
 
@@ -501,6 +553,7 @@ impl Pool {
             broken: false,
             deadline,
             returning: false,
+            spare: false,
         }
     }
 
@@ -641,7 +694,10 @@ impl Drop for Lease {
         match conn {
             // One left in MODE Z would compress the next listing or upload: never reused.
             Some(conn) if !self.broken && !conn.mode_z => {
-                if prepare::wanted(&conn, pipelining) {
+                // A walk ahead takes its connection back at once for the next guess, and
+                // sends `EPSV` with its command (one round trip): preparing it first would
+                // put the `EPSV`'s round trip before that command instead.
+                if !self.spare && prepare::wanted(&conn, pipelining) {
                     st.preparing += 1;
                     if let Err(Job::Prepare(conn)) =
                         self.pool.to_preparer(Job::Prepare(Box::new(conn)))

@@ -28,6 +28,11 @@
 //!   next transfer to the data connection it accepted last, and it may accept a closed
 //!   one after the next `EPSV` (see [`super::active`], whose test connection is the first
 //!   prepared one for that reason).
+//! - Back to back, preparing costs more than it saves: the `EPSV` of a connection that is
+//!   wanted again at once stands between two transfers. A connection that answered a
+//!   passive command once sends the next one together with the transfer command (suppaftp's
+//!   `pipelined_command`), one round trip for both; so a connection used for a walk ahead
+//!   (which takes its next guess at once) goes back idle unprepared.
 //! - Nothing is prepared in active mode (the server connects to us, per transfer), or with
 //!   `-o pipelining=off`, or once the server lost pipelined commands.
 //!
@@ -45,8 +50,8 @@ use super::pool::Pool;
 pub(super) enum Job {
     /// Prepare this connection's next data connection, then put it back idle.
     Prepare(Box<Conn>),
-    /// Log in one more connection (already counted in the pool's total), prepare it, and
-    /// put it idle.
+    /// Log in one more connection (already counted in the pool's total), prepare it (with
+    /// pipelining), and put it idle.
     Grow,
 }
 
@@ -89,6 +94,9 @@ fn run(pool: &Pool, job: Job) {
         Job::Grow => {
             let deadline = Instant::now() + pool.endpoint().timeout;
             match Conn::connect(pool.endpoint(), pool.info(), deadline) {
+                // Not prepared without pipelining (`-o pipelining=off`, or a server that
+                // lost pipelined commands): logged in ahead for a walk only.
+                Ok(conn) if !pool.info().pipelining() => pool.prepared(Some(conn), true),
                 Ok(conn) => {
                     let conn = prepare(conn, pool.endpoint().timeout);
                     pool.prepared(conn, true);

@@ -421,6 +421,7 @@ mod tests {
             connections: Connections::default(),
             transfers: Vec::new(),
             writeback: Writeback::default(),
+            prefetch: Default::default(),
             failures: Vec::new(),
             counters: Counters::default(),
         }

@@ -52,6 +52,9 @@ pub struct FakeOpts {
     /// A listing whose argument contains this opens the data connection and then sends
     /// nothing for 20 s (a subtree the server is slow to list).
     pub stall_list: Option<&'static str>,
+    /// With `stall_list`: the stalled listing lasts until this is set (120 s at most), and
+    /// is then abandoned as after the 20 s.
+    pub stall_until: Option<Arc<AtomicBool>>,
     /// The next this many `RETR`s send half the data, then the server "crashes": both
     /// connections are reset without a reply.
     pub retr_crashes: Arc<AtomicUsize>,
@@ -374,7 +377,15 @@ fn session(sock: TcpStream, o: &FakeOpts, log: &Mutex<Vec<String>>) -> std::io::
             "LIST" | "MLSD" if busy() => write!(out, "450 Directory busy, try later\r\n")?,
             "LIST" | "MLSD" if o.stall_list.is_some_and(|s| arg.contains(s)) => {
                 let conn = accept(&mut out, pasv.take())?;
-                std::thread::sleep(Duration::from_secs(20));
+                match &o.stall_until {
+                    Some(released) => {
+                        let until = Instant::now() + Duration::from_secs(120);
+                        while !released.load(Ordering::SeqCst) && Instant::now() < until {
+                            std::thread::sleep(Duration::from_millis(10));
+                        }
+                    }
+                    None => std::thread::sleep(Duration::from_secs(20)),
+                }
                 drop(conn);
                 return Ok(());
             }

@@ -1216,26 +1216,40 @@ where
                 (response, self.secure_data_stream(stream)?)
             }
             Mode::ExtendedPassive | Mode::Passive => {
-                let stream = match Self::take_prepared(cc) {
-                    Some(stream) => stream,
-                    None => {
-                        let address = if self.mode == Mode::ExtendedPassive {
-                            self.epsv(cc)?
-                        } else {
-                            self.pasv(cc)?
-                        };
-                        (self.passive_stream_builder)(address)?
-                    }
-                };
+                let prepared = Self::take_prepared(cc);
                 cc.early_upload = early;
-                if !self.pipelining {
-                    cc.early_upload = false;
-                    Self::send_restart(cc, restart, &cmd)?;
-                    cc.perform(cmd)?;
-                    let response = cc.read_response_in(expected_code)?;
-                    (response, self.secure_data_stream(stream)?)
-                } else {
-                    self.pipelined_command(cc, restart, cmd, expected_code, stream)?
+                match prepared {
+                    Some(stream) if self.pipelining => {
+                        self.pipelined_command(cc, restart, cmd, expected_code, Some(stream))?
+                    }
+                    // ftpfs patch: the passive command goes together with the transfer
+                    // command (and its `REST`), once this connection's server has
+                    // answered one: one round trip where there were two.
+                    None if self.pipelining && cc.passive_answered => {
+                        self.pipelined_command(cc, restart, cmd, expected_code, None)?
+                    }
+                    prepared => {
+                        let stream = match prepared {
+                            Some(stream) => stream,
+                            None => {
+                                let address = if self.mode == Mode::ExtendedPassive {
+                                    self.epsv(cc)?
+                                } else {
+                                    self.pasv(cc)?
+                                };
+                                (self.passive_stream_builder)(address)?
+                            }
+                        };
+                        if !self.pipelining {
+                            cc.early_upload = false;
+                            Self::send_restart(cc, restart, &cmd)?;
+                            cc.perform(cmd)?;
+                            let response = cc.read_response_in(expected_code)?;
+                            (response, self.secure_data_stream(stream)?)
+                        } else {
+                            self.pipelined_command(cc, restart, cmd, expected_code, Some(stream))?
+                        }
+                    }
                 }
             }
         };
@@ -1303,13 +1317,17 @@ where
     /// `150` (read by [`ControlChannel::complete_transfer`]). A TLS data connection's
     /// stream is made right after the command is written, before the replies, when the
     /// connector asks for it ([`TlsConnector::connect_before_reply`]), after them otherwise.
+    /// Without a data connection (`stream` `None`), `EPSV` (or `PASV`) goes first in the
+    /// same write, and the data connection is made from its reply while the server takes
+    /// the command. Its refusal leaves replies unread, so it is a connection error: the
+    /// connection is not reused.
     fn pipelined_command(
         &self,
         cc: &mut ControlChannel<T>,
         restart: Option<usize>,
         cmd: Command,
         expected_code: &[Status],
-        stream: TcpStream,
+        stream: Option<TcpStream>,
     ) -> FtpResult<(Response, DataStream<T>)> {
         let transfers_file = matches!(
             cmd,
@@ -1324,10 +1342,32 @@ where
         };
         #[cfg(not(feature = "secure"))]
         let (plain, before_reply) = (true, false);
-        match restart {
-            Some(offset) => cc.perform_all(vec![Command::Rest(offset), cmd])?,
-            None => cc.perform(cmd)?,
+        let mut commands = Vec::with_capacity(3);
+        if stream.is_none() {
+            commands.push(match self.mode {
+                Mode::ExtendedPassive => Command::Epsv,
+                _ => Command::Pasv,
+            });
         }
+        commands.extend(restart.map(Command::Rest));
+        commands.push(cmd);
+        cc.perform_all(commands)?;
+        let stream = match stream {
+            Some(stream) => stream,
+            None => {
+                debug!("passive command pipelined with the transfer command");
+                let address = match self.mode {
+                    Mode::ExtendedPassive => self.epsv_reply(cc),
+                    _ => self.pasv_reply(cc),
+                }
+                .map_err(|e| {
+                    FtpError::ConnectionError(std::io::Error::other(format!(
+                        "passive mode refused with the transfer command sent: {e}"
+                    )))
+                })?;
+                (self.passive_stream_builder)(address)?
+            }
+        };
         // Made now, or once the reply says the server takes the data connection.
         let stream = if before_reply {
             self.secure_data_stream(stream)?
@@ -1465,6 +1505,11 @@ where
     fn epsv(&self, cc: &mut ControlChannel<T>) -> FtpResult<SocketAddr> {
         debug!("EPSV command");
         cc.perform(Command::Epsv)?;
+        self.epsv_reply(cc)
+    }
+
+    /// The address in the reply to `EPSV`.
+    fn epsv_reply(&self, cc: &mut ControlChannel<T>) -> FtpResult<SocketAddr> {
         // PASV response format : 229 Entering Extended Passive Mode (|||PORT|)
         let response: Response = cc.read_response(Status::ExtendedPassiveMode)?;
         let response_str = response.as_string().map_err(|_| FtpError::BadResponse)?;
@@ -1476,6 +1521,7 @@ where
         let mut remote = cc.socket().peer_addr().map_err(FtpError::ConnectionError)?;
         remote.set_port(new_port);
         trace!("Remote address for extended passive mode is {}", remote);
+        cc.passive_answered = true;
         Ok(remote)
     }
 
@@ -1483,10 +1529,16 @@ where
     fn pasv(&self, cc: &mut ControlChannel<T>) -> FtpResult<SocketAddr> {
         debug!("PASV command");
         cc.perform(Command::Pasv)?;
+        self.pasv_reply(cc)
+    }
+
+    /// The address in the reply to `PASV`.
+    fn pasv_reply(&self, cc: &mut ControlChannel<T>) -> FtpResult<SocketAddr> {
         // PASV response format : 227 Entering Passive Mode (h1,h2,h3,h4,p1,p2).
         let response = cc.read_response(Status::PassiveMode)?;
         let addr = Self::parse_passive_address_from_response(response)?;
         trace!("Passive address: {addr}",);
+        cc.passive_answered = true;
         if self.nat_workaround {
             let mut remote = cc.socket().peer_addr().map_err(FtpError::ConnectionError)?;
             remote.set_port(addr.port());

@@ -49,6 +49,9 @@ where
     pub(super) preliminary_pending: bool,
     /// ftpfs patch: the next upload may send its bytes before its `150` (one shot).
     pub(super) early_upload: bool,
+    /// ftpfs patch: the server answered a passive command (`EPSV` or `PASV`) on this
+    /// connection, so one may go pipelined with the transfer command after it.
+    pub(super) passive_answered: bool,
 }
 
 /// Locks `control`, recovering the inner state if a previous holder panicked.
@@ -95,6 +98,7 @@ where
             prepared: None,
             preliminary_pending: false,
             early_upload: false,
+            passive_answered: false,
         }
     }
 
