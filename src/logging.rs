@@ -12,7 +12,7 @@
 use std::io::Write;
 use std::os::unix::net::UnixDatagram;
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::OnceLock;
 
 use parking_lot::Mutex;
@@ -31,6 +31,8 @@ static SINK: Mutex<Sink> = Mutex::new(Sink::Stderr);
 /// Set while the sink is syslog: records are formatted as syslog messages then.
 static SYSLOG: AtomicBool = AtomicBool::new(false);
 static SECRET: OnceLock<String> = OnceLock::new();
+/// Lines syslog did not take (its queue was full) since the last one it took.
+static DROPPED: AtomicUsize = AtomicUsize::new(0);
 
 /// env_logger's target: one formatted record per write, to wherever the log goes now.
 struct Writer;
@@ -44,9 +46,24 @@ impl Write for Writer {
             Sink::File(f) => {
                 let _ = f.write_all(buf);
             }
-            // A syslog that went away must not take the file system with it.
+            // A syslog that went away, or stopped reading, must not take the file system
+            // with it: the socket does not block (a full queue drops the line; the lines
+            // dropped are counted and said when one gets through again).
             Sink::Syslog(s) => {
-                let _ = s.send(buf);
+                let dropped = DROPPED.load(Ordering::Relaxed);
+                if dropped > 0 {
+                    let note = format!(
+                        "<{}>ftpfs[{}]: WARN ftpfs::logging: {dropped} log messages dropped: syslog was not reading",
+                        syslog_priority(log::Level::Warn),
+                        std::process::id()
+                    );
+                    if s.send(note.as_bytes()).is_ok() {
+                        DROPPED.fetch_sub(dropped, Ordering::Relaxed);
+                    }
+                }
+                if s.send(buf).is_err() {
+                    DROPPED.fetch_add(1, Ordering::Relaxed);
+                }
             }
             Sink::Discard => {}
         }
@@ -216,7 +233,10 @@ pub fn detach() {
         return;
     }
     let path = std::env::var_os("FTPFS_SYSLOG_SOCKET").unwrap_or_else(|| SYSLOG_SOCKET.into());
-    *sink = match UnixDatagram::unbound().and_then(|s| s.connect(&path).map(|()| s)) {
+    let connected = UnixDatagram::unbound()
+        .and_then(|s| s.connect(&path).map(|()| s))
+        .and_then(|s| s.set_nonblocking(true).map(|()| s));
+    *sink = match connected {
         Ok(s) => {
             SYSLOG.store(true, Ordering::Relaxed);
             Sink::Syslog(s)

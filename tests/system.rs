@@ -303,6 +303,26 @@ fn a_detached_mount_logs_to_syslog_or_to_the_log_file_option() {
     syslog
         .set_read_timeout(Some(Duration::from_millis(300)))
         .unwrap();
+    // Read as a syslog daemon does: all the time, on a thread of its own (the socket's
+    // queue holds 10 messages on Linux by default).
+    let reader = syslog.try_clone().unwrap();
+    let received = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let drain = {
+        let (received, stop) = (received.clone(), stop.clone());
+        std::thread::spawn(move || {
+            let mut buf = vec![0u8; 64 * 1024];
+            // Bounded: the test stops it, and 10 minutes is far past any test's end.
+            for _ in 0..2000 {
+                if let Ok(n) = reader.recv(&mut buf) {
+                    let m = String::from_utf8_lossy(&buf[..n]).to_string();
+                    received.lock().unwrap().push(m);
+                } else if stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    break;
+                }
+            }
+        })
+    };
     let dir = tempfile::tempdir().unwrap();
     // Mounts in the background, reads through the mount and unmounts.
     let mount_read_umount = |extra: &str| {
@@ -323,32 +343,31 @@ fn a_detached_mount_logs_to_syslog_or_to_the_log_file_option() {
         assert_eq!(read_hello_and_umount(dir.path()), "hello\n");
     };
     mount_read_umount("");
-    let mut messages = Vec::new();
-    let mut buf = vec![0u8; 64 * 1024];
-    while messages.len() < 10_000 {
-        match syslog.recv(&mut buf) {
-            Ok(n) => messages.push(String::from_utf8_lossy(&buf[..n]).to_string()),
-            Err(_) => break,
-        }
-    }
-    assert!(
-        messages
+    let has = |prefix: &str, text: &str| {
+        received
+            .lock()
+            .unwrap()
             .iter()
-            .any(|m| m.starts_with("<31>ftpfs[") && m.contains("listed /")),
-        "debug lines as daemon.debug: {messages:?}"
+            .any(|m| m.starts_with(prefix) && m.contains(text))
+    };
+    assert!(
+        has("<31>ftpfs[", "listed /"),
+        "debug lines as daemon.debug: {:?}",
+        received.lock().unwrap()
     );
     assert!(
-        wait_for(Duration::from_secs(5), || {
-            while let Ok(n) = syslog.recv(&mut buf) {
-                messages.push(String::from_utf8_lossy(&buf[..n]).to_string());
-            }
-            messages
-                .iter()
-                .any(|m| m.starts_with("<30>ftpfs[") && m.contains("was unmounted"))
-        }),
-        "the unmount as daemon.info: {messages:?}"
+        wait_for(Duration::from_secs(5), || has(
+            "<30>ftpfs[",
+            "was unmounted"
+        )),
+        "the unmount as daemon.info: {:?}",
+        received.lock().unwrap()
     );
-    assert!(messages.iter().all(|m| !m.contains(PASSWORD)));
+    assert!(received
+        .lock()
+        .unwrap()
+        .iter()
+        .all(|m| !m.contains(PASSWORD)));
 
     let log = secrets.path().join("ftpfs.log");
     mount_read_umount(&format!(",log_file={}", log.display()));
@@ -361,10 +380,81 @@ fn a_detached_mount_logs_to_syslog_or_to_the_log_file_option() {
         "{text}"
     );
     assert!(!text.contains(PASSWORD));
-    assert!(
-        syslog.recv(&mut buf).is_err(),
-        "with a log file nothing goes to syslog"
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    drain.join().unwrap();
+    // The first daemon may still say goodbye after its unmount; the second says nothing here.
+    let pids: std::collections::BTreeSet<String> = received
+        .lock()
+        .unwrap()
+        .iter()
+        .filter_map(|m| Some(m.split_once("ftpfs[")?.1.split_once(']')?.0.to_string()))
+        .collect();
+    assert_eq!(
+        pids.len(),
+        1,
+        "with a log file nothing goes to syslog: {:?}",
+        received.lock().unwrap()
     );
+}
+
+/// A syslog that stops reading (its socket's queue full) must not stop the file system:
+/// the daemon's log lines are dropped, not waited on. Here nothing ever reads the socket,
+/// and the mount's debug log is far more than the queue holds.
+#[test]
+fn a_syslog_that_does_not_read_never_stops_the_mount() {
+    let Some(Setup {
+        data: _data,
+        server,
+        secrets,
+        creds,
+        dir: _dir,
+    }) = setup_with_credentials()
+    else {
+        return;
+    };
+    let sock_path = secrets.path().join("log.sock");
+    let syslog = std::os::unix::net::UnixDatagram::bind(&sock_path).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    run_ok(
+        ftpfs()
+            .arg("mount")
+            .arg(format!("ftp://127.0.0.1:{}", server.port))
+            .arg(dir.path())
+            .arg("-o")
+            .arg(format!(
+                "credentials={},debug,{}",
+                creds.display(),
+                own_state()
+            ))
+            .env("FTPFS_SYSLOG_SOCKET", &sock_path),
+        "mount",
+    );
+    // Reads, listings and writes on a thread, so that a hang fails the test instead of
+    // holding it: each logs several debug lines.
+    let path = dir.path().to_path_buf();
+    let (done_tx, done_rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for i in 0..20 {
+            let _ = std::fs::read_to_string(path.join("hello.txt"));
+            let _ = std::fs::read_dir(&path).map(|d| d.count());
+            let _ = std::fs::write(path.join(format!("f{i}")), "x");
+        }
+        let _ = done_tx.send(());
+    });
+    let finished = done_rx.recv_timeout(Duration::from_secs(120)).is_ok();
+    if !finished {
+        // Let the stuck requests fail, so the unmount below can end the daemon.
+        let _ = Command::new("fusermount3")
+            .arg("-u")
+            .arg("-z")
+            .arg(dir.path())
+            .status();
+    }
+    assert!(finished, "file operations hung behind a full syslog");
+    assert_eq!(read_hello_and_umount(dir.path()), "hello\n");
+    let mut buf = vec![0u8; 64 * 1024];
+    syslog.set_nonblocking(true).unwrap();
+    assert!(syslog.recv(&mut buf).is_ok(), "the first lines were taken");
 }
 
 #[test]
