@@ -122,6 +122,8 @@ impl FtpRemote {
             Ok(root)
         })?;
         drop(lease);
+        // A second connection, logged in while the mount goes live (see `grow_one`).
+        pool.grow_one();
         log::info!(
             "mounted root is {:?} on {}",
             if root.is_empty() { "/" } else { &root },

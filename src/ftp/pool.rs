@@ -535,6 +535,25 @@ impl Pool {
         }
     }
 
+    /// Logs in one more connection ahead, in the background, if the pool has room and
+    /// none is being logged in. For the mount: its first connection keeps the probe's data
+    /// connection for the first transfer, so it goes idle prepared and nothing else would
+    /// log in a second one until the first operation ends; an `ls -l` (a listing, then
+    /// another at once) would then wait for that connection's next `EPSV` between the two.
+    pub fn grow_one(self: &Arc<Self>) {
+        let mut st = self.state.lock();
+        if self.info.pipelining()
+            && st.growing == 0
+            && st.total < self.size_now(&mut st)
+            && !self.closing.load(Ordering::Relaxed)
+            && self.to_preparer(Job::Grow).is_ok()
+        {
+            st.total += 1;
+            st.preparing += 1;
+            st.growing += 1;
+        }
+    }
+
     fn take_idle_holder(st: &mut State) -> Option<Box<dyn Reclaimed>> {
         st.holders.retain(|h| h.strong_count() > 0);
         st.holders
