@@ -247,22 +247,6 @@ fn a_kernel_request_is_served_while_every_guess_is_stalled() {
     );
 }
 
-/// `ftpfs status --json` of the mount at `path`.
-fn status_json(path: &Path) -> serde_json::Value {
-    let out = ftpfs()
-        .arg("status")
-        .arg("--json")
-        .arg(path)
-        .output()
-        .expect("ftpfs status runs");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).expect("JSON")
-}
-
 /// Bounded memory: a directory of files each as big as a read ahead may be, together three
 /// times the bound, read whole in listing order. The bytes held by reads ahead (done and in
 /// flight, as the mount counts them for `ftpfs status`) never went past the bound, and

@@ -12,11 +12,9 @@ mod common;
 use std::collections::HashSet;
 use std::io::{Read, Seek, SeekFrom};
 use std::path::Path;
-use std::process::Output;
 use std::time::Duration;
 
 use common::*;
-use serde_json::Value;
 
 const MIB: usize = 1 << 20;
 /// ftpfs's range size (src/ftp/reader/segments.rs).
@@ -75,20 +73,6 @@ fn assert_same(got: &[u8], want: &[u8]) {
     if let Some(i) = (0..want.len()).find(|&i| got[i] != want[i]) {
         panic!("first wrong byte at {i}");
     }
-}
-
-fn status_json(path: &Path) -> Value {
-    let out: Output = ftpfs()
-        .args(["status", "--json"])
-        .arg(path)
-        .output()
-        .expect("ftpfs status runs");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).expect("JSON")
 }
 
 /// Waits until no connection of the mount is busy and no transfer is listed.

@@ -40,18 +40,6 @@ fn text(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
 }
 
-/// The JSON snapshot of the mount at `path`.
-fn snapshot(path: &Path) -> Value {
-    let out = status(&["--json", path.to_str().unwrap()]);
-    assert!(
-        out.status.success(),
-        "status of {}: {}",
-        path.display(),
-        text(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).expect("status --json prints JSON")
-}
-
 fn canonical(p: &Path) -> String {
     std::fs::canonicalize(p)
         .unwrap()
@@ -69,7 +57,7 @@ fn an_idle_mount_reports_its_server_and_pool_and_no_transfer() {
     let m = Mount::new(&server, &[]);
     // One listing, so that a connection exists and has gone back to the pool.
     assert!(std::fs::read_dir(m.path()).unwrap().count() >= 1);
-    let s = snapshot(m.path());
+    let s = status_json(m.path());
     assert_eq!(s["version"], 1);
     assert_eq!(s["pid"], m.pid());
     assert_eq!(s["mountpoint"], canonical(m.path()));
@@ -136,7 +124,7 @@ fn a_slow_read_shows_as_a_transfer_whose_bytes_grow() {
         assert_eq!(t.len(), 1, "{s}");
         t[0].clone()
     };
-    let first = transfer(&snapshot(m.path()));
+    let first = transfer(&status_json(m.path()));
     assert_eq!(first["path"], "/big.bin");
     assert_eq!(first["direction"], "download");
     assert_eq!(first["size"], size);
@@ -144,7 +132,7 @@ fn a_slow_read_shows_as_a_transfer_whose_bytes_grow() {
     assert!((1 << 20..size).contains(&at_first), "{first}");
     // The pool shows the connection the stream holds.
     assert!(
-        snapshot(m.path())["connections"]["transfers"]
+        status_json(m.path())["connections"]["transfers"]
             .as_u64()
             .unwrap()
             >= 1
@@ -154,7 +142,7 @@ fn a_slow_read_shows_as_a_transfer_whose_bytes_grow() {
     for _ in 0..16 {
         file.read_exact(&mut buf).unwrap();
     }
-    let second = transfer(&snapshot(m.path()));
+    let second = transfer(&status_json(m.path()));
     let at_second = second["bytes"].as_u64().unwrap();
     assert!(
         at_second >= 17 << 20 && at_second > at_first,
@@ -163,7 +151,7 @@ fn a_slow_read_shows_as_a_transfer_whose_bytes_grow() {
     // The rate is given once the transfer is a tenth of a second old; it is held open.
     let mut third = Value::Null;
     let rated = wait_for(Duration::from_secs(5), || {
-        third = transfer(&snapshot(m.path()));
+        third = transfer(&status_json(m.path()));
         third["rate"].as_f64().is_some_and(|r| r > 0.0) && third["eta_secs"].is_number()
     });
     assert!(rated, "{third}");
@@ -172,7 +160,8 @@ fn a_slow_read_shows_as_a_transfer_whose_bytes_grow() {
 
     drop(file);
     assert!(
-        wait_for(Duration::from_secs(10), || snapshot(m.path())["transfers"]
+        wait_for(Duration::from_secs(10), || status_json(m.path())
+            ["transfers"]
             .as_array()
             .unwrap()
             .is_empty()),
@@ -272,7 +261,7 @@ fn command_counts_are_the_commands_the_server_received() {
         // poll only guards against a command still between the proxy's read and its count.
         let mut last = (Default::default(), Default::default());
         let same = wait_for(Duration::from_secs(10), || {
-            last = (counted(&snapshot(m.path())), proxy.counts.lock().clone());
+            last = (counted(&status_json(m.path())), proxy.counts.lock().clone());
             last.0 == last.1
         });
         assert!(
@@ -334,7 +323,7 @@ fn a_mount_whose_process_does_not_answer_fails_within_the_deadline() {
         return;
     };
     let m = Mount::new(&server, &[]);
-    snapshot(m.path());
+    status_json(m.path());
     // Stopped, it answers neither FUSE nor its socket.
     let pid = m.pid() as i32;
     // SAFETY: a signal to the mount process this test started.
@@ -349,7 +338,7 @@ fn a_mount_whose_process_does_not_answer_fails_within_the_deadline() {
     assert!(err.contains("no answer within 5 s"), "{err}");
     assert!(took < Duration::from_secs(9), "took {took:?}");
     // And it answers again once it runs.
-    snapshot(m.path());
+    status_json(m.path());
 }
 
 /// Another user learns nothing: `ftpfs status` run as `nobody`, even pointed at root's
@@ -363,7 +352,10 @@ fn another_user_is_refused() {
         return;
     };
     let m = Mount::new(&server, &[]);
-    let sock = snapshot(m.path())["socket"].as_str().unwrap().to_string();
+    let sock = status_json(m.path())["socket"]
+        .as_str()
+        .unwrap()
+        .to_string();
     // The binary where `nobody` can run it (the build directory may be under root's home).
     let bin_dir = tempfile::tempdir().unwrap();
     std::fs::set_permissions(bin_dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
@@ -407,7 +399,7 @@ fn a_tls_mount_reports_explicit_tls_and_its_protocol() {
     };
     let m = Mount::new(&server, &[]);
     std::fs::write(m.path().join("f.txt"), "over TLS\n").unwrap();
-    let s = snapshot(m.path());
+    let s = status_json(m.path());
     assert_eq!(s["server"]["tls"], "explicit", "{s}");
     let protocol = s["server"]["tls_protocol"].as_str().unwrap_or_default();
     assert!(
@@ -430,7 +422,7 @@ fn a_server_restart_counts_lost_connections_and_reconnects() {
     std::fs::read_dir(m.path().join("a"))
         .unwrap()
         .for_each(drop);
-    let before = snapshot(m.path())["counters"].clone();
+    let before = status_json(m.path())["counters"].clone();
     assert_eq!(
         (&before["lost"], &before["reconnects"]),
         (&0.into(), &0.into())
@@ -440,7 +432,7 @@ fn a_server_restart_counts_lost_connections_and_reconnects() {
     std::fs::read_dir(m.path().join("b"))
         .unwrap()
         .for_each(drop);
-    let after = snapshot(m.path())["counters"].clone();
+    let after = status_json(m.path())["counters"].clone();
     assert!(after["lost"].as_u64().unwrap() >= 1, "{after}");
     assert!(after["reconnects"].as_u64().unwrap() >= 1, "{after}");
     assert!(
@@ -472,7 +464,7 @@ fn an_upload_in_progress_is_listed_with_its_bytes() {
     });
     let mut seen = Value::Null;
     let partway = wait_for(Duration::from_secs(30), || {
-        let s = snapshot(m.path());
+        let s = status_json(m.path());
         let up = s["transfers"].as_array().unwrap().iter().find(|t| {
             let bytes = t["bytes"].as_u64().unwrap();
             t["direction"] == "upload"
@@ -491,7 +483,7 @@ fn an_upload_in_progress_is_listed_with_its_bytes() {
         size
     );
     assert!(
-        snapshot(m.path())["transfers"]
+        status_json(m.path())["transfers"]
             .as_array()
             .unwrap()
             .is_empty(),
@@ -562,7 +554,7 @@ fn a_failed_upload_is_listed_with_where_its_data_was_saved() {
     // Saved at release, after close returned.
     let mut last = Value::Null;
     let listed = wait_for(Duration::from_secs(20), || {
-        last = snapshot(m.path());
+        last = status_json(m.path());
         !last["failures"].as_array().unwrap().is_empty()
     });
     assert!(listed, "{last}");
@@ -695,7 +687,7 @@ fn a_path_inside_a_mount_names_that_mount() {
     };
     let m = Mount::new(&server, &[]);
     let inside = m.path().join("dir/sub");
-    assert_eq!(snapshot(&inside)["mountpoint"], canonical(m.path()));
+    assert_eq!(status_json(&inside)["mountpoint"], canonical(m.path()));
     let out = ftpfs()
         .args(["status", "--json", "."])
         .current_dir(&inside)
@@ -721,14 +713,14 @@ fn a_write_back_mount_shows_its_queue() {
     };
     let m = Mount::new(&server, &["writeback"]);
     std::fs::write(m.path().join("queued.txt"), b"queued\n").unwrap();
-    let s = snapshot(m.path());
+    let s = status_json(m.path());
     assert_eq!(s["writeback"]["enabled"], true, "{s}");
     let synced = std::process::Command::new("sync")
         .arg(m.path())
         .status()
         .unwrap();
     assert!(synced.success());
-    let s = snapshot(m.path());
+    let s = status_json(m.path());
     assert_eq!(s["writeback"]["files"], 0, "{s}");
     assert_eq!(
         std::fs::read(data.path().join("queued.txt")).unwrap(),

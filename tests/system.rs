@@ -283,6 +283,25 @@ fn a_credentials_file_others_can_read_is_refused() {
     assert!(!is_mounted(dir.path()));
 }
 
+/// `ftpfs mount` in the background (detached, as from fstab) with debug logging, the
+/// options `extra` (each with its leading comma) and `syslog` as its syslog socket.
+fn mount_detached_with_debug(port: u16, mnt: &Path, creds: &Path, extra: &str, syslog: &Path) {
+    run_ok(
+        ftpfs()
+            .arg("mount")
+            .arg(format!("ftp://127.0.0.1:{port}"))
+            .arg(mnt)
+            .arg("-o")
+            .arg(format!(
+                "credentials={},debug{extra},{}",
+                creds.display(),
+                own_state()
+            ))
+            .env("FTPFS_SYSLOG_SOCKET", syslog),
+        "mount",
+    );
+}
+
 /// A detached mount (as from fstab) has no terminal: without a log file its log goes to
 /// syslog, as daemon-facility messages; with `-o log_file=` to that file. The password is in
 /// neither.
@@ -326,20 +345,7 @@ fn a_detached_mount_logs_to_syslog_or_to_the_log_file_option() {
     let dir = tempfile::tempdir().unwrap();
     // Mounts in the background, reads through the mount and unmounts.
     let mount_read_umount = |extra: &str| {
-        run_ok(
-            ftpfs()
-                .arg("mount")
-                .arg(format!("ftp://127.0.0.1:{}", server.port))
-                .arg(dir.path())
-                .arg("-o")
-                .arg(format!(
-                    "credentials={},debug{extra},{}",
-                    creds.display(),
-                    own_state()
-                ))
-                .env("FTPFS_SYSLOG_SOCKET", &sock_path),
-            "mount",
-        );
+        mount_detached_with_debug(server.port, dir.path(), &creds, extra, &sock_path);
         assert_eq!(read_hello_and_umount(dir.path()), "hello\n");
     };
     mount_read_umount("");
@@ -415,20 +421,7 @@ fn a_syslog_that_does_not_read_never_stops_the_mount() {
     let sock_path = secrets.path().join("log.sock");
     let syslog = std::os::unix::net::UnixDatagram::bind(&sock_path).unwrap();
     let dir = tempfile::tempdir().unwrap();
-    run_ok(
-        ftpfs()
-            .arg("mount")
-            .arg(format!("ftp://127.0.0.1:{}", server.port))
-            .arg(dir.path())
-            .arg("-o")
-            .arg(format!(
-                "credentials={},debug,{}",
-                creds.display(),
-                own_state()
-            ))
-            .env("FTPFS_SYSLOG_SOCKET", &sock_path),
-        "mount",
-    );
+    mount_detached_with_debug(server.port, dir.path(), &creds, "", &sock_path);
     // Reads, listings and writes on a thread, so that a hang fails the test instead of
     // holding it: each logs several debug lines.
     let path = dir.path().to_path_buf();

@@ -16,22 +16,6 @@ use std::path::Path;
 
 use common::*;
 
-/// The counters of the mount at `path`, from `ftpfs status --json`.
-fn counters(path: &Path) -> serde_json::Value {
-    let out = ftpfs()
-        .args(["status", "--json"])
-        .arg(path)
-        .output()
-        .expect("ftpfs status runs");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
-    v["counters"].clone()
-}
-
 /// For each transfer command in `log` (one control connection): whether its data
 /// connection's hello was written before the server's `150` was read. (early, late)
 fn hello_order(log: &str) -> (usize, usize) {
@@ -112,7 +96,7 @@ fn hello_goes_with_the_command(kind: ServerKind, resumes: bool) {
     };
     let m = Mount::new(&server, &["connections=1"]);
     let transfers = every_kind_of_transfer(&m, data.path());
-    let c = counters(m.path());
+    let c = status_json(m.path())["counters"].clone();
     let log = m.log_text();
     drop(m);
     let (early, late) = hello_order(&log);
@@ -179,7 +163,7 @@ fn refused_downloads_over_tls_leave_a_session_for_the_next_data_connection() {
             format!("up {i}\n")
         );
     }
-    let c = counters(root);
+    let c = status_json(root)["counters"].clone();
     let log = m.log_text();
     drop(m);
     let refused = log

@@ -528,11 +528,19 @@ impl Pool {
         if st.growing > 0 || failed_lately || self.closing.load(Ordering::Relaxed) {
             return;
         }
-        while st.total < self.size_now(&mut st) && self.to_preparer(Job::Grow).is_ok() {
+        while self.grow(&mut st) {}
+    }
+
+    /// Hands the preparer one more connection to log in, counted in `total` (and as being
+    /// prepared and grown) until it comes back, if the pool has room. Whether it did.
+    fn grow(self: &Arc<Self>, st: &mut State) -> bool {
+        let ok = st.total < self.size_now(st) && self.to_preparer(Job::Grow).is_ok();
+        if ok {
             st.total += 1;
             st.preparing += 1;
             st.growing += 1;
         }
+        ok
     }
 
     /// Logs in one more connection ahead, in the background, if the pool has room and
@@ -542,15 +550,8 @@ impl Pool {
     /// another at once) would then wait for that connection's next `EPSV` between the two.
     pub fn grow_one(self: &Arc<Self>) {
         let mut st = self.state.lock();
-        if self.info.pipelining()
-            && st.growing == 0
-            && st.total < self.size_now(&mut st)
-            && !self.closing.load(Ordering::Relaxed)
-            && self.to_preparer(Job::Grow).is_ok()
-        {
-            st.total += 1;
-            st.preparing += 1;
-            st.growing += 1;
+        if self.info.pipelining() && st.growing == 0 {
+            self.grow(&mut st);
         }
     }
 
@@ -731,15 +732,8 @@ impl Drop for Lease {
                 // logged in ahead, so that one works while another is prepared (with a
                 // single connection, a program working one file at a time would wait
                 // for its preparation after every file).
-                if pipelining
-                    && st.idle.is_empty()
-                    && st.growing == 0
-                    && st.total < self.pool.size_now(&mut st)
-                    && self.pool.to_preparer(Job::Grow).is_ok()
-                {
-                    st.total += 1;
-                    st.preparing += 1;
-                    st.growing += 1;
+                if pipelining && st.idle.is_empty() && st.growing == 0 {
+                    self.pool.grow(&mut st);
                 }
             }
             _ => {

@@ -418,23 +418,7 @@ impl Inner {
                 Err(e) => return Err(e),
             }
         }
-        let transfer = lease.run(|c| {
-            if start > 0 {
-                // suppaftp sends it right before RETR (after EPSV), as RFC 3659 asks.
-                c.ftp
-                    .resume_transfer(start as usize)
-                    .map_err(|e| Error::from_ftp(Op::Retr, e))?;
-                c.rest_used = true;
-            } else {
-                c.clear_rest(Op::Retr)?;
-            }
-            let stream = c
-                .ftp
-                .retr_as_stream(path)
-                .map_err(|e| Error::from_ftp(Op::Retr, e))?;
-            super::active::adopt(c, &stream);
-            Ok(stream)
-        });
+        let transfer = lease.run(|c| retr_from(c, path, start));
         let transfer: Box<dyn Transfer> = match transfer {
             // The connection goes back in MODE S, or is not reused (see the pool's Lease).
             Err(e) if z => {
@@ -478,6 +462,44 @@ impl Inner {
     }
 }
 
+/// A download's stream on a [`super::conn::Conn`].
+pub(super) type Retrieval =
+    TransferStream<<suppaftp::RustlsConnector as suppaftp::TlsConnector>::Stream>;
+
+/// `RETR path` from byte `from` on `c`: with `REST from` before it (suppaftp sends it right
+/// before `RETR`, after `EPSV`, as RFC 3659 asks), or at 0 with any offset a previous
+/// command left cleared.
+pub(super) fn retr_from(c: &mut super::conn::Conn, path: &str, from: u64) -> Result<Retrieval> {
+    if from > 0 {
+        c.ftp
+            .resume_transfer(from as usize)
+            .map_err(|e| Error::from_ftp(Op::Retr, e))?;
+        c.rest_used = true;
+    } else {
+        c.clear_rest(Op::Retr)?;
+    }
+    let stream = c
+        .ftp
+        .retr_as_stream(path)
+        .map_err(|e| Error::from_ftp(Op::Retr, e))?;
+    super::active::adopt(c, &stream);
+    Ok(stream)
+}
+
+/// The end of a transfer whose data connection we closed early: `Ok` when the control
+/// connection is in step after it. `226` (the server had sent everything), `426`/`451` (it
+/// noticed) and pure-ftpd's lone second `150` all are; any other failure is returned.
+pub(super) fn ended_in_step(finished: FtpResult<()>) -> FtpResult<()> {
+    match finished {
+        Err(FtpError::UnexpectedResponse(r))
+            if (400..600).contains(&r.status.code()) || (100..200).contains(&r.status.code()) =>
+        {
+            Ok(())
+        }
+        other => other,
+    }
+}
+
 /// Whether the failure of `REST n` + `RETR` is the server refusing `REST`. suppaftp sends
 /// both before reading either reply, and the failure does not say which one it answers; but
 /// `RETR` of a file the listing showed is not refused as unknown or malformed (500, 501,
@@ -516,14 +538,8 @@ impl Stream {
         if self.z && back_to_mode_s(&mut self.lease).is_err() {
             return None;
         }
-        match finished {
+        match ended_in_step(finished) {
             Ok(()) => Some(self.lease),
-            Err(FtpError::UnexpectedResponse(r))
-                if (400..600).contains(&r.status.code())
-                    || (100..200).contains(&r.status.code()) =>
-            {
-                Some(self.lease)
-            }
             Err(e) => {
                 log::debug!("closing a transfer early broke its connection: {e}");
                 self.lease.mark_broken();

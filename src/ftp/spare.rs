@@ -45,12 +45,7 @@ impl FtpRemote {
         };
         let path = self.abs(path);
         let data = lease.run(|c| {
-            c.clear_rest(Op::Retr)?;
-            let mut stream = c
-                .ftp
-                .retr_as_stream(&path)
-                .map_err(|e| Error::from_ftp(Op::Retr, e))?;
-            super::active::adopt(c, &stream);
+            let mut stream = super::reader::retr_from(c, &path, 0)?;
             // One byte more than the listing said tells a file that grew since.
             let mut data = Vec::with_capacity(size.min(1 << 20) as usize);
             let read = (&mut stream).take(size + 1).read_to_end(&mut data);

@@ -930,6 +930,23 @@ pub fn ftpfs() -> Command {
     cmd
 }
 
+/// `ftpfs status --json` of the mount at `path` (through [`ftpfs`], so with the tests'
+/// runtime directory, where the mounts' status sockets are).
+pub fn status_json(path: &Path) -> serde_json::Value {
+    let out = ftpfs()
+        .args(["status", "--json"])
+        .arg(path)
+        .output()
+        .expect("ftpfs status runs");
+    assert!(
+        out.status.success(),
+        "status of {}: {}",
+        path.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("status --json prints JSON")
+}
+
 /// `spool_dir=…,recovery_dir=…` under `dir`, for mounts made outside [`Mount`]: mount(8)
 /// and its helpers run ftpfs with the caller's environment, whose defaults are the real
 /// `~/.cache`, and mounts through [`ftpfs`] would share the scratch home's.

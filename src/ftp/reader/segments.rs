@@ -52,7 +52,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use parking_lot::{Condvar, Mutex};
-use suppaftp::FtpError;
 
 use super::{Inner, State, Transfer};
 use crate::error::{Error, Op, Result};
@@ -550,22 +549,7 @@ fn open_at(
     from: u64,
     deadline: Instant,
 ) -> Result<Box<dyn Transfer>> {
-    let stream = lease.run_until(Some(deadline), |c| {
-        if from > 0 {
-            c.ftp
-                .resume_transfer(from as usize)
-                .map_err(|e| Error::from_ftp(Op::Retr, e))?;
-            c.rest_used = true;
-        } else {
-            c.clear_rest(Op::Retr)?;
-        }
-        let stream = c
-            .ftp
-            .retr_as_stream(path)
-            .map_err(|e| Error::from_ftp(Op::Retr, e))?;
-        crate::ftp::active::adopt(c, &stream);
-        Ok(stream)
-    })?;
+    let stream = lease.run_until(Some(deadline), |c| super::retr_from(c, path, from))?;
     log::debug!("RETR {path} from {from} (segment)");
     Ok(Box::new(stream))
 }
@@ -574,13 +558,8 @@ fn open_at(
 /// data connection, read the server's reply. A connection left in doubt is not reused.
 fn end_early(lease: &mut Lease, t: Box<dyn Transfer>) {
     lease.conn().sockets.end_data();
-    match t.finish() {
-        Ok(()) => {}
-        Err(FtpError::UnexpectedResponse(r))
-            if (100..200).contains(&r.status.code()) || (400..600).contains(&r.status.code()) => {}
-        Err(e) => {
-            log::debug!("ending a segment's transfer broke its connection: {e}");
-            lease.mark_broken();
-        }
+    if let Err(e) = super::ended_in_step(t.finish()) {
+        log::debug!("ending a segment's transfer broke its connection: {e}");
+        lease.mark_broken();
     }
 }
