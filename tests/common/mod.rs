@@ -90,11 +90,28 @@ pub fn wait_for(limit: Duration, mut cond: impl FnMut() -> bool) -> bool {
     }
 }
 
+/// A loopback port that is free now and that no other test of this process has been given.
+///
+/// The kernel may hand the same ephemeral port to two tests that ask one after the other
+/// (the first listener is closed before its server binds). Then one server fails to bind,
+/// and its test talks to the other test's server: a TLS test once met a plain pure-ftpd
+/// that answered `AUTH TLS` with `500`. Test binaries run one at a time, so remembering the
+/// ports handed out in this process is enough.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free loopback port")
+    static GIVEN: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
+    // Bounded: the ephemeral range holds thousands of ports and a test binary uses dozens.
+    for _ in 0..1000 {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map(|a| a.port())
+            .expect("a free loopback port");
+        let mut given = GIVEN.lock().unwrap_or_else(|e| e.into_inner());
+        if !given.contains(&port) {
+            given.push(port);
+            return port;
+        }
+    }
+    panic!("no loopback port left that this test process has not used");
 }
 
 fn port_open(host: &str, port: u16) -> bool {
