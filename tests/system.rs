@@ -78,9 +78,24 @@ fn have_mount_fuse3() -> bool {
 }
 
 /// Unmounts with umount(8), then waits for the mount to go.
+///
+/// "target is busy" is asked again for a while: another test thread that forks a child
+/// while this one has a file of the mount open gives the child that descriptor until it
+/// execs (CI once failed here under load). Any other failure fails at once, with
+/// umount's own words.
 fn umount(dir: &Path) {
-    let st = Command::new("umount").arg(dir).status().unwrap();
-    assert!(st.success(), "umount {}", dir.display());
+    let mut last = String::new();
+    let done = wait_for(Duration::from_secs(10), || {
+        let out = Command::new("umount").arg(dir).output().unwrap();
+        last = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert!(
+            out.status.success() || last.contains("busy"),
+            "umount {}: {last}",
+            dir.display()
+        );
+        out.status.success()
+    });
+    assert!(done, "umount {}: {last}", dir.display());
     assert!(wait_for(Duration::from_secs(10), || !is_mounted(dir)));
 }
 
