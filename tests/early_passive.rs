@@ -1,15 +1,17 @@
 //! What servers do with an `EPSV` written right after an upload's data connection is
-//! closed, before its `226` (issue 16): the raw protocol, without ftpfs, 200 uploads per
-//! server.
+//! closed, before its `226` (issue 16), and what ftpfs makes of it.
 //!
 //! ftpfs writes the next `EPSV` early so that an upload costs one round trip less. The
-//! server may still be reading the upload when the `EPSV` arrives, and some read the
+//! server may still be reading the upload when the `EPSV` arrives, and most read the
 //! control connection during a transfer: pure-ftpd answers any command but `ABOR` with
-//! `500` there and proftpd `450` (the `EPSV` is refused, the upload goes on), pyftpdlib closes the data
-//! connection for the new passive one (the upload ends short, with no reply of its own).
-//! What ftpfs relies on is checked here on every server: a `226` read first after the
-//! `150` means the whole file is there. The tally of what each server answered is printed
-//! (`--nocapture`).
+//! `500` there and proftpd `450` (the `EPSV` is refused, the upload goes on); pyftpdlib
+//! closes the data connection for the new passive one (the upload ends short, with no
+//! reply of its own); libunftp answers the `EPSV` before the upload. vsftpd reads it after.
+//!
+//! The raw protocol first, without ftpfs, 200 uploads per server: a `226` read where ftpfs
+//! reads the verdict always means the whole file is there. The tally of what each server
+//! answered is printed (`--nocapture`; `PROBE_TEXT=1` prints every reply). Then uploads
+//! through mounts of each server, and of one that takes the early `EPSV` for an abort.
 
 mod common;
 
@@ -122,7 +124,7 @@ fn probe(kind: ServerKind) -> Option<BTreeMap<String, u32>> {
         // refused the `EPSV` (then the verdict is the next reply and nothing follows);
         // then the `229`.
         let mut seq = Vec::new();
-        let mut next = |c: &mut Control, seq: &mut Vec<u32>| {
+        let next = |c: &mut Control, seq: &mut Vec<u32>| {
             let (code, text) = c.reply();
             if std::env::var("PROBE_TEXT").is_ok() {
                 eprintln!("{kind:?} {i}: {}", text.trim_end());
