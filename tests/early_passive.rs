@@ -10,7 +10,8 @@
 //!
 //! The raw protocol first, without ftpfs, 200 uploads per server: a `226` read where ftpfs
 //! reads the verdict always means the whole file is there. The tally of what each server
-//! answered is printed (`--nocapture`; `PROBE_TEXT=1` prints every reply). Then uploads
+//! answered is printed (`--nocapture`; `PROBE_TEXT=1` prints every reply,
+//! `PROBE_PAUSE_MS=N` waits N ms between the close and the `EPSV`, as ftpfs does). Then uploads
 //! through mounts of each server, and of one that takes the early `EPSV` for an abort.
 
 mod common;
@@ -119,6 +120,12 @@ fn probe(kind: ServerKind) -> Option<BTreeMap<String, u32>> {
         let mut d = data_conn;
         d.write_all(&body).unwrap();
         drop(d);
+        if let Some(ms) = std::env::var("PROBE_PAUSE_MS")
+            .ok()
+            .and_then(|v| v.parse().ok())
+        {
+            std::thread::sleep(Duration::from_millis(ms));
+        }
         c.send("EPSV");
         // Read as ftpfs reads it: the `150`; then the verdict, unless a 500 to 503
         // refused the `EPSV` (then the verdict is the next reply and nothing follows);

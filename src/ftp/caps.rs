@@ -311,6 +311,45 @@ mod tests {
     use super::*;
 
     #[test]
+    fn early_epsv_waits_for_a_measured_round_trip_of_4_ms_and_pauses_a_tenth_of_it() {
+        use std::time::Duration;
+        let info = ServerInfo::new(true);
+        assert_eq!(info.early_passive_pause(), None, "nothing measured yet");
+        info.upload_replied(Duration::from_millis(1));
+        assert_eq!(info.early_passive_pause(), None, "a LAN gains nothing");
+        let info = ServerInfo::new(true);
+        info.upload_replied(Duration::from_millis(20));
+        assert_eq!(info.early_passive_pause(), Some(Duration::from_millis(2)));
+        let info = ServerInfo::new(true);
+        info.upload_replied(Duration::from_millis(200));
+        assert_eq!(info.early_passive_pause(), Some(Duration::from_millis(5)));
+        assert!(info.early_passive());
+        assert!(!ServerInfo::new(false).early_passive(), "-o pipelining=off");
+    }
+
+    #[test]
+    fn early_epsv_stops_when_mostly_refused_or_at_once_when_lost() {
+        let info = ServerInfo::new(true);
+        for _ in 0..10 {
+            info.early_passive_outcome(true, "s");
+        }
+        for _ in 0..15 {
+            info.early_passive_outcome(false, "s");
+        }
+        assert!(
+            info.early_passive(),
+            "refused 15 times, taken 10: still worth it"
+        );
+        for _ in 0..6 {
+            info.early_passive_outcome(false, "s");
+        }
+        assert!(!info.early_passive(), "refused 21 times, taken 10");
+        let info = ServerInfo::new(true);
+        info.no_early_passive("an upload failed", "s");
+        assert!(!info.early_passive());
+    }
+
+    #[test]
     fn opts_mlst_asks_for_offered_facts_only_when_some_are_off() {
         // pyftpdlib: unix.mode offered, not sent by default.
         let f = mlst_opts_from_feat("type*;perm*;size*;modify*;unique*;unix.mode;unix.uid;");
