@@ -7,7 +7,7 @@
 //! [`ServerInfo::learn`]). The locks here are held only to read or record, never across a
 //! command.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 
 use parking_lot::Mutex;
 
@@ -81,6 +81,20 @@ pub fn mlst_opts_command(facts: u8) -> String {
     }
     cmd
 }
+
+/// Below this round trip (µs), an early `EPSV` saves too little to be worth its pause.
+/// `FTPFS_TEST_EARLY_PASSIVE=1` in the environment makes it 0, for the tests, whose
+/// servers are on loopback.
+static EARLY_PASSIVE_MIN_RTT_US: std::sync::LazyLock<u64> = std::sync::LazyLock::new(|| {
+    if std::env::var_os("FTPFS_TEST_EARLY_PASSIVE").is_some_and(|v| v == "1") {
+        0
+    } else {
+        4_000
+    }
+});
+
+/// The longest pause before an early `EPSV`.
+const EARLY_PASSIVE_PAUSE: std::time::Duration = std::time::Duration::from_millis(5);
 
 /// Something a server may refuse as a rule rather than for one file, learned from its
 /// first refusal (see [`ServerInfo::learn`]).
@@ -163,6 +177,15 @@ pub struct ServerInfo {
     /// Commands are not pipelined and nothing is prepared ahead: `-o pipelining=off`, or a
     /// server that lost pipelined commands (see [`ServerInfo::no_pipelining`]).
     no_pipelining: AtomicBool,
+    /// The next `EPSV` is not written before an upload's reply: the server answered one
+    /// such upload with something else than its `226` (see [`super::upload`]).
+    no_early_passive: AtomicBool,
+    /// How long a small upload's reply took after its data connection closed, in µs (a
+    /// round trip, as the application sees it: 0 until measured); smoothed.
+    upload_reply_us: AtomicU64,
+    /// Early `EPSV`s refused during the transfer, and taken.
+    early_refused: AtomicU32,
+    early_taken: AtomicU32,
 }
 
 impl ServerInfo {
@@ -188,6 +211,57 @@ impl ServerInfo {
     pub fn no_pipelining(&self, why: &str, server: &str) {
         if !self.no_pipelining.swap(true, Ordering::Relaxed) {
             log::info!("{server}: {why}; one command at a time from now on");
+        }
+    }
+
+    /// Whether an upload's next `EPSV` may be written before its reply (with pipelining).
+    pub fn early_passive(&self) -> bool {
+        self.pipelining() && !self.no_early_passive.load(Ordering::Relaxed)
+    }
+
+    /// How long after an upload's close its next `EPSV` is written, when it is worth it:
+    /// the round trip it saves must be measured ([`ServerInfo::upload_replied`]) and long
+    /// enough. The pause (a tenth of it, at most [`EARLY_PASSIVE_PAUSE`]) lets the server
+    /// read the upload's end before the `EPSV` comes, on a network that keeps the order:
+    /// servers that read their control connection during a transfer refuse it otherwise.
+    pub fn early_passive_pause(&self) -> Option<std::time::Duration> {
+        let rtt = self.upload_reply_us.load(Ordering::Relaxed);
+        (rtt >= *EARLY_PASSIVE_MIN_RTT_US && rtt > 0)
+            .then(|| std::time::Duration::from_micros(rtt / 10).min(EARLY_PASSIVE_PAUSE))
+    }
+
+    /// A small upload's reply came `took` after its data connection closed (the pause of
+    /// an early `EPSV` taken off).
+    pub fn upload_replied(&self, took: std::time::Duration) {
+        let now = took.as_micros().min(u64::MAX as u128) as u64;
+        let old = self.upload_reply_us.load(Ordering::Relaxed);
+        let new = if old == 0 { now } else { (old * 3 + now) / 4 };
+        self.upload_reply_us.store(new, Ordering::Relaxed);
+    }
+
+    /// An early `EPSV` was taken (`true`) or refused during the transfer. Mostly refused
+    /// (the pause too short for the server), and it is not written early again.
+    pub fn early_passive_outcome(&self, taken: bool, server: &str) {
+        if taken {
+            self.early_taken.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
+        let refused = self.early_refused.fetch_add(1, Ordering::Relaxed) + 1;
+        if refused >= 8 && refused > 2 * self.early_taken.load(Ordering::Relaxed) {
+            self.no_early_passive(
+                &format!("the server refused {refused} EPSVs written before an upload's reply"),
+                server,
+            );
+        }
+    }
+
+    /// An upload with the next `EPSV` written early was not answered `226` (`why`): the
+    /// `EPSV` waits for the reply from now on, said once.
+    pub fn no_early_passive(&self, why: &str, server: &str) {
+        if !self.no_early_passive.swap(true, Ordering::Relaxed) {
+            log::info!(
+                "{server}: {why}; the next data connection is asked for after an upload's reply from now on"
+            );
         }
     }
 
@@ -235,6 +309,45 @@ impl ServerInfo {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn early_epsv_waits_for_a_measured_round_trip_of_4_ms_and_pauses_a_tenth_of_it() {
+        use std::time::Duration;
+        let info = ServerInfo::new(true);
+        assert_eq!(info.early_passive_pause(), None, "nothing measured yet");
+        info.upload_replied(Duration::from_millis(1));
+        assert_eq!(info.early_passive_pause(), None, "a LAN gains nothing");
+        let info = ServerInfo::new(true);
+        info.upload_replied(Duration::from_millis(20));
+        assert_eq!(info.early_passive_pause(), Some(Duration::from_millis(2)));
+        let info = ServerInfo::new(true);
+        info.upload_replied(Duration::from_millis(200));
+        assert_eq!(info.early_passive_pause(), Some(Duration::from_millis(5)));
+        assert!(info.early_passive());
+        assert!(!ServerInfo::new(false).early_passive(), "-o pipelining=off");
+    }
+
+    #[test]
+    fn early_epsv_stops_when_mostly_refused_or_at_once_when_lost() {
+        let info = ServerInfo::new(true);
+        for _ in 0..10 {
+            info.early_passive_outcome(true, "s");
+        }
+        for _ in 0..15 {
+            info.early_passive_outcome(false, "s");
+        }
+        assert!(
+            info.early_passive(),
+            "refused 15 times, taken 10: still worth it"
+        );
+        for _ in 0..6 {
+            info.early_passive_outcome(false, "s");
+        }
+        assert!(!info.early_passive(), "refused 21 times, taken 10");
+        let info = ServerInfo::new(true);
+        info.no_early_passive("an upload failed", "s");
+        assert!(!info.early_passive());
+    }
 
     #[test]
     fn opts_mlst_asks_for_offered_facts_only_when_some_are_off() {

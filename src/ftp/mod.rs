@@ -453,7 +453,20 @@ impl FtpRemote {
                 Source::File((file, offset, len)) => up.send_file(file, *offset, *len),
                 Source::Read(r) => std::io::copy(r, up.writer()).map(drop),
             };
-            return up.end(copied);
+            let early_passive = up.early_passive;
+            return match up.end(copied) {
+                // The server may have taken the early `EPSV` for something else (pure-ftpd
+                // answers 500 to it mid-upload, pyftpdlib ends the upload short): the upload
+                // is sent again, with the `EPSV` after its reply from now on (no third time).
+                Err(e) if early_passive => {
+                    self.pool.info().no_early_passive(
+                        &format!("an upload with the next EPSV right behind it failed ({e})"),
+                        &self.pool.endpoint().display(),
+                    );
+                    self.store_once(path, data, deadline)
+                }
+                r => r,
+            };
         }
         up.z = Some(deflate::Deflater::default());
         let copied = match &mut source {

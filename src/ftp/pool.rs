@@ -637,6 +637,11 @@ impl Lease {
         self.pool.info()
     }
 
+    /// The pool this lease is from.
+    pub fn pool(&self) -> &Arc<Pool> {
+        &self.pool
+    }
+
     /// The longest wait on a silent server (`-o timeout`).
     pub fn timeout(&self) -> Duration {
         self.pool.endpoint.timeout

@@ -33,6 +33,8 @@
 //!   passive command once sends the next one together with the transfer command (suppaftp's
 //!   `pipelined_command`), one round trip for both; so a connection used for a walk ahead
 //!   (which takes its next guess at once) goes back idle unprepared.
+//! - After a small upload the `EPSV` is on its way already (written before the upload's
+//!   `226`, see [`super::upload`]): the thread only reads its `229` and connects.
 //! - Nothing is prepared in active mode (the server connects to us, per transfer), or with
 //!   `-o pipelining=off`, or once the server lost pipelined commands.
 //!
@@ -57,7 +59,9 @@ pub(super) enum Job {
 
 /// Whether `conn`, coming back to the pool, should be prepared before it goes idle.
 pub(super) fn wanted(conn: &Conn, pipelining: bool) -> bool {
-    pipelining && conn.active.is_none() && conn.ftp.prepared_data_connection().is_none()
+    // An upload that wrote its next `EPSV` early left the reply to be read here.
+    conn.ftp.passive_pending()
+        || (pipelining && conn.active.is_none() && conn.ftp.prepared_data_connection().is_none())
 }
 
 /// Runs `job` on a thread of its own (preparations of several connections overlap: one

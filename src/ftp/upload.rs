@@ -8,6 +8,26 @@
 //! data connection once the tickets run out; in `MODE Z` its `226` does not prove the file
 //! whole (proftpd bug #1896), so the size is checked. The bytes come from the spool with
 //! `sendfile` where they can.
+//!
+//! A small file's upload is mostly round trips (issue 16): the `STOR` goes with its bytes,
+//! its `226` comes one round trip later, and the next data connection's `EPSV` took one
+//! more. So a whole-file `STOR` with pipelining writes that `EPSV` as soon as its data
+//! connection is closed, before reading the `226` (suppaftp's `finish_with_passive`); the
+//! `229` is read and its data connection opened when the connection comes back to the pool
+//! ([`super::prepare`]). The server may still be reading the upload when the `EPSV` comes
+//! (it comes right behind the upload's last bytes): vsftpd leaves it unread until the
+//! transfer's end, proftpd refuses it with `450` and pure-ftpd with `500` (the `226`
+//! follows; nothing is lost but the preparation), pyftpdlib closes the upload's data
+//! connection for the new one and never answers the upload (the file is short). So:
+//!
+//! - the `EPSV` is written a short pause after the close (a tenth of the round trip, at
+//!   most 5 ms), so that on a network that keeps the order of packets the server has read
+//!   the upload's end first; only where the round trip, measured on earlier uploads, is
+//!   long enough (4 ms) to be worth it;
+//! - a refusal is harmless; mostly refused, it is not written early again;
+//! - anything else but a `226` where the verdict is read breaks the connection, turns the
+//!   early `EPSV` off for the mount, and the upload is sent again (by
+//!   `FtpRemote::store_once`): an upload is done only when the server said `226` for it.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -38,6 +58,10 @@ pub(super) struct FtpUpload {
     pub(super) sent: u64,
     /// Listed by `ftpfs status` while it runs.
     transfer: crate::status::Transfer,
+    /// The next `EPSV` is written as soon as the data connection is closed, before the
+    /// reply (see [`FtpUpload::end`]); any failure of [`FtpUpload::end`] then leaves the
+    /// outcome to the caller's repetition.
+    pub(super) early_passive: bool,
 }
 
 impl FtpUpload {
@@ -56,6 +80,10 @@ impl FtpUpload {
         early: bool,
     ) -> Result<FtpUpload> {
         let info_pipelining = lease.pool_info().pipelining();
+        let early_passive = early
+            && op == Op::Store
+            && lease.pool_info().early_passive()
+            && lease.conn().active.is_none();
         let stream = lease.run(|c| {
             c.clear_rest(op)?;
             if let (Op::Store, Some(size)) = (op, size) {
@@ -84,6 +112,7 @@ impl FtpUpload {
             stream: Some(std::io::BufWriter::with_capacity(64 * 1024, stream)),
             z: None,
             sent: 0,
+            early_passive,
             transfer: crate::status::stats().transfer(
                 path,
                 crate::status::Direction::Upload,
@@ -178,7 +207,15 @@ impl FtpUpload {
             }
             Err(_) => Duration::ZERO,
         };
+        // Not after a MODE Z upload, whose `MODE S` would close the data connection, nor
+        // after a long wait for the server to read (it reads the control connection too).
+        let candidate =
+            self.early_passive && self.z.is_none() && sent.is_ok() && extra == Duration::ZERO;
+        let pause = self.lease.pool_info().early_passive_pause();
+        let early_passive = candidate && pause.is_some();
+        let pause = pause.unwrap_or_default();
         let timeout = self.lease.timeout();
+        let mut took = Duration::ZERO;
         let finished = self.lease.run_unbounded(|c| {
             c.sockets.end_data();
             if extra > Duration::ZERO {
@@ -189,12 +226,38 @@ impl FtpUpload {
                 // close this one, which suppaftp makes anyway, now reads its tickets.
                 tls::read_tickets(stream.get_mut(), sessions, TICKET_WAIT.min(timeout));
             }
-            let r = stream.finish().map_err(|e| Error::from_ftp(op, e));
+            let closed = Instant::now();
+            let r = if early_passive {
+                c.ftp.finish_with_passive(stream, pause)
+            } else {
+                stream.finish()
+            }
+            .map_err(|e| Error::from_ftp(op, e));
+            took = closed.elapsed().saturating_sub(pause);
             if extra > Duration::ZERO {
                 c.sockets.set_reply_timeout(timeout);
             }
             r
         });
+        if candidate && finished.is_ok() {
+            self.lease.pool_info().upload_replied(took);
+        }
+        match &finished {
+            Ok(()) if early_passive => {
+                let pool = Arc::clone(self.lease.pool());
+                let taken = self.lease.conn().ftp.passive_pending();
+                if taken {
+                    log::debug!("{op}: answered, with the next data connection asked for already");
+                } else {
+                    log::debug!("{op}: answered; the EPSV written early was refused during it");
+                }
+                pool.info()
+                    .early_passive_outcome(taken, &pool.endpoint().display());
+            }
+            // The `EPSV`'s reply may come next, or may have been read as the verdict.
+            Err(_) if early_passive => self.lease.mark_broken(),
+            _ => {}
+        }
         if self.z.is_some() && !self.lease.is_broken() {
             deflate::to_mode(&mut self.lease, false);
         }

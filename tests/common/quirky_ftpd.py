@@ -492,6 +492,55 @@ def cut_retr_once(base):
     return CutRetrOnce
 
 
+def upload_aborted_by_command(base):
+    """An upload's end waits (up to 1 s) for a command on the control connection, and one
+    that comes aborts the upload: the file is emptied, the upload answered `426`, then the
+    command answered. A server that takes a command written before an upload's reply for
+    an abort; stock pyftpdlib closes the upload for a new EPSV with no reply at all, when
+    the EPSV comes before it read the end (a race)."""
+    from pyftpdlib.log import logger
+
+    dtp = base.dtp_handler
+
+    class EndWaits(dtp):
+        _held = None
+
+        def handle_close(self):
+            if not self.receive or self._closed or self._held is not None:
+                return dtp.handle_close(self)
+            # No more reads meanwhile: the socket says EOF for ever.
+            self.del_channel()
+            self.cmd_channel.held_upload = self
+            self._held = self.ioloop.call_later(1.0, self.release, _errback=self.handle_error)
+
+        def release(self):
+            if self.cmd_channel.held_upload is self:
+                self.cmd_channel.held_upload = None
+            if not self._closed:
+                dtp.handle_close(self)
+
+        def abort_for(self, line):
+            self._held.cancel()
+            self.cmd_channel.held_upload = None
+            self.cmd_channel.record("ABORTED-BY %s" % line)
+            self.file_obj.seek(0)
+            self.file_obj.truncate()
+            self.transfer_finished = False
+            self._resp = ("426 Upload aborted by a command sent during it.", logger.info)
+            self.close()
+
+    class UploadAbortedByCommand(base):
+        dtp_handler = EndWaits
+        held_upload = None
+
+        def pre_process_command(self, line, cmd, arg):
+            if self.held_upload is not None:
+                self.held_upload.abort_for(line)
+            return super().pre_process_command(line, cmd, arg)
+
+    return UploadAbortedByCommand
+
+
 def plain(base):
     """No quirk: stock pyftpdlib (with the command log of --commands)."""
     return base
@@ -507,6 +556,7 @@ HANDLER_QUIRKS = {
     "never-connects": never_connects,
     "passive-unreachable": passive_unreachable,
     "plain": plain,
+    "upload-aborted-by-command": upload_aborted_by_command,
 }
 
 

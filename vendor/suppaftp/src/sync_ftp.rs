@@ -168,7 +168,10 @@ where
     /// stream builder), so that the next transfer costs only its command. Nothing in active
     /// mode, or when one is open already.
     pub fn prepare_data_connection(&self) -> FtpResult<()> {
-        let mut cc = self.control();
+        let mut cc = control::lock(&self.control);
+        if std::mem::take(&mut cc.passive_pending) {
+            return self.passive_answer(&mut cc);
+        }
         if cc.prepared.is_some() || cc.data_connection_open {
             return Ok(());
         }
@@ -193,9 +196,120 @@ where
         }
     }
 
-    /// ftpfs patch: when the prepared data connection was opened, if there is one.
+    /// ftpfs patch: when the prepared data connection was opened, if there is one. Never
+    /// reads from the server (a pending passive reply is not read here).
     pub fn prepared_data_connection(&self) -> Option<Instant> {
-        self.control().prepared.as_ref().map(|(_, at)| *at)
+        control::lock(&self.control)
+            .prepared
+            .as_ref()
+            .map(|(_, at)| *at)
+    }
+
+    /// ftpfs patch: whether a passive command written by [`Self::finish_with_passive`]
+    /// still waits for its reply to be read (by [`Self::prepare_data_connection`], or
+    /// before the next command).
+    pub fn passive_pending(&self) -> bool {
+        control::lock(&self.control).passive_pending
+    }
+
+    /// ftpfs patch: ends an upload as [`TransferStream::finish`] does, but writes the next
+    /// passive command (`EPSV` or `PASV`) as soon as the data connection is closed, before
+    /// the transfer's reply is read: the next data connection's address then comes with the
+    /// reply instead of a round trip after it. `Ok` is the transfer's `226`/`250`; the
+    /// passive reply is then left unread, for [`Self::prepare_data_connection`] (or the
+    /// next command, which reads it first and keeps the data connection as the prepared
+    /// one). An `Err` leaves the control connection out of step (the passive command's
+    /// reply may come, or may have been what was read): do not use it again. In active
+    /// mode, a plain [`TransferStream::finish`].
+    ///
+    /// The server may still be reading the upload when the command arrives. One that
+    /// refuses it then (`450`, `500`-`503`: proftpd, pure-ftpd) is in step: the transfer's
+    /// reply follows, and nothing is pending. One that does anything else with it
+    /// (pyftpdlib closes the upload's data connection for the new one, with no reply of its
+    /// own for the upload) gives an `Err`.
+    ///
+    /// `pause`: how long after the close the command is written, so that it reaches the
+    /// server after the end of the upload on a network that keeps the order of packets.
+    pub fn finish_with_passive(
+        &self,
+        mut stream: TransferStream<T>,
+        pause: Duration,
+    ) -> FtpResult<()> {
+        let command = match self.mode {
+            Mode::Active => return stream.finish(),
+            Mode::ExtendedPassive => Command::Epsv,
+            Mode::Passive => Command::Pasv,
+        };
+        let Some(drain) = stream.close_data() else {
+            return Ok(());
+        };
+        std::thread::sleep(pause);
+        let mut cc = control::lock(&self.control);
+        let written = cc.perform(command);
+        // Read until the server's end after the command is written: the server's end, and
+        // the transfer's reply, are one round trip away from it as from the close.
+        drop(cc);
+        if let Some(socket) = drain {
+            transfer_stream::read_until_eof(&socket);
+        }
+        let mut cc = control::lock(&self.control);
+        written?;
+        cc.data_connection_open = false;
+        if std::mem::take(&mut cc.preliminary_pending) {
+            cc.read_response_in(&[Status::AboutToSend, Status::AlreadyOpen])?;
+        }
+        match cc.read_response_in(control::TRANSFER_COMPLETE) {
+            Ok(_) => {
+                cc.passive_pending = true;
+                Ok(())
+            }
+            // After the `150`, a transfer ends with 226, 250, 425, 426, 451, 551 or 552
+            // (RFC 959 5.4): a 450 or a 500 to 503 answers the passive command, refused as
+            // the server was still in the transfer (proftpd: `450 EPSV: data transfer in
+            // progress`, pure-ftpd: `500`), not done. The transfer's own reply comes next
+            // (and if it was the transfer's after all, the next is the passive command's,
+            // never a 226).
+            Err(FtpError::UnexpectedResponse(refused))
+                if matches!(
+                    refused.status,
+                    Status::RequestFileActionIgnored
+                        | Status::BadCommand
+                        | Status::BadArguments
+                        | Status::NotImplemented
+                        | Status::BadSequence
+                ) =>
+            {
+                debug!(
+                    "the passive command written early was refused during the transfer ({})",
+                    refused.as_string().unwrap_or_default().trim_end()
+                );
+                cc.read_response_in(control::TRANSFER_COMPLETE).map(|_| ())
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// ftpfs patch: reads the reply of the passive command [`Self::finish_with_passive`]
+    /// wrote and opens its data connection, kept as the prepared one. A refusal leaves the
+    /// connection in step and unprepared (and is the error), as does a failed connect
+    /// (not an error: the next transfer asks again).
+    fn passive_answer(&self, cc: &mut ControlChannel<T>) -> FtpResult<()> {
+        let address = match self.mode {
+            Mode::ExtendedPassive => self.epsv_reply(cc)?,
+            _ => self.pasv_reply(cc)?,
+        };
+        // The reply is read: in step whatever comes of the connection.
+        let stream = match (self.passive_stream_builder)(address) {
+            Ok(stream) => stream,
+            Err(e) => {
+                debug!("the passive data connection after a transfer failed ({e})");
+                return Ok(());
+            }
+        };
+        if cc.prepared.is_none() && !cc.data_connection_open {
+            cc.prepared = Some((stream, Instant::now()));
+        }
+        Ok(())
     }
 
     /// ftpfs patch: closes the prepared data connection, if any.
@@ -1135,7 +1249,21 @@ where
 
     /// Locks the control connection for the duration of one command.
     fn control(&self) -> MutexGuard<'_, ControlChannel<T>> {
-        control::lock(&self.control)
+        let mut cc = control::lock(&self.control);
+        // ftpfs patch: a passive reply left unread by `finish_with_passive` comes before
+        // the reply of anything sent now. Its data connection is kept for the next
+        // transfer; a connection that cannot read it is closed, so that the command fails
+        // as a lost connection instead of reading the wrong reply.
+        if std::mem::take(&mut cc.passive_pending) {
+            match self.passive_answer(&mut cc) {
+                Ok(()) | Err(FtpError::UnexpectedResponse(_)) => {}
+                Err(e) => {
+                    debug!("the pending passive reply could not be read ({e}); closing");
+                    let _ = cc.socket().shutdown(std::net::Shutdown::Both);
+                }
+            }
+        }
+        cc
     }
 
     /// Opens the data connection for `cmd` and wraps it into a self-finalizing [`TransferStream`].

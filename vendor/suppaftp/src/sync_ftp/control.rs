@@ -52,6 +52,10 @@ where
     /// ftpfs patch: the server answered a passive command (`EPSV` or `PASV`) on this
     /// connection, so one may go pipelined with the transfer command after it.
     pub(super) passive_answered: bool,
+    /// ftpfs patch: a passive command (`EPSV`/`PASV`) was written after a transfer's data
+    /// connection closed, before the transfer's reply; its own reply is still unread
+    /// (see [`super::ImplFtpStream::finish_with_passive`]).
+    pub(super) passive_pending: bool,
 }
 
 /// Locks `control`, recovering the inner state if a previous holder panicked.
@@ -99,6 +103,7 @@ where
             preliminary_pending: false,
             early_upload: false,
             passive_answered: false,
+            passive_pending: false,
         }
     }
 

@@ -127,9 +127,20 @@ where
     ///
     /// Idempotent: a second call is a no-op, so `finish()` followed by `Drop` reads one reply.
     fn finalize(&mut self) -> FtpResult<()> {
-        let Some(data) = self.data.take() else {
+        let Some(drain) = self.close_data() else {
             return Ok(());
         };
+        if let Some(socket) = drain {
+            read_until_eof(&socket);
+        }
+        lock(&self.control).complete_transfer()
+    }
+
+    /// Closes the data socket (the first half of [`Self::finalize`]): `None` if it was
+    /// closed already; else the socket to read until the server's end after an upload
+    /// over TLS, half-closed already (see [`read_until_eof`]).
+    pub(super) fn close_data(&mut self) -> Option<Option<TcpStream>> {
+        let data = self.data.take()?;
         // After an upload over TLS the peer may have sent data we never read (TLS 1.3 session
         // tickets). Closing a socket with unread data makes the OS send a reset, which can reach
         // the server before our `close_notify` and fails the upload with a 426.
@@ -139,20 +150,15 @@ where
         // The socket must be closed before reading the reply, otherwise the server never sends
         // it. Dropping the socket never touches the control lock, so no lock is held here.
         drop(data);
-        if let Some(socket) = drain {
-            drain_until_eof(&socket);
-        }
-        lock(&self.control).complete_transfer()
+        Some(drain.filter(|socket| socket.shutdown(Shutdown::Write).is_ok()))
     }
 }
 
-/// Half-closes `socket` and reads until the server closes its side, so that closing it does not
-/// reset the connection. Best effort: gives up after [`DRAIN_TIMEOUT`] without data.
-fn drain_until_eof(socket: &TcpStream) {
+/// Reads a half-closed `socket` until the server closes its side, so that closing it does
+/// not reset the connection. Best effort: gives up after [`DRAIN_TIMEOUT`] without data.
+pub(super) fn read_until_eof(socket: &TcpStream) {
     let mut socket = socket;
-    if socket.shutdown(Shutdown::Write).is_err()
-        || socket.set_read_timeout(Some(DRAIN_TIMEOUT)).is_err()
-    {
+    if socket.set_read_timeout(Some(DRAIN_TIMEOUT)).is_err() {
         return;
     }
     let mut buf = [0u8; 1024];
