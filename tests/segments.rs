@@ -243,7 +243,7 @@ fn seeking_away_stops_the_segments_and_reads_the_right_bytes() {
     let mut got = vec![0u8; 12 * MIB];
     f.read_exact(&mut got).unwrap();
     assert_same(&got, &want[..12 * MIB]);
-    // Far beyond the ranges fetched ahead (at most 5 of 4 MiB past the reader).
+    // Far beyond the ranges fetched ahead (at most 5, of at most 8 MiB, past the reader).
     f.seek(SeekFrom::Start(60 * MIB as u64)).unwrap();
     let mut tail = vec![0u8; MIB];
     f.read_exact(&mut tail).unwrap();
