@@ -17,8 +17,10 @@ use std::time::Duration;
 use common::*;
 
 const MIB: usize = 1 << 20;
-/// ftpfs's range size (src/ftp/reader/segments.rs).
+/// ftpfs's range size before the rate is judged, and the most after
+/// (src/ftp/reader/segments.rs).
 const CHUNK: u64 = 4 << 20;
+const MAX_CHUNK: u64 = 2 * CHUNK;
 
 fn throttled(root: &Path, more: &[&str]) -> Option<Server> {
     let mut quirks = vec!["throttled"];
@@ -55,9 +57,17 @@ fn ranged_retrs(log: &str, name: &str) -> Vec<(String, u64)> {
     out
 }
 
-/// The figures of the mount log's "read of … in segments" line: ranges fetched, resumed,
-/// split, most connections, most bytes held.
-fn summary(log: &str) -> Option<(u64, u64, u64, u64, u64)> {
+/// What the segments did with one file, from the mount log's "read of … in segments" line.
+#[derive(Debug)]
+struct Summary {
+    ranges: u64,
+    resumed: u64,
+    most: u64,
+    held: u64,
+    longest: u64,
+}
+
+fn summary(log: &str) -> Option<Summary> {
     let line = log.lines().rev().find(|l| l.contains("in segments: "))?;
     let nums: Vec<u64> = line
         .split("in segments: ")
@@ -65,7 +75,13 @@ fn summary(log: &str) -> Option<(u64, u64, u64, u64, u64)> {
         .split(|c: char| !c.is_ascii_digit())
         .filter_map(|w| w.parse().ok())
         .collect();
-    Some((nums[0], nums[1], nums[2], nums[3], nums[4]))
+    Some(Summary {
+        ranges: nums[0],
+        resumed: nums[1],
+        most: nums[3],
+        held: nums[4],
+        longest: nums[5],
+    })
 }
 
 fn assert_same(got: &[u8], want: &[u8]) {
@@ -104,7 +120,9 @@ fn a_throttled_big_file_is_read_in_ranges_on_several_connections_and_arrives_who
         m.log_text()
     );
     let log = m.log_text();
-    let (ranges, _, _, most, held) = summary(&log).expect("the segments' summary is logged");
+    let Summary {
+        ranges, most, held, ..
+    } = summary(&log).expect("the segments' summary is logged");
     // How many more than two depends on the rates measured, which a busy machine may
     // blur: at least the reader's connection and one more, for several ranges.
     assert!(
@@ -112,7 +130,39 @@ fn a_throttled_big_file_is_read_in_ranges_on_several_connections_and_arrives_who
         "{ranges} ranges, {most} connections"
     );
     // The bound: with the default pool of 5, at most 4 segments and 5 ranges held.
-    assert!(held <= 5 * CHUNK, "{held} bytes held");
+    assert!(held <= 5 * MAX_CHUNK, "{held} bytes held");
+}
+
+#[test]
+fn ranges_grow_with_the_sessions_rate_and_memory_stays_bounded() {
+    let dir = tempfile::tempdir().unwrap();
+    let want = Rng(19).bytes(64 * MIB);
+    std::fs::write(dir.path().join("big.bin"), &want).unwrap();
+    let Some(server) = throttled(dir.path(), &[]) else {
+        return;
+    };
+    let m = Mount::new(&server, &[]);
+    let got = std::fs::read(m.path().join("big.bin")).unwrap();
+    assert_same(&got, &want);
+    let log = m.log_text();
+    let s = summary(&log).expect("the segments' summary is logged");
+    // A range is what one connection fetches in RANGE_TIME (4 s): at 4 MiB/s per
+    // connection more than MAX_CHUNK; anything above 1 MiB/s makes it longer than CHUNK.
+    assert!(s.longest > CHUNK && s.longest <= MAX_CHUNK, "{s:?}\n{log}");
+    // The ranges asked for: some start more than CHUNK after the one before them.
+    let mut offsets: Vec<u64> = ranged_retrs(&server.command_log(), "big.bin")
+        .iter()
+        .map(|(_, at)| *at)
+        .collect();
+    offsets.sort_unstable();
+    assert!(
+        offsets.windows(2).any(|w| w[1] - w[0] > CHUNK),
+        "{offsets:?}"
+    );
+    // At most one range more than the segments (4 with the default pool of 5) is held,
+    // however long they are.
+    assert!(s.most >= 2, "{s:?}");
+    assert!(s.held <= 5 * s.longest, "{s:?}");
 }
 
 #[test]
@@ -142,8 +192,8 @@ fn a_range_cut_midway_resumes_at_its_first_missing_byte() {
             .any(|&(_, at)| at > cut && at <= cut + MIB as u64),
         "cut at {cut}; ranges asked for: {retrs:?}"
     );
-    let (_, resumed, _, _, _) = summary(&m.log_text()).expect("the segments' summary is logged");
-    assert!(resumed >= 1, "{}", m.log_text());
+    let s = summary(&m.log_text()).expect("the segments' summary is logged");
+    assert!(s.resumed >= 1, "{}", m.log_text());
 }
 
 #[test]
@@ -193,7 +243,7 @@ fn seeking_away_stops_the_segments_and_reads_the_right_bytes() {
     let mut got = vec![0u8; 12 * MIB];
     f.read_exact(&mut got).unwrap();
     assert_same(&got, &want[..12 * MIB]);
-    // Far beyond the ranges fetched ahead (at most 5 of 4 MiB past the reader).
+    // Far beyond the ranges fetched ahead (at most 5, of at most 8 MiB, past the reader).
     f.seek(SeekFrom::Start(60 * MIB as u64)).unwrap();
     let mut tail = vec![0u8; MIB];
     f.read_exact(&mut tail).unwrap();

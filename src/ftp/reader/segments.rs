@@ -6,12 +6,18 @@
 //! the pool has idle connections. So a sequential reader of a big file whose stream is
 //! measured to be slow hands its stream over to *segments*:
 //!
-//! - the file ahead is cut into ranges of [`CHUNK`] bytes (the first one ends where the
-//!   handed-over stream reaches the next boundary, so no byte is fetched twice); each
-//!   segment, a thread with its own connection, takes the next range nobody has, fetches it
-//!   with `REST` + `RETR`, ends the transfer by closing the data connection once it has the
-//!   range (the server answers `426` or `226`, pure-ftpd a second `150`: all of them leave
-//!   the control connection in step, as for [`super::Stream::close`]), and takes the next;
+//! - the file ahead is cut into ranges (the first one ends where the handed-over stream
+//!   reaches the next multiple of [`CHUNK`], so no byte is fetched twice) of what one
+//!   connection fetches in [`RANGE_TIME`], between [`CHUNK`] and [`MAX_CHUNK`]: at the
+//!   single stream's rate, then at each segment's once measured. Each range costs a few
+//!   round trips to start (0.1 s of every 4 MiB at 2 MiB/s and 50 ms); near the end of the
+//!   file, once the segments are judged useful, ranges are sized so that they end together
+//!   (an equal share of what is still to come). Each segment, a thread with its own
+//!   connection, takes the next range nobody has, fetches it with `REST` + `RETR`, ends
+//!   the transfer by closing the data connection once it has the range (the server
+//!   answers `426` or `226`, pure-ftpd a second `150`: all of them leave the control
+//!   connection in step, as for [`super::Stream::close`]), and takes the next (or reads
+//!   on, when the next range starts where its own ended);
 //! - the reader takes the bytes in order, as they arrive, from the ranges ([`serve`]);
 //! - the first segment is the reader's own stream and connection; the others run only on
 //!   *spare* connections ([`Pool::checkout_spare`]: idle or new, while another stays free),
@@ -19,15 +25,20 @@
 //!   waiting ([`Pool::wanted`]; its range is taken again from the first missing byte), so
 //!   a request of the kernel waits at most one read behind them;
 //! - how many, from the measured total rate (over [`INTERVAL`] from the newest segment's
-//!   first bytes): two at first; if two are at least a quarter faster than the single
-//!   stream was, as many as the pool gives (one connection stays free for listings), and
-//!   one fewer if those added brought less than half of what they could. If two are not
-//!   faster, segments stop for this file: the link, not the session, is the limit, and the
-//!   reader goes back to one stream. (Adding one at a time, a second apart, would spend
-//!   several seconds at a fraction of the rate; per-session limits are the common case.)
+//!   first bytes): at first as many as there are idle connections (logged in already,
+//!   they cost only a `REST` + `RETR` each; one stays free for listings), at least two,
+//!   while the pool logs in ahead ([`Pool::grow_ahead`]) those it has room for; if they
+//!   are at least a quarter faster than the single stream was, as many as the pool gives,
+//!   and one fewer if those added (or started at once) brought less than half of what
+//!   they could. If they are not faster, segments stop for this file: the link, not the
+//!   session, is the limit, and the reader goes back to one stream. (Two first and the
+//!   rest after the judgement left two idle connections unused for 0.7 s more. Adding one
+//!   at a time, a second apart, would spend several seconds at a fraction of the rate;
+//!   per-session limits are the common case.)
 //! - memory: at most `segments + 1` ranges are held at once, i.e. at most
-//!   `(pool size) × CHUNK` bytes per file (20 MiB with the default pool of 5), besides the
-//!   reader's window. A range is freed once the reader has read past it;
+//!   `(pool size) × MAX_CHUNK` bytes per file (40 MiB with the default pool of 5), besides
+//!   the reader's window. A range is freed once the reader has read past it by a request
+//!   of the kernel (requests may overtake each other: [`plan::LATE`]);
 //! - a range cut midway (connection reset, `426`, server restart) is taken again, by the
 //!   same segment on a new connection or by another, with `REST` at its first missing
 //!   byte, with the retry policy's backoff and at most its number of retries per range;
@@ -56,14 +67,23 @@ use parking_lot::{Condvar, Mutex};
 use super::{Inner, State, Transfer};
 use crate::error::{Error, Op, Result};
 use crate::ftp::pool::{Lease, Pool};
+#[cfg(doc)]
 use crate::ftp::spare::SPARE_WAIT;
 
 mod plan;
 use plan::*;
 
-/// The size of a range. At 2 MiB/s a range takes 2 s, and starting the next one (closing
-/// the data connection, `EPSV`, `REST` + `RETR`) about 3 round trips: 7 % at 50 ms.
+/// The least length of a range (but near the end of the file), and where the first one
+/// ends: the reader's stream fetches up to the first multiple of it. At 2 MiB/s a range of
+/// 4 MiB takes 2 s, and starting the next one (closing the data connection, `EPSV`,
+/// `REST` + `RETR`) about 3 round trips: 7 % at 50 ms (measured: 0.1 to 0.15 s of each
+/// 2.2 s on pure-ftpd `-T 2048`).
 pub const CHUNK: u64 = 4 << 20;
+/// A range is what one connection fetches in this long, at the single stream's rate, then
+/// at each segment's once measured...
+pub const RANGE_TIME: Duration = Duration::from_secs(4);
+/// ... but at most this long: the memory held per file is `segments + 1` ranges.
+pub const MAX_CHUNK: u64 = 2 * CHUNK;
 /// Segments start only with at least this much of the file left.
 pub const MIN_LEFT: u64 = 2 * CHUNK;
 /// The stream is measured over at least this much time spent waiting for its socket (and
@@ -81,6 +101,10 @@ pub const MIN_REMAINING: Duration = Duration::from_secs(2);
 /// How long the total rate is measured before a segment is added (or the last one found
 /// useless).
 pub const INTERVAL: Duration = Duration::from_millis(600);
+/// How long a segment waits for a spare connection: longer than a guess's [`SPARE_WAIT`],
+/// since segments start as soon as the stream is judged slow, perhaps while the
+/// connections they are counted on are still being logged in (about 6 round trips).
+const CONNECTION_WAIT: Duration = Duration::from_secs(2);
 /// A segment with nothing to fetch for this long gives its connection back.
 const IDLE: Duration = Duration::from_secs(5);
 /// One socket read of a segment.
@@ -141,19 +165,28 @@ pub(super) fn consider(inner: &Arc<Inner>, st: &mut State) -> bool {
         return false;
     }
     let s = st.stream.take().expect("checked above");
+    // Connections logged in and idle (or about to be) cost a segment only its `REST` +
+    // `RETR`: as many segments start at once as they allow (one stays free), at least
+    // two, and the rate of all of them is judged against the single stream's. The pool
+    // logs in ahead the connections it has room for, so that those the judgement adds are
+    // ready by then.
+    let first = figures.idle.clamp(2, cap);
+    if first < cap {
+        inner.pool.grow_ahead();
+    }
     log::debug!(
-        "{}: one stream reads at {:.0} KiB/s; fetching ranges on up to {cap} connections",
+        "{}: one stream reads at {:.0} KiB/s; fetching ranges on {first} connections, up to {cap}",
         inner.path,
         rate / 1024.0
     );
-    // To the next boundary: every range is at most CHUNK long.
+    // The reader's stream fetches up to the next multiple of CHUNK.
     let first_end = (s.pos / CHUNK + 1) * CHUNK;
-    let mut plan = Plan::new(size, s.pos, cap, rate);
+    let mut plan = Plan::new(size, s.pos, cap, first, rate);
     plan.chunks
         .push_back(Chunk::new(s.pos, first_end.min(size), Taken));
     plan.next = first_end.min(size);
     plan.workers = 1;
-    plan.spawning = 1;
+    plan.spawning = first - 1;
     plan.tally.most_workers = 1;
     let shared = Arc::new(Shared {
         pool: Arc::clone(&inner.pool),
@@ -174,7 +207,9 @@ pub(super) fn consider(inner: &Arc<Inner>, st: &mut State) -> bool {
         last: first_end >= size,
     };
     spawn(&shared, Some((lease, transfer.map(|t| (t, pos)), job)));
-    spawn(&shared, None);
+    for _ in 1..first {
+        spawn(&shared, None);
+    }
     st.segments = Slot::Active(Segments { shared });
     true
 }
@@ -213,7 +248,7 @@ pub(super) fn serve(
             }
         }
     }
-    if plan.release(at + filled as u64) {
+    if plan.release(at, at + filled as u64) {
         shared.changed.notify_all();
     }
     let workers = plan.workers;
@@ -249,13 +284,14 @@ impl Drop for Segments {
         let mut plan = self.shared.plan.lock();
         plan.cancelled = true;
         log::info!(
-            "read of {} in segments: {} ranges fetched, {} resumed, {} split, up to {} connections, at most {} bytes held",
+            "read of {} in segments: {} ranges fetched, {} resumed, {} split, up to {} connections, at most {} bytes held, ranges of up to {} bytes",
             self.shared.path,
             plan.tally.ranges,
             plan.tally.resumes,
             plan.tally.splits,
             plan.tally.most_workers,
-            plan.peak
+            plan.peak,
+            plan.tally.longest
         );
         drop(plan);
         self.shared.changed.notify_all();
@@ -276,7 +312,8 @@ fn spawn(shared: &Arc<Shared>, first: Option<(Lease, Option<Open>, Job)>) {
             Some((lease, open, job)) => run(&sh, lease, open, Some(job)),
             None => {
                 let deadline = sh.pool.policy().deadline_from_now();
-                let lease = Pool::checkout_spare(&sh.pool, deadline, Instant::now() + SPARE_WAIT);
+                let lease =
+                    Pool::checkout_spare(&sh.pool, deadline, Instant::now() + CONNECTION_WAIT);
                 let mut plan = sh.plan.lock();
                 plan.spawning -= 1;
                 match lease {
@@ -352,7 +389,7 @@ fn run(sh: &Arc<Shared>, mut lease: Lease, mut open: Option<Open>, mut job: Opti
         if lease.is_broken() {
             drop(lease);
             let deadline = policy.deadline_from_now();
-            match Pool::checkout_spare(&sh.pool, deadline, Instant::now() + SPARE_WAIT) {
+            match Pool::checkout_spare(&sh.pool, deadline, Instant::now() + CONNECTION_WAIT) {
                 Ok(Some(l)) => lease = l,
                 _ => {
                     leave(sh, true);

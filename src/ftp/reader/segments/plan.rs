@@ -5,13 +5,21 @@
 use std::collections::VecDeque;
 use std::time::Instant;
 
-use super::{CHUNK, INTERVAL};
+use super::{CHUNK, INTERVAL, MAX_CHUNK, RANGE_TIME};
 
 /// The least a range split near the end of the file leaves to each half: starting a range
 /// costs about 3 round trips.
 pub(super) const MIN_SPLIT: u64 = 1 << 20;
+/// The least a range sized for the segments to end together gets ([`Plan::range_len`]):
+/// at the end of the file the alternative is an idle connection, and 256 KiB take 0.125 s
+/// at 2 MiB/s, about what starting the range costs at 50 ms.
+pub(super) const MIN_SHARE: u64 = 256 * 1024;
 /// Where a range is split: on a 64 KiB boundary.
 const READ_ALIGN: u64 = 64 * 1024;
+/// How far behind its newest read the reader may still ask for bytes of the segments:
+/// one request of the kernel (its largest, `max_readahead`, is 1 MiB), so that a request
+/// overtaken by the next two still finds its bytes.
+pub(super) const LATE: u64 = 1 << 20;
 
 /// A range to fetch: the range `[start, end)`, from its first missing byte `from`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -77,8 +85,10 @@ pub(super) struct Plan {
     pub(super) chunks: VecDeque<Chunk>,
     /// The first byte of the file in no range yet.
     pub(super) next: u64,
-    /// The reader has read everything before this.
+    /// The reader has read everything before this (the end of its furthest read).
     pub(super) consumed: u64,
+    /// Ranges ending here or before are freed once complete ([`Plan::release`]).
+    pub(super) passed: u64,
     pub(super) cancelled: bool,
     /// The last range ended with the server's `226` at the listed size.
     pub(super) eof: bool,
@@ -90,6 +100,11 @@ pub(super) struct Plan {
     /// Segments wanted now; at most `cap`.
     pub(super) target: usize,
     pub(super) cap: usize,
+    /// How long a new range is ([`range_for`]): at the single stream's rate until the
+    /// segments' rate is judged, then at each segment's ([`Plan::step`]).
+    pub(super) chunk_len: u64,
+    /// Segments were measured to help: ranges are sized by [`Plan::range_len`].
+    pub(super) judged: bool,
     pub(super) ramp: Ramp,
     /// Bytes held in ranges now, and the most ever.
     pub(super) held: usize,
@@ -103,6 +118,8 @@ pub(super) struct Tally {
     pub(super) splits: u64,
     pub(super) resumes: u64,
     pub(super) most_workers: usize,
+    /// The longest range handed out (a split's first half keeps its original length).
+    pub(super) longest: u64,
 }
 
 /// The measurement that decides how many segments: see the module docs.
@@ -131,20 +148,33 @@ pub(super) enum Step {
     Stop,
 }
 
+/// The length of a range one connection fetches in [`RANGE_TIME`] at `rate` (bytes per
+/// second): long enough for the round trips that start it to matter little, and at least
+/// [`CHUNK`], at most [`MAX_CHUNK`] (the memory held is `segments + 1` ranges).
+fn range_for(rate: f64) -> u64 {
+    let len = (rate * RANGE_TIME.as_secs_f64()) as u64;
+    (len / READ_ALIGN * READ_ALIGN).clamp(CHUNK, MAX_CHUNK)
+}
+
 impl Plan {
-    pub(super) fn new(size: u64, at: u64, cap: usize, rate: f64) -> Plan {
+    /// The plan of a `size`-byte file read from `at`, by `first` segments at first (at
+    /// least one, at most `cap`), the single stream having run at `rate`.
+    pub(super) fn new(size: u64, at: u64, cap: usize, first: usize, rate: f64) -> Plan {
         Plan {
             size,
             chunks: VecDeque::new(),
             next: at,
             consumed: at,
+            passed: at,
             cancelled: false,
             eof: false,
             disbanded: false,
             workers: 0,
             spawning: 0,
-            target: 2.min(cap),
+            target: first.clamp(1, cap.max(1)),
             cap,
+            chunk_len: range_for(rate),
+            judged: false,
             ramp: Ramp {
                 growing: true,
                 settling: true,
@@ -187,7 +217,8 @@ impl Plan {
             return None;
         }
         let start = self.next;
-        let end = ((start / CHUNK + 1) * CHUNK).min(size);
+        let end = (start + self.range_len(start)).min(size);
+        self.tally.longest = self.tally.longest.max(end - start);
         self.chunks.push_back(Chunk::new(start, end, Taken));
         self.next = end;
         Some(Job {
@@ -196,6 +227,32 @@ impl Plan {
             end,
             last: end == size,
         })
+    }
+
+    /// The length of a new range at `start`: [`Plan::chunk_len`]; once the segments are
+    /// judged useful, near the end of the file an equal share of what is left to
+    /// fetch (not taken yet, and still to come in the ranges being fetched) among the
+    /// segments, so that they end together instead of one connection fetching the tail
+    /// alone (at least [`MIN_SHARE`], and no tail shorter than that left behind).
+    fn range_len(&self, start: u64) -> u64 {
+        if !self.judged {
+            return self.chunk_len;
+        }
+        let left = self.size - start;
+        let coming: u64 = self
+            .chunks
+            .iter()
+            .filter(|c| c.state == Taken)
+            .map(|c| c.end - c.start - c.data.len() as u64)
+            .sum();
+        let share =
+            ((left + coming) / self.workers.max(1) as u64).div_ceil(READ_ALIGN) * READ_ALIGN;
+        let len = share.clamp(MIN_SHARE, self.chunk_len);
+        if left.saturating_sub(len) < MIN_SHARE && left <= self.chunk_len {
+            left
+        } else {
+            len
+        }
     }
 
     /// Near the end of the file, a free segment takes the second half of the range with
@@ -304,12 +361,19 @@ impl Plan {
         }
     }
 
-    /// The reader has everything before `at`: ranges behind it are freed. Whether any was.
-    pub(super) fn release(&mut self, at: u64) -> bool {
-        self.consumed = self.consumed.max(at);
+    /// The reader read `[at, end)`: ranges it is past by [`LATE`] are freed. Whether any
+    /// was. Not those it is just past: the kernel's requests come on several threads and
+    /// one may overtake another (the read of `[43, 44)` MiB before that of `[42, 43)`); a
+    /// range freed too early left the late read to the reader's own stream, a `RETR` whose
+    /// checkout took a connection back from a segment (measured: 1.5 s more for a 64 MiB
+    /// read at 2 MiB/s per session, in two runs of three). The bound stays `segments + 1`
+    /// ranges: a range kept counts in it.
+    pub(super) fn release(&mut self, at: u64, end: u64) -> bool {
+        self.consumed = self.consumed.max(end);
+        self.passed = self.passed.max(at.saturating_sub(LATE));
         let mut freed = false;
         while let Some(c) = self.chunks.front() {
-            let gone = c.end <= self.consumed && matches!(c.state, Done { .. } | Failed);
+            let gone = c.end <= self.passed && matches!(c.state, Done { .. } | Failed);
             if !gone {
                 break;
             }
@@ -355,6 +419,17 @@ impl Plan {
             need / 1024.0
         );
         if n > r.workers_before && rate >= need {
+            // Each segment's rate is known now.
+            self.chunk_len = range_for(rate / n as f64);
+            self.judged = true;
+            // Several started at once against the single stream: a quarter faster is worth
+            // keeping them, but if they brought less than half of what they could, one
+            // goes (as a segment added later would).
+            let half = r.rate_before * (1.0 + 0.5 * (n as f64 - before) / before);
+            if r.workers_before <= 1 && n > 2 && rate < half {
+                r.growing = false;
+                return Step::Fewer;
+            }
             r.rate_before = rate;
             r.workers_before = n;
             r.since = now;
@@ -397,7 +472,7 @@ mod tests {
 
     /// A plan of a `size`-byte file whose reader is at 0, with `cap` segments at most.
     fn plan(size: u64, cap: usize) -> Plan {
-        let mut p = Plan::new(size, 0, cap, 1.0);
+        let mut p = Plan::new(size, 0, cap, 2, 1.0);
         p.target = cap;
         p.workers = cap;
         p
@@ -422,15 +497,18 @@ mod tests {
         let mut got = Vec::new();
         let mut out = vec![0u8; 128 * 1024];
         loop {
-            match p.copy(got.len() as u64, &mut out) {
+            let at = got.len() as u64;
+            match p.copy(at, &mut out) {
                 Served::Bytes(n) => got.extend_from_slice(&out[..n]),
                 Served::Eof => break,
                 other => panic!("at {}: {other:?}", got.len()),
             }
-            p.release(got.len() as u64);
+            p.release(at, got.len() as u64);
         }
         assert_eq!(got, pattern(0, size as usize));
-        assert_eq!(p.held, 0, "every range freed once read");
+        // Every range freed once read, but those a late request may still ask for.
+        assert!(p.chunks.iter().all(|c| c.end + LATE > size), "{}", p.held);
+        assert!(p.chunks.len() < jobs.len());
     }
 
     #[test]
@@ -461,14 +539,41 @@ mod tests {
                 }
                 assert!(p.held as u64 <= (cap as u64 + 1) * CHUNK, "{}", p.held);
                 match p.copy(read, &mut out) {
-                    Served::Bytes(n) => read += n as u64,
+                    Served::Bytes(n) => {
+                        p.release(read, read + n as u64);
+                        read += n as u64;
+                    }
                     other => panic!("{other:?}"),
                 }
-                p.release(read);
             }
             assert!(p.peak as u64 <= (cap as u64 + 1) * CHUNK);
             assert!(p.peak as u64 > cap as u64 * CHUNK, "the bound is reached");
         }
+    }
+
+    #[test]
+    fn a_read_overtaken_by_the_next_two_still_finds_its_bytes() {
+        let size = 4 * CHUNK;
+        let mut p = plan(size, 2);
+        let a = p.take().unwrap();
+        let b = p.take().unwrap();
+        for j in [a, b] {
+            p.append(j.start, &pattern(j.start, (j.end - j.start) as usize));
+            p.finish(j.start, Done { eof: false });
+        }
+        let mib = 1 << 20;
+        let mut out = vec![0u8; mib as usize];
+        // The kernel's requests for [3, 4) MiB and [4, 5) MiB are served before [2, 3).
+        for at in [3 * mib, 4 * mib] {
+            assert_eq!(p.copy(at, &mut out), Served::Bytes(mib as usize));
+            p.release(at, at + mib);
+        }
+        assert_eq!(p.copy(2 * mib, &mut out), Served::Bytes(mib as usize));
+        assert_eq!(out, pattern(2 * mib, mib as usize));
+        p.release(2 * mib, 3 * mib);
+        // Once the reader is a request past it, the range is freed.
+        assert!(p.release(5 * mib, 6 * mib), "the first range goes");
+        assert_eq!(p.chunks.front().map(|c| c.start), Some(b.start));
     }
 
     #[test]
@@ -498,7 +603,7 @@ mod tests {
         p.finish(a.start, Done { eof: false });
         p.append(b.start, &pattern(CHUNK, 10));
         let mut out = [0u8; 100];
-        p.release(size);
+        p.release(size, size);
         assert_eq!(p.copy(size, &mut out), Served::NotHere, "no 226 yet");
         p.finish(b.start, Done { eof: true });
         assert_eq!(p.copy(size, &mut out), Served::Eof);
@@ -513,7 +618,7 @@ mod tests {
     #[test]
     fn a_segment_is_added_while_the_rate_grows_and_stops_when_it_does_not() {
         let t0 = Instant::now();
-        let mut p = Plan::new(100 * CHUNK, 0, 4, 1000.0);
+        let mut p = Plan::new(100 * CHUNK, 0, 4, 2, 1000.0);
         p.workers = 2;
         p.settled(t0);
         // Two connections, twice the single stream: one more.
@@ -533,11 +638,109 @@ mod tests {
         assert_eq!(p.step(t0 + 2 * INTERVAL), Step::Fewer);
         assert_eq!(p.step(t0 + 4 * INTERVAL), Step::Nothing);
         // Two no faster than one: segments stop.
-        let mut p = Plan::new(100 * CHUNK, 0, 4, 1000.0);
+        let mut p = Plan::new(100 * CHUNK, 0, 4, 2, 1000.0);
         p.workers = 2;
         p.settled(t0);
         p.ramp.received = (1200.0 * secs) as u64;
         assert_eq!(p.step(t0 + INTERVAL), Step::Stop);
+    }
+
+    #[test]
+    fn several_started_at_once_and_faster_make_ranges_longer_within_the_bound() {
+        let t0 = Instant::now();
+        let secs = INTERVAL.as_secs_f64();
+        let size = 200 * CHUNK;
+        // Four started at once against a single stream of 2 MiB/s, 4.2 times as fast.
+        let single = 2.0 * 1024.0 * 1024.0;
+        let mut p = Plan::new(size, 0, 4, 4, single);
+        assert_eq!(p.target, 4, "all four wanted from the start");
+        p.workers = 4;
+        // Not judged yet: as long as the single stream fetches in RANGE_TIME.
+        let first = p.take().unwrap();
+        assert_eq!(first.end - first.start, MAX_CHUNK);
+        p.append(first.start, &pattern(0, MAX_CHUNK as usize));
+        p.finish(first.start, Done { eof: false });
+        p.settled(t0);
+        p.ramp.received += (4.2 * single * secs) as u64;
+        assert_eq!(p.step(t0 + INTERVAL), Step::Nothing, "judged: all kept");
+        // 2.1 MiB/s each for RANGE_TIME is more than MAX_CHUNK.
+        assert_eq!(p.chunk_len, MAX_CHUNK);
+        let mut read = 0u64;
+        let mut out = vec![0u8; 1 << 20];
+        let mut lens = vec![MAX_CHUNK];
+        while read < size {
+            while let Some(j) = p.take() {
+                lens.push(j.end - j.start);
+                p.append(j.start, &pattern(j.from, (j.end - j.from) as usize));
+                p.finish(j.start, Done { eof: j.last });
+            }
+            assert!(p.held as u64 <= 5 * MAX_CHUNK, "{}", p.held);
+            match p.copy(read, &mut out) {
+                Served::Bytes(n) => {
+                    p.release(read, read + n as u64);
+                    read += n as u64;
+                }
+                other => panic!("{other:?}"),
+            }
+        }
+        assert_eq!(p.tally.longest, MAX_CHUNK);
+        // Long from the judgement on, then, near the end, equal shares of what is left:
+        // shorter again, never below MIN_SHARE (the last takes what is left whole).
+        assert_eq!(lens[1], MAX_CHUNK, "{lens:?}");
+        let n = lens.len();
+        assert!(lens[1..n - 1].windows(2).all(|w| w[0] >= w[1]), "{lens:?}");
+        assert!(lens.iter().all(|&l| l >= MIN_SHARE), "{lens:?}");
+        assert!(lens[n - 1] < 2 * MIN_SHARE, "{lens:?}");
+        assert!(p.peak as u64 > 4 * MAX_CHUNK, "the bound is reached");
+    }
+
+    #[test]
+    fn near_the_end_ranges_are_sized_for_the_segments_to_end_together() {
+        let size = 40 * CHUNK;
+        let mut p = plan(size, 4);
+        p.judged = true;
+        p.chunk_len = MAX_CHUNK;
+        // Three segments are fetching, with 2, 4 and 6 MiB still to come; 10 MiB are not
+        // taken yet.
+        let mib = 1 << 20;
+        p.next = size - 10 * mib;
+        for (i, coming) in [2, 4, 6].into_iter().enumerate() {
+            let start = p.next - 8 * mib * (3 - i as u64);
+            p.chunks
+                .push_back(Chunk::new(start, start + 8 * mib, Taken));
+            p.append(start, &vec![0; ((8 - coming) * mib) as usize]);
+        }
+        // The fourth gets a quarter of the 22 MiB to come, not MAX_CHUNK.
+        let j = p.take().unwrap();
+        assert_eq!(j.end - j.start, 22 * mib / 4);
+        // What is left is taken whole rather than leaving a sliver behind.
+        p.chunks
+            .iter_mut()
+            .for_each(|c| c.state = Done { eof: false });
+        p.next = size - MIN_SHARE - MIN_SHARE / 2;
+        assert_eq!(p.take().map(|j| j.end), Some(size));
+    }
+
+    #[test]
+    fn several_started_at_once_that_bring_little_lose_one() {
+        let t0 = Instant::now();
+        let secs = INTERVAL.as_secs_f64();
+        // Four at once, 1.5 times the single stream: worth it, but one goes.
+        let mut p = Plan::new(100 * CHUNK, 0, 4, 4, 1000.0);
+        p.workers = 4;
+        p.settled(t0);
+        p.ramp.received = (1500.0 * secs) as u64;
+        assert_eq!(p.step(t0 + INTERVAL), Step::Fewer);
+        // No faster at all: segments stop.
+        let mut p = Plan::new(100 * CHUNK, 0, 4, 4, 1000.0);
+        p.workers = 4;
+        p.settled(t0);
+        p.ramp.received = (1100.0 * secs) as u64;
+        assert_eq!(p.step(t0 + INTERVAL), Step::Stop);
+        assert_eq!(
+            p.chunk_len, CHUNK,
+            "ranges stay short when segments do not help"
+        );
     }
 
     #[test]
@@ -572,8 +775,9 @@ mod tests {
         let mut got = Vec::new();
         let mut out = vec![0u8; 300_000];
         while let Served::Bytes(n) = p.copy(got.len() as u64, &mut out) {
+            let at = got.len() as u64;
             got.extend_from_slice(&out[..n]);
-            p.release(got.len() as u64);
+            p.release(at, got.len() as u64);
         }
         assert_eq!(got, pattern(0, size as usize));
         assert_eq!(p.copy(size, &mut out), Served::Eof);
