@@ -71,11 +71,15 @@ impl RustlsStream {
     /// `SSL_shutdown` called until it returns 1: pure-ftpd, vsftpd) waits for our
     /// `close_notify` before it sends its `226`; sent when the transfer's data has all been
     /// read, it costs a round trip per transfer. The client sends nothing on such a data
-    /// connection, so saying so at once is true early.
+    /// connection, so it may say goodbye as soon as the handshake is done.
     ///
     /// Only with TLS 1.3, where a `close_notify` closes one direction and the peer may go on
     /// sending (RFC 8446, 6.1); in TLS 1.2 a peer that reads it must answer with its own and
     /// drop what it has not sent yet (RFC 5246, 7.2.1). With TLS 1.2 nothing changes.
+    ///
+    /// A TLS error in what the server sends afterwards makes rustls send a fatal alert after
+    /// the `close_notify`, which its debug builds assert against (a panic); release builds
+    /// send the alert and return the error, as without the early goodbye.
     pub fn close_early(&mut self, watch: Arc<dyn EarlyClose>) {
         self.early_close = Some(watch);
     }
