@@ -9,6 +9,11 @@
 //! The order of command, hello and `150` is read from the mount's log with one control
 //! connection (`connections=1`), where one thread at a time writes those lines; the
 //! sessions are counted by the mount itself (`ftpfs status --json`).
+//!
+//! Downloads and listings send their `close_notify` with the handshake's end (pure-ftpd and
+//! vsftpd send `226` only once it came): what they read must still be all the server has,
+//! byte for byte, on every TLS server; and a transfer that fails after it turns it off for
+//! the mount and is repeated whole.
 
 mod common;
 
@@ -174,4 +179,212 @@ fn refused_downloads_over_tls_leave_a_session_for_the_next_data_connection() {
     assert!(!log.contains("session reuse"), "no data connection refused");
     assert_eq!(c["logins"], 1, "one control connection throughout ({c})");
     assert_eq!(c["tls_full_handshakes"], 1, "{c}");
+}
+
+/// Lines of `log` that say a data connection sent its `close_notify` early.
+fn early_closes(log: &str) -> usize {
+    log.lines()
+        .filter(|l| l.contains("close_notify sent with the data connection's handshake"))
+        .count()
+}
+
+/// A directory whose listing takes many TLS records (400 names of 60 bytes), a 3 MiB file
+/// and small ones, read through a mount of `kind`: the listing has every name, each file
+/// every byte (whole and at an offset), and no transfer failed. `tls13`: the server speaks
+/// TLS 1.3, and each download and listing sent its `close_notify` early; otherwise (TLS
+/// 1.2, where a peer that reads it must stop sending) none did.
+fn early_close_reads_everything(kind: ServerKind, tls13: bool) {
+    let data = tempfile::tempdir().unwrap();
+    let Some(server) = Server::start(kind, data.path()) else {
+        return;
+    };
+    let mut rng = Rng(42);
+    let mut names = std::collections::BTreeSet::new();
+    for i in 0..400 {
+        let name = format!("entry-{i:04}-{}.txt", "x".repeat(40));
+        std::fs::write(data.path().join(&name), format!("{i}\n")).unwrap();
+        names.insert(name);
+    }
+    let big = rng.bytes(3 << 20);
+    std::fs::write(data.path().join("big.bin"), &big).unwrap();
+    names.insert("big.bin".into());
+    let m = Mount::new(&server, &[]);
+    let root = m.path();
+    let listed: std::collections::BTreeSet<String> = std::fs::read_dir(root)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    assert!(
+        listed == names,
+        "{} of {} names listed",
+        listed.len(),
+        names.len()
+    );
+    assert!(
+        std::fs::read(root.join("big.bin")).unwrap() == big,
+        "big.bin whole"
+    );
+    let mut part = vec![0u8; 100_000];
+    std::os::unix::fs::FileExt::read_exact_at(
+        &std::fs::File::open(root.join("big.bin")).unwrap(),
+        &mut part,
+        2_000_000,
+    )
+    .unwrap();
+    assert!(part[..] == big[2_000_000..2_100_000], "bytes at 2000000");
+    for i in [0, 199, 399] {
+        let name = format!("entry-{i:04}-{}.txt", "x".repeat(40));
+        assert_eq!(
+            std::fs::read_to_string(root.join(&name)).unwrap(),
+            format!("{i}\n")
+        );
+    }
+    let log = m.log_text();
+    drop(m);
+    if tls13 {
+        assert!(
+            early_closes(&log) >= 4,
+            "the listing and the downloads said goodbye early: {}",
+            early_closes(&log)
+        );
+    } else {
+        assert_eq!(early_closes(&log), 0, "no early goodbye in TLS 1.2");
+        assert!(log.contains("not TLS 1.3: close_notify only after"));
+    }
+    assert!(
+        !log.contains("failed after its early close_notify") && !log.contains("WARN"),
+        "no transfer failed:\n{}",
+        log.lines()
+            .filter(|l| l.contains("WARN") || l.contains("early close"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+}
+
+#[test]
+fn pure_ftpd_listings_and_reads_are_whole_with_an_early_close_notify() {
+    early_close_reads_everything(ServerKind::PureFtpdTls, true);
+}
+
+#[test]
+fn vsftpd_listings_and_reads_are_whole_with_an_early_close_notify() {
+    early_close_reads_everything(ServerKind::VsftpdTls, true);
+}
+
+/// libunftp speaks TLS 1.2 unless told otherwise (its `TlsFlags` default).
+#[test]
+fn libunftp_listings_and_reads_are_whole_in_tls_1_2_without_an_early_close_notify() {
+    early_close_reads_everything(ServerKind::UnftpTls, false);
+}
+
+/// A remote on `server` (one control connection) whose first data connection that sends its
+/// `close_notify` early fails as it does, as on a server that drops the data connection
+/// when it comes; `tls` is the mount's, to ask whether it still closes early.
+fn remote_failing_once(server: &Server) -> (ftpfs::ftp::FtpRemote, ftpfs::ftp::tls::Tls) {
+    let tls = ftpfs::ftp::tls::Tls::new(
+        ftpfs::ftp::tls::TlsMode::Required,
+        server.ca.as_deref(),
+        &[],
+        false,
+    )
+    .unwrap()
+    .failing_the_first_early_closed_transfer();
+    let endpoint = ftpfs::ftp::conn::Endpoint {
+        host: "localhost".into(),
+        port: server.port,
+        user: server.user.unwrap().into(),
+        password: ftpfs::secret::Secret::new(PASSWORD),
+        timeout: std::time::Duration::from_secs(10),
+        policy: ftpfs::ftp::retry::Policy {
+            retries: 3,
+            max_delay: std::time::Duration::from_millis(200),
+            deadline: std::time::Duration::from_secs(20),
+        },
+        tls: tls.clone(),
+        limit_recheck: ftpfs::ftp::pool::DEFAULT_LIMIT_RECHECK,
+        keepalive: ftpfs::ftp::conn::DEFAULT_KEEPALIVE,
+        data: Default::default(),
+        pasv_addr: Default::default(),
+        listen: Default::default(),
+        pipelining: true,
+        dialogue: Default::default(),
+    };
+    let r = ftpfs::ftp::FtpRemote::connect(endpoint, 1, "", ftpfs::ftp::ListingMode::Auto).unwrap();
+    (r, tls)
+}
+
+/// A listing whose data connection fails after its early `close_notify` is repeated, whole,
+/// and from then on the mount waits for the server's last byte before saying goodbye.
+fn failed_listing_is_repeated_whole(kind: ServerKind) {
+    use ftpfs::remote::Remote;
+    let data = tempfile::tempdir().unwrap();
+    let Some(server) = Server::start(kind, data.path()) else {
+        return;
+    };
+    let names: std::collections::BTreeSet<String> = (0..300)
+        .map(|i| format!("name-{i:03}-{}", "y".repeat(50)))
+        .collect();
+    for n in &names {
+        std::fs::write(data.path().join(n), b"z").unwrap();
+    }
+    let (r, tls) = remote_failing_once(&server);
+    assert_eq!(tls.early_close(), (true, 0), "on at the start");
+    for round in 0..3 {
+        let listed: std::collections::BTreeSet<String> =
+            r.list("").unwrap().into_iter().map(|e| e.name).collect();
+        assert!(
+            listed == names,
+            "listing {round}: {} of {} names",
+            listed.len(),
+            names.len()
+        );
+    }
+    assert_eq!(
+        tls.early_close(),
+        (false, 1),
+        "the one failed early close turned it off; none after it"
+    );
+    r.shutdown();
+}
+
+#[test]
+fn pure_ftpd_listing_failing_after_an_early_close_is_repeated_whole_and_turns_it_off() {
+    failed_listing_is_repeated_whole(ServerKind::PureFtpdTls);
+}
+
+#[test]
+fn vsftpd_listing_failing_after_an_early_close_is_repeated_whole_and_turns_it_off() {
+    failed_listing_is_repeated_whole(ServerKind::VsftpdTls);
+}
+
+/// A download that fails after its early `close_notify` is repeated (resumed where it
+/// stopped) without closing early again: every byte of the file arrives, in order.
+#[test]
+fn pure_ftpd_read_failing_after_an_early_close_is_repeated_whole_and_turns_it_off() {
+    use ftpfs::remote::{Remote, RemoteReader};
+    let data = tempfile::tempdir().unwrap();
+    let Some(server) = Server::start(ServerKind::PureFtpdTls, data.path()) else {
+        return;
+    };
+    let bytes = Rng(7).bytes(1 << 20);
+    std::fs::write(data.path().join("file.bin"), &bytes).unwrap();
+    let (r, tls) = remote_failing_once(&server);
+    let reader = r.open_reader("file.bin", bytes.len() as u64).unwrap();
+    let mut got = Vec::new();
+    for _ in 0..64 {
+        let d = reader.read_at(got.len() as u64, 128 * 1024).unwrap();
+        if d.is_empty() {
+            break;
+        }
+        got.extend_from_slice(&d);
+    }
+    assert!(
+        got == bytes,
+        "{} of {} bytes, or other bytes",
+        got.len(),
+        bytes.len()
+    );
+    assert_eq!(tls.early_close(), (false, 1));
+    drop(reader);
+    r.shutdown();
 }

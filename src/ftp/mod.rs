@@ -582,10 +582,12 @@ fn data_lines(c: &mut conn::Conn, command: &str) -> Result<Vec<String>> {
         }
     }
     sockets.end_data();
-    reader
-        .into_inner()
-        .finish()
-        .map_err(|e| Error::from_ftp(Op::List, e))?;
+    let finished = reader.into_inner().finish();
+    if let (Err(e), Some(sessions)) = (&finished, &c.sessions) {
+        // A listing whose data connection said goodbye early is not trusted to do so again.
+        sessions.transfer_failed(e);
+    }
+    finished.map_err(|e| Error::from_ftp(Op::List, e))?;
     Ok(lines)
 }
 

@@ -553,6 +553,10 @@ impl Stream {
         let transfer = self.transfer.take().expect("finish is called once");
         self.lease.conn().sockets.end_data();
         let finished = transfer.finish();
+        if let (Err(e), Some(sessions)) = (&finished, &self.lease.conn().sessions) {
+            // See `tls`: an early goodbye is not trusted again after a failed download.
+            sessions.transfer_failed(e);
+        }
         if self.z {
             // A connection that stays in MODE Z is closed by the pool; the file is whole.
             let _ = back_to_mode_s(&mut self.lease);

@@ -53,13 +53,28 @@
 //! a command the server may refuse. Resuming saves the server's signature and our
 //! certificate check, not a round trip (TLS 1.3's full handshake is one round trip too):
 //! pure-ftpd issues no tickets, and each of its data connections is a full handshake.
-//! Left (BENCHMARKS.md, "WAN over FTPS"): pure-ftpd answers a listing's `226` only after our
-//! `close_notify`, one more round trip per listing; sending it before the listing is read
-//! would save it, at the risk of a server that takes it for an abort.
+//!
+//! *Saying goodbye early.* pure-ftpd and vsftpd end a download or a listing with a complete
+//! TLS shutdown: they send their `close_notify`, wait for ours, and only then send `226`.
+//! Ours used to go when the stream was dropped, after the server's last byte: one round
+//! trip more per download and listing. The client never sends anything on such a data
+//! connection, so its `close_notify` goes with its last handshake message (suppaftp's
+//! `RustlsStream::close_early`, at the stream's first read: uploads are never read), and
+//! the server finds it waiting when it ends the transfer. Only in TLS 1.3, which makes
+//! `close_notify` a half-close ("the other party MAY continue sending", RFC 8446 6.1);
+//! TLS 1.2 tells a peer that reads it to drop what it has not sent (RFC 5246 7.2.1), so
+//! there the goodbye still waits (libunftp speaks TLS 1.2 by default). Neither pure-ftpd
+//! nor vsftpd reads the data connection while it sends. A server that took it for an abort
+//! would show it as a failed transfer (an error reply, a broken or truncated TLS stream):
+//! the first such failure after an early goodbye turns them off for the mount
+//! ([`SessionStore::transfer_failed`]), and the transfer is repeated as any failed one
+//! (a listing by the retry policy, a read resumed at its first missing byte). A server
+//! that stopped short and still said `226` would go unnoticed; none we know does.
 
 use std::collections::VecDeque;
 use std::net::TcpStream;
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -102,6 +117,8 @@ pub struct Tls {
     refusal: Option<Arc<Mutex<Option<String>>>>,
     /// Tests only: see [`Tls::leaving_upload_tickets_unread`].
     unread_upload_tickets: bool,
+    /// Whether downloads and listings say goodbye early, for the whole mount.
+    early_close: Arc<EarlyCloseRule>,
 }
 
 impl Tls {
@@ -112,6 +129,7 @@ impl Tls {
             config: None,
             refusal: None,
             unread_upload_tickets: false,
+            early_close: Arc::default(),
         }
     }
 
@@ -121,6 +139,7 @@ impl Tls {
         let mut config = ClientConfig::clone(self.config.as_ref()?);
         let store = Arc::new(SessionStore {
             unread_upload_tickets: self.unread_upload_tickets,
+            early_close: Arc::clone(&self.early_close),
             ..SessionStore::default()
         });
         config.resumption = Resumption::store(Arc::clone(&store) as Arc<dyn ClientSessionStore>);
@@ -140,6 +159,26 @@ impl Tls {
     pub fn leaving_upload_tickets_unread(mut self) -> Tls {
         self.unread_upload_tickets = true;
         self
+    }
+
+    /// For tests of the early close's rule only: the first data connection that sends its
+    /// `close_notify` early is shut as it does, so that its download or listing fails, as
+    /// on a server that drops the data connection when our goodbye comes. No server we test
+    /// does that on its own. (Shutting only the read side would not do: Linux still delivers
+    /// what arrives after it, so whether the transfer failed would be down to timing.)
+    #[doc(hidden)]
+    pub fn failing_the_first_early_closed_transfer(self) -> Tls {
+        self.early_close.fail_next.store(true, Ordering::Relaxed);
+        self
+    }
+
+    /// Whether downloads and listings still send their `close_notify` early on this mount
+    /// (see the module docs), and how many have done so.
+    pub fn early_close(&self) -> (bool, u64) {
+        (
+            self.early_close.on.load(Ordering::Relaxed),
+            self.early_close.sent.load(Ordering::Relaxed),
+        )
     }
 
     /// Why the server's certificate was refused, if it was: the last refusal, taken.
@@ -227,6 +266,7 @@ impl Tls {
             config: Some(Arc::new(config)),
             refusal: Some(refusal),
             unread_upload_tickets: false,
+            early_close: Arc::default(),
         })
     }
 }
@@ -314,6 +354,11 @@ impl TlsConnector for Connector {
         let mut tls = self.inner.connect(domain, stream)?;
         if data {
             crate::status::stats().tls_data_connection();
+            self.store.closed_early.store(false, Ordering::Relaxed);
+            if self.store.early_close.on.load(Ordering::Relaxed) {
+                // Acts only if the stream is read: downloads and listings.
+                tls.close_early(Arc::clone(&self.store) as Arc<dyn suppaftp::EarlyClose>);
+            }
             send_client_hello(&mut tls)?;
             log::debug!(
                 "TLS: data connection hello sent{}",
@@ -526,6 +571,10 @@ pub struct SessionStore {
     inner: Mutex<Sessions>,
     /// Tests only: see [`Tls::leaving_upload_tickets_unread`].
     unread_upload_tickets: bool,
+    /// The mount's rule for early goodbyes.
+    early_close: Arc<EarlyCloseRule>,
+    /// Whether the current (or last) data connection sent its `close_notify` early.
+    closed_early: AtomicBool,
 }
 
 #[derive(Default)]
@@ -564,6 +613,67 @@ impl SessionStore {
     pub fn last_ticket(&self) -> bool {
         let s = self.inner.lock();
         s.tls12.is_none() && s.tls13.len() == 1
+    }
+}
+
+/// Whether a mount's downloads and listings send their `close_notify` early (see the module
+/// docs): on until a transfer that did fails, then off for the mount's life.
+#[derive(Debug)]
+struct EarlyCloseRule {
+    on: AtomicBool,
+    /// Data connections that did so far.
+    sent: AtomicU64,
+    /// Tests only: see [`Tls::failing_the_first_early_closed_transfer`].
+    fail_next: AtomicBool,
+}
+
+impl Default for EarlyCloseRule {
+    fn default() -> Self {
+        EarlyCloseRule {
+            on: AtomicBool::new(true),
+            sent: AtomicU64::new(0),
+            fail_next: AtomicBool::new(false),
+        }
+    }
+}
+
+impl EarlyCloseRule {
+    fn turn_off(&self, why: &dyn std::fmt::Display) {
+        if self.on.swap(false, Ordering::Relaxed) {
+            log::info!(
+                "TLS: a download or listing failed after its early close_notify ({why}); \
+                 they wait for the server's last byte from now on"
+            );
+        }
+    }
+}
+
+impl SessionStore {
+    /// After a download or listing on this connection failed (an error reply, a short
+    /// transfer): if its data connection said goodbye early, the server may have taken that
+    /// for the end, and no later one does so on this mount. The caller repeats the transfer
+    /// (the listing's retry, the read's resumption), which then waits for the server's end.
+    pub fn transfer_failed(&self, why: &dyn std::fmt::Display) {
+        if self.closed_early.swap(false, Ordering::Relaxed) {
+            self.early_close.turn_off(why);
+        }
+    }
+}
+
+impl suppaftp::EarlyClose for SessionStore {
+    fn sent(&self, socket: &TcpStream) {
+        self.closed_early.store(true, Ordering::Relaxed);
+        self.early_close.sent.fetch_add(1, Ordering::Relaxed);
+        log::debug!("TLS: close_notify sent with the data connection's handshake");
+        if self.early_close.fail_next.swap(false, Ordering::Relaxed) {
+            let _ = socket.shutdown(std::net::Shutdown::Both);
+        }
+    }
+
+    fn failed(&self, error: &std::io::Error) {
+        if error.kind() != std::io::ErrorKind::Interrupted {
+            self.transfer_failed(error);
+        }
     }
 }
 

@@ -229,7 +229,7 @@ use sync_ftp::NoTlsStream;
 #[cfg_attr(docsrs, doc(cfg(feature = "secure")))]
 #[doc(inline)]
 pub use sync_ftp::TlsConnector;
-pub use sync_ftp::{ActiveListener, ActiveListenerBuilder, ImplFtpStream, PassiveStreamBuilder, TlsStream};
+pub use sync_ftp::{ActiveListener, ActiveListenerBuilder, EarlyClose, ImplFtpStream, PassiveStreamBuilder, TlsStream};
 pub use types::{ActivePeerCheck, FtpError, FtpResult, Mode, ReplyTooLarge};
 pub type FtpStream = ImplFtpStream<NoTlsStream>;
 // -- export secure (native-tls)

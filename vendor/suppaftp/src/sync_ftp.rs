@@ -23,7 +23,7 @@ pub use data_stream::DataStream;
 pub use tls::TlsConnector;
 #[cfg(feature = "native-tls")]
 pub use tls::{NativeTlsConnector, NativeTlsStream};
-pub use tls::{NoTlsStream, TlsStream};
+pub use tls::{EarlyClose, NoTlsStream, TlsStream};
 #[cfg(any(feature = "rustls-aws-lc-rs", feature = "rustls-ring"))]
 pub use tls::{RustlsConnector, RustlsStream};
 pub use transfer_stream::TransferStream;

@@ -56,7 +56,7 @@ where
     fn read(&mut self, buf: &mut [u8]) -> Result<usize> {
         match self {
             DataStream::Tcp(stream) => stream.read(buf),
-            DataStream::Ssl(stream) => stream.mut_ref().read(buf),
+            DataStream::Ssl(stream) => stream.read_data(buf),
         }
     }
 }

@@ -58,6 +58,28 @@ pub trait TlsStream: Debug {
 
     /// Get mutable reference to tls stream
     fn mut_ref(&mut self) -> &mut Self::InnerStream;
+
+    /// ftpfs patch: reads from a data connection (a download or a listing: the client never
+    /// reads an upload's), so that a stream may act on the first read, as the rustls one does
+    /// for `RustlsStream::close_early`. Default: the inner stream's read.
+    ///
+    /// # Errors
+    ///
+    /// Those of the inner stream's read.
+    fn read_data(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        self.mut_ref().read(buf)
+    }
+}
+
+/// ftpfs patch: told what became of a data connection whose `close_notify` went out early
+/// (`RustlsStream::close_early`).
+pub trait EarlyClose: Debug + Send + Sync {
+    /// The `close_notify` is queued, to go out with the client's last handshake message (on
+    /// `socket`, the data connection).
+    fn sent(&self, socket: &TcpStream);
+
+    /// A read on that data connection failed afterwards.
+    fn failed(&self, error: &std::io::Error);
 }
 
 /// A placeholder TLS stream used for plain (non-secure) FTP connections.

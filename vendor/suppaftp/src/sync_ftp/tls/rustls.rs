@@ -2,14 +2,14 @@
 //!
 //! Rustls implementation of tls types
 
-use std::io::Write;
+use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::sync::Arc;
 
 use rustls::pki_types::ServerName;
-use rustls::{ClientConfig, ClientConnection, StreamOwned};
+use rustls::{ClientConfig, ClientConnection, ProtocolVersion, StreamOwned};
 
-use super::{TlsConnector, TlsStream};
+use super::{EarlyClose, TlsConnector, TlsStream};
 use crate::{FtpError, FtpResult};
 
 /// A Wrapper for the tls connector
@@ -41,6 +41,8 @@ impl TlsConnector for RustlsConnector {
         Ok(RustlsStream {
             stream,
             ssl_shutdown: true,
+            early_close: None,
+            closed_early: false,
         })
     }
 }
@@ -53,6 +55,34 @@ impl TlsConnector for RustlsConnector {
 pub struct RustlsStream {
     stream: StreamOwned<ClientConnection, TcpStream>,
     ssl_shutdown: bool,
+    /// ftpfs patch: see [`RustlsStream::close_early`].
+    early_close: Option<Arc<dyn EarlyClose>>,
+    /// Whether our `close_notify` went out at the first read.
+    closed_early: bool,
+}
+
+impl RustlsStream {
+    /// ftpfs patch: on a data connection that carries a download or a listing, sends our
+    /// `close_notify` at the first read, together with our last handshake message, instead
+    /// of when the stream is dropped after the server's last byte; `watch` is told when it
+    /// goes and when a read fails after it.
+    ///
+    /// Why: a server that ends a transfer with a complete TLS shutdown (OpenSSL's
+    /// `SSL_shutdown` called until it returns 1: pure-ftpd, vsftpd) waits for our
+    /// `close_notify` before it sends its `226`; sent when the transfer's data has all been
+    /// read, it costs a round trip per transfer. The client sends nothing on such a data
+    /// connection, so it may say goodbye as soon as the handshake is done.
+    ///
+    /// Only with TLS 1.3, where a `close_notify` closes one direction and the peer may go on
+    /// sending (RFC 8446, 6.1); in TLS 1.2 a peer that reads it must answer with its own and
+    /// drop what it has not sent yet (RFC 5246, 7.2.1). With TLS 1.2 nothing changes.
+    ///
+    /// A TLS error in what the server sends afterwards makes rustls send a fatal alert after
+    /// the `close_notify`, which its debug builds assert against (a panic); release builds
+    /// send the alert and return the error, as without the early goodbye.
+    pub fn close_early(&mut self, watch: Arc<dyn EarlyClose>) {
+        self.early_close = Some(watch);
+    }
 }
 
 impl TlsStream for RustlsStream {
@@ -85,6 +115,34 @@ impl TlsStream for RustlsStream {
     /// Get mutable reference to tls stream
     fn mut_ref(&mut self) -> &mut Self::InnerStream {
         &mut self.stream
+    }
+
+    /// The first read completes the handshake, then queues our `close_notify` when asked to
+    /// ([`RustlsStream::close_early`]): the read that follows writes it in one go with our
+    /// `Finished`, before it reads the server's data.
+    fn read_data(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let Some(watch) = self.early_close.clone() else {
+            return self.stream.read(buf);
+        };
+        if !self.closed_early {
+            if self.stream.conn.is_handshaking() {
+                // A failure here came before any goodbye of ours: not the early close's.
+                self.stream.conn.complete_io(&mut self.stream.sock)?;
+            }
+            if self.stream.conn.protocol_version() != Some(ProtocolVersion::TLSv1_3) {
+                debug!("not TLS 1.3: close_notify only after the server's last byte");
+                self.early_close = None;
+                return self.stream.read(buf);
+            }
+            self.stream.conn.send_close_notify();
+            self.closed_early = true;
+            watch.sent(&self.stream.sock);
+        }
+        let read = self.stream.read(buf);
+        if let Err(e) = &read {
+            watch.failed(e);
+        }
+        read
     }
 }
 
