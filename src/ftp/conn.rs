@@ -340,7 +340,14 @@ impl Conn {
             {
                 sockets.set_data(s.try_clone().ok());
                 ftp.adopt_prepared_data_connection(s);
-                log::debug!("a data connection is kept for the first transfer");
+                log::debug!(
+                    "{} is kept for the first transfer",
+                    if first {
+                        "the passive-mode test connection"
+                    } else {
+                        "the data connection opened with the login"
+                    }
+                );
             }
         }
         Ok(Conn {
