@@ -20,9 +20,10 @@
 //!   to another site when it is refused), `PASS`, then the set-up with the `EPSV` probe.
 //!
 //! Nothing is written behind `PASS`: libunftp checks a password in a task of its own and
-//! answers the commands that came after `PASS` first (the set-up gets `530 Please
-//! authenticate` before `230` arrives, or a `200` is read as `PASS`'s answer). A reply
-//! cannot say which command it answers, so the set-up waits for `230`. The set-up commands
+//! answers the commands that came after `PASS` before `PASS` itself (`200 Always in UTF-8
+//! mode` to `OPTS UTF8 ON` was read as the answer to a wrong password; a set-up command
+//! may get `530` for coming before the login ended). A reply cannot say which command it
+//! answers, so the set-up waits for `230`. The set-up commands
 //! are known before login only when `FEAT` listed the features; a server that refused
 //! `FEAT` gets them after its answers are probed (see [`super::conn`]).
 //!
@@ -50,8 +51,8 @@
 //! A refused login (`530` to `USER` or `PASS`, `421` from a server at its limit) ends the
 //! reading there: the reply to a `PASS` written behind a refused `USER` (`530` again, or
 //! nothing from a server that hangs up) is never read, and the connection is dropped, so
-//! nothing can be read out of step. The error is the one a login one command at a time gives. The password
-//! never reaches a log line: the trace of a write shows `PASS ****`.
+//! nothing can be read out of step. The error is the one a login one command at a time
+//! gives. The password never reaches a log line: the trace of a write shows `PASS ****`.
 //!
 //! A server that loses pipelined commands (no reply comes after the first, or the connection
 //! breaks meanwhile) costs one reply timeout here: pipelining is turned off for the mount and
