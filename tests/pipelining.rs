@@ -303,9 +303,10 @@ fn a_refused_auth_tls_goes_on_in_plain_on_the_same_connection() {
     );
 }
 
-/// After login, `OPTS UTF8 ON`, `OPTS MLST` and `TYPE I` (and on the mount's first
-/// connection the `REST` probe and `PWD`) are written at once: each arrived with the next
-/// one (`<+>`), in every session; the mount works and lists what `OPTS MLST` asked for.
+/// After login, `OPTS UTF8 ON`, `OPTS MLST`, `TYPE I` and `EPSV` (and on the mount's first
+/// connection the `REST` probe and `PWD` before it) are written at once: each arrived with
+/// the next one (`<+>`), in every session; nothing came with `PASS`; the mount
+/// works and lists what `OPTS MLST` asked for. (How `USER` goes: tests/login.rs.)
 #[test]
 fn the_commands_after_login_arrive_together() {
     let data = served();
@@ -339,16 +340,18 @@ fn the_commands_after_login_arrive_together() {
             })
             .collect();
         let pass = mine.iter().position(|c| verb(c) == "PASS").unwrap();
+        assert_eq!(mine[pass], "PASS ******", "{all:?}");
         let want: &[&str] = if i == 0 {
             &[
                 "OPTS UTF8 ON <+>",
                 "OPTS MLST <+>",
                 "TYPE I <+>",
                 "REST 0 <+>",
-                "PWD",
+                "PWD <+>",
+                "EPSV",
             ]
         } else {
-            &["OPTS UTF8 ON <+>", "OPTS MLST <+>", "TYPE I"]
+            &["OPTS UTF8 ON <+>", "OPTS MLST <+>", "TYPE I <+>", "EPSV"]
         };
         assert_eq!(&mine[pass + 1..pass + 1 + want.len()], want, "{all:?}");
     }

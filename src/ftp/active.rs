@@ -13,6 +13,10 @@
 //!   within `timeout`: active;
 //! - otherwise passive.
 //!
+//! The `EPSV` is written with the login's last commands when pipelining is on (see
+//! [`super::session`]), its reply read with theirs and handed to [`choose`]: the same reply
+//! decides the same way, one round trip earlier.
+//!
 //! The test connection is not closed: it is the data connection of the mount's first
 //! transfer (the `EPSV` that opened it is that transfer's, see [`Choice::probe`]). Closed
 //! unused, it cost the first transfer an `EPSV` of its own, and it broke libunftp: that
@@ -225,8 +229,14 @@ pub struct Choice {
     pub probe: Option<TcpStream>,
 }
 
+/// The answer to an `EPSV`: the reply (`229`), or the refusal as the server worded it
+/// (`500 Unknown command`).
+pub type EpsvAnswer = std::result::Result<String, String>;
+
 /// Decides the data connection mode on the first connection (see the module docs). `peer`
-/// is the control connection's peer, `timeout` bounds the test connection.
+/// is the control connection's peer, `timeout` bounds the test connection. `asked`: the
+/// answer to an `EPSV` already written (with the login, see [`super::session`]); it decides
+/// exactly as the answer to the `EPSV` sent here would.
 pub fn choose(
     ftp: &mut Ftp,
     mode: DataMode,
@@ -234,6 +244,7 @@ pub fn choose(
     peer: IpAddr,
     timeout: Duration,
     server: &str,
+    asked: Option<EpsvAnswer>,
 ) -> Result<Choice> {
     if mode == DataMode::Active {
         log::info!("{server}: active data connections (data=active)");
@@ -243,13 +254,17 @@ pub fn choose(
             probe: None,
         });
     }
-    let epsv = ftp.custom_command("EPSV", &[Status::ExtendedPassiveMode]);
+    let epsv = asked.unwrap_or_else(|| {
+        ftp.custom_command("EPSV", &[Status::ExtendedPassiveMode])
+            .map(|reply| reply_text(&reply))
+            .map_err(|e| refusal(Some(&e)))
+    });
     let offered = match &epsv {
-        Ok(reply) => epsv_port(&reply_text(reply)).map(|port| SocketAddr::new(peer, port)),
-        Err(_) => match ftp.custom_command("PASV", &[Status::PassiveMode]) {
+        Ok(reply) => epsv_port(reply).map(|port| SocketAddr::new(peer, port)),
+        Err(refused) => match ftp.custom_command("PASV", &[Status::PassiveMode]) {
             Ok(reply) => pasv_address(&reply_text(&reply)).map(|a| pasv_addr.apply(a, peer)),
             Err(pasv @ FtpError::UnexpectedResponse(_)) => {
-                let (epsv, pasv) = (refusal(epsv.as_ref().err()), refusal(Some(&pasv)));
+                let (epsv, pasv) = (refused.clone(), refusal(Some(&pasv)));
                 if mode == DataMode::Passive {
                     return Err(Error::NoPassive { epsv, pasv });
                 }
@@ -322,7 +337,7 @@ fn reply_text(r: &suppaftp::types::Response) -> String {
 }
 
 /// The port in `229 Entering Extended Passive Mode (|||6446|)`.
-fn epsv_port(reply: &str) -> Option<u16> {
+pub(super) fn epsv_port(reply: &str) -> Option<u16> {
     let inner = &reply[reply.find('(')? + 1..];
     let inner = &inner[..inner.find(')')?];
     let d = inner.chars().next()?;

@@ -34,6 +34,9 @@ pub struct Caps {
     /// Active mode announces IPv4 listeners with `EPRT`: the server lists it and accepted
     /// it (see [`super::active::probe_eprt`]).
     pub eprt: bool,
+    /// The first login's `USER` was answered `331`: later logins write `PASS` (and the
+    /// set-up commands) with `USER`, without waiting for it (see [`super::session`]).
+    pub asks_password: bool,
 }
 
 /// The `MLSD` facts ftpfs wants, in the order `OPTS MLST` names them.

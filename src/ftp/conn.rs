@@ -4,9 +4,9 @@
 //! asks: `FEAT` (for `MLST`, `UTF8`, `MDTM`, `HOST`, `EPRT`), then probes `EPSV` and `REST`
 //! directly, because many servers implement both without listing them. The answers are kept
 //! in [`Caps`] ([`super::caps`]) and every later connection only repeats what is
-//! per-connection state:
-//! `HOST`, login, `OPTS UTF8 ON`, `OPTS MLST`, `TYPE I` (the last three written at once,
-//! see [`super::session`]).
+//! per-connection state: `HOST`, login, `OPTS UTF8 ON`, `OPTS MLST`, `TYPE I`, all written
+//! at once when pipelining is on (see [`super::session`]); on the first connection `PASS`
+//! goes with the set-up commands and the `EPSV` probe.
 //!
 //! `FEAT` is asked before `USER`: `HOST` (RFC 7151, virtual hosts) must come before `USER`,
 //! and only `FEAT` says whether the server has it. Asked there it costs nothing more than
@@ -224,6 +224,7 @@ impl Conn {
             );
         }
         let known = info.caps();
+        let first = known.is_none();
         // FEAT before USER on the first connection: HOST, when listed, must come before
         // USER, and asking here costs no more than asking after login. A server that wants
         // a login first (530) is asked again afterwards, the one case that pays a round trip.
@@ -236,16 +237,38 @@ impl Conn {
             (None, Some(Feat::Listed(f))) => f.contains_key("HOST"),
             _ => false,
         };
-        let host_refused = match ep.host_command(listed) {
-            Some(name) => !features::send_host(&mut ftp, ep, &name)?,
-            None => false,
+        let host = ep.host_command(listed);
+        // What the set-up commands are is known before login when `FEAT` listed the
+        // features: they then go with `PASS` (see [`super::session`]).
+        let before_login = match (known, feat.take()) {
+            (Some(c), _) => Some(c),
+            (None, Some(f @ Feat::Listed(_))) => {
+                Some(features::caps_from_feat(&mut ftp, f, &ep.display()))
+            }
+            (None, other) => {
+                feat = other;
+                None
+            }
         };
-        ftp.login(ep.user.as_str(), ep.password.expose())
-            .map_err(|e| Error::from_ftp(Op::Login, e))?;
+        // The first connection's `EPSV` probe; a later connection in passive mode opens its
+        // first data connection ahead the same way (see `ahead` below).
+        let epsv = match known {
+            None => ep.data != super::active::DataMode::Active,
+            Some(c) => c.epsv && !c.active,
+        };
+        let login = super::session::log_in(
+            &ftp,
+            info,
+            ep,
+            host.as_deref(),
+            before_login.as_ref(),
+            first,
+            epsv,
+        )?;
         if matches!(feat, Some(Feat::Refused(530, _))) {
             feat = Some(features::ask_feat(&mut ftp)?);
         }
-        let mut caps = match known {
+        let mut caps = match before_login {
             Some(c) => c,
             // `feat` is always there when the capabilities are unknown.
             None => {
@@ -253,15 +276,21 @@ impl Conn {
             }
         };
         // The URL's name refused as a virtual host: later connections do not ask again.
-        caps.host &= !host_refused;
+        caps.host &= !login.host_refused;
+        if first {
+            caps.asks_password = login.asked_password;
+        }
         // OPTS UTF8, OPTS MLST, TYPE I, and on the first connection the REST probe and PWD:
-        // written at once when pipelining is on (see [`super::session`]).
-        let set_up = super::session::set_up(&ftp, info, &caps, known.is_none(), &ep.display())?;
+        // sent with the login when they could be, else now (see [`super::session`]).
+        let set_up = match login.set_up {
+            Some(s) => s,
+            None => super::session::set_up(&ftp, info, ep, &caps, first)?,
+        };
         caps.rest = set_up.rest.unwrap_or(caps.rest);
         let (caps, probe) = match known {
-            Some(c) => (c, None),
+            Some(c) => (c, open_ahead(ep, peer, login.epsv)),
             None => {
-                let (c, probe) = probe_transfers(&mut ftp, caps, ep, peer)?;
+                let (c, probe) = probe_transfers(&mut ftp, caps, ep, peer, login.epsv)?;
                 log::info!("server {} capabilities: {c:?}", ep.display());
                 *info.caps.lock() = Some(c);
                 (c, probe)
@@ -301,9 +330,9 @@ impl Conn {
             for_data.set_data(s.try_clone().ok());
             Ok(s)
         });
-        // The passive-mode probe's data connection is the first transfer's, set up as the
-        // stream builder sets up its own (see `super::active`: closed unused, libunftp
-        // could give the next transfer to it).
+        // The passive-mode probe's data connection (or a later connection's, opened ahead)
+        // is the first transfer's, set up as the stream builder sets up its own (see
+        // `super::active`: closed unused, libunftp could give the next transfer to it).
         if let Some(s) = probe {
             if s.set_read_timeout(Some(timeout))
                 .and_then(|_| s.set_write_timeout(Some(timeout)))
@@ -311,7 +340,14 @@ impl Conn {
             {
                 sockets.set_data(s.try_clone().ok());
                 ftp.adopt_prepared_data_connection(s);
-                log::debug!("the passive-mode test connection is kept for the first transfer");
+                log::debug!(
+                    "{} is kept for the first transfer",
+                    if first {
+                        "the passive-mode test connection"
+                    } else {
+                        "the data connection opened with the login"
+                    }
+                );
             }
         }
         Ok(Conn {
@@ -556,15 +592,46 @@ fn probe_transfers(
     mut caps: Caps,
     ep: &Endpoint,
     peer: IpAddr,
+    epsv: Option<super::active::EpsvAnswer>,
 ) -> Result<(Caps, Option<TcpStream>)> {
-    let choice =
-        super::active::choose(ftp, ep.data, ep.pasv_addr, peer, ep.timeout, &ep.display())?;
+    let choice = super::active::choose(
+        ftp,
+        ep.data,
+        ep.pasv_addr,
+        peer,
+        ep.timeout,
+        &ep.display(),
+        epsv,
+    )?;
     caps.epsv = choice.epsv;
     caps.active = choice.active;
     caps.eprt =
         choice.active && super::active::probe_eprt(ftp, &ep.listen, caps.eprt, &ep.display())?;
     // `caps.rest` was probed with the set-up commands (see [`super::session`]).
     Ok((caps, choice.probe))
+}
+
+/// A later connection's first data connection, opened ahead: its `EPSV` went with the
+/// set-up commands (see [`super::session`]), so the first listing or transfer sends only its
+/// command, as on a connection the pool prepared ([`super::prepare`]), and a new connection
+/// costs no round trip more than `USER`+`PASS` and the set-up. `None` when it was not asked,
+/// was refused, or cannot be connected to: the first transfer then sends its own `EPSV`.
+fn open_ahead(
+    ep: &Endpoint,
+    peer: IpAddr,
+    epsv: Option<super::active::EpsvAnswer>,
+) -> Option<TcpStream> {
+    let port = match epsv? {
+        Ok(reply) => super::active::epsv_port(&reply)?,
+        Err(refused) => {
+            log::debug!("EPSV with the set-up refused ({refused})");
+            return None;
+        }
+    };
+    let addr = SocketAddr::new(peer, port);
+    TcpStream::connect_timeout(&addr, ep.timeout)
+        .inspect_err(|e| log::debug!("a data connection to {addr} ahead failed: {e}"))
+        .ok()
 }
 
 /// A refusal as the server worded it: `500 Command "PASV" not understood.`
@@ -595,6 +662,27 @@ pub fn fix_passive_address(addr: SocketAddr, peer: IpAddr) -> SocketAddr {
 
 /// A shareable handle to [`ServerInfo`].
 pub type SharedInfo = Arc<ServerInfo>;
+
+/// An endpoint for unit tests: `alice` at `ftp.example.com`, nothing optional.
+#[cfg(test)]
+pub(super) fn test_endpoint() -> Endpoint {
+    Endpoint {
+        host: "ftp.example.com".into(),
+        port: 21,
+        user: "alice".into(),
+        password: crate::secret::Secret::new("pw"),
+        timeout: Duration::from_secs(1),
+        policy: Policy::default(),
+        tls: Tls::off(),
+        limit_recheck: Duration::from_secs(1),
+        keepalive: Duration::ZERO,
+        data: Default::default(),
+        pasv_addr: Default::default(),
+        listen: Default::default(),
+        pipelining: true,
+        dialogue: Dialogue::default(),
+    }
+}
 
 #[cfg(test)]
 mod tests {

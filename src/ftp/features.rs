@@ -1,4 +1,4 @@
-//! What `FEAT` says, and what ftpfs does when it says nothing useful; `HOST` before login.
+//! What `FEAT` says, and what ftpfs does when it says nothing useful.
 //!
 //! `FEAT` (RFC 2389) lists a server's optional commands, but it is advisory: servers refuse
 //! it (`500`, `502`, a `530` before login), list features unindented, or put stray coded
@@ -6,13 +6,14 @@
 //! cannot tell is probed or learned at first use (see [`caps_from_feat`]).
 //!
 //! `HOST` (RFC 7151) names the virtual host before `USER`, so the server logs the user in to
-//! the right site; [`super::conn`] asks `FEAT` before login for it.
+//! the right site; [`super::conn`] asks `FEAT` before login for it, and [`super::session`]
+//! sends it with `USER`.
 
-use suppaftp::{FtpError, Status};
+use suppaftp::Status;
 
 use super::caps::{mlst_opts_from_feat, Caps};
-use super::conn::{refusal_of, Endpoint, Ftp};
-use crate::error::{Error, Op, Result};
+use super::conn::Ftp;
+use crate::error::{Op, Result};
 
 /// What `FEAT` said.
 pub(super) enum Feat {
@@ -33,27 +34,6 @@ pub(super) fn ask_feat(ftp: &mut Ftp) -> Result<Feat> {
         211 => Feat::Listed(super::reply::parse_feat(&reply)),
         code => Feat::Refused(code, reply.text()),
     })
-}
-
-/// `HOST name` (RFC 7151) before `USER`. A refusal when the name came from `-o host=` fails
-/// the connection: the user asked for that site, and another one must not be written to. A
-/// refusal of the URL's own name (the server listed `HOST` but does not know that name as a
-/// virtual host) leaves the server's default site, as before `HOST` was sent, with a warning,
-/// and `Ok(false)`: the mount then stops sending it.
-pub(super) fn send_host(ftp: &mut Ftp, ep: &Endpoint, name: &str) -> Result<bool> {
-    let ok = [Status::Ready, Status::CommandOk];
-    match ftp.custom_command(format!("HOST {name}"), &ok) {
-        Ok(_) => Ok(true),
-        Err(FtpError::UnexpectedResponse(r)) if ep.dialogue.host.is_none() => {
-            log::warn!(
-                "{}: HOST {name} refused ({}); logging in to the default site",
-                ep.display(),
-                refusal_of(&r)
-            );
-            Ok(false)
-        }
-        Err(e) => Err(Error::from_ftp(Op::Login, e)),
-    }
 }
 
 /// The capabilities `FEAT` lists. When it lists nothing usable (refused, unreadable), the
@@ -90,6 +70,8 @@ pub(super) fn caps_from_feat(ftp: &mut Ftp, feat: Feat, server: &str) -> Caps {
         active: false,
         // Confirmed by `probe_transfers` once active mode is chosen.
         eprt: feats.contains_key("EPRT"),
+        // Learned at login.
+        asks_password: false,
         mode_z: feats.get("MODE").is_some_and(|modes| {
             modes
                 .split_whitespace()
@@ -102,10 +84,9 @@ pub(super) fn caps_from_feat(ftp: &mut Ftp, feat: Feat, server: &str) -> Caps {
 mod tests {
     use std::time::Duration;
 
-    use super::super::conn::Dialogue;
+    use super::super::conn::{Dialogue, Endpoint};
     use super::super::retry::Policy;
     use super::super::tls::Tls;
-    use super::*;
 
     #[test]
     fn host_names_the_url_host_only_when_listed_and_never_an_ip_literal() {
