@@ -35,7 +35,7 @@
 //! - Ready when the walk is: when the kernel opens a directory, or looks up a name in one
 //!   not listed yet, the pool logs in all its connections at once
 //!   ([`crate::remote::Remote::warm_spare`]), so they are there for the first guesses
-//!   instead of being logged in one by one (4 round trips or more each) as guesses find
+//!   instead of being logged in one by one (3 round trips or more each) as guesses find
 //!   none. The bytes held against [`BYTES_MAX`] show in `ftpfs status --json`.
 //! - No stale bytes: a file read ahead is used only if the listing at `open` still shows
 //!   the size and time it was read with, and only whole and of that size; our own writes,

@@ -373,7 +373,7 @@ impl Pool {
                     return Ok(Some(self.lease(conn, purpose, deadline)));
                 }
                 // One being prepared comes back within a round trip; a new login costs
-                // four or more. Only a checkout that may wait waits for it.
+                // three or more. Only a checkout that may wait waits for it.
                 let new_ok = take == Some(Take::New) || !(wait && st.preparing > 0);
                 if st.total < self.size_now(&mut st) && new_ok {
                     st.total += 1;
@@ -518,7 +518,7 @@ impl Pool {
 
     /// Logs in, in the background and all at once, every connection the pool has room for
     /// (within a learned limit), each prepared for its first transfer. For a walk about to
-    /// spread over the pool: the logins (4 round trips or more each) then overlap the
+    /// spread over the pool: the logins (3 round trips or more each) then overlap the
     /// walk's first listings instead of following them one by one as guesses find no
     /// connection. Nothing when the pool is full, when a login ahead is under way, or
     /// within [`GROW_RETRY`] of one that failed.

@@ -10,7 +10,8 @@
 //! only its command.
 //!
 //! - A checkout that finds nothing idle but a connection being prepared waits for it
-//!   (at most one round trip) instead of logging in a new one (four or more).
+//!   (at most one round trip) instead of logging in a new one (three or more: the
+//!   greeting, `USER` with `PASS`, the set-up; see [`super::session`]).
 //! - A program that works one file at a time (`cp -r`, `tar`) would wait for the one
 //!   connection it uses to be prepared after every file, which gains nothing. So when a
 //!   connection comes back and none is idle, and the pool has room, the thread logs in
