@@ -78,8 +78,9 @@ impl RustlsStream {
     /// drop what it has not sent yet (RFC 5246, 7.2.1). With TLS 1.2 nothing changes.
     ///
     /// A TLS error in what the server sends afterwards makes rustls send a fatal alert after
-    /// the `close_notify`, which its debug builds assert against (a panic); release builds
-    /// send the alert and return the error, as without the early goodbye.
+    /// the `close_notify`, which its debug assertions are against (a panic); ftpfs turns
+    /// them off for rustls in its `dev` profile, so every build sends the alert and
+    /// returns the error, as without the early goodbye.
     pub fn close_early(&mut self, watch: Arc<dyn EarlyClose>) {
         self.early_close = Some(watch);
     }
