@@ -453,19 +453,20 @@ impl FtpRemote {
                 Source::File((file, offset, len)) => up.send_file(file, *offset, *len),
                 Source::Read(r) => std::io::copy(r, up.writer()).map(drop),
             };
-            let early_passive = up.early_passive;
-            return match up.end(copied) {
-                // The server may have taken the early `EPSV` for something else (pure-ftpd
-                // answers 500 to it mid-upload, pyftpdlib ends the upload short): the upload
-                // is sent again, with the `EPSV` after its reply from now on (no third time).
-                Err(e) if early_passive => {
+            return match up.end_telling(copied) {
+                // The server may have taken the `EPSV` written before the verdict for
+                // something else (pyftpdlib ends the upload short, libunftp answers the
+                // `EPSV` first; a refusal such as pure-ftpd's `500` is no failure): the
+                // upload is sent again, with the `EPSV` after its reply from now on (no
+                // third time). A failure without an early `EPSV` is the upload's own.
+                (Err(e), true) => {
                     self.pool.info().no_early_passive(
                         &format!("an upload with the next EPSV right behind it failed ({e})"),
                         &self.pool.endpoint().display(),
                     );
                     self.store_once(path, data, deadline)
                 }
-                r => r,
+                (r, _) => r,
             };
         }
         up.z = Some(deflate::Deflater::default());

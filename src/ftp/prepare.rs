@@ -93,7 +93,17 @@ pub(super) fn start(pool: Arc<Pool>, job: Job) -> Result<(), Job> {
 fn run(pool: &Pool, job: Job) {
     match job {
         Job::Prepare(conn) => {
+            // The `EPSV` an upload wrote before its `226` (see `super::upload`): if its reply
+            // never comes, the server lost a command sent during a transfer, and the next
+            // upload must not write one early again (each would cost a reply timeout here).
+            let early = conn.ftp.passive_pending();
             let conn = prepare(*conn, pool.endpoint().timeout);
+            if early && conn.is_none() {
+                pool.info().no_early_passive(
+                    "the EPSV written before an upload's reply went unanswered",
+                    &pool.endpoint().display(),
+                );
+            }
             pool.prepared(conn, false);
         }
         Job::Grow => {

@@ -61,7 +61,7 @@ pub(super) struct FtpUpload {
     /// The next `EPSV` is written as soon as the data connection is closed, before the
     /// reply (see [`FtpUpload::end`]); any failure of [`FtpUpload::end`] then leaves the
     /// outcome to the caller's repetition.
-    pub(super) early_passive: bool,
+    early_passive: bool,
 }
 
 impl FtpUpload {
@@ -184,7 +184,14 @@ impl FtpUpload {
     /// Flushes, closes the data connection and reads the server's reply, which decides: a
     /// `452`/`552` explains a reset better than the reset itself. `written` is how writing
     /// went. Only each wait is bounded here, not the transfer.
-    pub(super) fn end(mut self, written: std::io::Result<()>) -> Result<()> {
+    pub(super) fn end(self, written: std::io::Result<()>) -> Result<()> {
+        self.end_telling(written).0
+    }
+
+    /// [`FtpUpload::end`], and whether the next `EPSV` was written before the verdict was
+    /// read (then a failure may be the server mistaking it for something else, see the
+    /// module's documentation).
+    pub(super) fn end_telling(mut self, written: std::io::Result<()>) -> (Result<()>, bool) {
         use std::io::Write;
         let op = self.op;
         let mut w = self.stream.take().expect("ended once");
@@ -203,7 +210,7 @@ impl FtpUpload {
                 self.lease.conn().sockets.kill();
                 self.lease.mark_broken();
                 drop(stream);
-                return Err(Error::from_io(op, e));
+                return (Err(Error::from_io(op, e)), false);
             }
             Err(_) => Duration::ZERO,
         };
@@ -261,14 +268,15 @@ impl FtpUpload {
         if self.z.is_some() && !self.lease.is_broken() {
             deflate::to_mode(&mut self.lease, false);
         }
-        match (sent, finished) {
+        let verdict = match (sent, finished) {
             (Ok(()), r) => r,
             (Err(_), Err(reply @ Error::Reply { .. })) => Err(reply),
             (Err(io), _) => {
                 self.lease.mark_broken();
                 Err(Error::from_io(op, io))
             }
-        }
+        };
+        (verdict, early_passive)
     }
 }
 

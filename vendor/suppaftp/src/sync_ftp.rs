@@ -240,8 +240,11 @@ where
             Mode::ExtendedPassive => Command::Epsv,
             Mode::Passive => Command::Pasv,
         };
+        // Closed already: its verdict is not this call's to give.
         let Some(drain) = stream.close_data() else {
-            return Ok(());
+            return Err(FtpError::ConnectionError(std::io::Error::other(
+                "the transfer's data connection was closed before its end",
+            )));
         };
         std::thread::sleep(pause);
         let mut cc = control::lock(&self.control);
