@@ -484,6 +484,10 @@ fn fetch(sh: &Arc<Shared>, lease: &mut Lease, open: &mut Option<Open>, mut j: Jo
             Ok(0) => {
                 lease.conn().sockets.end_data();
                 if let Err(e) = t.finish() {
+                    if let Some(sessions) = &lease.conn().sessions {
+                        // See `tls`: an early goodbye is not trusted again after a failure.
+                        sessions.transfer_failed(&e);
+                    }
                     let e = Error::from_ftp(Op::Retr, e);
                     if e.breaks_connection() {
                         lease.mark_broken();
