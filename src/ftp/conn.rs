@@ -4,9 +4,10 @@
 //! asks: `FEAT` (for `MLST`, `UTF8`, `MDTM`, `HOST`, `EPRT`), then probes `EPSV` and `REST`
 //! directly, because many servers implement both without listing them. The answers are kept
 //! in [`Caps`] ([`super::caps`]) and every later connection only repeats what is
-//! per-connection state: `HOST`, login, `OPTS UTF8 ON`, `OPTS MLST`, `TYPE I`, all written
-//! at once when pipelining is on (see [`super::session`]); on the first connection `PASS`
-//! goes with the set-up commands and the `EPSV` probe.
+//! per-connection state: `HOST`, login, `OPTS UTF8 ON`, `OPTS MLST`, `TYPE I`. With
+//! pipelining on they go in two writes, `USER` with `PASS`, then the set-up with an `EPSV`
+//! for the first transfer; on the first connection `PASS` waits for `USER`'s answer and the
+//! set-up goes with the `EPSV` probe (see [`super::session`]).
 //!
 //! `FEAT` is asked before `USER`: `HOST` (RFC 7151, virtual hosts) must come before `USER`,
 //! and only `FEAT` says whether the server has it. Asked there it costs nothing more than
@@ -239,7 +240,8 @@ impl Conn {
         };
         let host = ep.host_command(listed);
         // What the set-up commands are is known before login when `FEAT` listed the
-        // features: they then go with `PASS` (see [`super::session`]).
+        // features: they then go in one write as soon as the login is answered (see
+        // [`super::session`]).
         let before_login = match (known, feat.take()) {
             (Some(c), _) => Some(c),
             (None, Some(f @ Feat::Listed(_))) => {

@@ -16,8 +16,10 @@
 //!   [`super::conn`]): two round trips where `USER`, `PASS`, the set-up and the first
 //!   transfer's `EPSV` took four;
 //! - the mount's first connection: `HOST` with `USER` (what comes next depends on its
-//!   answer, `331` or `230`; a `HOST` named by `-o host=` goes alone, so that no login goes
-//!   to another site when it is refused), `PASS`, then the set-up with the `EPSV` probe.
+//!   answer, `331` or `230`), `PASS`, then the set-up with the `EPSV` probe.
+//!
+//! On every connection a `HOST` named by `-o host=` goes alone, before anything of the
+//! login, so that no login goes to another site when it is refused.
 //!
 //! Nothing is written behind `PASS`: libunftp checks a password in a task of its own and
 //! answers the commands that came after `PASS` before `PASS` itself (`200 Always in UTF-8
@@ -163,8 +165,9 @@ pub(super) fn log_in(
     if let Some(name) = host {
         cmds.push((Cmd::Host, format!("HOST {name}")));
         // A site the user named (`-o host=`) is confirmed before anything of the login
-        // goes out, on the connection that first asks; later ones ask what it accepted.
-        if first && ep.dialogue.host.is_some() {
+        // goes out, on every connection: a refusal must log in nowhere, even when an
+        // earlier connection was accepted (one round trip more, only with `-o host=`).
+        if ep.dialogue.host.is_some() {
             run(ftp, info, ep, &cmds, &mut got)?;
             cmds.clear();
         }
