@@ -211,8 +211,7 @@ fn early_epsv_never_gets_a_226_for_a_short_upload() {
 /// A mount of `server` that writes the early `EPSV` on loopback too (it waits for a
 /// round trip of 4 ms otherwise).
 fn mount(server: &Server) -> Mount {
-    std::env::set_var("FTPFS_TEST_EARLY_PASSIVE", "1");
-    Mount::new(server, &[])
+    Mount::new_env(server, &[], &[("FTPFS_TEST_EARLY_PASSIVE", "1")])
 }
 
 /// `n` small files written through a mount, each checked on the server after its
@@ -232,6 +231,7 @@ fn write_files(server: &Server, m: &Mount, n: u32) {
 
 const EARLY: &str = "answered, with the next data connection asked for already";
 const TURNED_OFF: &str = "asked for after an upload's reply from now on";
+const REFUSED: &str = "the EPSV written early was refused during it";
 
 /// vsftpd (plain, and FTPS with `require_ssl_reuse`) leaves the early `EPSV` unread until
 /// the upload's end: every upload through a mount after the first (which measures the
@@ -280,6 +280,13 @@ fn uploads_with_an_early_epsv_are_byte_exact_on_servers_that_read_during_a_trans
         };
         let m = mount(&server);
         write_files(&server, &m, 12);
+        // The early `EPSV` was written: taken, refused during the upload, or lost and
+        // then turned off (whichever way the race went); never simply not tried.
+        let log = m.log_text();
+        let tried = log.matches(EARLY).count()
+            + log.matches(REFUSED).count()
+            + log.matches(TURNED_OFF).count();
+        assert!(tried >= 1, "{kind:?}: no EPSV was written early:\n{log}");
     }
 }
 

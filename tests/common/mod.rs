@@ -1022,13 +1022,24 @@ pub fn is_mounted(path: &Path) -> bool {
 impl Mount {
     /// A mount of `server` with the options it needs (its CA for FTPS) and `opts`.
     pub fn new(server: &Server, opts: &[&str]) -> Mount {
+        Self::new_env(server, opts, &[])
+    }
+
+    /// [`Mount::new`] with `env` set for the ftpfs process only (never with
+    /// `std::env::set_var`, which races with other test threads starting processes).
+    pub fn new_env(server: &Server, opts: &[&str], env: &[(&str, &str)]) -> Mount {
         let mut all: Vec<&str> = server.mount_opts.iter().map(String::as_str).collect();
         all.extend_from_slice(opts);
-        Self::of_url(&server.url(), &all)
+        Self::of_url_env(&server.url(), &all, env)
     }
 
     /// A mount of any server (the scripted one, for instance), logging in as `alice`.
     pub fn of_url(url: &str, opts: &[&str]) -> Mount {
+        Self::of_url_env(url, opts, &[])
+    }
+
+    /// [`Mount::of_url`] with `env` set for the ftpfs process.
+    pub fn of_url_env(url: &str, opts: &[&str], env: &[(&str, &str)]) -> Mount {
         let dir = tempfile::tempdir().unwrap();
         let log = dir.path().with_extension("log");
         let state = tempfile::tempdir().unwrap();
@@ -1045,6 +1056,9 @@ impl Mount {
                     .unwrap_or_else(|_| "ftpfs=debug,suppaftp=trace".into()),
             )
             .stdin(Stdio::null());
+        for (key, value) in env {
+            cmd.env(key, value);
+        }
         for (key, leaf) in [("spool_dir", "spool"), ("recovery_dir", "recovered")] {
             let named = opts
                 .iter()
