@@ -360,7 +360,7 @@ fn another_user_is_refused() {
     let bin_dir = tempfile::tempdir().unwrap();
     std::fs::set_permissions(bin_dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
     let bin = bin_dir.path().join("ftpfs");
-    std::fs::copy(env!("CARGO_BIN_EXE_ftpfs"), &bin).unwrap();
+    copy_ftpfs_to(&bin);
     for args in [vec![m.path().to_str().unwrap()], vec!["--json"]] {
         let out = as_nobody()
             .arg(&bin)
@@ -610,7 +610,7 @@ fn a_users_mount_answers_that_user_and_refuses_root() {
         home.path().join("mnt"),
         home.path().join("run"),
     );
-    std::fs::copy(env!("CARGO_BIN_EXE_ftpfs"), &bin).unwrap();
+    copy_ftpfs_to(&bin);
     for (d, mode) in [(home.path(), 0o755), (&mnt, 0o755), (&run, 0o700)] {
         std::fs::create_dir_all(d).unwrap();
         chown(d, Some(NOBODY), Some(NOBODY)).unwrap();

@@ -55,7 +55,7 @@ impl UserMount {
         let server = Server::start(ServerKind::Unftp, data.path())?;
         let home = tempfile::tempdir().unwrap();
         let bin = home.path().join("ftpfs");
-        std::fs::copy(env!("CARGO_BIN_EXE_ftpfs"), &bin).unwrap();
+        copy_ftpfs_to(&bin);
         std::fs::create_dir(home.path().join("mnt")).unwrap();
         for p in [home.path(), &home.path().join("mnt")] {
             std::os::unix::fs::chown(p, Some(NOBODY), Some(NOBODY)).unwrap();

@@ -1257,6 +1257,24 @@ pub fn abort_connection(path: &Path) {
 }
 
 /// A command run as user `nobody` (65534) through setpriv, without root's capabilities.
+/// Copies the ftpfs binary to `to` (for a user who cannot reach the build directory) and
+/// waits until it can be run.
+///
+/// While the copy is open for writing, another test thread that forks a child gives the
+/// child that descriptor until it execs, and running the copy meanwhile fails with
+/// `ETXTBSY` (`setpriv` exits 126: CI failed once so). Once a run of it has started, no
+/// child can still hold it.
+pub fn copy_ftpfs_to(to: &Path) {
+    std::fs::copy(env!("CARGO_BIN_EXE_ftpfs"), to).unwrap();
+    let runs = wait_for(Duration::from_secs(10), || {
+        match Command::new(to).arg("--version").output() {
+            Err(e) if e.raw_os_error() == Some(libc::ETXTBSY) => false,
+            r => r.is_ok(),
+        }
+    });
+    assert!(runs, "the copy of ftpfs at {} does not run", to.display());
+}
+
 pub fn as_nobody() -> Command {
     let mut cmd = Command::new("setpriv");
     cmd.args([
