@@ -292,7 +292,7 @@ fn uploads_with_an_early_epsv_are_byte_exact_on_servers_that_read_during_a_trans
 
 /// A server that takes the early `EPSV` for an abort (`426`, the file emptied): the upload
 /// is sent again, whole, and `close` succeeds; the `EPSV` waits for the reply from then
-/// on, so the server aborts only once.
+/// on, so only one upload is spoilt.
 #[test]
 fn an_upload_aborted_by_the_early_epsv_is_sent_again_and_close_succeeds() {
     let root = tempfile::tempdir().unwrap();
@@ -304,7 +304,13 @@ fn an_upload_aborted_by_the_early_epsv_is_sent_again_and_close_succeeds() {
     let log = m.log_text();
     assert_eq!(log.matches(TURNED_OFF).count(), 1, "{log}");
     let commands = server.command_log();
-    assert_eq!(commands.matches("ABORTED-BY EPSV").count(), 1, "{commands}");
+    // Aborted by it (`426`), or, on a loaded machine where the `EPSV` came before the
+    // server read the upload's end, ended short by stock pyftpdlib without a reply: both
+    // are an upload spoilt by the early `EPSV`, sent again, and the last one.
+    assert!(
+        commands.matches("ABORTED-BY EPSV").count() <= 1,
+        "{commands}"
+    );
     // f0 measures the round trip; f1 has the early EPSV, is aborted and sent again.
     assert_eq!(commands.matches("STOR /d/f0").count(), 1, "{commands}");
     assert_eq!(commands.matches("STOR /d/f1").count(), 2, "{commands}");
