@@ -280,12 +280,20 @@ impl<R: Remote> Writes<'_, R> {
     /// good (see the module's doc).
     fn dir_outcome(&self, job: &Job, dir: &str, err: Option<&Error>) -> Outcome {
         let Some(err) = err else {
-            if self.up.queued_dirs.lock().remove(dir).is_some() {
-                // A listing of the parent fetched before the `MKD` landed must not hide it.
-                if let Some(e) = self.cache.entry(dir) {
-                    self.cache
-                        .update(remote::parent(dir), &e.name.clone(), Some(e));
-                }
+            let removed = self.up.queued_dirs.lock().remove(dir);
+            if let Some(d) = removed {
+                // A listing of the parent fetched before the `MKD` landed must not hide it:
+                // the update refuses it (after the removal above, so that none slips in).
+                let e = self.cache.entry(dir).unwrap_or_else(|| RemoteEntry {
+                    name: remote::basename(dir).to_string(),
+                    kind: Kind::Dir,
+                    size: 0,
+                    mtime: Some(SystemTime::now()),
+                    mode: (d.mode != NEW_DIR_MODE).then_some(d.mode),
+                    link_target: None,
+                });
+                self.cache
+                    .update(remote::parent(dir), &e.name.clone(), Some(e));
             }
             return Outcome::Done;
         };
