@@ -109,6 +109,28 @@ fn a_mkdir_in_a_directory_made_here_is_queued_and_shown_without_the_server() {
 }
 
 #[test]
+fn rm_r_of_a_queued_tree_leaves_nothing_queued_nor_on_the_server() {
+    let (fs, state) = core();
+    let top = fs.mkdir(ROOT, OsStr::new("top"), 0o755).unwrap();
+    let a = fs.mkdir(top.ino, OsStr::new("a"), 0o755).unwrap();
+    let b = fs.mkdir(a.ino, OsStr::new("b"), 0o755).unwrap();
+    queued_file(&fs, b.ino, "f", b"gone");
+    assert!(matches!(
+        fs.rmdir(top.ino, OsStr::new("a")),
+        Err(Error::NotEmpty)
+    ));
+    // A file never uploaded is dropped without the server; a directory is made, then
+    // removed: the server's answer to the removal is the one rmdir(2) gets.
+    fs.unlink(b.ino, OsStr::new("f")).unwrap();
+    fs.rmdir(a.ino, OsStr::new("b")).unwrap();
+    fs.rmdir(top.ino, OsStr::new("a")).unwrap();
+    assert_eq!(fs.remote().paths(), ["top"]);
+    assert_eq!(fs.writeback_stats().unwrap().files, 0);
+    assert_eq!(journal_records(state.path()), 0);
+    assert!(fs.fsyncdir(ROOT).is_ok());
+}
+
+#[test]
 fn a_mkdir_in_a_directory_not_made_here_stays_synchronous() {
     let (fs, _state) = core();
     fs.remote().add_dir("theirs");
