@@ -23,7 +23,8 @@
 //!   flush, fsync, release and recovery; write-back (`-o writeback`): the queue and its
 //!   workers (`upload::queue`), what close, fsync and a worker's job do with it
 //!   (`upload::writeback`), the durable journal (`upload::journal`) and its replay at
-//!   mount (`upload::replay`), hooked into `fs` by `fs::writeback`.
+//!   mount (`upload::replay`), queued `mkdir`s inside directories the mount made
+//!   (`upload::mkdir`), hooked into `fs` by `fs::writeback`.
 //! - [`remote`]: the `Remote` trait, the seam tests use to inject faults (`testing`, an
 //!   in-memory `Remote` behind the `testing` feature, which the crate's own tests turn on).
 //! - [`ftp`]: the FTP implementation: `conn` (connect, login, what the first connection

@@ -24,13 +24,14 @@
 pub mod atomic;
 mod copy;
 pub mod journal;
+mod mkdir;
 pub mod queue;
 mod replay;
 pub mod spool;
 pub mod streaming;
 mod writeback;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -144,6 +145,15 @@ pub struct Uploader {
     no_site_chmod: AtomicBool,
     /// `-o writeback`: the queue `close` hands uploads to (see [`queue`]).
     queue: Option<Arc<queue::Queue>>,
+    /// Directories this mount made this session (see [`Writes::dir_made`]).
+    made: Mutex<HashSet<String>>,
+    /// Directories made here whose `mkdir` is queued (write-back, see [`mkdir`]).
+    queued_dirs: Mutex<HashMap<String, mkdir::QueuedDir>>,
+    /// Directories whose queued `mkdir` the server refused: errno and text, for what was
+    /// queued beneath them.
+    refused_dirs: Mutex<HashMap<String, (i32, String)>>,
+    /// Keys of queued `mkdir`s in the queue (above every inode number).
+    dir_keys: AtomicU64,
 }
 
 impl Uploader {
@@ -160,6 +170,10 @@ impl Uploader {
             temp_names: AtomicU64::new(0),
             no_site_chmod: AtomicBool::new(false),
             queue: None,
+            made: Mutex::new(HashSet::new()),
+            queued_dirs: Mutex::new(HashMap::new()),
+            refused_dirs: Mutex::new(HashMap::new()),
+            dir_keys: AtomicU64::new(mkdir::FIRST_KEY),
         }
     }
 
@@ -211,6 +225,13 @@ impl<R: Remote> Writes<'_, R> {
             return Ok(l);
         }
         let token = self.cache.token();
+        if self.is_queued_dir(dir) {
+            // Made here, its `mkdir` still queued: the server would say 550. What is in it
+            // was made here too.
+            let mut entries = Vec::new();
+            self.add_pending(dir, &mut entries);
+            return Ok(self.cache.insert(dir, Listing::new(entries), token));
+        }
         let mut entries = self.remote.list(dir)?;
         // The remote promises safe names; a second check costs nothing and means no
         // implementation mistake can ever form a path outside the mount.
@@ -256,12 +277,16 @@ impl<R: Remote> Writes<'_, R> {
                 link_target: None,
             });
         }
+        self.add_queued_dirs(dir, entries);
     }
 
     /// A file created here exists on the server only after its first upload; operations
     /// that act on the server's file (rename, chmod) upload it, and all pending files
     /// below it, first.
     pub fn ensure_on_server(&self, path: &str) -> Result<()> {
+        // Queued `mkdir`s above, of, and beneath `path` first (write-back).
+        self.ensure_dirs(path)?;
+        self.ensure_dirs_below(path)?;
         let prefix = format!("{path}/");
         let below = |p: &str| p == path || p.starts_with(&prefix);
         let mut inos: Vec<u64> = self
@@ -447,6 +472,8 @@ impl<R: Remote> Writes<'_, R> {
     /// spool is filled with them and the whole file goes up with STOR: right away when the
     /// failure was transient, at the next flush otherwise.
     fn upload_spool(&self, ino: u64, path: &str, s: &mut Spool, replaces: bool) -> Result<()> {
+        // Its directory's queued `mkdir` (write-back) first, or the refusal of it.
+        self.ensure_dirs(remote::parent(path))?;
         let result = if s.stream.is_some() && self.finish_stream(path, s) {
             Ok(())
         } else if s.append_only() {
@@ -636,9 +663,10 @@ impl<R: Remote> Writes<'_, R> {
             .lock()
             .get(dir)
             .is_some_and(|t| t.elapsed() < self.up.proven_for);
-        if proven {
+        if proven || self.queued_made_dir(dir) {
             return Ok((true, None));
         }
+        self.ensure_dirs(dir)?;
         self.remote.store(path, &remote::Empty)?;
         self.up
             .writable_dirs
@@ -654,6 +682,7 @@ impl<R: Remote> Writes<'_, R> {
             .writable_dirs
             .lock()
             .insert(dir.to_string(), Instant::now());
+        self.up.made.lock().insert(dir.to_string());
     }
 
     /// The second step: the new file's spool and its first write handle. A file that waits

@@ -390,6 +390,7 @@ mod replay {
             mtime: None,
             mode: None,
             offset: 0,
+            dir: false,
         };
         (rec, data.to_vec())
     }

@@ -43,6 +43,8 @@ impl<R: Remote> FtpFs<R> {
         }
         if let Some(mtime) = set.mtime {
             if !self.writes().defer_mtime(ino, mtime) {
+                // A directory whose `mkdir` is queued (write-back) is made first.
+                self.writes().ensure_dirs(&path)?;
                 if let Err(e) = self.remote.set_mtime(&path, kind()?, mtime) {
                     return self.dir_time_not_set(ino, &path, e);
                 }

@@ -8,6 +8,10 @@
 //! answer stands. What changed is written into the listing cache and the inode table, so
 //! the next lookup costs no listing, and an open spool of a removed file does not bring it
 //! back. Creating files (`create`) stays with opening them, in `fs`.
+//!
+//! With write-back, a `mkdir` inside a directory this mount made itself this session is
+//! queued, not sent (the rule and why: `upload/mkdir.rs`); every change here that needs a
+//! directory on the server first makes the queued `mkdir`s above it (`ensure_dirs`).
 
 use std::ffi::OsStr;
 use std::time::SystemTime;
@@ -27,15 +31,28 @@ impl<R: Remote> FtpFs<R> {
             return Err(Error::Exists);
         }
         let path = remote::join(&dir, name);
-        if let Err(e) = self.remote.mkdir(&path) {
-            return Err(self.explain(&dir, name, e, true));
-        }
+        let queued = if self.writes().queues_mkdir_in(&dir) {
+            self.writes().queue_mkdir(&path, mode)
+        } else {
+            None
+        };
+        let shown_mode = match queued {
+            Some(shown) => shown,
+            None => {
+                self.writes().ensure_dirs(&dir)?;
+                if let Err(e) = self.remote.mkdir(&path) {
+                    return Err(self.explain(&dir, name, e, true));
+                }
+                self.writes().made_on_server(&path);
+                self.writes().apply_new_mode(&path, Kind::Dir, mode)
+            }
+        };
         let entry = RemoteEntry {
             name: name.to_string(),
             kind: Kind::Dir,
             size: 0,
             mtime: Some(SystemTime::now()),
-            mode: self.writes().apply_new_mode(&path, Kind::Dir, mode),
+            mode: shown_mode,
             link_target: None,
         };
         self.cache.update(&dir, name, Some(entry.clone()));
@@ -74,6 +91,7 @@ impl<R: Remote> FtpFs<R> {
         let path = remote::join(&dir, name);
         self.prefetch_forget(&path);
         if !self.writes().forget_pending(&path) {
+            self.writes().ensure_dirs(&dir)?;
             if let Err(e) = self.remote.delete(&path) {
                 return Err(self.explain(&dir, name, e, false));
             }
@@ -109,6 +127,9 @@ impl<R: Remote> FtpFs<R> {
         if !self.listing(&path)?.entries.is_empty() {
             return Err(Error::NotEmpty);
         }
+        // A directory whose `mkdir` is queued is made first: what the server says about
+        // removing it is the answer.
+        self.writes().ensure_dirs(&path)?;
         if let Err(e) = self.remote.rmdir(&path) {
             self.cache.invalidate(&path);
             if self.listing(&path).is_ok_and(|l| !l.entries.is_empty()) {
@@ -118,6 +139,7 @@ impl<R: Remote> FtpFs<R> {
         }
         self.cache.update(&dir, name, None);
         self.cache.invalidate_tree(&path);
+        self.writes().forget_made(&path);
         self.inodes.unlink(&path);
         Ok(())
     }
@@ -145,7 +167,10 @@ impl<R: Remote> FtpFs<R> {
         if from == to {
             return Ok(());
         }
+        // The source and what is queued beneath it, and the target's directory (its queued
+        // `mkdir`, with write-back), are on the server before RNFR/RNTO.
         self.writes().ensure_on_server(&from)?;
+        self.writes().ensure_dirs(&newdir)?;
         self.prefetch_forget(&from);
         self.prefetch_forget(&to);
         if src.kind == Kind::Dir && to.starts_with(&format!("{from}/")) {
@@ -181,6 +206,7 @@ impl<R: Remote> FtpFs<R> {
         self.cache.update(&newdir, newname, Some(moved));
         self.cache.invalidate_tree(&from);
         self.cache.invalidate_tree(&to);
+        self.writes().forget_made(&from);
         if dst.is_some() {
             self.detach(&to);
         }

@@ -73,8 +73,9 @@ impl<R: Remote + 'static> FtpFs<R> {
         }
     }
 
-    /// `fsync(2)` of a directory. Directory changes are made on the server when they happen;
-    /// with write-back, the root waits for the whole queue (`sync MOUNTPOINT`; the kernel
+    /// `fsync(2)` of a directory. Directory changes are made on the server when they happen,
+    /// but for the queued `mkdir`s of write-back ([`crate::upload`]'s `mkdir`), which the
+    /// whole queue includes: the root waits for the whole queue (`sync MOUNTPOINT`; the kernel
     /// sends no `syncfs` to FUSE daemons).
     pub fn fsyncdir(&self, ino: u64) -> Result<()> {
         if ino == ROOT {

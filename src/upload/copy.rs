@@ -27,7 +27,9 @@ impl<R: Remote> Writes<'_, R> {
         // The destination's lock is held across the copy, as across an upload: a write
         // through another handle waits for the outcome instead of landing in between.
         let mut s = e.lock();
-        if s.len != 0 || s.orphaned {
+        // Its directory's `mkdir` is still queued (write-back): the server has no place for
+        // it yet; reading and writing queue it behind that `mkdir` instead.
+        if s.len != 0 || s.orphaned || self.is_queued_dir(remote::parent(to)) {
             return Err(Error::Unsupported);
         }
         match self.remote.copy(from, to) {

@@ -75,6 +75,9 @@ pub struct Record {
     pub mode: Option<u32>,
     /// Where the data starts in the record's file, after the header.
     pub offset: u64,
+    /// A queued `mkdir` (write-back, see [`super::mkdir`]): no data, `mode` is the one
+    /// asked for; replayed before every record beneath its path.
+    pub dir: bool,
 }
 
 impl Record {
@@ -91,6 +94,9 @@ impl Record {
         }
         if let Some(m) = self.mode {
             t.push_str(&format!("mode {m:o}\n"));
+        }
+        if self.dir {
+            t.push_str("kind dir\n");
         }
         // Last, and to the end of its line: a path holds no line end (remote::valid_name).
         // An empty line ends the header; the data follows.
@@ -118,6 +124,7 @@ impl Record {
             mtime: None,
             mode: None,
             offset: end as u64 + 2,
+            dir: false,
         };
         let mut has_path = false;
         for line in lines {
@@ -135,6 +142,7 @@ impl Record {
                     rec.mtime = Some(UNIX_EPOCH + d);
                 }
                 "mode" => rec.mode = Some(u32::from_str_radix(value, 8).ok()?),
+                "kind" if value == "dir" => rec.dir = true,
                 "path" => {
                     rec.path = value.to_string();
                     has_path = true;
@@ -142,7 +150,8 @@ impl Record {
                 _ => return None,
             }
         }
-        (has_path && !(rec.tail && rec.base == Base::New)).then_some(rec)
+        let dir_ok = !rec.dir || (rec.len == 0 && !rec.tail);
+        (has_path && dir_ok && !(rec.tail && rec.base == Base::New)).then_some(rec)
     }
 }
 
@@ -479,6 +488,7 @@ mod tests {
             mtime: Some(UNIX_EPOCH + Duration::new(1_500_000_000, 7)),
             mode: Some(0o600),
             offset: 0,
+            dir: false,
         }
     }
 
@@ -585,6 +595,29 @@ mod tests {
         assert!(j.records().unwrap().is_empty());
         j.tidy();
         assert_eq!(std::fs::read_dir(j.dir()).unwrap().count(), 0);
+    }
+
+    #[test]
+    fn a_queued_mkdir_record_survives_reopening_as_a_directory() {
+        let dir = tempfile::tempdir().unwrap();
+        let j = Journal::open(dir.path().join("j")).unwrap();
+        let mut rec = record("/a/new dir", Base::New, false, 0);
+        rec.dir = true;
+        rec.mtime = None;
+        rec.mode = Some(0o750);
+        let d = j.write(rec, &mut std::io::empty()).unwrap();
+        let f = j
+            .write(record("/a/new dir/f", Base::New, false, 1), &mut &b"f"[..])
+            .unwrap();
+        drop(j);
+        let j = Journal::open(dir.path().join("j")).unwrap();
+        let back = j.records().unwrap();
+        assert_eq!(back, vec![d.clone(), f]);
+        assert!(back[0].dir && !back[1].dir);
+        assert_eq!(back[0].mode, Some(0o750));
+        // A directory record with data is not one this code writes: not replayed.
+        let bad = d.to_text().replace("len 0", "len 1");
+        assert!(Record::parse(0, format!("{bad}x").as_bytes()).is_none());
     }
 
     #[test]

@@ -26,7 +26,7 @@
 //! The queue never holds its lock across network I/O; a worker holds the file's spool lock
 //! during its upload, as `close` does without write-back, so a write to that file waits.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::PathBuf;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -39,9 +39,12 @@ use crate::error::{Error, Result};
 /// The longest wait before a queued upload to an unreachable server is tried again.
 const MAX_BACKOFF: Duration = Duration::from_secs(60);
 
-/// One file's queued upload.
+/// One file's queued upload, or one directory's queued `mkdir` (see [`super::mkdir`]).
 pub struct Job {
+    /// The file's inode, or a directory's key ([`super::mkdir`]).
     pub ino: u64,
+    /// A queued `mkdir`: nothing beneath its path starts before it is done.
+    pub(super) dir: bool,
     /// Order: the oldest queued file goes first.
     seq: u64,
     /// Its journal records (the newest replaced the older ones, which stay listed until the
@@ -127,6 +130,8 @@ impl QueueStats {
 struct State {
     queued: BTreeMap<u64, Job>,
     by_ino: HashMap<u64, u64>,
+    /// The paths of the queued or running `mkdir`s: work beneath them waits.
+    dirs: HashSet<String>,
     /// Files being uploaded: inode → (bytes, queued since).
     running: HashMap<u64, (u64, Instant)>,
     bytes: u64,
@@ -149,6 +154,21 @@ struct State {
 impl State {
     fn files(&self) -> usize {
         self.queued.len() + self.running.len()
+    }
+
+    /// Whether a queued `mkdir` of a directory above `path` is not done yet.
+    fn waits_for_a_dir(&self, path: &str) -> bool {
+        if self.dirs.is_empty() {
+            return false;
+        }
+        let mut p = path;
+        while let Some(i) = p.rfind('/') {
+            p = &p[..i];
+            if self.dirs.contains(p) {
+                return true;
+            }
+        }
+        false
     }
 
     /// Nothing can move: no upload runs, and one found the server unreachable since
@@ -228,6 +248,7 @@ impl Queue {
                     seq,
                     Job {
                         ino,
+                        dir: false,
                         seq,
                         records: vec![record],
                         bytes,
@@ -241,6 +262,32 @@ impl Queue {
                 st.bytes += bytes;
             }
         }
+        self.changed.notify_all();
+    }
+
+    /// Queues the `mkdir` of `path` (key `key`, journal record `record`): nothing queued
+    /// beneath `path` starts before it is done.
+    pub fn add_dir(&self, key: u64, path: &str, record: u64) {
+        let mut st = self.state.lock();
+        let seq = st.next_seq;
+        st.next_seq += 1;
+        let now = Instant::now();
+        st.queued.insert(
+            seq,
+            Job {
+                ino: key,
+                dir: true,
+                seq,
+                records: vec![record],
+                bytes: 0,
+                since: now,
+                attempts: 0,
+                not_before: now,
+                path: path.to_string(),
+            },
+        );
+        st.by_ino.insert(key, seq);
+        st.dirs.insert(path.to_string());
         self.changed.notify_all();
     }
 
@@ -264,7 +311,11 @@ impl Queue {
                 .queued
                 .values()
                 .filter(|_| paused.is_none())
-                .find(|j| j.not_before <= now && !st.running.contains_key(&j.ino))
+                .find(|j| {
+                    j.not_before <= now
+                        && !st.running.contains_key(&j.ino)
+                        && !st.waits_for_a_dir(&j.path)
+                })
                 .map(|j| j.seq);
             if let Some(seq) = pick {
                 let job = st.queued.remove(&seq).expect("picked from the map");
@@ -298,6 +349,7 @@ impl Queue {
             Some(seq) => st.queued.remove(&seq).expect("indexed job"),
             None => Job {
                 ino,
+                dir: false,
                 seq: u64::MAX,
                 records: Vec::new(),
                 bytes: 0,
@@ -316,6 +368,9 @@ impl Queue {
         let mut st = self.state.lock();
         st.running.remove(&job.ino);
         st.bytes -= job.bytes;
+        if job.dir && !matches!(outcome, Outcome::Retry(_)) {
+            st.dirs.remove(&job.path);
+        }
         match outcome {
             Outcome::Done => {
                 for id in &job.records {
@@ -360,7 +415,9 @@ impl Queue {
                         self.journal.remove(*id);
                     }
                 }
-                if !job.records.is_empty() {
+                // A directory holds no data: the files beneath it are named, each with
+                // where its data went.
+                if !job.records.is_empty() && !job.dir {
                     st.failed.push((path, kept));
                 }
                 st.unreported.insert(job.ino, (errno, text.clone()));
@@ -512,6 +569,19 @@ mod tests {
         Queue::new(Journal::open(dir.join("j")).unwrap(), max_bytes, 100)
     }
 
+    impl Queue {
+        /// The next job, its backoff waived (a sync does that).
+        fn next_now(&self) -> Job {
+            let mut st = self.state.lock();
+            st.paused_until = None;
+            for j in st.queued.values_mut() {
+                j.not_before = Instant::now();
+            }
+            drop(st);
+            self.next().unwrap()
+        }
+    }
+
     fn journaled(q: &Queue, path: &str, data: &[u8]) -> u64 {
         let rec = Record {
             id: 0,
@@ -523,6 +593,7 @@ mod tests {
             mtime: None,
             mode: None,
             offset: 0,
+            dir: false,
         };
         q.journal().write(rec, &mut &data[..]).unwrap().id
     }
@@ -549,6 +620,39 @@ mod tests {
         q.finish(first, Outcome::Done);
         assert!(!q.journal().holds(a2));
         assert_eq!(q.stats().files, 1);
+    }
+
+    #[test]
+    fn nothing_beneath_a_queued_mkdir_starts_before_it_is_done() {
+        let dir = tempfile::tempdir().unwrap();
+        let q = queue(dir.path(), 1 << 20);
+        let d = journaled(&q, "d", b"");
+        q.add_dir(1 << 62, "d", d);
+        let inner = journaled(&q, "d/e", b"");
+        q.add_dir((1 << 62) + 1, "d/e", inner);
+        let f = journaled(&q, "d/e/f", b"f");
+        q.add(1, "d/e/f", f, 1);
+        let x = journaled(&q, "x", b"x");
+        q.add(2, "x", x, 1);
+        let first = q.next().unwrap();
+        assert!(first.dir && first.path == "d");
+        // While `d` is being made, only what is not beneath it may start.
+        let second = q.next().unwrap();
+        assert_eq!(second.path, "x");
+        q.finish(second, Outcome::Done);
+        // Still unreachable: `d` stays queued, and so does everything beneath it.
+        q.finish(first, Outcome::Retry("connection refused".into()));
+        let again = q.next_now();
+        assert!(again.dir && again.path == "d", "the mkdir first, again");
+        q.finish(again, Outcome::Done);
+        assert!(!q.journal().holds(d));
+        let nested = q.next_now();
+        assert!(nested.dir && nested.path == "d/e");
+        q.finish(nested, Outcome::Done);
+        let file = q.next_now();
+        assert_eq!((file.ino, file.dir), (1, false));
+        q.finish(file, Outcome::Done);
+        assert_eq!(q.stats().files, 0);
     }
 
     #[test]

@@ -2,6 +2,10 @@
 //! earlier session promised (`close` returned) but did not finish, before the mount serves
 //! anything, without duplicates or temporary files, and without overwriting a file someone
 //! changed on the server meanwhile (see the journal's doc for conflicts).
+//!
+//! Queued `mkdir`s ([`super::mkdir`]) are replayed first, parents before children, so every
+//! file beneath one finds its directory; a directory the server refuses leaves the files
+//! beneath it without one, and they go to the recovery directory as conflicts.
 
 use std::collections::{HashMap, HashSet};
 use std::fs::File;
@@ -40,7 +44,7 @@ impl<R: Remote> Writes<'_, R> {
     pub fn replay(&self, journal: &Journal) -> Replayed {
         let mut done = Replayed::default();
         let records = match journal.records() {
-            Ok(r) => r,
+            Ok(r) => replay_order(r),
             Err(e) => {
                 log::error!("journal {}: cannot read it: {e}", journal.dir().display());
                 return done;
@@ -54,9 +58,21 @@ impl<R: Remote> Writes<'_, R> {
             "journal: {} upload(s) left by an earlier session; finishing them",
             records.len()
         );
-        let newest: HashMap<&str, u64> = records.iter().map(|r| (r.path.as_str(), r.id)).collect();
+        let newest: HashMap<&str, u64> = records
+            .iter()
+            .filter(|r| !r.dir)
+            .map(|r| (r.path.as_str(), r.id))
+            .collect();
         let mut swept = HashSet::new();
+        // Directories whose queued `mkdir` the server refused: path, its answer.
+        let mut refused: Vec<(String, String)> = Vec::new();
         for rec in &records {
+            if rec.dir {
+                if let Some(why) = self.replay_dir(journal, rec, &mut done) {
+                    refused.push((rec.path.clone(), why));
+                }
+                continue;
+            }
             if newest.get(rec.path.as_str()) != Some(&rec.id) {
                 journal.remove(rec.id);
                 continue;
@@ -65,7 +81,16 @@ impl<R: Remote> Writes<'_, R> {
             if swept.insert((dir.clone(), rec.pid)) {
                 self.sweep_temp_files(&dir, rec.pid);
             }
-            match self.replay_one(journal, rec) {
+            let beneath = refused
+                .iter()
+                .find(|(d, _)| rec.path.starts_with(&format!("{d}/")));
+            let outcome = match beneath {
+                Some((d, why)) => Ok(Outcome::Conflict(format!(
+                    "its directory {d} could not be made ({why})"
+                ))),
+                None => self.replay_one(journal, rec),
+            };
+            match outcome {
                 Ok(Outcome::Uploaded) => {
                     done.uploaded += 1;
                     journal.remove(rec.id);
@@ -106,6 +131,55 @@ impl<R: Remote> Writes<'_, R> {
         journal.tidy();
         log::info!("journal replayed: {done:?}");
         done
+    }
+
+    /// Makes a directory whose `mkdir` was queued: done if the server makes it or has it,
+    /// kept for the next mount if it cannot be reached, else dropped (logged at error
+    /// level, and returned: what was queued beneath it goes to recovery).
+    fn replay_dir(&self, journal: &Journal, rec: &Record, done: &mut Replayed) -> Option<String> {
+        let name = remote::basename(&rec.path);
+        let made = self.remote.mkdir(&rec.path).map(|()| true).or_else(|e| {
+            self.cache.invalidate(remote::parent(&rec.path));
+            match self.listing(remote::parent(&rec.path)) {
+                Ok(l) if l.get(name).is_some_and(|x| x.kind == Kind::Dir) => Ok(false),
+                Err(le) if super::writeback::unreachable(&le) => Err(le),
+                _ => Err(e),
+            }
+        });
+        self.cache.invalidate(remote::parent(&rec.path));
+        match made {
+            Ok(fresh) => {
+                if fresh {
+                    if let Some(mode) = rec.mode {
+                        self.apply_new_mode(&rec.path, Kind::Dir, mode);
+                    }
+                    done.uploaded += 1;
+                } else {
+                    done.found += 1;
+                }
+                journal.remove(rec.id);
+                None
+            }
+            Err(e) if super::writeback::unreachable(&e) => {
+                done.kept += 1;
+                log::error!(
+                    "{}: the queued mkdir failed again ({e}); kept in {} for the next mount",
+                    rec.path,
+                    journal.file_path(rec.id).display()
+                );
+                None
+            }
+            Err(e) => {
+                done.conflicts += 1;
+                log::error!(
+                    "{}: the queued mkdir was refused ({e}); what was queued beneath it goes \
+                     to the recovery directory",
+                    rec.path
+                );
+                journal.remove(rec.id);
+                Some(e.to_string())
+            }
+        }
     }
 
     /// Deletes the temporary files the process `pid` may have left in `dir` when it died
@@ -267,6 +341,23 @@ impl<R: Remote> Writes<'_, R> {
     }
 }
 
+/// The order records are replayed in: queued `mkdir`s first, parents before children (and
+/// in the order they were made), then files, oldest first.
+fn replay_order(mut records: Vec<Record>) -> Vec<Record> {
+    records.sort_by_key(|r| {
+        (
+            !r.dir,
+            if r.dir {
+                r.path.matches('/').count()
+            } else {
+                0
+            },
+            r.id,
+        )
+    });
+    records
+}
+
 /// A record's data in its file.
 struct Data {
     file: File,
@@ -298,4 +389,40 @@ fn copy_into(data: &Data, spool: &mut Spool, from: u64, at: u64, len: u64) -> Re
         off += n as u64;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rec(id: u64, path: &str, dir: bool) -> Record {
+        Record {
+            id,
+            path: path.into(),
+            base: Base::New,
+            tail: false,
+            len: 0,
+            pid: 1,
+            mtime: None,
+            mode: None,
+            offset: 0,
+            dir,
+        }
+    }
+
+    #[test]
+    fn queued_mkdirs_replay_before_files_and_parents_before_children() {
+        // A crash can leave a child's record older than its parent's only if ids were
+        // reordered, but the order must not depend on it.
+        let order = replay_order(vec![
+            rec(1, "a/f", false),
+            rec(2, "a/b/c", true),
+            rec(3, "a", true),
+            rec(4, "a/b/c/g", false),
+            rec(5, "a/b", true),
+            rec(6, "x", true),
+        ]);
+        let paths: Vec<&str> = order.iter().map(|r| r.path.as_str()).collect();
+        assert_eq!(paths, ["a", "x", "a/b", "a/b/c", "a/f", "a/b/c/g"]);
+    }
 }

@@ -23,7 +23,7 @@ fn replaces(e: &SpoolEntry, s: &super::spool::Spool) -> bool {
 /// Whether a failed upload waits for the server to come back rather than failing: it could
 /// not be reached at all. A reply, even a 4xx one after the remote's own retries, is an
 /// answer, and fails the upload.
-fn unreachable(e: &Error) -> bool {
+pub(super) fn unreachable(e: &Error) -> bool {
     matches!(e, Error::Network { .. } | Error::Timeout { .. })
 }
 
@@ -75,6 +75,7 @@ impl<R: Remote> Writes<'_, R> {
             mtime: s.pending_mtime,
             mode: s.pending_mode,
             offset: 0,
+            dir: false,
         };
         let written = s
             .reader_from(from)
@@ -133,6 +134,9 @@ impl<R: Remote> Writes<'_, R> {
         let Some(q) = self.queue() else {
             return;
         };
+        if job.dir {
+            return self.work_dir(job);
+        }
         let ino = job.ino;
         let result = self.run_job(ino);
         let outcome = self.outcome(&job, result.as_ref().err());
