@@ -36,7 +36,9 @@
 //!   (MODE Z), `retry` (the one retry loop, for commands and reads), `spare` (listings and
 //!   reads ahead on connections nobody waits for),
 //!   `reply` (replies read as RFC 959 says, `PWD`), `features` (what `FEAT` says or probes
-//!   find; `HOST`).
+//!   find; `HOST`), `tls` (FTPS: modes, certificates and pinning, the TLS connector) and
+//!   `tls::sessions` (the sessions a control connection's data connections resume, and the
+//!   rule for their early `close_notify`).
 //! - The process around it: `main.rs` parses, starts logging and dispatches; [`daemon`] is
 //!   the mount process (background start, serving, signals, the end of a session);
 //!   [`mount`] mounts and unmounts (`mount::mountinfo` reads the mount table); [`argv`]
