@@ -19,7 +19,8 @@
 //!   ahead of a walk (`fs::prefetch`).
 //! - [`upload`]: the write protocol over a `Remote`, the cache and resolved paths, never
 //!   seeing `FtpFs`: spools (`upload::spool`), uploads while a file is written
-//!   (`upload::streaming`), atomic and move-aside replace (`upload::atomic`), APPE or STOR,
+//!   (`upload::streaming`), atomic and move-aside replace (`upload::atomic`), new files,
+//!   pending until their first upload, and their modes (`upload::create`), APPE or STOR,
 //!   flush, fsync, release and recovery; write-back (`-o writeback`): the queue and its
 //!   workers (`upload::queue`), what close, fsync and a worker's job do with it
 //!   (`upload::writeback`), the durable journal (`upload::journal`) and its replay at
