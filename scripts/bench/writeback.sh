@@ -26,6 +26,8 @@
 #                   the write-back journal cost
 #   --ftpfs-opts OPTS more -o options for both ftpfs clients (e.g. connections=10)
 #
+# BENCH_FTPFS=PATH measures that ftpfs binary instead of this tree's release build (a
+# before/after comparison in one sitting; the header then names it).
 # The table goes to stdout and to $BENCH_OUT (default target/bench-writeback.md), the raw
 # figures to target/bench-writeback.tsv, and to target/bench-writeback-logs/ the proxy's
 # log of each cp (commands, replies, data connections, a mark where cp returned) and each
@@ -56,8 +58,12 @@ for t in rclone pure-ftpd pure-pw fusermount3 sha256sum; do
   command -v "$t" >/dev/null || { echo "missing $t: run scripts/install-deps.sh with FTPFS_BENCH_DEPS=1" >&2; exit 1; }
 done
 [ "$(id -u)" = 0 ] || { echo "run as root (scripts/ftpd.sh gives the served tree to pure-ftpd's virtual user)" >&2; exit 1; }
-cargo build --release --locked 2>/dev/null
-ftpfs=$PWD/target/release/ftpfs
+if [ -n "${BENCH_FTPFS:-}" ]; then
+  ftpfs=$(realpath "$BENCH_FTPFS")
+else
+  cargo build --release --locked 2>/dev/null
+  ftpfs=$PWD/target/release/ftpfs
+fi
 PY=/usr/bin/python3
 bench=$PWD/scripts/bench
 
@@ -263,7 +269,7 @@ load1=$(cut -d' ' -f1-3 /proc/loadavg)
 cp "$results" "$TSV"
 {
   echo "Write-back benchmark: $start–$(date -u '+%H:%M') UTC, medians of $RUNS run(s); untar of $tar_entries entries on loopback, cp -r of 100 x 4 KiB files at RTT $RTT ms"
-  echo "ftpfs${FTPFS_OPTS:+ -o $FTPFS_OPTS} $(git rev-parse --short HEAD)$(git diff --quiet HEAD -- src || echo +changes) (release), pure-ftpd $(dpkg-query -W -f='${Version}' pure-ftpd 2>/dev/null || echo '?'), rclone $(rclone version | awk 'NR == 1 { print $2 }'), kernel $(uname -r), $(nproc) cores, load $load0 at the start, $load1 at the end"
+  echo "ftpfs${FTPFS_OPTS:+ -o $FTPFS_OPTS} $([ -n "${BENCH_FTPFS:-}" ] && echo "binary $BENCH_FTPFS" || echo "$(git rev-parse --short HEAD)$(git diff --quiet HEAD -- src || echo +changes) (release)"), pure-ftpd $(dpkg-query -W -f='${Version}' pure-ftpd 2>/dev/null || echo '?'), rclone $(rclone version | awk 'NR == 1 { print $2 }'), kernel $(uname -r), $(nproc) cores, load $load0 at the start, $load1 at the end"
   echo
   $PY - "$results" "$tar_entries" "$RTT" <<'EOF'
 import statistics, sys
