@@ -24,7 +24,6 @@ use common::*;
 use ftpfs::error::{Error, Op};
 use ftpfs::ftp::caps::ServerInfo;
 use ftpfs::ftp::conn::{Conn, Endpoint};
-use ftpfs::secret::Secret;
 
 /// How the library reaches `server` with `password`: its TLS when it has one.
 fn endpoint(server: &Server, password: &str) -> Endpoint {
@@ -35,25 +34,15 @@ fn endpoint(server: &Server, password: &str) -> Endpoint {
         }
         None => ftpfs::ftp::tls::Tls::off(),
     };
+    let host = if server.ca.is_some() {
+        &server.url_host
+    } else {
+        &server.host
+    };
+    let user = server.user.expect("a named user");
     Endpoint {
-        host: if server.ca.is_some() {
-            server.url_host.clone()
-        } else {
-            server.host.clone()
-        },
-        port: server.port,
-        user: server.user.expect("a named user").into(),
-        password: Secret::new(password),
         timeout: Duration::from_secs(15),
-        policy: Default::default(),
-        tls,
-        limit_recheck: ftpfs::ftp::pool::DEFAULT_LIMIT_RECHECK,
-        keepalive: ftpfs::ftp::conn::DEFAULT_KEEPALIVE,
-        data: Default::default(),
-        pasv_addr: Default::default(),
-        listen: Default::default(),
-        pipelining: true,
-        dialogue: Default::default(),
+        ..common::endpoint(host, server.port, user, password, tls)
     }
 }
 
@@ -383,20 +372,14 @@ impl HangUp {
 
     fn endpoint(&self, user: &str, password: &str) -> Endpoint {
         Endpoint {
-            host: "127.0.0.1".into(),
-            port: self.port,
-            user: user.into(),
-            password: Secret::new(password),
-            timeout: Duration::from_secs(10),
-            policy: Default::default(),
-            tls: ftpfs::ftp::tls::Tls::off(),
-            limit_recheck: ftpfs::ftp::pool::DEFAULT_LIMIT_RECHECK,
             keepalive: Duration::ZERO,
-            data: Default::default(),
-            pasv_addr: Default::default(),
-            listen: Default::default(),
-            pipelining: true,
-            dialogue: Default::default(),
+            ..common::endpoint(
+                "127.0.0.1",
+                self.port,
+                user,
+                password,
+                ftpfs::ftp::tls::Tls::off(),
+            )
         }
     }
 

@@ -290,24 +290,18 @@ fn remote_failing_once(server: &Server) -> (ftpfs::ftp::FtpRemote, ftpfs::ftp::t
     .unwrap()
     .failing_the_first_early_closed_transfer();
     let endpoint = ftpfs::ftp::conn::Endpoint {
-        host: "localhost".into(),
-        port: server.port,
-        user: server.user.unwrap().into(),
-        password: ftpfs::secret::Secret::new(PASSWORD),
-        timeout: std::time::Duration::from_secs(10),
         policy: ftpfs::ftp::retry::Policy {
             retries: 3,
             max_delay: std::time::Duration::from_millis(200),
             deadline: std::time::Duration::from_secs(20),
         },
-        tls: tls.clone(),
-        limit_recheck: ftpfs::ftp::pool::DEFAULT_LIMIT_RECHECK,
-        keepalive: ftpfs::ftp::conn::DEFAULT_KEEPALIVE,
-        data: Default::default(),
-        pasv_addr: Default::default(),
-        listen: Default::default(),
-        pipelining: true,
-        dialogue: Default::default(),
+        ..endpoint(
+            "localhost",
+            server.port,
+            server.user.unwrap(),
+            PASSWORD,
+            tls.clone(),
+        )
     };
     let r = ftpfs::ftp::FtpRemote::connect(endpoint, 1, "", ftpfs::ftp::ListingMode::Auto).unwrap();
     (r, tls)

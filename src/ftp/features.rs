@@ -82,30 +82,11 @@ pub(super) fn caps_from_feat(ftp: &mut Ftp, feat: Feat, server: &str) -> Caps {
 
 #[cfg(test)]
 mod tests {
-    use std::time::Duration;
-
-    use super::super::conn::{Dialogue, Endpoint};
-    use super::super::retry::Policy;
-    use super::super::tls::Tls;
+    use super::super::conn::test_endpoint;
 
     #[test]
     fn host_names_the_url_host_only_when_listed_and_never_an_ip_literal() {
-        let mut ep = Endpoint {
-            host: "ftp.example.com".into(),
-            port: 21,
-            user: "u".into(),
-            password: crate::secret::Secret::new("p"),
-            timeout: Duration::from_secs(1),
-            policy: Policy::default(),
-            tls: Tls::off(),
-            limit_recheck: Duration::from_secs(1),
-            keepalive: Duration::ZERO,
-            data: Default::default(),
-            pasv_addr: Default::default(),
-            listen: Default::default(),
-            pipelining: true,
-            dialogue: Dialogue::default(),
-        };
+        let mut ep = test_endpoint();
         assert_eq!(ep.host_command(false), None);
         assert_eq!(ep.host_command(true).as_deref(), Some("ftp.example.com"));
         for ip in ["192.0.2.1", "2001:db8::1"] {

@@ -1279,6 +1279,34 @@ pub fn copy_ftpfs_to(to: &Path) {
     assert!(runs, "the copy of ftpfs at {} does not run", to.display());
 }
 
+/// How the library reaches `host:port` as `user` with `tls`: ten-second replies, the
+/// default retry policy, pipelining on, nothing else set. Tests that need another field
+/// change it (`Endpoint { policy, ..endpoint(..) }`).
+pub fn endpoint(
+    host: &str,
+    port: u16,
+    user: &str,
+    password: &str,
+    tls: ftpfs::ftp::tls::Tls,
+) -> ftpfs::ftp::conn::Endpoint {
+    ftpfs::ftp::conn::Endpoint {
+        host: host.into(),
+        port,
+        user: user.into(),
+        password: ftpfs::secret::Secret::new(password),
+        timeout: Duration::from_secs(10),
+        policy: Default::default(),
+        tls,
+        limit_recheck: ftpfs::ftp::pool::DEFAULT_LIMIT_RECHECK,
+        keepalive: ftpfs::ftp::conn::DEFAULT_KEEPALIVE,
+        data: Default::default(),
+        pasv_addr: Default::default(),
+        listen: Default::default(),
+        pipelining: true,
+        dialogue: Default::default(),
+    }
+}
+
 pub fn as_nobody() -> Command {
     let mut cmd = Command::new("setpriv");
     cmd.args([
