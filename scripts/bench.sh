@@ -53,7 +53,9 @@ mkdir "$data/dir200"
 for f in $(seq -w 1 200); do echo "$f" > "$data/dir200/entry$f.txt"; done
 want_sha=$(sha256sum < "$data/seq256.bin" | cut -d' ' -f1)
 local_entries=$(ls -lR "$data/tree" | grep -c '^[-d]')
-pasv_lo=$(( 40000 + RANDOM % 20000 )); pasv_hi=$(( pasv_lo + 63 ))
+# Passive ports outside the ephemeral range, all free now (the proxy listens on each).
+read -r pasv_lo pasv_hi < <(python3 scripts/bench/pasvrange.py 64)
+[ -n "${pasv_hi:-}" ] || { echo "no free passive port range" >&2; exit 1; }
 ftpd_pid=$(FTPD_PASSIVE="$pasv_lo:$pasv_hi" scripts/ftpd.sh "$data" "$port" "$B/ftpd")
 printf 'machine 127.0.0.1 login alice password secret\nmachine 127.0.0.2 login alice password secret\n' > "$B/.netrc"
 chmod 600 "$B/.netrc"
@@ -314,6 +316,7 @@ ports=("$port"); for p in $(seq "$pasv_lo" "$pasv_hi"); do ports+=("$p"); done
 python3 scripts/bench/delayproxy.py 127.0.0.2 127.0.0.1 50 "${ports[@]}" > "$B/proxy.out" 2>&1 &
 proxy_pid=$!
 for _ in $(seq 100); do grep -q ready "$B/proxy.out" && break; sleep 0.1; done
+grep -q ready "$B/proxy.out" || { echo "the delay proxy did not start:" >&2; cat "$B/proxy.out" >&2; exit 1; }
 declare -a d_ls d_read d_curl d_rls d_rread
 for i in $(seq 3); do
   FTPFS_PASSWORD=secret "$ftpfs" mount -f "ftp://alice@127.0.0.2:$port/dir200" "$B/mnt" &

@@ -164,8 +164,13 @@ async def handle(port, cr, cw):
 async def main():
     servers = []
     for p in ports:
-        servers.append(await asyncio.start_server(
-            lambda r, w, p=p: handle(p, r, w), listen, p))
+        try:
+            servers.append(await asyncio.start_server(
+                lambda r, w, p=p: handle(p, r, w), listen, p))
+        except OSError as e:
+            # Said, so that the script waiting for "ready" can show why it never came.
+            print(f"delayproxy: cannot listen on {listen}:{p}: {e}", file=sys.stderr, flush=True)
+            sys.exit(1)
     print("ready", flush=True)
     await asyncio.gather(*(s.serve_forever() for s in servers))
 

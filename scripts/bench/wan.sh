@@ -121,7 +121,9 @@ sha() { sha256sum "$1" | cut -d' ' -f1; }
 seq_sha=$(sha "$data/seq32.bin"); big_sha=$(sha "$data/big64.bin")
 
 port=$($PY -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-pasv_lo=$((40000 + RANDOM % 20000)); pasv_hi=$((pasv_lo + 63))
+# Passive ports outside the ephemeral range, all free now (the proxy listens on each).
+read -r pasv_lo pasv_hi < <($PY "$bench/pasvrange.py" 64)
+[ -n "${pasv_hi:-}" ] || { echo "no free passive port range" >&2; exit 1; }
 tls_args=
 if [ "$TLS" = 1 ] || [ "$BOTH" = 1 ]; then
   openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=localhost \
@@ -141,7 +143,7 @@ ports=("$port"); for p in $(seq "$pasv_lo" "$pasv_hi"); do ports+=("$p"); done
 DELAYPROXY_LOG=$plog DELAYPROXY_RATE=${RATE:-0} $PY "$bench/delayproxy.py" 127.0.0.2 127.0.0.1 "$((RTT / 2))" "${ports[@]}" > "$B/proxy.out" 2>&1 &
 proxy_pid=$!
 for _ in $(seq 100); do grep -q ready "$B/proxy.out" && break; sleep 0.1; done
-grep -q ready "$B/proxy.out" || { echo "the delay proxy did not start" >&2; exit 1; }
+grep -q ready "$B/proxy.out" || { echo "the delay proxy did not start:" >&2; cat "$B/proxy.out" >&2; exit 1; }
 printf 'machine 127.0.0.2 login alice password secret\n' > "$B/home/.netrc"
 chmod 600 "$B/home/.netrc"
 export HOME=$B/home FTPFS_PASSWORD=secret RCLONE_CONFIG=$B/home/rclone.conf

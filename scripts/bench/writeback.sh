@@ -116,7 +116,9 @@ done
 manifest "$B/cpsrc" . cp > "$B/cp.want"
 
 port=$($PY -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-pasv_lo=$((40000 + RANDOM % 20000)); pasv_hi=$((pasv_lo + 63))
+# Passive ports outside the ephemeral range, all free now (the proxy listens on each).
+read -r pasv_lo pasv_hi < <($PY "$bench/pasvrange.py" 64)
+[ -n "${pasv_hi:-}" ] || { echo "no free passive port range" >&2; exit 1; }
 ftpd_pid=$(FTPD_PASSIVE="$pasv_lo:$pasv_hi" scripts/ftpd.sh "$data" "$port" "$B/ftpd")
 plog=$B/proxy.log
 : > "$plog"
@@ -125,7 +127,7 @@ if want cp; then
   DELAYPROXY_LOG=$plog $PY "$bench/delayproxy.py" 127.0.0.2 127.0.0.1 "$((RTT / 2))" "${ports[@]}" > "$B/proxy.out" 2>&1 &
   proxy_pid=$!
   for _ in $(seq 100); do grep -q ready "$B/proxy.out" && break; sleep 0.1; done
-  grep -q ready "$B/proxy.out" || { echo "the delay proxy did not start" >&2; exit 1; }
+  grep -q ready "$B/proxy.out" || { echo "the delay proxy did not start:" >&2; cat "$B/proxy.out" >&2; exit 1; }
 fi
 # No password in argv: ftpfs reads FTPFS_PASSWORD, rclone RCLONE_FTP_PASS (obscured).
 export HOME=$B/home FTPFS_PASSWORD=secret RCLONE_CONFIG=$B/home/rclone.conf
