@@ -120,9 +120,13 @@ fn interval(s: &str) -> Result<std::time::Duration, String> {
 
 #[derive(Args, Debug, Clone)]
 pub struct MountArgs {
-    /// [ftp://|ftps://][USER@]HOST[:PORT][/PATH] (ftps:// is implicit TLS, port 990), or
-    /// [USER@]HOST:/PATH as in fstab; no USER means anonymous. PATH is relative to the
-    /// login directory; start it with // for an absolute path
+    // The help text is an attribute, not a doc comment: rustdoc would read its brackets as
+    // links.
+    #[arg(
+        help = "[ftp://|ftps://][USER@]HOST[:PORT][/PATH] (ftps:// is implicit TLS, port 990), \
+                or [USER@]HOST:/PATH as in fstab; no USER means anonymous. PATH is relative \
+                to the login directory; start it with // for an absolute path"
+    )]
     pub source: String,
     /// An existing, empty directory
     pub mountpoint: PathBuf,

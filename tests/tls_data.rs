@@ -382,3 +382,61 @@ fn pure_ftpd_read_failing_after_an_early_close_is_repeated_whole_and_turns_it_of
     drop(reader);
     r.shutdown();
 }
+
+/// A server that takes our early `close_notify` for the end of a download and answers `226`
+/// after sending less than the file (pyftpdlib with the quirk
+/// `download-ends-at-close-notify`; TLS 1.3 lets a client say goodbye while the server still
+/// sends): the reader sees the file end before the size its listing gave, stops saying
+/// goodbye early for the mount, and reads on from where the short download ended. Every
+/// file arrives whole, the big one and the small ones, and the server cut exactly one
+/// download.
+#[test]
+fn a_download_cut_short_by_our_early_close_notify_is_read_on_whole_and_turns_it_off() {
+    let data = tempfile::tempdir().unwrap();
+    let pki = tempfile::tempdir().unwrap();
+    let Some((_ca, both)) = make_pki(pki.path()) else {
+        return;
+    };
+    let both = both.to_str().unwrap();
+    let tls = ["--tls", both, both];
+    let Some(server) =
+        Server::quirky_with(data.path(), &["download-ends-at-close-notify"], &[], &tls)
+    else {
+        return;
+    };
+    let mut rng = Rng(11);
+    let big = rng.bytes(3 << 20);
+    std::fs::write(data.path().join("big.bin"), &big).unwrap();
+    let small: Vec<Vec<u8>> = (0..3).map(|i| rng.bytes(1000 + i * 7000)).collect();
+    for (i, b) in small.iter().enumerate() {
+        std::fs::write(data.path().join(format!("small{i}.bin")), b).unwrap();
+    }
+    let m = Mount::new(&server, &["tls=required", "insecure", "connections=1"]);
+    let root = m.path();
+    assert!(
+        std::fs::read(root.join("big.bin")).unwrap() == big,
+        "big.bin whole"
+    );
+    for (i, b) in small.iter().enumerate() {
+        assert!(
+            std::fs::read(root.join(format!("small{i}.bin"))).unwrap() == *b,
+            "small{i}.bin whole"
+        );
+    }
+    let log = m.log_text();
+    drop(m);
+    let commands = server.command_log();
+    assert_eq!(
+        commands.matches("ENDED-AT-CLOSE-NOTIFY").count(),
+        1,
+        "the server cut the first download, and no later one said goodbye early:\n{commands}"
+    );
+    assert!(
+        log.contains("failed after its early close_notify"),
+        "the mount turned early goodbyes off:\n{log}"
+    );
+    assert!(
+        log.contains("of the 3145728 listed, after an early close_notify"),
+        "the short download was noticed by its size:\n{log}"
+    );
+}

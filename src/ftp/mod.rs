@@ -538,6 +538,8 @@ fn data_lines(c: &mut conn::Conn, command: &str) -> Result<Vec<String>> {
     let mut lines = Vec::new();
     let mut line = Vec::with_capacity(256);
     let mut total: u64 = 0;
+    // Whether the last line read had no end of line: a listing cut short (see below).
+    let mut unterminated = false;
     loop {
         line.clear();
         let (n, complete) = match read_line_bounded(&mut reader, &mut line, MAX_LINE) {
@@ -568,6 +570,7 @@ fn data_lines(c: &mut conn::Conn, command: &str) -> Result<Vec<String>> {
             log::debug!("{command}: skipped a listing line longer than {MAX_LINE} bytes");
             continue;
         }
+        unterminated = line.last() != Some(&b'\n');
         while matches!(line.last(), Some(b'\n' | b'\r')) {
             line.pop();
         }
@@ -589,6 +592,19 @@ fn data_lines(c: &mut conn::Conn, command: &str) -> Result<Vec<String>> {
         sessions.transfer_failed(e);
     }
     finished.map_err(|e| Error::from_ftp(Op::List, e))?;
+    if unterminated {
+        if let Some(sessions) = c.sessions.as_ref().filter(|s| s.closed_early()) {
+            // Cut inside a line after our early goodbye: the server may have taken it for
+            // the end. Not trusted again, and the listing is repeated (see `tls`).
+            let why = format!("{command}: the listing ended inside a line");
+            sessions.transfer_failed(&why);
+            log::warn!("{why}, after an early close_notify: listing again");
+            return Err(Error::Network {
+                op: Op::List,
+                source: std::io::Error::new(std::io::ErrorKind::UnexpectedEof, why),
+            });
+        }
+    }
     Ok(lines)
 }
 

@@ -69,7 +69,8 @@ pub struct FtpReader {
 struct Inner {
     pool: Arc<Pool>,
     path: String,
-    /// The file's size as listed, if known (for `ftpfs status`).
+    /// The file's size as listed, if known: for `ftpfs status`, and to check a download
+    /// that said goodbye early ([`Inner::short_after_early_close`]).
     size: Option<u64>,
     buffers: Arc<Buffers>,
     state: Mutex<State>,
@@ -124,7 +125,8 @@ impl FtpReader {
         }
     }
 
-    /// The size the listing gave, for the progress `ftpfs status` shows.
+    /// The size the listing gave: for the progress `ftpfs status` shows, and to check a
+    /// download that said goodbye early.
     pub fn with_size(mut self, size: Option<u64>) -> FtpReader {
         if let Some(inner) = Arc::get_mut(&mut self.inner) {
             inner.size = size;
@@ -357,7 +359,10 @@ impl Inner {
                 let finished = s.finish_in_place();
                 drop(guard);
                 finished.map_err(|e| timed_out(&mut s, e))?;
-                Ok(0)
+                match self.short_after_early_close(&mut s) {
+                    Some(e) => Err(e),
+                    None => Ok(0),
+                }
             }
             Ok(n) => {
                 st.stats.socket_reads += 1;
@@ -378,6 +383,30 @@ impl Inner {
                 Err(err)
             }
         }
+    }
+
+    /// A download whose data connection said goodbye early (TLS 1.3, see
+    /// [`super::tls`]) and that then ended, even with `226`, before the size the listing
+    /// gave: a server may have taken our `close_notify` for the end of the transfer. That is
+    /// not trusted: early goodbyes end for the mount, and the error makes the read resume at
+    /// this byte with a stream that waits for the server's own end. A file that really shrank
+    /// on the server then ends at the same byte again, and the reader says so.
+    fn short_after_early_close(&self, s: &mut Stream) -> Option<Error> {
+        let size = self.size?;
+        let sessions = s.lease.conn().sessions.as_ref()?;
+        if s.pos >= size || !sessions.closed_early() {
+            return None;
+        }
+        let why = format!(
+            "the download of {} ended at byte {} of the {size} listed",
+            self.path, s.pos
+        );
+        sessions.transfer_failed(&why);
+        log::warn!("{why}, after an early close_notify: resuming there");
+        Some(Error::Network {
+            op: Op::Retr,
+            source: std::io::Error::new(std::io::ErrorKind::UnexpectedEof, why),
+        })
     }
 
     fn open_at(&self, pos: u64, deadline: Instant) -> Result<Stream> {

@@ -58,6 +58,15 @@ impl FtpRemote {
             // answer the early close with 426 (or pure-ftpd's second 150), which leaves the
             // connection in doubt; the caller sees the length differ and does not use them.
             stream.finish().map_err(|e| Error::from_ftp(Op::Retr, e))?;
+            if (data.len() as u64) < size {
+                if let Some(sessions) = c.sessions.as_ref().filter(|s| s.closed_early()) {
+                    // The server may have taken our early goodbye for the end (see `tls`).
+                    sessions.transfer_failed(&format_args!(
+                        "the download of {path} ended at byte {} of the {size} listed",
+                        data.len()
+                    ));
+                }
+            }
             Ok(Some(data))
         });
         if data.is_err() {

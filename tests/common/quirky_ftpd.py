@@ -541,6 +541,43 @@ def upload_aborted_by_command(base):
     return UploadAbortedByCommand
 
 
+def download_ends_at_close_notify(base):
+    """Over TLS, a download (`RETR`) looks for the client's `close_notify` before each chunk
+    it sends, and one that came ends the download there: the rest is dropped and the
+    transfer answered `226` (the command log gets `ENDED-AT-CLOSE-NOTIFY BYTES`). TLS 1.3
+    lets a client say goodbye while the server is still sending; a server that takes that
+    for the end of the transfer delivers a short file with a success reply. Listings are
+    left whole (a cut listing that ends on a line is indistinguishable from a shorter one)."""
+    from OpenSSL import SSL
+    from pyftpdlib.log import logger
+
+    dtp = base.dtp_handler
+
+    class EndsAtCloseNotify(dtp):
+        def send(self, data):
+            if self.receive or self.cmd != "RETR" or not isinstance(self.socket, SSL.Connection):
+                return dtp.send(self, data)
+            try:
+                self.socket.recv(1)
+            except SSL.ZeroReturnError:
+                if not self._closed:
+                    self.cmd_channel.record(
+                        "ENDED-AT-CLOSE-NOTIFY %d" % self.get_transmitted_bytes())
+                    self.producer_fifo.clear()
+                    self.transfer_finished = True
+                    self._resp = ("226 Transfer complete.", logger.debug)
+                    self.close()
+                return 0
+            except (SSL.WantReadError, SSL.WantWriteError):
+                pass
+            return dtp.send(self, data)
+
+    class EndsDownloadsAtCloseNotify(base):
+        dtp_handler = EndsAtCloseNotify
+
+    return EndsDownloadsAtCloseNotify
+
+
 def plain(base):
     """No quirk: stock pyftpdlib (with the command log of --commands)."""
     return base
@@ -549,6 +586,7 @@ def plain(base):
 HANDLER_QUIRKS = {
     "active-only": active_only,
     "cut-retr-once": cut_retr_once,
+    "download-ends-at-close-notify": download_ends_at_close_notify,
     "throttled": throttled,
     "eprt-refused": eprt_refused,
     "permit-foreign": permit_foreign,

@@ -498,6 +498,18 @@ fn fetch(sh: &Arc<Shared>, lease: &mut Lease, open: &mut Option<Open>, mut j: Jo
                 if let Some((end, last)) = plan.bounds(j.start) {
                     (j.end, j.last) = (end, last);
                 }
+                if pos < j.end {
+                    if let Some(sessions) = lease.conn().sessions.as_ref() {
+                        if sessions.closed_early() {
+                            // The server may have taken our early goodbye for the end; the
+                            // reader's own stream, which waits for the server's, reads on.
+                            sessions.transfer_failed(&format_args!(
+                                "a range of {} ended at byte {pos} of {}",
+                                sh.path, j.end
+                            ));
+                        }
+                    }
+                }
                 // Only the last range may end here; another ending early means the file
                 // shrank, and the reader finds out with its own stream.
                 let eof = j.last && pos == j.end;

@@ -156,6 +156,15 @@ impl SessionStore {
     }
 }
 
+impl SessionStore {
+    /// Whether the current (or last) data connection sent its `close_notify` early: a
+    /// download that then ended before the size its listing gave is suspect (see
+    /// [`crate::ftp::reader`]).
+    pub fn closed_early(&self) -> bool {
+        self.closed_early.load(Ordering::Relaxed)
+    }
+}
+
 impl suppaftp::EarlyClose for SessionStore {
     fn sent(&self, socket: &TcpStream) {
         self.closed_early.store(true, Ordering::Relaxed);
