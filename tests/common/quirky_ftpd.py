@@ -546,8 +546,10 @@ def download_ends_at_close_notify(base):
     it sends, and one that came ends the download there: the rest is dropped and the
     transfer answered `226` (the command log gets `ENDED-AT-CLOSE-NOTIFY BYTES`). TLS 1.3
     lets a client say goodbye while the server is still sending; a server that takes that
-    for the end of the transfer delivers a short file with a success reply. Listings are
-    left whole (a cut listing that ends on a line is indistinguishable from a shorter one)."""
+    for the end of the transfer delivers a short file with a success reply. A listing reads
+    the goodbye the same way and is sent whole (a cut listing that ends on a line could not
+    be told from a shorter one); stock pyftpdlib instead closes a data connection with the
+    goodbye unread, and the kernel resets it."""
     from OpenSSL import SSL
     from pyftpdlib.log import logger
 
@@ -555,11 +557,13 @@ def download_ends_at_close_notify(base):
 
     class EndsAtCloseNotify(dtp):
         def send(self, data):
-            if self.receive or self.cmd != "RETR" or not isinstance(self.socket, SSL.Connection):
+            if self.receive or not isinstance(self.socket, SSL.Connection):
                 return dtp.send(self, data)
             try:
                 self.socket.recv(1)
             except SSL.ZeroReturnError:
+                if self.cmd != "RETR":
+                    return dtp.send(self, data)
                 if not self._closed:
                     self.cmd_channel.record(
                         "ENDED-AT-CLOSE-NOTIFY %d" % self.get_transmitted_bytes())
