@@ -278,7 +278,8 @@ fn fuse_config(cfg: &Config) -> fuser::Config {
 ///
 /// A write-back mount is first waited for until its queue is uploaded (a progress line on a
 /// terminal), or until what is left waits for a server that cannot be reached; then each
-/// file that could not be uploaded is named with where its data is, and the exit is 1.
+/// file that could not be uploaded is named with where its data is, and each directory the
+/// server refused to make with why, and the exit is 1.
 pub fn umount(mountpoint: &Path, lazy: bool) -> ExitCode {
     let left = wait_for_writeback(mountpoint);
     if let Err(e) = fusermount_unmount(mountpoint, lazy) {
@@ -300,7 +301,10 @@ pub fn umount(mountpoint: &Path, lazy: bool) -> ExitCode {
             data.display()
         );
     }
-    if left.failed.is_empty() && left.waiting.is_empty() {
+    for (dir, why) in &left.refused_dirs {
+        eprintln!("ftpfs: {dir}/: the directory could not be made on the server ({why})");
+    }
+    if left.failed.is_empty() && left.waiting.is_empty() && left.refused_dirs.is_empty() {
         ExitCode::SUCCESS
     } else {
         ExitCode::FAILURE

@@ -729,6 +729,7 @@ mod tests {
             oldest: Some(Duration::from_millis(1500)),
             failed: vec![("/a".into(), "/r/a".into())],
             waiting: vec![("/b".into(), "/s/b".into())],
+            refused_dirs: Vec::new(),
         }));
         assert!(on.enabled);
         assert_eq!((on.files, on.bytes, on.oldest_secs), (3, 300, Some(1.5)));

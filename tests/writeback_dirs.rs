@@ -186,6 +186,14 @@ fn a_refused_queued_mkdir_sends_the_files_beneath_to_recovery_with_its_errno() {
         ["top/a/b/f", "top/a/g"],
         "each file named, no directory"
     );
+    assert!(
+        stats
+            .refused_dirs
+            .iter()
+            .any(|(dir, why)| dir == "top/a" && why.contains("552 Quota exceeded")),
+        "the refused directory is named with why: {:?}",
+        stats.refused_dirs
+    );
     assert_eq!(std::fs::read(&failed[0].1).unwrap(), b"precious");
     assert_eq!(std::fs::read(&failed[1].1).unwrap(), b"also precious");
     assert_eq!(journal_records(state.path()), 0, "the data is in recovery");
@@ -395,6 +403,40 @@ fn a_nested_mkdir_the_server_refuses_ends_with_the_files_in_recovery_and_sync_fa
         log.lines()
             .any(|l| l.contains("ERROR") && l.contains("top/sub: the queued mkdir failed")),
         "logged at error level"
+    );
+}
+
+/// An empty directory whose queued `mkdir` the server refuses has no file to be named by:
+/// `ftpfs umount` names the directory itself, with the server's reason, and exits 1.
+#[test]
+fn umount_names_an_empty_directory_the_server_refused_to_make() {
+    let data = tempfile::tempdir().unwrap();
+    let Some(mut server) = Server::start(ServerKind::PureFtpd, data.path()) else {
+        return;
+    };
+    let m = Mount::new(&server, &["writeback", "dir_cache_ttl=600"]);
+    std::fs::create_dir(m.path().join("top")).unwrap();
+    std::fs::set_permissions(
+        data.path().join("top"),
+        std::fs::Permissions::from_mode(0o555),
+    )
+    .unwrap();
+    // Down while it is made, so that its mkdir is queued, not tried at once.
+    server.crash();
+    std::fs::create_dir(m.path().join("top/empty")).unwrap();
+    server.restart();
+    let out = sync_mount(m.path());
+    assert!(!out.status.success(), "sync reports the refusal");
+    assert!(!data.path().join("top/empty").exists());
+    let out = umount_cmd(m.path());
+    let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+    assert_eq!(out.status.code(), Some(1), "umount: {stderr}");
+    assert!(
+        stderr.lines().any(
+            |l| l.contains("top/empty/: the directory could not be made")
+                && l.contains("Permission denied")
+        ),
+        "umount names the directory and why: {stderr}"
     );
 }
 

@@ -18,6 +18,9 @@
 #   --both                 plain FTP and FTPS in one run (pure-ftpd -Y 1): every ftpfs
 #                          measurement is made in plain FTP, then over FTPS (rows
 #                          "ftpfs-tls"), and a table compares the two; other clients plain
+#   --key rsa|ecdsa        the server's key with --tls/--both: RSA-2048 (default) or ECDSA
+#                          P-256 (certbot's default since 2.0; far less signing work per
+#                          TLS handshake, which every FTPS data connection makes)
 #   --quick                1 run, 15 random reads, no 1000-file grep (about 7 minutes)
 #   --runs N               runs per workload (default 3, quick 1)
 #   --only LIST            workloads: find ls cp grep grep1000 seq rand append stat mount throttled
@@ -31,7 +34,7 @@
 # Loopback only; every wait is bounded; everything started here is stopped on exit.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-RTT=50 RATE= SERVER_RATE=2097152 TLS=0 BOTH=0 QUICK=0 RUNS= ONLY= CLIENTS="ftpfs rclone lftp lftp5"
+RTT=50 RATE= SERVER_RATE=2097152 TLS=0 BOTH=0 KEY=rsa QUICK=0 RUNS= ONLY= CLIENTS="ftpfs rclone lftp lftp5"
 while [ $# -gt 0 ]; do
   case $1 in
     --rtt) RTT=$2; shift 2 ;;
@@ -43,7 +46,8 @@ while [ $# -gt 0 ]; do
     --only) ONLY=${2//,/ }; shift 2 ;;
     --clients) CLIENTS=${2//,/ }; shift 2 ;;
     --both) BOTH=1; shift ;;
-    *) sed -n '9,25p' "$0" >&2; exit 2 ;;
+    --key) KEY=$2; shift 2 ;;
+    *) sed -n '9,28p' "$0" >&2; exit 2 ;;
   esac
 done
 [ -n "$RUNS" ] || RUNS=$([ "$QUICK" = 1 ] && echo 1 || echo 3)
@@ -126,7 +130,12 @@ read -r pasv_lo pasv_hi < <($PY "$bench/pasvrange.py" 64)
 [ -n "${pasv_hi:-}" ] || { echo "no free passive port range" >&2; exit 1; }
 tls_args=
 if [ "$TLS" = 1 ] || [ "$BOTH" = 1 ]; then
-  openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=localhost \
+  case $KEY in
+    rsa) newkey=(-newkey rsa:2048) ;;
+    ecdsa) newkey=(-newkey ec -pkeyopt ec_paramgen_curve:prime256v1) ;;
+    *) echo "--key is rsa or ecdsa" >&2; exit 2 ;;
+  esac
+  openssl req -x509 "${newkey[@]}" -nodes -days 2 -subj /CN=localhost \
     -addext subjectAltName=IP:127.0.0.2,DNS:localhost -keyout "$B/key.pem" -out "$B/cert.pem" 2>/dev/null
   cat "$B/cert.pem" "$B/key.pem" > "$B/both.pem"
   fp=$(openssl x509 -in "$B/cert.pem" -noout -fingerprint -sha256 | cut -d= -f2)
@@ -416,7 +425,7 @@ fi
 
 cp "$results" "$LOGS/results.tsv"
 {
-  echo "WAN benchmark: RTT $RTT ms$([ -n "$RATE" ] && echo ", link $RATE B/s per connection and direction")$([ "$TLS" = 1 ] && echo ", explicit FTPS")$([ "$BOTH" = 1 ] && echo ", ftpfs in plain FTP and over explicit FTPS (pure-ftpd -Y 1)"), medians of $RUNS run(s); $(date -u '+%Y-%m-%d %H:%M UTC'), $([ -n "${BENCH_FTPFS:-}" ] && echo "binary $BENCH_FTPFS" || echo "commit $(git rev-parse --short HEAD)$(git diff --quiet HEAD -- src vendor || echo +changes)"), $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg)"
+  echo "WAN benchmark: RTT $RTT ms$([ -n "$RATE" ] && echo ", link $RATE B/s per connection and direction")$([ "$TLS" = 1 ] && echo ", explicit FTPS")$([ "$BOTH" = 1 ] && echo ", ftpfs in plain FTP and over explicit FTPS (pure-ftpd -Y 1)")$({ [ "$TLS" = 1 ] || [ "$BOTH" = 1 ]; } && echo ", server key $([ "$KEY" = rsa ] && echo RSA-2048 || echo 'ECDSA P-256')"), medians of $RUNS run(s); $(date -u '+%Y-%m-%d %H:%M UTC'), $([ -n "${BENCH_FTPFS:-}" ] && echo "binary $BENCH_FTPFS" || echo "commit $(git rev-parse --short HEAD)$(git diff --quiet HEAD -- src vendor || echo +changes)"), $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg)"
   echo "pure-ftpd $(dpkg-query -W -f='${Version}' pure-ftpd), rclone $(rclone version | awk 'NR == 1 { print $2 }'), lftp $(lftp --version | awk 'NR == 1 { print $4 }'), Python $($PY -c 'import platform; print(platform.python_version())') ftplib"
   echo
   $PY "$bench/wantable.py" "$results" "$RTT" "$RANDN" "$SERVER_RATE" "$TLS" "$LOGS"

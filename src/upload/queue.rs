@@ -70,6 +70,9 @@ pub struct QueueStats {
     pub failed: Vec<(String, PathBuf)>,
     /// Files waiting for a server that cannot be reached, with their journal data.
     pub waiting: Vec<(String, PathBuf)>,
+    /// Directories whose queued `mkdir` the server refused this session, with why. An empty
+    /// one has no file to be named by, so it is named itself.
+    pub refused_dirs: Vec<(String, String)>,
 }
 
 /// The `ioctl` on the mount's root that `ftpfs umount` asks for [`QueueStats`] (a private
@@ -80,8 +83,8 @@ pub const STATS_SIZE: usize = 8192;
 
 impl QueueStats {
     /// The text `ftpfs umount` reads: `files bytes oldest_ms`, then one `F\tpath\tkept` per
-    /// failed file and one `W\tpath\tdata` per file waiting for the server, cut at
-    /// `limit` bytes on a line end.
+    /// failed file, one `W\tpath\tdata` per file waiting for the server and one
+    /// `D\tpath\twhy` per refused directory, cut at `limit` bytes on a line end.
     pub fn encode(&self, limit: usize) -> Vec<u8> {
         let mut t = format!(
             "{} {} {}\n",
@@ -92,10 +95,19 @@ impl QueueStats {
         let lines = self
             .failed
             .iter()
-            .map(|f| ('F', f))
-            .chain(self.waiting.iter().map(|w| ('W', w)));
-        for (tag, (path, data)) in lines {
-            let line = format!("{tag}\t{path}\t{}\n", data.display());
+            .map(|(p, kept)| ('F', p, kept.display().to_string()))
+            .chain(
+                self.waiting
+                    .iter()
+                    .map(|(p, data)| ('W', p, data.display().to_string())),
+            )
+            .chain(self.refused_dirs.iter().map(|(p, why)| {
+                // A server's words: on one line, with no field separator in them.
+                let why = why.replace(['\t', '\r', '\n'], " ");
+                ('D', p, why)
+            }));
+        for (tag, path, data) in lines {
+            let line = format!("{tag}\t{path}\t{data}\n");
             if t.len() + line.len() > limit {
                 break;
             }
@@ -119,6 +131,9 @@ impl QueueStats {
             let entry = (path.to_string(), PathBuf::from(data));
             match tag {
                 "F" => stats.failed.push(entry),
+                "D" => stats
+                    .refused_dirs
+                    .push((path.to_string(), data.to_string())),
                 _ => stats.waiting.push(entry),
             }
         }
@@ -137,6 +152,8 @@ struct State {
     bytes: u64,
     next_seq: u64,
     failed: Vec<(String, PathBuf)>,
+    /// Directories whose queued `mkdir` failed for good: path and why.
+    refused_dirs: Vec<(String, String)>,
     /// A failure per inode, for the next `fsync` of that file.
     unreported: HashMap<u64, (i32, String)>,
     /// The first failure since the last wait for the whole queue.
@@ -419,6 +436,8 @@ impl Queue {
                 // where its data went.
                 if !job.records.is_empty() && !job.dir {
                     st.failed.push((path, kept));
+                } else if job.dir {
+                    st.refused_dirs.push((path, text.clone()));
                 }
                 st.unreported.insert(job.ino, (errno, text.clone()));
                 st.first_error.get_or_insert((errno, text));
@@ -479,6 +498,7 @@ impl Queue {
             bytes: st.bytes,
             oldest: oldest.map(|t| t.elapsed()),
             failed: st.failed.clone(),
+            refused_dirs: st.refused_dirs.clone(),
             // While the server cannot be reached, everything queued waits for it.
             waiting: st
                 .queued
@@ -726,9 +746,20 @@ mod tests {
             oldest: Some(Duration::from_millis(1500)),
             failed: vec![("d/a b".into(), "/rec/1-a".into())],
             waiting: vec![("c".into(), "/j/0001.rec".into())],
+            refused_dirs: vec![("e/f".into(), "552 Quota exceeded".into())],
         };
         let text = String::from_utf8(s.encode(STATS_SIZE)).unwrap();
         assert_eq!(QueueStats::decode(&text), Some(s.clone()));
+        // A server's text with a tab or a line end in it stays one field of one line.
+        let odd = QueueStats {
+            refused_dirs: vec![("g".into(), "550 no\tway\r\nat all".into())],
+            ..QueueStats::default()
+        };
+        let back = QueueStats::decode(&String::from_utf8(odd.encode(STATS_SIZE)).unwrap());
+        assert_eq!(
+            back.unwrap().refused_dirs,
+            vec![("g".into(), "550 no way  at all".into())]
+        );
         // Cut at a line end when it does not fit.
         let short = String::from_utf8(s.encode(30)).unwrap();
         let back = QueueStats::decode(&short).unwrap();
