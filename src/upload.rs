@@ -24,6 +24,7 @@
 pub mod atomic;
 mod copy;
 pub mod create;
+mod dirattrs;
 pub mod journal;
 mod mkdir;
 pub mod queue;
@@ -153,8 +154,14 @@ pub struct Uploader {
     /// Directories whose queued `mkdir` the server refused: errno and text, for what was
     /// queued beneath them.
     refused_dirs: Mutex<HashMap<String, (i32, String)>>,
-    /// Keys of queued `mkdir`s in the queue (above every inode number).
+    /// Keys of queued `mkdir`s and directory times in the queue (above every inode
+    /// number).
     dir_keys: AtomicU64,
+    /// Directory modes and times queued until what is beneath has landed (write-back, see
+    /// [`dirattrs`]): path → (queue key, what is queued).
+    dir_attrs: Mutex<HashMap<String, (u64, queue::DirAttrs)>>,
+    /// A queued directory time was refused: said once.
+    dir_time_refused: AtomicBool,
 }
 
 impl Uploader {
@@ -175,6 +182,8 @@ impl Uploader {
             queued_dirs: Mutex::new(HashMap::new()),
             refused_dirs: Mutex::new(HashMap::new()),
             dir_keys: AtomicU64::new(mkdir::FIRST_KEY),
+            dir_attrs: Mutex::new(HashMap::new()),
+            dir_time_refused: AtomicBool::new(false),
         }
     }
 
@@ -278,6 +287,8 @@ impl<R: Remote> Writes<'_, R> {
             for ino in inos {
                 self.fsync(ino)?;
             }
+            // Then the directory modes and times queued there, which wait for those uploads.
+            self.dir_attrs_now(path);
             return Ok(());
         }
         for ino in inos {
@@ -632,6 +643,24 @@ impl<R: Remote> Writes<'_, R> {
         if s.dirty() {
             s.mtime = mtime;
             s.pending_mtime = Some(mtime);
+        }
+        s.dirty()
+    }
+
+    /// A mode set on a file created here that has not reached the server yet (`tar x`
+    /// sets it before `close`): kept and applied after its first upload, as the mode given
+    /// at its creation is (see [`Spool::pending_mode`]). `false` otherwise: the caller sets
+    /// it on the server now.
+    pub fn defer_mode(&self, ino: u64, path: &str, mode: u32) -> bool {
+        if !self.up.pending.lock().contains_key(path) {
+            return false;
+        }
+        let Some(e) = self.spool_of(ino) else {
+            return false;
+        };
+        let mut s = e.lock();
+        if s.dirty() {
+            s.pending_mode = Some(mode & 0o7777);
         }
         s.dirty()
     }

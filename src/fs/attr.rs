@@ -10,6 +10,7 @@
 use super::{Attr, FtpFs, SetAttr, StatFs};
 use crate::error::{Error, Result};
 use crate::remote::{self, Kind, Remote, NAME_MAX};
+use crate::upload::queue::DirAttrs;
 
 impl<R: Remote> FtpFs<R> {
     /// chmod, chown (only to what is shown), truncate, utimens.
@@ -32,9 +33,25 @@ impl<R: Remote> FtpFs<R> {
         }
         // Servers may allow a change for files and not for directories.
         let kind = || self.getattr(ino).map(|a| a.kind);
+        // With write-back, a directory's mode and time wait for what is queued beneath it
+        // (`upload::dirattrs`); with strict_times a refused time must reach the caller.
+        if (set.mode.is_some() || set.mtime.is_some())
+            && !self.opts.strict_times
+            && kind()? == Kind::Dir
+        {
+            let attrs = DirAttrs {
+                mode: set.mode.map(|m| m & 0o7777),
+                time: set.mtime,
+            };
+            if self.writes().defer_dir_attrs(&path, attrs) {
+                return self.getattr(ino);
+            }
+        }
         if let Some(mode) = set.mode {
-            self.writes().ensure_on_server(&path)?;
-            self.remote.chmod(&path, kind()?, mode)?;
+            if !self.writes().defer_mode(ino, &path, mode) {
+                self.writes().ensure_on_server(&path)?;
+                self.remote.chmod(&path, kind()?, mode)?;
+            }
             if let Some(mut e) = self.cache.entry(&path) {
                 e.mode = Some(mode & 0o7777);
                 self.cache

@@ -49,6 +49,7 @@ impl<R: Remote> Writes<'_, R> {
             });
         }
         self.add_queued_dirs(dir, entries);
+        self.add_dir_attrs(dir, entries);
     }
 
     /// The first step of creating the file `path` in `dir`. Errors belong at open(2): many

@@ -17,9 +17,9 @@
 //! server (which would say 550), also after the cache expired, as pending files are. In the
 //! queue, nothing beneath its path starts before its `MKD` is done
 //! ([`super::queue::Queue::add_dir`]). Anything that needs the directory on the server
-//! first (renaming or removing it or anything beneath, changing attributes, an upload that
-//! cannot wait for the queue) makes the queued `MKD`s above it first
-//! ([`Writes::ensure_dirs`]).
+//! first (renaming or removing it or anything beneath, changing attributes where they do
+//! not wait in the queue themselves (see [`super::dirattrs`]), an upload that cannot wait
+//! for the queue) makes the queued `MKD`s above it first ([`Writes::ensure_dirs`]).
 //!
 //! A `MKD` the server refuses (any answer but success or "it exists and is a directory")
 //! means nothing beneath can go up: the directory goes from our listings, each queued file
@@ -122,6 +122,7 @@ impl<R: Remote> Writes<'_, R> {
             .made
             .lock()
             .retain(|p| p != path && !p.starts_with(&prefix));
+        self.forget_dir_attrs(path);
     }
 
     /// The queued directories in `dir`, for its listing.

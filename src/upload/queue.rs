@@ -29,7 +29,7 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::PathBuf;
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use parking_lot::{Condvar, Mutex};
 
@@ -39,15 +39,38 @@ use crate::error::{Error, Result};
 mod stats;
 pub use stats::{QueueStats, STATS_IOCTL, STATS_SIZE};
 
+/// A directory's mode and time, queued (see [`super::dirattrs`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct DirAttrs {
+    pub mode: Option<u32>,
+    pub time: Option<SystemTime>,
+}
+
+impl DirAttrs {
+    /// These, with what `newer` sets replacing them.
+    pub fn and(self, newer: DirAttrs) -> DirAttrs {
+        DirAttrs {
+            mode: newer.mode.or(self.mode),
+            time: newer.time.or(self.time),
+        }
+    }
+}
+
 /// The longest wait before a queued upload to an unreachable server is tried again.
 const MAX_BACKOFF: Duration = Duration::from_secs(60);
 
-/// One file's queued upload, or one directory's queued `mkdir` (see [`super::mkdir`]).
+/// One file's queued upload, one directory's queued `mkdir` (see [`super::mkdir`]), or one
+/// directory's mode and time, set once everything queued beneath it has landed
+/// ([`super::dirattrs`]).
 pub struct Job {
     /// The file's inode, or a directory's key ([`super::mkdir`]).
     pub ino: u64,
     /// A queued `mkdir`: nothing beneath its path starts before it is done.
     pub(super) dir: bool,
+    /// A directory's mode and time: it starts only when nothing at or beneath its path is
+    /// queued or running (an upload into a directory changes its time on the server, and
+    /// one into a directory made read-only fails).
+    pub(super) attrs: Option<DirAttrs>,
     /// Order: the oldest queued file goes first.
     seq: u64,
     /// Its journal records (the newest replaced the older ones, which stay listed until the
@@ -67,8 +90,8 @@ struct State {
     by_ino: HashMap<u64, u64>,
     /// The paths of the queued or running `mkdir`s: work beneath them waits.
     dirs: HashSet<String>,
-    /// Files being uploaded: inode → (bytes, queued since).
-    running: HashMap<u64, (u64, Instant)>,
+    /// Jobs being run: inode or key → (bytes, queued since, path).
+    running: HashMap<u64, (u64, Instant, String)>,
     bytes: u64,
     next_seq: u64,
     failed: Vec<(String, PathBuf)>,
@@ -89,8 +112,23 @@ struct State {
 }
 
 impl State {
+    /// Files and directories queued or running; a directory's attributes are not one.
     fn files(&self) -> usize {
-        self.queued.len() + self.running.len()
+        let times = self.queued.values().filter(|j| j.attrs.is_some()).count();
+        self.queued.len() + self.running.len() - times
+    }
+
+    /// Whether a job other than `except` is queued or running at or beneath `path`.
+    fn busy_at_or_beneath(&self, path: &str, except: u64) -> bool {
+        let prefix = format!("{path}/");
+        let under = |p: &str| path.is_empty() || p == path || p.starts_with(&prefix);
+        self.queued
+            .values()
+            .any(|j| j.ino != except && under(&j.path))
+            || self
+                .running
+                .iter()
+                .any(|(&k, r)| k != except && under(&r.2))
     }
 
     /// Whether a queued `mkdir` of a directory above `path` is not done yet.
@@ -186,6 +224,7 @@ impl Queue {
                     Job {
                         ino,
                         dir: false,
+                        attrs: None,
                         seq,
                         records: vec![record],
                         bytes,
@@ -214,6 +253,7 @@ impl Queue {
             Job {
                 ino: key,
                 dir: true,
+                attrs: None,
                 seq,
                 records: vec![record],
                 bytes: 0,
@@ -226,6 +266,48 @@ impl Queue {
         st.by_ino.insert(key, seq);
         st.dirs.insert(path.to_string());
         self.changed.notify_all();
+    }
+
+    /// Queues setting the mode and time of directory `path` (key `key`), to run once
+    /// nothing else is queued or running at or beneath it; what is queued for `key` already
+    /// is updated. Not journaled: a crash loses it, and the directory keeps the server's.
+    pub fn add_attrs(&self, key: u64, path: &str, attrs: DirAttrs) {
+        let mut st = self.state.lock();
+        if let Some(job) = st
+            .by_ino
+            .get(&key)
+            .copied()
+            .and_then(|s| st.queued.get_mut(&s))
+        {
+            job.attrs = Some(job.attrs.unwrap_or_default().and(attrs));
+            self.changed.notify_all();
+            return;
+        }
+        let seq = st.next_seq;
+        st.next_seq += 1;
+        let now = Instant::now();
+        st.queued.insert(
+            seq,
+            Job {
+                ino: key,
+                dir: false,
+                attrs: Some(attrs),
+                seq,
+                records: Vec::new(),
+                bytes: 0,
+                since: now,
+                attempts: 0,
+                not_before: now,
+                path: path.to_string(),
+            },
+        );
+        st.by_ino.insert(key, seq);
+        self.changed.notify_all();
+    }
+
+    /// Whether anything is queued or running at or beneath `path`.
+    pub fn busy_beneath(&self, path: &str) -> bool {
+        self.state.lock().busy_at_or_beneath(path, u64::MAX)
     }
 
     /// Whether `ino` has an upload queued or running.
@@ -252,12 +334,14 @@ impl Queue {
                     j.not_before <= now
                         && !st.running.contains_key(&j.ino)
                         && !st.waits_for_a_dir(&j.path)
+                        && (j.attrs.is_none() || !st.busy_at_or_beneath(&j.path, j.ino))
                 })
                 .map(|j| j.seq);
             if let Some(seq) = pick {
                 let job = st.queued.remove(&seq).expect("picked from the map");
                 st.by_ino.remove(&job.ino);
-                st.running.insert(job.ino, (job.bytes, job.since));
+                st.running
+                    .insert(job.ino, (job.bytes, job.since, job.path.clone()));
                 return Some(job);
             }
             let wake = st
@@ -287,6 +371,7 @@ impl Queue {
             None => Job {
                 ino,
                 dir: false,
+                attrs: None,
                 seq: u64::MAX,
                 records: Vec::new(),
                 bytes: 0,
@@ -296,7 +381,8 @@ impl Queue {
                 path: String::new(),
             },
         };
-        st.running.insert(ino, (job.bytes, job.since));
+        st.running
+            .insert(ino, (job.bytes, job.since, job.path.clone()));
         job
     }
 
@@ -372,7 +458,7 @@ impl Queue {
         Some(Error::WriteBack { errno, text })
     }
 
-    /// Waits until every queued upload has landed or failed, or until the rest found the
+    /// Waits until every queued upload (and directory time) has landed or failed, or until the rest found the
     /// server unreachable once more (uploads waiting for it are tried again at once, not at
     /// the end of their backoff); returns the first failure since the last wait.
     pub fn wait_idle(&self) -> Result<()> {
@@ -384,7 +470,7 @@ impl Queue {
         st.paused_until = None;
         self.changed.notify_all();
         loop {
-            if st.files() == 0 || st.stalled_since(start) {
+            if (st.queued.is_empty() && st.running.is_empty()) || st.stalled_since(start) {
                 break;
             }
             self.changed.wait_for(&mut st, Duration::from_secs(1));
@@ -423,7 +509,7 @@ impl Queue {
             waiting: st
                 .queued
                 .values()
-                .filter(|_| st.paused_until.is_some())
+                .filter(|j| st.paused_until.is_some() && j.attrs.is_none())
                 .map(|j| {
                     let data = j.records.last().map(|id| self.journal.file_path(*id));
                     (j.path.clone(), data.unwrap_or_default())
@@ -593,6 +679,52 @@ mod tests {
         assert_eq!((file.ino, file.dir), (1, false));
         q.finish(file, Outcome::Done);
         assert_eq!(q.stats().files, 0);
+    }
+
+    #[test]
+    fn a_directorys_mode_and_time_start_only_once_nothing_at_or_beneath_it_is_queued_or_running() {
+        let dir = tempfile::tempdir().unwrap();
+        let q = queue(dir.path(), 1 << 20);
+        let d = journaled(&q, "d", b"");
+        q.add_dir(1 << 62, "d", d);
+        let f = journaled(&q, "d/sub/f", b"f");
+        q.add(1, "d/sub/f", f, 1);
+        let t1 = SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000);
+        let t2 = t1 + Duration::from_secs(60);
+        let mode = |mode| DirAttrs { mode, time: None };
+        let time = |time| DirAttrs { mode: None, time };
+        q.add_attrs((1 << 62) + 1, "d", time(Some(t1)));
+        // A later change of the same directory updates that job: one job, both changes.
+        q.add_attrs((1 << 62) + 1, "d", mode(Some(0o755)));
+        q.add_attrs((1 << 62) + 1, "d", time(Some(t2)));
+        let other = journaled(&q, "dx", b"x");
+        q.add(2, "dx", other, 1);
+        assert_eq!(q.stats().files, 3, "a directory time is not a file");
+        let mkdir = q.next_now();
+        assert!(mkdir.dir && mkdir.path == "d");
+        // `dx` is not beneath `d`: it may start; the time may not, with `d` being made.
+        let second = q.next_now();
+        assert_eq!(second.path, "dx");
+        q.finish(mkdir, Outcome::Done);
+        let file = q.next_now();
+        assert_eq!(file.path, "d/sub/f");
+        // The upload beneath still runs: nothing is ready.
+        assert!(q.state.lock().queued.values().all(|j| j.attrs.is_some()));
+        assert!(q.busy_beneath("d") && q.busy_beneath("") && !q.busy_beneath("d/sub/g"));
+        q.finish(file, Outcome::Done);
+        let attrs = q.next_now();
+        assert_eq!(attrs.path, "d");
+        assert_eq!(
+            attrs.attrs,
+            Some(DirAttrs {
+                mode: Some(0o755),
+                time: Some(t2)
+            })
+        );
+        q.finish(attrs, Outcome::Done);
+        q.finish(second, Outcome::Done);
+        assert!(q.wait_idle().is_ok());
+        assert!(!q.busy_beneath(""));
     }
 
     #[test]

@@ -137,6 +137,9 @@ impl<R: Remote> Writes<'_, R> {
         if job.dir {
             return self.work_dir(job);
         }
+        if job.attrs.is_some() {
+            return self.work_attrs(job);
+        }
         let ino = job.ino;
         let result = self.run_job(ino);
         let outcome = self.outcome(&job, result.as_ref().err());
