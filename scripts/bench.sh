@@ -123,7 +123,8 @@ for i in $(seq "$RUNS"); do
   s=$(now); n=$(ls -lR "$B/mnt/tree" | grep -c '^[-d]'); e=$(now)
   [ "$n" = "$local_entries" ] || { echo "ftpfs ls -lR saw $n entries" >&2; exit 1; }
   l_cold+=("$(secs "$s" "$e")")
-  listings=$(grep -c 'listed ' "$B/ls.log" || true)
+  # The FTP layer's own line per listing; the prefetch's lines say "listed" too.
+  listings=$(grep -c 'ftpfs::ftp\] listed ' "$B/ls.log" || true)
   s=$(now); n=$(ls -lR "$B/mnt/tree" | grep -c '^[-d]'); e=$(now)
   [ "$n" = "$local_entries" ] || exit 1
   l_warm+=("$(secs "$s" "$e")")
