@@ -484,12 +484,14 @@ numbers above; commands in \`scripts/bench/PROFILES.md\`):
 
 Target: median ≤ 0.5 ms — $(verdict "$m_rr" 0.5 le). Every read is checked against the file.
 A read far from the previous one ends the old stream (closes its data connection, reads the
-server's reply) and opens another: \`EPSV\`, connect, \`REST\`, \`RETR\`, the first bytes, the
-same round trips as the plain client's. strace of single reads puts 0.1–0.9 ms in the
-server's answer to \`RETR\` alone (it opens the file and accepts the data connection).
-Tried and dropped: ending the old stream in the background while the new one opens on
-another connection; slower on 2 cores (medians 0.64–0.97 ms against 0.58–0.71 ms), as two
-server processes then compete for the cores.
+server's reply) and opens another: \`EPSV\`, \`REST\` and \`RETR\` in one write, connect, the
+first bytes. strace of single reads puts 0.1–0.9 ms in the server's answer to \`RETR\` alone
+(it opens the file and accepts the data connection). On loopback the round trip is
+measured under 1 ms, so nothing is done ahead: across a network the old stream ends in
+the background and each connection's next data connection is opened before it is needed
+(1.1 round trips per read at 50 ms), but here a second server process doing that work
+competes with the read for the two cores (a median of 0.9 ms with it, 0.3 ms without,
+interleaved runs of 400 reads).
 
 ## Renames, unlinks, appends
 

@@ -8,6 +8,8 @@
 //! - a connection without a data connection opened ahead (one a walk ahead takes back at
 //!   once) sends `EPSV` with its transfer command;
 //! - `-o pipelining=off` sends one command at a time and opens nothing ahead;
+//! - on a link measured faster than 1 ms (loopback, `FTPFS_TEST_PREPARE=0` here), nothing
+//!   is opened ahead either, but `EPSV` still goes with its transfer command;
 //! - a refused `AUTH TLS` (`tls=try`) goes on in plain on the same connection;
 //! - no passive data connection is opened and left unused before the next one.
 //!
@@ -160,6 +162,59 @@ fn pipelining_off_sends_one_command_at_a_time_and_prepares_nothing() {
         }
     }
     assert!(!m.log_text().contains("prepared a data connection"));
+}
+
+/// On a fast link (`FTPFS_TEST_PREPARE=0`: what a round trip under 1 ms decides) no data
+/// connection is opened ahead and no connection logged in ahead for one, yet every
+/// transfer still costs one round trip before its data: `EPSV`, `REST` and `RETR` arrive
+/// together. Random reads far apart in a big file, each a new stream (the old one ended on
+/// the reader's path), return the file's bytes.
+#[test]
+fn on_a_fast_link_nothing_is_prepared_and_epsv_goes_with_the_transfer_command() {
+    use std::os::unix::fs::FileExt;
+    let data = served();
+    let body: Vec<u8> = (0..12u32 << 20).map(|i| (i * 7 % 251) as u8).collect();
+    std::fs::write(data.path().join("big.bin"), &body).unwrap();
+    let Some(server) = Server::quirky(data.path(), &["mark-pipelined"], &[]) else {
+        return;
+    };
+    let m = Mount::new_env(&server, &[], &[("FTPFS_TEST_PREPARE", "0")]);
+    let f = std::fs::File::open(m.path().join("big.bin")).unwrap();
+    for (i, at) in [10u64 << 20, 1 << 20, 11 << 20, 5 << 20, 0]
+        .into_iter()
+        .enumerate()
+    {
+        let mut got = vec![0u8; 4096];
+        f.read_exact_at(&mut got, at).unwrap();
+        let at = at as usize;
+        assert!(got == body[at..at + 4096], "read {i} at {at}");
+    }
+    drop(f);
+    let got = std::fs::read(m.path().join("f.txt")).unwrap();
+    assert!(got == b"hello from the server\n".repeat(5000));
+    let log = m.log_text();
+    assert!(!log.contains("prepared a data connection"), "{log}");
+    let all = commands(&server, 0);
+    let retrs: Vec<usize> = (0..all.len())
+        .filter(|&i| verb(&all[i].1) == "RETR")
+        .collect();
+    assert!(retrs.len() >= 6, "a stream per far read and f.txt: {all:?}");
+    // After the mount's first transfer (its passive-mode test connection was kept for it),
+    // each RETR's own EPSV (and REST, at an offset) came in one write with it.
+    for &i in &retrs[1..] {
+        let session = all[i].0;
+        let mut mine = all[..i].iter().rev().filter(|(s, _)| *s == session);
+        let mut last = mine.next().map(|(_, c)| c.as_str());
+        if last.is_some_and(|c| verb(c) == "REST") {
+            assert!(last.unwrap().ends_with("<+>"), "{}: {all:?}", all[i].1);
+            last = mine.next().map(|(_, c)| c.as_str());
+        }
+        assert!(
+            last.is_some_and(|c| verb(c) == "EPSV" && c.ends_with("<+>")),
+            "{} after {last:?}: {all:?}",
+            all[i].1
+        );
+    }
 }
 
 /// Small files uploaded one after another (as `cp -r` does): each one's bytes go out with

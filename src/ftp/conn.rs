@@ -253,10 +253,11 @@ impl Conn {
             }
         };
         // The first connection's `EPSV` probe; a later connection in passive mode opens its
-        // first data connection ahead the same way (see `ahead` below).
+        // first data connection ahead the same way (see `ahead` below), unless nothing is
+        // prepared ahead on this link (see `super::prepare`).
         let epsv = match known {
             None => ep.data != super::active::DataMode::Active,
-            Some(c) => c.epsv && !c.active,
+            Some(c) => c.epsv && !c.active && info.prepare_ahead(),
         };
         let login = super::session::log_in(
             &ftp,

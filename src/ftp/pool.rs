@@ -715,14 +715,14 @@ impl Drop for Lease {
         if self.returning {
             st.preparing -= 1;
         }
-        let pipelining = self.pool.info.pipelining();
+        let ahead = self.pool.info.prepare_ahead();
         match conn {
             // One left in MODE Z would compress the next listing or upload: never reused.
             Some(conn) if !self.broken && !conn.mode_z => {
                 // A walk ahead takes its connection back at once for the next guess, and
                 // sends `EPSV` with its command (one round trip): preparing it first would
                 // put the `EPSV`'s round trip before that command instead.
-                if !self.spare && prepare::wanted(&conn, pipelining) {
+                if !self.spare && prepare::wanted(&conn, ahead) {
                     st.preparing += 1;
                     if let Err(Job::Prepare(conn)) =
                         self.pool.to_preparer(Job::Prepare(Box::new(conn)))
@@ -737,7 +737,7 @@ impl Drop for Lease {
                 // logged in ahead, so that one works while another is prepared (with a
                 // single connection, a program working one file at a time would wait
                 // for its preparation after every file).
-                if pipelining && st.idle.is_empty() && st.growing == 0 {
+                if ahead && st.idle.is_empty() && st.growing == 0 {
                     self.pool.grow(&mut st);
                 }
             }

@@ -37,7 +37,13 @@
 //! - After a small upload the `EPSV` is on its way already (written before the upload's
 //!   `226`, see [`super::upload`]): the thread only reads its `229` and connects.
 //! - Nothing is prepared in active mode (the server connects to us, per transfer), or with
-//!   `-o pipelining=off`, or once the server lost pipelined commands.
+//!   `-o pipelining=off`, or once the server lost pipelined commands, or on a link whose
+//!   round trip was measured under 1 ms (the least of the logins' set-up round trips, see
+//!   [`super::caps::ServerInfo::prepare_ahead`]). There the round trip saved is worth less
+//!   than the work: on loopback, where the server shares the cores, the `EPSV` and the
+//!   connection set up while the next transfer is being served made random 4 KiB reads
+//!   0.9 ms where they took 0.4 ms without. Nor is a connection logged in ahead there to
+//!   be prepared; a transfer sends its `EPSV` with its command (see above), one round trip.
 //!
 //! Locks: the pool's lock is held to hand a connection over, never during the `EPSV`.
 
@@ -58,11 +64,12 @@ pub(super) enum Job {
     Grow,
 }
 
-/// Whether `conn`, coming back to the pool, should be prepared before it goes idle.
-pub(super) fn wanted(conn: &Conn, pipelining: bool) -> bool {
+/// Whether `conn`, coming back to the pool, should be prepared before it goes idle;
+/// `ahead`: [`super::caps::ServerInfo::prepare_ahead`].
+pub(super) fn wanted(conn: &Conn, ahead: bool) -> bool {
     // An upload that wrote its next `EPSV` early left the reply to be read here.
     conn.ftp.passive_pending()
-        || (pipelining && conn.active.is_none() && conn.ftp.prepared_data_connection().is_none())
+        || (ahead && conn.active.is_none() && conn.ftp.prepared_data_connection().is_none())
 }
 
 /// Runs `job` on a thread of its own (preparations of several connections overlap: one
@@ -111,7 +118,7 @@ fn run(pool: &Pool, job: Job) {
             match Conn::connect(pool.endpoint(), pool.info(), deadline) {
                 // Not prepared without pipelining (`-o pipelining=off`, or a server that
                 // lost pipelined commands): logged in ahead for a walk only.
-                Ok(conn) if !pool.info().pipelining() => pool.prepared(Some(conn), true),
+                Ok(conn) if !pool.info().prepare_ahead() => pool.prepared(Some(conn), true),
                 Ok(conn) => {
                     let conn = prepare(conn, pool.endpoint().timeout);
                     pool.prepared(conn, true);

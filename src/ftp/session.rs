@@ -66,6 +66,7 @@ use super::caps::{mlst_opts_command, Caps, ServerInfo};
 use super::conn::{Endpoint, Ftp};
 use super::reply::{self, Reply};
 use crate::error::{Error, Op, Result};
+use std::time::Instant;
 
 /// What the set-up commands answered that the caller needs.
 #[derive(Debug, Default, PartialEq, Eq)]
@@ -226,13 +227,20 @@ fn run(
     let Some(&(head, _)) = cmds.first() else {
         return Ok(());
     };
+    // A round trip of commands the server answers without work of its own (not a login's:
+    // checking a password can take long) measures the link (see `ServerInfo::prepare_ahead`).
+    let link_only = |cmds: &[(Cmd, String)]| cmds.iter().all(|(c, _)| c.op() == Op::Connect);
     if !(info.pipelining() && cmds.len() > 1) {
         for (cmd, line) in cmds {
             log::trace!("CC OUT (direct): {}", shown(*cmd, line));
             let op = cmd.op();
+            let since = Instant::now();
             let reply = reply::exchange(ftp, format!("{line}\r\n").as_bytes(), op, |r| {
                 reply::read_reply(r, op)
             })?;
+            if op == Op::Connect {
+                info.control_replied(since.elapsed());
+            }
             log::trace!("CC IN (direct): {}", reply.text());
             judge(*cmd, line, reply, got, ep)?;
         }
@@ -247,6 +255,7 @@ fn run(
             .join("; ")
     );
     let (mut read, mut refused) = (0, false);
+    let since = Instant::now();
     let result = reply::exchange(ftp, out.as_bytes(), head.op(), |r| {
         for (cmd, line) in cmds {
             let reply = reply::read_reply(r, cmd.op())?;
@@ -256,6 +265,9 @@ fn run(
         }
         Ok(())
     });
+    if result.is_ok() && link_only(cmds) {
+        info.control_replied(since.elapsed());
+    }
     // The first reply is owed whether or not anything was written behind its command: only
     // a later one that does not come is the pipelining's fault.
     if let Err(e) = &result {

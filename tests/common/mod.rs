@@ -947,7 +947,11 @@ pub fn ftpfs() -> Command {
         // No `EPSV` before an upload's `226` unless a test asks (tests/early_passive.rs):
         // on a loaded machine a loopback reply can take the 4 ms that turn it on, and
         // tests that count a server's commands must not depend on the machine's load.
-        .env("FTPFS_TEST_EARLY_PASSIVE", "0");
+        .env("FTPFS_TEST_EARLY_PASSIVE", "0")
+        // Data connections prepared ahead as across a network, unless a test asks
+        // otherwise (tests/pipelining.rs): on loopback the measured round trip turns it off,
+        // and a loaded machine's login can take the 1 ms that turns it on.
+        .env("FTPFS_TEST_PREPARE", "1");
     cmd
 }
 
