@@ -248,7 +248,8 @@ impl ServerInfo {
 
     fn prepare_ahead_from(&self, min_rtt_us: u64) -> bool {
         let rtt = self.control_rtt_us.load(Ordering::Relaxed);
-        self.pipelining() && (rtt == 0 || rtt >= min_rtt_us)
+        // `u64::MAX`: never (`FTPFS_TEST_PREPARE=0`), measured or not.
+        self.pipelining() && min_rtt_us != u64::MAX && (rtt == 0 || rtt >= min_rtt_us)
     }
 
     /// One round trip on a control connection took `took` (commands that make the server
@@ -382,6 +383,11 @@ mod tests {
         info.control_replied(Duration::from_micros(900));
         assert!(!info.prepare_ahead_from(1_000));
         assert!(info.prepare_ahead_from(0), "FTPFS_TEST_PREPARE=1");
+        let fresh = ServerInfo::new(true);
+        assert!(
+            !fresh.prepare_ahead_from(u64::MAX),
+            "=0: never, before any measure too"
+        );
         let off = ServerInfo::new(false);
         assert!(
             !off.prepare_ahead_from(0),

@@ -253,11 +253,12 @@ impl Conn {
             }
         };
         // The first connection's `EPSV` probe; a later connection in passive mode opens its
-        // first data connection ahead the same way (see `ahead` below), unless nothing is
-        // prepared ahead on this link (see `super::prepare`).
+        // first data connection ahead the same way (see `ahead` below). Also on a link where
+        // nothing else is prepared ahead (see `super::prepare`): it costs no round trip of
+        // its own.
         let epsv = match known {
             None => ep.data != super::active::DataMode::Active,
-            Some(c) => c.epsv && !c.active && info.prepare_ahead(),
+            Some(c) => c.epsv && !c.active,
         };
         let login = super::session::log_in(
             &ftp,

@@ -44,6 +44,8 @@
 //!   connection set up while the next transfer is being served made random 4 KiB reads
 //!   0.9 ms where they took 0.4 ms without. Nor is a connection logged in ahead there to
 //!   be prepared; a transfer sends its `EPSV` with its command (see above), one round trip.
+//!   A later login still opens its first data connection with its set-up (see
+//!   [`super::session`]), in the same round trip.
 //!
 //! Locks: the pool's lock is held to hand a connection over, never during the `EPSV`.
 
