@@ -528,7 +528,7 @@ fn a_host_name_whose_dns_never_answers_fails_within_the_timeout() {
     let mnt = dir.path().join("mnt");
     std::fs::create_dir(&mnt).unwrap();
     let start = Instant::now();
-    let out = Command::new("unshare")
+    let out = test_env(&mut Command::new("unshare"))
         .args(["-m", "sh", "-c"])
         .arg(r#"mount --bind "$1" /etc/resolv.conf && exec "$2" mount "$3" "$4" -o "$5""#)
         .args(["sh", &resolv.to_string_lossy(), env!("CARGO_BIN_EXE_ftpfs")])

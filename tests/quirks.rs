@@ -303,7 +303,8 @@ fn a_host_option_the_server_does_not_know_fails_the_mount_instead_of_serving_ano
     };
     let dir = tempfile::tempdir().unwrap();
     let state = tempfile::tempdir().unwrap();
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_ftpfs"))
+    // `ftpfs()`: a home, cache and runtime directory of the build's, never the user's.
+    let mut child = ftpfs()
         .args(["mount", "-f", &server.url()])
         .arg(dir.path())
         .args(["-o", "host=nowhere.example", "-o"])

@@ -261,7 +261,7 @@ fn the_mount_ftpfs_link_takes_mount_helper_arguments() {
     std::os::unix::fs::symlink(env!("CARGO_BIN_EXE_ftpfs"), &link).unwrap();
     let dir = tempfile::tempdir().unwrap();
     run_ok(
-        Command::new(&link)
+        test_env(&mut Command::new(&link))
             .arg(format!("ftp://127.0.0.1:{}", server.port))
             .arg(dir.path())
             .args(["-s", "-n", "-o"])
@@ -646,7 +646,7 @@ fn the_password_is_asked_for_on_a_terminal() {
         dir.path().display(),
         own_dirs(state.path())
     );
-    let mut child = Command::new("script")
+    let mut child = test_env(&mut Command::new("script"))
         .args(["-q", "-e", "-c", &cmd, "/dev/null"])
         .env_remove("FTPFS_PASSWORD")
         .env("NETRC", "/nonexistent")

@@ -939,8 +939,15 @@ pub struct Mount {
 /// directory, `~/.netrc`, the `ftpfs status` sockets) is never the invoking user's. Tests
 /// that mean another home set it again.
 pub fn ftpfs() -> Command {
-    let home = Path::new(env!("CARGO_TARGET_TMPDIR")).join("home");
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_ftpfs"));
+    test_env(&mut cmd);
+    cmd
+}
+
+/// The environment [`ftpfs`] gives the binary, for a command that runs it another way (a
+/// mount helper link, `script`, `unshare`).
+pub fn test_env(cmd: &mut Command) -> &mut Command {
+    let home = Path::new(env!("CARGO_TARGET_TMPDIR")).join("home");
     cmd.env("HOME", &home)
         .env("XDG_CACHE_HOME", home.join(".cache"))
         .env("XDG_RUNTIME_DIR", runtime_dir())
@@ -951,8 +958,7 @@ pub fn ftpfs() -> Command {
         // Data connections prepared ahead as across a network, unless a test asks
         // otherwise (tests/pipelining.rs): on loopback the measured round trip turns it off,
         // and a loaded machine's login can take the 1 ms that turns it on.
-        .env("FTPFS_TEST_PREPARE", "1");
-    cmd
+        .env("FTPFS_TEST_PREPARE", "1")
 }
 
 /// `ftpfs status --json` of the mount at `path` (through [`ftpfs`], so with the tests'
