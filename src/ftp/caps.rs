@@ -92,11 +92,17 @@ pub fn mlst_opts_command(facts: u8) -> String {
 /// every mount that does not ask for it: on a loaded machine a loopback upload's reply can
 /// take 4 ms, and a test counting a server's commands must not depend on that.
 static EARLY_PASSIVE_MIN_RTT_US: std::sync::LazyLock<u64> =
-    std::sync::LazyLock::new(|| match std::env::var_os("FTPFS_TEST_EARLY_PASSIVE") {
+    std::sync::LazyLock::new(|| min_rtt_us("FTPFS_TEST_EARLY_PASSIVE", 4_000));
+
+/// A least round trip (µs) that turns a feature on, or the tests' switch `var`: `1` makes
+/// it 0 (always on), `0` `u64::MAX` (never).
+fn min_rtt_us(var: &str, default: u64) -> u64 {
+    match std::env::var_os(var) {
         Some(v) if v == "1" => 0,
         Some(v) if v == "0" => u64::MAX,
-        _ => 4_000,
-    });
+        _ => default,
+    }
+}
 
 /// Below this round trip (µs) on the control connection, data connections are not prepared
 /// ahead (see [`super::prepare`]): the round trip a preparation saves is then smaller than
@@ -109,11 +115,7 @@ static EARLY_PASSIVE_MIN_RTT_US: std::sync::LazyLock<u64> =
 /// for every mount that does not ask otherwise: what a test counts must not depend on how
 /// fast the machine answered a login.
 static PREPARE_MIN_RTT_US: std::sync::LazyLock<u64> =
-    std::sync::LazyLock::new(|| match std::env::var_os("FTPFS_TEST_PREPARE") {
-        Some(v) if v == "1" => 0,
-        Some(v) if v == "0" => u64::MAX,
-        _ => 1_000,
-    });
+    std::sync::LazyLock::new(|| min_rtt_us("FTPFS_TEST_PREPARE", 1_000));
 
 /// The longest pause before an early `EPSV`.
 const EARLY_PASSIVE_PAUSE: std::time::Duration = std::time::Duration::from_millis(5);

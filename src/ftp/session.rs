@@ -227,9 +227,9 @@ fn run(
     let Some(&(head, _)) = cmds.first() else {
         return Ok(());
     };
-    // A round trip of commands the server answers without work of its own (not a login's:
-    // checking a password can take long) measures the link (see `ServerInfo::prepare_ahead`).
-    let link_only = |cmds: &[(Cmd, String)]| cmds.iter().all(|(c, _)| c.op() == Op::Connect);
+    // A round trip of commands the server answers without work of its own (not a login's,
+    // `Op::Login`: checking a password can take long) measures the link (see
+    // `ServerInfo::prepare_ahead`).
     if !(info.pipelining() && cmds.len() > 1) {
         for (cmd, line) in cmds {
             log::trace!("CC OUT (direct): {}", shown(*cmd, line));
@@ -265,7 +265,7 @@ fn run(
         }
         Ok(())
     });
-    if result.is_ok() && link_only(cmds) {
+    if result.is_ok() && cmds.iter().all(|(c, _)| c.op() == Op::Connect) {
         info.control_replied(since.elapsed());
     }
     // The first reply is owed whether or not anything was written behind its command: only
